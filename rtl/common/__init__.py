@@ -1,0 +1,1 @@
+"""Pieces shared by every block: parameter checking, result buffering, manifests."""

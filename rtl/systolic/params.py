@@ -1,0 +1,66 @@
+"""Parameters of the systolic int8 MAC array, shared by RTL, golden model, benches and CLI."""
+
+import enum
+from dataclasses import dataclass
+
+from ..common.params import Params, check_choice, check_int, param
+
+__all__ = ["ACC_WIDTH_MAX", "Dataflow", "SystolicParams"]
+
+#: Largest accumulator: the golden model works in int64 and keeps 16 bits of headroom.
+ACC_WIDTH_MAX = 48
+
+
+class Dataflow(enum.Enum):
+    """Which operand stays in the processing elements."""
+
+    #: Weight-stationary (TPU v1): a weight tile sits in the PEs, activations stream through.
+    WS = "ws"
+    #: Output-stationary: each PE owns one output and accumulates it over K.
+    OS = "os"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SystolicParams(Params):
+    """Parameters of a ``rows x cols`` systolic multiply-accumulate array.
+
+    Operands are signed two's-complement integers of ``a_width`` (activations, the A matrix)
+    and ``w_width`` (weights, the B matrix) bits. Products are exact (``a_width + w_width``
+    bits); sums wrap modulo ``2**acc_width`` (two's complement), as the hardware adders do.
+    """
+
+    block = "systolic"
+
+    rows: int = param(8, help="PE rows (the reduction dimension of one WS weight tile)",
+                      valid="1..64")
+    cols: int = param(8, help="PE columns (output lanes)", valid="1..64")
+    a_width: int = param(8, help="activation width in bits, signed", valid="2..16")
+    w_width: int = param(8, help="weight width in bits, signed", valid="2..16")
+    acc_width: int = param(32, help="accumulator width in bits; sums wrap modulo 2**acc_width",
+                           valid=f"a_width+w_width..{ACC_WIDTH_MAX}")
+    dataflow: Dataflow = param(Dataflow.WS, help="ws = weight-stationary, os = output-stationary",
+                               valid="ws, os")
+
+    def __post_init__(self):
+        check_int("rows", self.rows, 1, 64)
+        check_int("cols", self.cols, 1, 64)
+        check_int("a_width", self.a_width, 2, 16)
+        check_int("w_width", self.w_width, 2, 16)
+        check_int("acc_width", self.acc_width, self.a_width + self.w_width, ACC_WIDTH_MAX)
+        self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
+
+    @property
+    def product_width(self):
+        """Width of an exact signed product."""
+        return self.a_width + self.w_width
+
+    @property
+    def macs(self):
+        """Multiply-accumulates per cycle at full utilisation."""
+        return self.rows * self.cols
+
+    @property
+    def slug(self):
+        """Short unique name, used for Verilog module names, build folders and test ids."""
+        return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}"
+                f"_a{self.a_width}w{self.w_width}acc{self.acc_width}")

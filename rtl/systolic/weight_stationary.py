@@ -1,0 +1,175 @@
+"""Weight-stationary systolic array (TPU v1 style) with double-buffered weight tiles."""
+
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.pipeline import delay
+from ..common.result_buffer import ResultBuffer
+from .mul import InferredMultiplier
+from .params import Dataflow, SystolicParams
+from .pe import WsPE
+
+__all__ = ["WsArray"]
+
+
+class WsArray(wiring.Component):
+    r"""Weight-stationary ``rows x cols`` array: ``y = a @ W + psum`` per activation vector.
+
+    ::
+
+        i_act.a[0] ──────────────> PE00 -> PE01 -> ... -> PE0c     psum (skewed) enters at
+        i_act.a[1] ──[1 reg]─────> PE10 -> PE11 -> ... -> PE1c     the top of each column,
+           ...                       |       |              |      flows down, leaves at
+        i_act.a[r] ──[r regs]────> PEr0 -> PEr1 -> ... -> PErc     the bottom, is de-skewed
+                                     |       |              |      and queued in the
+                                  [c-1]   [c-2] ...       [0]      result buffer -> o
+        i_weight: rows beats, shifted up the shadow-weight chains (row 0 sent first)
+
+    Parameters
+    ----------
+    params : SystolicParams
+        With ``dataflow == Dataflow.WS``.
+
+    Members
+    -------
+    i_weight : In(stream.Signature(ArrayLayout(signed(w_width), cols)))
+        One weight tile is ``rows`` beats, beat r = ``W[r, :]``. It loads into the PEs'
+        shadow registers while the previous tile computes (double buffering); the stream
+        stalls while a loaded tile waits for its first activation, and for
+        ``rows + cols - 2`` cycles after that while the swap passes through the array.
+    i_act : In(stream.Signature(StructLayout({a, psum, last})))
+        ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
+        (signed ``acc_width``, tie to zero when not chaining; synthesis then removes the
+        psum adders' inputs); ``last``: this is the final vector for the current weight
+        tile, the next vector uses the next tile. The first vector of a tile waits until
+        that tile is fully loaded.
+    o : Out(stream.Signature(StructLayout({y, last})))
+        ``y[c] = psum[c] + sum_r a[r] * W[r, c]`` wrapped to ``acc_width`` bits, one vector
+        per ``i_act`` vector, in order; ``last`` is copied from the input.
+
+    Latency ``latency`` cycles from an accepted ``i_act`` vector to its result on ``o``;
+    throughput one vector per cycle after the fill, so PE utilisation tends to 100% on long
+    streams with back-to-back tiles. Backpressure on ``o`` only stops admission: the array
+    itself never stalls (credit-counted result buffer). Synchronous reset at any time returns
+    to idle: no tile loaded, nothing in flight, nothing stale emitted.
+    """
+
+    def __init__(self, params):
+        if not isinstance(params, SystolicParams) or params.dataflow is not Dataflow.WS:
+            raise ValueError("WsArray needs SystolicParams with dataflow ws")
+        self.params = p = params
+        self.act_layout = data.StructLayout({
+            "a": data.ArrayLayout(signed(p.a_width), p.rows),
+            "psum": data.ArrayLayout(signed(p.acc_width), p.cols),
+            "last": 1,
+        })
+        self.weight_layout = data.ArrayLayout(signed(p.w_width), p.cols)
+        self.out_layout = data.StructLayout({
+            "y": data.ArrayLayout(signed(p.acc_width), p.cols),
+            "last": 1,
+        })
+        super().__init__({
+            "i_weight": In(stream.Signature(self.weight_layout)),
+            "i_act": In(stream.Signature(self.act_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+        })
+
+    # Timing, derived from the structure below (checked by the benches).
+    @property
+    def pipeline_cycles(self):
+        """Cycles from accepting an activation vector to writing its result."""
+        p = self.params
+        return p.rows + p.cols + InferredMultiplier.latency
+
+    @property
+    def buffer_depth(self):
+        """Result buffer depth: covers the credit round trip, so no bubbles at full rate."""
+        return self.pipeline_cycles + ResultBuffer.read_latency + 1
+
+    @property
+    def latency(self):
+        """Cycles from ``i_act`` handshake to the result's first cycle on ``o``."""
+        return self.pipeline_cycles + ResultBuffer.read_latency
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.params
+        rows, cols = p.rows, p.cols
+
+        m.submodules.results = results = ResultBuffer(
+            self.out_layout, depth=self.buffer_depth, max_reserve=1)
+        wiring.connect(m, wiring.flipped(self.o), results.o)
+
+        # Tile bookkeeping. need_swap: the next vector starts a tile. shadow_full: a tile
+        # waits in the shadow registers. lock: cycles until the swap has passed every PE.
+        need_swap = Signal(init=1)
+        shadow_full = Signal()
+        beat = Signal(range(rows))
+        lock = Signal(range(rows + cols))
+
+        w_take = Signal()
+        m.d.comb += [
+            self.i_weight.ready.eq(~shadow_full & (lock == 0)),
+            w_take.eq(self.i_weight.valid & self.i_weight.ready),
+        ]
+        with m.If(lock != 0):
+            m.d.sync += lock.eq(lock - 1)
+        with m.If(w_take):
+            m.d.sync += beat.eq(beat + 1)
+            with m.If(beat == rows - 1):
+                m.d.sync += [beat.eq(0), shadow_full.eq(1)]
+
+        act_take = Signal()
+        swap = Signal()
+        m.d.comb += [
+            self.i_act.ready.eq((results.free != 0) & (~need_swap | shadow_full)),
+            act_take.eq(self.i_act.valid & self.i_act.ready),
+            swap.eq(act_take & need_swap),
+            results.reserve.eq(act_take),
+        ]
+        with m.If(swap):
+            # The last PE (rows-1, cols-1) copies its shadow rows+cols-2 cycles from now.
+            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(rows + cols - 2)]
+        with m.If(act_take & self.i_act.payload.last):
+            m.d.sync += need_swap.eq(1)
+
+        # The PE grid.
+        pe = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsPE(p)
+
+        for r in range(rows):
+            # Row r enters r cycles late, so it meets the partial sum coming down.
+            a_skew = delay(m, self.i_act.payload.a[r], r, name=f"a_skew{r}", reset_less=True)
+            swap_skew = delay(m, swap, r, name=f"swap_skew{r}")
+            for c in range(cols):
+                a_src = a_skew if c == 0 else pe[r][c - 1].a_out
+                swap_src = swap_skew if c == 0 else pe[r][c - 1].swap_out
+                w_src = self.i_weight.payload[c] if r == rows - 1 else pe[r + 1][c].w_out
+                m.d.comb += [
+                    pe[r][c].a_in.eq(a_src),
+                    pe[r][c].swap_in.eq(swap_src),
+                    pe[r][c].w_shift.eq(w_take),
+                    pe[r][c].w_in.eq(w_src),
+                ]
+                if r > 0:
+                    m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
+
+        for c in range(cols):
+            # PE(0, c) sees vector t's activation in cycle t+c and needs its psum at t+c+1+L.
+            psum_top = delay(m, self.i_act.payload.psum[c], c + 1 + InferredMultiplier.latency,
+                             name=f"psum_skew{c}", reset_less=True)
+            m.d.comb += pe[0][c].psum_in.eq(psum_top)
+            # Column c leaves the bottom c cycles after column 0: de-skew.
+            y = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c,
+                      name=f"y_deskew{c}", reset_less=True)
+            m.d.comb += results.w_data.y[c].eq(y)
+
+        m.d.comb += [
+            results.w_en.eq(delay(m, act_take, self.pipeline_cycles, name="valid")),
+            results.w_data.last.eq(delay(m, act_take & self.i_act.payload.last,
+                                         self.pipeline_cycles, name="last")),
+        ]
+        return m

@@ -1,0 +1,1 @@
+"""npugen simulation side: numpy golden models, cocotb benches and build helpers."""

@@ -1,0 +1,39 @@
+"""Stream helpers for Amaranth-simulator tests (the fast tier below cocotb/Verilator).
+
+Both helpers take a ``random.Random`` and a probability of an idle (or stalled) cycle, so a
+test can exercise random gaps and random backpressure reproducibly from a seed.
+"""
+
+__all__ = ["recv", "send"]
+
+
+async def send(ctx, port, beats, rng=None, idle=0.0):
+    """Drive ``beats`` (payload values) into the stream ``port``, inserting random gaps.
+
+    The payload is set before ``valid`` and held stable until the handshake.
+    """
+    for beat in beats:
+        while rng is not None and rng.random() < idle:
+            await ctx.tick()
+        ctx.set(port.payload, beat)
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+        ctx.set(port.valid, 0)
+
+
+async def recv(ctx, port, count, rng=None, stall=0.0, timeout=100_000):
+    """Collect ``count`` payloads from the stream ``port`` with random backpressure.
+
+    Returns the payloads (as simulator values). Raises AssertionError after ``timeout``
+    cycles without completing.
+    """
+    out = []
+    for _ in range(timeout):
+        if len(out) == count:
+            return out
+        ready = not (rng is not None and rng.random() < stall)
+        ctx.set(port.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(port.valid, port.payload)
+        if valid and ready:
+            out.append(payload)
+    raise AssertionError(f"timeout: got {len(out)} of {count} beats")
