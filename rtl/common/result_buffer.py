@@ -54,7 +54,7 @@ class ResultBuffer(wiring.Component):
     #: Cycles from a write to its word being offered on ``o`` (empty buffer).
     read_latency = 2
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         width = data.Layout.cast(self._layout).size
         m.submodules.fifo = buf = fifo.SyncFIFOBuffered(width=width, depth=self._depth)

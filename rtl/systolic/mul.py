@@ -38,7 +38,7 @@ class InferredMultiplier(wiring.Component):
             "p": Out(signed(a_width + b_width)),
         })
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         product = Signal.like(self.p, reset_less=True)
         m.d.sync += product.eq(self.a * self.b)

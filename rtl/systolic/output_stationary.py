@@ -14,7 +14,7 @@ __all__ = ["OsArray"]
 
 
 class OsArray(wiring.Component):
-    r"""Output-stationary ``rows x cols`` array: ``C = A @ B`` for ``A`` (rows x K), ``B`` (K x cols).
+    r"""Output-stationary ``rows x cols`` array: ``C = A @ B``, ``A`` rows x K, ``B`` K x cols.
 
     ::
 
@@ -86,7 +86,33 @@ class OsArray(wiring.Component):
         """Cycles from the ``last`` beat's handshake to row 0 of the result on ``o``."""
         return self.pipeline_cycles + ResultBuffer.read_latency
 
-    def elaborate(self, platform):
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        p = self.params
+        return {
+            "latency": {"last_beat_to_first_row": self.latency},
+            "throughput": {
+                "beats_per_cycle": 1,
+                "macs_per_cycle": p.macs,
+                "result_rows_per_tile": p.rows,
+                "min_cycles_per_tile": p.rows,
+            },
+            "protocol": [
+                "Stream K >= 1 beats on i: beat k = (A[:, k], B[k, :]); last marks k = K-1.",
+                (f"i.ready depends on i.payload.last: a last beat waits for room for {p.rows} "
+                f"result rows and for {p.rows} cycles since the previous last beat."),
+                (f"o carries {p.rows} rows per tile, row 0 first, wrapped to acc_width bits; "
+                "o.last marks the final row."),
+            ],
+            "model": "npugen.sim.models.systolic:os_tile",
+            "roles": {
+                "i": f"a: column of A, {p.rows} x signed {p.a_width}-bit; b: row of B, "
+                     f"{p.cols} x signed {p.w_width}-bit; last: final beat of a tile",
+                "o": f"y: one row of C, {p.cols} x signed {p.acc_width}-bit; last: final row",
+            },
+        }
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
         rows, cols = p.rows, p.cols

@@ -59,7 +59,7 @@ class WsPE(wiring.Component):
             "psum_in": In(signed(p.acc_width)), "psum_out": Out(signed(p.acc_width)),
         })
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self._params
         # Data movement.
@@ -118,7 +118,7 @@ class OsPE(wiring.Component):
             "done": Out(1),
         })
 
-    def elaborate(self, platform):
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self._params
         # Data movement: operands and their tags.

@@ -37,7 +37,7 @@ class WsArray(wiring.Component):
         One weight tile is ``rows`` beats, beat r = ``W[r, :]``. It loads into the PEs'
         shadow registers while the previous tile computes (double buffering); the stream
         stalls while a loaded tile waits for its first activation, and for
-        ``rows + cols - 2`` cycles after that while the swap passes through the array.
+        ``rows + cols - 3`` cycles after that while the swap passes through the array.
     i_act : In(stream.Signature(StructLayout({a, psum, last})))
         ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
         (signed ``acc_width``, tie to zero when not chaining; synthesis then removes the
@@ -83,6 +83,24 @@ class WsArray(wiring.Component):
         return p.rows + p.cols + InferredMultiplier.latency
 
     @property
+    def _lock_cycles(self):
+        # The swap reaches PE(r, c) on the edge ending cycle t+r+c (t: the swap vector's
+        # handshake); the last PE copies its shadow on the edge ending t+rows+cols-2. A shadow
+        # shift on that same edge is still safe (the copy sees the old value), so the loader
+        # waits until cycle t+rows+cols-2: lock = rows+cols-3 cycles after t.
+        return max(0, self.params.rows + self.params.cols - 3)
+
+    @property
+    def min_tile_vectors(self):
+        """Shortest tile (in vectors) that lets the next tile start without a bubble.
+
+        The next tile loads from cycle t+1+lock for ``rows`` beats, then its first vector
+        can go: with a steady weight stream, tiles of at least this many vectors run back
+        to back at one vector per cycle.
+        """
+        return 1 + self._lock_cycles + self.params.rows
+
+    @property
     def buffer_depth(self):
         """Result buffer depth: covers the credit round trip, so no bubbles at full rate."""
         return self.pipeline_cycles + ResultBuffer.read_latency + 1
@@ -92,7 +110,35 @@ class WsArray(wiring.Component):
         """Cycles from ``i_act`` handshake to the result's first cycle on ``o``."""
         return self.pipeline_cycles + ResultBuffer.read_latency
 
-    def elaborate(self, platform):
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        p = self.params
+        return {
+            "latency": {"i_act_to_o": self.latency},
+            "throughput": {
+                "vectors_per_cycle": 1,
+                "macs_per_cycle": p.macs,
+                "weight_tile_beats": p.rows,
+                "min_vectors_per_tile_without_stall": self.min_tile_vectors,
+            },
+            "protocol": [
+                f"Load a weight tile as {p.rows} beats on i_weight, beat r = W[r, :].",
+                ("Stream activation vectors on i_act; set last on the final vector of a tile. "
+                "The next vector uses the next loaded tile (double-buffered)."),
+                ("o carries y = a @ W + psum per vector, in order, wrapped to acc_width bits; "
+                "o.last copies i_act.last."),
+                "Tie i_act.psum to zero when not chaining partial sums.",
+            ],
+            "model": "npugen.sim.models.systolic:ws_tile",
+            "roles": {
+                "i_weight": f"one row of a weight tile, {p.cols} x signed {p.w_width}-bit",
+                "i_act": f"a: {p.rows} x signed {p.a_width}-bit activations; psum: {p.cols} x "
+                         f"signed {p.acc_width}-bit partial sums; last: final vector of a tile",
+                "o": f"y: {p.cols} x signed {p.acc_width}-bit results; last: copied from i_act",
+            },
+        }
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
         rows, cols = p.rows, p.cols
@@ -105,7 +151,7 @@ class WsArray(wiring.Component):
         # waits in the shadow registers. lock: cycles until the swap has passed every PE.
         need_swap = Signal(init=1)
         shadow_full = Signal()
-        beat = Signal(range(rows))
+        beat = Signal(range(max(rows, 2)))  # never zero-width (rows == 1)
         lock = Signal(range(rows + cols))
 
         w_take = Signal()
@@ -129,8 +175,7 @@ class WsArray(wiring.Component):
             results.reserve.eq(act_take),
         ]
         with m.If(swap):
-            # The last PE (rows-1, cols-1) copies its shadow rows+cols-2 cycles from now.
-            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(rows + cols - 2)]
+            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(self._lock_cycles)]
         with m.If(act_take & self.i_act.payload.last):
             m.d.sync += need_swap.eq(1)
 

@@ -1,0 +1,23 @@
+"""Registry of the blocks npugen generates: name -> params class and component factory."""
+
+from dataclasses import dataclass
+
+from .systolic import SystolicParams, systolic_array
+
+__all__ = ["BLOCKS", "Block"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """One generatable block family."""
+
+    name: str
+    params_cls: type
+    build: object
+    summary: str
+
+
+BLOCKS = {
+    "systolic": Block("systolic", SystolicParams, systolic_array,
+                      "TPU-style systolic int8 MAC array (weight- or output-stationary)"),
+}

@@ -1,0 +1,96 @@
+"""JSON manifest of a generated core: parameters, ports, timing, protocol, golden model."""
+
+from amaranth.hdl import Shape, Value
+from amaranth.lib import data, stream, wiring
+
+__all__ = ["MANIFEST_VERSION", "build_manifest"]
+
+MANIFEST_VERSION = 1
+
+
+def _layout_fields(layout, offset=0, prefix=""):
+    """Flatten a data layout into ``{name, offset, width, signed}`` rows."""
+    layout = data.Layout.cast(layout)
+    rows = []
+    for key, field in layout:
+        name = f"{prefix}[{key}]" if isinstance(key, int) else f"{prefix}.{key}".lstrip(".")
+        shape = field.shape
+        if isinstance(shape, data.Layout):
+            rows += _layout_fields(shape, offset + field.offset, name)
+        else:
+            cast = Shape.cast(shape)
+            rows.append({"name": name, "offset": offset + field.offset, "width": cast.width,
+                         "signed": cast.signed})
+    return rows
+
+
+def _ports(component, roles):
+    ports = [
+        {"name": "clk", "direction": "in", "width": 1, "signed": False,
+         "role": "clock; every register samples on its rising edge"},
+        {"name": "rst", "direction": "in", "width": 1, "signed": False,
+         "role": "synchronous reset, active high: back to idle, nothing in flight"},
+    ]
+    for name, member in component.signature.members.items():
+        flow = member.flow
+        if member.is_signature and isinstance(member.signature, stream.Signature):
+            sig = member.signature
+            into = flow == wiring.In
+            payload_shape = sig.members["payload"].shape
+            layout = payload_shape if isinstance(payload_shape, data.Layout) else None
+            width = Shape.cast(payload_shape).width
+            entry = {
+                "name": f"{name}__payload", "direction": "in" if into else "out",
+                "width": width, "signed": (layout is None and Shape.cast(payload_shape).signed),
+                "role": f"{name} stream payload: {roles.get(name, '')}".rstrip(": "),
+            }
+            if layout is not None:
+                entry["fields"] = _layout_fields(layout)
+            ports += [
+                {"name": f"{name}__valid", "direction": "in" if into else "out", "width": 1,
+                 "signed": False, "role": f"{name} stream valid"},
+                {"name": f"{name}__ready", "direction": "out" if into else "in", "width": 1,
+                 "signed": False, "role": f"{name} stream ready"},
+                entry,
+            ]
+        else:
+            value = Value.cast(getattr(component, name))
+            ports.append({"name": name, "direction": "in" if flow == wiring.In else "out",
+                          "width": len(value), "signed": value.shape().signed,
+                          "role": roles.get(name, "")})
+    return ports
+
+
+def build_manifest(component, params, *, name, latency, throughput, protocol, model, roles):
+    """Return the manifest dictionary for ``component`` emitted as Verilog module ``name``.
+
+    Parameters
+    ----------
+    latency : dict
+        Named latencies in cycles.
+    throughput : dict
+        Named throughput figures (cycles, vectors per cycle, ...).
+    protocol : list of str
+        Notes a user needs to drive the ports correctly.
+    model : str
+        ``module:function`` of the golden model that defines the outputs.
+    roles : dict
+        Port name -> what it carries.
+    """
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "block": params.block,
+        "module": name,
+        "params": params.to_dict(),
+        "ports": _ports(component, roles),
+        "latency_cycles": latency,
+        "throughput": throughput,
+        "protocol": [
+            ("Streams are ready/valid (Amaranth lib.stream): a beat moves on a rising clk edge "
+            "when valid and ready are both high; payload is stable while valid & ~ready."),
+            ("Array lane i of a payload sits at bits [i*w +: w]; struct fields at the offsets "
+            "listed under each port's 'fields'."),
+            *protocol,
+        ],
+        "golden_model": model,
+    }

@@ -1,0 +1,97 @@
+"""Emit Verilog and manifests, and build/run cocotb benches in Verilator.
+
+Everything a flow needs is found here: :func:`write_core` for ``npugen generate`` (atomic:
+files appear complete or not at all) and :func:`run_bench` for tests and the demo.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from amaranth.back import verilog
+
+from npugen.rtl.blocks import BLOCKS
+from npugen.rtl.common.manifest import build_manifest
+
+from .verilator import use_verilator
+from .waves import wave_build_args, waves_format
+
+__all__ = ["VERILATOR_WAIVERS", "core_files", "run_bench", "write_core"]
+
+#: Verilator warnings waived for Amaranth output: its Verilog extends and truncates operands
+#: implicitly (e.g. a 16-bit product added into a 32-bit accumulator) by design.
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+
+
+def core_files(params):
+    """Return ``(component, verilog_text, manifest_dict)`` for ``params``."""
+    block = BLOCKS[params.block]
+    component = block.build(params)
+    name = params.slug
+    text = verilog.convert(component, name=name, emit_src=False)
+    info = component.manifest_info()
+    manifest = build_manifest(component, params, name=name, latency=info["latency"],
+                              throughput=info["throughput"], protocol=info["protocol"],
+                              model=info["model"], roles=info["roles"])
+    return component, text, manifest
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _atomic_write_all(files):
+    """Write ``{path: text}``: all to temporary files first, then rename each into place."""
+    temps = []
+    try:
+        for path, text in files.items():
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temps.append((tmp, path))
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.chmod(tmp, 0o666 & ~_umask())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    finally:
+        for tmp, _ in temps:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def write_core(params, out_dir):
+    """Write ``<slug>.v`` and ``<slug>.json`` into ``out_dir``; return both paths."""
+    _, text, manifest = core_files(params)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    v_path = out_dir / f"{params.slug}.v"
+    j_path = out_dir / f"{params.slug}.json"
+    _atomic_write_all({v_path: text, j_path: json.dumps(manifest, indent=2) + "\n"})
+    return v_path, j_path
+
+
+def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filter=None,
+              quiet=False):
+    """Build ``params``' core in Verilator and run cocotb module ``test_module`` on it.
+
+    Returns the path of cocotb's results XML. Waveforms follow ``NPUGEN_WAVES``.
+    """
+    from cocotb_tools.runner import get_runner
+
+    use_verilator()
+    build_dir = Path(build_dir).resolve()
+    v_path, _ = write_core(params, build_dir)
+    fmt = waves_format()
+    runner = get_runner("verilator")
+    build_args = [*VERILATOR_WAIVERS, *wave_build_args(fmt, build_dir)]
+    log = build_dir / "build.log"
+    kwargs = {"log_file": log} if quiet else {}
+    runner.build(sources=[v_path], hdl_toplevel=params.slug, build_dir=build_dir,
+                 build_args=build_args, waves=fmt is not None, **kwargs)
+    env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
+    test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}
+    return runner.test(hdl_toplevel=params.slug, test_module=test_module, build_dir=build_dir,
+                       test_dir=build_dir, extra_env=env, waves=fmt is not None,
+                       test_filter=test_filter, **test_kwargs)

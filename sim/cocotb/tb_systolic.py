@@ -1,0 +1,407 @@
+"""cocotb bench for the systolic array (both dataflows), checked word by word against numpy.
+
+Environment: ``DUT_PARAMS`` (SystolicParams JSON), ``SEED`` (logged; rerun with the same
+value to reproduce), optional ``NPUGEN_RESULT`` (a JSON file the demo test writes its cycle
+counts to). Tests are named ``test_ws_*`` and ``test_os_*``; the pytest driver runs the ones
+for the DUT's dataflow (a test run on the other dataflow fails at once).
+"""
+
+import json
+import os
+import random
+
+import cocotb
+import numpy as np
+
+from npugen.rtl.systolic import Dataflow, SystolicParams, systolic_array
+from npugen.sim.models.intmath import signed_range
+from npugen.sim.models.systolic import gemm, os_tile, ws_tile
+
+from .streams import Sink, Source, StreamEngine
+
+#: Traffic patterns: (probability of an idle cycle between input beats, of a stalled output).
+TRAFFIC = {
+    "steady": (0.0, 0.0),
+    "gaps": (0.4, 0.0),
+    "backpressure": (0.0, 0.6),
+    "both": (0.3, 0.3),
+}
+
+
+def _setup(dut):
+    params = SystolicParams.from_json(os.environ["DUT_PARAMS"])
+    seed = int(os.environ["SEED"])
+    dut._log.info("params %s, SEED=%d", params.to_json(), seed)
+    return params, systolic_array(params), random.Random(seed), np.random.default_rng(seed)
+
+
+def _operands(params, nrng, shape, which, kind="random"):
+    """Operand matrix of ``shape``: random, extremes only, or constant min/max."""
+    bits = params.a_width if which == "a" else params.w_width
+    lo, hi = signed_range(bits)
+    if kind == "random":
+        x = nrng.integers(lo, hi + 1, size=shape)
+        # Salt with the extremes so every run sees -128 and 127.
+        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
+        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = hi
+        return x
+    if kind == "extremes":
+        return nrng.choice([lo, hi], size=shape)
+    if kind == "min":
+        return np.full(shape, lo)
+    if kind == "max":
+        return np.full(shape, hi)
+    raise ValueError(kind)
+
+
+def _psum(params, nrng, shape):
+    lo, hi = signed_range(params.acc_width)
+    x = nrng.integers(lo, hi + 1, size=shape, dtype=np.int64)
+    x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
+    return x
+
+
+def _check(dut, got, expected, what):
+    """Compare every output word and flag; report the first mismatches precisely."""
+    assert len(got) == len(expected), f"{what}: {len(got)} vectors, expected {len(expected)}"
+    bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
+    for i in bad[:5]:
+        dut._log.error("%s vector %d: got %s expected %s", what, i, got[i], expected[i])
+    assert not bad, f"{what}: {len(bad)} of {len(got)} vectors differ (first at {bad[0]})"
+
+
+def _write_result(values):
+    path = os.environ.get("NPUGEN_RESULT")
+    if path:
+        with open(path, "w") as f:
+            json.dump(values, f)
+
+
+# Weight-stationary -------------------------------------------------------------------------
+
+class WsHarness:
+    """Ports of a WsArray and the expected output sequence."""
+
+    def __init__(self, dut, arr, rng, traffic):
+        idle, stall = TRAFFIC[traffic]
+        self.p = arr.params
+        self.arr = arr
+        self.w = Source(dut, "i_weight", arr.weight_layout, idle)
+        self.a = Source(dut, "i_act", arr.act_layout, idle)
+        self.o = Sink(dut, "o", arr.out_layout, stall)
+        self.engine = StreamEngine(dut, rng, [self.w, self.a], [self.o])
+        self.expected = []
+
+    def tile(self, w, a, psum):
+        """Queue one tile: its weight beats and its activation vectors.
+
+        ``psum`` is an (M, cols) array, or a function of the vector index that returns the
+        psum vector once it exists (None before), for chaining on the array's own outputs.
+        """
+        m = len(a)
+        self.w.put(*[[int(v) for v in row] for row in w])
+        for i in range(m):
+            def beat(i=i):
+                value = psum(i) if callable(psum) else psum[i]
+                if value is None:
+                    return None
+                return {"a": [int(v) for v in a[i]], "psum": [int(v) for v in value],
+                        "last": int(i == m - 1)}
+            self.a.put(beat)
+
+    def expect(self, y):
+        """Append the model's output rows for one tile (the last row carries ``last``)."""
+        self.expected += [{"y": [int(v) for v in row], "last": int(i == len(y) - 1)}
+                          for i, row in enumerate(y)]
+
+    def done(self):
+        """Return True once every expected vector has been received."""
+        return len(self.o.got) >= len(self.expected)
+
+
+def _require(params, dataflow):
+    assert params.dataflow is dataflow, f"this test needs a {dataflow.value} array"
+
+
+def _ws_random_tiles(p, nrng, count):
+    tiles = []
+    sizes = [1, 2, p.rows, 2 * p.rows + p.cols + 3]
+    kinds = ["random", "extremes", "min", "max", "identity"]
+    for t in range(count):
+        m = sizes[t % len(sizes)]
+        kind = kinds[t % len(kinds)]
+        if kind == "identity":
+            w = np.eye(p.rows, p.cols, dtype=np.int64)
+            a = _operands(p, nrng, (m, p.rows), "a")
+        else:
+            w = _operands(p, nrng, (p.rows, p.cols), "w", kind)
+            a = _operands(p, nrng, (m, p.rows), "a", kind)
+        psum = _psum(p, nrng, (m, p.cols)) if t % 3 else np.zeros((m, p.cols), dtype=np.int64)
+        tiles.append((w, a, psum))
+    return tiles
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=list(TRAFFIC))
+async def test_ws_tiles(dut, traffic):
+    """Random, extreme, all-min/all-max and identity tiles, M from 1 to 2*rows+cols+3."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.WS)
+    h = WsHarness(dut, arr, rng, traffic)
+    await h.engine.start()
+    for w, a, psum in _ws_random_tiles(params, nrng, 10):
+        h.tile(w, a, psum)
+        h.expect(ws_tile(params, a, w, psum))
+    await h.engine.run(h.done)
+    await h.engine.idle(5)
+    _check(dut, h.o.got, h.expected, f"ws tiles ({traffic})")
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=["steady", "both"])
+async def test_ws_k_chaining(dut, traffic):
+    """K = 1 .. 4*rows computed as ceil(K/rows) tiles, each tile's psum the previous output."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.WS)
+    p = params
+    h = WsHarness(dut, arr, rng, traffic)
+    await h.engine.start()
+    ks = sorted({1, max(1, p.rows - 1), p.rows, p.rows + 1, 2 * p.rows + 1, 4 * p.rows})
+    for k in ks:
+        m = int(nrng.integers(1, 2 * p.rows + 3))
+        a = _operands(p, nrng, (m, k), "a")
+        b = _operands(p, nrng, (k, p.cols), "w")
+        psum0 = _psum(p, nrng, (m, p.cols))
+        tiles = -(-k // p.rows)
+        a_pad = np.zeros((m, tiles * p.rows), dtype=np.int64)
+        b_pad = np.zeros((tiles * p.rows, p.cols), dtype=np.int64)
+        a_pad[:, :k] = a
+        b_pad[:k] = b
+        base = len(h.o.got)
+        prev = psum0
+        for t in range(tiles):
+            rows = slice(t * p.rows, (t + 1) * p.rows)
+            if t == 0:
+                h.tile(b_pad[rows], a_pad[:, rows], psum0)
+            else:
+                # Tile t's psum for vector i is the array's own output i of tile t-1.
+                def psum_of(i, start=base + (t - 1) * m):
+                    j = start + i
+                    return h.o.got[j]["y"] if j < len(h.o.got) else None
+                h.tile(b_pad[rows], a_pad[:, rows], psum_of)
+            prev = ws_tile(p, a_pad[:, rows], b_pad[rows], prev)
+            h.expect(prev)
+        await h.engine.run(h.done)
+        final = [g["y"] for g in h.o.got[-m:]]
+        assert final == gemm(p, a, b, psum0).tolist(), f"K={k}: chained result != a @ b + psum"
+    await h.engine.idle(5)
+    _check(dut, h.o.got, h.expected, f"ws K chaining ({traffic})")
+
+
+@cocotb.test()
+@cocotb.parametrize(when=["early", "late"])
+async def test_ws_reset_mid_stream(dut, when):
+    """Reset while tiles are loading and vectors are in flight: nothing stale comes out."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.WS)
+    h = WsHarness(dut, arr, rng, "both")
+    await h.engine.start()
+    for w, a, psum in _ws_random_tiles(params, nrng, 6):
+        h.tile(w, a, psum)
+        h.expect(ws_tile(params, a, w, psum))
+    cycles = rng.randrange(2, params.rows + 4) if when == "early" else \
+        rng.randrange(params.rows + 4, 6 * params.rows + 40)
+    await h.engine.idle(cycles)
+    before = list(h.o.got)
+    assert before == h.expected[:len(before)], "output before reset is not a prefix of the model"
+    await h.engine.reset(rng.randrange(1, 4))
+    h.o.got.clear()
+    h.expected.clear()
+    # Nothing may come out while the array is idle after reset.
+    await h.engine.idle(2 * arr.latency + 4)
+    assert not h.o.got, f"{len(h.o.got)} stale vectors emitted after reset"
+    for w, a, psum in _ws_random_tiles(params, nrng, 4):
+        h.tile(w, a, psum)
+        h.expect(ws_tile(params, a, w, psum))
+    await h.engine.run(h.done)
+    await h.engine.idle(5)
+    _check(dut, h.o.got, h.expected, f"ws after reset ({when})")
+
+
+@cocotb.test()
+async def test_ws_timing(dut):
+    """Latency equals the manifest figure; back-to-back tiles stream without a bubble."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.WS)
+    p = params
+    h = WsHarness(dut, arr, rng, "steady")
+    await h.engine.start()
+    m = arr.min_tile_vectors  # the documented minimum tile length without stalls
+    tiles = 4
+    for _ in range(tiles):
+        w = _operands(p, nrng, (p.rows, p.cols), "w")
+        a = _operands(p, nrng, (m, p.rows), "a")
+        psum = np.zeros((m, p.cols), dtype=np.int64)
+        h.tile(w, a, psum)
+        h.expect(ws_tile(p, a, w, psum))
+    await h.engine.run(h.done)
+    _check(dut, h.o.got, h.expected, "ws timing")
+    latency = h.o.cycles[0] - h.a.accept_cycles[0]
+    assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
+    span = h.o.cycles[-1] - h.o.cycles[0] + 1
+    assert span == tiles * m, f"{tiles * m} vectors took {span} output cycles (bubbles)"
+
+
+@cocotb.test()
+async def test_ws_demo(dut):
+    """Short self-check for `npugen demo`: a random GEMM as back-to-back tiles."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.WS)
+    p = params
+    h = WsHarness(dut, arr, rng, "steady")
+    await h.engine.start()
+    m = 4 * p.rows
+    tiles = 4
+    for _ in range(tiles):
+        w = _operands(p, nrng, (p.rows, p.cols), "w")
+        a = _operands(p, nrng, (m, p.rows), "a")
+        psum = np.zeros((m, p.cols), dtype=np.int64)
+        h.tile(w, a, psum)
+        h.expect(ws_tile(p, a, w, psum))
+    start = h.engine.cycle
+    await h.engine.run(h.done)
+    cycles = h.engine.cycle - start
+    _check(dut, h.o.got, h.expected, "ws demo")
+    _write_result({"cycles": cycles, "macs": tiles * m * p.rows * p.cols,
+                   "vectors": tiles * m, "latency": arr.latency})
+
+
+# Output-stationary -------------------------------------------------------------------------
+
+class OsHarness:
+    """Port of an OsArray and the expected output sequence."""
+
+    def __init__(self, dut, arr, rng, traffic):
+        idle, stall = TRAFFIC[traffic]
+        self.p = arr.params
+        self.arr = arr
+        self.i = Source(dut, "i", arr.in_layout, idle)
+        self.o = Sink(dut, "o", arr.out_layout, stall)
+        self.engine = StreamEngine(dut, rng, [self.i], [self.o])
+        self.expected = []
+
+    def tile(self, a, b):
+        """Queue one tile's K beats and its expected rows."""
+        k = a.shape[1]
+        for j in range(k):
+            self.i.put({"a": [int(v) for v in a[:, j]], "b": [int(v) for v in b[j]],
+                        "last": int(j == k - 1)})
+        c = os_tile(self.p, a, b)
+        self.expected += [{"y": [int(v) for v in row], "last": int(r == self.p.rows - 1)}
+                          for r, row in enumerate(c)]
+
+    def done(self):
+        """Return True once every expected vector has been received."""
+        return len(self.o.got) >= len(self.expected)
+
+
+def _os_random_tiles(p, nrng, count):
+    ks = [1, 2, max(1, p.rows - 1), p.rows, p.rows + 1, 4 * p.rows]
+    kinds = ["random", "extremes", "min", "max", "identity"]
+    tiles = []
+    for t in range(count):
+        k = ks[t % len(ks)]
+        kind = kinds[t % len(kinds)]
+        if kind == "identity":
+            a = _operands(p, nrng, (p.rows, k), "a")
+            b = np.eye(k, p.cols, dtype=np.int64)
+        else:
+            a = _operands(p, nrng, (p.rows, k), "a", kind)
+            b = _operands(p, nrng, (k, p.cols), "w", kind)
+        tiles.append((a, b))
+    return tiles
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=list(TRAFFIC))
+async def test_os_tiles(dut, traffic):
+    """K = 1 .. 4*rows; random, extreme, all-min/all-max and identity operands."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.OS)
+    h = OsHarness(dut, arr, rng, traffic)
+    await h.engine.start()
+    for a, b in _os_random_tiles(params, nrng, 12):
+        h.tile(a, b)
+    await h.engine.run(h.done)
+    await h.engine.idle(5)
+    _check(dut, h.o.got, h.expected, f"os tiles ({traffic})")
+
+
+@cocotb.test()
+@cocotb.parametrize(when=["early", "late"])
+async def test_os_reset_mid_stream(dut, when):
+    """Reset while operands stream and results drain: nothing stale comes out."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.OS)
+    h = OsHarness(dut, arr, rng, "both")
+    await h.engine.start()
+    for a, b in _os_random_tiles(params, nrng, 6):
+        h.tile(a, b)
+    cycles = rng.randrange(2, params.rows + 4) if when == "early" else \
+        rng.randrange(params.rows + 4, 6 * params.rows + 40)
+    await h.engine.idle(cycles)
+    before = list(h.o.got)
+    assert before == h.expected[:len(before)], "output before reset is not a prefix of the model"
+    await h.engine.reset(rng.randrange(1, 4))
+    h.o.got.clear()
+    h.expected.clear()
+    await h.engine.idle(2 * arr.latency + 2 * params.rows + 4)
+    assert not h.o.got, f"{len(h.o.got)} stale vectors emitted after reset"
+    for a, b in _os_random_tiles(params, nrng, 4):
+        h.tile(a, b)
+    await h.engine.run(h.done)
+    await h.engine.idle(5)
+    _check(dut, h.o.got, h.expected, f"os after reset ({when})")
+
+
+@cocotb.test()
+async def test_os_timing(dut):
+    """Latency equals the manifest figure; K = rows tiles stream without a bubble."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.OS)
+    p = params
+    h = OsHarness(dut, arr, rng, "steady")
+    await h.engine.start()
+    tiles = 4
+    for _ in range(tiles):
+        h.tile(_operands(p, nrng, (p.rows, p.rows), "a"), _operands(p, nrng, (p.rows, p.cols), "w"))
+    await h.engine.run(h.done)
+    _check(dut, h.o.got, h.expected, "os timing")
+    last_beats = h.i.accept_cycles[p.rows - 1::p.rows]
+    latency = h.o.cycles[0] - last_beats[0]
+    assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
+    in_span = h.i.accept_cycles[-1] - h.i.accept_cycles[0] + 1
+    assert in_span == tiles * p.rows, f"{tiles * p.rows} beats took {in_span} cycles"
+    out_span = h.o.cycles[-1] - h.o.cycles[0] + 1
+    assert out_span == tiles * p.rows, f"{tiles * p.rows} rows took {out_span} cycles"
+
+
+@cocotb.test()
+async def test_os_demo(dut):
+    """Short self-check for `npugen demo`: random tiles with K = 4*rows, back to back."""
+    params, arr, rng, nrng = _setup(dut)
+    _require(params, Dataflow.OS)
+    p = params
+    h = OsHarness(dut, arr, rng, "steady")
+    await h.engine.start()
+    k = 4 * p.rows
+    tiles = 4
+    for _ in range(tiles):
+        h.tile(_operands(p, nrng, (p.rows, k), "a"), _operands(p, nrng, (k, p.cols), "w"))
+    start = h.engine.cycle
+    await h.engine.run(h.done)
+    cycles = h.engine.cycle - start
+    _check(dut, h.o.got, h.expected, "os demo")
+    _write_result({"cycles": cycles, "macs": tiles * k * p.rows * p.cols,
+                   "vectors": tiles * p.rows, "latency": arr.latency})
+
