@@ -17,11 +17,21 @@ from npugen.rtl.common.manifest import build_manifest
 from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
-__all__ = ["VERILATOR_WAIVERS", "core_files", "run_bench", "write_core"]
+__all__ = ["LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "run_bench", "write_core"]
 
 #: Verilator warnings waived for Amaranth output: its Verilog extends and truncates operands
 #: implicitly (e.g. a 16-bit product added into a 32-bit accumulator) by design.
 VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+
+#: Extra waivers for ``verilator --lint-only -Wall``, each a property of Amaranth's Verilog
+#: backend rather than of a design:
+#: PROCASSINIT - Amaranth gives every register an initial value in its declaration and also
+#: assigns it in the clocked process (the reset value), which -Wall reports.
+#: DECLFILENAME - one file holds the top module and all its submodules.
+#: UNUSEDSIGNAL - the flattened netlist keeps every submodule port and every data-view field
+#: as a named alias wire for debugging; most are never read by design. Unconnected logic is
+#: caught instead by the bit-exact simulations.
+LINT_WAIVERS = [*VERILATOR_WAIVERS, "-Wno-PROCASSINIT", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL"]
 
 
 def core_files(params):
@@ -70,6 +80,16 @@ def write_core(params, out_dir):
     j_path = out_dir / f"{params.slug}.json"
     _atomic_write_all({v_path: text, j_path: json.dumps(manifest, indent=2) + "\n"})
     return v_path, j_path
+
+
+def lint(verilog_path):
+    """Run ``verilator --lint-only -Wall`` with :data:`LINT_WAIVERS`; return (ok, output)."""
+    import subprocess
+
+    found = use_verilator()
+    cmd = [str(found.executable), "--lint-only", "-Wall", *LINT_WAIVERS, str(verilog_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return proc.returncode == 0 and "%Warning" not in proc.stderr, proc.stderr
 
 
 def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filter=None,

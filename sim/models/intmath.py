@@ -39,5 +39,7 @@ def wrap(x, bits):
     """
     if not 1 <= bits <= 63:
         raise ValueError(f"bits must be in 1..63, not {bits!r}")
+    half = np.int64(1 << (bits - 1))
     x = np.asarray(x, dtype=np.int64) & np.int64((1 << bits) - 1)
-    return np.where(x >> (bits - 1), x - np.int64(1 << bits), x).astype(np.int64)
+    # Sign extension without forming 2**bits (which would not fit int64 for bits == 63).
+    return ((x ^ half) - half).astype(np.int64)

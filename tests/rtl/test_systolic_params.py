@@ -1,0 +1,69 @@
+"""SystolicParams validation: every check names the parameter and its valid range."""
+
+import pytest
+
+from npugen.rtl.systolic import Dataflow, SystolicParams
+
+
+def test_defaults_and_json_round_trip():
+    p = SystolicParams()
+    assert (p.rows, p.cols, p.a_width, p.w_width, p.acc_width, p.dataflow) == \
+        (8, 8, 8, 8, 32, Dataflow.WS)
+    q = SystolicParams(rows=3, cols=5, acc_width=20, dataflow="os")
+    assert SystolicParams.from_json(q.to_json()) == q
+    assert q.slug == "systolic_os_3x5_a8w8acc20"
+    assert q.dataflow is Dataflow.OS
+
+
+def test_frozen():
+    with pytest.raises(AttributeError):
+        SystolicParams().rows = 3
+
+
+@pytest.mark.parametrize("value", [0, 65, -1])
+def test_wrong_rows(value):
+    with pytest.raises(ValueError, match=r"rows must be in 1\.\.64, not"):
+        SystolicParams(rows=value)
+
+
+@pytest.mark.parametrize("value", ["4", 4.0, True, None])
+def test_wrong_rows_type(value):
+    with pytest.raises(TypeError, match=r"rows must be an integer in 1\.\.64"):
+        SystolicParams(rows=value)
+
+
+def test_wrong_cols():
+    with pytest.raises(ValueError, match=r"cols must be in 1\.\.64, not 0"):
+        SystolicParams(cols=0)
+
+
+def test_wrong_a_width():
+    with pytest.raises(ValueError, match=r"a_width must be in 2\.\.16, not 17"):
+        SystolicParams(a_width=17)
+
+
+def test_wrong_w_width():
+    with pytest.raises(ValueError, match=r"w_width must be in 2\.\.16, not 1"):
+        SystolicParams(w_width=1)
+
+
+@pytest.mark.parametrize("value", [3, 15, 49])
+def test_wrong_acc_width(value):
+    with pytest.raises(ValueError, match=rf"acc_width must be in 16\.\.48, not {value}"):
+        SystolicParams(acc_width=value)
+
+
+def test_acc_width_floor_follows_operand_widths():
+    assert SystolicParams(a_width=4, w_width=4, acc_width=8).acc_width == 8
+    with pytest.raises(ValueError, match=r"acc_width must be in 24\.\.48"):
+        SystolicParams(a_width=16, w_width=8, acc_width=20)
+
+
+def test_wrong_dataflow():
+    with pytest.raises(ValueError, match="dataflow must be one of ws, os, not 'is'"):
+        SystolicParams(dataflow="is")
+
+
+def test_unknown_field_from_dict():
+    with pytest.raises(ValueError, match="unknown systolic parameter"):
+        SystolicParams.from_dict({"rows": 2, "depth": 3})
