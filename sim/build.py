@@ -93,14 +93,18 @@ def lint(verilog_path):
 
 
 def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filter=None,
-              quiet=False):
+              quiet=False, stage=None):
     """Build ``params``' core in Verilator and run cocotb module ``test_module`` on it.
 
-    Returns the path of cocotb's results XML. Waveforms follow ``NPUGEN_WAVES``.
+    Returns the path of cocotb's results XML. Waveforms follow ``NPUGEN_WAVES``. With
+    ``quiet`` the tool output goes to ``build.log`` and ``test.log`` in ``build_dir``;
+    ``stage`` (a callable) is told when each step starts.
     """
     from cocotb_tools.runner import get_runner
 
+    stage = stage or (lambda _: None)
     use_verilator()
+    stage("generating Verilog")
     build_dir = Path(build_dir).resolve()
     v_path, _ = write_core(params, build_dir)
     fmt = waves_format()
@@ -108,10 +112,12 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     build_args = [*VERILATOR_WAIVERS, *wave_build_args(fmt, build_dir)]
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
+    stage("building the Verilator model")
     runner.build(sources=[v_path], hdl_toplevel=params.slug, build_dir=build_dir,
                  build_args=build_args, waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}
+    stage("simulating against the golden model")
     return runner.test(hdl_toplevel=params.slug, test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
                        test_filter=test_filter, **test_kwargs)

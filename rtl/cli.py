@@ -1,0 +1,113 @@
+"""The ``npugen`` command: thin parsing around the generators and the simulation flow.
+
+Every error is one line on stderr and exit code 2 (bad usage or parameters) or 1 (a run that
+failed); no traceback, and no half-written output files.
+"""
+
+import argparse
+import random
+import sys
+from importlib.metadata import version
+
+from .blocks import BLOCKS
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command line or parameters: reported in one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _value(text):
+    """Pass integers as int and everything else as text; the params object validates."""
+    try:
+        return int(text, 10)
+    except ValueError:
+        return text
+
+
+def _add_block_parsers(sub):
+    for name, block in BLOCKS.items():
+        p = sub.add_parser(name, help=block.summary, description=block.summary)
+        for field, default, text, valid in block.params_cls.cli_fields():
+            p.add_argument(_flag(field), dest=field, type=_value, default=default,
+                           metavar=field.upper(),
+                           help=f"{text}; valid: {valid} (default: {default})")
+        p.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="output folder for <name>.v and <name>.json")
+        p.set_defaults(block=name)
+
+
+def _parser():
+    parser = _Parser(prog="npugen", description="Generate verified inference hardware.")
+    parser.add_argument("--version", action="version", version=f"npugen {version('npugen')}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    gen = sub.add_parser("generate", help="write a block's Verilog and JSON manifest",
+                         description="Write a block's Verilog and JSON manifest.")
+    _add_block_parsers(gen.add_subparsers(dest="block", required=True, parser_class=_Parser))
+    demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
+                                       "each in Verilator against its golden model")
+    demo.add_argument("-o", "--output", default="build/demo", metavar="DIR",
+                      help="work folder (default: build/demo)")
+    demo.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    return parser
+
+
+def _params(args):
+    block = BLOCKS[args.block]
+    values = {f: getattr(args, f) for f, *_ in block.params_cls.cli_fields()}
+    try:
+        return block.params_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _generate(args):
+    from npugen.sim.build import write_core
+
+    params = _params(args)
+    v_path, j_path = write_core(params, args.output)
+    print(f"wrote {v_path}")
+    print(f"wrote {j_path}")
+    return 0
+
+
+def _demo(args):
+    from npugen.sim.demo import format_table, run_demo
+
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    print(f"npugen demo: seed {seed} (rerun with --seed {seed}); work folder {args.output}",
+          flush=True)
+    results = run_demo(args.output, seed, progress=lambda line: print(line, flush=True))
+    print()
+    print(format_table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def main(argv=None):
+    """Entry point of the ``npugen`` console script."""
+    try:
+        args = _parser().parse_args(argv)
+        return {"generate": _generate, "demo": _demo}[args.command](args)
+    except UsageError as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("npugen: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The npugen command: generate, parameter errors, help, atomic output."""
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from npugen.rtl.cli import main
+from npugen.rtl.systolic import SystolicParams
+from npugen.sim import build
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "npugen.rtl.cli", *args],
+                          capture_output=True, text=True, check=False)
+
+
+def test_generate_writes_verilog_and_manifest(tmp_path):
+    out = tmp_path / "out"
+    assert main(["generate", "systolic", "--rows", "3", "--cols", "5", "--acc-width", "20",
+                 "--dataflow", "os", "-o", str(out)]) == 0
+    p = SystolicParams(rows=3, cols=5, acc_width=20, dataflow="os")
+    v = (out / f"{p.slug}.v").read_text()
+    manifest = json.loads((out / f"{p.slug}.json").read_text())
+    assert sorted(x.name for x in out.iterdir()) == [f"{p.slug}.json", f"{p.slug}.v"]
+    assert manifest["params"] == p.to_dict()
+    assert manifest["module"] == p.slug
+    assert manifest["golden_model"] == "npugen.sim.models.systolic:os_tile"
+    header = re.search(rf"module {p.slug}\((.*?)\);", v, re.S).group(1)
+    verilog_ports = {x.strip() for x in header.split(",")}
+    assert {port["name"] for port in manifest["ports"]} == verilog_ports
+    by_name = {port["name"]: port for port in manifest["ports"]}
+    assert by_name["o__payload"]["width"] == 5 * 20 + 1
+    assert by_name["i__payload"]["direction"] == "in"
+    assert by_name["i__ready"]["direction"] == "out"
+    fields = {f["name"]: f for f in by_name["i__payload"]["fields"]}
+    assert fields["b[4]"] == {"name": "b[4]", "offset": 3 * 8 + 4 * 8, "width": 8, "signed": True}
+    assert manifest["latency_cycles"]["last_beat_to_first_row"] > 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--rows", "0"], "rows must be in 1..64, not 0"),
+    (["--cols", "65"], "cols must be in 1..64, not 65"),
+    (["--acc-width", "3"], "acc_width must be in 16..48, not 3"),
+    (["--dataflow", "xs"], "dataflow must be one of ws, os, not 'xs'"),
+    (["--rows", "four"], "rows must be an integer in 1..64, not 'four'"),
+    (["--a-width", "2.5"], "a_width must be an integer in 2..16, not '2.5'"),
+    (["--bogus", "1"], "unrecognized arguments: --bogus 1"),
+])
+def test_bad_parameters_one_line_exit_2_no_files(tmp_path, args, message):
+    out = tmp_path / "out"
+    proc = run_cli("generate", "systolic", *args, "-o", str(out))
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("npugen: error: ")
+    assert message in lines[0]
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_help_lists_every_parameter_with_default_and_range():
+    proc = run_cli("generate", "systolic", "--help")
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    for name, default, _, valid in SystolicParams.cli_fields():
+        flag = "--" + name.replace("_", "-")
+        assert flag in text
+        assert f"valid: {valid} (default: {default})" in text
+
+
+def test_failed_write_leaves_no_files(tmp_path, monkeypatch):
+    """If the second file cannot be written, the first does not appear either."""
+    good = tmp_path / "a.v"
+    missing = tmp_path / "no-such-dir" / "a.json"
+    with pytest.raises(OSError):
+        build._atomic_write_all({good: "x", missing: "y"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_generation_error_leaves_no_files(tmp_path, monkeypatch):
+    def boom(component, **kwargs):
+        component._MustUse__silence = True  # Amaranth would warn that it was never elaborated
+        raise RuntimeError("conversion failed")
+    monkeypatch.setattr(build.verilog, "convert", boom)
+    with pytest.raises(RuntimeError):
+        build.write_core(SystolicParams(), tmp_path / "out")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_version():
+    proc = run_cli("--version")
+    assert proc.returncode == 0 and proc.stdout.startswith("npugen ")
