@@ -2,11 +2,8 @@
 
 import os
 import random
-from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_addoption(parser):
@@ -19,11 +16,20 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     seed = config.getoption("--seed")
-    if seed is None:
+    if hasattr(config, "workerinput"):
+        # pytest-xdist worker: use the controller's seed, so the header's seed reproduces.
+        seed = config.workerinput["npugen_seed"]
+    elif seed is None:
         seed = int(os.environ.get("NPUGEN_SEED", random.randrange(1 << 31)))
     config.npugen_seed = seed
     if config.getoption("--waves"):
         os.environ["NPUGEN_WAVES"] = "fst"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """Hand the controller's seed to each pytest-xdist worker."""
+    node.workerinput["npugen_seed"] = node.config.npugen_seed
 
 
 def pytest_report_header(config):

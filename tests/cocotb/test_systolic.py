@@ -39,8 +39,8 @@ def _run(params, seed):
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_systolic(params, seed):
     names = _run(params, seed)
-    # tiles x4 traffic, reset x2, timing, demo (+ K chaining x2 for WS)
-    assert len(names) == (10 if params.dataflow.value == "ws" else 8), names
+    # tiles x4 traffic, reset x2, timing, demo, GEMM (+ K chaining x2 for WS)
+    assert len(names) == (11 if params.dataflow.value == "ws" else 9), names
 
 
 @pytest.mark.slow
