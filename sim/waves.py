@@ -11,6 +11,7 @@ the writer calls and link the system library directly.
 
 import ctypes.util
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -51,20 +52,28 @@ def _system_lz4_header():
     return any(Path(d, "lz4.h").is_file() for d in ("/usr/include", "/usr/local/include"))
 
 
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu",
+             "/lib/aarch64-linux-gnu", "/usr/lib64", "/lib64", "/usr/lib", "/lib",
+             "/usr/local/lib")
+
+
 def _lz4_library():
-    name = ctypes.util.find_library("lz4")
-    if name is None:
-        return None
+    """Path of the system liblz4 shared library, or None."""
+    name = ctypes.util.find_library("lz4") or "liblz4.so.1"
     if os.path.isabs(name):
         return Path(name)
-    try:
-        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True,
-                                 check=False).stdout
-    except OSError:
-        listing = ""
-    for line in listing.splitlines():
-        if line.strip().startswith(name) and "=>" in line:
-            return Path(line.split("=>")[1].strip())
+    for directory in _LIB_DIRS:
+        candidate = Path(directory, name)
+        if candidate.is_file():
+            return candidate
+    # ldconfig lives in /sbin, which a minimal PATH (as in CI) may not include.
+    for ldconfig in (shutil.which("ldconfig"), "/sbin/ldconfig", "/usr/sbin/ldconfig"):
+        if ldconfig and os.path.exists(ldconfig):
+            listing = subprocess.run([ldconfig, "-p"], capture_output=True, text=True,
+                                     check=False).stdout
+            for line in listing.splitlines():
+                if line.strip().startswith(name) and "=>" in line:
+                    return Path(line.split("=>")[1].strip())
     return None
 
 

@@ -1,0 +1,10 @@
+"""Winograd F(2x2, 3x3) convolution: transforms and the tile engine, exact integer arithmetic."""
+
+from .engine import WinogradF23
+from .params import FilterInput, WinogradParams
+from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
+
+__all__ = [
+    "FilterInput", "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "WinogradF23",
+    "WinogradParams",
+]

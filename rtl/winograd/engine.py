@@ -1,0 +1,280 @@
+"""Winograd F(2x2, 3x3) tile engine with on-chip transformed filters."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..common.pipeline import delay
+from ..common.result_buffer import ResultBuffer
+from .params import FilterInput, WinogradParams
+from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
+
+__all__ = ["WinogradF23"]
+
+
+class WinogradF23(wiring.Component):
+    r"""Winograd F(2x2, 3x3) tile engine: 4x4xC input tiles -> 2x2 output tiles per filter.
+
+    ::
+
+        i_tile (one channel of a 4x4 tile) -> B^T d B -> V bank (double-buffered, C words)
+        i_filter (3x3 raw or 4x4 U')       -> [G' g G'^T] -> U' store (K*C words)
+        for each tile, filter k, channel c (one per cycle):
+            M  = sum_c U'[k, c] (.) V[c]       16 multipliers, 16 accumulators
+        then Y = (A^T M A) >> 2, wrapped to acc_width -> result buffer -> o
+
+    Parameters
+    ----------
+    params : WinogradParams
+
+    Members
+    -------
+    i_cfg : In(stream.Signature(StructLayout({channels, filters})))
+        Layer shape: C in 1..c_max, K in 1..k_max. Accepted only when the engine is idle
+        (no tile pending or in flight); resets the filter store's write pointer. An
+        out-of-range value sets ``error`` and is ignored.
+    i_filter : In(stream.Signature(...))
+        K*C beats, filter k outer, channel c inner. ``filter_input == raw``: ``g``, 9 lanes
+        (3x3 row-major) of signed ``data_width``; ``transformed``: ``u``, 16 lanes (4x4
+        row-major) of signed ``u_width`` as produced by the host-side transform.
+    i_tile : In(stream.Signature(StructLayout({d, last})))
+        One channel of a 4x4 input tile (16 lanes row-major, signed ``data_width``), channels
+        0..C-1 in order; ``last`` on channel C-1 (a mismatch sets ``error``; writes stay in
+        bounds). The next tile may stream in while the current one computes.
+    o : Out(stream.Signature(StructLayout({y, last})))
+        One 2x2 output tile per (tile, filter), filters in order: ``y`` = 4 lanes
+        (y00, y01, y10, y11) of signed ``acc_width``, wrapped; ``last`` on filter K-1.
+    error : Out(1)
+        Sticky malformed-input flag, cleared only by reset.
+
+    Throughput: one (filter, channel) pair per cycle, i.e. 16 multiplies per cycle doing the
+    work of 36 direct multiplies; K*C cycles per tile when filters are loaded and the
+    output keeps up. Latency from the first issue of a filter to its output tile: C + 6
+    cycles (``latency``). Bit growth: see :mod:`.params`. Synchronous reset at any time
+    returns to idle: no layer configured, nothing in flight.
+    """
+
+    def __init__(self, params):
+        if not isinstance(params, WinogradParams):
+            raise TypeError(f"params must be WinogradParams, not {type(params).__name__}")
+        self.params = p = params
+        self.cfg_layout = data.StructLayout({
+            "channels": unsigned(p.c_max.bit_length()),
+            "filters": unsigned(p.k_max.bit_length()),
+        })
+        if p.filter_input is FilterInput.RAW:
+            lanes = {"g": data.ArrayLayout(signed(p.data_width), 9)}
+        else:
+            lanes = {"u": data.ArrayLayout(signed(p.u_width), 16)}
+        self.filter_layout = data.StructLayout(lanes)
+        self.tile_layout = data.StructLayout({
+            "d": data.ArrayLayout(signed(p.data_width), 16), "last": 1})
+        self.out_layout = data.StructLayout({
+            "y": data.ArrayLayout(signed(p.acc_width), 4), "last": 1})
+        super().__init__({
+            "i_cfg": In(stream.Signature(self.cfg_layout)),
+            "i_filter": In(stream.Signature(self.filter_layout)),
+            "i_tile": In(stream.Signature(self.tile_layout)),
+            "o": Out(stream.Signature(self.out_layout)),
+            "error": Out(1),
+        })
+
+    #: Cycles from issuing a (filter, channel) pair to its product: memory read + multiply.
+    _PRODUCT_CYCLES = 2
+    #: Cycles from a product to the output written: accumulate, two output-transform stages.
+    _DRAIN_CYCLES = 3
+    _BUFFER_DEPTH = 12
+
+    @property
+    def latency(self):
+        """Cycles from issuing the first channel of a filter to its tile on ``o`` (C = 1)."""
+        return self._PRODUCT_CYCLES + self._DRAIN_CYCLES + ResultBuffer.read_latency
+
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        p = self.params
+        filt = (f"g: 3x3 raw filter, 9 x signed {p.data_width}-bit"
+                if p.filter_input is FilterInput.RAW
+                else f"u: transformed 4x4 filter U', 16 x signed {p.u_width}-bit")
+        return {
+            "latency": {"last_channel_issue_to_o": self.latency},
+            "throughput": {
+                "filter_channel_pairs_per_cycle": 1,
+                "multipliers": 16,
+                "direct_multiplies_equivalent_per_cycle": 36,
+                "cycles_per_tile": "K*C (input C cycles per tile, overlapped)",
+            },
+            "protocol": [
+                "Send i_cfg (C, K) while idle, then K*C filters on i_filter (k outer, c inner).",
+                "Send tiles on i_tile: C beats (channels 0..C-1) of a 4x4 tile, last on C-1.",
+                ("o carries K 2x2 output tiles per input tile, filter order, last on K-1; "
+                "y = cross-correlation of the tile with filter k, wrapped to acc_width."),
+                "error is sticky: bad i_cfg values or a misplaced i_tile.last; reset clears.",
+            ],
+            "model": "npugen.sim.models.winograd:conv2d_winograd",
+            "roles": {"i_cfg": "channels C and filters K of the layer", "i_filter": filt,
+                      "i_tile": f"d: one channel of a 4x4 input tile, 16 x signed "
+                                f"{p.data_width}-bit; last: channel C-1",
+                      "o": f"y: 2x2 output tile, 4 x signed {p.acc_width}-bit; last: filter K-1",
+                      "error": "sticky malformed-input flag"},
+        }
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.params
+        u_row = data.ArrayLayout(signed(p.u_width), 16)
+        v_row = data.ArrayLayout(signed(p.v_width), 16)
+
+        m.submodules.results = results = ResultBuffer(
+            self.out_layout, depth=self._BUFFER_DEPTH, max_reserve=1)
+        wiring.connect(m, wiring.flipped(self.o), results.o)
+
+        # Layer configuration.
+        channels = Signal(range(p.c_max + 1), init=1)
+        filters = Signal(range(p.k_max + 1), init=1)
+        configured = Signal()
+        busy = Signal()
+
+        # --- Filter store: K*C words, dense, written in order -------------------------------
+        m.submodules.u_store = u_store = Memory(shape=u_row, depth=p.k_max * p.c_max, init=[])
+        u_wr = u_store.write_port()
+        u_rd = u_store.read_port(transparent_for=())
+        u_wptr = Signal(range(p.k_max * p.c_max + 1))
+        u_total = Signal(range(p.k_max * p.c_max + 1))
+        filters_loaded = Signal()
+
+        if p.filter_input is FilterInput.RAW:
+            m.submodules.filter_transform = ft = FilterTransform2D(p)
+            m.d.comb += ft.i.eq(self.i_filter.payload.g)
+            u_word = ft.o
+        else:
+            u_word = self.i_filter.payload.u
+        f_take = Signal()
+        m.d.comb += [
+            # Stop at K*C words: the write pointer never leaves the store.
+            self.i_filter.ready.eq(configured & (u_wptr != u_total)),
+            f_take.eq(self.i_filter.valid & self.i_filter.ready),
+        ]
+        # Registered write: transform in this cycle, write on the next edge.
+        f_wen = Signal()
+        f_word = Signal(u_row)
+        f_addr = Signal.like(u_wptr)
+        f_final = Signal()
+        m.d.sync += [f_wen.eq(f_take), f_word.eq(u_word), f_addr.eq(u_wptr),
+                     f_final.eq(f_take & (u_wptr + 1 == u_total))]
+        m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]
+        with m.If(f_take):
+            m.d.sync += u_wptr.eq(u_wptr + 1)
+        # Loaded once the last word is written (not merely accepted): the first read of the
+        # store happens on the edge after this one.
+        with m.If(f_final):
+            m.d.sync += filters_loaded.eq(1)
+
+        # --- Input side: transform and store one channel per beat, two banks ----------------
+        m.submodules.input_transform = it = InputTransform2D(p)
+        m.submodules.v_store = v_store = Memory(shape=v_row, depth=2 * p.c_max, init=[])
+        v_wr = v_store.write_port()
+        v_rd = v_store.read_port(transparent_for=())
+        bank_full = Signal(2)
+        w_bank = Signal()
+        w_chan = Signal(range(p.c_max))
+        t_take = Signal()
+        m.d.comb += [
+            it.i.eq(self.i_tile.payload.d),
+            self.i_tile.ready.eq(configured & ~bank_full.bit_select(w_bank, 1)),
+            t_take.eq(self.i_tile.valid & self.i_tile.ready),
+        ]
+        v_wen = Signal()
+        v_word = Signal(v_row)
+        v_addr = Signal(range(2 * p.c_max))
+        v_done = Signal()   # this write completes the bank
+        last_chan = w_chan == channels - 1
+        m.d.sync += [
+            v_wen.eq(t_take), v_word.eq(it.o),
+            v_addr.eq(Mux(w_bank, p.c_max, 0) + w_chan), v_done.eq(t_take & last_chan),
+        ]
+        m.d.comb += [v_wr.en.eq(v_wen), v_wr.addr.eq(v_addr), v_wr.data.eq(v_word)]
+        with m.If(t_take):
+            m.d.sync += w_chan.eq(Mux(last_chan, 0, w_chan + 1))
+            with m.If(self.i_tile.payload.last != last_chan):
+                m.d.sync += self.error.eq(1)
+            with m.If(last_chan):
+                m.d.sync += w_bank.eq(~w_bank)
+        # The bank becomes readable once its last word is written (the edge after t_take).
+        set_full = Signal(2)
+        done_bank = Signal()
+        m.d.sync += done_bank.eq(w_bank)
+        m.d.comb += set_full.eq(Mux(v_done, 1 << done_bank, 0))
+
+        # --- Compute: issue one (filter, channel) pair per cycle ------------------------------
+        c_bank = Signal()
+        k_cnt = Signal(range(p.k_max))
+        c_cnt = Signal(range(p.c_max))
+        u_rptr = Signal(range(p.k_max * p.c_max))
+        issue = Signal()
+        first_c = c_cnt == 0
+        last_c = c_cnt == channels - 1
+        last_k = k_cnt == filters - 1
+        can_issue = bank_full.bit_select(c_bank, 1) & filters_loaded & \
+            (~first_c | (results.free != 0))
+        clear_full = Signal(2)
+        m.d.comb += [
+            issue.eq(can_issue),
+            results.reserve.eq(issue & first_c),
+            u_rd.addr.eq(u_rptr),
+            v_rd.addr.eq(Mux(c_bank, p.c_max, 0) + c_cnt),
+            clear_full.eq(Mux(issue & last_c & last_k, 1 << c_bank, 0)),
+        ]
+        m.d.sync += bank_full.eq((bank_full | set_full) & ~clear_full)
+        with m.If(issue):
+            m.d.sync += [c_cnt.eq(Mux(last_c, 0, c_cnt + 1)),
+                         u_rptr.eq(Mux(last_c & last_k, 0, u_rptr + 1))]
+            with m.If(last_c):
+                m.d.sync += k_cnt.eq(Mux(last_k, 0, k_cnt + 1))
+                with m.If(last_k):
+                    m.d.sync += c_bank.eq(~c_bank)
+
+        # Pipeline tags: (first channel, last channel, last filter), aligned with products.
+        tags = delay(m, Cat(issue & first_c, issue & last_c, issue & last_c & last_k),
+                     self._PRODUCT_CYCLES, name="tag")
+        # Cycle t+1: U' and V words on the read ports. Cycle t+2: products.
+        prod = Signal(data.ArrayLayout(signed(p.product_width), 16), reset_less=True)
+        for n in range(16):
+            m.d.sync += prod[n].eq(u_rd.data[n] * v_rd.data[n])
+        # Cycle t+3: channel sums (wrapping to m_width; see params).
+        acc = Signal(data.ArrayLayout(signed(p.m_width), 16), reset_less=True)
+        for n in range(16):
+            m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
+        done = Signal()
+        done_last = Signal()
+        m.d.sync += [done.eq(tags[1]), done_last.eq(tags[2])]
+        # Cycle t+4: A^T M A (registered); t+5: >> 2 into the result buffer.
+        m.submodules.output_transform = ot = OutputTransform2D(p.m_width)
+        m.d.comb += ot.i.eq(acc)
+        y4 = Signal(data.ArrayLayout(signed(p.m_width), 4), reset_less=True)
+        y_valid = Signal()
+        y_last = Signal()
+        m.d.sync += [y4.eq(ot.o), y_valid.eq(done), y_last.eq(done_last)]
+        m.d.comb += [results.w_en.eq(y_valid), results.w_data.last.eq(y_last)]
+        for n in range(4):
+            # Exact: y4 = 4Y modulo 2**m_width, and m_width <= acc_width + 2.
+            m.d.comb += results.w_data.y[n].eq(y4[n] >> 2)
+
+        # --- Configuration (only when idle) ----------------------------------------------
+        # Idle: no tile stored or arriving. Pairs already issued do not read the layer
+        # shape again, and their U' words were read before any new filter can be written.
+        m.d.comb += busy.eq((bank_full != 0) | (w_chan != 0) | v_wen)
+        cfg = self.i_cfg.payload
+        cfg_take = Signal()
+        m.d.comb += [self.i_cfg.ready.eq(~busy), cfg_take.eq(self.i_cfg.valid & ~busy)]
+        with m.If(cfg_take):
+            with m.If((cfg.channels == 0) | (cfg.channels > p.c_max) |
+                      (cfg.filters == 0) | (cfg.filters > p.k_max)):
+                m.d.sync += self.error.eq(1)
+            with m.Else():
+                m.d.sync += [channels.eq(cfg.channels), filters.eq(cfg.filters),
+                             u_total.eq(cfg.channels * cfg.filters), u_wptr.eq(0),
+                             filters_loaded.eq(0), configured.eq(1),
+                             c_cnt.eq(0), k_cnt.eq(0), u_rptr.eq(0)]
+        return m

@@ -1,0 +1,110 @@
+"""Winograd F(2x2, 3x3) transforms as add/subtract networks (no multipliers).
+
+1-D kernels, applied to columns and then rows for the 2-D transforms:
+
+- input   ``B^T x``:  (x0 - x2,  x1 + x2,  x2 - x1,  x1 - x3)
+- filter  ``G' g`` :  (2 g0,  g0 + g1 + g2,  g0 - g1 + g2,  2 g2)      (G' = 2G)
+- output  ``A^T m``:  (m0 + m1 + m2,  m1 - m2 - m3)
+
+Amaranth widens every sum, so no intermediate overflows; the 2-D results are truncated to
+the widths of :class:`~.params.WinogradParams`, which hold the derived bounds.
+Tiles are row-major lane arrays: lane ``4*r + c`` (or ``3*r + c`` for 3x3, ``2*r + c`` for
+2x2) holds row r, column c.
+"""
+
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = [
+    "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "filter_1d", "input_1d",
+    "output_1d",
+]
+
+
+def input_1d(x):
+    """``B^T x`` for four values."""
+    return [x[0] - x[2], x[1] + x[2], x[2] - x[1], x[1] - x[3]]
+
+
+def filter_1d(g):
+    """``G' g`` for three values (G' = 2G)."""
+    return [g[0] << 1, g[0] + g[1] + g[2], g[0] - g[1] + g[2], g[2] << 1]
+
+
+def output_1d(m):
+    """``A^T m`` for four values."""
+    return [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
+
+
+def _separable(kernel, tile, rows, cols):
+    """Apply ``kernel`` down each column, then along each row; return row-major lanes."""
+    columns = [kernel([tile[r * cols + c] for r in range(rows)]) for c in range(cols)]
+    out_rows = len(columns[0])
+    mid = [[columns[c][r] for c in range(cols)] for r in range(out_rows)]
+    return [v for row in mid for v in kernel(row)]
+
+
+class _Transform(wiring.Component):
+    def __init__(self, in_shape, in_lanes, out_shape, out_lanes):
+        super().__init__({
+            "i": In(data.ArrayLayout(in_shape, in_lanes)),
+            "o": Out(data.ArrayLayout(out_shape, out_lanes)),
+        })
+
+
+class InputTransform2D(_Transform):
+    """Combinational ``V = B^T d B`` of a 4x4 tile.
+
+    Members
+    -------
+    i : In(ArrayLayout(signed(data_width), 16))
+    o : Out(ArrayLayout(signed(v_width), 16)), |V| <= 2**(data_width+1).
+    """
+
+    def __init__(self, params):
+        super().__init__(signed(params.data_width), 16, signed(params.v_width), 16)
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        out = _separable(input_1d, [self.i[n] for n in range(16)], 4, 4)
+        m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
+        return m
+
+
+class FilterTransform2D(_Transform):
+    """Combinational ``U' = G' g G'^T`` (= 4U) of a 3x3 filter.
+
+    Members
+    -------
+    i : In(ArrayLayout(signed(data_width), 9))
+    o : Out(ArrayLayout(signed(u_width), 16)), |U'| <= 9 * 2**(data_width-1).
+    """
+
+    def __init__(self, params):
+        super().__init__(signed(params.data_width), 9, signed(params.u_width), 16)
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        out = _separable(filter_1d, [self.i[n] for n in range(9)], 3, 3)
+        m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
+        return m
+
+
+class OutputTransform2D(_Transform):
+    """Combinational ``A^T M A`` of a 4x4 Winograd-domain tile, result wrapped to ``width``.
+
+    Members
+    -------
+    i : In(ArrayLayout(signed(width), 16))
+    o : Out(ArrayLayout(signed(width), 4)), equal to 4Y modulo 2**width.
+    """
+
+    def __init__(self, width):
+        super().__init__(signed(width), 16, signed(width), 4)
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        out = _separable(output_1d, [self.i[n] for n in range(16)], 4, 4)
+        m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
+        return m

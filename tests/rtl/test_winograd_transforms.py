@@ -1,0 +1,120 @@
+"""Winograd transforms in the Amaranth simulator against the numpy stage functions."""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from npugen.rtl.winograd import (
+    FilterTransform2D,
+    InputTransform2D,
+    OutputTransform2D,
+    WinogradParams,
+)
+from npugen.rtl.winograd.transforms import filter_1d, input_1d, output_1d
+from npugen.sim.models import winograd as wg
+
+INT8 = range(-128, 128)
+
+
+class OneD(wiring.Component):
+    """Test harness around a 1-D kernel."""
+
+    def __init__(self, kernel, n_in, n_out, width):
+        self._kernel = kernel
+        super().__init__({"x": In(signed(width)).array(n_in),
+                          "y": Out(signed(width + 4)).array(n_out)})
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        m.d.comb += [y.eq(v) for y, v in zip(self.y, self._kernel(list(self.x)), strict=True)]
+        return m
+
+
+def _comb(dut, bench):
+    sim = Simulator(dut)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_input_1d_exhaustive():
+    """X = (i, i, j, j) puts every int8 pair on each output's two inputs."""
+    dut = OneD(input_1d, 4, 4, 8)
+
+    async def bench(ctx):
+        for i in INT8:
+            for j in INT8:
+                for lane, v in zip(dut.x, (i, i, j, j), strict=True):
+                    ctx.set(lane, v)
+                got = [ctx.get(y) for y in dut.y]
+                assert got == (wg.BT @ np.array([i, i, j, j])).tolist(), (i, j)
+    _comb(dut, bench)
+
+
+def test_filter_1d_all_pairs(seed):
+    """Every (g0, g1) pair, with g2 cycling through all values, against G' g."""
+    dut = OneD(filter_1d, 3, 4, 8)
+
+    async def bench(ctx):
+        for i in INT8:
+            for j in INT8:
+                g = (i, j, (i * 7 + j * 13 + seed) % 256 - 128)
+                for lane, v in zip(dut.x, g, strict=True):
+                    ctx.set(lane, v)
+                assert [ctx.get(y) for y in dut.y] == (wg.G2 @ np.array(g)).tolist(), g
+    _comb(dut, bench)
+
+
+def test_output_1d_random(seed):
+    rng = np.random.default_rng(seed)
+    dut = OneD(output_1d, 4, 2, 24)
+
+    async def bench(ctx):
+        for _ in range(3000):
+            m = rng.integers(-(1 << 23), 1 << 23, 4)
+            for lane, v in zip(dut.x, m, strict=True):
+                ctx.set(lane, int(v))
+            assert [ctx.get(y) for y in dut.y] == (wg.AT @ m).tolist()
+    _comb(dut, bench)
+
+
+def _stack(rng, n, shape, lo, hi):
+    vals = rng.integers(lo, hi + 1, (n, *shape))
+    vals[0] = lo
+    vals[1] = hi
+    return vals
+
+
+@pytest.mark.parametrize("data_width", [8, 4, 12])
+def test_2d_transforms_against_stage_functions(data_width, seed):
+    rng = np.random.default_rng(seed)
+    p = WinogradParams(data_width=data_width)
+    lo, hi = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
+    it, ft = InputTransform2D(p), FilterTransform2D(p)
+    m_width = p.m_width
+    ot = OutputTransform2D(m_width)
+    top = Module()
+    top.submodules += [it, ft, ot]
+
+    async def bench(ctx):
+        for d in _stack(rng, 1000, (4, 4), lo, hi):
+            ctx.set(it.i, [int(v) for v in d.flatten()])
+            assert [ctx.get(it.o[n]) for n in range(16)] == \
+                wg.input_transform(p, d).flatten().tolist()
+        for g in _stack(rng, 1000, (3, 3), lo, hi):
+            ctx.set(ft.i, [int(v) for v in g.flatten()])
+            assert [ctx.get(ft.o[n]) for n in range(16)] == \
+                wg.filter_transform(p, g).flatten().tolist()
+        for _ in range(1000):
+            # M from real data so that A^T M A = 4Y stays within m_width.
+            g = rng.integers(lo, hi + 1, (3, 3))
+            d = rng.integers(lo, hi + 1, (4, 4))
+            mm = wg.filter_transform(p, g) * wg.input_transform(p, d)
+            ctx.set(ot.i, [int(v) for v in mm.flatten()])
+            assert [ctx.get(ot.o[n]) for n in range(4)] == \
+                (4 * wg.output_transform(mm)).flatten().tolist()
+    sim = Simulator(top)
+    sim.add_testbench(bench)
+    sim.run()
