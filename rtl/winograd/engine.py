@@ -31,17 +31,20 @@ class WinogradF23(wiring.Component):
     Members
     -------
     i_cfg : In(stream.Signature(StructLayout({channels, filters})))
-        Layer shape: C in 1..c_max, K in 1..k_max. Accepted only when the engine is idle
-        (no tile pending or in flight); resets the filter store's write pointer. An
-        out-of-range value sets ``error`` and is ignored.
+        Layer shape: C in 1..c_max, K in 1..k_max. Accepted only when the previous layer is
+        closed (its ``end`` taken) and no tile is stored; resets the filter store's write
+        pointer. An out-of-range value sets ``error`` and is ignored.
     i_filter : In(stream.Signature(...))
         K*C beats, filter k outer, channel c inner. ``filter_input == raw``: ``g``, 9 lanes
         (3x3 row-major) of signed ``data_width``; ``transformed``: ``u``, 16 lanes (4x4
         row-major) of signed ``u_width`` as produced by the host-side transform.
-    i_tile : In(stream.Signature(StructLayout({d, last})))
+    i_tile : In(stream.Signature(StructLayout({d, last, end})))
         One channel of a 4x4 input tile (16 lanes row-major, signed ``data_width``), channels
         0..C-1 in order; ``last`` on channel C-1 (a mismatch sets ``error``; writes stay in
-        bounds). The next tile may stream in while the current one computes.
+        bounds). The next tile may stream in while the current one computes. ``end`` on the
+        layer's final beat (with ``last``): afterwards no tile is taken until the next
+        ``i_cfg``, so tiles queued for the next layer are never taken for this one. (Filters
+        need no such mark: exactly K*C are taken per configuration.)
     o : Out(stream.Signature(StructLayout({y, last})))
         One 2x2 output tile per (tile, filter), filters in order: ``y`` = 4 lanes
         (y00, y01, y10, y11) of signed ``acc_width``, wrapped; ``last`` on filter K-1.
@@ -69,7 +72,7 @@ class WinogradF23(wiring.Component):
             lanes = {"u": data.ArrayLayout(signed(p.u_width), 16)}
         self.filter_layout = data.StructLayout(lanes)
         self.tile_layout = data.StructLayout({
-            "d": data.ArrayLayout(signed(p.data_width), 16), "last": 1})
+            "d": data.ArrayLayout(signed(p.data_width), 16), "last": 1, "end": 1})
         self.out_layout = data.StructLayout({
             "y": data.ArrayLayout(signed(p.acc_width), 4), "last": 1})
         super().__init__({
@@ -107,7 +110,8 @@ class WinogradF23(wiring.Component):
             },
             "protocol": [
                 "Send i_cfg (C, K) while idle, then K*C filters on i_filter (k outer, c inner).",
-                "Send tiles on i_tile: C beats (channels 0..C-1) of a 4x4 tile, last on C-1.",
+                ("Send tiles on i_tile: C beats (channels 0..C-1) of a 4x4 tile, last on C-1; "
+                 "end on the layer's final beat closes the layer until the next i_cfg."),
                 ("o carries K 2x2 output tiles per input tile, filter order, last on K-1; "
                 "y = cross-correlation of the tile with filter k, wrapped to acc_width."),
                 "error is sticky: bad i_cfg values or a misplaced i_tile.last; reset clears.",
@@ -115,7 +119,7 @@ class WinogradF23(wiring.Component):
             "model": "npugen.sim.models.winograd:conv2d_winograd",
             "roles": {"i_cfg": "channels C and filters K of the layer", "i_filter": filt,
                       "i_tile": f"d: one channel of a 4x4 input tile, 16 x signed "
-                                f"{p.data_width}-bit; last: channel C-1",
+                                f"{p.data_width}-bit; last: channel C-1; end: layer's final beat",
                       "o": f"y: 2x2 output tile, 4 x signed {p.acc_width}-bit; last: filter K-1",
                       "error": "sticky malformed-input flag"},
         }
@@ -133,11 +137,13 @@ class WinogradF23(wiring.Component):
         # Layer configuration.
         channels = Signal(range(p.c_max + 1), init=1)
         filters = Signal(range(p.k_max + 1), init=1)
-        configured = Signal()
+        configured = Signal()   # a layer shape is set (filters count against it)
+        tiles_open = Signal()   # tiles of the current layer may still come (until `end`)
         busy = Signal()
 
         # --- Filter store: K*C words, dense, written in order -------------------------------
-        m.submodules.u_store = u_store = Memory(shape=u_row, depth=p.k_max * p.c_max, init=[])
+        u_depth = max(2, p.k_max * p.c_max)  # a 1-word memory would get a 0-bit address
+        m.submodules.u_store = u_store = Memory(shape=u_row, depth=u_depth, init=[])
         u_wr = u_store.write_port()
         u_rd = u_store.read_port(transparent_for=())
         u_wptr = Signal(range(p.k_max * p.c_max + 1))
@@ -178,40 +184,40 @@ class WinogradF23(wiring.Component):
         v_rd = v_store.read_port(transparent_for=())
         bank_full = Signal(2)
         w_bank = Signal()
-        w_chan = Signal(range(p.c_max))
+        w_chan = Signal(range(max(2, p.c_max)))  # never zero-width
         t_take = Signal()
         m.d.comb += [
             it.i.eq(self.i_tile.payload.d),
-            self.i_tile.ready.eq(configured & ~bank_full.bit_select(w_bank, 1)),
+            self.i_tile.ready.eq(tiles_open & ~bank_full.bit_select(w_bank, 1)),
             t_take.eq(self.i_tile.valid & self.i_tile.ready),
         ]
-        v_wen = Signal()
-        v_word = Signal(v_row)
-        v_addr = Signal(range(2 * p.c_max))
-        v_done = Signal()   # this write completes the bank
         last_chan = w_chan == channels - 1
-        m.d.sync += [
-            v_wen.eq(t_take), v_word.eq(it.o),
-            v_addr.eq(Mux(w_bank, p.c_max, 0) + w_chan), v_done.eq(t_take & last_chan),
+        # The transform is adds only; its result goes straight into the bank on the accepting
+        # edge, so a bank is readable the cycle after its last channel arrives (this keeps
+        # K = 1 layers at one channel per cycle).
+        m.d.comb += [
+            v_wr.en.eq(t_take), v_wr.data.eq(it.o),
+            v_wr.addr.eq(Mux(w_bank, p.c_max, 0) + w_chan),
         ]
-        m.d.comb += [v_wr.en.eq(v_wen), v_wr.addr.eq(v_addr), v_wr.data.eq(v_word)]
         with m.If(t_take):
             m.d.sync += w_chan.eq(Mux(last_chan, 0, w_chan + 1))
-            with m.If(self.i_tile.payload.last != last_chan):
+            with m.If((self.i_tile.payload.last != last_chan) |
+                      (self.i_tile.payload.end & ~last_chan)):
                 m.d.sync += self.error.eq(1)
+            with m.If(self.i_tile.payload.end):
+                # The layer's tiles are complete: the next tiles wait for a new configuration.
+                # (Filters need no such mark: exactly K*C are taken per configuration.)
+                m.d.sync += tiles_open.eq(0)
             with m.If(last_chan):
                 m.d.sync += w_bank.eq(~w_bank)
-        # The bank becomes readable once its last word is written (the edge after t_take).
         set_full = Signal(2)
-        done_bank = Signal()
-        m.d.sync += done_bank.eq(w_bank)
-        m.d.comb += set_full.eq(Mux(v_done, 1 << done_bank, 0))
+        m.d.comb += set_full.eq(Mux(t_take & last_chan, 1 << w_bank, 0))
 
         # --- Compute: issue one (filter, channel) pair per cycle ------------------------------
         c_bank = Signal()
-        k_cnt = Signal(range(p.k_max))
-        c_cnt = Signal(range(p.c_max))
-        u_rptr = Signal(range(p.k_max * p.c_max))
+        k_cnt = Signal(range(max(2, p.k_max)))
+        c_cnt = Signal(range(max(2, p.c_max)))
+        u_rptr = Signal(range(max(2, p.k_max * p.c_max)))
         issue = Signal()
         first_c = c_cnt == 0
         last_c = c_cnt == channels - 1
@@ -262,19 +268,23 @@ class WinogradF23(wiring.Component):
             m.d.comb += results.w_data.y[n].eq(y4[n] >> 2)
 
         # --- Configuration (only when idle) ----------------------------------------------
-        # Idle: no tile stored or arriving. Pairs already issued do not read the layer
-        # shape again, and their U' words were read before any new filter can be written.
-        m.d.comb += busy.eq((bank_full != 0) | (w_chan != 0) | v_wen)
+        # Idle: the current layer is closed (`end` taken) and no tile is stored or arriving.
+        # Pairs already issued do not read the layer shape again, and their U' words were
+        # read before any new filter can be written.
+        m.d.comb += busy.eq(tiles_open | (bank_full != 0) | (w_chan != 0))
         cfg = self.i_cfg.payload
         cfg_take = Signal()
         m.d.comb += [self.i_cfg.ready.eq(~busy), cfg_take.eq(self.i_cfg.valid & ~busy)]
+        def out_of_range(field, top):
+            # Values 1..top are valid; "> top" is only possible if top does not fill the field.
+            bad = field == 0
+            return bad | (field > top) if top < (1 << len(field)) - 1 else bad
         with m.If(cfg_take):
-            with m.If((cfg.channels == 0) | (cfg.channels > p.c_max) |
-                      (cfg.filters == 0) | (cfg.filters > p.k_max)):
+            with m.If(out_of_range(cfg.channels, p.c_max) | out_of_range(cfg.filters, p.k_max)):
                 m.d.sync += self.error.eq(1)
             with m.Else():
                 m.d.sync += [channels.eq(cfg.channels), filters.eq(cfg.filters),
                              u_total.eq(cfg.channels * cfg.filters), u_wptr.eq(0),
-                             filters_loaded.eq(0), configured.eq(1),
+                             filters_loaded.eq(0), configured.eq(1), tiles_open.eq(1),
                              c_cnt.eq(0), k_cnt.eq(0), u_rptr.eq(0)]
         return m

@@ -101,6 +101,11 @@ class WinogradParams(Params):
         return min(exact, self.acc_width + 2)
 
     @property
+    def macs(self):
+        """Direct-convolution multiply-accumulates done per cycle at full rate (2x2 x 3x3)."""
+        return 36
+
+    @property
     def slug(self):
         """Short unique name for module names, build folders and test ids."""
         return (f"winograd_c{self.c_max}k{self.k_max}_d{self.data_width}acc{self.acc_width}"

@@ -3,6 +3,7 @@
 import pytest
 
 from npugen.rtl.systolic import SystolicParams
+from npugen.rtl.winograd import WinogradParams
 from npugen.sim.build import LINT_WAIVERS, lint, write_core
 
 
@@ -11,6 +12,9 @@ from npugen.sim.build import LINT_WAIVERS, lint, write_core
     SystolicParams(rows=3, cols=8, dataflow="ws"),
     SystolicParams(rows=1, cols=1, dataflow="os"),
     SystolicParams(rows=5, cols=3, acc_width=16, dataflow="os"),
+    WinogradParams(c_max=1, k_max=1),
+    WinogradParams(c_max=3, k_max=4, filter_input="transformed"),
+    WinogradParams(acc_width=16),
 ], ids=lambda p: p.slug)
 def test_lint_clean(params, tmp_path):
     v_path, _ = write_core(params, tmp_path)

@@ -20,8 +20,10 @@ def filter_beats(p, w):
 
 
 def tile_beats(tiles, c):
-    return [{"d": [int(v) for v in t[:, :, ch].flatten()], "last": int(ch == c - 1)}
-            for t in tiles for ch in range(c)]
+    beats = [{"d": [int(v) for v in t[:, :, ch].flatten()], "last": int(ch == c - 1), "end": 0}
+             for t in tiles for ch in range(c)]
+    beats[-1]["end"] = 1
+    return beats
 
 
 def expected_tiles(p, tiles, w):
