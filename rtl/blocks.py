@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from .systolic import SystolicParams, systolic_array
-from .winograd import WinogradF23, WinogradParams
+from .winograd import WinogradConv, WinogradParams
 
 __all__ = ["BLOCKS", "Block"]
 
@@ -21,6 +21,7 @@ class Block:
 BLOCKS = {
     "systolic": Block("systolic", SystolicParams, systolic_array,
                       "TPU-style systolic int8 MAC array (weight- or output-stationary)"),
-    "winograd": Block("winograd", WinogradParams, WinogradF23,
-                      "Winograd F(2x2,3x3) convolution tile engine, exact integer arithmetic"),
+    "winograd": Block("winograd", WinogradParams, WinogradConv,
+                      "3x3 convolution layer on a Winograd F(2x2,3x3) tile engine, exact "
+                      "integer arithmetic"),
 }

@@ -19,9 +19,13 @@ from .waves import wave_build_args, waves_format
 
 __all__ = ["LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "run_bench", "write_core"]
 
-#: Verilator warnings waived for Amaranth output: its Verilog extends and truncates operands
-#: implicitly (e.g. a 16-bit product added into a 32-bit accumulator) by design.
-VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
+#: Verilator warnings waived for Amaranth output. WIDTHEXPAND/WIDTHTRUNC: its Verilog extends
+#: and truncates operands implicitly (e.g. a 16-bit product added into a 32-bit accumulator)
+#: by design.
+VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE"]
+# CASEINCOMPLETE: for every signal a Switch/FSM drives, Amaranth's backend emits a default
+# assignment followed by a casez that lists only the arms up to the last one assigning that
+# signal; the missing arms keep the default, so they cannot infer latches or X.
 
 #: Extra waivers for ``verilator --lint-only -Wall``, each a property of Amaranth's Verilog
 #: backend rather than of a design:
@@ -34,11 +38,15 @@ VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC"]
 LINT_WAIVERS = [*VERILATOR_WAIVERS, "-Wno-PROCASSINIT", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL"]
 
 
-def core_files(params):
-    """Return ``(component, verilog_text, manifest_dict)`` for ``params``."""
+def core_files(params, top=None):
+    """Return ``(component, verilog_text, manifest_dict)`` for ``params``.
+
+    ``top`` builds the component (default: the block's own top, e.g. the whole convolution
+    layer); benches of sub-blocks pass their class and get ``<slug>_<class name>``.
+    """
     block = BLOCKS[params.block]
-    component = block.build(params)
-    name = params.slug
+    component = (top or block.build)(params)
+    name = params.slug if top is None else f"{params.slug}_{top.__name__.lower()}"
     text = verilog.convert(component, name=name, emit_src=False)
     info = component.manifest_info()
     manifest = build_manifest(component, params, name=name, latency=info["latency"],
@@ -71,13 +79,13 @@ def _atomic_write_all(files):
                 os.unlink(tmp)
 
 
-def write_core(params, out_dir):
-    """Write ``<slug>.v`` and ``<slug>.json`` into ``out_dir``; return both paths."""
-    _, text, manifest = core_files(params)
+def write_core(params, out_dir, top=None):
+    """Write ``<name>.v`` and ``<name>.json`` into ``out_dir``; return both paths."""
+    _, text, manifest = core_files(params, top)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    v_path = out_dir / f"{params.slug}.v"
-    j_path = out_dir / f"{params.slug}.json"
+    v_path = out_dir / f"{manifest['module']}.v"
+    j_path = out_dir / f"{manifest['module']}.json"
     _atomic_write_all({v_path: text, j_path: json.dumps(manifest, indent=2) + "\n"})
     return v_path, j_path
 
@@ -93,7 +101,7 @@ def lint(verilog_path):
 
 
 def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filter=None,
-              quiet=False, stage=None):
+              quiet=False, stage=None, top=None):
     """Build ``params``' core in Verilator and run cocotb module ``test_module`` on it.
 
     Returns the path of cocotb's results XML. Waveforms follow ``NPUGEN_WAVES``. With
@@ -106,18 +114,19 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     use_verilator()
     stage("generating Verilog")
     build_dir = Path(build_dir).resolve()
-    v_path, _ = write_core(params, build_dir)
+    v_path, _ = write_core(params, build_dir, top)
+    toplevel = v_path.stem
     fmt = waves_format()
     runner = get_runner("verilator")
     build_args = [*VERILATOR_WAIVERS, *wave_build_args(fmt, build_dir)]
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
-    runner.build(sources=[v_path], hdl_toplevel=params.slug, build_dir=build_dir,
+    runner.build(sources=[v_path], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}
     stage("simulating against the golden model")
-    return runner.test(hdl_toplevel=params.slug, test_module=test_module, build_dir=build_dir,
+    return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
                        test_filter=test_filter, **test_kwargs)

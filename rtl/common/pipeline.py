@@ -3,9 +3,9 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Signal
+from amaranth.hdl import Array, Signal, Value
 
-__all__ = ["delay", "or_tree", "or_tree_levels"]
+__all__ = ["delay", "in_range", "or_tree", "or_tree_levels", "select"]
 
 
 def delay(m, value, cycles, *, name, reset_less=False):
@@ -44,3 +44,27 @@ def or_tree(m, items, *, name, fan_in=4, reset_less=False):
         level += 1
         if len(items) == 1:
             return items[0]
+
+
+def select(items, index):
+    """``items[index]`` as a multiplexer, with every value of ``index`` covered.
+
+    Pads the choices with the last item up to ``2**len(index)``, so the generated case
+    statement is complete (Verilator's CASEINCOMPLETE) and out-of-range indices are defined.
+    """
+    items = [Value.cast(x) for x in items]
+    items += [items[-1]] * ((1 << len(Value.cast(index))) - len(items))
+    return Array(items)[index]
+
+
+def in_range(field, lo, hi):
+    """``lo <= field <= hi`` for an unsigned field, without comparisons that are constant.
+
+    A bound that the field's width already implies is left out, so the Verilog has no
+    always-true comparison (Verilator's CMPCONST).
+    """
+    field = Value.cast(field)
+    ok = field >= lo if lo > 0 else None
+    if hi < (1 << len(field)) - 1:
+        ok = field <= hi if ok is None else ok & (field <= hi)
+    return ok if ok is not None else Value.cast(1)

@@ -1,10 +1,11 @@
 """Winograd F(2x2, 3x3) convolution: transforms and the tile engine, exact integer arithmetic."""
 
 from .engine import WinogradF23
+from .layer import WinogradConv
 from .params import FilterInput, WinogradParams
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
 
 __all__ = [
-    "FilterInput", "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "WinogradF23",
-    "WinogradParams",
+    "FilterInput", "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "WinogradConv",
+    "WinogradF23", "WinogradParams",
 ]

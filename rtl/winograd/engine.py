@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import delay
+from ..common.pipeline import delay, in_range
 from ..common.result_buffer import ResultBuffer
 from .params import FilterInput, WinogradParams
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
@@ -275,12 +275,8 @@ class WinogradF23(wiring.Component):
         cfg = self.i_cfg.payload
         cfg_take = Signal()
         m.d.comb += [self.i_cfg.ready.eq(~busy), cfg_take.eq(self.i_cfg.valid & ~busy)]
-        def out_of_range(field, top):
-            # Values 1..top are valid; "> top" is only possible if top does not fill the field.
-            bad = field == 0
-            return bad | (field > top) if top < (1 << len(field)) - 1 else bad
         with m.If(cfg_take):
-            with m.If(out_of_range(cfg.channels, p.c_max) | out_of_range(cfg.filters, p.k_max)):
+            with m.If(~in_range(cfg.channels, 1, p.c_max) | ~in_range(cfg.filters, 1, p.k_max)):
                 m.d.sync += self.error.eq(1)
             with m.Else():
                 m.d.sync += [channels.eq(cfg.channels), filters.eq(cfg.filters),

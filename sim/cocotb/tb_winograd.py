@@ -1,7 +1,8 @@
-"""cocotb bench for the Winograd F(2x2, 3x3) tile engine, word by word against direct conv.
+"""cocotb bench for the Winograd convolution layer, every output word against direct conv.
 
 Environment: ``DUT_PARAMS`` (WinogradParams JSON), ``SEED`` (logged), optional
-``NPUGEN_RESULT`` (JSON metrics of the demo test).
+``NPUGEN_RESULT`` (JSON metrics) and ``NPUGEN_LAYER`` (``H,W,C,K,padding`` for the
+benchmark test).
 """
 
 import json
@@ -11,7 +12,7 @@ import random
 import cocotb
 import numpy as np
 
-from npugen.rtl.winograd import FilterInput, WinogradF23, WinogradParams
+from npugen.rtl.winograd import FilterInput, WinogradConv, WinogradParams
 from npugen.sim.models.intmath import signed_range
 from npugen.sim.models.winograd import conv2d_direct, filter_transform
 
@@ -25,28 +26,54 @@ def _setup(dut):
     params = WinogradParams.from_json(os.environ["DUT_PARAMS"])
     seed = int(os.environ["SEED"])
     dut._log.info("params %s, SEED=%d", params.to_json(), seed)
-    return params, WinogradF23(params), random.Random(seed), np.random.default_rng(seed)
+    return params, WinogradConv(params), random.Random(seed), np.random.default_rng(seed)
+
+
+def expected_beats(p, x, w, padding):
+    """Return the layer's output beats: 2x2 tiles in raster order, filters inner, masked."""
+    y = conv2d_direct(p, x, w, padding)
+    ho, wo, k = y.shape
+    tiles = [(i, j) for i in range(0, ho, 2) for j in range(0, wo, 2)]
+    out = []
+    for n, (i, j) in enumerate(tiles):
+        for f in range(k):
+            lanes, mask = [], 0
+            for q in range(4):
+                r, c = i + q // 2, j + q % 2
+                if r < ho and c < wo:
+                    lanes.append(int(y[r, c, f]))
+                    mask |= 1 << q
+                else:
+                    lanes.append(None)  # not a pixel: its value is unspecified
+            out.append({"y": lanes, "mask": mask, "last": int(n == len(tiles) - 1 and f == k - 1)})
+    return out
+
+
+def _masked(beat):
+    return {"y": [v if (beat["mask"] >> q) & 1 else None for q, v in enumerate(beat["y"])],
+            "mask": beat["mask"], "last": beat["last"]}
 
 
 class Harness:
-    """Ports of a WinogradF23 and the expected output tiles."""
+    """Ports of a WinogradConv and the expected output beats."""
 
-    def __init__(self, dut, eng, rng, traffic):
+    def __init__(self, dut, layer, rng, traffic):
         idle, stall = TRAFFIC[traffic]
-        self.p = eng.params
-        self.dut = dut
-        self.cfg = Source(dut, "i_cfg", eng.cfg_layout, idle)
-        self.filt = Source(dut, "i_filter", eng.filter_layout, idle)
-        self.tile = Source(dut, "i_tile", eng.tile_layout, idle)
-        self.o = Sink(dut, "o", eng.out_layout, stall)
-        self.engine = StreamEngine(dut, rng, [self.cfg, self.filt, self.tile], [self.o])
+        self.p = layer.params
+        self.cfg = Source(dut, "i_cfg", layer.cfg_layout, idle)
+        self.filt = Source(dut, "i_filter", layer.filter_layout, idle)
+        self.pix = Source(dut, "i_pixel", layer.pixel_layout, idle)
+        self.o = Sink(dut, "o", layer.out_layout, stall)
+        self.engine = StreamEngine(dut, rng, [self.cfg, self.filt, self.pix], [self.o])
         self.expected = []
 
-    def layer(self, w, tiles):
-        """Queue a layer: configuration, K*C filters, then the tiles; record expectations."""
+    def layer(self, x, w, padding):
+        """Queue a whole layer: configuration, filters, pixels; record the expected beats."""
         p = self.p
-        k, c = w.shape[:2]
-        self.cfg.put({"channels": c, "filters": k})
+        h, wd, c = x.shape
+        k = w.shape[0]
+        self.cfg.put({"height": h, "width": wd, "channels": c, "filters": k,
+                      "same": int(padding == "same")})
         if p.filter_input is FilterInput.RAW:
             self.filt.put(*[{"g": [int(v) for v in w[i, j].flatten()]}
                             for i in range(k) for j in range(c)])
@@ -54,17 +81,18 @@ class Harness:
             u = filter_transform(p, w)
             self.filt.put(*[{"u": [int(v) for v in u[i, j].flatten()]}
                             for i in range(k) for j in range(c)])
-        for n, t in enumerate(tiles):
-            self.tile.put(*[{"d": [int(v) for v in t[:, :, ch].flatten()], "last": int(ch == c - 1),
-                             "end": int(ch == c - 1 and n == len(tiles) - 1)}
-                            for ch in range(c)])
-            y = conv2d_direct(p, t, w)
-            self.expected += [{"y": [int(v) for v in y[:, :, i].flatten()], "last": int(i == k - 1)}
-                              for i in range(k)]
+        self.pix.put(*[{"x": [int(x[r, col, ch]) if ch < c else 0 for ch in range(p.c_max)],
+                        "last": int(r == h - 1 and col == wd - 1)}
+                       for r in range(h) for col in range(wd)])
+        self.expected += expected_beats(p, x, w, padding)
 
     def done(self):
-        """Return True once every expected tile has been received."""
+        """Return True once every expected beat has been received."""
         return len(self.o.got) >= len(self.expected)
+
+    def got(self):
+        """Received beats with the values of non-existent pixels blanked out."""
+        return [_masked(b) for b in self.o.got]
 
 
 def _data(p, nrng, shape, kind="random"):
@@ -77,118 +105,119 @@ def _data(p, nrng, shape, kind="random"):
     return np.full(shape, lo if kind == "min" else hi)
 
 
-def _layers(p, nrng, count, tiles=4):
-    out = []
-    shapes = [(1, 1), (min(3, p.c_max), min(4, p.k_max)), (p.c_max, 1), (p.c_max, p.k_max)]
-    kinds = ["random", "min", "max", "random"]
-    for n in range(count):
-        c, k = shapes[n % len(shapes)]
-        kind = kinds[n % len(kinds)]
-        out.append((_data(p, nrng, (k, c, 3, 3), kind), _data(p, nrng, (tiles, 4, 4, c), kind)))
-    return out
+def _cases(p):
+    """(H, W, C, K, padding, kind): the issue's grid, clipped to the build's maxima."""
+    cases = []
+    for c in sorted({1, min(3, p.c_max), min(16, p.c_max)}):
+        for k in sorted({1, min(4, p.k_max)}):
+            for h, w in ((4, 4), (5, 7), (16, 16)):
+                if h <= p.h_max and w <= p.w_max:
+                    for padding in ("valid", "same"):
+                        cases.append((h, w, c, k, padding, "random"))
+    h, w = min(6, p.h_max), min(5, p.w_max)
+    cases += [(h, w, p.c_max, min(2, p.k_max), "same", "min"),
+              (h, w, p.c_max, min(2, p.k_max), "valid", "max")]
+    return cases
 
 
 def _check(dut, got, expected, what):
-    assert len(got) == len(expected), f"{what}: {len(got)} tiles, expected {len(expected)}"
+    assert len(got) == len(expected), f"{what}: {len(got)} beats, expected {len(expected)}"
     bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
     for i in bad[:5]:
-        dut._log.error("%s tile %d: got %s expected %s", what, i, got[i], expected[i])
-    assert not bad, f"{what}: {len(bad)} of {len(got)} tiles differ (first at {bad[0]})"
+        dut._log.error("%s beat %d: got %s expected %s", what, i, got[i], expected[i])
+    assert not bad, f"{what}: {len(bad)} of {len(got)} beats differ (first at {bad[0]})"
 
 
 @cocotb.test()
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_layers(dut, traffic):
-    """Several layers back to back: C, K from 1 to the maximum, random and extreme data."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, traffic)
+    """Every case of the grid as consecutive layers, under the given traffic."""
+    p, layer, rng, nrng = _setup(dut)
+    h = Harness(dut, layer, rng, traffic)
     await h.engine.start()
-    for w, tiles in _layers(p, nrng, 4):
-        # Queued at once: `end` keeps each layer's beats apart across the ports.
-        h.layer(w, tiles)
-    await h.engine.run(h.done)
+    for hh, ww, c, k, padding, kind in _cases(p):
+        h.layer(_data(p, nrng, (hh, ww, c), kind), _data(p, nrng, (k, c, 3, 3), kind), padding)
+    await h.engine.run(h.done, timeout=400_000)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"layers ({traffic})")
+    _check(dut, h.got(), h.expected, f"layers ({traffic})")
     assert int(dut.error.value) == 0
 
 
 @cocotb.test()
 @cocotb.parametrize(when=["early", "late"])
-async def test_reset_mid_stream(dut, when):
-    """Reset while filters load or tiles compute: nothing stale, the next layer is exact."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "both")
+async def test_reset_mid_layer(dut, when):
+    """Reset while pixels stream and tiles compute; nothing stale, the next layer exact."""
+    p, layer, rng, nrng = _setup(dut)
+    h = Harness(dut, layer, rng, "both")
     await h.engine.start()
-    w, tiles = _layers(p, nrng, 4)[3]
-    h.layer(w, tiles)
-    await h.engine.idle(rng.randrange(2, 8) if when == "early" else
-                        rng.randrange(p.c_max * 2, p.c_max * p.k_max * 2 + 20))
-    before = list(h.o.got)
+    hh, ww = min(16, p.h_max), min(16, p.w_max)
+    c, k = min(3, p.c_max), min(4, p.k_max)
+    h.layer(_data(p, nrng, (hh, ww, c)), _data(p, nrng, (k, c, 3, 3)), "same")
+    await h.engine.idle(rng.randrange(3, 20) if when == "early" else
+                        rng.randrange(hh * ww, 3 * hh * ww))
+    before = [_masked(b) for b in h.o.got]
     assert before == h.expected[:len(before)], "output before reset is not a model prefix"
     await h.engine.reset(rng.randrange(1, 4))
     h.o.got.clear()
     h.expected.clear()
-    await h.engine.idle(40)
-    assert not h.o.got, f"{len(h.o.got)} stale tiles after reset"
+    await h.engine.idle(60)
+    assert not h.o.got, f"{len(h.o.got)} stale beats after reset"
+    h.layer(_data(p, nrng, (5, 7, c)), _data(p, nrng, (k, c, 3, 3)), "valid")
+    await h.engine.run(h.done)
+    await h.engine.idle(5)
+    _check(dut, h.got(), h.expected, f"after reset ({when})")
     assert int(dut.error.value) == 0
-    w, tiles = _layers(p, nrng, 2)[1]
-    h.layer(w, tiles)
-    await h.engine.run(h.done)
-    await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"after reset ({when})")
 
 
 @cocotb.test()
-async def test_malformed_streams(dut):
-    """A misplaced `last`, or a bad configuration, raises the sticky error flag."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
+async def test_malformed(dut):
+    """A misplaced pixel `last` or an impossible shape raises the sticky error flag."""
+    p, layer, rng, nrng = _setup(dut)
+    h = Harness(dut, layer, rng, "steady")
     await h.engine.start()
-    if p.c_max > 1:
-        c = min(3, p.c_max)
-        h.layer(_data(p, nrng, (1, c, 3, 3)), _data(p, nrng, (2, 4, 4, c)))
-        h.tile.queue[0]["last"] = 1  # channel 0 claims to end its tile
-        # The channel counter, not `last`, decides where words go: still two whole tiles.
-        await h.engine.run(h.done)
-        await h.engine.idle(5)
-        assert int(dut.error.value) == 1, "a misplaced last must raise the error flag"
-        await h.engine.reset()
-        assert int(dut.error.value) == 0, "reset clears the error flag"
-    h.cfg.put({"channels": 0, "filters": 1})
-    await h.engine.idle(5)
-    assert int(dut.error.value) == 1, "channels = 0 must raise the error flag"
-
-
-@cocotb.test()
-async def test_timing(dut):
-    """One (filter, channel) pair per cycle: tiles arrive every K*C cycles, exact latency."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
-    c, k = min(3, p.c_max), min(2, p.k_max)
-    n = 6
-    h.layer(_data(p, nrng, (k, c, 3, 3)), _data(p, nrng, (n, 4, 4, c)))
+    c = min(2, p.c_max)
+    h.layer(_data(p, nrng, (4, 4, c)), _data(p, nrng, (1, c, 3, 3)), "valid")
+    h.pix.queue[3]["last"] = 1  # a pixel in the middle claims to be the last
     await h.engine.run(h.done)
-    _check(dut, h.o.got, h.expected, "timing")
-    gaps = {b - a for a, b in zip(h.o.cycles, h.o.cycles[1:], strict=False)}
-    assert gaps == {c}, f"output spacing {sorted(gaps)}, expected every {c} cycles"
-    span = h.o.cycles[-1] - h.o.cycles[0] + c
-    assert span == n * k * c, f"{n} tiles x {k} filters x {c} channels took {span} cycles"
+    await h.engine.idle(5)
+    assert int(dut.error.value) == 1, "a misplaced last must raise the error flag"
+    await h.engine.reset()
+    assert int(dut.error.value) == 0
+    h.cfg.put({"height": 2, "width": 8, "channels": 1, "filters": 1, "same": 0})
+    await h.engine.idle(5)
+    assert int(dut.error.value) == 1, "a 2-row valid layer must raise the error flag"
+
+
+async def _one_layer(dut, shape):
+    p, layer, rng, nrng = _setup(dut)
+    h = Harness(dut, layer, rng, "steady")
+    await h.engine.start()
+    hh, ww, c, k, padding = shape
+    h.layer(_data(p, nrng, (hh, ww, c)), _data(p, nrng, (k, c, 3, 3)), padding)
+    start = h.engine.cycle
+    await h.engine.run(h.done, timeout=2_000_000)
+    cycles = h.o.cycles[-1] - start + 1
+    _check(dut, h.got(), h.expected, f"layer {shape}")
+    ho, wo = (hh, ww) if padding == "same" else (hh - 2, ww - 2)
+    result = {"h": hh, "w": ww, "c": c, "k": k, "padding": padding, "cycles": cycles,
+              "outputs": ho * wo * k, "macs": ho * wo * k * c * 9}
+    dut._log.info("layer %s: %s", shape, result)
+    path = os.environ.get("NPUGEN_RESULT")
+    if path:
+        with open(path, "w") as f:
+            json.dump(result, f)
 
 
 @cocotb.test()
 async def test_demo(dut):
-    """Short self-check for `npugen demo`: a random layer of 16 tiles."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
-    c, k, n = p.c_max, min(4, p.k_max), 16
-    h.layer(_data(p, nrng, (k, c, 3, 3)), _data(p, nrng, (n, 4, 4, c)))
-    start = h.engine.cycle
-    await h.engine.run(h.done)
-    cycles = h.engine.cycle - start
-    _check(dut, h.o.got, h.expected, "demo")
-    path = os.environ.get("NPUGEN_RESULT")
-    if path:
-        with open(path, "w") as f:
-            json.dump({"cycles": cycles, "macs": n * k * c * 36}, f)
+    """Short self-check for `npugen demo`: one random 16x16 layer, same padding."""
+    p = WinogradParams.from_json(os.environ["DUT_PARAMS"])
+    await _one_layer(dut, (min(16, p.h_max), min(16, p.w_max), p.c_max, min(4, p.k_max), "same"))
+
+
+@cocotb.test()
+async def test_benchmark_layer(dut):
+    """The layer named by NPUGEN_LAYER (H,W,C,K,padding), or a small default."""
+    text = os.environ.get("NPUGEN_LAYER", "8,8,2,2,valid")
+    hh, ww, c, k, padding = text.split(",")
+    await _one_layer(dut, (int(hh), int(ww), int(c), int(k), padding))

@@ -1,4 +1,4 @@
-"""Verilator + cocotb tier for the Winograd tile engine: every output tile against numpy."""
+"""Verilator + cocotb tier for the Winograd convolution layer: every output word vs numpy."""
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -11,23 +11,38 @@ from npugen.sim.build import run_bench
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFIGS = [
-    WinogradParams(c_max=1, k_max=1),
-    WinogradParams(c_max=3, k_max=4),
-    WinogradParams(c_max=16, k_max=4),
-    WinogradParams(c_max=16, k_max=4, filter_input="transformed"),
-    WinogradParams(c_max=16, k_max=2, acc_width=16),  # outputs really wrap
+    # C in {1, 3, 16}, K in {1, 4}, H x W in {4x4, 5x7, 16x16}, valid and same: runtime
+    # configuration of one build.
+    WinogradParams(c_max=16, k_max=4, h_max=16, w_max=16),
+    WinogradParams(c_max=3, k_max=4, h_max=8, w_max=8, filter_input="transformed"),
+    WinogradParams(c_max=16, k_max=2, h_max=8, w_max=8, acc_width=16),  # outputs wrap
 ]
+SLOW = [WinogradParams(c_max=16, k_max=8, h_max=64, w_max=64)]
 
 
-@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
-def test_winograd(params, seed):
+def _run(params, seed, test_filter=None, extra_env=None):
     results = run_bench(params, test_module="npugen.sim.cocotb.tb_winograd",
-                        build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed)
+                        build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
+                        test_filter=test_filter, extra_env=extra_env)
     names, failures = [], []
     for case in ET.parse(results).getroot().iter("testcase"):
         names.append(case.get("name"))
         if case.find("failure") is not None or case.find("error") is not None:
             failures.append(case.get("name"))
         assert case.find("skipped") is None
-    assert len(names) == 9, names  # layers x4, reset x2, malformed, timing, demo
     assert not failures, f"failed: {failures} (seed {seed}; log in build/cocotb/{params.slug})"
+    return names
+
+
+@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
+def test_winograd_layer(params, seed):
+    names = _run(params, seed)
+    assert len(names) == 9, names  # layers x4, reset x2, malformed, demo, benchmark layer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("params", SLOW, ids=lambda p: p.slug)
+def test_winograd_layer_large(params, seed):
+    names = _run(params, seed, test_filter=r"\.test_benchmark_layer$",
+                 extra_env={"NPUGEN_LAYER": "48,40,16,8,same"})
+    assert len(names) == 1

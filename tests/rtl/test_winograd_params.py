@@ -11,12 +11,14 @@ def test_defaults_round_trip_and_slug():
         (16, 16, 8, 32, FilterInput.RAW)
     q = WinogradParams(c_max=3, k_max=4, filter_input="transformed")
     assert WinogradParams.from_json(q.to_json()) == q
-    assert q.slug == "winograd_c3k4_d8acc32_transformed"
+    assert q.slug == "winograd_c3k4_h32w32_d8acc32_transformed"
 
 
 @pytest.mark.parametrize(("name", "value", "message"), [
     ("c_max", 0, r"c_max must be in 1\.\.256, not 0"),
     ("k_max", 257, r"k_max must be in 1\.\.256, not 257"),
+    ("h_max", 2, r"h_max must be in 3\.\.1024, not 2"),
+    ("w_max", 1025, r"w_max must be in 3\.\.1024, not 1025"),
     ("data_width", 13, r"data_width must be in 2\.\.12, not 13"),
     ("acc_width", 15, r"acc_width must be in 16\.\.48, not 15"),
 ])
