@@ -147,7 +147,10 @@ class WinogradF23(wiring.Component):
         u_wr = u_store.write_port()
         u_rd = u_store.read_port(transparent_for=())
         u_wptr = Signal(range(p.k_max * p.c_max + 1))
-        u_total = Signal(range(p.k_max * p.c_max + 1))
+        # Filter count as (channel, filter) counters: no channels*filters multiplier.
+        f_chan = Signal(range(max(2, p.c_max)))
+        f_filt = Signal(range(max(2, p.k_max)))
+        f_all = Signal()        # all K*C filter words taken
         filters_loaded = Signal()
 
         if p.filter_input is FilterInput.RAW:
@@ -159,7 +162,7 @@ class WinogradF23(wiring.Component):
         f_take = Signal()
         m.d.comb += [
             # Stop at K*C words: the write pointer never leaves the store.
-            self.i_filter.ready.eq(configured & (u_wptr != u_total)),
+            self.i_filter.ready.eq(configured & ~f_all),
             f_take.eq(self.i_filter.valid & self.i_filter.ready),
         ]
         # Registered write: transform in this cycle, write on the next edge.
@@ -167,11 +170,17 @@ class WinogradF23(wiring.Component):
         f_word = Signal(u_row)
         f_addr = Signal.like(u_wptr)
         f_final = Signal()
+        f_last = (f_chan == channels - 1) & (f_filt == filters - 1)
         m.d.sync += [f_wen.eq(f_take), f_word.eq(u_word), f_addr.eq(u_wptr),
-                     f_final.eq(f_take & (u_wptr + 1 == u_total))]
+                     f_final.eq(f_take & f_last)]
         m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]
         with m.If(f_take):
-            m.d.sync += u_wptr.eq(u_wptr + 1)
+            m.d.sync += [u_wptr.eq(u_wptr + 1),
+                         f_chan.eq(Mux(f_chan == channels - 1, 0, f_chan + 1))]
+            with m.If(f_chan == channels - 1):
+                m.d.sync += f_filt.eq(f_filt + 1)
+            with m.If(f_last):
+                m.d.sync += f_all.eq(1)
         # Loaded once the last word is written (not merely accepted): the first read of the
         # store happens on the edge after this one.
         with m.If(f_final):
@@ -280,7 +289,7 @@ class WinogradF23(wiring.Component):
                 m.d.sync += self.error.eq(1)
             with m.Else():
                 m.d.sync += [channels.eq(cfg.channels), filters.eq(cfg.filters),
-                             u_total.eq(cfg.channels * cfg.filters), u_wptr.eq(0),
+                             u_wptr.eq(0), f_chan.eq(0), f_filt.eq(0), f_all.eq(0),
                              filters_loaded.eq(0), configured.eq(1), tiles_open.eq(1),
                              c_cnt.eq(0), k_cnt.eq(0), u_rptr.eq(0)]
         return m
