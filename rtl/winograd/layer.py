@@ -50,17 +50,22 @@ class WinogradConv(wiring.Component):
     error : Out(1)
         Sticky malformed-input flag (this wrapper's or the engine's); reset clears it.
 
-    Throughput: each tile takes max(K*C, C + 5) cycles in steady state (window read plus
-    one channel per cycle into the engine, overlapped with the engine's K*C cycles);
-    pixels are taken one per cycle while the line buffer has room. Synchronous reset at
-    any time returns to idle.
+    With ``engines`` = E > 1, tiles go round-robin to E tile engines (the last round padded
+    with all-zero tiles whose outputs are dropped) and the outputs are collected in the same
+    order, so ``o`` is identical for every E.
+
+    Throughput: each tile takes max(K*C / E, C + 5) cycles in steady state (window read plus
+    one channel per cycle into an engine, overlapped with the engines' K*C cycles); pixels
+    are taken one per cycle while the line buffer has room. Synchronous reset at any time
+    returns to idle.
     """
 
     def __init__(self, params):
         if not isinstance(params, WinogradParams):
             raise TypeError(f"params must be WinogradParams, not {type(params).__name__}")
         self.params = p = params
-        self.engine = WinogradF23(p)
+        self.engines = [WinogradF23(p) for _ in range(p.engines)]
+        self.engine = self.engines[0]
         self.cfg_layout = data.StructLayout({
             "height": unsigned(p.h_max.bit_length()),
             "width": unsigned(p.w_max.bit_length()),
@@ -87,9 +92,10 @@ class WinogradConv(wiring.Component):
         return {
             "latency": {"engine_issue_to_o": self.engine.latency},
             "throughput": {
-                "cycles_per_tile": "max(K*C, C+5) in steady state",
-                "multipliers": 16,
-                "direct_multiplies_equivalent_per_cycle": 36,
+                "cycles_per_tile": f"max(K*C/{p.engines}, C+5) in steady state",
+                "tile_engines": p.engines,
+                "multipliers": 16 * p.engines,
+                "direct_multiplies_equivalent_per_cycle": 36 * p.engines,
             },
             "protocol": [
                 ("Send i_cfg (H, W, C, K, same) when idle, then K*C filters on i_filter "
@@ -113,10 +119,19 @@ class WinogradConv(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
-        m.submodules.engine = eng = self.engine
-        wiring.connect(m, wiring.flipped(self.i_filter), eng.i_filter)
+        engines = self.engines
+        n_eng = len(engines)
+        for e, eng in enumerate(engines):
+            m.submodules[f"engine{e}"] = eng
+        # Filters go to every engine at once (all engines hold the same K*C words).
+        all_ready = Signal()
+        m.d.comb += [all_ready.eq(Cat(e.i_filter.ready for e in engines).all()),
+                     self.i_filter.ready.eq(all_ready)]
+        for eng in engines:
+            m.d.comb += [eng.i_filter.valid.eq(self.i_filter.valid & all_ready),
+                         eng.i_filter.payload.eq(self.i_filter.payload)]
         error = Signal()
-        m.d.comb += self.error.eq(error | eng.error)
+        m.d.comb += self.error.eq(Cat(error, *(e.error for e in engines)).any())
 
         # --- Layer shape -----------------------------------------------------------------
         height = Signal(range(p.h_max + 1))
@@ -125,12 +140,18 @@ class WinogradConv(wiring.Component):
         filters = Signal(range(p.k_max + 1))
         same = Signal()
         active = Signal()           # a layer is configured and not yet fully output
+        cfg_pending = Signal(n_eng)  # engines still to be configured
         engine_cfg_pending = Signal()
+        m.d.comb += engine_cfg_pending.eq(cfg_pending.any())
         # Output size and the 2x2 tile grid.
         out_h = Signal(range(p.h_max + 1))
         out_w = Signal(range(p.w_max + 1))
         tiles_h = Signal(range(p.h_max // 2 + 2))
         tiles_w = Signal(range(p.w_max // 2 + 2))
+        max_tiles = (p.h_max // 2 + 1) * (p.w_max // 2 + 1)
+        total = Signal(range(max_tiles + 1))
+        total_rows = Signal(range(p.h_max // 2 + 2))
+        total_busy = Signal()
 
         cfg = self.i_cfg.payload
         pad = Mux(cfg.same, 0, 2)
@@ -145,19 +166,28 @@ class WinogradConv(wiring.Component):
                 m.d.sync += [
                     height.eq(cfg.height), width.eq(cfg.width), channels.eq(cfg.channels),
                     filters.eq(cfg.filters), same.eq(cfg.same), active.eq(1),
-                    engine_cfg_pending.eq(1),
+                    cfg_pending.eq((1 << n_eng) - 1), total_busy.eq(1), total.eq(0),
+                    total_rows.eq((oh + 1) >> 1),
                     out_h.eq(oh), out_w.eq(ow),
                     tiles_h.eq((oh + 1) >> 1), tiles_w.eq((ow + 1) >> 1),
                 ]
             with m.Else():
                 m.d.sync += error.eq(1)
-        m.d.comb += [
-            eng.i_cfg.valid.eq(engine_cfg_pending),
-            eng.i_cfg.payload.channels.eq(channels),
-            eng.i_cfg.payload.filters.eq(filters),
-        ]
-        with m.If(eng.i_cfg.valid & eng.i_cfg.ready):
-            m.d.sync += engine_cfg_pending.eq(0)
+        for e, eng in enumerate(engines):
+            m.d.comb += [
+                eng.i_cfg.valid.eq(cfg_pending[e]),
+                eng.i_cfg.payload.channels.eq(channels),
+                eng.i_cfg.payload.filters.eq(filters),
+            ]
+            with m.If(eng.i_cfg.valid & eng.i_cfg.ready):
+                m.d.sync += cfg_pending[e].eq(0)
+        # Number of output tiles, tiles_h * tiles_w, by repeated addition (no multiplier):
+        # one tile row per cycle, done long before the first tile can be formed.
+        with m.If(total_busy):
+            with m.If(total_rows == 0):
+                m.d.sync += total_busy.eq(0)
+            with m.Else():
+                m.d.sync += [total.eq(total + tiles_w), total_rows.eq(total_rows - 1)]
 
         # --- Line buffer: six row slots, row r in slot r mod 6 ------------------------------
         pix_row = data.ArrayLayout(signed(p.data_width), p.c_max)
@@ -228,21 +258,40 @@ class WinogradConv(wiring.Component):
                     with m.If(cap_col == cc):
                         m.d.sync += window[rr * 4 + cc].eq(value)
 
-        tile = eng.i_tile.payload
-        for n in range(16):
-            m.d.comb += tile.d[n].eq(select(list(window[n]), chan))
-        m.d.comb += [
-            tile.last.eq(chan == channels - 1),
-            tile.end.eq((chan == channels - 1) & last_tile),
-        ]
+        # Round-robin over the engines. The last round is padded with all-zero tiles so every
+        # engine gets the same number of tiles, and every tile of the last round carries
+        # `end` (each engine's final tile of the layer).
+        tgt = Signal(range(max(2, n_eng)))
+        round_base = Signal(range(max_tiles + n_eng + 1))
+        final_round = Signal()
+        padding = Signal()      # emitting padding tiles after the last real one
+        emit = Signal()
+        m.d.comb += final_round.eq(total - round_base <= n_eng)
+        tile_ready = select([e.i_tile.ready for e in engines], tgt)
+        for e, eng in enumerate(engines):
+            tile = eng.i_tile.payload
+            for n in range(16):
+                m.d.comb += tile.d[n].eq(Mux(padding, 0, select(list(window[n]), chan)))
+            m.d.comb += [
+                eng.i_tile.valid.eq(emit & (tgt == e)),
+                tile.last.eq(chan == channels - 1),
+                tile.end.eq((chan == channels - 1) & final_round),
+            ]
+        tgt_wraps = tgt == n_eng - 1
+        next_tgt = [tgt.eq(Mux(tgt_wraps, 0, tgt + 1))]
+        with m.If(emit & tile_ready & (chan == channels - 1)):
+            m.d.sync += next_tgt
+            with m.If(tgt_wraps):
+                m.d.sync += round_base.eq(round_base + n_eng)
 
         # Tile former states; DRAIN is the Default arm, so every encoding is covered.
         idle_s, wait_s, read_s, emit_s, drain_s = range(5)
         state = Signal(range(5), name="former_state")
         with m.Switch(state):
             with m.Case(idle_s):
-                with m.If(active & ~engine_cfg_pending):
+                with m.If(active & ~engine_cfg_pending & ~total_busy):
                     m.d.sync += [ti.eq(0), tj.eq(0), row0.eq(Mux(same, -1, 0)),
+                                 tgt.eq(0), round_base.eq(0), padding.eq(0),
                                  col0.eq(Mux(same, -1, 0)),
                                  base_slot.eq(Mux(same, ROW_SLOTS - 1, 0)), state.eq(wait_s)]
             with m.Case(wait_s):
@@ -255,12 +304,15 @@ class WinogradConv(wiring.Component):
                 with m.Else():
                     m.d.sync += [chan.eq(0), state.eq(emit_s)]
             with m.Case(emit_s):
-                m.d.comb += eng.i_tile.valid.eq(1)
-                with m.If(eng.i_tile.ready):
+                m.d.comb += emit.eq(1)
+                with m.If(tile_ready):
                     m.d.sync += chan.eq(chan + 1)
                     with m.If(chan == channels - 1):
-                        with m.If(last_tile):
-                            m.d.sync += state.eq(drain_s)
+                        with m.If(padding | last_tile):
+                            # After the last real tile, pad the round with zero tiles.
+                            m.d.sync += [padding.eq(1), chan.eq(0)]
+                            with m.If(tgt_wraps):
+                                m.d.sync += state.eq(drain_s)
                         with m.Elif(tj == tiles_w - 1):
                             m.d.sync += [
                                 tj.eq(0), ti.eq(ti + 1), row0.eq(row0 + 2),
@@ -277,32 +329,40 @@ class WinogradConv(wiring.Component):
                 with m.If(~active):
                     m.d.sync += state.eq(idle_s)
 
-        # --- Output: add the pixel mask and the layer's last flag ---------------------------
+        # --- Output: collect round-robin, drop padding tiles, add mask and last -----------
+        oe = Signal(range(max(2, n_eng)))
+        out_n = Signal(range(max_tiles + n_eng + 1))
         oi = Signal.like(ti)
         oj = Signal.like(tj)
         ok = Signal(range(max(2, p.k_max)))
+        real_out = out_n < total
+        src_valid = select([e.o.valid for e in engines], oe)
+        src = select([e.o.payload.as_value() for e in engines], oe)
         m.d.comb += [
-            self.o.valid.eq(eng.o.valid),
-            eng.o.ready.eq(self.o.ready),
-            self.o.payload.y.eq(eng.o.payload.y),
+            self.o.valid.eq(src_valid & real_out),
+            self.o.payload.y.eq(src[:len(self.o.payload.y.as_value())]),
         ]
+        for e, eng in enumerate(engines):
+            m.d.comb += eng.o.ready.eq((oe == e) & (self.o.ready | ~real_out))
         row1_ok = (oi << 1) + 1 < out_h
         col1_ok = (oj << 1) + 1 < out_w
         m.d.comb += self.o.payload.mask.eq(Cat(Const(1, 1), col1_ok, row1_ok, row1_ok & col1_ok))
-        out_last = (oi == tiles_h - 1) & (oj == tiles_w - 1) & (ok == filters - 1)
+        last_k = ok == filters - 1
+        out_last = (oi == tiles_h - 1) & (oj == tiles_w - 1) & last_k
         m.d.comb += self.o.payload.last.eq(out_last)
-        all_in = (in_row == height)
-        with m.If(eng.o.valid & self.o.ready):
-            m.d.sync += ok.eq(Mux(ok == filters - 1, 0, ok + 1))
-            with m.If(ok == filters - 1):
-                m.d.sync += oj.eq(Mux(oj == tiles_w - 1, 0, oj + 1))
+        take = src_valid & (self.o.ready | ~real_out)
+        all_in = in_row == height
+        layer_done = Signal()
+        with m.If(take):
+            m.d.sync += ok.eq(Mux(last_k, 0, ok + 1))
+            with m.If(last_k):
+                m.d.sync += [out_n.eq(out_n + 1), oe.eq(Mux(oe == n_eng - 1, 0, oe + 1)),
+                             oj.eq(Mux(oj == tiles_w - 1, 0, oj + 1))]
                 with m.If(oj == tiles_w - 1):
                     m.d.sync += oi.eq(oi + 1)
-            with m.If(out_last):
-                m.d.sync += [oi.eq(0), oj.eq(0), ok.eq(0)]
-        layer_done = Signal()
-        with m.If(eng.o.valid & self.o.ready & out_last):
-            m.d.sync += layer_done.eq(1)
+                # The layer ends with the last tile of the (padded) final round.
+                with m.If((out_n + 1 >= total) & (oe == n_eng - 1)):
+                    m.d.sync += [layer_done.eq(1), out_n.eq(0), oe.eq(0), oi.eq(0), oj.eq(0)]
         with m.If(layer_done & all_in):
             m.d.sync += [layer_done.eq(0), active.eq(0), in_row.eq(0), in_col.eq(0),
                          in_slot.eq(0)]

@@ -50,6 +50,7 @@ class WinogradParams(Params):
     k_max: int = param(16, help="largest number of filters (output channels)", valid="1..256")
     h_max: int = param(32, help="largest feature-map height (layer wrapper)", valid="3..1024")
     w_max: int = param(32, help="largest feature-map width (line-buffer length)", valid="3..1024")
+    engines: int = param(1, help="parallel tile engines in the convolution layer", valid="1..8")
     data_width: int = param(8, help="input and filter width in bits, signed", valid="2..12")
     acc_width: int = param(32, help="output width in bits; outputs wrap modulo 2**acc_width",
                            valid="16..48")
@@ -63,6 +64,7 @@ class WinogradParams(Params):
         check_int("k_max", self.k_max, 1, 256)
         check_int("h_max", self.h_max, 3, 1024)
         check_int("w_max", self.w_max, 3, 1024)
+        check_int("engines", self.engines, 1, 8)
         check_int("data_width", self.data_width, 2, 12)
         check_int("acc_width", self.acc_width, 16, 48)
         self._set("filter_input", check_choice("filter_input", self.filter_input, FilterInput))
@@ -106,11 +108,12 @@ class WinogradParams(Params):
 
     @property
     def macs(self):
-        """Direct-convolution multiply-accumulates done per cycle at full rate (2x2 x 3x3)."""
-        return 36
+        """Direct-convolution MACs per cycle at full rate: 2x2 x 3x3 per tile engine."""
+        return 36 * self.engines
 
     @property
     def slug(self):
         """Short unique name for module names, build folders and test ids."""
+        engines = f"_e{self.engines}" if self.engines != 1 else ""
         return (f"winograd_c{self.c_max}k{self.k_max}_h{self.h_max}w{self.w_max}"
-                f"_d{self.data_width}acc{self.acc_width}_{self.filter_input.value}")
+                f"_d{self.data_width}acc{self.acc_width}_{self.filter_input.value}{engines}")

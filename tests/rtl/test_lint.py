@@ -15,7 +15,7 @@ from npugen.sim.build import LINT_WAIVERS, lint, write_core
     WinogradParams(c_max=1, k_max=1),
     WinogradParams(c_max=3, k_max=4, filter_input="transformed"),
     WinogradParams(acc_width=16),
-    WinogradParams(c_max=3, k_max=5, h_max=9, w_max=7),
+    WinogradParams(c_max=3, k_max=5, h_max=9, w_max=7, engines=3),
 ], ids=lambda p: p.slug)
 def test_lint_clean(params, tmp_path):
     v_path, _ = write_core(params, tmp_path)

@@ -19,6 +19,7 @@ def test_defaults_round_trip_and_slug():
     ("k_max", 257, r"k_max must be in 1\.\.256, not 257"),
     ("h_max", 2, r"h_max must be in 3\.\.1024, not 2"),
     ("w_max", 1025, r"w_max must be in 3\.\.1024, not 1025"),
+    ("engines", 9, r"engines must be in 1\.\.8, not 9"),
     ("data_width", 13, r"data_width must be in 2\.\.12, not 13"),
     ("acc_width", 15, r"acc_width must be in 16\.\.48, not 15"),
 ])

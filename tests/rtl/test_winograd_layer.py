@@ -1,0 +1,99 @@
+"""The convolution layer in the Amaranth simulator: sequences of layers, 1 to 3 tile engines."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from npugen.rtl.winograd import WinogradConv, WinogradParams
+from npugen.sim.models.winograd import conv2d_direct
+from npugen.sim.pysim import recv, send
+
+
+def expected_beats(p, x, w, padding):
+    y = conv2d_direct(p, x, w, padding)
+    ho, wo, k = y.shape
+    tiles = [(i, j) for i in range(0, ho, 2) for j in range(0, wo, 2)]
+    out = []
+    for n, (i, j) in enumerate(tiles):
+        for f in range(k):
+            lanes, mask = [], 0
+            for q in range(4):
+                r, c = i + q // 2, j + q % 2
+                inside = r < ho and c < wo
+                lanes.append(int(y[r, c, f]) if inside else None)
+                mask |= inside << q
+            out.append((lanes, mask, int(n == len(tiles) - 1 and f == k - 1)))
+    return out
+
+
+def run_layers(p, layers, seed, idle, stall, fill=None):
+    """Run ``layers`` back to back; data is random, or the constant ``fill``."""
+    rng = random.Random(seed)
+    nrng = np.random.default_rng(seed)
+
+    def make(shape):
+        return np.full(shape, fill) if fill is not None else nrng.integers(-128, 128, shape)
+    data, expected = [], []
+    for h, w, c, k, padding in layers:
+        x = make((h, w, c))
+        f = make((k, c, 3, 3))
+        data.append((h, w, c, k, padding, x, f))
+        expected += expected_beats(p, x, f, padding)
+    dut = WinogradConv(p)
+    got = []
+
+    async def config_and_filters(ctx):
+        for h, w, c, k, padding, _, f in data:
+            await send(ctx, dut.i_cfg, [{"height": h, "width": w, "channels": c, "filters": k,
+                                         "same": int(padding == "same")}])
+            await send(ctx, dut.i_filter, [{"g": [int(v) for v in f[i, j].flatten()]}
+                                           for i in range(k) for j in range(c)], rng, idle)
+
+    async def pixels(ctx):
+        for h, w, c, _, _, x, _ in data:
+            await send(ctx, dut.i_pixel, [
+                {"x": [int(x[r, col, ch]) if ch < c else 0 for ch in range(p.c_max)],
+                 "last": int(r == h - 1 and col == w - 1)}
+                for r in range(h) for col in range(w)], rng, idle)
+
+    async def results(ctx):
+        got.extend(await recv(ctx, dut.o, len(expected), rng, stall, timeout=200_000))
+        for _ in range(5):
+            await ctx.tick()
+        got.append(ctx.get(dut.error))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for bench in (config_and_filters, pixels, results):
+        sim.add_testbench(bench)
+    sim.run()
+    *beats, error = got
+    received = [([int(v) if (b.mask >> q) & 1 else None for q, v in enumerate(b.y)],
+                 int(b.mask), int(b.last)) for b in beats]
+    return received, expected, error
+
+
+LAYERS = [(4, 4, 1, 1, "valid"), (5, 7, 3, 2, "same"), (3, 3, 2, 3, "valid"),
+          (16, 16, 4, 3, "same"), (1, 1, 1, 1, "same"), (7, 5, 2, 1, "valid"), (2, 9, 4, 2, "same")]
+
+
+@pytest.mark.parametrize("engines", [1, 2, 3])
+@pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.3, 0.3)], ids=["steady", "both"])
+def test_layer_sequence(engines, traffic, seed):
+    """Odd sizes, 1x1 and 3x3 maps, fewer tiles than engines, back-to-back layers."""
+    p = WinogradParams(c_max=4, k_max=3, h_max=16, w_max=16, engines=engines)
+    received, expected, error = run_layers(p, LAYERS, seed, *traffic)
+    assert received == expected
+    assert not error
+
+
+@pytest.mark.parametrize("value", [-128, 127])
+def test_extremes_with_wrapping_output(value, seed):
+    """Constant -128 / 127 maps and filters, 16-bit outputs that really wrap."""
+    p = WinogradParams(c_max=4, k_max=2, h_max=8, w_max=8, acc_width=16, engines=2)
+    received, expected, error = run_layers(p, [(6, 5, 4, 2, "same")], seed, 0.2, 0.2,
+                                           fill=value)
+    assert 4 * 9 * 128 * 128 > 1 << 15  # interior pixels overflow 16 bits
+    assert received == expected and not error
