@@ -17,7 +17,10 @@ from npugen.rtl.common.manifest import build_manifest
 from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
-__all__ = ["LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "run_bench", "write_core"]
+__all__ = [
+    "LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "read_results", "run_bench",
+    "run_metric", "write_core",
+]
 
 #: Verilator warnings waived for Amaranth output. WIDTHEXPAND/WIDTHTRUNC: its Verilog extends
 #: and truncates operands implicitly (e.g. a 16-bit product added into a 32-bit accumulator)
@@ -130,3 +133,33 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
                        test_filter=test_filter, **test_kwargs)
+
+
+def read_results(xml_path):
+    """Parse cocotb's results XML into ``(names, failed, skipped)`` lists of test names."""
+    import xml.etree.ElementTree as ET
+
+    names, failed, skipped = [], [], []
+    for case in ET.parse(xml_path).getroot().iter("testcase"):
+        name = case.get("name")
+        names.append(name)
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed.append(name)
+        if case.find("skipped") is not None:
+            skipped.append(name)
+    return names, failed, skipped
+
+
+def run_metric(params, *, test_module, test, build_root, seed, env, top=None):
+    """Run one cocotb test that writes a metrics JSON (``NPUGEN_RESULT``); return the dict."""
+    build_dir = Path(build_root, params.slug if top is None else
+                     f"{params.slug}_{top.__name__.lower()}").resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    result = build_dir / f"{test}.json"
+    if result.exists():
+        result.unlink()
+    run_bench(params, test_module=test_module, build_dir=build_dir, seed=seed, quiet=True,
+              test_filter=rf"\.{test}$", top=top, extra_env={**env, "NPUGEN_RESULT": str(result)})
+    if not result.exists():
+        raise RuntimeError(f"{test} failed for {params.slug}; see {build_dir}/test.log")
+    return json.loads(result.read_text())

@@ -7,14 +7,13 @@ cocotb bench and is compared word by word with the golden model.
 
 import json
 import time
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 from npugen.rtl.systolic import SystolicParams
 from npugen.rtl.winograd import WinogradParams
 
-from .build import run_bench
+from .build import read_results, run_bench
 
 __all__ = ["DEMO_CASES", "DemoResult", "run_demo"]
 
@@ -65,9 +64,8 @@ def _run_case(case, out_dir, seed, stage):
     except (RuntimeError, SystemExit) as exc:
         return DemoResult(case, False, None, None, time.monotonic() - start,
                           f"build or run failed: {exc}; see {build_dir}/build.log")
-    cases = list(ET.parse(xml).getroot().iter("testcase"))
-    failed = [c for c in cases if c.find("failure") is not None or c.find("error") is not None]
-    passed = bool(cases) and not failed and result_file.exists()
+    names, failed, skipped = read_results(xml)
+    passed = bool(names) and not failed and not skipped and result_file.exists()
     metrics = json.loads(result_file.read_text()) if result_file.exists() else {}
     detail = "" if passed else f"self-check failed; see {build_dir}/test.log"
     return DemoResult(case, passed, metrics.get("cycles"), metrics.get("macs"),

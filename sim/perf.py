@@ -10,12 +10,10 @@ Run: ``python scripts/bench_systolic.py [--rows 8 --cols 8] [--seed N]``.
 """
 
 import argparse
-import json
-from pathlib import Path
 
 from npugen.rtl.systolic import SystolicParams
 
-from .build import run_bench
+from .build import run_metric
 
 __all__ = ["default_shapes", "main", "run"]
 
@@ -36,18 +34,9 @@ def default_shapes(rows, cols):
 
 def run(params, shape, build_root, seed):
     """Run one GEMM; return the metrics dictionary the bench wrote."""
-    build_dir = Path(build_root, params.slug).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    result = build_dir / "gemm_result.json"
-    if result.exists():
-        result.unlink()
-    run_bench(params, test_module="npugen.sim.cocotb.tb_systolic", build_dir=build_dir,
-              seed=seed, quiet=True, test_filter=rf"\.test_{params.dataflow.value}_gemm$",
-              extra_env={"NPUGEN_GEMM": ",".join(map(str, shape)),
-                         "NPUGEN_RESULT": str(result)})
-    if not result.exists():
-        raise RuntimeError(f"GEMM {shape} failed; see {build_dir}/test.log")
-    return json.loads(result.read_text())
+    return run_metric(params, test_module="npugen.sim.cocotb.tb_systolic",
+                      test=f"test_{params.dataflow.value}_gemm", build_root=build_root,
+                      seed=seed, env={"NPUGEN_GEMM": ",".join(map(str, shape))})
 
 
 def main(argv=None):

@@ -13,13 +13,12 @@ Run: ``python scripts/bench_winograd.py [--skip-synth]``.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
 from npugen.rtl.winograd.direct import DirectConvTile
 
-from .build import run_bench
+from .build import run_metric
 from .synth import yosys_stat
 
 __all__ = ["LAYERS", "main"]
@@ -37,18 +36,9 @@ LAYERS = [
 
 def layer_cycles(params, shape, build_root, seed):
     """Run one layer in Verilator; return the metrics dictionary."""
-    build_dir = Path(build_root, params.slug).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
-    result = build_dir / "layer_result.json"
-    if result.exists():
-        result.unlink()
-    run_bench(params, test_module="npugen.sim.cocotb.tb_winograd", build_dir=build_dir,
-              seed=seed, quiet=True, test_filter=r"\.test_benchmark_layer$",
-              extra_env={"NPUGEN_LAYER": ",".join(map(str, shape)),
-                         "NPUGEN_RESULT": str(result)})
-    if not result.exists():
-        raise RuntimeError(f"layer {shape} failed; see {build_dir}/test.log")
-    return json.loads(result.read_text())
+    return run_metric(params, test_module="npugen.sim.cocotb.tb_winograd",
+                      test="test_benchmark_layer", build_root=build_root, seed=seed,
+                      env={"NPUGEN_LAYER": ",".join(map(str, shape))})
 
 
 def main(argv=None):

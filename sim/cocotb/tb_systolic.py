@@ -6,75 +6,31 @@ counts to). Tests are named ``test_ws_*`` and ``test_os_*``; the pytest driver r
 for the DUT's dataflow (a test run on the other dataflow fails at once).
 """
 
-import json
 import os
-import random
 
 import cocotb
 import numpy as np
 
 from npugen.rtl.systolic import Dataflow, SystolicParams, systolic_array
-from npugen.sim.models.intmath import signed_range
 from npugen.sim.models.systolic import gemm, os_tile, ws_tile
 
+from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
 from .streams import Sink, Source, StreamEngine
-
-#: Traffic patterns: (probability of an idle cycle between input beats, of a stalled output).
-TRAFFIC = {
-    "steady": (0.0, 0.0),
-    "gaps": (0.4, 0.0),
-    "backpressure": (0.0, 0.6),
-    "both": (0.3, 0.3),
-}
 
 
 def _setup(dut):
-    params = SystolicParams.from_json(os.environ["DUT_PARAMS"])
-    seed = int(os.environ["SEED"])
-    dut._log.info("params %s, SEED=%d", params.to_json(), seed)
-    return params, systolic_array(params), random.Random(seed), np.random.default_rng(seed)
+    params, rng, nrng = bench_setup(dut, SystolicParams)
+    return params, systolic_array(params), rng, nrng
 
 
 def _operands(params, nrng, shape, which, kind="random"):
-    """Operand matrix of ``shape``: random, extremes only, or constant min/max."""
+    """Operand matrix: ``which`` is "a" (a_width bits) or "w" (w_width bits)."""
     bits = params.a_width if which == "a" else params.w_width
-    lo, hi = signed_range(bits)
-    if kind == "random":
-        x = nrng.integers(lo, hi + 1, size=shape)
-        # Salt with the extremes so every run sees -128 and 127.
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = hi
-        return x
-    if kind == "extremes":
-        return nrng.choice([lo, hi], size=shape)
-    if kind == "min":
-        return np.full(shape, lo)
-    if kind == "max":
-        return np.full(shape, hi)
-    raise ValueError(kind)
+    return random_values(nrng, bits, shape, kind)
 
 
 def _psum(params, nrng, shape):
-    lo, hi = signed_range(params.acc_width)
-    x = nrng.integers(lo, hi + 1, size=shape, dtype=np.int64)
-    x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
-    return x
-
-
-def _check(dut, got, expected, what):
-    """Compare every output word and flag; report the first mismatches precisely."""
-    assert len(got) == len(expected), f"{what}: {len(got)} vectors, expected {len(expected)}"
-    bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
-    for i in bad[:5]:
-        dut._log.error("%s vector %d: got %s expected %s", what, i, got[i], expected[i])
-    assert not bad, f"{what}: {len(bad)} of {len(got)} vectors differ (first at {bad[0]})"
-
-
-def _write_result(values):
-    path = os.environ.get("NPUGEN_RESULT")
-    if path:
-        with open(path, "w") as f:
-            json.dump(values, f)
+    return random_values(nrng, params.acc_width, shape)
 
 
 # Weight-stationary -------------------------------------------------------------------------
@@ -154,7 +110,7 @@ async def test_ws_tiles(dut, traffic):
         h.expect(ws_tile(params, a, w, psum))
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"ws tiles ({traffic})")
+    check_words(dut, h.o.got, h.expected, f"ws tiles ({traffic})")
 
 
 @cocotb.test()
@@ -195,7 +151,7 @@ async def test_ws_k_chaining(dut, traffic):
         final = [g["y"] for g in h.o.got[-m:]]
         assert final == gemm(p, a, b, psum0).tolist(), f"K={k}: chained result != a @ b + psum"
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"ws K chaining ({traffic})")
+    check_words(dut, h.o.got, h.expected, f"ws K chaining ({traffic})")
 
 
 @cocotb.test()
@@ -225,7 +181,7 @@ async def test_ws_reset_mid_stream(dut, when):
         h.expect(ws_tile(params, a, w, psum))
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"ws after reset ({when})")
+    check_words(dut, h.o.got, h.expected, f"ws after reset ({when})")
 
 
 @cocotb.test()
@@ -245,7 +201,7 @@ async def test_ws_timing(dut):
         h.tile(w, a, psum)
         h.expect(ws_tile(p, a, w, psum))
     await h.engine.run(h.done)
-    _check(dut, h.o.got, h.expected, "ws timing")
+    check_words(dut, h.o.got, h.expected, "ws timing")
     latency = h.o.cycles[0] - h.a.accept_cycles[0]
     assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
     span = h.o.cycles[-1] - h.o.cycles[0] + 1
@@ -271,8 +227,8 @@ async def test_ws_demo(dut):
     start = h.engine.cycle
     await h.engine.run(h.done)
     cycles = h.engine.cycle - start
-    _check(dut, h.o.got, h.expected, "ws demo")
-    _write_result({"cycles": cycles, "macs": tiles * m * p.rows * p.cols,
+    check_words(dut, h.o.got, h.expected, "ws demo")
+    write_result({"cycles": cycles, "macs": tiles * m * p.rows * p.cols,
                    "vectors": tiles * m, "latency": arr.latency})
 
 
@@ -334,7 +290,7 @@ async def test_os_tiles(dut, traffic):
         h.tile(a, b)
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"os tiles ({traffic})")
+    check_words(dut, h.o.got, h.expected, f"os tiles ({traffic})")
 
 
 @cocotb.test()
@@ -361,7 +317,7 @@ async def test_os_reset_mid_stream(dut, when):
         h.tile(a, b)
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"os after reset ({when})")
+    check_words(dut, h.o.got, h.expected, f"os after reset ({when})")
 
 
 @cocotb.test()
@@ -376,7 +332,7 @@ async def test_os_timing(dut):
     for _ in range(tiles):
         h.tile(_operands(p, nrng, (p.rows, p.rows), "a"), _operands(p, nrng, (p.rows, p.cols), "w"))
     await h.engine.run(h.done)
-    _check(dut, h.o.got, h.expected, "os timing")
+    check_words(dut, h.o.got, h.expected, "os timing")
     last_beats = h.i.accept_cycles[p.rows - 1::p.rows]
     latency = h.o.cycles[0] - last_beats[0]
     assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
@@ -401,8 +357,8 @@ async def test_os_demo(dut):
     start = h.engine.cycle
     await h.engine.run(h.done)
     cycles = h.engine.cycle - start
-    _check(dut, h.o.got, h.expected, "os demo")
-    _write_result({"cycles": cycles, "macs": tiles * k * p.rows * p.cols,
+    check_words(dut, h.o.got, h.expected, "os demo")
+    write_result({"cycles": cycles, "macs": tiles * k * p.rows * p.cols,
                    "vectors": tiles * p.rows, "latency": arr.latency})
 
 
@@ -431,7 +387,7 @@ def _report_gemm(dut, p, shape, cycles, seconds):
     dut._log.info("GEMM %dx%dx%d: %d cycles, %.2f MACs/cycle, utilisation %.1f%%, "
                   "%.0f cycles/s", m, k, n, cycles, macs / cycles, 100 * util,
                   cycles / seconds)
-    _write_result({"m": m, "k": k, "n": n, "cycles": cycles, "macs": macs,
+    write_result({"m": m, "k": k, "n": n, "cycles": cycles, "macs": macs,
                    "utilisation": util, "cycles_per_second": cycles / seconds})
 
 
@@ -504,7 +460,7 @@ async def test_os_gemm(dut):
     await h.engine.run(h.done, timeout=20 * len(h.expected) * max(1, k // p.rows) + 1000)
     seconds = time.monotonic() - t0
     cycles = h.o.cycles[-1] - start + 1
-    _check(dut, h.o.got, h.expected, "os GEMM tiles")
+    check_words(dut, h.o.got, h.expected, "os GEMM tiles")
     c = np.zeros((mt * p.rows, nt * p.cols), dtype=np.int64)
     for idx, g in enumerate(h.o.got):
         tile, r = divmod(idx, p.rows)

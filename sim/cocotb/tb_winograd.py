@@ -5,48 +5,20 @@ Environment: ``DUT_PARAMS`` (WinogradParams JSON), ``SEED`` (logged), optional
 benchmark test).
 """
 
-import json
 import os
-import random
 
 import cocotb
-import numpy as np
 
 from npugen.rtl.winograd import FilterInput, WinogradConv, WinogradParams
-from npugen.sim.models.intmath import signed_range
-from npugen.sim.models.winograd import conv2d_direct, filter_transform
+from npugen.sim.models.winograd import filter_transform, layer_output_beats
 
+from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
 from .streams import Sink, Source, StreamEngine
-
-TRAFFIC = {"steady": (0.0, 0.0), "gaps": (0.4, 0.0), "backpressure": (0.0, 0.6),
-           "both": (0.3, 0.3)}
 
 
 def _setup(dut):
-    params = WinogradParams.from_json(os.environ["DUT_PARAMS"])
-    seed = int(os.environ["SEED"])
-    dut._log.info("params %s, SEED=%d", params.to_json(), seed)
-    return params, WinogradConv(params), random.Random(seed), np.random.default_rng(seed)
-
-
-def expected_beats(p, x, w, padding):
-    """Return the layer's output beats: 2x2 tiles in raster order, filters inner, masked."""
-    y = conv2d_direct(p, x, w, padding)
-    ho, wo, k = y.shape
-    tiles = [(i, j) for i in range(0, ho, 2) for j in range(0, wo, 2)]
-    out = []
-    for n, (i, j) in enumerate(tiles):
-        for f in range(k):
-            lanes, mask = [], 0
-            for q in range(4):
-                r, c = i + q // 2, j + q % 2
-                if r < ho and c < wo:
-                    lanes.append(int(y[r, c, f]))
-                    mask |= 1 << q
-                else:
-                    lanes.append(None)  # not a pixel: its value is unspecified
-            out.append({"y": lanes, "mask": mask, "last": int(n == len(tiles) - 1 and f == k - 1)})
-    return out
+    params, rng, nrng = bench_setup(dut, WinogradParams)
+    return params, WinogradConv(params), rng, nrng
 
 
 def _masked(beat):
@@ -84,7 +56,7 @@ class Harness:
         self.pix.put(*[{"x": [int(x[r, col, ch]) if ch < c else 0 for ch in range(p.c_max)],
                         "last": int(r == h - 1 and col == wd - 1)}
                        for r in range(h) for col in range(wd)])
-        self.expected += expected_beats(p, x, w, padding)
+        self.expected += layer_output_beats(p, x, w, padding)
 
     def done(self):
         """Return True once every expected beat has been received."""
@@ -96,13 +68,7 @@ class Harness:
 
 
 def _data(p, nrng, shape, kind="random"):
-    lo, hi = signed_range(p.data_width)
-    if kind == "random":
-        x = nrng.integers(lo, hi + 1, size=shape)
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = hi
-        return x
-    return np.full(shape, lo if kind == "min" else hi)
+    return random_values(nrng, p.data_width, shape, kind)
 
 
 def _cases(p):
@@ -120,14 +86,6 @@ def _cases(p):
     return cases
 
 
-def _check(dut, got, expected, what):
-    assert len(got) == len(expected), f"{what}: {len(got)} beats, expected {len(expected)}"
-    bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
-    for i in bad[:5]:
-        dut._log.error("%s beat %d: got %s expected %s", what, i, got[i], expected[i])
-    assert not bad, f"{what}: {len(bad)} of {len(got)} beats differ (first at {bad[0]})"
-
-
 @cocotb.test()
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_layers(dut, traffic):
@@ -139,7 +97,7 @@ async def test_layers(dut, traffic):
         h.layer(_data(p, nrng, (hh, ww, c), kind), _data(p, nrng, (k, c, 3, 3), kind), padding)
     await h.engine.run(h.done, timeout=400_000)
     await h.engine.idle(5)
-    _check(dut, h.got(), h.expected, f"layers ({traffic})")
+    check_words(dut, h.got(), h.expected, f"layers ({traffic})")
     assert int(dut.error.value) == 0
 
 
@@ -165,7 +123,7 @@ async def test_reset_mid_layer(dut, when):
     h.layer(_data(p, nrng, (5, 7, c)), _data(p, nrng, (k, c, 3, 3)), "valid")
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.got(), h.expected, f"after reset ({when})")
+    check_words(dut, h.got(), h.expected, f"after reset ({when})")
     assert int(dut.error.value) == 0
 
 
@@ -197,15 +155,12 @@ async def _one_layer(dut, shape):
     start = h.engine.cycle
     await h.engine.run(h.done, timeout=2_000_000)
     cycles = h.o.cycles[-1] - start + 1
-    _check(dut, h.got(), h.expected, f"layer {shape}")
+    check_words(dut, h.got(), h.expected, f"layer {shape}")
     ho, wo = (hh, ww) if padding == "same" else (hh - 2, ww - 2)
     result = {"h": hh, "w": ww, "c": c, "k": k, "padding": padding, "cycles": cycles,
               "outputs": ho * wo * k, "macs": ho * wo * k * c * 9}
     dut._log.info("layer %s: %s", shape, result)
-    path = os.environ.get("NPUGEN_RESULT")
-    if path:
-        with open(path, "w") as f:
-            json.dump(result, f)
+    write_result(result)
 
 
 @cocotb.test()

@@ -4,28 +4,18 @@ Environment: ``DUT_PARAMS`` (WinogradParams JSON), ``SEED`` (logged), optional
 ``NPUGEN_RESULT`` (JSON metrics of the demo test).
 """
 
-import json
-import os
-import random
-
 import cocotb
-import numpy as np
 
 from npugen.rtl.winograd import FilterInput, WinogradF23, WinogradParams
-from npugen.sim.models.intmath import signed_range
 from npugen.sim.models.winograd import conv2d_direct, filter_transform
 
+from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
 from .streams import Sink, Source, StreamEngine
-
-TRAFFIC = {"steady": (0.0, 0.0), "gaps": (0.4, 0.0), "backpressure": (0.0, 0.6),
-           "both": (0.3, 0.3)}
 
 
 def _setup(dut):
-    params = WinogradParams.from_json(os.environ["DUT_PARAMS"])
-    seed = int(os.environ["SEED"])
-    dut._log.info("params %s, SEED=%d", params.to_json(), seed)
-    return params, WinogradF23(params), random.Random(seed), np.random.default_rng(seed)
+    params, rng, nrng = bench_setup(dut, WinogradParams)
+    return params, WinogradF23(params), rng, nrng
 
 
 class Harness:
@@ -68,13 +58,7 @@ class Harness:
 
 
 def _data(p, nrng, shape, kind="random"):
-    lo, hi = signed_range(p.data_width)
-    if kind == "random":
-        x = nrng.integers(lo, hi + 1, size=shape)
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = lo
-        x.flat[nrng.integers(0, x.size, size=max(1, x.size // 8))] = hi
-        return x
-    return np.full(shape, lo if kind == "min" else hi)
+    return random_values(nrng, p.data_width, shape, kind)
 
 
 def _layers(p, nrng, count, tiles=4):
@@ -86,14 +70,6 @@ def _layers(p, nrng, count, tiles=4):
         kind = kinds[n % len(kinds)]
         out.append((_data(p, nrng, (k, c, 3, 3), kind), _data(p, nrng, (tiles, 4, 4, c), kind)))
     return out
-
-
-def _check(dut, got, expected, what):
-    assert len(got) == len(expected), f"{what}: {len(got)} tiles, expected {len(expected)}"
-    bad = [i for i, (g, e) in enumerate(zip(got, expected, strict=True)) if g != e]
-    for i in bad[:5]:
-        dut._log.error("%s tile %d: got %s expected %s", what, i, got[i], expected[i])
-    assert not bad, f"{what}: {len(bad)} of {len(got)} tiles differ (first at {bad[0]})"
 
 
 @cocotb.test()
@@ -108,7 +84,7 @@ async def test_layers(dut, traffic):
         h.layer(w, tiles)
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"layers ({traffic})")
+    check_words(dut, h.o.got, h.expected, f"layers ({traffic})")
     assert int(dut.error.value) == 0
 
 
@@ -135,7 +111,7 @@ async def test_reset_mid_stream(dut, when):
     h.layer(w, tiles)
     await h.engine.run(h.done)
     await h.engine.idle(5)
-    _check(dut, h.o.got, h.expected, f"after reset ({when})")
+    check_words(dut, h.o.got, h.expected, f"after reset ({when})")
 
 
 @cocotb.test()
@@ -169,7 +145,7 @@ async def test_timing(dut):
     n = 6
     h.layer(_data(p, nrng, (k, c, 3, 3)), _data(p, nrng, (n, 4, 4, c)))
     await h.engine.run(h.done)
-    _check(dut, h.o.got, h.expected, "timing")
+    check_words(dut, h.o.got, h.expected, "timing")
     gaps = {b - a for a, b in zip(h.o.cycles, h.o.cycles[1:], strict=False)}
     assert gaps == {c}, f"output spacing {sorted(gaps)}, expected every {c} cycles"
     span = h.o.cycles[-1] - h.o.cycles[0] + c
@@ -187,8 +163,5 @@ async def test_demo(dut):
     start = h.engine.cycle
     await h.engine.run(h.done)
     cycles = h.engine.cycle - start
-    _check(dut, h.o.got, h.expected, "demo")
-    path = os.environ.get("NPUGEN_RESULT")
-    if path:
-        with open(path, "w") as f:
-            json.dump({"cycles": cycles, "macs": n * k * c * 36}, f)
+    check_words(dut, h.o.got, h.expected, "demo")
+    write_result({"cycles": cycles, "macs": n * k * c * 36})

@@ -19,7 +19,7 @@ from .intmath import check_signed, wrap
 
 __all__ = [
     "AT", "BT", "G2", "conv2d_direct", "conv2d_winograd", "filter_transform",
-    "input_transform", "output_transform", "output_shape", "tile_origins",
+    "input_transform", "layer_output_beats", "output_transform", "output_shape", "tile_origins",
 ]
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.int64)
@@ -123,3 +123,27 @@ def conv2d_winograd(params, x, w, padding="valid"):
         m = _bounded("M", prod.sum(axis=1), m_bound)  # (K, 4, 4)
         y[i:i + 2, j:j + 2, :] = np.moveaxis(output_transform(m), 0, 2)
     return wrap(y[:ho, :wo], params.acc_width)
+
+
+def layer_output_beats(params, x, w, padding):
+    """Return the convolution layer's output stream for one layer, in its documented order.
+
+    One beat per (2x2 output tile, filter): tiles in raster order, filters inner. Each beat
+    is ``{"y": 4 lanes, "mask": 4 bits, "last": 0/1}``; lane n is output pixel
+    (2i + n // 2, 2j + n % 2), None (unspecified) where the pixel does not exist.
+    """
+    y = conv2d_direct(params, x, w, padding)
+    ho, wo, k = y.shape
+    tiles = tile_origins(ho, wo)
+    beats = []
+    for n, (i, j) in enumerate(tiles):
+        for f in range(k):
+            lanes, mask = [], 0
+            for q in range(4):
+                r, c = i + q // 2, j + q % 2
+                inside = r < ho and c < wo
+                lanes.append(int(y[r, c, f]) if inside else None)
+                mask |= inside << q
+            beats.append({"y": lanes, "mask": mask,
+                          "last": int(n == len(tiles) - 1 and f == k - 1)})
+    return beats

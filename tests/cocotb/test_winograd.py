@@ -1,12 +1,11 @@
 """Verilator + cocotb tier for the Winograd convolution layer: every output word vs numpy."""
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from npugen.rtl.winograd import WinogradParams
-from npugen.sim.build import run_bench
+from npugen.sim.build import read_results, run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,13 +24,9 @@ def _run(params, seed, test_filter=None, extra_env=None):
     results = run_bench(params, test_module="npugen.sim.cocotb.tb_winograd",
                         build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
                         test_filter=test_filter, extra_env=extra_env)
-    names, failures = [], []
-    for case in ET.parse(results).getroot().iter("testcase"):
-        names.append(case.get("name"))
-        if case.find("failure") is not None or case.find("error") is not None:
-            failures.append(case.get("name"))
-        assert case.find("skipped") is None
-    assert not failures, f"failed: {failures} (seed {seed}; log in build/cocotb/{params.slug})"
+    names, failed, skipped = read_results(results)
+    assert not skipped, f"skipped: {skipped}"
+    assert not failed, f"failed: {failed} (seed {seed}; log in build/cocotb/{params.slug})"
     return names
 
 

@@ -1,12 +1,11 @@
 """Verilator + cocotb tier for the Winograd tile engine alone: every output tile vs numpy."""
 
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
-from npugen.sim.build import run_bench
+from npugen.sim.build import read_results, run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,11 +22,7 @@ CONFIGS = [
 def test_winograd(params, seed):
     results = run_bench(params, test_module="npugen.sim.cocotb.tb_winograd_engine", top=WinogradF23,
                         build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine", seed=seed)
-    names, failures = [], []
-    for case in ET.parse(results).getroot().iter("testcase"):
-        names.append(case.get("name"))
-        if case.find("failure") is not None or case.find("error") is not None:
-            failures.append(case.get("name"))
-        assert case.find("skipped") is None
+    names, failed, skipped = read_results(results)
+    assert not skipped, f"skipped: {skipped}"
+    assert not failed, f"failed: {failed} (seed {seed}; log in build/cocotb/{params.slug})"
     assert len(names) == 9, names  # layers x4, reset x2, malformed, timing, demo
-    assert not failures, f"failed: {failures} (seed {seed}; log in build/cocotb/{params.slug})"

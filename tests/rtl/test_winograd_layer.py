@@ -7,25 +7,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradConv, WinogradParams
-from npugen.sim.models.winograd import conv2d_direct
+from npugen.sim.models.winograd import layer_output_beats
 from npugen.sim.pysim import recv, send
-
-
-def expected_beats(p, x, w, padding):
-    y = conv2d_direct(p, x, w, padding)
-    ho, wo, k = y.shape
-    tiles = [(i, j) for i in range(0, ho, 2) for j in range(0, wo, 2)]
-    out = []
-    for n, (i, j) in enumerate(tiles):
-        for f in range(k):
-            lanes, mask = [], 0
-            for q in range(4):
-                r, c = i + q // 2, j + q % 2
-                inside = r < ho and c < wo
-                lanes.append(int(y[r, c, f]) if inside else None)
-                mask |= inside << q
-            out.append((lanes, mask, int(n == len(tiles) - 1 and f == k - 1)))
-    return out
 
 
 def run_layers(p, layers, seed, idle, stall, fill=None):
@@ -40,7 +23,7 @@ def run_layers(p, layers, seed, idle, stall, fill=None):
         x = make((h, w, c))
         f = make((k, c, 3, 3))
         data.append((h, w, c, k, padding, x, f))
-        expected += expected_beats(p, x, f, padding)
+        expected += layer_output_beats(p, x, f, padding)
     dut = WinogradConv(p)
     got = []
 
@@ -70,8 +53,8 @@ def run_layers(p, layers, seed, idle, stall, fill=None):
         sim.add_testbench(bench)
     sim.run()
     *beats, error = got
-    received = [([int(v) if (b.mask >> q) & 1 else None for q, v in enumerate(b.y)],
-                 int(b.mask), int(b.last)) for b in beats]
+    received = [{"y": [int(v) if (b.mask >> q) & 1 else None for q, v in enumerate(b.y)],
+                 "mask": int(b.mask), "last": int(b.last)} for b in beats]
     return received, expected, error
 
 
