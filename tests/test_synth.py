@@ -21,7 +21,7 @@ def test_synth_smoke(device, tmp_path, capsys):
     assert report["peak_gops"] == pytest.approx(2 * 4 * report["fmax_mhz"] / 1000, abs=0.01)
     text = capsys.readouterr().out
     assert "nextpnr" in text and "Fmax (MHz)" in text  # progress and the table
-    assert (out / f"box_systolic_ws_2x2_a8w8acc32.{device}.nextpnr.log").exists()
+    assert (out / f"box_systolic_ws_2x2_a8w8acc32.{device}.seed1.nextpnr.log").exists()
 
 
 def test_tool_failure_reports_the_log_tail(tmp_path):

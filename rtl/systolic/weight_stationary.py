@@ -40,10 +40,9 @@ class WsArray(wiring.Component):
         ``rows + cols - 3`` cycles after that while the swap passes through the array.
     i_act : In(stream.Signature(StructLayout({a, psum, last})))
         ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
-        (signed ``acc_width``, tie to zero when not chaining; synthesis then removes the
-        psum adders' inputs); ``last``: this is the final vector for the current weight
-        tile, the next vector uses the next tile. The first vector of a tile waits until
-        that tile is fully loaded.
+        (signed ``acc_width``, tie to zero when not chaining); ``last``: this is the final
+        vector for the current weight tile, the next vector uses the next tile. The first
+        vector of a tile waits until that tile is fully loaded.
     o : Out(stream.Signature(StructLayout({y, last})))
         ``y[c] = psum[c] + sum_r a[r] * W[r, c]`` wrapped to ``acc_width`` bits, one vector
         per ``i_act`` vector, in order; ``last`` is copied from the input.

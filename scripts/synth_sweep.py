@@ -1,0 +1,9 @@
+#!/usr/bin/env python3
+"""Synthesis sweep over block sizes and devices (see npugen.sim.sweep)."""
+
+import sys
+
+from npugen.sim.sweep import main
+
+if __name__ == "__main__":
+    sys.exit(main())

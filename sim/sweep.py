@@ -1,0 +1,114 @@
+"""Synthesis sweep: resources and Fmax versus size, as a Markdown table and PNG plots.
+
+Runs :func:`npugen.sim.synth.synth_report` over a grid (systolic arrays on ECP5-85F from 2x2
+to 12x12, the sizes that fit the iCE40 UP5K, optionally the default Winograd layer), with the
+median Fmax of three placement seeds, and writes ``docs/synth_sweep.md`` plus
+``docs/synth_sweep_*.png``.
+
+Finished points are reused from the build folder (same parameters, seeds and target), so
+a sweep can be extended or resumed. Run: ``python scripts/synth_sweep.py [--quick]
+[--max-size N] [--with-winograd]``.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from npugen.rtl.systolic import SystolicParams
+from npugen.rtl.winograd import WinogradParams
+
+from .synth import SynthError, synth_report
+
+__all__ = ["grid", "main"]
+
+
+def grid(quick=False, with_winograd=False, max_size=12):
+    """Return (label, params, device) triples."""
+    sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
+    out = [(f"systolic ws {n}x{n}", SystolicParams(rows=n, cols=n), "ecp5-85k") for n in sizes]
+    out += [(f"systolic ws {r}x{c}", SystolicParams(rows=r, cols=c), "ice40-up5k")
+            for r, c in ([(1, 1), (2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
+    if with_winograd:
+        out.append(("winograd layer (default)", WinogradParams(), "ecp5-85k"))
+    return out
+
+
+def _plot(rows, docs):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ecp5 = [r for r in rows if r["device"] == "ecp5-85k" and r["block"] == "systolic" and r["ok"]]
+    macs = [r["macs_per_cycle"] for r in ecp5]
+    for key, label in (("luts", "LUT4 + 2 x CCU2C (logic)"), ("dsps", "MULT18X18D"),
+                       ("fmax_mhz", "Fmax (MHz, median of 3 seeds)")):
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        values = [r["logic"] if key == "luts" else r[key] for r in ecp5]
+        ax.plot(macs, values, "o-")
+        ax.set_xlabel("MACs (rows x cols), systolic ws, ECP5-85F")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(docs / f"synth_sweep_{key}.png", dpi=120)
+        plt.close(fig)
+
+
+def main(argv=None):
+    """Run the sweep; write the table and plots into docs/."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a smaller grid")
+    parser.add_argument("--with-winograd", action="store_true")
+    parser.add_argument("--max-size", type=int, default=12,
+                        help="largest systolic array side on ECP5 (default 12)")
+    parser.add_argument("--freq", type=int, default=100)
+    parser.add_argument("--build", default="build/sweep")
+    parser.add_argument("--docs", default="docs")
+    args = parser.parse_args(argv)
+    docs = Path(args.docs)
+    docs.mkdir(parents=True, exist_ok=True)
+    rows = []
+    seeds = [1, 2, 3]
+    for label, params, device in grid(args.quick, args.with_winograd, args.max_size):
+        print(f"== {label} on {device}", flush=True)
+        row = {"label": label, "device": device, "block": params.block}
+        out_dir = Path(args.build, device)
+        cached = out_dir / f"{params.slug}.{device}.report.json"
+        try:
+            r = json.loads(cached.read_text()) if cached.exists() else None
+            if r is not None and (r.get("seeds") != seeds or r.get("target_mhz") != args.freq
+                                  or r.get("params") != params.to_dict()):
+                r = None
+            if r is not None:
+                print(f"   reusing {cached}", flush=True)
+            else:
+                r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=seeds,
+                                 out_dir=out_dir,
+                                 progress=lambda line: print("   " + line, flush=True))
+        except SynthError as exc:
+            lines = str(exc).splitlines()
+            row.update(ok=False, error=(lines[1] if len(lines) > 1 else lines[0])[:120])
+        else:
+            res = r["resources"]
+            row.update(ok=True, **res, fmax_mhz=r["fmax_mhz"], seeds=r["fmax_mhz_by_seed"],
+                       macs_per_cycle=r["macs_per_cycle"], peak_gops=r.get("peak_gops"),
+                       logic=res["luts"] + 2 * res["carry_cells"])
+        rows.append(row)
+    lines = [("| configuration | device | LUT4 | carry | FFs | DSPs | BRAM "
+              "| Fmax MHz (seeds 1/2/3) | LUT-equiv per MAC | peak GOPS |"),
+             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        if not r["ok"]:
+            lines.append(f"| {r['label']} | {r['device']} | does not fit / failed: "
+                         f"{r['error']} |||||||")
+            continue
+        seeds = "/".join(str(v) for v in r["seeds"].values())
+        per_mac = r["logic"] / r["macs_per_cycle"] if r["macs_per_cycle"] else 0
+        lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
+                     f"| {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
+                     f"| **{r['fmax_mhz']}** ({seeds}) | {per_mac:.1f} | {r['peak_gops']} |")
+    (docs / "synth_sweep.md").write_text("\n".join(lines) + "\n")
+    (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
+    _plot(rows, docs)
+    print("\n".join(lines))
+    return 0
