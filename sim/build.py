@@ -19,7 +19,7 @@ from .waves import wave_build_args, waves_format
 
 __all__ = [
     "LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "read_results", "run_bench",
-    "run_metric", "write_core",
+    "run_checked", "run_metric", "write_core",
 ]
 
 #: Verilator warnings waived for Amaranth output. WIDTHEXPAND/WIDTHTRUNC: its Verilog extends
@@ -163,3 +163,16 @@ def run_metric(params, *, test_module, test, build_root, seed, env, top=None):
     if not result.exists():
         raise RuntimeError(f"{test} failed for {params.slug}; see {build_dir}/test.log")
     return json.loads(result.read_text())
+
+
+def run_checked(params, *, test_module, build_dir, seed, **kwargs):
+    """:func:`run_bench`, then fail unless tests ran, none was skipped and none failed.
+
+    Returns the names of the cocotb tests that ran (for count checks by the caller).
+    """
+    names, failed, skipped = read_results(run_bench(
+        params, test_module=test_module, build_dir=build_dir, seed=seed, **kwargs))
+    assert names, "cocotb ran no test"
+    assert not skipped, f"skipped: {skipped}"
+    assert not failed, f"failed: {failed} (seed {seed}; log in {build_dir})"
+    return names

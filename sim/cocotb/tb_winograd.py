@@ -9,8 +9,8 @@ import os
 
 import cocotb
 
-from npugen.rtl.winograd import FilterInput, WinogradConv, WinogradParams
-from npugen.sim.models.winograd import filter_transform, layer_output_beats
+from npugen.rtl.winograd import WinogradConv, WinogradParams
+from npugen.sim.models.winograd import filter_stream, layer_output_beats
 
 from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
 from .streams import Sink, Source, StreamEngine
@@ -46,13 +46,7 @@ class Harness:
         k = w.shape[0]
         self.cfg.put({"height": h, "width": wd, "channels": c, "filters": k,
                       "same": int(padding == "same")})
-        if p.filter_input is FilterInput.RAW:
-            self.filt.put(*[{"g": [int(v) for v in w[i, j].flatten()]}
-                            for i in range(k) for j in range(c)])
-        else:
-            u = filter_transform(p, w)
-            self.filt.put(*[{"u": [int(v) for v in u[i, j].flatten()]}
-                            for i in range(k) for j in range(c)])
+        self.filt.put(*filter_stream(p, w))
         self.pix.put(*[{"x": [int(x[r, col, ch]) if ch < c else 0 for ch in range(p.c_max)],
                         "last": int(r == h - 1 and col == wd - 1)}
                        for r in range(h) for col in range(wd)])

@@ -6,8 +6,8 @@ Environment: ``DUT_PARAMS`` (WinogradParams JSON), ``SEED`` (logged), optional
 
 import cocotb
 
-from npugen.rtl.winograd import FilterInput, WinogradF23, WinogradParams
-from npugen.sim.models.winograd import conv2d_direct, filter_transform
+from npugen.rtl.winograd import WinogradF23, WinogradParams
+from npugen.sim.models.winograd import conv2d_direct, filter_stream
 
 from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
 from .streams import Sink, Source, StreamEngine
@@ -37,13 +37,7 @@ class Harness:
         p = self.p
         k, c = w.shape[:2]
         self.cfg.put({"channels": c, "filters": k})
-        if p.filter_input is FilterInput.RAW:
-            self.filt.put(*[{"g": [int(v) for v in w[i, j].flatten()]}
-                            for i in range(k) for j in range(c)])
-        else:
-            u = filter_transform(p, w)
-            self.filt.put(*[{"u": [int(v) for v in u[i, j].flatten()]}
-                            for i in range(k) for j in range(c)])
+        self.filt.put(*filter_stream(p, w))
         for n, t in enumerate(tiles):
             self.tile.put(*[{"d": [int(v) for v in t[:, :, ch].flatten()], "last": int(ch == c - 1),
                              "end": int(ch == c - 1 and n == len(tiles) - 1)}

@@ -18,7 +18,7 @@ from npugen.rtl.winograd.params import WinogradParams
 from .intmath import check_signed, wrap
 
 __all__ = [
-    "AT", "BT", "G2", "conv2d_direct", "conv2d_winograd", "filter_transform",
+    "AT", "BT", "G2", "conv2d_direct", "conv2d_winograd", "filter_stream", "filter_transform",
     "input_transform", "layer_output_beats", "output_transform", "output_shape", "tile_origins",
 ]
 
@@ -147,3 +147,20 @@ def layer_output_beats(params, x, w, padding):
             beats.append({"y": lanes, "mask": mask,
                           "last": int(n == len(tiles) - 1 and f == k - 1)})
     return beats
+
+
+def filter_stream(params, w):
+    """Return the ``i_filter`` beats a host sends for filters ``w`` (K, C, 3, 3).
+
+    Filter k outer, channel c inner; ``g`` (raw 3x3, row-major) when the hardware transforms,
+    ``u`` (U' = G' g G'^T, 4x4 row-major) when ``filter_input`` is ``transformed``: this is
+    the host-side filter transform.
+    """
+    from npugen.rtl.winograd.params import FilterInput
+
+    w = check_signed("w", w, params.data_width)
+    k, c = w.shape[:2]
+    if params.filter_input is FilterInput.RAW:
+        return [{"g": [int(v) for v in w[i, j].flatten()]} for i in range(k) for j in range(c)]
+    u = filter_transform(params, w)
+    return [{"u": [int(v) for v in u[i, j].flatten()]} for i in range(k) for j in range(c)]

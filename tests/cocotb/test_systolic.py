@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.systolic import SystolicParams
-from npugen.sim.build import read_results, run_bench
+from npugen.sim.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,14 +20,9 @@ SLOW = [SystolicParams(rows=16, cols=16, dataflow=df) for df in ("ws", "os")]
 
 
 def _run(params, seed):
-    results = run_bench(params, test_module="npugen.sim.cocotb.tb_systolic",
-                        build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
-                        test_filter=f"test_{params.dataflow.value}_")
-    names, failed, skipped = read_results(results)
-    assert names, "cocotb ran no test"
-    assert not skipped, f"skipped: {skipped}"
-    assert not failed, f"failed: {failed} (seed {seed}; log in build/cocotb/{params.slug})"
-    return names
+    return run_checked(params, test_module="npugen.sim.cocotb.tb_systolic",
+                       build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
+                       test_filter=f"test_{params.dataflow.value}_")
 
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)

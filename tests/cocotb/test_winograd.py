@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.winograd import WinogradParams
-from npugen.sim.build import read_results, run_bench
+from npugen.sim.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,13 +21,9 @@ SLOW = [WinogradParams(c_max=16, k_max=8, h_max=64, w_max=64)]
 
 
 def _run(params, seed, test_filter=None, extra_env=None):
-    results = run_bench(params, test_module="npugen.sim.cocotb.tb_winograd",
-                        build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
-                        test_filter=test_filter, extra_env=extra_env)
-    names, failed, skipped = read_results(results)
-    assert not skipped, f"skipped: {skipped}"
-    assert not failed, f"failed: {failed} (seed {seed}; log in build/cocotb/{params.slug})"
-    return names
+    return run_checked(params, test_module="npugen.sim.cocotb.tb_winograd",
+                       build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
+                       test_filter=test_filter, extra_env=extra_env)
 
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
-from npugen.sim.build import read_results, run_bench
+from npugen.sim.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,9 +20,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_winograd(params, seed):
-    results = run_bench(params, test_module="npugen.sim.cocotb.tb_winograd_engine", top=WinogradF23,
-                        build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine", seed=seed)
-    names, failed, skipped = read_results(results)
-    assert not skipped, f"skipped: {skipped}"
-    assert not failed, f"failed: {failed} (seed {seed}; log in build/cocotb/{params.slug})"
+    names = run_checked(params, test_module="npugen.sim.cocotb.tb_winograd_engine",
+                        top=WinogradF23, seed=seed,
+                        build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine")
     assert len(names) == 9, names  # layers x4, reset x2, malformed, timing, demo

@@ -6,17 +6,9 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from npugen.rtl.winograd import FilterInput, WinogradF23, WinogradParams
-from npugen.sim.models.winograd import conv2d_direct, filter_transform
+from npugen.rtl.winograd import WinogradF23, WinogradParams
+from npugen.sim.models.winograd import conv2d_direct, filter_stream
 from npugen.sim.pysim import recv, send
-
-
-def filter_beats(p, w):
-    k, c = w.shape[:2]
-    if p.filter_input is FilterInput.RAW:
-        return [{"g": [int(v) for v in w[i, j].flatten()]} for i in range(k) for j in range(c)]
-    u = filter_transform(p, w)
-    return [{"u": [int(v) for v in u[i, j].flatten()]} for i in range(k) for j in range(c)]
 
 
 def tile_beats(tiles, c):
@@ -43,7 +35,7 @@ def run_engine(p, w, tiles, seed, idle=0.0, stall=0.0, cfg=None):
 
     async def setup(ctx):
         await send(ctx, dut.i_cfg, [cfg or {"channels": c, "filters": k}])
-        await send(ctx, dut.i_filter, filter_beats(p, w), rng, idle)
+        await send(ctx, dut.i_filter, filter_stream(p, w), rng, idle)
 
     async def feed(ctx):
         await send(ctx, dut.i_tile, tile_beats(tiles, c), rng, idle)
@@ -116,7 +108,7 @@ def test_misplaced_last_raises_error_and_stays_in_bounds(seed):
 
     async def bench(ctx):
         await send(ctx, dut.i_cfg, [{"channels": 3, "filters": 1}])
-        await send(ctx, dut.i_filter, filter_beats(p, w))
+        await send(ctx, dut.i_filter, filter_stream(p, w))
         beats = tile_beats(tiles, 3)
         beats[1]["last"] = 1  # early last
         await send(ctx, dut.i_tile, beats)

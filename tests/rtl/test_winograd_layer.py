@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradConv, WinogradParams
-from npugen.sim.models.winograd import layer_output_beats
+from npugen.sim.models.winograd import filter_stream, layer_output_beats
 from npugen.sim.pysim import recv, send
 
 
@@ -31,8 +31,7 @@ def run_layers(p, layers, seed, idle, stall, fill=None):
         for h, w, c, k, padding, _, f in data:
             await send(ctx, dut.i_cfg, [{"height": h, "width": w, "channels": c, "filters": k,
                                          "same": int(padding == "same")}])
-            await send(ctx, dut.i_filter, [{"g": [int(v) for v in f[i, j].flatten()]}
-                                           for i in range(k) for j in range(c)], rng, idle)
+            await send(ctx, dut.i_filter, filter_stream(p, f), rng, idle)
 
     async def pixels(ctx):
         for h, w, c, _, _, x, _ in data:
