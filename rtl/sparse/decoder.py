@@ -1,0 +1,151 @@
+"""Relative-index decoder: 8-bit CSC entries to (local row, 16-bit weight) pairs."""
+
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .params import INDEX_BITS, RUN_BITS, WEIGHT_WIDTH, SparseParams
+
+__all__ = ["RelIndexDecoder"]
+
+
+def entry_layout(p):
+    """Return the decoder input layout: entry byte, column-start flag, activation."""
+    return data.StructLayout({"entry": unsigned(INDEX_BITS + RUN_BITS), "first": 1,
+                              "act": signed(p.act_width)})
+
+
+def pair_layout(p):
+    """Return the decoder output layout: local accumulator row, decoded weight, activation."""
+    return data.StructLayout({"row": range(max(2, p.rows_pe_max)),
+                              "weight": signed(WEIGHT_WIDTH), "act": signed(p.act_width)})
+
+
+def codebook_layout():
+    """Codebook write: index and signed 16-bit value."""
+    return data.StructLayout({"index": unsigned(INDEX_BITS), "value": signed(WEIGHT_WIDTH)})
+
+
+class RelIndexDecoder(wiring.Component):
+    """Decode one PE's entry stream: codebook lookup and relative-to-absolute row addresses.
+
+    Each entry is ``run << 4 | index``. The address accumulator restarts with every column
+    (``first``): the entry's local row is ``run`` for the first entry and ``previous + 1 +
+    run`` after it. Index 0 is the zero weight (padding entries): it advances the address and
+    emits nothing. The decoder also tracks the global row ``local * n_pe + pe`` (with a
+    constant ``run * n_pe`` table, no multiplier) and checks it against ``rows``: an entry
+    whose row would reach ``rows`` sets the sticky ``error`` and is dropped, as is the rest
+    of its column (nothing is ever written out of bounds).
+
+    Parameters
+    ----------
+    params : SparseParams
+    pe : int
+        This PE's number (0..n_pe-1): its rows are ``pe, pe + n_pe, ...``.
+
+    Members
+    -------
+    i : In(stream.Signature(entry_layout))
+        ``entry`` (8 bits), ``first`` (first entry of a column), ``act`` (passed through).
+    o : Out(stream.Signature(pair_layout))
+        ``row`` (local accumulator address), ``weight`` = codebook[index], ``act``.
+    codebook : In(stream.Signature(codebook_layout))
+        Codebook writes, always accepted; the value of index 0 is never used.
+    rows : In(range(rows_max + 1))
+        Global row count of the loaded matrix.
+    error : Out(1)
+        Sticky: an entry ran past ``rows``. Cleared only by reset.
+
+    Latency 1 cycle (registered output); one entry per cycle; padding and dropped entries
+    cost their input cycle and produce no output.
+    """
+
+    def __init__(self, params: SparseParams, pe=0):
+        if not isinstance(params, SparseParams):
+            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
+            raise TypeError(f"params must be SparseParams, not {params!r}")
+        if isinstance(pe, bool) or not isinstance(pe, int) or not 0 <= pe < params.n_pe:
+            self._MustUse__silence = True
+            raise ValueError(f"pe must be in 0..{params.n_pe - 1}, not {pe!r}")
+        self.params = params
+        self.pe = pe
+        self.entry_layout = entry_layout(params)
+        self.pair_layout = pair_layout(params)
+        self.codebook_layout = codebook_layout()
+        super().__init__({
+            "i": In(stream.Signature(self.entry_layout)),
+            "o": Out(stream.Signature(self.pair_layout)),
+            "codebook": In(stream.Signature(self.codebook_layout)),
+            "rows": In(range(params.rows_max + 1), init=params.rows_max),
+            "error": Out(1),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        p = self.params
+        m = Module()
+        m.submodules.codebook = cb = Memory(shape=signed(WEIGHT_WIDTH), depth=1 << INDEX_BITS,
+                                            init=[])
+        cb_w = cb.write_port()
+        cb_r = cb.read_port(domain="comb")
+        m.d.comb += [
+            self.codebook.ready.eq(1),
+            cb_w.en.eq(self.codebook.valid),
+            cb_w.addr.eq(self.codebook.payload.index),
+            cb_w.data.eq(self.codebook.payload.value),
+        ]
+
+        max_run = (1 << RUN_BITS) - 1
+        # Global rows stay below rows_max between entries; one step adds at most 16*n_pe.
+        gwidth = (p.rows_max + (max_run + 1) * p.n_pe).bit_length()
+        lwidth = (p.rows_pe_max + max_run + 1).bit_length()
+        prev_local = Signal(lwidth)
+        prev_global = Signal(gwidth)
+        col_bad = Signal()  # this column already overflowed: drop its remaining entries
+
+        entry = self.i.payload.entry
+        index = entry[:INDEX_BITS]
+        run = entry[INDEX_BITS:]
+        run_times_npe = Array(Const(z * p.n_pe, gwidth) for z in range(max_run + 1))[run]
+        first = self.i.payload.first
+        local = Signal(lwidth)
+        glob = Signal(gwidth)
+        m.d.comb += [
+            local.eq(Mux(first, 0, prev_local + 1) + run),
+            glob.eq(Mux(first, self.pe, prev_global + p.n_pe) + run_times_npe),
+            cb_r.addr.eq(index),
+        ]
+        bad = (glob >= self.rows) | (col_bad & ~first)
+
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [prev_local.eq(local), prev_global.eq(glob), col_bad.eq(bad)]
+            with m.If(bad):
+                m.d.sync += self.error.eq(1)
+            with m.Elif(index != 0):
+                m.d.sync += [
+                    self.o.valid.eq(1),
+                    self.o.payload.row.eq(local),
+                    self.o.payload.weight.eq(cb_r.data),
+                    self.o.payload.act.eq(self.i.payload.act),
+                ]
+        return m
+
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        return {
+            "latency": {"i_to_o": 1},
+            "throughput": {"entries_per_cycle": 1},
+            "protocol": [
+                "i: entry = run << 4 | index; first marks a column's first entry.",
+                "o: (local row, codebook[index], act) for every entry with index != 0.",
+                "codebook writes are accepted every cycle.",
+                "error is sticky: an entry's global row reached rows; reset clears.",
+            ],
+            "model": "npugen.sim.compress:decode_indices",
+            "roles": {"i": "one stored CSC entry of this PE", "o": "decoded (row, weight)",
+                      "codebook": "codebook write", "rows": "global row count",
+                      "error": "sticky row-overflow flag"},
+        }
