@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
 from npugen.rtl.winograd import WinogradParams
 
@@ -30,6 +31,7 @@ class DemoCase:
 DEMO_CASES = [
     DemoCase(SystolicParams(), "npugen.sim.cocotb.tb_systolic", "test_ws_demo"),
     DemoCase(SystolicParams(dataflow="os"), "npugen.sim.cocotb.tb_systolic", "test_os_demo"),
+    DemoCase(SparseParams(), "npugen.sim.cocotb.tb_sparse", "test_demo"),
     DemoCase(WinogradParams(), "npugen.sim.cocotb.tb_winograd", "test_demo"),
 ]
 

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from npugen.rtl.cli import main
+from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
 from npugen.sim import build
 
@@ -59,6 +60,30 @@ def test_bad_parameters_one_line_exit_2_no_files(tmp_path, args, message):
     assert message in lines[0]
     assert "Traceback" not in proc.stderr
     assert not out.exists()
+
+
+def test_generate_sparse(tmp_path):
+    assert main(["generate", "sparse", "--n-pe", "3", "--relu", "true", "--act-width", "16",
+                 "-o", str(tmp_path)]) == 0
+    p = SparseParams(n_pe=3, relu=True, act_width=16)
+    manifest = json.loads((tmp_path / f"{p.slug}.json").read_text())
+    assert manifest["params"] == p.to_dict()
+    assert manifest["golden_model"] == "npugen.sim.models.sparse:sparse_matvec"
+    by_name = {port["name"]: port for port in manifest["ports"]}
+    assert by_name["i_cfg__payload"]["width"] == 40
+    assert by_name["i_act__payload"]["width"] == 4 * 16 + 1
+    assert by_name["pe_active"]["width"] == 3
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--n-pe", "65"], "n_pe must be in 1..64, not 65"),
+    (["--relu", "maybe"], "relu must be one of true, false (or 1, 0), not 'maybe'"),
+    (["--act-width", "12"], "act_width must be 8 or 16, not 12"),
+])
+def test_bad_sparse_parameters(tmp_path, args, message):
+    proc = run_cli("generate", "sparse", *args, "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_help_lists_every_parameter_with_default_and_range():

@@ -21,6 +21,27 @@ def _write_layout(addr_shape, data_shape):
     return data.StructLayout({"en": 1, "addr": addr_shape, "data": data_shape})
 
 
+class _OneSlot(wiring.Component):
+    """A depth-1 FIFO (SyncFIFO's depth-1 form has zero-width address wires)."""
+
+    def __init__(self, width):
+        super().__init__({"w_en": In(1), "w_data": In(width), "w_rdy": Out(1),
+                          "r_en": In(1), "r_data": Out(width), "r_rdy": Out(1)})
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        m.d.comb += self.w_rdy.eq(~self.r_rdy)
+        with m.If(self.w_en & self.w_rdy):
+            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
+        with m.Elif(self.r_en & self.r_rdy):
+            m.d.sync += self.r_rdy.eq(0)
+        return m
+
+
+def _queue(width, depth):
+    return _OneSlot(width) if depth == 1 else fifo.SyncFIFO(width=width, depth=depth)
+
+
 class SparsePE(wiring.Component):
     """Processing element ``pe`` of :class:`SparseMatVec`: rows ``pe, pe + n_pe, ...``.
 
@@ -90,7 +111,7 @@ class SparsePE(wiring.Component):
 
         # Activation queue.
         item_width = data.Layout.cast(self.item_layout).size
-        m.submodules.queue = queue = fifo.SyncFIFO(width=item_width, depth=p.queue_depth)
+        m.submodules.queue = queue = _queue(item_width, p.queue_depth)
         m.d.comb += [
             queue.w_en.eq(self.q.valid),
             queue.w_data.eq(self.q.payload.as_value()),

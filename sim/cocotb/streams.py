@@ -136,6 +136,8 @@ class StreamEngine:
         self.sources = list(sources)
         self.sinks = list(sinks)
         self.cycle = 0
+        #: Callables ``f(cycle)`` run every cycle after the signals settle (e.g. counters).
+        self.monitors = []
         self._period_ns = period_ns
         self._clock = None
 
@@ -162,6 +164,8 @@ class StreamEngine:
             port.drive(self.rng)
         await ReadOnly()
         sampled = [port.sample() for port in ports]
+        for monitor in self.monitors:
+            monitor(self.cycle)
         await RisingEdge(self.dut.clk)
         for port, s in zip(ports, sampled, strict=True):
             port.commit(s, self.cycle)

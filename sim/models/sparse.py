@@ -16,7 +16,9 @@ from npugen.rtl.sparse.params import WEIGHT_WIDTH, SparseParams
 
 from .intmath import check_signed, wrap
 
-__all__ = ["dense_weights", "entries_read", "sparse_matvec", "useful_macs"]
+__all__ = [
+    "decoder_pairs", "dense_weights", "entries_read", "sparse_matvec", "useful_macs",
+]
 
 
 def dense_weights(codebook, w_idx):
@@ -49,3 +51,23 @@ def entries_read(enc, x):
     """Count the stored entries (padding included) read: those of non-zero activations."""
     nz = np.flatnonzero(np.asarray(x))
     return int(sum(enc.ptr[p][j + 1] - enc.ptr[p][j] for p in range(enc.n_pe) for j in nz))
+
+
+def decoder_pairs(columns, codebook, n_pe, pe, rows):
+    """Golden model of one PE's RelIndexDecoder.
+
+    ``columns`` is a list of ``(entries, act)``. Returns ``(pairs, error)``: the ``(local
+    row, codebook[index], act)`` of every entry with a non-zero index, and whether an entry
+    ran to a global row ``>= rows``; such an entry and the rest of its column are dropped.
+    """
+    pairs, error = [], False
+    for entries, act in columns:
+        local = -1
+        for e in entries:
+            local += (int(e) >> 4) + 1
+            if local * n_pe + pe >= rows:
+                error = True
+                break
+            if int(e) & 15:
+                pairs.append((local, int(codebook[int(e) & 15]), int(act)))
+    return pairs, error

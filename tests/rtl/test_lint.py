@@ -2,6 +2,7 @@
 
 import pytest
 
+from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
 from npugen.rtl.winograd import WinogradParams
 from npugen.sim.build import LINT_WAIVERS, lint, write_core
@@ -16,6 +17,12 @@ from npugen.sim.build import LINT_WAIVERS, lint, write_core
     WinogradParams(c_max=3, k_max=4, filter_input="transformed"),
     WinogradParams(acc_width=16),
     WinogradParams(c_max=3, k_max=5, h_max=9, w_max=7, engines=3),
+    SparseParams(),
+    SparseParams(n_pe=1, rows_max=1, cols_max=1, entries_max=16, queue_depth=1, act_lanes=1,
+                 relu=True),
+    SparseParams(n_pe=64, rows_max=100, cols_max=7, entries_max=16, act_width=16,
+                 acc_width=48, act_lanes=16, queue_depth=3),
+    SparseParams(n_pe=3, rows_max=4096, cols_max=4096, entries_max=65535),
 ], ids=lambda p: p.slug)
 def test_lint_clean(params, tmp_path):
     v_path, _ = write_core(params, tmp_path)
