@@ -282,7 +282,7 @@ class SparseMatVec(wiring.Component):
         p = self.params
         return {
             "latency": {
-                "last_beat_to_first_output": "6 + max over PEs of the entries still queued "
+                "last_beat_to_first_output": "about 10 + max over PEs of the entries still queued "
                                              "(data-dependent)",
                 "reset_to_ready": max(2, p.rows_pe_max),
             },

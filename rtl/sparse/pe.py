@@ -47,9 +47,10 @@ class SparsePE(wiring.Component):
 
     Pipeline (one stored entry per cycle, no bubble between columns)::
 
-        queue -> P: read ptr[j], ptr[j+1] -> G: walk entries ptr[j]..ptr[j+1]-1 (the next
-        column's pointers are fetched while the current column is walked) -> E: entry memory
-        -> D: RelIndexDecoder -> M: weight x act, read accumulator -> A: write back
+        queue -> R: read ptr[j], ptr[j+1] -> P: registered pointers -> G: walk entries
+        ptr[j]..ptr[j+1]-1 (the next column's pointers are fetched while the current column
+        is walked) -> E: entry memory -> F: registered entry -> D: RelIndexDecoder -> M:
+        weight x act, read accumulator -> A: write back
 
     The accumulator memory's read port is transparent to its write port, so an entry of the
     next column that hits the row just written sees the new sum (within a column rows
@@ -80,7 +81,7 @@ class SparsePE(wiring.Component):
     error : Out(1)
         Sticky: a bad column pointer or a row overflow.
 
-    Latency from a queued activation to its last accumulator write: 5 cycles + the column's
+    Latency from a queued activation to its last accumulator write: 7 cycles + the column's
     entry count. Bit growth: product 16 + act_width bits; accumulators wrap at acc_width.
     """
 
@@ -140,21 +141,34 @@ class SparsePE(wiring.Component):
             ent_wp.data.eq(self.entry_w.data),
         ]
 
-        # P: pointers of the column at the head of the queue (one cycle to read).
+        # R: read the pointers of the column at the head of the queue. P: register them
+        # with their checks, so no logic follows the block RAM outputs (slow clock-to-out).
+        r_valid = Signal()
+        r_act = Signal(signed(p.act_width))
         p_valid = Signal()
         p_act = Signal(signed(p.act_width))
+        start = Signal(p.ptr_width)
+        end = Signal(p.ptr_width)
+        p_ok = Signal()
         p_take = Signal()
+        r_move = Signal()
         pop = Signal()
-        start, end = ptr_lo.data, ptr_hi.data
-        p_ok = (start <= end) & in_range(end, 0, p.entries_max)
         m.d.comb += [
-            pop.eq(queue.r_rdy & (~p_valid | p_take)),
+            r_move.eq(r_valid & (~p_valid | p_take)),
+            pop.eq(queue.r_rdy & (~r_valid | r_move)),
             queue.r_en.eq(pop),
             ptr_lo.en.eq(pop), ptr_lo.addr.eq(head.col),
             ptr_hi.en.eq(pop), ptr_hi.addr.eq(head.col + 1),
         ]
         with m.If(pop):
-            m.d.sync += [p_valid.eq(1), p_act.eq(head.act)]
+            m.d.sync += [r_valid.eq(1), r_act.eq(head.act)]
+        with m.Elif(r_move):
+            m.d.sync += r_valid.eq(0)
+        with m.If(r_move):
+            m.d.sync += [
+                p_valid.eq(1), p_act.eq(r_act), start.eq(ptr_lo.data), end.eq(ptr_hi.data),
+                p_ok.eq((ptr_lo.data <= ptr_hi.data) & in_range(ptr_hi.data, 0, p.entries_max)),
+            ]
         with m.Elif(p_take):
             m.d.sync += p_valid.eq(0)
 
@@ -201,13 +215,19 @@ class SparsePE(wiring.Component):
         m.d.comb += [ent_rp.addr.eq(issue_addr), self.active.eq(issue)]
         m.d.sync += [e_valid.eq(issue), e_first.eq(issue_first), e_act.eq(issue_act)]
 
-        # D: decoder.
+        # F: register the entry (block RAM clock-to-out), then D: decode.
+        f_valid = Signal()
+        f_entry = Signal(ENTRY_BITS)
+        f_first = Signal()
+        f_act = Signal(signed(p.act_width))
+        m.d.sync += [f_valid.eq(e_valid), f_entry.eq(ent_rp.data), f_first.eq(e_first),
+                     f_act.eq(e_act)]
         m.submodules.decoder = dec = RelIndexDecoder(p, self.pe)
         m.d.comb += [
-            dec.i.valid.eq(e_valid),
-            dec.i.payload.entry.eq(ent_rp.data),
-            dec.i.payload.first.eq(e_first),
-            dec.i.payload.act.eq(e_act),
+            dec.i.valid.eq(f_valid),
+            dec.i.payload.entry.eq(f_entry),
+            dec.i.payload.first.eq(f_first),
+            dec.i.payload.act.eq(f_act),
             dec.o.ready.eq(1),  # the MAC never stalls
             dec.codebook.valid.eq(self.codebook.valid),
             dec.codebook.payload.eq(self.codebook.payload),
@@ -233,7 +253,8 @@ class SparsePE(wiring.Component):
         ]
 
         m.d.comb += [
-            self.busy.eq(queue.r_rdy | p_valid | g_valid | e_valid | dec.o.valid | m_valid),
+            self.busy.eq(queue.r_rdy | r_valid | p_valid | g_valid | e_valid | f_valid |
+                         dec.o.valid | m_valid),
             self.error.eq(ptr_error | dec.error),
         ]
         return m
