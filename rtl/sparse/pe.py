@@ -47,9 +47,9 @@ class SparsePE(wiring.Component):
 
     Pipeline (one stored entry per cycle, no bubble between columns)::
 
-        queue -> R: read ptr[j], ptr[j+1] -> P: registered pointers -> G: walk entries
-        ptr[j]..ptr[j+1]-1 (the next column's pointers are fetched while the current column
-        is walked) -> E: entry memory -> F: registered entry -> D: RelIndexDecoder -> M:
+        queue -> R: read ptr[j], ptr[j+1] -> C, P: registered pointers, checks -> G: walk
+        entries ptr[j]..ptr[j+1]-1 (the next columns' pointers are fetched while the current
+        column is walked) -> E: entry memory -> F: registered entry -> D: RelIndexDecoder -> M:
         weight x act, read accumulator -> A: write back
 
     The accumulator memory's read port is transparent to its write port, so an entry of the
@@ -81,7 +81,7 @@ class SparsePE(wiring.Component):
     error : Out(1)
         Sticky: a bad column pointer or a row overflow.
 
-    Latency from a queued activation to its last accumulator write: 7 cycles + the column's
+    Latency from a queued activation to its last accumulator write: 8 cycles + the column's
     entry count. Bit growth: product 16 + act_width bits; accumulators wrap at acc_width.
     """
 
@@ -141,20 +141,26 @@ class SparsePE(wiring.Component):
             ent_wp.data.eq(self.entry_w.data),
         ]
 
-        # R: read the pointers of the column at the head of the queue. P: register them
-        # with their checks, so no logic follows the block RAM outputs (slow clock-to-out).
+        # R: read the pointers of the column at the head of the queue. C: register them, so
+        # no logic follows the block RAM outputs (slow clock-to-out). P: register the checks.
         r_valid = Signal()
         r_act = Signal(signed(p.act_width))
+        c_valid = Signal()
+        c_act = Signal(signed(p.act_width))
+        c_start = Signal(p.ptr_width)
+        c_end = Signal(p.ptr_width)
         p_valid = Signal()
         p_act = Signal(signed(p.act_width))
         start = Signal(p.ptr_width)
         end = Signal(p.ptr_width)
         p_ok = Signal()
         p_take = Signal()
+        c_move = Signal()
         r_move = Signal()
         pop = Signal()
         m.d.comb += [
-            r_move.eq(r_valid & (~p_valid | p_take)),
+            c_move.eq(c_valid & (~p_valid | p_take)),
+            r_move.eq(r_valid & (~c_valid | c_move)),
             pop.eq(queue.r_rdy & (~r_valid | r_move)),
             queue.r_en.eq(pop),
             ptr_lo.en.eq(pop), ptr_lo.addr.eq(head.col),
@@ -165,9 +171,14 @@ class SparsePE(wiring.Component):
         with m.Elif(r_move):
             m.d.sync += r_valid.eq(0)
         with m.If(r_move):
+            m.d.sync += [c_valid.eq(1), c_act.eq(r_act), c_start.eq(ptr_lo.data),
+                         c_end.eq(ptr_hi.data)]
+        with m.Elif(c_move):
+            m.d.sync += c_valid.eq(0)
+        with m.If(c_move):
             m.d.sync += [
-                p_valid.eq(1), p_act.eq(r_act), start.eq(ptr_lo.data), end.eq(ptr_hi.data),
-                p_ok.eq((ptr_lo.data <= ptr_hi.data) & in_range(ptr_hi.data, 0, p.entries_max)),
+                p_valid.eq(1), p_act.eq(c_act), start.eq(c_start), end.eq(c_end),
+                p_ok.eq((c_start <= c_end) & in_range(c_end, 0, p.entries_max)),
             ]
         with m.Elif(p_take):
             m.d.sync += p_valid.eq(0)
@@ -253,7 +264,7 @@ class SparsePE(wiring.Component):
         ]
 
         m.d.comb += [
-            self.busy.eq(queue.r_rdy | r_valid | p_valid | g_valid | e_valid | f_valid |
+            self.busy.eq(queue.r_rdy | r_valid | c_valid | p_valid | g_valid | e_valid | f_valid |
                          dec.o.valid | m_valid),
             self.error.eq(ptr_error | dec.error),
         ]
