@@ -1,19 +1,21 @@
 """Synthesis sweep: resources and Fmax versus size, as a Markdown table and PNG plots.
 
 Runs :func:`npugen.sim.synth.synth_report` over a grid (systolic arrays on ECP5-85F from 2x2
-to 12x12, the sizes that fit the iCE40 UP5K, optionally the default Winograd layer), with the
+to 12x12, the sizes that fit the iCE40 UP5K, optionally the default Winograd layer and sparse
+engines with 1 to 8 PEs), with the
 median Fmax of three placement seeds, and writes ``docs/synth_sweep.md`` plus
 ``docs/synth_sweep_*.png``.
 
 Finished points are reused from the build folder (same parameters, seeds and target), so
 a sweep can be extended or resumed. Run: ``python scripts/synth_sweep.py [--quick]
-[--max-size N] [--with-winograd]``.
+[--max-size N] [--with-winograd] [--with-sparse]``.
 """
 
 import argparse
 import json
 from pathlib import Path
 
+from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
 from npugen.rtl.winograd import WinogradParams
 
@@ -22,7 +24,7 @@ from .synth import SynthError, synth_report
 __all__ = ["grid", "main"]
 
 
-def grid(quick=False, with_winograd=False, max_size=12):
+def grid(quick=False, with_winograd=False, max_size=12, with_sparse=False):
     """Return (label, params, device) triples."""
     sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
     out = [(f"systolic ws {n}x{n}", SystolicParams(rows=n, cols=n), "ecp5-85k") for n in sizes]
@@ -30,6 +32,12 @@ def grid(quick=False, with_winograd=False, max_size=12):
             for r, c in ([(1, 1), (2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
     if with_winograd:
         out.append(("winograd layer (default)", WinogradParams(), "ecp5-85k"))
+    if with_sparse:
+        out += [(f"sparse n_pe={n} 256x256", SparseParams(n_pe=n, rows_max=256, cols_max=256,
+                                                          entries_max=2048), "ecp5-85k")
+                for n in (1, 2, 4, 8)]
+        out.append(("sparse n_pe=2 64x64", SparseParams(n_pe=2, entries_max=512),
+                    "ice40-up5k"))
     return out
 
 
@@ -59,6 +67,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid")
     parser.add_argument("--with-winograd", action="store_true")
+    parser.add_argument("--with-sparse", action="store_true",
+                        help="sparse engines, n_pe 1..8 (ECP5) and a small one on the UP5K")
     parser.add_argument("--max-size", type=int, default=12,
                         help="largest systolic array side on ECP5 (default 12)")
     parser.add_argument("--freq", type=int, default=100)
@@ -69,7 +79,8 @@ def main(argv=None):
     docs.mkdir(parents=True, exist_ok=True)
     rows = []
     seeds = [1, 2, 3]
-    for label, params, device in grid(args.quick, args.with_winograd, args.max_size):
+    for label, params, device in grid(args.quick, args.with_winograd, args.max_size,
+                                      args.with_sparse):
         print(f"== {label} on {device}", flush=True)
         row = {"label": label, "device": device, "block": params.block}
         out_dir = Path(args.build, device)
