@@ -9,6 +9,9 @@ def test_grid_covers_ecp5_and_up5k():
     assert any(device == "ice40-up5k" for _, device in labels)
     assert ("winograd layer (default)", "ecp5-85k") in \
         [(label, device) for label, _, device in sweep.grid(with_winograd=True)]
+    sparse = [p.n_pe for _, p, device in sweep.grid(with_sparse=True)
+              if p.block == "sparse" and device == "ecp5-85k"]
+    assert sparse == [1, 2, 4, 8]
 
 
 def test_plots_are_written(tmp_path):
