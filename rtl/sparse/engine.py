@@ -9,7 +9,7 @@ from ..common.result_buffer import ResultBuffer
 from .params import ENTRY_BITS, SparseParams
 from .pe import SparsePE
 
-__all__ = ["CfgOp", "SparseMatVec"]
+__all__ = ["CFG_LAYOUT", "CfgOp", "SparseMatVec", "act_layout", "out_layout"]
 
 
 class CfgOp(enum.Enum, shape=2):
@@ -28,6 +28,17 @@ class CfgOp(enum.Enum, shape=2):
 #: i_cfg payload: a fixed 40-bit layout whatever the parameters, so host tools need none.
 CFG_LAYOUT = data.StructLayout({"op": CfgOp, "pe": unsigned(6), "addr": unsigned(16),
                                 "data": unsigned(16)})
+
+def act_layout(p):
+    """Return the ``i_act`` payload layout: ``act_lanes`` activations and ``last``."""
+    return data.StructLayout({"a": data.ArrayLayout(signed(p.act_width), p.act_lanes),
+                              "last": 1})
+
+
+def out_layout(p):
+    """Return the ``o`` payload layout: one output word and ``last``."""
+    return data.StructLayout({"y": signed(p.acc_width), "last": 1})
+
 
 #: Output words buffered so that readout runs at one word per cycle.
 OUT_DEPTH = 8
@@ -86,9 +97,8 @@ class SparseMatVec(wiring.Component):
         self.params = params
         p = params
         self.cfg_layout = CFG_LAYOUT
-        self.act_layout = data.StructLayout({
-            "a": data.ArrayLayout(signed(p.act_width), p.act_lanes), "last": 1})
-        self.out_layout = data.StructLayout({"y": signed(p.acc_width), "last": 1})
+        self.act_layout = act_layout(p)
+        self.out_layout = out_layout(p)
         super().__init__({
             "i_cfg": In(stream.Signature(self.cfg_layout)),
             "i_act": In(stream.Signature(self.act_layout)),

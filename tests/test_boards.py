@@ -1,0 +1,51 @@
+"""`npugen board` builds bitstreams with the yowasp tools; `npugen run` fails cleanly."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from npugen.rtl.cli import main
+
+SMALL = ["--n-pe", "2", "--rows-max", "16", "--cols-max", "16", "--entries-max", "64"]
+
+
+@pytest.mark.parametrize(("board", "suffix", "clock"), [("icebreaker", "bin", 12),
+                                                        ("ulx3s-85f", "bit", 25)])
+def test_bitstream(board, suffix, clock, tmp_path):
+    out = tmp_path / "build"
+    assert main(["board", board, "--block", "sparse", *SMALL, "-o", str(out)]) == 0
+    (bitstream,) = out.glob(f"*.{suffix}")
+    assert bitstream.stat().st_size > 10_000
+    (report,) = out.glob("*.tim")
+    fmax = re.findall(r"Max frequency for clock .*: ([\d.]+) MHz \(PASS at ([\d.]+) MHz\)",
+                      report.read_text())
+    assert fmax and float(fmax[-1][1]) == clock, "timing must pass at the board clock"
+
+
+def _cli(*args):
+    return subprocess.run([sys.executable, "-m", "npugen.rtl.cli", *args],
+                          capture_output=True, text=True, check=False)
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    (["board", "icebreaker", "--block", "sparse", "--n-pe", "99"], 2,
+     "n_pe must be in 1..64, not 99"),
+    (["board", "icebreaker", "--block", "sparse", "--bogus", "1"], 2, "unrecognized arguments"),
+    (["board", "nope", "--block", "sparse"], 2, "invalid choice: 'nope'"),
+    (["board", "icebreaker", "--block", "sparse", "--baud", "0"], 2,
+     "baud must be an integer in 300..3000000"),
+])
+def test_board_errors_leave_no_files(args, code, message, tmp_path):
+    proc = _cli(*args, "-o", str(tmp_path / "out"))
+    assert proc.returncode == code and message in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_without_board_fails_in_one_line(tmp_path):
+    proc = _cli("run", "sparse", "--port", str(tmp_path / "ttyNONE"), "--seed", "1")
+    assert proc.returncode == 1
+    assert "could not open port" in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
