@@ -18,8 +18,8 @@ from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
 __all__ = [
-    "LINT_WAIVERS", "VERILATOR_WAIVERS", "core_files", "lint", "read_results", "run_bench",
-    "run_checked", "run_metric", "write_core",
+    "LINT_WAIVERS", "PRIMITIVE_MODELS", "VERILATOR_WAIVERS", "core_files", "lint",
+    "read_results", "run_bench", "run_checked", "run_metric", "sim_sources", "write_core",
 ]
 
 #: Verilator warnings waived for Amaranth output. WIDTHEXPAND/WIDTHTRUNC: its Verilog extends
@@ -93,6 +93,16 @@ def write_core(params, out_dir, top=None):
     return v_path, j_path
 
 
+#: Behavioural models of vendor primitives that cores may instantiate (simulation only).
+PRIMITIVE_MODELS = {"MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v"}
+
+
+def sim_sources(verilog_text):
+    """Model files for the vendor primitives instantiated in ``verilog_text``."""
+    return [path for name, path in PRIMITIVE_MODELS.items() if f"{name} " in verilog_text
+            or f"{name}\n" in verilog_text]
+
+
 def lint(verilog_path):
     """Run ``verilator --lint-only -Wall`` with :data:`LINT_WAIVERS`; return (ok, output)."""
     import subprocess
@@ -125,7 +135,7 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
-    runner.build(sources=[v_path], hdl_toplevel=toplevel, build_dir=build_dir,
+    runner.build(sources=[v_path, *sim_sources(v_path.read_text())], hdl_toplevel=toplevel, build_dir=build_dir,
                  build_args=build_args, waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay, or_tree, or_tree_levels
 from ..common.result_buffer import ResultBuffer
-from .mul import InferredMultiplier
+from .mul import multiplier_latency
 from .params import Dataflow, SystolicParams
 from .pe import OsPE
 
@@ -74,7 +74,7 @@ class OsArray(wiring.Component):
     def pipeline_cycles(self):
         """Cycles from accepting a ``last`` beat to writing row 0 of the result."""
         p = self.params
-        return p.cols + 1 + InferredMultiplier.latency + or_tree_levels(p.rows)
+        return p.cols + 1 + multiplier_latency(p) + or_tree_levels(p.rows)
 
     @property
     def buffer_depth(self):

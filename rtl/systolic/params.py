@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from ..common.params import Params, check_choice, check_int, param
 
-__all__ = ["ACC_WIDTH_MAX", "Dataflow", "SystolicParams"]
+__all__ = ["ACC_WIDTH_MAX", "Dataflow", "Multiplier", "SystolicParams"]
 
 #: Largest accumulator: the golden model works in int64 and keeps 16 bits of headroom.
 ACC_WIDTH_MAX = 48
@@ -18,6 +18,15 @@ class Dataflow(enum.Enum):
     WS = "ws"
     #: Output-stationary: each PE owns one output and accumulates it over K.
     OS = "os"
+
+
+class Multiplier(enum.Enum):
+    """How a PE multiplies."""
+
+    #: ``a * b`` with a registered product, for any target (yosys infers the DSP).
+    INFERRED = "inferred"
+    #: Lattice ECP5 ``MULT18X18D`` instantiated with its input and output registers on.
+    ECP5 = "ecp5"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,6 +49,10 @@ class SystolicParams(Params):
                            valid=f"a_width+w_width..{ACC_WIDTH_MAX}")
     dataflow: Dataflow = param(Dataflow.WS, help="ws = weight-stationary, os = output-stationary",
                                valid="ws, os")
+    multiplier: Multiplier = param(Multiplier.INFERRED,
+                                   help="inferred = portable a*b; ecp5 = MULT18X18D with its "
+                                        "input and output registers (operands up to 18 bits)",
+                                   valid="inferred, ecp5")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 64)
@@ -48,6 +61,7 @@ class SystolicParams(Params):
         check_int("w_width", self.w_width, 2, 16)
         check_int("acc_width", self.acc_width, self.a_width + self.w_width, ACC_WIDTH_MAX)
         self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
+        self._set("multiplier", check_choice("multiplier", self.multiplier, Multiplier))
 
     @property
     def product_width(self):
@@ -62,5 +76,6 @@ class SystolicParams(Params):
     @property
     def slug(self):
         """Short unique name, used for Verilog module names, build folders and test ids."""
+        dsp = "" if self.multiplier is Multiplier.INFERRED else f"_{self.multiplier.value}"
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}"
-                f"_a{self.a_width}w{self.w_width}acc{self.acc_width}")
+                f"_a{self.a_width}w{self.w_width}acc{self.acc_width}{dsp}")

@@ -10,7 +10,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .mul import InferredMultiplier
+from .mul import make_multiplier
 
 __all__ = ["OsPE", "WsPE"]
 
@@ -75,7 +75,7 @@ class WsPE(wiring.Component):
             m.d.sync += active.eq(shadow)
         m.d.comb += [self.a_out.eq(a_reg), self.swap_out.eq(swap_reg), self.w_out.eq(shadow)]
         # Multiply.
-        m.submodules.mul = mul = InferredMultiplier(p.a_width, p.w_width)
+        m.submodules.mul = mul = make_multiplier(p)
         m.d.comb += [mul.a.eq(a_reg), mul.b.eq(active)]
         # Accumulate (wraps by truncation to acc_width).
         psum = Signal(signed(p.acc_width), reset_less=True)
@@ -131,7 +131,7 @@ class OsPE(wiring.Component):
         m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg),
                      self.first_out.eq(first), self.last_out.eq(last)]
         # Multiply; the tags wait for the product.
-        m.submodules.mul = mul = InferredMultiplier(p.a_width, p.w_width)
+        m.submodules.mul = mul = make_multiplier(p)
         m.d.comb += [mul.a.eq(a_reg), mul.b.eq(b_reg)]
         first_p = _delay(m, first, mul.latency, "first")
         last_p = _delay(m, last, mul.latency, "last")

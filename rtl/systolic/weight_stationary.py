@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay
 from ..common.result_buffer import ResultBuffer
-from .mul import InferredMultiplier
+from .mul import multiplier_latency
 from .params import Dataflow, SystolicParams
 from .pe import WsPE
 
@@ -79,7 +79,7 @@ class WsArray(wiring.Component):
     def pipeline_cycles(self):
         """Cycles from accepting an activation vector to writing its result."""
         p = self.params
-        return p.rows + p.cols + InferredMultiplier.latency
+        return p.rows + p.cols + multiplier_latency(p)
 
     @property
     def _lock_cycles(self):
@@ -203,7 +203,7 @@ class WsArray(wiring.Component):
 
         for c in range(cols):
             # PE(0, c) sees vector t's activation in cycle t+c and needs its psum at t+c+1+L.
-            psum_top = delay(m, self.i_act.payload.psum[c], c + 1 + InferredMultiplier.latency,
+            psum_top = delay(m, self.i_act.payload.psum[c], c + 1 + multiplier_latency(p),
                              name=f"psum_skew{c}", reset_less=True)
             m.d.comb += pe[0][c].psum_in.eq(psum_top)
             # Column c leaves the bottom c cycles after column 0: de-skew.

@@ -15,6 +15,9 @@ CONFIGS = [
     # 16-bit accumulators: the all -128 tiles really wrap (see tests/models).
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="ws"),
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="os"),
+    # MULT18X18D with its registers (latency 2), through npugen's model of the primitive.
+    SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5"),
+    SystolicParams(rows=3, cols=4, dataflow="os", multiplier="ecp5"),
 ]
 SLOW = [SystolicParams(rows=16, cols=16, dataflow=df) for df in ("ws", "os")]
 
