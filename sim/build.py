@@ -135,8 +135,8 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
-    runner.build(sources=[v_path, *sim_sources(v_path.read_text())], hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=build_args, waves=fmt is not None, **kwargs)
+    runner.build(sources=[v_path, *sim_sources(v_path.read_text())], hdl_toplevel=toplevel,
+                 build_dir=build_dir, build_args=build_args, waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}
     stage("simulating against the golden model")

@@ -18,8 +18,13 @@ class LinkedBlock(HostLink):
         from ..blocks import BLOCKS
 
         self.params = params
-        super().__init__(BLOCKS[params.block].build(params), divisor=divisor,
-                         buffer_bytes=buffer_bytes, idle_cycles=idle_cycles)
+        block = BLOCKS[params.block].build(params)
+        try:
+            super().__init__(block, divisor=divisor, buffer_bytes=buffer_bytes,
+                             idle_cycles=idle_cycles)
+        except ValueError:
+            block._MustUse__silence = True  # built for nothing: no "unused" warning
+            raise
 
     def manifest_info(self):
         """Return timing, protocol notes and port roles for the JSON manifest."""

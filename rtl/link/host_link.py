@@ -57,10 +57,12 @@ class HostLink(wiring.Component):
         self.divisor = divisor
         self.inputs, self.outputs = stream_ports(block)
         if not self.inputs or not self.outputs:
+            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise ValueError("block must have at least one input and one output stream")
         widest = max(_bytes(w) for _, w in self.inputs + self.outputs)
         if isinstance(buffer_bytes, bool) or not isinstance(buffer_bytes, int) \
                 or not widest <= buffer_bytes <= 65535:
+            self._MustUse__silence = True
             raise ValueError(f"buffer_bytes must be in {widest}..65535, not {buffer_bytes!r}")
         self.buffer_bytes = buffer_bytes
         self.idle_cycles = 30 * divisor if idle_cycles is None else idle_cycles

@@ -7,8 +7,9 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["UartRx", "UartTx"]
 
 
-def _check_divisor(divisor):
+def _check_divisor(component, divisor):
     if isinstance(divisor, bool) or not isinstance(divisor, int) or not 4 <= divisor <= 65535:
+        component._MustUse__silence = True  # never built: no "unused elaboratable" warning
         raise ValueError(f"divisor must be an integer in 4..65535, not {divisor!r}")
 
 
@@ -30,7 +31,7 @@ class UartRx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),
                           "framing_error": Out(1), "overrun": Out(1)})
@@ -92,7 +93,7 @@ class UartTx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
+        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 

@@ -67,3 +67,11 @@ def test_wrong_dataflow():
 def test_unknown_field_from_dict():
     with pytest.raises(ValueError, match="unknown systolic parameter"):
         SystolicParams.from_dict({"rows": 2, "depth": 3})
+
+
+def test_multiplier_choice():
+    p = SystolicParams(multiplier="ecp5")
+    assert p.slug == "systolic_ws_8x8_a8w8acc32_ecp5"
+    assert SystolicParams.from_json(p.to_json()) == p
+    with pytest.raises(ValueError, match="multiplier must be one of inferred, ecp5, not 'dsp'"):
+        SystolicParams(multiplier="dsp")

@@ -74,3 +74,11 @@ def test_framing_error_drops_the_byte():
 def test_wrong_divisor():
     with pytest.raises(ValueError, match="divisor must be an integer in 4..65535, not 2"):
         UartTx(2)
+
+
+def test_wrong_buffer():
+    from npugen.rtl.link import LinkedBlock
+    from npugen.rtl.sparse import SparseParams
+
+    with pytest.raises(ValueError, match=r"buffer_bytes must be in 5\.\.65535, not 4"):
+        LinkedBlock(SparseParams(), buffer_bytes=4)
