@@ -180,36 +180,25 @@ class HostLink(wiring.Component):
                 with m.Elif(quiet == self.idle_cycles):
                     error(m, P.ERR_TIMEOUT)
 
+            def validate(port_ok, length_ok, then):
+                with m.If(~port_ok):
+                    m.d.sync += err.eq(P.ERR_PORT)
+                    m.next = "DRAIN"
+                with m.Elif(~length_ok):
+                    m.d.sync += err.eq(P.ERR_LENGTH)
+                    m.next = "DRAIN"
+                with m.Else():
+                    m.next = then
+
             with m.State("VALIDATE"):
                 m.d.sync += [beat.eq(0), bib.eq(0), addr.eq(0), quiet.eq(0)]
                 with m.Switch(cmd):
                     with m.Case(P.CMD_WRITE):
-                        with m.If(port >= n_in):
-                            m.d.sync += err.eq(P.ERR_PORT)
-                            m.next = "DRAIN"
-                        with m.Elif((length == 0) | (length > in_cap)):
-                            m.d.sync += err.eq(P.ERR_LENGTH)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "PAYLOAD"
+                        validate(port < n_in, (length != 0) & (length <= in_cap), "PAYLOAD")
                     with m.Case(P.CMD_READ):
-                        with m.If(port >= n_out):
-                            m.d.sync += err.eq(P.ERR_PORT)
-                            m.next = "DRAIN"
-                        with m.Elif((length == 0) | (length > out_cap)):
-                            m.d.sync += err.eq(P.ERR_LENGTH)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "CHECK"
+                        validate(port < n_out, (length != 0) & (length <= out_cap), "CHECK")
                     with m.Case(P.CMD_STATUS, P.CMD_RESET):
-                        with m.If(port != 0):
-                            m.d.sync += err.eq(P.ERR_PORT)
-                            m.next = "DRAIN"
-                        with m.Elif(length != 0):
-                            m.d.sync += err.eq(P.ERR_LENGTH)
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.next = "CHECK"
+                        validate(port == 0, length == 0, "CHECK")
                     with m.Default():
                         m.d.sync += err.eq(P.ERR_COMMAND)
                         m.next = "DRAIN"
