@@ -182,8 +182,6 @@ def _board(args, extra):
     try:
         path = build_bitstream(args.board, params, args.output, baud=args.baud)
     except Exception as exc:  # the platform's tool runner raises several exception types
-        if isinstance(exc, KeyboardInterrupt):
-            raise
         raise _RunFailed(f"bitstream build failed: {exc}; see the logs in {args.output}") \
             from None
     print(f"wrote {path}")

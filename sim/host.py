@@ -53,7 +53,11 @@ class HostClient:
         self.outputs = {name: (n, w) for n, (name, w) in enumerate(outputs)}
         self.buffer_bytes = buffer_bytes
 
-    async def _reply(self, expect_cmd, payload_bytes):
+    async def reply(self, expect_cmd, payload_bytes):
+        """Receive one reply frame of ``expect_cmd``; return ``(port, len, payload)``.
+
+        ``payload_bytes(len)`` gives the payload size. Error frames raise LinkError.
+        """
         while (await self.transport.recv(1))[0] != P.SYNC:
             pass
         head = await self.transport.recv(4)
@@ -78,7 +82,7 @@ class HostClient:
             chunk = beats[start:start + per_frame]
             payload = b"".join(int(b).to_bytes(nb, "little") for b in chunk)
             await self.transport.send(frame(P.CMD_WRITE, port, len(chunk), payload))
-            await self._reply(P.CMD_WRITE | P.REPLY, lambda n: 0)
+            await self.reply(P.CMD_WRITE | P.REPLY, lambda n: 0)
 
     async def read(self, name, count, attempts=20):
         """Read ``count`` beats from output stream ``name`` (polling while none arrive)."""
@@ -88,7 +92,7 @@ class HostClient:
         while len(out) < count:
             want = min(count - len(out), self.buffer_bytes // nb)
             await self.transport.send(frame(P.CMD_READ, port, want))
-            _, got, data = await self._reply(P.CMD_READ | P.REPLY, lambda n: n * nb)
+            _, got, data = await self.reply(P.CMD_READ | P.REPLY, lambda n: n * nb)
             out += [int.from_bytes(data[k * nb:(k + 1) * nb], "little") for k in range(got)]
             empty = empty + 1 if got == 0 else 0
             if empty >= attempts:
@@ -98,7 +102,7 @@ class HostClient:
     async def status(self):
         """Return the flags and cycle counters (see ``protocol``)."""
         await self.transport.send(frame(P.CMD_STATUS, 0, 0))
-        _, _, data = await self._reply(P.CMD_STATUS | P.REPLY, lambda n: n)
+        _, _, data = await self.reply(P.CMD_STATUS | P.REPLY, lambda n: n)
         word = [int.from_bytes(data[1 + 4 * k:5 + 4 * k], "little") for k in range(3)]
         return {"block_error": bool(data[0] & 1), "bad_frame": bool(data[0] & 2),
                 "cycles": word[0], "first_in": word[1], "last_out": word[2]}
@@ -106,7 +110,7 @@ class HostClient:
     async def reset(self):
         """Reset the block and the counters."""
         await self.transport.send(frame(P.CMD_RESET, 0, 0))
-        await self._reply(P.CMD_RESET | P.REPLY, lambda n: 0)
+        await self.reply(P.CMD_RESET | P.REPLY, lambda n: 0)
 
 
 class SerialTransport:

@@ -52,7 +52,7 @@ async def test_end_to_end(dut, gap):
 async def _expect_error(client, data, code):
     await client.transport.send(data)
     try:
-        await client._reply(P.REPLY_ERROR, lambda n: 0)
+        await client.reply(P.REPLY_ERROR, lambda n: 0)
     except LinkError as exc:
         assert f"board error {code}:" in str(exc), str(exc)
     else:
