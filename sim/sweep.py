@@ -1,10 +1,10 @@
 """Synthesis sweep: resources and Fmax versus size, as a Markdown table and PNG plots.
 
-Runs :func:`npugen.sim.synth.synth_report` over a grid (systolic arrays on ECP5-85F from 2x2
-to 12x12, the sizes that fit the iCE40 UP5K, optionally the default Winograd layer and sparse
-engines with 1 to 8 PEs), with the
-median Fmax of three placement seeds, and writes ``docs/synth_sweep.md`` plus
-``docs/synth_sweep_*.png``.
+Runs :func:`npugen.sim.synth.synth_report` over a grid (see :func:`grid`: systolic arrays
+on ECP5-85F from 2x2 to the whole device, with and without the DSP-register multiplier, the
+sizes that fit the iCE40 UP5K, optionally the default Winograd layer and sparse engines with 1
+to 8 PEs), with the median Fmax of three placement seeds, and writes ``docs/synth_sweep.md``
+plus ``docs/synth_sweep_*.png``.
 
 Finished points are reused from the build folder (same parameters, seeds and target), so
 a sweep can be extended or resumed. Run: ``python scripts/synth_sweep.py [--quick]
@@ -21,15 +21,27 @@ from npugen.rtl.winograd import WinogradParams
 
 from .synth import SynthError, synth_report
 
-__all__ = ["grid", "main"]
+__all__ = ["grid", "logic_luts", "main"]
 
 
 def grid(quick=False, with_winograd=False, max_size=12, with_sparse=False):
-    """Return (label, params, device) triples."""
+    """Return (label, params, device) triples.
+
+    Systolic weight-stationary arrays on the ECP5-85F in two series: ``multiplier=ecp5``
+    (MULT18X18D with its registers) from 2x2 up to 12x12 plus 12x13, which uses all 156
+    multipliers of the device, and the portable inferred multiplier at a few sizes. On the
+    UP5K: inferred arrays (one MAC per SB_MAC16) and ``multiplier=ice40`` (two per block).
+    """
     sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
-    out = [(f"systolic ws {n}x{n}", SystolicParams(rows=n, cols=n), "ecp5-85k") for n in sizes]
-    out += [(f"systolic ws {r}x{c}", SystolicParams(rows=r, cols=c), "ice40-up5k")
-            for r, c in ([(1, 1), (2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
+    shapes = [(n, n) for n in sizes] + ([(12, 13)] if max_size >= 12 and not quick else [])
+    out = [(f"systolic ws {r}x{c} ecp5", SystolicParams(rows=r, cols=c, multiplier="ecp5"),
+            "ecp5-85k") for r, c in shapes]
+    out += [(f"systolic ws {n}x{n} inferred", SystolicParams(rows=n, cols=n), "ecp5-85k")
+            for n in ([2, 8] if quick else [2, 4, 8, 12]) if n <= max_size]
+    out += [(f"systolic ws {r}x{c} inferred", SystolicParams(rows=r, cols=c), "ice40-up5k")
+            for r, c in ([(2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
+    out += [(f"systolic ws {r}x{c} ice40", SystolicParams(rows=r, cols=c, multiplier="ice40"),
+             "ice40-up5k") for r, c in ([(2, 2)] if quick else [(2, 2), (2, 4), (4, 4)])]
     if with_winograd:
         out.append(("winograd layer (default)", WinogradParams(), "ecp5-85k"))
     if with_sparse:
@@ -41,22 +53,39 @@ def grid(quick=False, with_winograd=False, max_size=12, with_sparse=False):
     return out
 
 
+def logic_luts(resources, device):
+    """LUT-equivalents of logic: what the LUT-per-MAC figures count.
+
+    ECP5: LUT4 + 2 x CCU2C (a carry cell holds two LUT4s); LUT RAM (TRELLIS_DPR16X4, two
+    LUT4s each) is reported beside it, not in it. iCE40: SB_LUT4 (an SB_CARRY shares its
+    logic cell with the LUT that forms the sum bit).
+    """
+    if device.startswith("ecp5"):
+        return resources["luts"] + 2 * resources["carry_cells"]
+    return resources["luts"]
+
+
 def _plot(rows, docs):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ecp5 = [r for r in rows if r["device"] == "ecp5-85k" and r["block"] == "systolic" and r["ok"]]
-    macs = [r["macs_per_cycle"] for r in ecp5]
+    series = {}
+    for r in rows:
+        if r["device"] == "ecp5-85k" and r["block"] == "systolic" and r["ok"]:
+            series.setdefault(r.get("multiplier", "inferred"), []).append(r)
     for key, label in (("luts", "LUT4 + 2 x CCU2C (logic)"), ("dsps", "MULT18X18D"),
                        ("fmax_mhz", "Fmax (MHz, median of 3 seeds)")):
         fig, ax = plt.subplots(figsize=(5, 3.2))
-        values = [r["logic"] if key == "luts" else r[key] for r in ecp5]
-        ax.plot(macs, values, "o-")
+        for name, points in sorted(series.items()):
+            macs = [r["macs_per_cycle"] for r in points]
+            values = [r["logic"] if key == "luts" else r[key] for r in points]
+            ax.plot(macs, values, "o-", label=f"multiplier={name}")
         ax.set_xlabel("MACs (rows x cols), systolic ws, ECP5-85F")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
+        ax.legend(fontsize="small")
         fig.tight_layout()
         fig.savefig(docs / f"synth_sweep_{key}.png", dpi=120)
         plt.close(fig)
@@ -71,7 +100,8 @@ def main(argv=None):
                         help="sparse engines, n_pe 1..8 (ECP5) and a small one on the UP5K")
     parser.add_argument("--max-size", type=int, default=12,
                         help="largest systolic array side on ECP5 (default 12)")
-    parser.add_argument("--freq", type=int, default=100)
+    parser.add_argument("--freq", type=int, default=200,
+                        help="target MHz for nextpnr (the report is its maximum either way)")
     parser.add_argument("--build", default="build/sweep")
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args(argv)
@@ -103,20 +133,21 @@ def main(argv=None):
             res = r["resources"]
             row.update(ok=True, **res, fmax_mhz=r["fmax_mhz"], seeds=r["fmax_mhz_by_seed"],
                        macs_per_cycle=r["macs_per_cycle"], peak_gops=r.get("peak_gops"),
-                       logic=res["luts"] + 2 * res["carry_cells"])
+                       logic=logic_luts(res, device),
+                       multiplier=getattr(params, "multiplier", None) and params.multiplier.value)
         rows.append(row)
-    lines = [("| configuration | device | LUT4 | carry | FFs | DSPs | BRAM "
-              "| Fmax MHz (seeds 1/2/3) | LUT-equiv per MAC | peak GOPS |"),
-             "|---|---|---:|---:|---:|---:|---:|---|---:|---:|"]
+    lines = [("| configuration | device | LUT4 | carry | LUT RAM | FFs | DSPs | BRAM "
+              "| Fmax MHz (seeds 1/2/3) | logic LUTs per MAC | peak GOPS |"),
+             "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         if not r["ok"]:
             lines.append(f"| {r['label']} | {r['device']} | does not fit / failed: "
-                         f"{r['error']} |||||||")
+                         f"{r['error']} ||||||||")
             continue
         seeds = "/".join(str(v) for v in r["seeds"].values())
         per_mac = r["logic"] / r["macs_per_cycle"] if r["macs_per_cycle"] else 0
         lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
-                     f"| {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
+                     f"| {r['lut_rams']} | {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
                      f"| **{r['fmax_mhz']}** ({seeds}) | {per_mac:.1f} | {r['peak_gops']} |")
     (docs / "synth_sweep.md").write_text("\n".join(lines) + "\n")
     (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")

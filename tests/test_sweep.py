@@ -5,7 +5,11 @@ from npugen.sim import sweep
 
 def test_grid_covers_ecp5_and_up5k():
     labels = [(label, device) for label, _, device in sweep.grid()]
-    assert ("systolic ws 12x12", "ecp5-85k") in labels
+    assert ("systolic ws 12x12 ecp5", "ecp5-85k") in labels
+    assert ("systolic ws 8x8 inferred", "ecp5-85k") in labels
+    assert ("systolic ws 4x4 ice40", "ice40-up5k") in labels
+    whole = [p for label, p, _ in sweep.grid() if label == "systolic ws 12x13 ecp5"]
+    assert whole and whole[0].macs == 156  # every MULT18X18D of the ECP5-85F
     assert any(device == "ice40-up5k" for _, device in labels)
     assert ("winograd layer (default)", "ecp5-85k") in \
         [(label, device) for label, _, device in sweep.grid(with_winograd=True)]
@@ -16,7 +20,14 @@ def test_grid_covers_ecp5_and_up5k():
 
 def test_plots_are_written(tmp_path):
     rows = [{"device": "ecp5-85k", "block": "systolic", "ok": True, "macs_per_cycle": n * n,
-             "logic": 40 * n * n, "dsps": n * n, "fmax_mhz": 150 - n} for n in (2, 4, 8)]
+             "logic": 40 * n * n, "dsps": n * n, "fmax_mhz": 150 - n, "multiplier": mult}
+            for n in (2, 4, 8) for mult in ("ecp5", "inferred")]
     sweep._plot(rows, tmp_path)
     for key in ("luts", "dsps", "fmax_mhz"):
         assert (tmp_path / f"synth_sweep_{key}.png").stat().st_size > 1000
+
+
+def test_logic_luts_counts_carry_cells_by_device():
+    res = {"luts": 100, "carry_cells": 10, "lut_rams": 5}
+    assert sweep.logic_luts(res, "ecp5-85k") == 120
+    assert sweep.logic_luts(res, "ice40-up5k") == 100

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay, or_tree, or_tree_levels
 from ..common.result_buffer import ResultBuffer
-from .mul import multiplier_latency
+from .mul import attach_multipliers, multiplier_latency
 from .params import Dataflow, SystolicParams
 from .pe import OsPE
 
@@ -144,6 +144,7 @@ class OsArray(wiring.Component):
         for r in range(rows):
             for c in range(cols):
                 m.submodules[f"pe_{r}_{c}"] = pe[r][c] = OsPE(p)
+        attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)])
 
         for r in range(rows):
             # Idle cycles feed a == 0, which adds nothing to any accumulator.

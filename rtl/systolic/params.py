@@ -27,6 +27,9 @@ class Multiplier(enum.Enum):
     INFERRED = "inferred"
     #: Lattice ECP5 ``MULT18X18D`` instantiated with its input and output registers on.
     ECP5 = "ecp5"
+    #: Lattice iCE40 ``SB_MAC16`` in its dual 8x8 mode: two PEs per DSP block (operands up
+    #: to 8 bits).
+    ICE40 = "ice40"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,8 +54,10 @@ class SystolicParams(Params):
                                valid="ws, os")
     multiplier: Multiplier = param(Multiplier.INFERRED,
                                    help="inferred = portable a*b; ecp5 = MULT18X18D with its "
-                                        "input and output registers (operands up to 18 bits)",
-                                   valid="inferred, ecp5")
+                                        "input and output registers (operands up to 18 bits); "
+                                        "ice40 = SB_MAC16 dual 8x8 mode, two PEs per DSP "
+                                        "(operands up to 8 bits)",
+                                   valid="inferred, ecp5, ice40")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 64)
@@ -62,6 +67,12 @@ class SystolicParams(Params):
         check_int("acc_width", self.acc_width, self.a_width + self.w_width, ACC_WIDTH_MAX)
         self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
         self._set("multiplier", check_choice("multiplier", self.multiplier, Multiplier))
+        limit = {Multiplier.ECP5: 18, Multiplier.ICE40: 8}.get(self.multiplier)
+        if limit is not None:
+            for name in ("a_width", "w_width"):
+                if getattr(self, name) > limit:
+                    raise ValueError(f"{name} must be 2..{limit} with multiplier="
+                                     f"{self.multiplier.value}, not {getattr(self, name)}")
 
     @property
     def product_width(self):

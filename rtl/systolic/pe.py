@@ -1,18 +1,25 @@
 """Processing elements of the systolic array.
 
-Both PEs are three separate small pieces: data movement (operand registers passed to the
-neighbours), the multiplier (:class:`~.mul.InferredMultiplier`, replaceable), and the
-accumulate stage. Data registers have no reset (they are qualified by tags that do reset),
-which keeps them free to pack into DSP and fabric registers.
+Both PEs are data movement (operand registers passed to the neighbours) and an accumulate
+stage around a multiplier that lives outside the PE: the PE drives ``mul_a``/``mul_b`` and
+adds ``mul_p``, and the array attaches the multipliers (:func:`~.mul.attach_multipliers`),
+so one DSP block can serve two PEs (iCE40 ``SB_MAC16`` in its dual 8x8 mode). Data
+registers have no reset (they are qualified by tags that do reset), which keeps them free to
+pack into DSP and fabric registers.
 """
 
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .mul import make_multiplier
+from .mul import multiplier_latency
 
-__all__ = ["OsPE", "WsPE"]
+__all__ = ["OsPE", "WsPE", "ws_psum_width"]
+
+
+def _mul_members(p):
+    return {"mul_a": Out(signed(p.a_width)), "mul_b": Out(signed(p.w_width)),
+            "mul_p": In(signed(p.product_width))}
 
 
 def _delay(m, sig, cycles, name):
@@ -27,6 +34,16 @@ def _delay(m, sig, cycles, name):
 class WsPE(wiring.Component):
     """Weight-stationary PE: ``psum_out = psum_in + a * w`` with a double-buffered weight.
 
+    Parameters
+    ----------
+    params : SystolicParams
+    psum_in_width : int
+        Width of the incoming partial sum; 0 for the top row, which has no adder
+        (``psum_out = a * w``). Default ``acc_width``.
+    psum_out_width : int
+        Width of the outgoing partial sum (default ``acc_width``). The array narrows the
+        chain to the exact width a column needs so far (see :func:`ws_psum_width`).
+
     Members
     -------
     a_in, a_out : In/Out(signed(a_width))
@@ -39,25 +56,34 @@ class WsPE(wiring.Component):
         Shift the shadow-weight chain by one row (all PEs of the array at once).
     w_in, w_out : In/Out(signed(w_width))
         Shadow-weight chain: from the PE below, to the PE above.
-    psum_in, psum_out : In/Out(signed(acc_width))
-        Partial sum from the PE above; registered sum to the PE below. Wraps modulo
-        ``2**acc_width``.
+    psum_in : In(signed(psum_in_width))
+        Partial sum from the PE above (absent when ``psum_in_width == 0``).
+    psum_out : Out(signed(psum_out_width))
+        Registered ``psum_in + a * w``, wrapped modulo ``2**psum_out_width``.
+    mul_a, mul_b, mul_p : Out(signed(a_width)), Out(signed(w_width)), In(product)
+        To and from the attached multiplier: the registered activation, the active weight,
+        and their product ``L`` cycles later.
 
     Timing (L = multiplier latency, 1 by default): if ``a_in`` carries vector t in cycle S,
     ``a_out`` carries it in S+1, ``psum_in`` must carry its partial sum in S+1+L and
     ``psum_out`` holds the new sum in S+2+L.
     """
 
-    def __init__(self, params):
-        self._params = params
-        p = params
-        super().__init__({
+    def __init__(self, params, *, psum_in_width=None, psum_out_width=None):
+        self._params = p = params
+        self._in_width = p.acc_width if psum_in_width is None else psum_in_width
+        self._out_width = p.acc_width if psum_out_width is None else psum_out_width
+        members = {
             "a_in": In(signed(p.a_width)), "a_out": Out(signed(p.a_width)),
             "swap_in": In(1), "swap_out": Out(1),
             "w_shift": In(1),
             "w_in": In(signed(p.w_width)), "w_out": Out(signed(p.w_width)),
-            "psum_in": In(signed(p.acc_width)), "psum_out": Out(signed(p.acc_width)),
-        })
+            "psum_out": Out(signed(self._out_width)),
+            **_mul_members(p),
+        }
+        if self._in_width:
+            members["psum_in"] = In(signed(self._in_width))
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -74,14 +100,24 @@ class WsPE(wiring.Component):
         with m.If(self.swap_in):
             m.d.sync += active.eq(shadow)
         m.d.comb += [self.a_out.eq(a_reg), self.swap_out.eq(swap_reg), self.w_out.eq(shadow)]
-        # Multiply.
-        m.submodules.mul = mul = make_multiplier(p)
-        m.d.comb += [mul.a.eq(a_reg), mul.b.eq(active)]
-        # Accumulate (wraps by truncation to acc_width).
-        psum = Signal(signed(p.acc_width), reset_less=True)
-        m.d.sync += psum.eq(self.psum_in + mul.p)
+        # Multiply (outside), accumulate (wraps by truncation to psum_out_width).
+        m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(active)]
+        psum = Signal(signed(self._out_width), reset_less=True)
+        m.d.sync += psum.eq(self.psum_in + self.mul_p if self._in_width else self.mul_p)
         m.d.comb += self.psum_out.eq(psum)
         return m
+
+
+def ws_psum_width(params, row):
+    """Width of the partial sum leaving PE row ``row`` of a weight-stationary column.
+
+    After ``row + 1`` exact products (each within ``product_width`` signed bits) the sum
+    needs at most ``product_width + ceil(log2(row + 1))`` bits, so it never wraps; capped at
+    ``acc_width``, where wrapping early or late gives the same result modulo
+    ``2**acc_width``. The array adds the incoming partial sums at full width below the
+    last row, so the chain adders stay narrow (19 bits for 8 int8 rows instead of 32).
+    """
+    return min(params.acc_width, params.product_width + row.bit_length())
 
 
 class OsPE(wiring.Component):
@@ -101,6 +137,8 @@ class OsPE(wiring.Component):
     done : Out(1)
         High for the one cycle in which ``acc`` holds a finished tile's result (the next
         tile's terms then overwrite it).
+    mul_a, mul_b, mul_p : Out(signed(a_width)), Out(signed(w_width)), In(product)
+        To and from the attached multiplier (``L`` cycles from operands to product).
 
     Timing (L = multiplier latency): operands on ``a_in``/``b_in`` in cycle S are in ``acc``
     from cycle S+2+L; ``done`` is high in that cycle when they carried ``last``.
@@ -108,6 +146,7 @@ class OsPE(wiring.Component):
 
     def __init__(self, params):
         self._params = params
+        self._latency = multiplier_latency(params)
         p = params
         super().__init__({
             "a_in": In(signed(p.a_width)), "a_out": Out(signed(p.a_width)),
@@ -116,6 +155,7 @@ class OsPE(wiring.Component):
             "last_in": In(1), "last_out": Out(1),
             "acc": Out(signed(p.acc_width)),
             "done": Out(1),
+            **_mul_members(p),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -130,14 +170,13 @@ class OsPE(wiring.Component):
                      first.eq(self.first_in), last.eq(self.last_in)]
         m.d.comb += [self.a_out.eq(a_reg), self.b_out.eq(b_reg),
                      self.first_out.eq(first), self.last_out.eq(last)]
-        # Multiply; the tags wait for the product.
-        m.submodules.mul = mul = make_multiplier(p)
-        m.d.comb += [mul.a.eq(a_reg), mul.b.eq(b_reg)]
-        first_p = _delay(m, first, mul.latency, "first")
-        last_p = _delay(m, last, mul.latency, "last")
+        # Multiply (outside); the tags wait for the product.
+        m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(b_reg)]
+        first_p = _delay(m, first, self._latency, "first")
+        last_p = _delay(m, last, self._latency, "last")
         # Accumulate. Idle cycles carry a == 0, so they add nothing.
         acc = Signal(signed(p.acc_width), reset_less=True)
         done = Signal()
-        m.d.sync += [acc.eq(Mux(first_p, 0, acc) + mul.p), done.eq(last_p)]
+        m.d.sync += [acc.eq(Mux(first_p, 0, acc) + self.mul_p), done.eq(last_p)]
         m.d.comb += [self.acc.eq(acc), self.done.eq(done)]
         return m

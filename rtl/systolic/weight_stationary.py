@@ -4,11 +4,11 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import delay
+from ..common.pipeline import delay, in_range
 from ..common.result_buffer import ResultBuffer
-from .mul import multiplier_latency
+from .mul import attach_multipliers, multiplier_latency
 from .params import Dataflow, SystolicParams
-from .pe import WsPE
+from .pe import WsPE, ws_psum_width
 
 __all__ = ["WsArray"]
 
@@ -18,13 +18,18 @@ class WsArray(wiring.Component):
 
     ::
 
-        i_act.a[0] ──────────────> PE00 -> PE01 -> ... -> PE0c     psum (skewed) enters at
-        i_act.a[1] ──[1 reg]─────> PE10 -> PE11 -> ... -> PE1c     the top of each column,
-           ...                       |       |              |      flows down, leaves at
-        i_act.a[r] ──[r regs]────> PEr0 -> PEr1 -> ... -> PErc     the bottom, is de-skewed
-                                     |       |              |      and queued in the
-                                  [c-1]   [c-2] ...       [0]      result buffer -> o
-        i_weight: rows beats, shifted up the shadow-weight chains (row 0 sent first)
+        i_act.a[0] ──[1 reg]─────> PE00 -> PE01 -> ... -> PE0c     the column sums grow
+        i_act.a[1] ──[2 regs]────> PE10 -> PE11 -> ... -> PE1c     down the columns at
+           ...                       |       |              |      their exact width
+        i_act.a[r] ──[r+1 regs]──> PEr0 -> PEr1 -> ... -> PErc     (16..19 bits for 8
+                                     |       |              |      int8 rows), leave at
+                                  [c-1]   [c-2] ...       [0]      the bottom, are de-
+                                     +- i_act.psum, delayed -+      skewed, and meet the
+                                     |  (acc_width adders)   |      delayed psum in one
+                                     v                       v      acc_width adder per
+                                          result buffer -> o        column
+        i_weight: rows beats, registered, then shifted up the shadow-weight chains
+        (row 0 sent first)
 
     Parameters
     ----------
@@ -52,6 +57,13 @@ class WsArray(wiring.Component):
     streams with back-to-back tiles. Backpressure on ``o`` only stops admission: the array
     itself never stalls (credit-counted result buffer). Synchronous reset at any time returns
     to idle: no tile loaded, nothing in flight, nothing stale emitted.
+
+    Area and speed: the partial sums inside a column carry only the bits the products so far
+    can need (:func:`~.pe.ws_psum_width`); ``i_act.psum`` is added once per column, at
+    ``acc_width``, below the last row. Every control signal that fans out over the grid (the
+    shadow-weight shift, the swap tag) leaves a register, and the handshakes decide from
+    registered state in one or two LUT levels, so the grid's clock is set by the
+    multiply-add, not by the control.
     """
 
     def __init__(self, params):
@@ -79,14 +91,17 @@ class WsArray(wiring.Component):
     def pipeline_cycles(self):
         """Cycles from accepting an activation vector to writing its result."""
         p = self.params
-        return p.rows + p.cols + multiplier_latency(p)
+        # Input register, rows + cols grid stages, the multiplier, the psum adder.
+        return p.rows + p.cols + multiplier_latency(p) + 2
 
     @property
     def _lock_cycles(self):
-        # The swap reaches PE(r, c) on the edge ending cycle t+r+c (t: the swap vector's
-        # handshake); the last PE copies its shadow on the edge ending t+rows+cols-2. A shadow
-        # shift on that same edge is still safe (the copy sees the old value), so the loader
-        # waits until cycle t+rows+cols-2: lock = rows+cols-3 cycles after t.
+        # The swap (registered once) reaches PE(r, c) on the edge ending cycle t+1+r+c (t: the
+        # swap vector's handshake); the last PE copies its shadow on the edge ending
+        # t+rows+cols-1. A weight accepted in cycle u shifts on the edge ending u+1 (the
+        # shift is registered too), and a shift on the copy's edge is still safe (the copy
+        # sees the old value), so the loader may accept from cycle t+rows+cols-2:
+        # lock = rows+cols-3 cycles after t.
         return max(0, self.params.rows + self.params.cols - 3)
 
     @property
@@ -102,7 +117,8 @@ class WsArray(wiring.Component):
     @property
     def buffer_depth(self):
         """Result buffer depth: covers the credit round trip, so no bubbles at full rate."""
-        return self.pipeline_cycles + ResultBuffer.read_latency + 1
+        # +1 for the credit round trip, +2 because can_reserve decides from a lagging count.
+        return self.pipeline_cycles + ResultBuffer.read_latency + 3
 
     @property
     def latency(self):
@@ -153,62 +169,80 @@ class WsArray(wiring.Component):
         beat = Signal(range(max(rows, 2)))  # never zero-width (rows == 1)
         lock = Signal(range(rows + cols))
 
+        unlocked = Signal(init=1)  # lock == 0, registered
         w_take = Signal()
         m.d.comb += [
-            self.i_weight.ready.eq(~shadow_full & (lock == 0)),
+            self.i_weight.ready.eq(~shadow_full & unlocked),
             w_take.eq(self.i_weight.valid & self.i_weight.ready),
         ]
         with m.If(lock != 0):
             m.d.sync += lock.eq(lock - 1)
+        m.d.sync += unlocked.eq(in_range(lock, 0, 1))
         with m.If(w_take):
             m.d.sync += beat.eq(beat + 1)
             with m.If(beat == rows - 1):
                 m.d.sync += [beat.eq(0), shadow_full.eq(1)]
+        # The shift reaches the grid one cycle after the handshake, from a register: its
+        # fan-out (every shadow register) starts at a flip-flop, not at the handshake logic.
+        # The swap below is registered too, so the lock timing is unchanged.
+        w_shift = Signal()
+        w_row = Signal.like(self.i_weight.payload, reset_less=True)
+        m.d.sync += [w_shift.eq(w_take), w_row.eq(self.i_weight.payload)]
 
         act_take = Signal()
         swap = Signal()
         m.d.comb += [
-            self.i_act.ready.eq((results.free != 0) & (~need_swap | shadow_full)),
+            self.i_act.ready.eq(results.can_reserve & (~need_swap | shadow_full)),
             act_take.eq(self.i_act.valid & self.i_act.ready),
             swap.eq(act_take & need_swap),
             results.reserve.eq(act_take),
         ]
         with m.If(swap):
-            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(self._lock_cycles)]
+            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(self._lock_cycles),
+                         unlocked.eq(self._lock_cycles == 0)]
         with m.If(act_take & self.i_act.payload.last):
             m.d.sync += need_swap.eq(1)
 
-        # The PE grid.
+        # The PE grid; the partial sums narrow to what each row can produce.
         pe = [[None] * cols for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
-                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsPE(p)
+                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsPE(
+                    p, psum_in_width=ws_psum_width(p, r - 1) if r else 0,
+                    psum_out_width=ws_psum_width(p, r))
+        # Row-major order: an iCE40 dual multiplier serves PE(r, c) and PE(r, c + 1).
+        attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)])
 
         for r in range(rows):
-            # Row r enters r cycles late, so it meets the partial sum coming down.
-            a_skew = delay(m, self.i_act.payload.a[r], r, name=f"a_skew{r}", reset_less=True)
-            swap_skew = delay(m, swap, r, name=f"swap_skew{r}")
+            # Row r enters r cycles late, so it meets the partial sum coming down; one more
+            # register for everyone takes the handshake logic off the grid's inputs.
+            a_skew = delay(m, self.i_act.payload.a[r], r + 1, name=f"a_skew{r}",
+                           reset_less=True)
+            swap_skew = delay(m, swap, r + 1, name=f"swap_skew{r}")
             for c in range(cols):
                 a_src = a_skew if c == 0 else pe[r][c - 1].a_out
                 swap_src = swap_skew if c == 0 else pe[r][c - 1].swap_out
-                w_src = self.i_weight.payload[c] if r == rows - 1 else pe[r + 1][c].w_out
+                w_src = w_row[c] if r == rows - 1 else pe[r + 1][c].w_out
                 m.d.comb += [
                     pe[r][c].a_in.eq(a_src),
                     pe[r][c].swap_in.eq(swap_src),
-                    pe[r][c].w_shift.eq(w_take),
+                    pe[r][c].w_shift.eq(w_shift),
                     pe[r][c].w_in.eq(w_src),
                 ]
                 if r > 0:
                     m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
 
+        # Vector t (accepted in cycle t) reaches PE(r, c) in cycle t+1+r+c; its column sum
+        # leaves PE(rows-1, c) in cycle t+rows+c+2+L, and is de-skewed to t+rows+cols+1+L,
+        # where it meets i_act.psum delayed as long; the sum is registered once more.
+        psum_delay = rows + cols + 1 + multiplier_latency(p)
         for c in range(cols):
-            # PE(0, c) sees vector t's activation in cycle t+c and needs its psum at t+c+1+L.
-            psum_top = delay(m, self.i_act.payload.psum[c], c + 1 + multiplier_latency(p),
-                             name=f"psum_skew{c}", reset_less=True)
-            m.d.comb += pe[0][c].psum_in.eq(psum_top)
-            # Column c leaves the bottom c cycles after column 0: de-skew.
-            y = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c,
-                      name=f"y_deskew{c}", reset_less=True)
+            column = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c,
+                           name=f"y_deskew{c}", reset_less=True)
+            psum = delay(m, self.i_act.payload.psum[c], psum_delay, name=f"psum_delay{c}",
+                         reset_less=True)
+            y = Signal(signed(p.acc_width), name=f"y{c}", reset_less=True)
+            m.d.sync += y.eq(psum + column)
             m.d.comb += results.w_data.y[c].eq(y)
 
         m.d.comb += [

@@ -15,9 +15,18 @@ CONFIGS = [
     # 16-bit accumulators: the all -128 tiles really wrap (see tests/models).
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="ws"),
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="os"),
-    # MULT18X18D with its registers (latency 2), through npugen's model of the primitive.
+    # The narrowed column sums at odd widths, wrapping inside the chain (acc 18 < 16 + 3).
+    SystolicParams(rows=5, cols=3, a_width=5, w_width=11, acc_width=18, dataflow="ws"),
+    # MULT18X18D with its registers and a fabric register after it (latency 3), through
+    # npugen's model of the primitive.
     SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5"),
     SystolicParams(rows=3, cols=4, dataflow="os", multiplier="ecp5"),
+    # SB_MAC16 in dual 8x8 mode, two PEs per block, through yosys's model of the primitive;
+    # 3x3 leaves one PE alone on a block, 5-/7-bit operands sign-extend into the bytes.
+    SystolicParams(rows=4, cols=4, dataflow="ws", multiplier="ice40"),
+    SystolicParams(rows=3, cols=3, a_width=5, w_width=7, acc_width=20, dataflow="ws",
+                   multiplier="ice40"),
+    SystolicParams(rows=3, cols=3, dataflow="os", multiplier="ice40"),
 ]
 SLOW = [SystolicParams(rows=16, cols=16, dataflow=df) for df in ("ws", "os")]
 

@@ -73,5 +73,9 @@ def test_multiplier_choice():
     p = SystolicParams(multiplier="ecp5")
     assert p.slug == "systolic_ws_8x8_a8w8acc32_ecp5"
     assert SystolicParams.from_json(p.to_json()) == p
-    with pytest.raises(ValueError, match="multiplier must be one of inferred, ecp5, not 'dsp'"):
+    with pytest.raises(ValueError,
+                       match="multiplier must be one of inferred, ecp5, ice40, not 'dsp'"):
         SystolicParams(multiplier="dsp")
+    assert SystolicParams(multiplier="ice40").slug == "systolic_ws_8x8_a8w8acc32_ice40"
+    with pytest.raises(ValueError, match="w_width must be 2..8 with multiplier=ice40, not 9"):
+        SystolicParams(multiplier="ice40", w_width=9)

@@ -2,9 +2,11 @@
 
 import random
 
+from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import InferredMultiplier, OsPE, SystolicParams, WsPE
+from npugen.rtl.systolic.mul import attach_multipliers
 
 PAIRS = [(a, b) for b in range(-128, 128) for a in range(-128, 128)]
 
@@ -14,8 +16,21 @@ def py_wrap(x, bits):
     return x - (1 << bits) if x >> (bits - 1) else x
 
 
-def _run(dut, bench):
-    sim = Simulator(dut)
+class _WithMultiplier(Elaboratable):
+    """A PE with the multiplier its parameters select attached, as the arrays do."""
+
+    def __init__(self, pe, params):
+        self.pe, self.params = pe, params
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.pe = self.pe
+        attach_multipliers(m, self.params, [self.pe])
+        return m
+
+
+def _run(dut, bench, params=None):
+    sim = Simulator(_WithMultiplier(dut, params) if params is not None else dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
@@ -70,7 +85,7 @@ def test_ws_pe_exhaustive_with_wrapping_psum(seed):
                 a, w = PAIRS[k]
                 assert ctx.get(dut.psum_out) == py_wrap(psums[k] + a * w, 16), (a, w, psums[k])
             await ctx.tick()
-    _run(dut, bench)
+    _run(dut, bench, p)
 
 
 def test_os_pe_exhaustive_products_and_random_sums(seed):
@@ -104,4 +119,4 @@ def test_os_pe_exhaustive_products_and_random_sums(seed):
                 got.append(ctx.get(dut.acc))
             await ctx.tick()
         assert got == [py_wrap(e, 16) for e in expected]
-    _run(dut, bench)
+    _run(dut, bench, p)
