@@ -89,15 +89,19 @@ def _parser():
                        help="build folder (bitstream, tool scripts and reports)")
     run = sub.add_parser("run", help="run a self-checking workload on a board over its UART",
                          description="Drive a board built with 'npugen board' through its "
-                                     "UART: load a random compressed matrix, run vectors, "
-                                     "compare every word with the golden model.")
+                                     "UART: load random weights (sparse: a compressed matrix; "
+                                     "systolic: weight tiles), run vectors, compare every "
+                                     "word with the golden model.")
     run_sub = run.add_subparsers(dest="block", required=True, parser_class=_Parser)
-    rp = run_sub.add_parser("sparse", help=BLOCKS["sparse"].summary)
-    _add_params(rp, BLOCKS["sparse"])
-    rp.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
-    rp.add_argument("--baud", type=_value, default=115200, help="baud (default 115200)")
-    rp.add_argument("--vectors", type=_value, default=3, help="vectors to run (default 3)")
-    rp.add_argument("--seed", type=_value, default=None, help="random seed (default: random)")
+    for name in ("sparse", "systolic"):
+        rp = run_sub.add_parser(name, help=BLOCKS[name].summary)
+        _add_params(rp, BLOCKS[name])
+        rp.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
+        rp.add_argument("--baud", type=_value, default=115200, help="baud (default 115200)")
+        rp.add_argument("--vectors", type=_value, default=3,
+                        help="vectors to run (per tile for systolic; default 3)")
+        rp.add_argument("--seed", type=_value, default=None,
+                        help="random seed (default: random)")
     demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
                                        "each in Verilator against its golden model")
     demo.add_argument("-o", "--output", default="build/demo", metavar="DIR",
@@ -191,9 +195,12 @@ def _board(args, extra):
 def _run(args):
     import asyncio
 
-    from npugen.sim.host import HostClient, LinkError, SerialTransport, port_map, run_sparse
+    from npugen.sim.host import WORKLOADS, HostClient, LinkError, SerialTransport, port_map
 
     params = _params(args)
+    if params.block == "systolic" and params.dataflow.value != "ws":
+        raise UsageError("npugen run systolic drives weight-stationary arrays only "
+                         "(--dataflow ws)")
     _check_int("baud", args.baud, 300, 3_000_000)
     _check_int("vectors", args.vectors, 1, 1_000_000)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)
@@ -202,7 +209,8 @@ def _run(args):
     transport = SerialTransport(args.port, args.baud)
     try:
         client = HostClient(transport, *port_map(params))
-        result = asyncio.run(run_sparse(client, params, seed, vectors=args.vectors))
+        result = asyncio.run(WORKLOADS[params.block](client, params, seed,
+                                                      vectors=args.vectors))
     except LinkError as exc:
         raise _RunFailed(str(exc)) from None
     finally:

@@ -118,3 +118,12 @@ def test_generation_error_leaves_no_files(tmp_path, monkeypatch):
 def test_version():
     proc = run_cli("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("npugen ")
+
+
+def test_run_rejects_output_stationary_and_missing_port():
+    proc = run_cli("run", "systolic", "--dataflow", "os", "--port", "/dev/null")
+    assert proc.returncode == 2
+    assert "weight-stationary arrays only" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("run", "systolic", "--port", "/nonexistent/tty", "--seed", "1")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "/nonexistent/tty" in proc.stderr
