@@ -7,8 +7,9 @@ to 8 PEs), with the median Fmax of three placement seeds, and writes ``docs/synt
 plus ``docs/synth_sweep_*.png``.
 
 Finished points are reused from the build folder (same parameters, seeds and target), so
-a sweep can be extended or resumed. Run: ``python scripts/synth_sweep.py [--quick]
-[--max-size N] [--with-winograd] [--with-sparse]``.
+a sweep can be extended or resumed; ``--report-only`` writes the table from the finished
+points alone. Run: ``python scripts/synth_sweep.py [--quick] [--max-size N]
+[--with-winograd] [--with-sparse] [--report-only]``.
 """
 
 import argparse
@@ -85,7 +86,8 @@ def _plot(rows, docs):
         ax.set_xlabel("MACs (rows x cols), systolic ws, ECP5-85F")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        if series:
+            ax.legend(fontsize="small")
         fig.tight_layout()
         fig.savefig(docs / f"synth_sweep_{key}.png", dpi=120)
         plt.close(fig)
@@ -102,6 +104,9 @@ def main(argv=None):
                         help="largest systolic array side on ECP5 (default 12)")
     parser.add_argument("--freq", type=int, default=200,
                         help="target MHz for nextpnr (the report is its maximum either way)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the table and plots from the finished points only "
+                             "(missing points are listed as not run)")
     parser.add_argument("--build", default="build/sweep")
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args(argv)
@@ -122,6 +127,10 @@ def main(argv=None):
                 r = None
             if r is not None:
                 print(f"   reusing {cached}", flush=True)
+            elif args.report_only:
+                row.update(ok=False, error="not run")
+                rows.append(row)
+                continue
             else:
                 r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=seeds,
                                  out_dir=out_dir,
@@ -141,8 +150,8 @@ def main(argv=None):
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         if not r["ok"]:
-            lines.append(f"| {r['label']} | {r['device']} | does not fit / failed: "
-                         f"{r['error']} ||||||||")
+            what = "not run" if r["error"] == "not run" else f"does not fit / failed: {r['error']}"
+            lines.append(f"| {r['label']} | {r['device']} | {what} ||||||||")
             continue
         seeds = "/".join(str(v) for v in r["seeds"].values())
         per_mac = r["logic"] / r["macs_per_cycle"] if r["macs_per_cycle"] else 0

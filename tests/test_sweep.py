@@ -31,3 +31,11 @@ def test_logic_luts_counts_carry_cells_by_device():
     res = {"luts": 100, "carry_cells": 10, "lut_rams": 5}
     assert sweep.logic_luts(res, "ecp5-85k") == 120
     assert sweep.logic_luts(res, "ice40-up5k") == 100
+
+
+def test_report_only_lists_missing_points(tmp_path):
+    assert sweep.main(["--quick", "--report-only", "--build", str(tmp_path / "b"),
+                       "--docs", str(tmp_path / "docs")]) == 0
+    table = (tmp_path / "docs" / "synth_sweep.md").read_text()
+    assert "| systolic ws 8x8 ecp5 | ecp5-85k | not run |" in table
+    assert not (tmp_path / "b").exists(), "nothing may be synthesized"
