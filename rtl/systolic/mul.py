@@ -4,6 +4,8 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, sign
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.pipeline import delay
+
 __all__ = ["Ecp5Multiplier", "Ice40DualMultiplier", "InferredMultiplier", "attach_multipliers",
            "multiplier_latency"]
 
@@ -53,17 +55,22 @@ class Ecp5Multiplier(wiring.Component):
     The A and B input registers and the output register of the DSP block are on (clock
     ``CLK0`` = the ``sync`` clock, no clock enable or reset: the PE qualifies data with tags),
     so the fabric-to-DSP and DSP-to-fabric routes each start or end at a register inside the
-    DSP, which is what lets the block run near its ~250 MHz ceiling. A fabric register
-    follows the DSP's output register: the DSP columns sit apart from the logic, and without
-    it the 2.5-3 ns route out of the DSP ran straight into the PE's adder (measured 196 MHz
-    for an 8x8 array; the route then ends at a flip-flop). Same signature as
-    :class:`InferredMultiplier`, ``latency`` 3. Operands up to 18 bits, sign-extended.
+    DSP, which is what lets the block run near its ~250 MHz ceiling. The DSP sites sit apart
+    from the logic, and in larger arrays nextpnr places a PE's logic up to ~50 tiles from its
+    DSP, so each route to and from the block gets one more fabric register
+    (``FABRIC_STAGES`` on each side), which the placer can put part-way. Without any, the
+    route out of the DSP ran straight into the PE's adder (196 MHz for an 8x8 array); with
+    one, a 4.5-5.8 ns register-to-register route still set the clock of 8x8 and 10x10
+    arrays on some seeds. Same signature as :class:`InferredMultiplier`, ``latency`` 3 + 2 x
+    ``FABRIC_STAGES``. Operands up to 18 bits, sign-extended.
 
     Simulation uses npugen's behavioural model of the primitive (``sim/verilog``); synthesis
     maps the instance directly.
     """
 
-    latency = 3
+    #: Extra fabric registers on the way into and out of the DSP block.
+    FABRIC_STAGES = 1
+    latency = 2 + 1 + 2 * FABRIC_STAGES
 
     def __init__(self, a_width, b_width):
         if a_width > 18 or b_width > 18:
@@ -81,9 +88,12 @@ class Ecp5Multiplier(wiring.Component):
         a = Signal(signed(18))
         b = Signal(signed(18))
         p = Signal(signed(36))
-        p_fabric = Signal.like(self.p, reset_less=True)
-        m.d.comb += [a.eq(self.a), b.eq(self.b), self.p.eq(p_fabric)]
-        m.d.sync += p_fabric.eq(p)
+        m.d.comb += [
+            a.eq(delay(m, self.a, self.FABRIC_STAGES, name="a_fabric", reset_less=True)),
+            b.eq(delay(m, self.b, self.FABRIC_STAGES, name="b_fabric", reset_less=True)),
+            # The DSP's output register, then FABRIC_STAGES + 1 fabric registers.
+            self.p.eq(delay(m, p, self.FABRIC_STAGES + 1, name="p_fabric", reset_less=True)),
+        ]
         ports = {f"i_A{k}": a[k] for k in range(18)}
         ports.update({f"i_B{k}": b[k] for k in range(18)})
         ports.update({f"o_P{k}": p[k] for k in range(36)})
