@@ -17,7 +17,7 @@ CONFIGS = [
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="os"),
     # The narrowed column sums at odd widths, wrapping inside the chain (acc 18 < 16 + 3).
     SystolicParams(rows=5, cols=3, a_width=5, w_width=11, acc_width=18, dataflow="ws"),
-    # MULT18X18D with its registers and a fabric register after it (latency 3), through
+    # MULT18X18D with its registers and fabric registers around it (latency 5), through
     # npugen's model of the primitive.
     SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5"),
     SystolicParams(rows=3, cols=4, dataflow="os", multiplier="ecp5"),
