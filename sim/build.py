@@ -121,6 +121,7 @@ def _yosys_sb_mac16(build_dir):
 #: the build folder that writes one there.
 PRIMITIVE_MODELS = {
     "MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v",
+    "DP16KD": Path(__file__).parent / "verilog" / "DP16KD.v",
     "SB_MAC16": _yosys_sb_mac16,
 }
 

@@ -1,8 +1,11 @@
 """Output FIFO with credit accounting, so a pipeline can run without internal stalls."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .params import check_choice
+from .ram import BufferRam, Ecp5BlockRam, pipelined_ram
 
 __all__ = ["ResultBuffer"]
 
@@ -24,6 +27,9 @@ class ResultBuffer(wiring.Component):
         FIFO depth. With ``depth >= round-trip latency`` the pipeline runs at full rate.
     max_reserve : int
         Largest number of slots reserved in one cycle.
+    ram : BufferRam or str
+        Storage: ``inferred`` (portable) or ``ecp5`` (DP16KD block RAM with its output
+        register; depth up to 512), see :mod:`~npugen.rtl.common.ram`.
 
     Members
     -------
@@ -35,23 +41,31 @@ class ResultBuffer(wiring.Component):
         lagging copy of the count that sees ``reserve`` and pops only through registers,
         so the producer's handshake is never part of an adder path. The lag makes it
         conservative: a producer reserving at full rate through it needs
-        ``2 * max_reserve`` more depth than one using ``free``.
+        :meth:`can_reserve_slack` more depth than one using ``free``.
     reserve : In(range(max_reserve + 1))
         Slots claimed this cycle; the producer must keep ``reserve <= free``.
     w_en, w_data : In(1), In(layout)
-        Write one result into a reserved slot. Writes are not checked for space (the
-        credits guarantee it), so ``w_en`` drives the storage directly.
+        Write one result into a reserved slot. Both are registered on entry (the buffer
+        sits next to its RAM, the producer may not) and then drive the storage: writes are
+        not checked for space, the credits guarantee it.
     o : Out(stream.Signature(layout))
-        Results in write order, from a register (``read_latency`` cycles after the write
-        when the buffer is empty).
+        Results in write order, from the RAM's output register (``read_latency`` cycles
+        after the write when the buffer is empty).
 
-    Storage: a memory of ``depth`` rounded up to a power of two whose read register is the
-    output register.
+    Storage: a RAM of the next power of two above ``depth`` words, with a read register
+    and an output register (:func:`~npugen.rtl.common.ram.pipelined_ram`), so ``o.payload`` always
+    starts at a register.
     """
 
-    def __init__(self, layout, *, depth, max_reserve):
+    def __init__(self, layout, *, depth, max_reserve, ram=BufferRam.INFERRED):
+        self._MustUse__silence = True  # until the checks pass: no "unused" warning
         if max_reserve > depth:
             raise ValueError(f"max_reserve ({max_reserve}) exceeds depth ({depth})")
+        self._ram = check_choice("ram", ram, BufferRam)
+        limit = Ecp5BlockRam.BLOCK_DEPTH
+        if self._ram is BufferRam.ECP5 and depth > limit:
+            raise ValueError(f"depth must be at most {limit} with ram=ecp5, not {depth}")
+        self._MustUse__silence = False
         self._layout = layout
         self._depth = depth
         self._max_reserve = max_reserve
@@ -64,71 +78,93 @@ class ResultBuffer(wiring.Component):
             "o": Out(stream.Signature(layout)),
         })
 
-    #: Cycles from a write to its word being offered on ``o`` (empty buffer).
-    read_latency = 2
+    @staticmethod
+    def can_reserve_slack(max_reserve):
+        """Extra depth a producer needs to reserve at full rate through ``can_reserve``."""
+        return 2 * max_reserve + 1
+
+    #: Cycles from a write to its word being offered on ``o`` (empty buffer): the input
+    #: register, the storage's read register, then the output register.
+    read_latency = 4
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         width = data.Layout.cast(self._layout).size
-        # Storage rounded up to a power of two, so the pointers wrap by themselves; the
-        # credits (``free``) still hand out only ``depth`` slots. Writes need no full check:
-        # every write has a reserved slot, so the write enable fans out to the storage
-        # straight from the producer's register.
-        mem_depth = max(2, 1 << (self._depth - 1).bit_length())
-        m.submodules.storage = storage = memory.Memory(shape=width, depth=mem_depth, init=[])
-        wr = storage.write_port()
-        # The read port's own register is the output register: block RAM on iCE40 (which has
-        # no asynchronous read), LUT RAM and flip-flops on ECP5. A refill never reads the
-        # word being written (that slot would be the storage's last free one, and then
-        # nothing can be written), so the port need not be transparent.
-        rd = storage.read_port(domain="sync", transparent_for=())
+        # Storage: the next power of two above ``depth``, so the pointers wrap by themselves
+        # and the slot under the write pointer never holds an unread word (at most
+        # ``depth`` words are reserved or held). The storage therefore writes every cycle,
+        # into that slot, and ``w_en`` only moves the pointer: no write enable fans out to
+        # the RAM, and the write path needs no full check (the credits guarantee space).
+        mem_depth = 1 << self._depth.bit_length()
+        w_en = Signal()
+        w_data = Signal(width, reset_less=True)
+        m.d.sync += [w_en.eq(self.w_en), w_data.eq(self.w_data.as_value())]
         w_ptr = Signal(range(mem_depth))
         r_ptr = Signal(range(mem_depth))
-        m.d.comb += [wr.en.eq(self.w_en), wr.addr.eq(w_ptr), wr.data.eq(self.w_data.as_value()),
-                     rd.addr.eq(r_ptr)]
-        with m.If(self.w_en):
+        with m.If(w_en):
             m.d.sync += w_ptr.eq(w_ptr + 1)
-        # Output register: refilled from the storage whenever it is empty or being taken.
+        # The read side is a two-register pipeline: the storage's read register (``held``
+        # says it holds a word) and the output register (``o.valid``). Both are registers
+        # of the block RAM itself where the RAM has an output register (ECP5 DP16KD), so no
+        # path starts at the RAM's slow read-data outputs. ``to_out`` moves the read
+        # register into the output register, ``fetch`` reads the storage into the read
+        # register. A fetch never reads the slot being written (it reads a stored word).
+        held = Signal()
+        fetch = Signal()
+        to_out = Signal()
+        popped = Signal()
+        m.submodules.storage = storage = pipelined_ram(self._ram, width, mem_depth)
+        m.d.comb += [
+            storage.w_en.eq(1), storage.w_addr.eq(w_ptr), storage.w_data.eq(w_data),
+            storage.r_addr.eq(r_ptr), storage.r_en.eq(fetch), storage.o_en.eq(to_out),
+            self.o.payload.eq(storage.r_data),
+        ]
         # Whether the storage holds a word comes from registered flags (no count comparison
-        # in front of the refill, whose enable fans out over the whole output register).
-        stored = Signal(range(mem_depth + 1))  # words in the storage, not yet in the output
+        # in front of the fetch, whose enable fans out over the whole read register).
+        stored = Signal(range(mem_depth + 1))  # words in the storage, not yet fetched
         nonempty = Signal()  # stored >= 1
         many = Signal()  # stored >= 2
-        load = Signal()
-        popped = Signal()
         m.d.comb += [
-            load.eq(nonempty & (~self.o.valid | self.o.ready)),
             popped.eq(self.o.valid & self.o.ready),
+            to_out.eq(held & (~self.o.valid | self.o.ready)),
+            fetch.eq(nonempty & (~held | to_out)),
         ]
         m.d.sync += [
-            stored.eq(stored + self.w_en - load),
-            nonempty.eq(self.w_en | (nonempty & ~load) | many),
+            stored.eq(stored + w_en - fetch),
+            nonempty.eq(w_en | (nonempty & ~fetch) | many),
         ]
-        with m.If(self.w_en & ~load):
+        with m.If(w_en & ~fetch):
             m.d.sync += many.eq(nonempty)
-        with m.Elif(~self.w_en & load):
+        with m.Elif(~w_en & fetch):
             # stored >= 3 from the bits (a >= on the count became a carry chain).
             three = stored[:2] == 3
             if len(stored) > 2:
                 three = three | (stored[2:] != 0)
             m.d.sync += many.eq(three)
-        m.d.comb += [rd.en.eq(load), self.o.payload.eq(rd.data)]
-        with m.If(load):
-            m.d.sync += [self.o.valid.eq(1), r_ptr.eq(r_ptr + 1)]
+        with m.If(fetch):
+            m.d.sync += [held.eq(1), r_ptr.eq(r_ptr + 1)]
+        with m.Elif(to_out):
+            m.d.sync += held.eq(0)
+        with m.If(to_out):
+            m.d.sync += self.o.valid.eq(1)
         with m.Elif(popped):
             m.d.sync += self.o.valid.eq(0)
         m.d.sync += self.free.eq(self.free - self.reserve + popped)
-        # lagging(n) = free(n-1): it follows reserve and pops through registers. free falls by
-        # at most max_reserve per cycle, so lagging(n) >= 3 * max_reserve, registered into
-        # can_reserve(n+1), guarantees free(n+1) >= max_reserve.
+        # lagging follows reserve one cycle late and pops two cycles late, through registers
+        # (the pops happen at the output, the reservations at the producer, which may be far
+        # apart), so lagging(n) <= free(n-1). free falls by at most max_reserve per cycle, so
+        # lagging(n) >= 3 * max_reserve, registered into can_reserve(n+1), guarantees
+        # free(n+1) >= max_reserve.
         k = self._max_reserve
         reserved_q = Signal.like(self.reserve)
         popped_q = Signal()
+        popped_qq = Signal()
         lagging = Signal.like(self.free, init=self._depth)
         m.d.sync += [
             reserved_q.eq(self.reserve),
             popped_q.eq(popped),
-            lagging.eq(lagging - reserved_q + popped_q),
+            popped_qq.eq(popped_q),
+            lagging.eq(lagging - reserved_q + popped_qq),
         ]
         if 3 * k <= self._depth:  # otherwise never (and no constant comparison in the Verilog)
             m.d.sync += self.can_reserve.eq(lagging >= 3 * k)

@@ -118,7 +118,7 @@ class OsArray(wiring.Component):
         rows, cols = p.rows, p.cols
 
         m.submodules.results = results = ResultBuffer(
-            self.out_layout, depth=self.buffer_depth, max_reserve=rows)
+            self.out_layout, depth=self.buffer_depth, max_reserve=rows, ram=p.result_ram)
         wiring.connect(m, wiring.flipped(self.o), results.o)
 
         # first: the next beat starts a tile. since_last: cycles since the last `last`

@@ -4,8 +4,9 @@ import enum
 from dataclasses import dataclass
 
 from ..common.params import Params, check_choice, check_int, param
+from ..common.ram import BufferRam
 
-__all__ = ["ACC_WIDTH_MAX", "Dataflow", "Multiplier", "SystolicParams"]
+__all__ = ["ACC_WIDTH_MAX", "BufferRam", "Dataflow", "Multiplier", "SystolicParams"]
 
 #: Largest accumulator: the golden model works in int64 and keeps 16 bits of headroom.
 ACC_WIDTH_MAX = 48
@@ -58,6 +59,11 @@ class SystolicParams(Params):
                                         "ice40 = SB_MAC16 dual 8x8 mode, two PEs per DSP "
                                         "(operands up to 8 bits)",
                                    valid="inferred, ecp5, ice40")
+    result_ram: BufferRam = param(BufferRam.INFERRED,
+                                  help="result buffer storage: inferred = portable memory "
+                                       "(the tool picks LUT or block RAM); ecp5 = DP16KD block "
+                                       "RAM with its output register",
+                                  valid="inferred, ecp5")
 
     def __post_init__(self):
         check_int("rows", self.rows, 1, 64)
@@ -67,6 +73,7 @@ class SystolicParams(Params):
         check_int("acc_width", self.acc_width, self.a_width + self.w_width, ACC_WIDTH_MAX)
         self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
         self._set("multiplier", check_choice("multiplier", self.multiplier, Multiplier))
+        self._set("result_ram", check_choice("result_ram", self.result_ram, BufferRam))
         limit = {Multiplier.ECP5: 18, Multiplier.ICE40: 8}.get(self.multiplier)
         if limit is not None:
             for name in ("a_width", "w_width"):
@@ -88,5 +95,6 @@ class SystolicParams(Params):
     def slug(self):
         """Short unique name, used for Verilog module names, build folders and test ids."""
         dsp = "" if self.multiplier is Multiplier.INFERRED else f"_{self.multiplier.value}"
+        ram = "" if self.result_ram is BufferRam.INFERRED else f"_ram{self.result_ram.value}"
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}"
-                f"_a{self.a_width}w{self.w_width}acc{self.acc_width}{dsp}")
+                f"_a{self.a_width}w{self.w_width}acc{self.acc_width}{dsp}{ram}")

@@ -1,10 +1,10 @@
 """Weight-stationary systolic array (TPU v1 style) with double-buffered weight tiles."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import delay, in_range
+from ..common.pipeline import delay
 from ..common.result_buffer import ResultBuffer
 from .mul import attach_multipliers, multiplier_latency
 from .params import Dataflow, SystolicParams
@@ -42,7 +42,7 @@ class WsArray(wiring.Component):
         One weight tile is ``rows`` beats, beat r = ``W[r, :]``. It loads into the PEs'
         shadow registers while the previous tile computes (double buffering); the stream
         stalls while a loaded tile waits for its first activation, and for
-        ``rows + cols - 3`` cycles after that while the swap passes through the array.
+        ``rows + cols - 4`` cycles after that while the swap passes through the array.
     i_act : In(stream.Signature(StructLayout({a, psum, last})))
         ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
         (signed ``acc_width``, tie to zero when not chaining); ``last``: this is the final
@@ -98,27 +98,29 @@ class WsArray(wiring.Component):
     def _lock_cycles(self):
         # The swap (registered once) reaches PE(r, c) on the edge ending cycle t+1+r+c (t: the
         # swap vector's handshake); the last PE copies its shadow on the edge ending
-        # t+rows+cols-1. A weight accepted in cycle u shifts on the edge ending u+1 (the
-        # shift is registered too), and a shift on the copy's edge is still safe (the copy
-        # sees the old value), so the loader may accept from cycle t+rows+cols-2:
-        # lock = rows+cols-3 cycles after t.
-        return max(0, self.params.rows + self.params.cols - 3)
+        # t+rows+cols-1. A weight accepted in cycle u shifts on the edge ending u+2 (the
+        # shift passes two registers), and a shift on the copy's edge is still safe (the
+        # copy sees the old value), so the loader may accept from cycle t+rows+cols-3:
+        # lock = rows+cols-4 cycles after t.
+        return max(0, self.params.rows + self.params.cols - 4)
 
     @property
     def min_tile_vectors(self):
         """Shortest tile (in vectors) that lets the next tile start without a bubble.
 
-        The next tile loads from cycle t+1+lock for ``rows`` beats, then its first vector
-        can go: with a steady weight stream, tiles of at least this many vectors run back
-        to back at one vector per cycle.
+        The next tile loads from cycle t+1+lock for ``rows`` beats; its last shift lands two
+        cycles after its last beat, and its first vector can go in the cycle after that:
+        with a steady weight stream, tiles of at least this many vectors run back to back
+        at one vector per cycle.
         """
-        return 1 + self._lock_cycles + self.params.rows
+        return self._lock_cycles + self.params.rows + 2
 
     @property
     def buffer_depth(self):
         """Result buffer depth: covers the credit round trip, so no bubbles at full rate."""
-        # +1 for the credit round trip, +2 because can_reserve decides from a lagging count.
-        return self.pipeline_cycles + ResultBuffer.read_latency + 3
+        # +1 for the credit round trip, and the slack of the lagging count behind can_reserve.
+        return (self.pipeline_cycles + ResultBuffer.read_latency + 1
+                + ResultBuffer.can_reserve_slack(1))
 
     @property
     def latency(self):
@@ -159,49 +161,67 @@ class WsArray(wiring.Component):
         rows, cols = p.rows, p.cols
 
         m.submodules.results = results = ResultBuffer(
-            self.out_layout, depth=self.buffer_depth, max_reserve=1)
+            self.out_layout, depth=self.buffer_depth, max_reserve=1, ram=p.result_ram)
         wiring.connect(m, wiring.flipped(self.o), results.o)
 
-        # Tile bookkeeping. need_swap: the next vector starts a tile. shadow_full: a tile
-        # waits in the shadow registers. lock: cycles until the swap has passed every PE.
+        # Tile bookkeeping. need_swap: the next vector starts a tile. filled: the shadow
+        # registers hold a whole tile (no more weights until the swap); settled: filled,
+        # and its last shift has landed (the swap may go). lock_t: the cycles until the swap
+        # has passed every PE, as a thermometer code (bit i set while more than i cycles
+        # remain), so the swap reaches each bit through one LUT and "locked" is a register.
         need_swap = Signal(init=1)
-        shadow_full = Signal()
+        filled = Signal()
+        settled = Signal()
         beat = Signal(range(max(rows, 2)))  # never zero-width (rows == 1)
-        lock = Signal(range(rows + cols))
+        beat_last = Signal(init=rows == 1)  # beat == rows - 1, registered
+        lock_cycles = self._lock_cycles
+        lock_t = Signal(lock_cycles, name="lock_t") if lock_cycles else None
+        locked = lock_t[0] if lock_cycles else Const(0)
 
-        unlocked = Signal(init=1)  # lock == 0, registered
-        w_take = Signal()
-        m.d.comb += [
-            self.i_weight.ready.eq(~shadow_full & unlocked),
-            w_take.eq(self.i_weight.valid & self.i_weight.ready),
-        ]
-        with m.If(lock != 0):
-            m.d.sync += lock.eq(lock - 1)
-        m.d.sync += unlocked.eq(in_range(lock, 0, 1))
-        with m.If(w_take):
-            m.d.sync += beat.eq(beat + 1)
-            with m.If(beat == rows - 1):
-                m.d.sync += [beat.eq(0), shadow_full.eq(1)]
-        # The shift reaches the grid one cycle after the handshake, from a register: its
-        # fan-out (every shadow register) starts at a flip-flop, not at the handshake logic.
-        # The swap below is registered too, so the lock timing is unchanged.
-        w_shift = Signal()
-        w_row = Signal.like(self.i_weight.payload, reset_less=True)
-        m.d.sync += [w_shift.eq(w_take), w_row.eq(self.i_weight.payload)]
-
+        # Next-state logic written out flat, at most two LUT levels from registers, and
+        # every signal that fans out over the grid leaves a register near this logic: the
+        # tile's handshakes must not limit a grid that runs at the DSP blocks' speed.
+        # a_ok: an activation is offered and has a result slot; w_ok: a weight is offered
+        # and the last swap has passed.
+        a_ok = Signal()
+        w_ok = Signal()
         act_take = Signal()
         swap = Signal()
+        w_take = Signal()
         m.d.comb += [
-            self.i_act.ready.eq(results.can_reserve & (~need_swap | shadow_full)),
-            act_take.eq(self.i_act.valid & self.i_act.ready),
-            swap.eq(act_take & need_swap),
+            a_ok.eq(self.i_act.valid & results.can_reserve),
+            w_ok.eq(self.i_weight.valid & ~locked),
+            self.i_act.ready.eq(results.can_reserve & (~need_swap | settled)),
+            act_take.eq(a_ok & (~need_swap | settled)),
+            swap.eq(a_ok & need_swap & settled),
+            self.i_weight.ready.eq(~filled & ~locked),
+            w_take.eq(w_ok & ~filled),
             results.reserve.eq(act_take),
         ]
-        with m.If(swap):
-            m.d.sync += [need_swap.eq(0), shadow_full.eq(0), lock.eq(self._lock_cycles),
-                         unlocked.eq(self._lock_cycles == 0)]
-        with m.If(act_take & self.i_act.payload.last):
-            m.d.sync += need_swap.eq(1)
+        m.d.sync += [
+            # settled implies filled; the first filled cycle cannot swap.
+            filled.eq(Mux(settled, ~(a_ok & need_swap), filled | (w_ok & beat_last))),
+            settled.eq(filled & ~swap),
+            need_swap.eq(Mux(act_take, self.i_act.payload.last, need_swap)),
+        ]
+        if lock_cycles:
+            m.d.sync += lock_t.eq(Mux(swap, (1 << lock_cycles) - 1, lock_t >> 1))
+        with m.If(w_take):
+            m.d.sync += [beat.eq(beat + 1), beat_last.eq(beat == rows - 2 if rows > 1 else 1)]
+            with m.If(beat_last):
+                m.d.sync += [beat.eq(0), beat_last.eq(rows == 1)]
+        # The shift passes a register here and one register per row: its fan-out (every
+        # shadow register) starts at flip-flops, and no net from the handshake logic spans
+        # the array. The weight row passes two registers alike.
+        w_take_q = Signal()
+        w_shift = [Signal(name=f"w_shift{r}") for r in range(rows)]
+        w_row_q = Signal.like(self.i_weight.payload, reset_less=True)
+        w_row = Signal.like(self.i_weight.payload, reset_less=True)
+        m.d.sync += [w_take_q.eq(w_take), *(x.eq(w_take_q) for x in w_shift),
+                     w_row_q.eq(self.i_weight.payload), w_row.eq(w_row_q)]
+        # The swap tag: one register here, then each row's skew chain.
+        swap_q = Signal()
+        m.d.sync += swap_q.eq(swap)
 
         # The PE grid; the partial sums narrow to what each row can produce.
         pe = [[None] * cols for _ in range(rows)]
@@ -218,7 +238,7 @@ class WsArray(wiring.Component):
             # register for everyone takes the handshake logic off the grid's inputs.
             a_skew = delay(m, self.i_act.payload.a[r], r + 1, name=f"a_skew{r}",
                            reset_less=True)
-            swap_skew = delay(m, swap, r + 1, name=f"swap_skew{r}")
+            swap_skew = delay(m, swap_q, r, name=f"swap_skew{r}")
             for c in range(cols):
                 a_src = a_skew if c == 0 else pe[r][c - 1].a_out
                 swap_src = swap_skew if c == 0 else pe[r][c - 1].swap_out
@@ -226,7 +246,7 @@ class WsArray(wiring.Component):
                 m.d.comb += [
                     pe[r][c].a_in.eq(a_src),
                     pe[r][c].swap_in.eq(swap_src),
-                    pe[r][c].w_shift.eq(w_shift),
+                    pe[r][c].w_shift.eq(w_shift[r]),
                     pe[r][c].w_in.eq(w_src),
                 ]
                 if r > 0:

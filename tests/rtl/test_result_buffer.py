@@ -82,3 +82,15 @@ def test_read_latency():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_wrong_ram():
+    with pytest.raises(ValueError, match="ram must be one of inferred, ecp5, not 'lut'"):
+        ResultBuffer(data.ArrayLayout(8, 1), depth=4, max_reserve=1, ram="lut")
+
+
+def test_ecp5_ram_depth_limit():
+    ok = ResultBuffer(data.ArrayLayout(8, 1), depth=512, max_reserve=1, ram="ecp5")
+    ok._MustUse__silence = True  # built only to show that 512 is accepted
+    with pytest.raises(ValueError, match="depth must be at most 512 with ram=ecp5, not 513"):
+        ResultBuffer(data.ArrayLayout(8, 1), depth=513, max_reserve=1, ram="ecp5")

@@ -79,3 +79,15 @@ def test_multiplier_choice():
     assert SystolicParams(multiplier="ice40").slug == "systolic_ws_8x8_a8w8acc32_ice40"
     with pytest.raises(ValueError, match="w_width must be 2..8 with multiplier=ice40, not 9"):
         SystolicParams(multiplier="ice40", w_width=9)
+
+
+def test_result_ram_choice():
+    p = SystolicParams(multiplier="ecp5", result_ram="ecp5")
+    assert p.slug == "systolic_ws_8x8_a8w8acc32_ecp5_ramecp5"
+    assert SystolicParams.from_json(p.to_json()) == p
+    assert SystolicParams(result_ram="ecp5").slug == "systolic_ws_8x8_a8w8acc32_ramecp5"
+
+
+def test_wrong_result_ram():
+    with pytest.raises(ValueError, match="result_ram must be one of inferred, ecp5, not 'bram'"):
+        SystolicParams(result_ram="bram")
