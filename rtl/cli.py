@@ -5,6 +5,7 @@ failed); no traceback, and no half-written output files.
 """
 
 import argparse
+import os
 import random
 import sys
 from importlib.metadata import version
@@ -52,8 +53,12 @@ def _add_block_parsers(sub, synth=False):
                            help="target FPGA")
             p.add_argument("--freq", type=_value, default=50, metavar="MHZ",
                            help="nextpnr target frequency in MHz (default: 50)")
-            p.add_argument("--seed", type=_value, default=1,
-                           help="nextpnr placement seed (default: 1)")
+            p.add_argument("--seed", default="1", metavar="N[,N...]",
+                           help="nextpnr placement seed, or a comma-separated list: one run "
+                                "per seed, Fmax is their median (default: 1)")
+            p.add_argument("--jobs", type=_value, default=None, metavar="N",
+                           help="place-and-route runs at once (default: one per CPU core, "
+                                "at most one per seed)")
             p.add_argument("-o", "--output", required=True, metavar="DIR",
                            help="output folder for the Verilog, tool logs and the JSON report")
         else:
@@ -133,12 +138,18 @@ def _synth(args):
     from npugen.sim.synth import SynthError, synth_report
 
     params = _params(args)
-    for name, value, lo, hi in (("freq", args.freq, 1, 1000), ("seed", args.seed, 0, 2**31)):
-        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-            raise UsageError(f"{name} must be an integer in {lo}..{hi}, not {value!r}")
+    _check_int("freq", args.freq, 1, 1000)
+    seeds = [_value(x.strip()) for x in args.seed.split(",")]
+    for seed in seeds:
+        _check_int("seed", seed, 0, 2**31)
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"seed lists each seed once, not {args.seed!r}")
+    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    _check_int("jobs", jobs, 1, 64)
     try:
-        r = synth_report(params, args.device, freq_mhz=args.freq, seed=args.seed,
-                         out_dir=args.output, progress=lambda line: print(line, flush=True))
+        r = synth_report(params, args.device, freq_mhz=args.freq, seed=seeds[0], seeds=seeds,
+                         jobs=jobs, out_dir=args.output,
+                         progress=lambda line: print(line, flush=True))
     except SynthError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 1
@@ -147,7 +158,10 @@ def _synth(args):
             ("LUT4", res["luts"]), ("carry cells", res["carry_cells"]),
             ("flip-flops", res["flip_flops"]), ("DSP blocks", res["dsps"]),
             ("block RAMs", res["block_rams"]), ("LUT RAMs", res["lut_rams"]),
-            ("Fmax (MHz)", r["fmax_mhz"]), ("MACs/cycle", r["macs_per_cycle"]),
+            ("Fmax (MHz)", r["fmax_mhz"] if len(seeds) == 1 else
+             f"{r['fmax_mhz']} (median; seeds " + ", ".join(
+                 f"{k}: {v}" for k, v in r["fmax_mhz_by_seed"].items()) + ")"),
+            ("MACs/cycle", r["macs_per_cycle"]),
             ("peak GOPS (2 x MACs x Fmax)", r.get("peak_gops", "-"))]
     width = max(len(k) for k, _ in rows)
     print()

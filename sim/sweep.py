@@ -14,6 +14,7 @@ points alone. Run: ``python scripts/synth_sweep.py [--quick] [--max-size N]
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from npugen.rtl.sparse import SparseParams
@@ -107,6 +108,8 @@ def main(argv=None):
     parser.add_argument("--report-only", action="store_true",
                         help="write the table and plots from the finished points only "
                              "(missing points are listed as not run)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="place-and-route runs at once (default: one per CPU core)")
     parser.add_argument("--build", default="build/sweep")
     parser.add_argument("--docs", default="docs")
     args = parser.parse_args(argv)
@@ -133,7 +136,7 @@ def main(argv=None):
                 continue
             else:
                 r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=seeds,
-                                 out_dir=out_dir,
+                                 out_dir=out_dir, jobs=args.jobs,
                                  progress=lambda line: print("   " + line, flush=True))
         except SynthError as exc:
             lines = str(exc).splitlines()

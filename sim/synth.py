@@ -94,38 +94,80 @@ def _tool(name):
     return found
 
 
-def _run_tool(cmd, cwd, log_name, what):
-    """Run a tool in ``cwd`` with its output in ``log_name``; Ctrl-C stops it too."""
-    log = Path(cwd, log_name)
-    with open(log, "w") as out:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            code = proc.wait()
-        except KeyboardInterrupt:
+def _failure(log, code, what):
+    lines = log.read_text(errors="replace").strip().splitlines()
+    marker = re.compile(r"ERROR|Error:|error:|Assert|Trap|trap:|exhausted|Killed")
+    relevant = [x for x in lines if marker.search(x)][-8:]
+    tail = [x for x in lines[-4:] if x not in relevant]
+    return SynthError(f"{what} failed (exit {code}); from {log}:\n" + "\n".join(relevant + tail))
+
+
+def _stop(procs):
+    """Terminate ``procs`` (then kill what does not stop) and reap them."""
+    for proc in procs:
+        if proc.poll() is None:
             proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            raise
-    if code != 0:
-        lines = log.read_text(errors="replace").strip().splitlines()
-        marker = re.compile(r"ERROR|Error:|error:|Assert|Trap|trap:|exhausted|Killed")
-        relevant = [x for x in lines if marker.search(x)][-8:]
-        tail = [x for x in lines[-4:] if x not in relevant]
-        raise SynthError(f"{what} failed (exit {code}); from {log}:\n"
-                         + "\n".join(relevant + tail))
-    return log
+    for proc in procs:
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
-def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None):
+def _run_tools(jobs, cwd, parallel=1, started=lambda what: None):
+    """Run ``jobs`` (``(cmd, log_name, what)``), at most ``parallel`` at a time, in ``cwd``.
+
+    Each tool's output goes to its log. ``started(what)`` is called as each one starts. The
+    first failure stops the others and raises :class:`SynthError` with the relevant lines
+    of its log; Ctrl-C stops every running tool before it propagates, so no process is
+    left behind.
+    """
+    import time
+
+    pending = list(jobs)
+    running = []  # (proc, log file, log path, what)
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                cmd, log_name, what = pending.pop(0)
+                started(what)
+                log = Path(cwd, log_name)
+                out = open(log, "w")  # closed when the tool ends, or in the finally below
+                running.append((subprocess.Popen(cmd, cwd=cwd, stdout=out,
+                                                 stderr=subprocess.STDOUT), out, log, what))
+            for item in list(running):
+                proc, out, log, what = item
+                code = proc.poll()
+                if code is None:
+                    continue
+                out.close()
+                running.remove(item)
+                if code != 0:
+                    raise _failure(log, code, what)
+            if running:
+                time.sleep(0.2)
+    finally:
+        _stop([proc for proc, *_ in running])
+        for _, out, *_ in running:
+            out.close()
+
+
+def _run_tool(cmd, cwd, log_name, what):
+    """Run one tool in ``cwd`` with its output in ``log_name``; Ctrl-C stops it too."""
+    _run_tools([(cmd, log_name, what)], cwd)
+    return Path(cwd, log_name)
+
+
+def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
+                 jobs=1):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
 
     Resources come from synthesising the core alone; Fmax from nextpnr on the core inside an
     :class:`~npugen.rtl.common.iobox.IoBox` (I/O boxed: a shift-register input chain and an
     XOR-reduced output, so no core port needs a pin). Writes the Verilog, yosys and nextpnr
-    logs and ``<slug>.<device>.report.json`` into ``out_dir``.
+    logs and ``<slug>.<device>.report.json`` into ``out_dir``. With several ``seeds``, Fmax is
+    their median; up to ``jobs`` of those place-and-route runs go at once.
     """
     import time
 
@@ -164,17 +206,23 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
               out, f"{box_name}.{family}.yosys.log", "yosys (boxed core)")
     allow = "--pcf-allow-unconstrained" if family == "ice40" else "--lpf-allow-unconstrained"
     per_seed = {}
-    for s in seeds or [seed]:
-        stage(f"nextpnr-{family}: place and route at {freq_mhz} MHz, seed {s}")
+    seeds = list(seeds or [seed])
+    pnr_jobs = []
+    for s in seeds:
         report_file = f"{box_name}.{device}.seed{s}.nextpnr.json"
-        _run_tool([_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json",
-                   f"{box_name}.{family}.json", "--freq", str(freq_mhz), "--seed", str(s),
-                   "--report", report_file, allow, "--timing-allow-fail"],
-                  out, f"{box_name}.{device}.seed{s}.nextpnr.log", f"nextpnr-{family}")
-        pnr = json.loads((out / report_file).read_text())
+        pnr_jobs.append(([_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json",
+                          f"{box_name}.{family}.json", "--freq", str(freq_mhz), "--seed", str(s),
+                          "--report", report_file, allow, "--timing-allow-fail"],
+                         f"{box_name}.{device}.seed{s}.nextpnr.log",
+                         f"nextpnr-{family} (seed {s})"))
+    _run_tools(pnr_jobs, out, parallel=max(1, min(jobs, len(seeds))),
+               started=lambda what: stage(f"{what}: place and route at {freq_mhz} MHz"))
+    for s in seeds:
+        pnr = json.loads((out / f"{box_name}.{device}.seed{s}.nextpnr.json").read_text())
         fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k]
         if not fmax:
-            raise SynthError(f"nextpnr reported no clock frequency; see {out / report_file}")
+            raise SynthError("nextpnr reported no clock frequency; see "
+                             f"{out / f'{box_name}.{device}.seed{s}.nextpnr.json'}")
         per_seed[s] = round(min(fmax), 2)
     report = {
         "block": params.block, "module": name, "params": params.to_dict(), "device": device,

@@ -37,3 +37,62 @@ def test_unknown_device_is_a_one_line_usage_error(tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1 and "--device" in proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def _sleeper(pid_file, seconds=60):
+    """Return a tool that records its PID, sleeps, then leaves ``<pid_file>.done``."""
+    return [sys.executable, "-c",
+            (f"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+             f"time.sleep({seconds}); open({str(pid_file) + '.done'!r}, 'w').close()")]
+
+
+def _gone(pid_file):
+    import os
+
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_parallel_tools_all_run_and_log(tmp_path):
+    started = []
+    jobs = [([sys.executable, "-c", f"print('run {k}')"], f"job{k}.log", f"job {k}")
+            for k in range(3)]
+    synth._run_tools(jobs, tmp_path, parallel=2, started=started.append)
+    assert started == ["job 0", "job 1", "job 2"]
+    assert [(tmp_path / f"job{k}.log").read_text() for k in range(3)] == \
+        [f"run {k}\n" for k in range(3)]
+
+
+def test_a_failure_stops_the_other_tools(tmp_path):
+    pid = tmp_path / "sleeper.pid"
+    fail = [sys.executable, "-c",
+            (f"import os, time\np = {str(pid)!r}\n"
+             "while not (os.path.exists(p) and open(p).read()): time.sleep(0.05)\n"
+             "print('Error: broken'); raise SystemExit(2)")]
+    with pytest.raises(synth.SynthError, match=r"(?s)bad tool failed \(exit 2\).*Error: broken"):
+        synth._run_tools([(_sleeper(pid), "sleep.log", "sleeper"), (fail, "bad.log", "bad tool")],
+                         tmp_path, parallel=2)
+    assert _gone(pid), "the sleeping tool was left running"
+    assert not pid.with_name(pid.name + ".done").exists(), "it was waited for, not stopped"
+
+
+def test_ctrl_c_stops_every_running_tool(tmp_path):
+    pids = [tmp_path / f"s{k}.pid" for k in range(2)]
+
+    def started(what):
+        if what == "second":
+            import time
+
+            while not all(p.exists() and p.read_text() for p in pids[:1]):
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        synth._run_tools([(_sleeper(pids[0]), "a.log", "first"),
+                          (_sleeper(pids[1]), "b.log", "second")], tmp_path, parallel=2,
+                         started=started)
+    assert _gone(pids[0]) and not pids[0].with_name(pids[0].name + ".done").exists()
+    assert not pids[1].exists()  # interrupted before it started
