@@ -99,10 +99,16 @@ class ResultBuffer(wiring.Component):
         w_en = Signal()
         w_data = Signal(width, reset_less=True)
         m.d.sync += [w_en.eq(self.w_en), w_data.eq(self.w_data.as_value())]
+        # The write pointer counts the incoming w_en and is registered once more into the
+        # address: the same value as counting the registered w_en, but the count's register
+        # then feeds only the word counter below, and the address register only the RAM
+        # (which can sit far apart, a block RAM row away).
+        w_count = Signal(range(mem_depth))
         w_ptr = Signal(range(mem_depth))
         r_ptr = Signal(range(mem_depth))
-        with m.If(w_en):
-            m.d.sync += w_ptr.eq(w_ptr + 1)
+        with m.If(self.w_en):
+            m.d.sync += w_count.eq(w_count + 1)
+        m.d.sync += w_ptr.eq(w_count)
         # The read side is a two-register pipeline: the storage's read register (``held``
         # says it holds a word) and the output register (``o.valid``). Both are registers
         # of the block RAM itself where the RAM has an output register (ECP5 DP16KD), so no
