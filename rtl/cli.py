@@ -95,16 +95,18 @@ def _parser():
     run = sub.add_parser("run", help="run a self-checking workload on a board over its UART",
                          description="Drive a board built with 'npugen board' through its "
                                      "UART: load random weights (sparse: a compressed matrix; "
-                                     "systolic: weight tiles), run vectors, compare every "
-                                     "word with the golden model.")
+                                     "systolic: tiles; winograd: 3x3 filters), run "
+                                     "vectors or layers, compare every word with the golden "
+                                     "model.")
     run_sub = run.add_subparsers(dest="block", required=True, parser_class=_Parser)
-    for name in ("sparse", "systolic"):
+    for name in ("sparse", "systolic", "winograd"):
         rp = run_sub.add_parser(name, help=BLOCKS[name].summary)
         _add_params(rp, BLOCKS[name])
         rp.add_argument("--port", required=True, help="serial device, e.g. /dev/ttyUSB1")
         rp.add_argument("--baud", type=_value, default=115200, help="baud (default 115200)")
         rp.add_argument("--vectors", type=_value, default=3,
-                        help="vectors to run (per tile for systolic; default 3)")
+                        help="vectors to run (per tile for systolic; layers for winograd; "
+                             "default 3)")
         rp.add_argument("--seed", type=_value, default=None,
                         help="random seed (default: random)")
     demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
@@ -212,9 +214,6 @@ def _run(args):
     from npugen.sim.host import WORKLOADS, HostClient, LinkError, SerialTransport, port_map
 
     params = _params(args)
-    if params.block == "systolic" and params.dataflow.value != "ws":
-        raise UsageError("npugen run systolic drives weight-stationary arrays only "
-                         "(--dataflow ws)")
     _check_int("baud", args.baud, 300, 3_000_000)
     _check_int("vectors", args.vectors, 1, 1_000_000)
     seed = args.seed if args.seed is not None else random.randrange(1 << 31)

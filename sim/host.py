@@ -12,7 +12,7 @@ from npugen.rtl.link import protocol as P
 
 __all__ = [
     "WORKLOADS", "HostClient", "LinkError", "SerialTransport", "frame", "port_map", "run_sparse",
-    "run_systolic",
+    "run_systolic", "run_winograd",
 ]
 
 
@@ -190,23 +190,25 @@ async def run_sparse(client, params, seed, vectors=3, log=print):
 
 
 async def run_systolic(client, params, seed, vectors=3, log=print):
-    """Run random weight tiles through a weight-stationary array; check every output word.
+    """Run two random tiles through a systolic array; check every output word.
 
-    Each of two tiles is ``rows`` weight beats followed by ``vectors`` activation vectors
-    (random int operands, random partial sums, ``last`` on the final one); the results are
-    read back after each tile and compared with :func:`npugen.sim.models.systolic.ws_tile`.
-    ``vectors`` is kept within the array's result buffer, so a tile never waits for a read.
-    Returns a summary dictionary like :func:`run_sparse`.
+    Weight-stationary: each tile is ``rows`` weight beats followed by ``vectors``
+    activation vectors (random operands, random partial sums, ``last`` on the final one),
+    compared with :func:`npugen.sim.models.systolic.ws_tile`; ``vectors`` is kept within
+    the array's result buffer, so a tile never waits for a read. Output-stationary: each
+    tile is K = ``vectors`` beats of A columns and B rows, its ``rows`` result vectors
+    compared with :func:`~npugen.sim.models.systolic.os_tile`. Results are read back after
+    each tile. Returns a summary dictionary like :func:`run_sparse`.
     """
-    from npugen.rtl.systolic import Dataflow, WsArray
+    from npugen.rtl.systolic import Dataflow, systolic_array
     from npugen.sim.cocotb.packing import pack, unpack
-    from npugen.sim.models.systolic import ws_tile
+    from npugen.sim.models.systolic import os_tile, ws_tile
 
-    if params.dataflow is not Dataflow.WS:
-        raise LinkError("npugen run drives weight-stationary systolic arrays only (dataflow ws)")
-    arr = WsArray(params)
+    arr = systolic_array(params)
     arr._MustUse__silence = True  # only its layouts and timing are needed here
-    vectors = min(vectors, arr.buffer_depth)
+    ws = params.dataflow is Dataflow.WS
+    if ws:
+        vectors = min(vectors, arr.buffer_depth)
     nrng = np.random.default_rng(seed)
 
     def ints(width, shape):
@@ -215,25 +217,100 @@ async def run_systolic(client, params, seed, vectors=3, log=print):
     await client.reset()
     mismatches, words = 0, 0
     for t in range(2):
-        w = ints(params.w_width, (params.rows, params.cols))
-        a = ints(params.a_width, (vectors, params.rows))
-        psum = ints(params.acc_width, (vectors, params.cols))
-        await client.write("i_weight", [pack(arr.weight_layout, [int(x) for x in row])
-                                        for row in w])
-        await client.write("i_act", [pack(arr.act_layout, {
-            "a": [int(x) for x in a[m]], "psum": [int(x) for x in psum[m]],
-            "last": int(m == vectors - 1)}) for m in range(vectors)])
-        got = [unpack(arr.out_layout, raw) for raw in await client.read("o", vectors)]
-        want = ws_tile(params, a, w, psum)
+        if ws:
+            w = ints(params.w_width, (params.rows, params.cols))
+            a = ints(params.a_width, (vectors, params.rows))
+            psum = ints(params.acc_width, (vectors, params.cols))
+            await client.write("i_weight", [pack(arr.weight_layout, [int(x) for x in row])
+                                            for row in w])
+            await client.write("i_act", [pack(arr.act_layout, {
+                "a": [int(x) for x in a[m]], "psum": [int(x) for x in psum[m]],
+                "last": int(m == vectors - 1)}) for m in range(vectors)])
+            want = ws_tile(params, a, w, psum)
+        else:
+            a = ints(params.a_width, (params.rows, vectors))
+            b = ints(params.w_width, (vectors, params.cols))
+            await client.write("i", [pack(arr.in_layout, {
+                "a": [int(x) for x in a[:, k]], "b": [int(x) for x in b[k]],
+                "last": int(k == vectors - 1)}) for k in range(vectors)])
+            want = os_tile(params, a, b)
+        n = len(want)
+        got = [unpack(arr.out_layout, raw) for raw in await client.read("o", n)]
         bad = sum(int(g["y"][c] != int(want[m, c])) for m, g in enumerate(got)
                   for c in range(params.cols))
-        bad += sum(g["last"] != int(m == vectors - 1) for m, g in enumerate(got))
-        log(f"tile {t}: {vectors} vectors x {params.cols} outputs, {bad} mismatches")
+        bad += sum(g["last"] != int(m == n - 1) for m, g in enumerate(got))
+        log(f"tile {t}: {n} result vectors x {params.cols} outputs, {bad} mismatches")
         if bad:
             log(f"  got  {[g['y'] for g in got][:2]}")
             log(f"  want {want[:2].tolist()}")
         mismatches += bad
-        words += vectors * params.cols
+        words += n * params.cols
+    status = await client.status()
+    log(f"status: block error {int(status['block_error'])}, bad frame "
+        f"{int(status['bad_frame'])}, first input to last output "
+        f"{status['last_out'] - status['first_in']} cycles")
+    return {"words": words, "mismatches": mismatches, **status}
+
+
+def winograd_layers(params, count):
+    """Return ``count`` layer shapes ``(H, W, C, K, padding)`` for :func:`run_winograd`.
+
+    Each layer's output is at most 12 beats, the tile engine's result buffer: the link
+    forwards a WRITE frame completely before it serves a READ, so a layer whose output had
+    to be read while its pixels were still being written would stall the link. The shapes
+    alternate between valid padding and same padding on an odd size (masked edge tiles).
+    """
+    p = params
+    c = min(p.c_max, 3)
+    shapes = [(min(p.h_max, 6), min(p.w_max, 6), c, min(p.k_max, 3), "valid"),
+              (min(p.h_max, 5), 3, c, min(p.k_max, 2), "same")]
+    return [shapes[i % 2] for i in range(count)]
+
+
+async def run_winograd(client, params, seed, vectors=3, log=print):
+    """Run ``vectors`` small convolution layers through a Winograd layer; check every pixel.
+
+    Each layer (:func:`winograd_layers`) is its configuration, random filters (raw or
+    host-transformed, as the build takes them) and random pixels; the output beats are read
+    back and compared, lane by lane where the mask says the pixel exists, with
+    :func:`npugen.sim.models.winograd.layer_output_beats` (direct convolution). Returns a
+    summary dictionary like :func:`run_sparse`.
+    """
+    from npugen.rtl.winograd import WinogradConv
+    from npugen.sim.cocotb.packing import pack, unpack
+    from npugen.sim.models.winograd import filter_stream, layer_output_beats
+
+    layer = WinogradConv(params)
+    layer._MustUse__silence = True  # only its layouts are needed here
+    nrng = np.random.default_rng(seed)
+    lo, hi = -(1 << (params.data_width - 1)), 1 << (params.data_width - 1)
+    await client.reset()
+    mismatches, words = 0, 0
+    for n, (h, w, c, k, padding) in enumerate(winograd_layers(params, vectors)):
+        x = nrng.integers(lo, hi, size=(h, w, c))
+        g = nrng.integers(lo, hi, size=(k, c, 3, 3))
+        want = layer_output_beats(params, x, g, padding)
+        await client.write("i_cfg", [pack(layer.cfg_layout, {
+            "height": h, "width": w, "channels": c, "filters": k,
+            "same": int(padding == "same")})])
+        await client.write("i_filter", [pack(layer.filter_layout, b)
+                                        for b in filter_stream(params, g)])
+        await client.write("i_pixel", [pack(layer.pixel_layout, {
+            "x": [int(x[r, q, ch]) if ch < c else 0 for ch in range(params.c_max)],
+            "last": int(r == h - 1 and q == w - 1)}) for r in range(h) for q in range(w)])
+        got = [unpack(layer.out_layout, raw) for raw in await client.read("o", len(want))]
+        bad = 0
+        for g_beat, e_beat in zip(got, want, strict=True):
+            bad += g_beat["mask"] != e_beat["mask"] or g_beat["last"] != e_beat["last"]
+            bad += sum(v != e for v, e in zip(g_beat["y"], e_beat["y"], strict=True)
+                       if e is not None)
+        log(f"layer {n}: {h} x {w} x {c}, K = {k}, {padding}: {len(want)} output beats, "
+            f"{bad} mismatches")
+        if bad:
+            log(f"  got  {got[:2]}")
+            log(f"  want {want[:2]}")
+        mismatches += bad
+        words += sum(e is not None for b in want for e in b["y"])
     status = await client.status()
     log(f"status: block error {int(status['block_error'])}, bad frame "
         f"{int(status['bad_frame'])}, first input to last output "
@@ -242,4 +319,4 @@ async def run_systolic(client, params, seed, vectors=3, log=print):
 
 
 #: The self-checking workload ``npugen run`` and the board bench use for each block.
-WORKLOADS = {"sparse": run_sparse, "systolic": run_systolic}
+WORKLOADS = {"sparse": run_sparse, "systolic": run_systolic, "winograd": run_winograd}

@@ -120,10 +120,8 @@ def test_version():
     assert proc.returncode == 0 and proc.stdout.startswith("npugen ")
 
 
-def test_run_rejects_output_stationary_and_missing_port():
-    proc = run_cli("run", "systolic", "--dataflow", "os", "--port", "/dev/null")
-    assert proc.returncode == 2
-    assert "weight-stationary arrays only" in proc.stderr and "Traceback" not in proc.stderr
-    proc = run_cli("run", "systolic", "--port", "/nonexistent/tty", "--seed", "1")
+@pytest.mark.parametrize("block", ["systolic", "winograd"])
+def test_run_without_a_board_fails_in_one_line(block):
+    proc = run_cli("run", block, "--port", "/nonexistent/tty", "--seed", "1")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "/nonexistent/tty" in proc.stderr

@@ -64,7 +64,8 @@ async def test_bad_frames(dut):
     """Bad frames are answered with their error code and ignored; the block is untouched."""
     params, seed, uart, client = await _setup(dut)
     good = frame(P.CMD_STATUS, 0, 0)
-    corrupt = bytearray(frame(P.CMD_WRITE, 1, 1, bytes(client.inputs["i_act"][1] // 8 + 1)))
+    port, width = max(client.inputs.values())  # the last input stream (the data, not config)
+    corrupt = bytearray(frame(P.CMD_WRITE, port, 1, bytes(width // 8 + 1)))
     corrupt[5] ^= 0x10  # a payload bit flips on the line
     await _expect_error(client, bytes(corrupt), P.ERR_CHECK)
     await _expect_error(client, frame(0x42, 0, 0), P.ERR_COMMAND)
