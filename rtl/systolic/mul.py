@@ -1,13 +1,13 @@
 """The multiplier inside a PE, kept apart so a DSP-specific variant can replace it."""
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay
 
-__all__ = ["Ecp5Multiplier", "Ice40DualMultiplier", "InferredMultiplier", "attach_multipliers",
-           "multiplier_latency"]
+__all__ = ["Ecp5Multiplier", "FabricMultiplier", "Ice40DualMultiplier", "InferredMultiplier",
+           "attach_multipliers", "multiplier_latency"]
 
 
 class InferredMultiplier(wiring.Component):
@@ -111,6 +111,90 @@ class Ecp5Multiplier(wiring.Component):
         return m
 
 
+class FabricMultiplier(wiring.Component):
+    """Exact signed multiplier in logic cells and carry chains, pipelined, no DSP block.
+
+    For arrays with more multipliers than the device has DSP blocks: the PEs beyond
+    ``SystolicParams.dsp_limit`` get this one, with the same latency as the DSP path, so the
+    array's timing does not change. Shift-and-add: partial product i is ``a`` masked by bit
+    i of ``b`` and shifted by i (the sign bit's product subtracted, two's complement), summed
+    by a binary tree of adders. Stages: operand registers, the tree's levels spread over
+    ``latency - 2`` register stages, an output register. No ``*`` appears, so no synthesis
+    tool maps it to a DSP block.
+
+    Parameters
+    ----------
+    a_width, b_width : int
+        Operand widths (signed).
+    latency : int
+        Cycles from operands to ``p``, at least 3.
+
+    Members
+    -------
+    a : In(signed(a_width))
+    b : In(signed(b_width))
+    p : Out(signed(a_width + b_width))
+        ``a * b`` of ``latency`` cycles ago; exact.
+
+    Cost for int8 x int8: 8 partial products of 8 to 9 bits, 7 adders of 9 to 16 bits
+    (about 45 carry cells and 60 LUTs on ECP5; see the synthesis sweep).
+    """
+
+    def __init__(self, a_width, b_width, latency=5):
+        if isinstance(latency, bool) or not isinstance(latency, int) or latency < 3:
+            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
+            raise ValueError(f"latency must be an integer of at least 3, not {latency!r}")
+        self.latency = latency
+        super().__init__({
+            "a": In(signed(a_width)),
+            "b": In(signed(b_width)),
+            "p": Out(signed(a_width + b_width)),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        a = Signal.like(self.a, name="a_q", reset_less=True)
+        b = Signal.like(self.b, name="b_q", reset_less=True)
+        m.d.sync += [a.eq(self.a), b.eq(self.b)]
+        n = len(b)
+        # Partial products as (value, shift): the product is sum(value << shift).
+        terms = []
+        for i in range(n):
+            masked = Mux(b[i], a, 0)
+            terms.append((-masked if i == n - 1 else masked, i))
+        levels = max(1, (n - 1).bit_length())  # adder levels of the binary tree
+        # The tree gets latency - 2 register stages (more than levels: the rest pads the
+        # output); level k is registered when it closes a stage, levels spread evenly.
+        stages = min(self.latency - 2, levels)
+        registered = {((s + 1) * levels) // stages - 1 for s in range(stages)}
+        width = len(self.p)
+        for level in range(levels):
+            pairs = []
+            for j in range(0, len(terms), 2):
+                (x, sx), *rest = terms[j:j + 2]
+                if rest:
+                    (y, sy), = rest
+                    pairs.append((x + (y << (sy - sx)), sx))
+                else:
+                    pairs.append((x, sx))
+            terms = []
+            for j, (value, shift) in enumerate(pairs):
+                if level in registered:
+                    reg = Signal(signed(min(len(value), width)), name=f"sum_l{level}_{j}",
+                                 reset_less=True)
+                    m.d.sync += reg.eq(value)
+                    value = reg
+                terms.append((value, shift))
+        (total, shift), = terms
+        # The output register, then what is left of the latency.
+        stages_used = 1 + len(registered)
+        p = Signal.like(self.p, name="p_q", reset_less=True)
+        m.d.sync += p.eq(total << shift)
+        m.d.comb += self.p.eq(delay(m, p, self.latency - stages_used - 1, name="p_pad",
+                                    reset_less=True))
+        return m
+
+
 class Ice40DualMultiplier(wiring.Component):
     """Two signed 8x8 multipliers on one iCE40 ``SB_MAC16`` in its dual 8x8 mode.
 
@@ -207,8 +291,10 @@ def attach_multipliers(m, params, pes):
     """Give each PE in ``pes`` (members ``mul_a``, ``mul_b``, ``mul_p``) a multiplier.
 
     One multiplier per PE, except iCE40's dual ``SB_MAC16``, which serves two consecutive
-    PEs of the list (the last one alone when the count is odd). Adds the multipliers to
-    ``m`` as ``mul_<i>`` submodules; returns how many DSP-sized multipliers it made.
+    PEs of the list (the last one alone when the count is odd). With a ``dsp_limit``, the
+    PEs after the first ``dsp_limit`` get a :class:`FabricMultiplier` of the same latency.
+    Adds the multipliers to ``m`` as ``mul_<i>`` submodules; returns how many DSP-sized
+    multipliers it made.
     """
     cls = _multiplier_class(params)
     if cls is Ice40DualMultiplier:
@@ -221,7 +307,10 @@ def attach_multipliers(m, params, pes):
                 m.d.comb += [a.eq(pe.mul_a), b.eq(pe.mul_b), pe.mul_p.eq(p)]
             count += 1
         return count
+    dsps = len(pes) if not params.dsp_limit else min(params.dsp_limit, len(pes))
     for i, pe in enumerate(pes):
-        m.submodules[f"mul_{i}"] = mul = cls(params.a_width, params.w_width)
+        mul = (cls(params.a_width, params.w_width) if i < dsps else
+               FabricMultiplier(params.a_width, params.w_width, latency=cls.latency))
+        m.submodules[f"mul_{i}"] = mul
         m.d.comb += [mul.a.eq(pe.mul_a), mul.b.eq(pe.mul_b), pe.mul_p.eq(mul.p)]
-    return len(pes)
+    return dsps

@@ -59,6 +59,10 @@ class SystolicParams(Params):
                                         "ice40 = SB_MAC16 dual 8x8 mode, two PEs per DSP "
                                         "(operands up to 8 bits)",
                                    valid="inferred, ecp5, ice40")
+    dsp_limit: int = param(0, help="DSP multipliers at most (with multiplier=ecp5); the PEs "
+                                   "beyond get pipelined fabric multipliers of the same "
+                                   "latency; 0 = no limit",
+                           valid="0..4096")
     result_ram: BufferRam = param(BufferRam.INFERRED,
                                   help="result buffer storage: inferred = portable memory "
                                        "(the tool picks LUT or block RAM); ecp5 = DP16KD block "
@@ -74,6 +78,10 @@ class SystolicParams(Params):
         self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
         self._set("multiplier", check_choice("multiplier", self.multiplier, Multiplier))
         self._set("result_ram", check_choice("result_ram", self.result_ram, BufferRam))
+        check_int("dsp_limit", self.dsp_limit, 0, 4096)
+        if self.dsp_limit and self.multiplier is not Multiplier.ECP5:
+            raise ValueError(f"dsp_limit must be 0 with multiplier={self.multiplier.value}, "
+                             f"not {self.dsp_limit} (it needs multiplier=ecp5)")
         limit = {Multiplier.ECP5: 18, Multiplier.ICE40: 8}.get(self.multiplier)
         if limit is not None:
             for name in ("a_width", "w_width"):
@@ -95,6 +103,8 @@ class SystolicParams(Params):
     def slug(self):
         """Short unique name, used for Verilog module names, build folders and test ids."""
         dsp = "" if self.multiplier is Multiplier.INFERRED else f"_{self.multiplier.value}"
+        if self.dsp_limit:
+            dsp += f"dsp{self.dsp_limit}"
         ram = "" if self.result_ram is BufferRam.INFERRED else f"_ram{self.result_ram.value}"
         return (f"systolic_{self.dataflow.value}_{self.rows}x{self.cols}"
                 f"_a{self.a_width}w{self.w_width}acc{self.acc_width}{dsp}{ram}")

@@ -22,6 +22,8 @@ CONFIGS = [
     # the last one partly used), through npugen's models of the primitives.
     SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5", result_ram="ecp5"),
     SystolicParams(rows=3, cols=4, dataflow="os", multiplier="ecp5", result_ram="ecp5"),
+    # Five PEs on MULT18X18D and seven on fabric multipliers of the same latency.
+    SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5", dsp_limit=5),
     # SB_MAC16 in dual 8x8 mode, two PEs per block, through yosys's model of the primitive;
     # 3x3 leaves one PE alone on a block, 5-/7-bit operands sign-extend into the bytes.
     SystolicParams(rows=4, cols=4, dataflow="ws", multiplier="ice40"),

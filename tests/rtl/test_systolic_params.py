@@ -91,3 +91,20 @@ def test_result_ram_choice():
 def test_wrong_result_ram():
     with pytest.raises(ValueError, match="result_ram must be one of inferred, ecp5, not 'bram'"):
         SystolicParams(result_ram="bram")
+
+
+def test_dsp_limit():
+    p = SystolicParams(multiplier="ecp5", dsp_limit=156)
+    assert p.slug == "systolic_ws_8x8_a8w8acc32_ecp5dsp156"
+    assert SystolicParams.from_json(p.to_json()) == p
+
+
+@pytest.mark.parametrize("value", [-1, 4097])
+def test_wrong_dsp_limit(value):
+    with pytest.raises(ValueError, match=rf"dsp_limit must be in 0\.\.4096, not {value}"):
+        SystolicParams(multiplier="ecp5", dsp_limit=value)
+
+
+def test_dsp_limit_needs_the_ecp5_multiplier():
+    with pytest.raises(ValueError, match="dsp_limit must be 0 with multiplier=inferred, not 4"):
+        SystolicParams(dsp_limit=4)

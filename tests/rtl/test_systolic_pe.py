@@ -2,11 +2,12 @@
 
 import random
 
+import pytest
 from amaranth.hdl import Elaboratable, Module
 from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import InferredMultiplier, OsPE, SystolicParams, WsPE
-from npugen.rtl.systolic.mul import attach_multipliers
+from npugen.rtl.systolic.mul import FabricMultiplier, attach_multipliers
 
 PAIRS = [(a, b) for b in range(-128, 128) for a in range(-128, 128)]
 
@@ -120,3 +121,35 @@ def test_os_pe_exhaustive_products_and_random_sums(seed):
             await ctx.tick()
         assert got == [py_wrap(e, 16) for e in expected]
     _run(dut, bench, p)
+
+
+@pytest.mark.parametrize(("a_width", "b_width", "latency"),
+                         [(8, 8, 5), (8, 8, 3), (8, 8, 7), (5, 7, 5), (16, 16, 5), (3, 2, 4)])
+def test_fabric_multiplier_exact(a_width, b_width, latency, seed):
+    """Every int8 pair (a sample for wider operands), products ``latency`` cycles late."""
+    dut = FabricMultiplier(a_width, b_width, latency=latency)
+    lo_a, lo_b = -(1 << (a_width - 1)), -(1 << (b_width - 1))
+    if a_width + b_width <= 16:
+        pairs = [(a, b) for b in range(lo_b, -lo_b) for a in range(lo_a, -lo_a)]
+    else:
+        rng = random.Random(seed)
+        pairs = [(lo_a, lo_b), (lo_a, -lo_b - 1), (-lo_a - 1, lo_b), (-lo_a - 1, -lo_b - 1)]
+        pairs += [(rng.randrange(lo_a, -lo_a), rng.randrange(lo_b, -lo_b)) for _ in range(4000)]
+
+    async def bench(ctx):
+        for n in range(len(pairs) + latency):
+            if n < len(pairs):
+                ctx.set(dut.a, pairs[n][0])
+                ctx.set(dut.b, pairs[n][1])
+            await ctx.tick()
+            # After the edge that ends cycle n, p holds the product of cycle n + 1 - latency.
+            k = n + 1 - latency
+            if 0 <= k < len(pairs):
+                a, b = pairs[k]
+                assert ctx.get(dut.p) == a * b, (a, b, n)
+    _run(dut, bench)
+
+
+def test_fabric_multiplier_latency_floor():
+    with pytest.raises(ValueError, match="latency must be an integer of at least 3, not 2"):
+        FabricMultiplier(8, 8, latency=2)
