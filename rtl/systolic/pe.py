@@ -53,7 +53,7 @@ class WsPE(wiring.Component):
         the shadow weight, so the swap moves through the array with the first vector of a
         new tile.
     w_shift : In(1)
-        Shift the shadow-weight chain by one row (all PEs of the array at once).
+        Shift the shadow-weight chain by one row (all PEs of a column at once).
     w_in, w_out : In/Out(signed(w_width))
         Shadow-weight chain: from the PE below, to the PE above.
     psum_in : In(signed(psum_in_width))

@@ -28,8 +28,8 @@ class WsArray(wiring.Component):
                                      |  (acc_width adders)   |      delayed psum in one
                                      v                       v      acc_width adder per
                                           result buffer -> o        column
-        i_weight: rows beats, registered, then shifted up the shadow-weight chains
-        (row 0 sent first)
+        i_weight: rows beats (row 0 first), shifted up the shadow-weight chains, column c
+        one cycle after column c - 1 (each column's weights delayed to match)
 
     Parameters
     ----------
@@ -41,8 +41,8 @@ class WsArray(wiring.Component):
     i_weight : In(stream.Signature(ArrayLayout(signed(w_width), cols)))
         One weight tile is ``rows`` beats, beat r = ``W[r, :]``. It loads into the PEs'
         shadow registers while the previous tile computes (double buffering); the stream
-        stalls while a loaded tile waits for its first activation, and for
-        ``rows + cols - 4`` cycles after that while the swap passes through the array.
+        stalls while a loaded tile waits for its first activation, and for ``rows - 3``
+        cycles after that while the swap passes the rows.
     i_act : In(stream.Signature(StructLayout({a, psum, last})))
         ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
         (signed ``acc_width``, tie to zero when not chaining); ``last``: this is the final
@@ -60,10 +60,10 @@ class WsArray(wiring.Component):
 
     Area and speed: the partial sums inside a column carry only the bits the products so far
     can need (:func:`~.pe.ws_psum_width`); ``i_act.psum`` is added once per column, at
-    ``acc_width``, below the last row. Every control signal that fans out over the grid (the
-    shadow-weight shift, the swap tag) leaves a register, and the handshakes decide from
-    registered state in one or two LUT levels, so the grid's clock is set by the
-    multiply-add, not by the control.
+    ``acc_width``, below the last row. No control signal fans out over the whole grid: the
+    swap travels PE to PE as a registered tag, each column's shadow shift has a register of
+    its own, and the handshakes decide from registered state in one or two LUT levels, so
+    the grid's clock is set by the multiply-add, not by the control.
     """
 
     def __init__(self, params):
@@ -96,22 +96,23 @@ class WsArray(wiring.Component):
 
     @property
     def _lock_cycles(self):
-        # The swap (registered once) reaches PE(r, c) on the edge ending cycle t+1+r+c (t: the
-        # swap vector's handshake); the last PE copies its shadow on the edge ending
-        # t+rows+cols-1. A weight accepted in cycle u shifts on the edge ending u+2 (the
-        # shift passes two registers), and a shift on the copy's edge is still safe (the
-        # copy sees the old value), so the loader may accept from cycle t+rows+cols-3:
-        # lock = rows+cols-4 cycles after t.
-        return max(0, self.params.rows + self.params.cols - 4)
+        # The swap (registered once) reaches PE(r, c) in cycle t+1+r+c (t: the swap vector's
+        # handshake) and copies the shadow on the edge ending that cycle. A weight accepted
+        # in cycle u shifts column c on the edge ending u+2+c (the shift passes a register
+        # and one per column: each column's chain shifts on its own, one cycle after the
+        # column to its left). A shift on the copy's edge is still safe (the copy sees the
+        # old value), so column c may shift from cycle t+rows+c on, after its last copy:
+        # the loader may accept from cycle t+rows-2, lock = rows-3 cycles after t.
+        return max(0, self.params.rows - 3)
 
     @property
     def min_tile_vectors(self):
         """Shortest tile (in vectors) that lets the next tile start without a bubble.
 
-        The next tile loads from cycle t+1+lock for ``rows`` beats; its last shift lands two
-        cycles after its last beat, and its first vector can go in the cycle after that:
-        with a steady weight stream, tiles of at least this many vectors run back to back
-        at one vector per cycle.
+        The next tile loads from cycle t+1+lock for ``rows`` beats; its last shift lands in
+        every column before its own swap can go, two cycles after its last beat: with a
+        steady weight stream, tiles of at least this many vectors run back to back at one
+        vector per cycle.
         """
         return self._lock_cycles + self.params.rows + 2
 
@@ -167,8 +168,8 @@ class WsArray(wiring.Component):
         # Tile bookkeeping. need_swap: the next vector starts a tile. filled: the shadow
         # registers hold a whole tile (no more weights until the swap); settled: filled,
         # and its last shift has landed (the swap may go). lock_t: the cycles until the swap
-        # has passed every PE, as a thermometer code (bit i set while more than i cycles
-        # remain), so the swap reaches each bit through one LUT and "locked" is a register.
+        # has passed the PEs the next shift would overwrite, as a thermometer code (bit i
+        # set while more than i cycles remain), so "locked" is a register.
         need_swap = Signal(init=1)
         filled = Signal()
         settled = Signal()
@@ -179,8 +180,8 @@ class WsArray(wiring.Component):
         locked = lock_t[0] if lock_cycles else Const(0)
 
         # Next-state logic written out flat, at most two LUT levels from registers, and
-        # every signal that fans out over the grid leaves a register near this logic: the
-        # tile's handshakes must not limit a grid that runs at the DSP blocks' speed.
+        # every signal that enters the grid leaves a register near this logic: the tile's
+        # handshakes must not limit a grid that runs at the DSP blocks' speed.
         # a_ok: an activation is offered and has a result slot; w_ok: a weight is offered
         # and the last swap has passed.
         a_ok = Signal()
@@ -210,18 +211,19 @@ class WsArray(wiring.Component):
             m.d.sync += [beat.eq(beat + 1), beat_last.eq(beat == rows - 2 if rows > 1 else 1)]
             with m.If(beat_last):
                 m.d.sync += [beat.eq(0), beat_last.eq(rows == 1)]
-        # The shift passes a register here and one register per row: its fan-out (every
-        # shadow register) starts at flip-flops, and no net from the handshake logic spans
-        # the array. The weight row passes two registers alike.
-        w_take_q = Signal()
-        w_shift = [Signal(name=f"w_shift{r}") for r in range(rows)]
-        w_row_q = Signal.like(self.i_weight.payload, reset_less=True)
-        w_row = Signal.like(self.i_weight.payload, reset_less=True)
-        m.d.sync += [w_take_q.eq(w_take), *(x.eq(w_take_q) for x in w_shift),
-                     w_row_q.eq(self.i_weight.payload), w_row.eq(w_row_q)]
-        # The swap tag: one register here, then each row's skew chain.
+        # The swap tag: one register here, then each row's skew chain, then PE to PE along
+        # the row, so PE(r, c) sees it r + c cycles after PE(0, 0). The shift: one register
+        # here, then a chain with one register per column, each driving its column's
+        # shadow registers (column c one cycle after column c - 1): no shift enable spans
+        # the array, and the registers are distinct, so no tool merges them back into one.
+        shift_q = Signal()
         swap_q = Signal()
-        m.d.sync += swap_q.eq(swap)
+        m.d.sync += [shift_q.eq(w_take), swap_q.eq(swap)]
+        shift_col = []
+        for c in range(cols):
+            reg = Signal(name=f"shift_col{c}")
+            m.d.sync += reg.eq(shift_col[-1] if shift_col else shift_q)
+            shift_col.append(reg)
 
         # The PE grid; the partial sums narrow to what each row can produce.
         pe = [[None] * cols for _ in range(rows)]
@@ -240,13 +242,18 @@ class WsArray(wiring.Component):
                            reset_less=True)
             swap_skew = delay(m, swap_q, r, name=f"swap_skew{r}")
             for c in range(cols):
-                a_src = a_skew if c == 0 else pe[r][c - 1].a_out
-                swap_src = swap_skew if c == 0 else pe[r][c - 1].swap_out
-                w_src = w_row[c] if r == rows - 1 else pe[r + 1][c].w_out
+                left = pe[r][c - 1] if c else None
+                if r == rows - 1:
+                    # A beat accepted in cycle u shifts column c in cycle u + 2 + c: its
+                    # weight for that column waits as long.
+                    w_src = delay(m, self.i_weight.payload[c], 2 + c, name=f"w_skew{c}",
+                                  reset_less=True)
+                else:
+                    w_src = pe[r + 1][c].w_out
                 m.d.comb += [
-                    pe[r][c].a_in.eq(a_src),
-                    pe[r][c].swap_in.eq(swap_src),
-                    pe[r][c].w_shift.eq(w_shift[r]),
+                    pe[r][c].a_in.eq(left.a_out if left else a_skew),
+                    pe[r][c].swap_in.eq(left.swap_out if left else swap_skew),
+                    pe[r][c].w_shift.eq(shift_col[c]),
                     pe[r][c].w_in.eq(w_src),
                 ]
                 if r > 0:
