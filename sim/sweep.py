@@ -26,18 +26,25 @@ from .synth import SynthError, synth_report
 __all__ = ["grid", "logic_luts", "main"]
 
 
-def grid(quick=False, with_winograd=False, max_size=12, with_sparse=False):
+def grid(quick=False, with_winograd=False, max_size=16, with_sparse=False):
     """Return (label, params, device) triples.
 
-    Systolic weight-stationary arrays on the ECP5-85F in two series: ``multiplier=ecp5``
-    (MULT18X18D with its registers) from 2x2 up to 12x12 plus 12x13, which uses all 156
-    multipliers of the device, and the portable inferred multiplier at a few sizes. On the
-    UP5K: inferred arrays (one MAC per SB_MAC16) and ``multiplier=ice40`` (two per block).
+    Systolic weight-stationary arrays on the ECP5-85F in two series: the ECP5 build
+    (``multiplier=ecp5``: MULT18X18D with its registers; ``result_ram=ecp5``: DP16KD with its
+    output registers) from 2x2 up to 12x12, 12x13 (all 156 multipliers of the device) and
+    16x16 with ``dsp_limit=156`` (the other 100 PEs on fabric multipliers), and the portable
+    build (inferred multiplier and memory) at a few sizes. On the UP5K: inferred arrays (one
+    MAC per SB_MAC16) and ``multiplier=ice40`` (two per block).
     """
     sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
-    shapes = [(n, n) for n in sizes] + ([(12, 13)] if max_size >= 12 and not quick else [])
-    out = [(f"systolic ws {r}x{c} ecp5", SystolicParams(rows=r, cols=c, multiplier="ecp5"),
-            "ecp5-85k") for r, c in shapes]
+    ecp5 = {"multiplier": "ecp5", "result_ram": "ecp5"}
+    shapes = [(n, n, 0) for n in sizes]
+    if not quick:
+        shapes += [(12, 13, 0)] if max_size >= 12 else []
+        shapes += [(16, 16, 156)] if max_size >= 16 else []
+    out = [(f"systolic ws {r}x{c} ecp5" + (f" (DSP for {d} PEs)" if d else ""),
+            SystolicParams(rows=r, cols=c, dsp_limit=d, **ecp5), "ecp5-85k")
+           for r, c, d in shapes]
     out += [(f"systolic ws {n}x{n} inferred", SystolicParams(rows=n, cols=n), "ecp5-85k")
             for n in ([2, 8] if quick else [2, 4, 8, 12]) if n <= max_size]
     out += [(f"systolic ws {r}x{c} inferred", SystolicParams(rows=r, cols=c), "ice40-up5k")
@@ -56,14 +63,15 @@ def grid(quick=False, with_winograd=False, max_size=12, with_sparse=False):
 
 
 def logic_luts(resources, device):
-    """LUT-equivalents of logic: what the LUT-per-MAC figures count.
+    """LUT4-equivalents of a configuration: what the LUT-per-MAC figures count.
 
-    ECP5: LUT4 + 2 x CCU2C (a carry cell holds two LUT4s); LUT RAM (TRELLIS_DPR16X4, two
-    LUT4s each) is reported beside it, not in it. iCE40: SB_LUT4 (an SB_CARRY shares its
-    logic cell with the LUT that forms the sum bit).
+    ECP5: LUT4 + 2 x CCU2C (a carry cell holds two LUT4s) + 6 x TRELLIS_DPR16X4 (a 16 x 4
+    LUT RAM takes four LUT4s of one slice pair and the two of the slice that drives its
+    write port, as nextpnr's "RAM LUTs" and "RAMW LUTs" count it). iCE40: SB_LUT4 (an
+    SB_CARRY shares its logic cell with the LUT that forms the sum bit).
     """
     if device.startswith("ecp5"):
-        return resources["luts"] + 2 * resources["carry_cells"]
+        return resources["luts"] + 2 * resources["carry_cells"] + 6 * resources["lut_rams"]
     return resources["luts"]
 
 
@@ -83,7 +91,8 @@ def _plot(rows, docs):
         for name, points in sorted(series.items()):
             macs = [r["macs_per_cycle"] for r in points]
             values = [r["logic"] if key == "luts" else r[key] for r in points]
-            ax.plot(macs, values, "o-", label=f"multiplier={name}")
+            ax.plot(macs, values, "o-", label={"ecp5": "ECP5 primitives",
+                                               "inferred": "portable (inferred)"}.get(name, name))
         ax.set_xlabel("MACs (rows x cols), systolic ws, ECP5-85F")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
@@ -101,8 +110,8 @@ def main(argv=None):
     parser.add_argument("--with-winograd", action="store_true")
     parser.add_argument("--with-sparse", action="store_true",
                         help="sparse engines, n_pe 1..8 (ECP5) and a small one on the UP5K")
-    parser.add_argument("--max-size", type=int, default=12,
-                        help="largest systolic array side on ECP5 (default 12)")
+    parser.add_argument("--max-size", type=int, default=16,
+                        help="largest systolic array side on ECP5 (default 16)")
     parser.add_argument("--freq", type=int, default=200,
                         help="target MHz for nextpnr (the report is its maximum either way)")
     parser.add_argument("--report-only", action="store_true",
@@ -149,7 +158,7 @@ def main(argv=None):
                        multiplier=getattr(params, "multiplier", None) and params.multiplier.value)
         rows.append(row)
     lines = [("| configuration | device | LUT4 | carry | LUT RAM | FFs | DSPs | BRAM "
-              "| Fmax MHz (seeds 1/2/3) | logic LUTs per MAC | peak GOPS |"),
+              "| Fmax MHz (seeds 1/2/3) | LUT4-eq. per MAC | peak GOPS |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         if not r["ok"]:

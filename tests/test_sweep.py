@@ -10,6 +10,9 @@ def test_grid_covers_ecp5_and_up5k():
     assert ("systolic ws 4x4 ice40", "ice40-up5k") in labels
     whole = [p for label, p, _ in sweep.grid() if label == "systolic ws 12x13 ecp5"]
     assert whole and whole[0].macs == 156  # every MULT18X18D of the ECP5-85F
+    assert whole[0].result_ram.value == "ecp5"
+    (big,) = [p for label, p, _ in sweep.grid() if p.block == "systolic" and p.macs == 256]
+    assert big.dsp_limit == 156  # 16x16: the PEs beyond the DSPs on fabric multipliers
     assert any(device == "ice40-up5k" for _, device in labels)
     assert ("winograd layer (default)", "ecp5-85k") in \
         [(label, device) for label, _, device in sweep.grid(with_winograd=True)]
@@ -29,7 +32,7 @@ def test_plots_are_written(tmp_path):
 
 def test_logic_luts_counts_carry_cells_by_device():
     res = {"luts": 100, "carry_cells": 10, "lut_rams": 5}
-    assert sweep.logic_luts(res, "ecp5-85k") == 120
+    assert sweep.logic_luts(res, "ecp5-85k") == 100 + 2 * 10 + 6 * 5
     assert sweep.logic_luts(res, "ice40-up5k") == 100
 
 
