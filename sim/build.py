@@ -18,7 +18,7 @@ from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
 __all__ = [
-    "LINT_WAIVERS", "PRIMITIVE_MODELS", "VERILATOR_WAIVERS", "core_files", "lint",
+    "LINT_WAIVERS", "PRIMITIVE_MODELS", "VERILATOR_WAIVERS", "core_files", "lint", "module_name",
     "read_results", "run_bench", "run_checked", "run_metric", "sim_sources", "write_core",
 ]
 
@@ -41,6 +41,11 @@ VERILATOR_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE
 LINT_WAIVERS = [*VERILATOR_WAIVERS, "-Wno-PROCASSINIT", "-Wno-DECLFILENAME", "-Wno-UNUSEDSIGNAL"]
 
 
+def module_name(params, top=None):
+    """Verilog module name of ``params``' core, or of the sub-block ``top`` builds."""
+    return params.slug if top is None else f"{params.slug}_{top.__name__.lower()}"
+
+
 def core_files(params, top=None):
     """Return ``(component, verilog_text, manifest_dict)`` for ``params``.
 
@@ -49,7 +54,7 @@ def core_files(params, top=None):
     """
     block = BLOCKS[params.block]
     component = (top or block.build)(params)
-    name = params.slug if top is None else f"{params.slug}_{top.__name__.lower()}"
+    name = module_name(params, top)
     text = verilog.convert(component, name=name, emit_src=False)
     info = component.manifest_info()
     manifest = build_manifest(component, params, name=name, latency=info["latency"],
@@ -193,8 +198,7 @@ def read_results(xml_path):
 
 def run_metric(params, *, test_module, test, build_root, seed, env, top=None):
     """Run one cocotb test that writes a metrics JSON (``NPUGEN_RESULT``); return the dict."""
-    build_dir = Path(build_root, params.slug if top is None else
-                     f"{params.slug}_{top.__name__.lower()}").resolve()
+    build_dir = Path(build_root, module_name(params, top)).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     result = build_dir / f"{test}.json"
     if result.exists():

@@ -19,22 +19,24 @@ from pathlib import Path
 
 from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
-from npugen.rtl.winograd import WinogradParams
+from npugen.rtl.winograd import WinogradF23, WinogradParams
 
+from .build import module_name
 from .synth import SynthError, synth_report
 
 __all__ = ["grid", "logic_luts", "main"]
 
 
 def grid(quick=False, with_winograd=False, max_size=16, with_sparse=False):
-    """Return (label, params, device) triples.
+    """Return (label, params, device, top) tuples; ``top`` builds a sub-block, or is None.
 
     Systolic weight-stationary arrays on the ECP5-85F in two series: the ECP5 build
     (``multiplier=ecp5``: MULT18X18D with its registers; ``result_ram=ecp5``: DP16KD with its
     output registers) from 2x2 up to 12x12, 12x13 (all 156 multipliers of the device) and
     16x16 with ``dsp_limit=156`` (the other 100 PEs on fabric multipliers), and the portable
     build (inferred multiplier and memory) at a few sizes. On the UP5K: inferred arrays (one
-    MAC per SB_MAC16) and ``multiplier=ice40`` (two per block).
+    MAC per SB_MAC16) and ``multiplier=ice40`` (two per block). Optionally the Winograd tile
+    engine (default parameters) and sparse engines with 1 to 8 PEs.
     """
     sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
     ecp5 = {"multiplier": "ecp5", "result_ram": "ecp5"}
@@ -52,14 +54,15 @@ def grid(quick=False, with_winograd=False, max_size=16, with_sparse=False):
     out += [(f"systolic ws {r}x{c} ice40", SystolicParams(rows=r, cols=c, multiplier="ice40"),
              "ice40-up5k") for r, c in ([(2, 2)] if quick else [(2, 2), (2, 4), (4, 4)])]
     if with_winograd:
-        out.append(("winograd layer (default)", WinogradParams(), "ecp5-85k"))
+        out.append(("winograd tile engine (default)", WinogradParams(), "ecp5-85k"))
     if with_sparse:
         out += [(f"sparse n_pe={n} 256x256", SparseParams(n_pe=n, rows_max=256, cols_max=256,
                                                           entries_max=2048), "ecp5-85k")
                 for n in (1, 2, 4, 8)]
         out.append(("sparse n_pe=2 64x64", SparseParams(n_pe=2, entries_max=512),
                     "ice40-up5k"))
-    return out
+    return [(label, params, device, WinogradF23 if params.block == "winograd" else None)
+            for label, params, device in out]
 
 
 def logic_luts(resources, device):
@@ -126,12 +129,12 @@ def main(argv=None):
     docs.mkdir(parents=True, exist_ok=True)
     rows = []
     seeds = [1, 2, 3]
-    for label, params, device in grid(args.quick, args.with_winograd, args.max_size,
-                                      args.with_sparse):
+    for label, params, device, top in grid(args.quick, args.with_winograd, args.max_size,
+                                           args.with_sparse):
         print(f"== {label} on {device}", flush=True)
         row = {"label": label, "device": device, "block": params.block}
         out_dir = Path(args.build, device)
-        cached = out_dir / f"{params.slug}.{device}.report.json"
+        cached = out_dir / f"{module_name(params, top)}.{device}.report.json"
         try:
             r = json.loads(cached.read_text()) if cached.exists() else None
             if r is not None and (r.get("seeds") != seeds or r.get("target_mhz") != args.freq
@@ -145,7 +148,7 @@ def main(argv=None):
                 continue
             else:
                 r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=seeds,
-                                 out_dir=out_dir, jobs=args.jobs,
+                                 out_dir=out_dir, jobs=args.jobs, top=top,
                                  progress=lambda line: print("   " + line, flush=True))
         except SynthError as exc:
             lines = str(exc).splitlines()

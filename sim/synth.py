@@ -160,21 +160,23 @@ def _run_tool(cmd, cwd, log_name, what):
 
 
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
-                 jobs=1):
+                 jobs=1, top=None):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
 
     Resources come from synthesising the core alone; Fmax from nextpnr on the core inside an
     :class:`~npugen.rtl.common.iobox.IoBox` (I/O boxed: a shift-register input chain and an
     XOR-reduced output, so no core port needs a pin). Writes the Verilog, yosys and nextpnr
     logs and ``<slug>.<device>.report.json`` into ``out_dir``. With several ``seeds``, Fmax is
-    their median; up to ``jobs`` of those place-and-route runs go at once.
+    their median; up to ``jobs`` of those place-and-route runs go at once. ``top`` builds a
+    sub-block instead of the block's own top (e.g. the Winograd tile engine alone), as in
+    :func:`~npugen.sim.build.write_core`.
     """
     import time
 
     from npugen.rtl.blocks import BLOCKS
     from npugen.rtl.common.iobox import IoBox
 
-    from .build import write_core
+    from .build import module_name, write_core
 
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
@@ -186,12 +188,12 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     def stage(text):
         progress(f"[{time.monotonic() - start:6.1f} s] {text}")
 
-    name = params.slug
+    name = module_name(params, top)
     stage(f"generating {name}.v and the I/O box")
-    write_core(params, out)
+    write_core(params, out, top)
     box_name = f"box_{name}"
     (out / f"{box_name}.v").write_text(
-        verilog.convert(IoBox(BLOCKS[params.block].build(params)), name=box_name,
+        verilog.convert(IoBox((top or BLOCKS[params.block].build)(params)), name=box_name,
                         emit_src=False))
     synth = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
     stage(f"yosys: {synth} on the core alone (resources)")

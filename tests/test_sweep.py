@@ -1,22 +1,24 @@
 """The synthesis sweep's grid and plots (without running the tools)."""
 
+from npugen.rtl.winograd import WinogradF23
 from npugen.sim import sweep
 
 
 def test_grid_covers_ecp5_and_up5k():
-    labels = [(label, device) for label, _, device in sweep.grid()]
+    labels = [(label, device) for label, _, device, _ in sweep.grid()]
     assert ("systolic ws 12x12 ecp5", "ecp5-85k") in labels
     assert ("systolic ws 8x8 inferred", "ecp5-85k") in labels
     assert ("systolic ws 4x4 ice40", "ice40-up5k") in labels
-    whole = [p for label, p, _ in sweep.grid() if label == "systolic ws 12x13 ecp5"]
+    whole = [p for label, p, _, _ in sweep.grid() if label == "systolic ws 12x13 ecp5"]
     assert whole and whole[0].macs == 156  # every MULT18X18D of the ECP5-85F
     assert whole[0].result_ram.value == "ecp5"
-    (big,) = [p for label, p, _ in sweep.grid() if p.block == "systolic" and p.macs == 256]
+    (big,) = [p for _, p, _, _ in sweep.grid() if p.block == "systolic" and p.macs == 256]
     assert big.dsp_limit == 156  # 16x16: the PEs beyond the DSPs on fabric multipliers
     assert any(device == "ice40-up5k" for _, device in labels)
-    assert ("winograd layer (default)", "ecp5-85k") in \
-        [(label, device) for label, _, device in sweep.grid(with_winograd=True)]
-    sparse = [p.n_pe for _, p, device in sweep.grid(with_sparse=True)
+    (wino,) = [(label, device, top) for label, p, device, top in
+               sweep.grid(with_winograd=True) if p.block == "winograd"]
+    assert wino == ("winograd tile engine (default)", "ecp5-85k", WinogradF23)
+    sparse = [p.n_pe for _, p, device, _ in sweep.grid(with_sparse=True)
               if p.block == "sparse" and device == "ecp5-85k"]
     assert sparse == [1, 2, 4, 8]
 
