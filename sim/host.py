@@ -255,9 +255,9 @@ async def run_systolic(client, params, seed, vectors=3, log=print):
 def winograd_layers(params, count):
     """Return ``count`` layer shapes ``(H, W, C, K, padding)`` for :func:`run_winograd`.
 
-    Each layer's output is at most 12 beats, the tile engine's result buffer: the link
-    forwards a WRITE frame completely before it serves a READ, so a layer whose output had
-    to be read while its pixels were still being written would stall the link. The shapes
+    Each layer's output is at most 12 beats, within the tile engine's result buffer (15):
+    the link forwards a WRITE frame completely before it serves a READ, so a layer whose
+    output had to be read while its pixels were still being written would stall the link. The shapes
     alternate between valid padding and same padding on an odd size (masked edge tiles).
     """
     p = params

@@ -87,7 +87,10 @@ class WinogradF23(wiring.Component):
     _PRODUCT_CYCLES = 2
     #: Cycles from a product to the output written: accumulate, two output-transform stages.
     _DRAIN_CYCLES = 3
-    _BUFFER_DEPTH = 12
+    #: Result slots: the RAM holds 16 words either way (the next power of two above the
+    #: depth); 15 rather than 12 keeps several engines busy while the layer collects their
+    #: results in order (4 engines, 32 x 32 x 16, K = 16: 16726 cycles against 19138).
+    _BUFFER_DEPTH = 15
 
     @property
     def latency(self):
