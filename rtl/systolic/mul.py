@@ -59,20 +59,27 @@ class Ecp5Multiplier(wiring.Component):
     so the fabric-to-DSP and DSP-to-fabric routes each start or end at a register inside the
     DSP, which is what lets the block run near its ~250 MHz ceiling. The DSP sites sit apart
     from the logic, and in larger arrays nextpnr places a PE's logic up to ~50 tiles from its
-    DSP, so each route to and from the block gets one more fabric register
-    (``FABRIC_STAGES`` on each side), which the placer can put part-way. Without any, the
-    route out of the DSP ran straight into the PE's adder (196 MHz for an 8x8 array); with
-    one, a 4.5-5.8 ns register-to-register route still set the clock of 8x8 and 10x10
-    arrays on some seeds. Same signature as :class:`InferredMultiplier`, ``latency`` 3 + 2 x
-    ``FABRIC_STAGES``. Operands up to 18 bits, sign-extended.
+    DSP, so the routes to and from the block get fabric registers the placer can put
+    part-way: ``IN_STAGES`` on the operands, ``OUT_STAGES`` after the DSP's output register.
+    Without any, the route out of the DSP ran straight into the PE's adder (196 MHz for an
+    8x8 array); with one after the output, a 4.5-5.8 ns register-to-register route still set
+    the clock of 8x8 and 10x10 arrays on some seeds; with one before and two after, the 8x8
+    array reached 232 MHz but the 12x12 array's route out of the DSP (4.9 ns into the first
+    register, which the placer kept by the second) still set 178 MHz; with three after, the
+    placer split that route and the 12x12 array reached 204.6 / 199.1 MHz (seeds 1 / 2),
+    limited by the result buffer.
+    Same signature as :class:`InferredMultiplier`, ``latency`` 2 + ``IN_STAGES`` +
+    ``OUT_STAGES`` (6). Operands up to 18 bits, sign-extended.
 
     Simulation uses npugen's behavioural model of the primitive (``sim/verilog``); synthesis
     maps the instance directly.
     """
 
-    #: Extra fabric registers on the way into and out of the DSP block.
-    FABRIC_STAGES = 1
-    latency = 2 + 1 + 2 * FABRIC_STAGES
+    #: Fabric registers on the way into the DSP block (before its input registers).
+    IN_STAGES = 1
+    #: Fabric registers after the DSP block's output register.
+    OUT_STAGES = 3
+    latency = 2 + IN_STAGES + OUT_STAGES  # 2: the DSP's own input and output registers
 
     def __init__(self, a_width, b_width):
         if a_width > 18 or b_width > 18:
@@ -87,10 +94,10 @@ class Ecp5Multiplier(wiring.Component):
         b = Signal(signed(18))
         p = Signal(signed(36))
         m.d.comb += [
-            a.eq(delay(m, self.a, self.FABRIC_STAGES, name="a_fabric", reset_less=True)),
-            b.eq(delay(m, self.b, self.FABRIC_STAGES, name="b_fabric", reset_less=True)),
-            # The DSP's output register, then FABRIC_STAGES + 1 fabric registers.
-            self.p.eq(delay(m, p, self.FABRIC_STAGES + 1, name="p_fabric", reset_less=True)),
+            a.eq(delay(m, self.a, self.IN_STAGES, name="a_fabric", reset_less=True)),
+            b.eq(delay(m, self.b, self.IN_STAGES, name="b_fabric", reset_less=True)),
+            # The DSP's output register, then OUT_STAGES fabric registers.
+            self.p.eq(delay(m, p, self.OUT_STAGES, name="p_fabric", reset_less=True)),
         ]
         ports = {f"i_A{k}": a[k] for k in range(18)}
         ports.update({f"i_B{k}": b[k] for k in range(18)})

@@ -17,7 +17,7 @@ CONFIGS = [
     SystolicParams(rows=4, cols=4, acc_width=16, dataflow="os"),
     # The narrowed column sums at odd widths, wrapping inside the chain (acc 18 < 16 + 3).
     SystolicParams(rows=5, cols=3, a_width=5, w_width=11, acc_width=18, dataflow="ws"),
-    # MULT18X18D with its registers and fabric registers around it (latency 5), and the
+    # MULT18X18D with its registers and fabric registers around it (latency 6), and the
     # result buffer in DP16KD block RAMs with output registers (129-bit words: four blocks,
     # the last one partly used), through npugen's models of the primitives.
     SystolicParams(rows=3, cols=4, dataflow="ws", multiplier="ecp5", result_ram="ecp5"),
