@@ -121,12 +121,21 @@ def _run_tools(jobs, cwd, parallel=1, started=lambda what: None):
     Each tool's output goes to its log. ``started(what)`` is called as each one starts. The
     first failure stops the others and raises :class:`SynthError` with the relevant lines
     of its log; Ctrl-C stops every running tool before it propagates, so no process is
-    left behind.
+    left behind. SIGTERM (``kill``) is handled like Ctrl-C while the tools run (when called
+    from the main thread, the only one that may set a signal handler).
     """
+    import signal
+    import threading
     import time
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
 
     pending = list(jobs)
     running = []  # (proc, log file, log path, what)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
     try:
         while pending or running:
             while pending and len(running) < parallel:
@@ -151,6 +160,8 @@ def _run_tools(jobs, cwd, parallel=1, started=lambda what: None):
         _stop([proc for proc, *_ in running])
         for _, out, *_ in running:
             out.close()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _run_tool(cmd, cwd, log_name, what):

@@ -96,3 +96,23 @@ def test_ctrl_c_stops_every_running_tool(tmp_path):
                          started=started)
     assert _gone(pids[0]) and not pids[0].with_name(pids[0].name + ".done").exists()
     assert not pids[1].exists()  # interrupted before it started
+
+
+def test_kill_stops_every_running_tool(tmp_path):
+    """SIGTERM to a real `npugen`-like parent: its tools go with it, none is orphaned."""
+    import signal
+    import time
+
+    pids = [tmp_path / f"s{k}.pid" for k in range(2)]
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys\nfrom npugen.sim import synth\n"
+        f"jobs = [({_sleeper(pids[0])!r}, 'a.log', 'a'), ({_sleeper(pids[1])!r}, 'b.log', 'b')]\n"
+        f"try:\n    synth._run_tools(jobs, {str(tmp_path)!r}, parallel=2)\n"
+        "except KeyboardInterrupt:\n    sys.exit(130)\n")])
+    deadline = time.monotonic() + 60
+    while not all(p.exists() and p.read_text() for p in pids):
+        assert time.monotonic() < deadline and parent.poll() is None, "tools did not start"
+        time.sleep(0.05)
+    parent.send_signal(signal.SIGTERM)
+    assert parent.wait(timeout=30) == 130
+    assert all(_gone(p) for p in pids), "a tool outlived its parent"
