@@ -126,7 +126,7 @@ def _header(argv):
     command = shlex.join(["python", "scripts/synth_sweep.py", *args])
     return (f"Measured with `{command}` ({', '.join(tools)}); "
             "Fmax is nextpnr's estimate for the core clock, "
-            "median of placement seeds 1/2/3.\n\n")
+            "median of placement seeds 1/2/3 unless a row names its seeds.\n\n")
 
 
 def main(argv=None):
@@ -142,7 +142,8 @@ def main(argv=None):
                         help="target MHz for nextpnr (the report is its maximum either way)")
     parser.add_argument("--report-only", action="store_true",
                         help="write the table and plots from the finished points only "
-                             "(missing points are listed as not run)")
+                             "(missing points are listed as not run; a point placed with "
+                             "other seeds is shown with its seeds)")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="place-and-route runs at once (default: one per CPU core)")
     parser.add_argument("--build", default="build/sweep")
@@ -164,9 +165,10 @@ def main(argv=None):
         cached = out_dir / f"{module_name(params, top)}.{device}.report.json"
         try:
             r = json.loads(cached.read_text()) if cached.exists() else None
-            if r is not None and (r.get("seeds") != seeds or r.get("target_mhz") != args.freq
-                                  or r.get("params") != params.to_dict()):
-                r = None
+            if r is not None and (r.get("target_mhz") != args.freq
+                                  or r.get("params") != params.to_dict()
+                                  or (r.get("seeds") != seeds and not args.report_only)):
+                r = None  # --report-only also shows a point placed with other seeds
             if r is not None:
                 print(f"   reusing {cached}", flush=True)
             elif args.report_only:
@@ -195,6 +197,8 @@ def main(argv=None):
             lines.append(f"| {r['label']} | {r['device']} | {what} ||||||||")
             continue
         seeds = "/".join(str(v) for v in r["seeds"].values())
+        if list(r["seeds"]) != [str(k) for k in (1, 2, 3)]:
+            seeds = f"seed {'/'.join(r['seeds'])} only: {seeds}"
         per_mac = r["logic"] / r["macs_per_cycle"] if r["macs_per_cycle"] else 0
         lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
                      f"| {r['lut_rams']} | {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "

@@ -52,3 +52,23 @@ def test_report_only_lists_missing_points(tmp_path):
 def test_arrays_beyond_the_dsps_run_last():
     beyond = [label for label, p, _, _ in sweep.grid() if sweep._beyond_dsps(p)]
     assert beyond == ["systolic ws 16x16 ecp5 (DSP for 156 PEs)"]
+
+
+def test_report_only_shows_a_point_placed_with_other_seeds(tmp_path):
+    import json
+
+    from npugen.sim.build import module_name
+
+    label, params, device, top = sweep.grid(quick=True)[0]
+    out = tmp_path / "b" / device
+    out.mkdir(parents=True)
+    report = {"params": params.to_dict(), "target_mhz": 200, "seeds": [1],
+              "fmax_mhz": 123.4, "fmax_mhz_by_seed": {"1": 123.4}, "macs_per_cycle": 4,
+              "peak_gops": 0.99, "resources": {"luts": 10, "carry_cells": 5, "lut_rams": 0,
+                                               "flip_flops": 50, "dsps": 4, "block_rams": 2}}
+    (out / f"{module_name(params, top)}.{device}.report.json").write_text(json.dumps(report))
+    assert sweep.main(["--quick", "--report-only", "--build", str(tmp_path / "b"),
+                       "--docs", str(tmp_path / "docs")]) == 0
+    table = (tmp_path / "docs" / "synth_sweep.md").read_text()
+    row = f"| {label} | {device} | 10 | 5 | 0 | 50 | 4 | 2 | **123.4** (seed 1 only: 123.4) |"
+    assert row + " 5.0 |" in table
