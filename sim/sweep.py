@@ -109,6 +109,10 @@ def _plot(rows, docs):
         plt.close(fig)
 
 
+#: Placement seeds of every point; Fmax is their median.
+SEEDS = [1, 2, 3]
+
+
 def _beyond_dsps(params):
     """Return whether ``params`` is a systolic array with PEs on fabric multipliers."""
     return params.block == "systolic" and bool(params.dsp_limit) and params.macs > params.dsp_limit
@@ -129,7 +133,8 @@ def _header(argv):
                if "--report-only" in args else "")
     return (f"Measured with `{command}` ({', '.join(tools)}); "
             "Fmax is nextpnr's estimate for the core clock, "
-            f"median of placement seeds 1/2/3 unless a row names its seeds.{written}\n\n")
+            f"median of placement seeds {'/'.join(map(str, SEEDS))} unless a row names its "
+            f"seeds.{written}\n\n")
 
 
 def main(argv=None):
@@ -154,7 +159,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    seeds = [1, 2, 3]
     points = grid(args.quick, args.with_winograd, args.max_size, args.with_sparse)
     # Run the arrays beyond the DSP count last (their place and route takes longest), so an
     # interrupted sweep has every other point; the table keeps the grid's order.
@@ -170,7 +174,7 @@ def main(argv=None):
             r = json.loads(cached.read_text()) if cached.exists() else None
             if r is not None and (r.get("target_mhz") != args.freq
                                   or r.get("params") != params.to_dict()
-                                  or (r.get("seeds") != seeds and not args.report_only)):
+                                  or (r.get("seeds") != SEEDS and not args.report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
             if r is not None:
                 print(f"   reusing {cached}", flush=True)
@@ -178,7 +182,7 @@ def main(argv=None):
                 row.update(ok=False, error="not run")
                 continue
             else:
-                r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=seeds,
+                r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=SEEDS,
                                  out_dir=out_dir, jobs=args.jobs, top=top,
                                  progress=lambda line: print("   " + line, flush=True))
         except SynthError as exc:
@@ -192,20 +196,20 @@ def main(argv=None):
                        multiplier=getattr(params, "multiplier", None) and params.multiplier.value)
     rows = [by_index[i] for i in range(len(points))]
     lines = [("| configuration | device | LUT4 | carry | LUT RAM | FFs | DSPs | BRAM "
-              "| Fmax MHz (seeds 1/2/3) | LUT4-eq. per MAC | peak GOPS |"),
+              f"| Fmax MHz (seeds {'/'.join(map(str, SEEDS))}) | LUT4-eq. per MAC | peak GOPS |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
     for r in rows:
         if not r["ok"]:
             what = "not run" if r["error"] == "not run" else f"does not fit / failed: {r['error']}"
             lines.append(f"| {r['label']} | {r['device']} | {what} ||||||||")
             continue
-        seeds = "/".join(str(v) for v in r["seeds"].values())
-        if list(r["seeds"]) != [str(k) for k in (1, 2, 3)]:
-            seeds = f"seed {'/'.join(r['seeds'])} only: {seeds}"
+        shown = "/".join(str(v) for v in r["seeds"].values())
+        if list(r["seeds"]) != [str(s) for s in SEEDS]:
+            shown = f"seed {'/'.join(r['seeds'])} only: {shown}"
         per_mac = r["logic"] / r["macs_per_cycle"] if r["macs_per_cycle"] else 0
         lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
                      f"| {r['lut_rams']} | {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
-                     f"| **{r['fmax_mhz']}** ({seeds}) | {per_mac:.1f} | {r['peak_gops']} |")
+                     f"| **{r['fmax_mhz']}** ({shown}) | {per_mac:.1f} | {r['peak_gops']} |")
     (docs / "synth_sweep.md").write_text(_header(argv) + "\n".join(lines) + "\n")
     (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, docs)
