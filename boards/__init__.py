@@ -1,5 +1,5 @@
 """Board top-levels: a block behind the UART host link, on open-toolchain FPGA boards."""
 
-from .top import BOARDS, BoardTop, build_bitstream
+from .top import BOARDS, Board, BoardTop
 
-__all__ = ["BOARDS", "BoardTop", "build_bitstream"]
+__all__ = ["BOARDS", "Board", "BoardTop"]

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Sparse engine benchmark: cycles vs dense, load balance (see npugen.sim.perf_sparse)."""
+"""Sparse engine benchmark: cycles vs dense, load balance (see npugen.sim.flow.perf_sparse)."""
 
 import sys
 
-from npugen.sim.perf_sparse import main
+from npugen.sim.flow.perf_sparse import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Systolic-array GEMM benchmark (see npugen.sim.perf)."""
+"""Systolic-array GEMM benchmark (see npugen.sim.flow.perf_systolic)."""
 
 import sys
 
-from npugen.sim.perf import main
+from npugen.sim.flow.perf_systolic import main
 
 if __name__ == "__main__":
     sys.exit(main())

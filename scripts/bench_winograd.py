@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""Winograd benchmark: cycles per layer and multipliers vs direct (see npugen.sim.perf_winograd)."""
+"""Winograd benchmark: cycles per layer, multipliers vs direct (npugen.sim.flow.perf_winograd)."""
 
 import sys
 
-from npugen.sim.perf_winograd import main
+from npugen.sim.flow.perf_winograd import main
 
 if __name__ == "__main__":
     sys.exit(main())

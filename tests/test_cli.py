@@ -6,15 +6,16 @@ import subprocess
 import sys
 
 import pytest
+from amaranth.hdl import Fragment
 
-from npugen.rtl.cli import main
 from npugen.rtl.sparse import SparseParams
 from npugen.rtl.systolic import SystolicParams
-from npugen.sim import build
+from npugen.sim.cli import main
+from npugen.sim.flow import build
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "npugen.rtl.cli", *args],
+    return subprocess.run([sys.executable, "-m", "npugen.sim.cli", *args],
                           capture_output=True, text=True, check=False)
 
 
@@ -27,6 +28,9 @@ def test_generate_writes_verilog_and_manifest(tmp_path):
     manifest = json.loads((out / f"{p.slug}.json").read_text())
     assert sorted(x.name for x in out.iterdir()) == [f"{p.slug}.json", f"{p.slug}.v"]
     assert manifest["params"] == p.to_dict()
+    assert manifest["params"]["block"] == "systolic"
+    assert {row["name"]: row["value"] for row in manifest["parameters"]} == \
+        {k: v for k, v in p.to_dict().items() if k != "block"}
     assert manifest["module"] == p.slug
     assert manifest["golden_model"] == "npugen.sim.models.systolic:os_tile"
     header = re.search(rf"module {p.slug}\((.*?)\);", v, re.S).group(1)
@@ -78,7 +82,7 @@ def test_generate_sparse(tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--n-pe", "65"], "n_pe must be in 1..64, not 65"),
     (["--relu", "maybe"], "relu must be one of true, false (or 1, 0), not 'maybe'"),
-    (["--act-width", "12"], "act_width must be 8 or 16, not 12"),
+    (["--act-width", "12"], "act_width must be one of 8, 16, not 12"),
 ])
 def test_bad_sparse_parameters(tmp_path, args, message):
     proc = run_cli("generate", "sparse", *args, "-o", str(tmp_path / "out"))
@@ -90,10 +94,10 @@ def test_help_lists_every_parameter_with_default_and_range():
     proc = run_cli("generate", "systolic", "--help")
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    for name, default, _, valid in SystolicParams.cli_fields():
+    for name, spec, default in SystolicParams.leaf_specs():
         flag = "--" + name.replace("_", "-")
         assert flag in text
-        assert f"valid: {valid} (default: {default})" in text
+        assert f"{' '.join(spec.help.split())}; valid: {spec.valid()} (default: {default})" in text
 
 
 def test_failed_write_leaves_no_files(tmp_path, monkeypatch):
@@ -107,7 +111,7 @@ def test_failed_write_leaves_no_files(tmp_path, monkeypatch):
 
 def test_generation_error_leaves_no_files(tmp_path, monkeypatch):
     def boom(component, **kwargs):
-        component._MustUse__silence = True  # Amaranth would warn that it was never elaborated
+        Fragment.get(component, None)  # elaborated: no "never elaborated" warning
         raise RuntimeError("conversion failed")
     monkeypatch.setattr(build.verilog, "convert", boom)
     with pytest.raises(RuntimeError):

@@ -1,8 +1,12 @@
 """I/O box: measure a core's speed and size on an FPGA without its ports needing pins."""
 
+from operator import xor
+
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .pipeline import reduce_tree
 
 __all__ = ["IoBox"]
 
@@ -45,16 +49,9 @@ class IoBox(wiring.Component):
             m.d.comb += v.eq(chain[offset:offset + len(v)])
             offset += len(v)
         # A registered tree of 4-input XORs: one LUT level between registers, so the box
-        # never limits the measured Fmax (a single XOR cell over hundreds of bits did, at
-        # about 130 MHz on ECP5), and no linear chain (which overflows yosys's ABC9 stack).
+        # never limits the measured Fmax (a single XOR cell over hundreds of bits would), and
+        # no linear chain (which overflows yosys's ABC9 stack).
         bits = list(Cat(*outputs))
-        level = 0
-        while len(bits) > 1:
-            nxt = []
-            for g in range(0, len(bits), 4):
-                reg = Signal(name=f"xor_l{level}_{g // 4}")
-                m.d.sync += reg.eq(Cat(*bits[g:g + 4]).xor())
-                nxt.append(reg)
-            bits, level = nxt, level + 1
-        m.d.sync += self.dout.eq(bits[0])
+        folded = reduce_tree(m, bits, xor, name="xor") if len(bits) > 1 else bits[0]
+        m.d.sync += self.dout.eq(folded)
         return m

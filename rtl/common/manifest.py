@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 
 __all__ = ["MANIFEST_VERSION", "build_manifest"]
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
 
 
 def _layout_fields(layout, offset=0, prefix=""):
@@ -61,36 +61,36 @@ def _ports(component, roles):
     return ports
 
 
-def build_manifest(component, params, *, name, latency, throughput, protocol, model, roles):
+def build_manifest(component, params, *, name, info, model):
     """Return the manifest dictionary for ``component`` emitted as Verilog module ``name``.
 
     Parameters
     ----------
-    latency : dict
-        Named latencies in cycles.
-    throughput : dict
-        Named throughput figures (cycles, vectors per cycle, ...).
-    protocol : list of str
-        Notes a user needs to drive the ports correctly.
+    info : dict
+        The component's ``manifest_info()``: ``latency`` (named latencies in cycles),
+        ``throughput`` (named figures), ``protocol`` (notes a user needs to drive the ports
+        correctly), ``roles`` (port name -> what it carries).
     model : str
         ``module:function`` of the golden model that defines the outputs.
-    roles : dict
-        Port name -> what it carries.
     """
     return {
         "manifest_version": MANIFEST_VERSION,
         "block": params.block,
         "module": name,
         "params": params.to_dict(),
-        "ports": _ports(component, roles),
-        "latency_cycles": latency,
-        "throughput": throughput,
+        "parameters": params.describe(),
+        "ports": _ports(component, info["roles"]),
+        "latency_cycles": info["latency"],
+        "throughput": info["throughput"],
         "protocol": [
             ("Streams are ready/valid (Amaranth lib.stream): a beat moves on a rising clk edge "
-            "when valid and ready are both high; payload is stable while valid & ~ready."),
+             "when valid and ready are both high; payload is stable while valid & ~ready."),
             ("Array lane i of a payload sits at bits [i*w +: w]; struct fields at the offsets "
-            "listed under each port's 'fields'."),
-            *protocol,
+             "listed under each port's 'fields'."),
+            *info["protocol"],
         ],
         "golden_model": model,
+        "verilator": (f"builds with a plain 'verilator --cc {name}.v': the file carries its "
+                      "lint waivers (properties of Amaranth's Verilog backend), each explained "
+                      "in its header"),
     }

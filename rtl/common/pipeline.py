@@ -1,15 +1,19 @@
-"""Small pipeline helpers: delay lines and a registered OR-reduction tree."""
+"""Small pipeline helpers: delay lines, registered reduction trees, multiplexers, range checks."""
 
 from functools import reduce
 from operator import or_
 
 from amaranth.hdl import Array, Signal, Value
 
-__all__ = ["delay", "in_range", "or_tree", "or_tree_levels", "select"]
+__all__ = ["delay", "in_range", "or_tree", "reduce_tree", "select", "tree_levels"]
 
 
 def delay(m, value, cycles, *, name, reset_less=False):
-    """Return ``value`` delayed by ``cycles`` registers (``cycles == 0`` returns it as is)."""
+    """Return ``value`` delayed by ``cycles`` registers (``cycles == 0`` returns it as is).
+
+    ``reset_less`` registers carry data qualified elsewhere (they then pack freely into DSP
+    and fabric registers); resettable ones carry tags and valid bits.
+    """
     for i in range(cycles):
         nxt = Signal.like(value, name=f"{name}_d{i + 1}", reset_less=reset_less)
         m.d.sync += nxt.eq(value)
@@ -17,8 +21,8 @@ def delay(m, value, cycles, *, name, reset_less=False):
     return value
 
 
-def or_tree_levels(n, fan_in=4):
-    """Register levels :func:`or_tree` uses for ``n`` inputs (at least one)."""
+def tree_levels(n, fan_in=4):
+    """Register levels :func:`reduce_tree` uses for ``n`` inputs (at least one)."""
     levels = 1
     while n > fan_in:
         n = -(-n // fan_in)
@@ -26,11 +30,12 @@ def or_tree_levels(n, fan_in=4):
     return levels
 
 
-def or_tree(m, items, *, name, fan_in=4, reset_less=False):
-    """OR ``items`` together through ``or_tree_levels(len(items))`` register levels.
+def reduce_tree(m, items, op, *, name, fan_in=4, reset_less=False):
+    """Combine ``items`` with ``op`` through ``tree_levels(len(items))`` register levels.
 
-    Every input sees the same latency, so a value presented on any input in cycle T appears
-    at the output in cycle T + levels.
+    Each level combines groups of ``fan_in`` (one LUT level for 4-input bit operations) and
+    registers the result, so every input sees the same latency: a value presented on any
+    input in cycle T reaches the output in cycle T + levels.
     """
     items = list(items)
     level = 0
@@ -38,12 +43,19 @@ def or_tree(m, items, *, name, fan_in=4, reset_less=False):
         groups = [items[i:i + fan_in] for i in range(0, len(items), fan_in)]
         items = []
         for g, group in enumerate(groups):
-            reg = Signal(len(group[0]), name=f"{name}_l{level}_{g}", reset_less=reset_less)
-            m.d.sync += reg.eq(reduce(or_, group))
+            combined = reduce(op, group)
+            reg = Signal(len(Value.cast(combined)), name=f"{name}_l{level}_{g}",
+                         reset_less=reset_less)
+            m.d.sync += reg.eq(combined)
             items.append(reg)
         level += 1
         if len(items) == 1:
             return items[0]
+
+
+def or_tree(m, items, *, name, fan_in=4, reset_less=False):
+    """:func:`reduce_tree` with OR (word-wise)."""
+    return reduce_tree(m, items, or_, name=name, fan_in=fan_in, reset_less=reset_less)
 
 
 def select(items, index):

@@ -14,6 +14,8 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from .params import Validated
+
 __all__ = ["BufferRam", "Ecp5BlockRam", "InferredRam", "pipelined_ram"]
 
 
@@ -69,7 +71,7 @@ class InferredRam(wiring.Component):
         return m
 
 
-class Ecp5BlockRam(wiring.Component):
+class Ecp5BlockRam(Validated, wiring.Component):
     """:class:`InferredRam`'s behaviour on ECP5 ``DP16KD`` blocks with output registers.
 
     ``ceil(width / 36)`` blocks side by side in 512 x 36 pseudo-dual-port mode: port A
@@ -83,11 +85,14 @@ class Ecp5BlockRam(wiring.Component):
     BLOCK_WIDTH = 36
     BLOCK_DEPTH = 512
 
-    def __init__(self, width, depth):
-        if depth > self.BLOCK_DEPTH:
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
-            raise ValueError(f"depth must be at most {self.BLOCK_DEPTH} for DP16KD storage, "
+    @classmethod
+    def validate(cls, width, depth):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        if depth > cls.BLOCK_DEPTH:
+            raise ValueError(f"depth must be at most {cls.BLOCK_DEPTH} for DP16KD storage, "
                              f"not {depth}")
+
+    def __init__(self, width, depth):
         self._width, self._depth = width, depth
         super().__init__(_signature(width, depth))
 

@@ -4,13 +4,13 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import check_choice
+from .params import Spec, Validated
 from .ram import BufferRam, Ecp5BlockRam, pipelined_ram
 
 __all__ = ["ResultBuffer"]
 
 
-class ResultBuffer(wiring.Component):
+class ResultBuffer(Validated, wiring.Component):
     """FIFO that absorbs the results of a fixed-latency, never-stalling pipeline.
 
     The producer reserves FIFO slots when it admits work (``reserve``), and writes the
@@ -57,15 +57,18 @@ class ResultBuffer(wiring.Component):
     starts at a register.
     """
 
-    def __init__(self, layout, *, depth, max_reserve, ram=BufferRam.INFERRED):
-        self._MustUse__silence = True  # until the checks pass: no "unused" warning
+    @classmethod
+    def validate(cls, layout, *, depth, max_reserve, ram=BufferRam.INFERRED):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if max_reserve > depth:
             raise ValueError(f"max_reserve ({max_reserve}) exceeds depth ({depth})")
-        self._ram = check_choice("ram", ram, BufferRam)
+        ram = Spec("enum", "", choices=BufferRam).check("ram", ram, None)
         limit = Ecp5BlockRam.BLOCK_DEPTH
-        if self._ram is BufferRam.ECP5 and depth > limit:
+        if ram is BufferRam.ECP5 and depth > limit:
             raise ValueError(f"depth must be at most {limit} with ram=ecp5, not {depth}")
-        self._MustUse__silence = False
+
+    def __init__(self, layout, *, depth, max_reserve, ram=BufferRam.INFERRED):
+        self._ram = Spec("enum", "", choices=BufferRam).check("ram", ram, None)
         self._layout = layout
         self._depth = depth
         self._max_reserve = max_reserve

@@ -5,19 +5,22 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated, check_int
 from . import protocol as P
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink", "stream_ports"]
 
 
-def stream_ports(component):
+def stream_ports(members):
     """Return ``(inputs, outputs)``: lists of ``(name, width)`` of the stream members.
 
-    Port numbers in the protocol are positions in these lists (signature order).
+    ``members`` is a signature's members (``component.signature.members``) or a dict of
+    them, as a block's ``signature(params)`` returns. Port numbers in the protocol are
+    positions in these lists (signature order).
     """
     inputs, outputs = [], []
-    for name, member in component.signature.members.items():
+    for name, member in members.items():
         if member.is_signature and isinstance(member.signature, stream.Signature):
             width = Shape.cast(member.signature.members["payload"].shape).width
             (inputs if member.flow == In else outputs).append((name, width))
@@ -28,7 +31,7 @@ def _bytes(width):
     return -(-width // 8)
 
 
-class HostLink(wiring.Component):
+class HostLink(Validated, wiring.Component):
     """A block behind a UART: load, run, read back and check status over one serial link.
 
     Parameters
@@ -52,21 +55,36 @@ class HostLink(wiring.Component):
     Throughput is the UART's (10 bit times per byte); the link adds two cycles per byte.
     """
 
+    @classmethod
+    def validate(cls, block, *, divisor, buffer_bytes=512, idle_cycles=None):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        inputs, outputs = stream_ports(block.signature.members)
+        if not inputs or not outputs:
+            raise ValueError("block must have at least one input and one output stream")
+        widest = max(_bytes(w) for _, w in inputs + outputs)
+        check_int("buffer_bytes", buffer_bytes, widest, 65535)
+        check_int("divisor", divisor, 4, 65535)
+
     def __init__(self, block, *, divisor, buffer_bytes=512, idle_cycles=None):
         self.block = block
         self.divisor = divisor
-        self.inputs, self.outputs = stream_ports(block)
-        if not self.inputs or not self.outputs:
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
-            raise ValueError("block must have at least one input and one output stream")
-        widest = max(_bytes(w) for _, w in self.inputs + self.outputs)
-        if isinstance(buffer_bytes, bool) or not isinstance(buffer_bytes, int) \
-                or not widest <= buffer_bytes <= 65535:
-            self._MustUse__silence = True
-            raise ValueError(f"buffer_bytes must be in {widest}..65535, not {buffer_bytes!r}")
+        self.inputs, self.outputs = stream_ports(block.signature.members)
         self.buffer_bytes = buffer_bytes
         self.idle_cycles = 30 * divisor if idle_cycles is None else idle_cycles
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
+
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        ins = [name for name, _ in self.inputs]
+        outs = [name for name, _ in self.outputs]
+        return {
+            "latency": {"uart_bit_cycles": self.divisor},
+            "throughput": {"bytes_per_cycle": f"1/{10 * self.divisor}"},
+            "protocol": [(f"framed UART protocol (npugen.rtl.link.protocol); input ports "
+                          f"{ins}, output ports {outs}; buffer {self.buffer_bytes} bytes")],
+            "roles": {"rx": "UART receive line (host to board)",
+                      "tx": "UART transmit line (board to host)"},
+        }
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()

@@ -4,16 +4,19 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated, check_int
+
 __all__ = ["UartRx", "UartTx"]
 
 
-def _check_divisor(component, divisor):
-    if isinstance(divisor, bool) or not isinstance(divisor, int) or not 4 <= divisor <= 65535:
-        component._MustUse__silence = True  # never built: no "unused elaboratable" warning
-        raise ValueError(f"divisor must be an integer in 4..65535, not {divisor!r}")
+class _Uart(Validated):
+    @classmethod
+    def validate(cls, divisor):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("divisor", divisor, 4, 65535)
 
 
-class UartRx(wiring.Component):
+class UartRx(_Uart, wiring.Component):
     """8N1 receiver: ``divisor`` clock cycles per bit, bytes out as a stream.
 
     The line is synchronised through two flip-flops; a start bit is confirmed at its middle
@@ -31,7 +34,6 @@ class UartRx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),
                           "framing_error": Out(1), "overrun": Out(1)})
@@ -82,7 +84,7 @@ class UartRx(wiring.Component):
         return m
 
 
-class UartTx(wiring.Component):
+class UartTx(_Uart, wiring.Component):
     """8N1 transmitter: ``divisor`` clock cycles per bit, bytes in as a stream.
 
     Members
@@ -93,7 +95,6 @@ class UartTx(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(self, divisor)
         self.divisor = divisor
         super().__init__({"i": In(stream.Signature(8)), "tx": Out(1, init=1)})
 

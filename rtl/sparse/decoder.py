@@ -1,33 +1,17 @@
 """Relative-index decoder: 8-bit CSC entries to (local row, 16-bit weight) pairs."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated, check_int
 from .params import INDEX_BITS, RUN_BITS, WEIGHT_WIDTH, SparseParams
+from .ports import decoder_signature
 
 __all__ = ["RelIndexDecoder"]
 
 
-def entry_layout(p):
-    """Return the decoder input layout: entry byte, column-start flag, activation."""
-    return data.StructLayout({"entry": unsigned(INDEX_BITS + RUN_BITS), "first": 1,
-                              "act": signed(p.act_width)})
-
-
-def pair_layout(p):
-    """Return the decoder output layout: local accumulator row, decoded weight, activation."""
-    return data.StructLayout({"row": range(max(2, p.rows_pe_max)),
-                              "weight": signed(WEIGHT_WIDTH), "act": signed(p.act_width)})
-
-
-def codebook_layout():
-    """Codebook write: index and signed 16-bit value."""
-    return data.StructLayout({"index": unsigned(INDEX_BITS), "value": signed(WEIGHT_WIDTH)})
-
-
-class RelIndexDecoder(wiring.Component):
+class RelIndexDecoder(Validated, wiring.Component):
     """Decode one PE's entry stream: codebook lookup and relative-to-absolute row addresses.
 
     Each entry is ``run << 4 | index``. The address accumulator restarts with every column
@@ -61,25 +45,17 @@ class RelIndexDecoder(wiring.Component):
     cost their input cycle and produce no output.
     """
 
-    def __init__(self, params: SparseParams, pe=0):
+    @classmethod
+    def validate(cls, params, pe=0):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SparseParams):
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise TypeError(f"params must be SparseParams, not {params!r}")
-        if isinstance(pe, bool) or not isinstance(pe, int) or not 0 <= pe < params.n_pe:
-            self._MustUse__silence = True
-            raise ValueError(f"pe must be in 0..{params.n_pe - 1}, not {pe!r}")
+        check_int("pe", pe, 0, params.n_pe - 1)
+
+    def __init__(self, params, pe=0):
         self.params = params
         self.pe = pe
-        self.entry_layout = entry_layout(params)
-        self.pair_layout = pair_layout(params)
-        self.codebook_layout = codebook_layout()
-        super().__init__({
-            "i": In(stream.Signature(self.entry_layout)),
-            "o": Out(stream.Signature(self.pair_layout)),
-            "codebook": In(stream.Signature(self.codebook_layout)),
-            "rows": In(range(params.rows_max + 1), init=params.rows_max),
-            "error": Out(1),
-        })
+        super().__init__(decoder_signature(params))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         p = self.params
@@ -144,7 +120,6 @@ class RelIndexDecoder(wiring.Component):
                 "codebook writes are accepted every cycle.",
                 "error is sticky: an entry's global row reached rows; reset clears.",
             ],
-            "model": "npugen.sim.compress:decode_indices",
             "roles": {"i": "one stored CSC entry of this PE", "o": "decoded (row, weight)",
                       "codebook": "codebook write", "rows": "global row count",
                       "error": "sticky row-overflow flag"},

@@ -1,50 +1,23 @@
 """EIE-style sparse matrix-vector engine: y = W_q . x on a pruned, weight-shared matrix."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 
+from ..common.params import Validated
 from ..common.pipeline import in_range, select
 from ..common.result_buffer import ResultBuffer
 from .params import ENTRY_BITS, SparseParams
 from .pe import SparsePE
+from .ports import CfgOp, out_layout, signature
 
-__all__ = ["CFG_LAYOUT", "CfgOp", "SparseMatVec", "act_layout", "out_layout"]
-
-
-class CfgOp(enum.Enum, shape=2):
-    """Operation of an ``i_cfg`` beat."""
-
-    #: addr = rows (1..rows_max), data = cols (1..cols_max); pe is ignored.
-    SHAPE = 0
-    #: addr = codebook index (0..15), data = signed 16-bit weight; pe is ignored.
-    CODEBOOK = 1
-    #: pe, addr = column (0..cols_max), data = pointer (0..entries_max).
-    POINTER = 2
-    #: pe, addr = entry address (0..entries_max-1), data = entry byte (0..255).
-    ENTRY = 3
-
-
-#: i_cfg payload: a fixed 40-bit layout whatever the parameters, so host tools need none.
-CFG_LAYOUT = data.StructLayout({"op": CfgOp, "pe": unsigned(6), "addr": unsigned(16),
-                                "data": unsigned(16)})
-
-def act_layout(p):
-    """Return the ``i_act`` payload layout: ``act_lanes`` activations and ``last``."""
-    return data.StructLayout({"a": data.ArrayLayout(signed(p.act_width), p.act_lanes),
-                              "last": 1})
-
-
-def out_layout(p):
-    """Return the ``o`` payload layout: one output word and ``last``."""
-    return data.StructLayout({"y": signed(p.acc_width), "last": 1})
+__all__ = ["SparseMatVec"]
 
 
 #: Output words buffered so that readout runs at one word per cycle.
 OUT_DEPTH = 8
 
 
-class SparseMatVec(wiring.Component):
+class SparseMatVec(Validated, wiring.Component):
     """Sparse matrix-vector engine (EIE): ``n_pe`` PEs, CSC storage, zero skipping.
 
     ::
@@ -90,22 +63,15 @@ class SparseMatVec(wiring.Component):
         Bit p: PE p reads a stored entry this cycle (load-balance monitor).
     """
 
-    def __init__(self, params: SparseParams):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SparseParams):
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise TypeError(f"params must be SparseParams, not {params!r}")
+
+    def __init__(self, params):
         self.params = params
-        p = params
-        self.cfg_layout = CFG_LAYOUT
-        self.act_layout = act_layout(p)
-        self.out_layout = out_layout(p)
-        super().__init__({
-            "i_cfg": In(stream.Signature(self.cfg_layout)),
-            "i_act": In(stream.Signature(self.act_layout)),
-            "o": Out(stream.Signature(self.out_layout)),
-            "error": Out(1),
-            "pe_active": Out(p.n_pe),
-        })
+        super().__init__(signature(params))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         p = self.params
@@ -222,7 +188,7 @@ class SparseMatVec(wiring.Component):
                 m.d.sync += [a_valid.eq(1), a_mask.eq(nz), a_vals.eq(act.a), a_base.eq(col_base)]
 
         # ---- readout into the output buffer, clearing as it goes ----
-        m.submodules.out_buf = buf = ResultBuffer(self.out_layout, depth=OUT_DEPTH,
+        m.submodules.out_buf = buf = ResultBuffer(out_layout(p), depth=OUT_DEPTH,
                                                   max_reserve=1)
         wiring.connect(m, wiring.flipped(self.o), buf.o)
         local_range = range(max(2, p.rows_pe_max))
@@ -314,7 +280,6 @@ class SparseMatVec(wiring.Component):
                 ("error is sticky (bad i_cfg field, misplaced last, bad pointer, row overflow); "
                 "reset clears it and keeps the loaded model."),
             ],
-            "model": "npugen.sim.models.sparse:sparse_matvec",
             "roles": {
                 "i_cfg": "model load: op, pe, addr, data",
                 "i_act": f"a: {p.act_lanes} x signed {p.act_width}-bit activations; last",

@@ -13,9 +13,9 @@ Bit growth: one product is ``16 + act_width`` bits (exact); accumulators and out
 
 from dataclasses import dataclass
 
-from ..common.params import Params, check_int, param
+from ..common.params import ACC_WIDTH_MAX, Params, flag, param
 
-__all__ = ["ENTRY_BITS", "INDEX_BITS", "RUN_BITS", "WEIGHT_WIDTH", "SparseParams", "check_flag"]
+__all__ = ["ENTRY_BITS", "INDEX_BITS", "RUN_BITS", "WEIGHT_WIDTH", "SparseParams"]
 
 #: Bits of one stored entry, of its codebook index (low nibble) and of its zero run (high).
 ENTRY_BITS, INDEX_BITS, RUN_BITS = 8, 4, 4
@@ -23,52 +23,22 @@ ENTRY_BITS, INDEX_BITS, RUN_BITS = 8, 4, 4
 WEIGHT_WIDTH = 16
 
 
-def check_flag(name, value):
-    """Return ``value`` as a bool; accepts bools, 0/1 and the words true/false/on/off/yes/no."""
-    words = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in words:
-        return words[value.lower()]
-    raise ValueError(f"{name} must be one of true, false (or 1, 0), not {value!r}")
-
-
 @dataclass(frozen=True, kw_only=True)
-class SparseParams(Params):
+class SparseParams(Params, block="sparse"):
     """Parameters of the sparse matrix-vector engine (:class:`SparseMatVec`)."""
 
-    block = "sparse"
-
-    n_pe: int = param(4, help="processing elements; row i belongs to PE i mod n_pe",
-                      valid="1..64")
-    rows_max: int = param(64, help="largest number of matrix rows (outputs)", valid="1..4096")
-    cols_max: int = param(64, help="largest number of matrix columns (activations)",
-                          valid="1..4096")
-    entries_max: int = param(1024, help="entry memory depth per PE (stored entries incl. "
-                                        "padding)", valid="16..65535")
-    act_width: int = param(8, help="activation width in bits, signed", valid="8, 16")
-    acc_width: int = param(32, help="accumulator and output width; sums wrap modulo "
-                                    "2**acc_width", valid="16..48")
-    queue_depth: int = param(8, help="activation queue depth per PE", valid="1..64")
-    act_lanes: int = param(4, help="activations per input beat (leading-non-zero window)",
-                           valid="1..16")
-    relu: bool = param(False, help="clamp outputs at zero (after wrapping)",
-                       valid="true, false")
-
-    def __post_init__(self):
-        check_int("n_pe", self.n_pe, 1, 64)
-        check_int("rows_max", self.rows_max, 1, 4096)
-        check_int("cols_max", self.cols_max, 1, 4096)
-        check_int("entries_max", self.entries_max, 16, 65535)
-        check_int("act_width", self.act_width, 8, 16)
-        if self.act_width not in (8, 16):
-            raise ValueError(f"act_width must be 8 or 16, not {self.act_width!r}")
-        check_int("acc_width", self.acc_width, 16, 48)
-        check_int("queue_depth", self.queue_depth, 1, 64)
-        check_int("act_lanes", self.act_lanes, 1, 16)
-        self._set("relu", check_flag("relu", self.relu))
+    n_pe: int = param(4, "processing elements; row i belongs to PE i mod n_pe", lo=1, hi=64)
+    rows_max: int = param(64, "largest number of matrix rows (outputs)", lo=1, hi=4096)
+    cols_max: int = param(64, "largest number of matrix columns (activations)", lo=1, hi=4096)
+    entries_max: int = param(1024, "entry memory depth per PE (stored entries incl. padding)",
+                             lo=16, hi=65535)
+    act_width: int = param(8, "activation width in bits, signed", choices=(8, 16))
+    acc_width: int = param(32, "accumulator and output width; sums wrap modulo 2**acc_width",
+                           lo=16, hi=ACC_WIDTH_MAX)
+    queue_depth: int = param(8, "activation queue depth per PE", lo=1, hi=64)
+    act_lanes: int = param(4, "activations per input beat (leading-non-zero window)",
+                           lo=1, hi=16)
+    relu: bool = flag(False, "clamp outputs at zero (after wrapping)")
 
     @property
     def rows_pe_max(self):

@@ -6,40 +6,23 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import in_range
-from .decoder import RelIndexDecoder, codebook_layout
-from .params import ENTRY_BITS, SparseParams
+from .decoder import RelIndexDecoder
+from .params import ENTRY_BITS
+from .ports import act_item_layout, codebook_layout
 
-__all__ = ["SparsePE", "act_item_layout"]
-
-
-def act_item_layout(p):
-    """One queued activation: its column and value."""
-    return data.StructLayout({"col": range(max(2, p.cols_max)), "act": signed(p.act_width)})
+__all__ = ["SparsePE"]
 
 
 def _write_layout(addr_shape, data_shape):
     return data.StructLayout({"en": 1, "addr": addr_shape, "data": data_shape})
 
 
-class _OneSlot(wiring.Component):
-    """A depth-1 FIFO (SyncFIFO's depth-1 form has zero-width address wires)."""
-
-    def __init__(self, width):
-        super().__init__({"w_en": In(1), "w_data": In(width), "w_rdy": Out(1),
-                          "r_en": In(1), "r_data": Out(width), "r_rdy": Out(1)})
-
-    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
-        m = Module()
-        m.d.comb += self.w_rdy.eq(~self.r_rdy)
-        with m.If(self.w_en & self.w_rdy):
-            m.d.sync += [self.r_data.eq(self.w_data), self.r_rdy.eq(1)]
-        with m.Elif(self.r_en & self.r_rdy):
-            m.d.sync += self.r_rdy.eq(0)
-        return m
-
-
 def _queue(width, depth):
-    return _OneSlot(width) if depth == 1 else fifo.SyncFIFO(width=width, depth=depth)
+    # SyncFIFOBuffered's depth-1 form is a single register; SyncFIFO's has zero-width
+    # address wires.
+    if depth == 1:
+        return fifo.SyncFIFOBuffered(width=width, depth=1)
+    return fifo.SyncFIFO(width=width, depth=depth)
 
 
 class SparsePE(wiring.Component):
@@ -85,7 +68,7 @@ class SparsePE(wiring.Component):
     entry count. Bit growth: product 16 + act_width bits; accumulators wrap at acc_width.
     """
 
-    def __init__(self, params: SparseParams, pe):
+    def __init__(self, params, pe):
         self.params = params
         self.pe = pe
         p = params

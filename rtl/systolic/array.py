@@ -10,5 +10,5 @@ __all__ = ["systolic_array"]
 def systolic_array(params):
     """Return the :class:`WsArray` or :class:`OsArray` component ``params`` describes."""
     if not isinstance(params, SystolicParams):
-        raise TypeError(f"params must be SystolicParams, not {type(params).__name__}")
+        raise TypeError(f"params must be SystolicParams, not {params!r}")
     return WsArray(params) if params.dataflow is Dataflow.WS else OsArray(params)

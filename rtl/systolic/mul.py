@@ -4,7 +4,9 @@ from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal,
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated, check_int
 from ..common.pipeline import delay
+from .params import Multiplier
 
 __all__ = ["Ecp5Multiplier", "FabricMultiplier", "Ice40DualMultiplier", "InferredMultiplier",
            "attach_multipliers", "multiplier_latency"]
@@ -51,23 +53,17 @@ class InferredMultiplier(wiring.Component):
         return m
 
 
-class Ecp5Multiplier(wiring.Component):
+class Ecp5Multiplier(Validated, wiring.Component):
     """Signed multiplier on one Lattice ECP5 ``MULT18X18D`` with its own registers.
 
     The A and B input registers and the output register of the DSP block are on (clock
     ``CLK0`` = the ``sync`` clock, no clock enable or reset: the PE qualifies data with tags),
     so the fabric-to-DSP and DSP-to-fabric routes each start or end at a register inside the
     DSP, which is what lets the block run near its ~250 MHz ceiling. The DSP sites sit apart
-    from the logic, and in larger arrays nextpnr places a PE's logic up to ~50 tiles from its
-    DSP, so the routes to and from the block get fabric registers the placer can put
-    part-way: ``IN_STAGES`` on the operands, ``OUT_STAGES`` after the DSP's output register.
-    Without any, the route out of the DSP ran straight into the PE's adder (196 MHz for an
-    8x8 array); with one after the output, a 4.5-5.8 ns register-to-register route still set
-    the clock of 8x8 and 10x10 arrays on some seeds; with one before and two after, the 8x8
-    array reached 232 MHz but the 12x12 array's route out of the DSP (4.9 ns into the first
-    register, which the placer kept by the second) still set 178 MHz; with three after, the
-    placer split that route and the 12x12 array reached 204.6 / 199.1 MHz (seeds 1 / 2),
-    limited by the result buffer.
+    from the logic, and in larger arrays the placer puts a PE's logic far from its DSP, so
+    the routes to and from the block get fabric registers the placer can put part-way:
+    ``IN_STAGES`` on the operands, ``OUT_STAGES`` after the DSP's output register (how many
+    of each, and what fewer cost, is measured in ``docs/design_notes.md``).
     Same signature as :class:`InferredMultiplier`, ``latency`` 2 + ``IN_STAGES`` +
     ``OUT_STAGES`` (6). Operands up to 18 bits, sign-extended.
 
@@ -81,11 +77,14 @@ class Ecp5Multiplier(wiring.Component):
     OUT_STAGES = 3
     latency = 2 + IN_STAGES + OUT_STAGES  # 2: the DSP's own input and output registers
 
-    def __init__(self, a_width, b_width):
+    @classmethod
+    def validate(cls, a_width, b_width):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if a_width > 18 or b_width > 18:
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise ValueError(f"MULT18X18D operands are at most 18 bits, not {a_width}, "
                              f"{b_width}")
+
+    def __init__(self, a_width, b_width):
         super().__init__(_signature(a_width, b_width))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -116,7 +115,7 @@ class Ecp5Multiplier(wiring.Component):
         return m
 
 
-class FabricMultiplier(wiring.Component):
+class FabricMultiplier(Validated, wiring.Component):
     """Exact signed multiplier in logic cells and carry chains, pipelined, no DSP block.
 
     For arrays with more multipliers than the device has DSP blocks: the PEs beyond
@@ -145,10 +144,12 @@ class FabricMultiplier(wiring.Component):
     42 CCU2C, 65 LUT4 and 113 flip-flops, about 150 LUT4-equivalents against one DSP block.
     """
 
+    @classmethod
+    def validate(cls, a_width, b_width, latency=5):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("latency", latency, 3, 64)
+
     def __init__(self, a_width, b_width, latency=5):
-        if isinstance(latency, bool) or not isinstance(latency, int) or latency < 3:
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
-            raise ValueError(f"latency must be an integer of at least 3, not {latency!r}")
         self.latency = latency
         super().__init__(_signature(a_width, b_width))
 
@@ -196,7 +197,7 @@ class FabricMultiplier(wiring.Component):
         return m
 
 
-class Ice40DualMultiplier(wiring.Component):
+class Ice40DualMultiplier(Validated, wiring.Component):
     """Two signed 8x8 multipliers on one iCE40 ``SB_MAC16`` in its dual 8x8 mode.
 
     ``MODE_8x8`` splits the 16x16 block: the upper bytes of A and B form one product
@@ -222,11 +223,14 @@ class Ice40DualMultiplier(wiring.Component):
 
     latency = 2
 
-    def __init__(self, a_width, b_width):
+    @classmethod
+    def validate(cls, a_width, b_width):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if a_width > 8 or b_width > 8:
-            self._MustUse__silence = True  # never built: no "unused elaboratable" warning
             raise ValueError(f"SB_MAC16 8x8 mode takes operands of at most 8 bits, not "
                              f"{a_width}, {b_width}")
+
+    def __init__(self, a_width, b_width):
         super().__init__({
             "a0": In(signed(a_width)), "b0": In(signed(b_width)),
             "a1": In(signed(a_width)), "b1": In(signed(b_width)),
@@ -277,8 +281,6 @@ def _byte(value):
 
 
 def _multiplier_class(params):
-    from .params import Multiplier
-
     return {Multiplier.INFERRED: InferredMultiplier, Multiplier.ECP5: Ecp5Multiplier,
             Multiplier.ICE40: Ice40DualMultiplier}[params.multiplier]
 

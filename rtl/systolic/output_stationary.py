@@ -1,19 +1,20 @@
 """Output-stationary systolic array: each PE accumulates one element of ``A @ B``."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
 
-from ..common.pipeline import delay, or_tree, or_tree_levels
+from ..common.params import Validated
+from ..common.pipeline import delay, or_tree
 from ..common.result_buffer import ResultBuffer
-from .mul import attach_multipliers, multiplier_latency
+from .mul import attach_multipliers
 from .params import Dataflow, SystolicParams
 from .pe import OsPE
+from .ports import os_buffer_depth, os_latency, out_layout, signature
 
 __all__ = ["OsArray"]
 
 
-class OsArray(wiring.Component):
+class OsArray(Validated, wiring.Component):
     r"""Output-stationary ``rows x cols`` array: ``C = A @ B``, ``A`` rows x K, ``B`` K x cols.
 
     ::
@@ -51,40 +52,20 @@ class OsArray(wiring.Component):
     never stalls. Synchronous reset at any time returns to idle with nothing stale emitted.
     """
 
-    def __init__(self, params):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SystolicParams) or params.dataflow is not Dataflow.OS:
-            raise ValueError("OsArray needs SystolicParams with dataflow os")
-        self.params = p = params
-        self.in_layout = data.StructLayout({
-            "a": data.ArrayLayout(signed(p.a_width), p.rows),
-            "b": data.ArrayLayout(signed(p.w_width), p.cols),
-            "last": 1,
-        })
-        self.out_layout = data.StructLayout({
-            "y": data.ArrayLayout(signed(p.acc_width), p.cols),
-            "last": 1,
-        })
-        super().__init__({
-            "i": In(stream.Signature(self.in_layout)),
-            "o": Out(stream.Signature(self.out_layout)),
-        })
+            raise TypeError(f"params must be SystolicParams with dataflow os, not {params!r}")
 
-    # Timing, derived from the structure below (checked by the benches).
-    @property
-    def pipeline_cycles(self):
-        """Cycles from accepting a ``last`` beat to writing row 0 of the result."""
-        p = self.params
-        return p.cols + 1 + multiplier_latency(p) + or_tree_levels(p.rows)
-
-    @property
-    def buffer_depth(self):
-        """Result buffer depth: one tile plus the credit round trip."""
-        return self.pipeline_cycles + ResultBuffer.read_latency + self.params.rows + 1
+    def __init__(self, params):
+        self.params = params
+        super().__init__(signature(params))
 
     @property
     def latency(self):
         """Cycles from the ``last`` beat's handshake to row 0 of the result on ``o``."""
-        return self.pipeline_cycles + ResultBuffer.read_latency
+        return os_latency(self.params)
 
     def manifest_info(self):
         """Return timing, protocol notes and port roles for the JSON manifest."""
@@ -104,7 +85,6 @@ class OsArray(wiring.Component):
                 (f"o carries {p.rows} rows per tile, row 0 first, wrapped to acc_width bits; "
                 "o.last marks the final row."),
             ],
-            "model": "npugen.sim.models.systolic:os_tile",
             "roles": {
                 "i": f"a: column of A, {p.rows} x signed {p.a_width}-bit; b: row of B, "
                      f"{p.cols} x signed {p.w_width}-bit; last: final beat of a tile",
@@ -118,7 +98,7 @@ class OsArray(wiring.Component):
         rows, cols = p.rows, p.cols
 
         m.submodules.results = results = ResultBuffer(
-            self.out_layout, depth=self.buffer_depth, max_reserve=rows, ram=p.result_ram)
+            out_layout(p), depth=os_buffer_depth(p), max_reserve=rows, ram=p.result_ram)
         wiring.connect(m, wiring.flipped(self.o), results.o)
 
         # first: the next beat starts a tile. since_last: cycles since the last `last`

@@ -3,13 +3,10 @@
 import enum
 from dataclasses import dataclass
 
-from ..common.params import Params, check_choice, check_int, param
+from ..common.params import ACC_WIDTH_MAX, Params, param
 from ..common.ram import BufferRam
 
-__all__ = ["ACC_WIDTH_MAX", "BufferRam", "Dataflow", "Multiplier", "SystolicParams"]
-
-#: Largest accumulator: the golden model works in int64 and keeps 16 bits of headroom.
-ACC_WIDTH_MAX = 48
+__all__ = ["BufferRam", "Dataflow", "Multiplier", "SystolicParams"]
 
 
 class Dataflow(enum.Enum):
@@ -34,7 +31,7 @@ class Multiplier(enum.Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class SystolicParams(Params):
+class SystolicParams(Params, block="systolic"):
     """Parameters of a ``rows x cols`` systolic multiply-accumulate array.
 
     Operands are signed two's-complement integers of ``a_width`` (activations, the A matrix)
@@ -42,43 +39,26 @@ class SystolicParams(Params):
     bits); sums wrap modulo ``2**acc_width`` (two's complement), as the hardware adders do.
     """
 
-    block = "systolic"
+    rows: int = param(8, "PE rows (the reduction dimension of one WS weight tile)", lo=1, hi=64)
+    cols: int = param(8, "PE columns (output lanes)", lo=1, hi=64)
+    a_width: int = param(8, "activation width in bits, signed", lo=2, hi=16)
+    w_width: int = param(8, "weight width in bits, signed", lo=2, hi=16)
+    acc_width: int = param(32, "accumulator width in bits; sums wrap modulo 2**acc_width",
+                           lo="a_width + w_width", hi=ACC_WIDTH_MAX)
+    dataflow: Dataflow = param(Dataflow.WS, "ws = weight-stationary, os = output-stationary")
+    multiplier: Multiplier = param(
+        Multiplier.INFERRED, "inferred = portable a*b; ecp5 = MULT18X18D with its input and "
+        "output registers (operands up to 18 bits); ice40 = SB_MAC16 dual 8x8 mode, two PEs "
+        "per DSP (operands up to 8 bits)")
+    dsp_limit: int = param(0, "DSP multipliers at most (with multiplier=ecp5); the PEs beyond "
+                              "get pipelined fabric multipliers of the same latency; 0 = no "
+                              "limit", lo=0, hi=4096)
+    result_ram: BufferRam = param(
+        BufferRam.INFERRED, "result buffer storage: inferred = portable memory (the tool picks "
+        "LUT or block RAM); ecp5 = DP16KD block RAM with its output register")
 
-    rows: int = param(8, help="PE rows (the reduction dimension of one WS weight tile)",
-                      valid="1..64")
-    cols: int = param(8, help="PE columns (output lanes)", valid="1..64")
-    a_width: int = param(8, help="activation width in bits, signed", valid="2..16")
-    w_width: int = param(8, help="weight width in bits, signed", valid="2..16")
-    acc_width: int = param(32, help="accumulator width in bits; sums wrap modulo 2**acc_width",
-                           valid=f"a_width+w_width..{ACC_WIDTH_MAX}")
-    dataflow: Dataflow = param(Dataflow.WS, help="ws = weight-stationary, os = output-stationary",
-                               valid="ws, os")
-    multiplier: Multiplier = param(Multiplier.INFERRED,
-                                   help="inferred = portable a*b; ecp5 = MULT18X18D with its "
-                                        "input and output registers (operands up to 18 bits); "
-                                        "ice40 = SB_MAC16 dual 8x8 mode, two PEs per DSP "
-                                        "(operands up to 8 bits)",
-                                   valid="inferred, ecp5, ice40")
-    dsp_limit: int = param(0, help="DSP multipliers at most (with multiplier=ecp5); the PEs "
-                                   "beyond get pipelined fabric multipliers of the same "
-                                   "latency; 0 = no limit",
-                           valid="0..4096")
-    result_ram: BufferRam = param(BufferRam.INFERRED,
-                                  help="result buffer storage: inferred = portable memory "
-                                       "(the tool picks LUT or block RAM); ecp5 = DP16KD block "
-                                       "RAM with its output register",
-                                  valid="inferred, ecp5")
-
-    def __post_init__(self):
-        check_int("rows", self.rows, 1, 64)
-        check_int("cols", self.cols, 1, 64)
-        check_int("a_width", self.a_width, 2, 16)
-        check_int("w_width", self.w_width, 2, 16)
-        check_int("acc_width", self.acc_width, self.a_width + self.w_width, ACC_WIDTH_MAX)
-        self._set("dataflow", check_choice("dataflow", self.dataflow, Dataflow))
-        self._set("multiplier", check_choice("multiplier", self.multiplier, Multiplier))
-        self._set("result_ram", check_choice("result_ram", self.result_ram, BufferRam))
-        check_int("dsp_limit", self.dsp_limit, 0, 4096)
+    def check(self):
+        """Cross-field rules: the DSP limit needs DSPs; DSP operand widths."""
         if self.dsp_limit and self.multiplier is not Multiplier.ECP5:
             raise ValueError(f"dsp_limit must be 0 with multiplier={self.multiplier.value}, "
                              f"not {self.dsp_limit} (it needs multiplier=ecp5)")
@@ -88,6 +68,15 @@ class SystolicParams(Params):
                 if getattr(self, name) > limit:
                     raise ValueError(f"{name} must be 2..{limit} with multiplier="
                                      f"{self.multiplier.value}, not {getattr(self, name)}")
+
+    def device_problem(self, family):
+        """Vendor primitives build only on their own family."""
+        if self.multiplier in (Multiplier.ECP5, Multiplier.ICE40) \
+                and self.multiplier.value != family:
+            return f"multiplier={self.multiplier.value} is for {self.multiplier.value} devices"
+        if self.result_ram is BufferRam.ECP5 and family != "ecp5":
+            return "result_ram=ecp5 is for ecp5 devices"
+        return None
 
     @property
     def product_width(self):

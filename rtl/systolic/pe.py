@@ -12,6 +12,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.pipeline import delay
 from .mul import multiplier_latency
 
 __all__ = ["OsPE", "WsPE", "ws_psum_width"]
@@ -20,15 +21,6 @@ __all__ = ["OsPE", "WsPE", "ws_psum_width"]
 def _mul_members(p):
     return {"mul_a": Out(signed(p.a_width)), "mul_b": Out(signed(p.w_width)),
             "mul_p": In(signed(p.product_width))}
-
-
-def _delay(m, sig, cycles, name):
-    """Register ``sig`` ``cycles`` times (a resettable tag pipeline)."""
-    for i in range(cycles):
-        nxt = Signal.like(sig, name=f"{name}_d{i + 1}")
-        m.d.sync += nxt.eq(sig)
-        sig = nxt
-    return sig
 
 
 class WsPE(wiring.Component):
@@ -172,8 +164,8 @@ class OsPE(wiring.Component):
                      self.first_out.eq(first), self.last_out.eq(last)]
         # Multiply (outside); the tags wait for the product.
         m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(b_reg)]
-        first_p = _delay(m, first, self._latency, "first")
-        last_p = _delay(m, last, self._latency, "last")
+        first_p = delay(m, first, self._latency, name="first")
+        last_p = delay(m, last, self._latency, name="last")
         # Accumulate. Idle cycles carry a == 0, so they add nothing.
         acc = Signal(signed(p.acc_width), reset_less=True)
         done = Signal()

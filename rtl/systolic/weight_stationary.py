@@ -1,19 +1,28 @@
 """Weight-stationary systolic array (TPU v1 style) with double-buffered weight tiles."""
 
 from amaranth.hdl import Const, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
+from ..common.params import Validated
 from ..common.pipeline import delay
 from ..common.result_buffer import ResultBuffer
 from .mul import attach_multipliers, multiplier_latency
 from .params import Dataflow, SystolicParams
 from .pe import WsPE, ws_psum_width
+from .ports import (
+    out_layout,
+    signature,
+    ws_buffer_depth,
+    ws_latency,
+    ws_lock_cycles,
+    ws_min_tile_vectors,
+    ws_pipeline_cycles,
+)
 
 __all__ = ["WsArray"]
 
 
-class WsArray(wiring.Component):
+class WsArray(Validated, wiring.Component):
     r"""Weight-stationary ``rows x cols`` array: ``y = a @ W + psum`` per activation vector.
 
     ::
@@ -66,67 +75,26 @@ class WsArray(wiring.Component):
     the grid's clock is set by the multiply-add, not by the control.
     """
 
-    def __init__(self, params):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SystolicParams) or params.dataflow is not Dataflow.WS:
-            raise ValueError("WsArray needs SystolicParams with dataflow ws")
-        self.params = p = params
-        self.act_layout = data.StructLayout({
-            "a": data.ArrayLayout(signed(p.a_width), p.rows),
-            "psum": data.ArrayLayout(signed(p.acc_width), p.cols),
-            "last": 1,
-        })
-        self.weight_layout = data.ArrayLayout(signed(p.w_width), p.cols)
-        self.out_layout = data.StructLayout({
-            "y": data.ArrayLayout(signed(p.acc_width), p.cols),
-            "last": 1,
-        })
-        super().__init__({
-            "i_weight": In(stream.Signature(self.weight_layout)),
-            "i_act": In(stream.Signature(self.act_layout)),
-            "o": Out(stream.Signature(self.out_layout)),
-        })
+            raise TypeError(f"params must be SystolicParams with dataflow ws, not {params!r}")
 
-    # Timing, derived from the structure below (checked by the benches).
-    @property
-    def pipeline_cycles(self):
-        """Cycles from accepting an activation vector to writing its result."""
-        p = self.params
-        # Input register, rows + cols grid stages, the multiplier, the psum adder.
-        return p.rows + p.cols + multiplier_latency(p) + 2
+    def __init__(self, params):
+        self.params = params
+        super().__init__(signature(params))
 
-    @property
-    def _lock_cycles(self):
-        # The swap (registered once) reaches PE(r, c) in cycle t+1+r+c (t: the swap vector's
-        # handshake) and copies the shadow on the edge ending that cycle. A weight accepted
-        # in cycle u shifts column c on the edge ending u+2+c (the shift passes a register
-        # and one per column: each column's chain shifts on its own, one cycle after the
-        # column to its left). A shift on the copy's edge is still safe (the copy sees the
-        # old value), so column c may shift from cycle t+rows+c on, after its last copy:
-        # the loader may accept from cycle t+rows-2, lock = rows-3 cycles after t.
-        return max(0, self.params.rows - 3)
-
-    @property
-    def min_tile_vectors(self):
-        """Shortest tile (in vectors) that lets the next tile start without a bubble.
-
-        The next tile loads from cycle t+1+lock for ``rows`` beats; its last shift lands in
-        every column before its own swap can go, two cycles after its last beat: with a
-        steady weight stream, tiles of at least this many vectors run back to back at one
-        vector per cycle.
-        """
-        return self._lock_cycles + self.params.rows + 2
-
-    @property
-    def buffer_depth(self):
-        """Result buffer depth: covers the credit round trip, so no bubbles at full rate."""
-        # +1 for the credit round trip, and the slack of the lagging count behind can_reserve.
-        return (self.pipeline_cycles + ResultBuffer.read_latency + 1
-                + ResultBuffer.can_reserve_slack(1))
-
+    # Timing, from the structure below (checked by the benches); see npugen.rtl.systolic.ports.
     @property
     def latency(self):
         """Cycles from ``i_act`` handshake to the result's first cycle on ``o``."""
-        return self.pipeline_cycles + ResultBuffer.read_latency
+        return ws_latency(self.params)
+
+    @property
+    def min_tile_vectors(self):
+        """Shortest tile (in vectors) that lets the next tile start without a bubble."""
+        return ws_min_tile_vectors(self.params)
 
     def manifest_info(self):
         """Return timing, protocol notes and port roles for the JSON manifest."""
@@ -147,7 +115,6 @@ class WsArray(wiring.Component):
                 "o.last copies i_act.last."),
                 "Tie i_act.psum to zero when not chaining partial sums.",
             ],
-            "model": "npugen.sim.models.systolic:ws_tile",
             "roles": {
                 "i_weight": f"one row of a weight tile, {p.cols} x signed {p.w_width}-bit",
                 "i_act": f"a: {p.rows} x signed {p.a_width}-bit activations; psum: {p.cols} x "
@@ -162,7 +129,7 @@ class WsArray(wiring.Component):
         rows, cols = p.rows, p.cols
 
         m.submodules.results = results = ResultBuffer(
-            self.out_layout, depth=self.buffer_depth, max_reserve=1, ram=p.result_ram)
+            out_layout(p), depth=ws_buffer_depth(p), max_reserve=1, ram=p.result_ram)
         wiring.connect(m, wiring.flipped(self.o), results.o)
 
         # Tile bookkeeping. need_swap: the next vector starts a tile. filled: the shadow
@@ -175,7 +142,7 @@ class WsArray(wiring.Component):
         settled = Signal()
         beat = Signal(range(max(rows, 2)))  # never zero-width (rows == 1)
         beat_last = Signal(init=rows == 1)  # beat == rows - 1, registered
-        lock_cycles = self._lock_cycles
+        lock_cycles = ws_lock_cycles(p)
         lock_t = Signal(lock_cycles, name="lock_t") if lock_cycles else None
         locked = lock_t[0] if lock_cycles else Const(0)
 
@@ -273,8 +240,8 @@ class WsArray(wiring.Component):
             m.d.comb += results.w_data.y[c].eq(y)
 
         m.d.comb += [
-            results.w_en.eq(delay(m, act_take, self.pipeline_cycles, name="valid")),
+            results.w_en.eq(delay(m, act_take, ws_pipeline_cycles(p), name="valid")),
             results.w_data.last.eq(delay(m, act_take & self.i_act.payload.last,
-                                         self.pipeline_cycles, name="last")),
+                                         ws_pipeline_cycles(p), name="last")),
         ]
         return m

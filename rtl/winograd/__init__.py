@@ -1,11 +1,14 @@
 """Winograd F(2x2, 3x3) convolution: transforms and the tile engine, exact integer arithmetic."""
 
+from . import ports
+from .direct import DirectConvTile
 from .engine import WinogradF23
 from .layer import WinogradConv
 from .params import FilterInput, WinogradParams
+from .ports import signature
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
 
 __all__ = [
-    "FilterInput", "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "WinogradConv",
-    "WinogradF23", "WinogradParams",
+    "DirectConvTile", "FilterInput", "FilterTransform2D", "InputTransform2D",
+    "OutputTransform2D", "WinogradConv", "WinogradF23", "WinogradParams", "ports", "signature",
 ]

@@ -4,12 +4,13 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated
 from .params import WinogradParams, signed_bits
 
 __all__ = ["DirectConvTile"]
 
 
-class DirectConvTile(wiring.Component):
+class DirectConvTile(Validated, wiring.Component):
     """Direct convolution at the Winograd engine's output rate: 2x2 outputs per channel-cycle.
 
     Each beat brings one channel of a 4x4 input tile and the matching 3x3 filter; 36
@@ -27,9 +28,13 @@ class DirectConvTile(wiring.Component):
     ``o`` stalls the whole pipeline (a global enable: this engine exists to be measured).
     """
 
-    def __init__(self, params):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, WinogradParams):
-            raise TypeError(f"params must be WinogradParams, not {type(params).__name__}")
+            raise TypeError(f"params must be WinogradParams, not {params!r}")
+
+    def __init__(self, params):
         self.params = p = params
         self.in_layout = data.StructLayout({
             "d": data.ArrayLayout(signed(p.data_width), 16),

@@ -1,19 +1,20 @@
 """Winograd F(2x2, 3x3) tile engine with on-chip transformed filters."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated
 from ..common.pipeline import delay, in_range
 from ..common.result_buffer import ResultBuffer
 from .params import FilterInput, WinogradParams
+from .ports import ENGINE_PRODUCT_CYCLES, engine_latency, engine_out_layout, engine_signature
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
 
 __all__ = ["WinogradF23"]
 
 
-class WinogradF23(wiring.Component):
+class WinogradF23(Validated, wiring.Component):
     r"""Winograd F(2x2, 3x3) tile engine: 4x4xC input tiles -> 2x2 output tiles per filter.
 
     ::
@@ -58,44 +59,24 @@ class WinogradF23(wiring.Component):
     returns to idle: no layer configured, nothing in flight.
     """
 
-    def __init__(self, params):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, WinogradParams):
-            raise TypeError(f"params must be WinogradParams, not {type(params).__name__}")
-        self.params = p = params
-        self.cfg_layout = data.StructLayout({
-            "channels": unsigned(p.c_max.bit_length()),
-            "filters": unsigned(p.k_max.bit_length()),
-        })
-        if p.filter_input is FilterInput.RAW:
-            lanes = {"g": data.ArrayLayout(signed(p.data_width), 9)}
-        else:
-            lanes = {"u": data.ArrayLayout(signed(p.u_width), 16)}
-        self.filter_layout = data.StructLayout(lanes)
-        self.tile_layout = data.StructLayout({
-            "d": data.ArrayLayout(signed(p.data_width), 16), "last": 1, "end": 1})
-        self.out_layout = data.StructLayout({
-            "y": data.ArrayLayout(signed(p.acc_width), 4), "last": 1})
-        super().__init__({
-            "i_cfg": In(stream.Signature(self.cfg_layout)),
-            "i_filter": In(stream.Signature(self.filter_layout)),
-            "i_tile": In(stream.Signature(self.tile_layout)),
-            "o": Out(stream.Signature(self.out_layout)),
-            "error": Out(1),
-        })
+            raise TypeError(f"params must be WinogradParams, not {params!r}")
 
-    #: Cycles from issuing a (filter, channel) pair to its product: memory read + multiply.
-    _PRODUCT_CYCLES = 2
-    #: Cycles from a product to the output written: accumulate, two output-transform stages.
-    _DRAIN_CYCLES = 3
+    def __init__(self, params):
+        self.params = params
+        super().__init__(engine_signature(params))
+
     #: Result slots: the RAM holds 16 words either way (the next power of two above the
-    #: depth); 15 rather than 12 keeps several engines busy while the layer collects their
-    #: results in order (4 engines, 32 x 32 x 16, K = 16: 16726 cycles against 19138).
+    #: depth), and the layer collects several engines' results in order (docs/design_notes.md).
     _BUFFER_DEPTH = 15
 
     @property
     def latency(self):
         """Cycles from issuing the first channel of a filter to its tile on ``o`` (C = 1)."""
-        return self._PRODUCT_CYCLES + self._DRAIN_CYCLES + ResultBuffer.read_latency
+        return engine_latency(self.params)
 
     def manifest_info(self):
         """Return timing, protocol notes and port roles for the JSON manifest."""
@@ -119,7 +100,6 @@ class WinogradF23(wiring.Component):
                 "y = cross-correlation of the tile with filter k, wrapped to acc_width."),
                 "error is sticky: bad i_cfg values or a misplaced i_tile.last; reset clears.",
             ],
-            "model": "npugen.sim.models.winograd:conv2d_winograd",
             "roles": {"i_cfg": "channels C and filters K of the layer", "i_filter": filt,
                       "i_tile": f"d: one channel of a 4x4 input tile, 16 x signed "
                                 f"{p.data_width}-bit; last: channel C-1; end: layer's final beat",
@@ -134,7 +114,7 @@ class WinogradF23(wiring.Component):
         v_row = data.ArrayLayout(signed(p.v_width), 16)
 
         m.submodules.results = results = ResultBuffer(
-            self.out_layout, depth=self._BUFFER_DEPTH, max_reserve=1)
+            engine_out_layout(p), depth=self._BUFFER_DEPTH, max_reserve=1)
         wiring.connect(m, wiring.flipped(self.o), results.o)
 
         # Layer configuration.
@@ -255,7 +235,7 @@ class WinogradF23(wiring.Component):
 
         # Pipeline tags: (first channel, last channel, last filter), aligned with products.
         tags = delay(m, Cat(issue & first_c, issue & last_c, issue & last_c & last_k),
-                     self._PRODUCT_CYCLES, name="tag")
+                     ENGINE_PRODUCT_CYCLES, name="tag")
         # Cycle t+1: U' and V words on the read ports. Cycle t+2: products.
         prod = Signal(data.ArrayLayout(signed(p.product_width), 16), reset_less=True)
         for n in range(16):

@@ -1,13 +1,14 @@
 """3x3 convolution layer around the Winograd tile engine: line buffers, tiling, padding."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated
 from ..common.pipeline import in_range, select
 from .engine import WinogradF23
 from .params import WinogradParams
+from .ports import signature
 
 __all__ = ["WinogradConv"]
 
@@ -15,7 +16,7 @@ __all__ = ["WinogradConv"]
 ROW_SLOTS = 6
 
 
-class WinogradConv(wiring.Component):
+class WinogradConv(Validated, wiring.Component):
     r"""3x3 stride-1 convolution of an H x W x C feature map with K filters (Winograd F(2x2,3x3)).
 
     ::
@@ -60,31 +61,17 @@ class WinogradConv(wiring.Component):
     returns to idle.
     """
 
-    def __init__(self, params):
+    @classmethod
+    def validate(cls, params):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, WinogradParams):
-            raise TypeError(f"params must be WinogradParams, not {type(params).__name__}")
+            raise TypeError(f"params must be WinogradParams, not {params!r}")
+
+    def __init__(self, params):
         self.params = p = params
         self.engines = [WinogradF23(p) for _ in range(p.engines)]
         self.engine = self.engines[0]
-        self.cfg_layout = data.StructLayout({
-            "height": unsigned(p.h_max.bit_length()),
-            "width": unsigned(p.w_max.bit_length()),
-            "channels": unsigned(p.c_max.bit_length()),
-            "filters": unsigned(p.k_max.bit_length()),
-            "same": 1,
-        })
-        self.filter_layout = self.engine.filter_layout
-        self.pixel_layout = data.StructLayout({
-            "x": data.ArrayLayout(signed(p.data_width), p.c_max), "last": 1})
-        self.out_layout = data.StructLayout({
-            "y": data.ArrayLayout(signed(p.acc_width), 4), "mask": 4, "last": 1})
-        super().__init__({
-            "i_cfg": In(stream.Signature(self.cfg_layout)),
-            "i_filter": In(stream.Signature(self.filter_layout)),
-            "i_pixel": In(stream.Signature(self.pixel_layout)),
-            "o": Out(stream.Signature(self.out_layout)),
-            "error": Out(1),
-        })
+        super().__init__(signature(p))
 
     def manifest_info(self):
         """Return timing, protocol notes and port roles for the JSON manifest."""
@@ -104,7 +91,6 @@ class WinogradConv(wiring.Component):
                 "inner; lane n = output (2i + n//2, 2j + n%2); mask marks existing pixels."),
                 "error is sticky: bad i_cfg values or a misplaced i_pixel.last; reset clears.",
             ],
-            "model": "npugen.sim.models.winograd:conv2d_winograd",
             "roles": {
                 "i_cfg": "layer shape: height, width, channels, filters, same padding",
                 "i_filter": self.engine.manifest_info()["roles"]["i_filter"],

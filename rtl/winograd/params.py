@@ -21,7 +21,7 @@ exact bound needs more than ``acc_width + 2`` bits the sums wrap, and since 4Y m
 import enum
 from dataclasses import dataclass
 
-from ..common.params import Params, check_choice, check_int, param
+from ..common.params import ACC_WIDTH_MAX, Params, param
 
 __all__ = ["FilterInput", "WinogradParams", "signed_bits"]
 
@@ -41,33 +41,19 @@ class FilterInput(enum.Enum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class WinogradParams(Params):
-    """Parameters of the Winograd F(2x2, 3x3) tile engine."""
+class WinogradParams(Params, block="winograd"):
+    """Parameters of the Winograd F(2x2, 3x3) tile engine and convolution layer."""
 
-    block = "winograd"
-
-    c_max: int = param(16, help="largest number of input channels", valid="1..256")
-    k_max: int = param(16, help="largest number of filters (output channels)", valid="1..256")
-    h_max: int = param(32, help="largest feature-map height (layer wrapper)", valid="3..1024")
-    w_max: int = param(32, help="largest feature-map width (line-buffer length)", valid="3..1024")
-    engines: int = param(1, help="parallel tile engines in the convolution layer", valid="1..8")
-    data_width: int = param(8, help="input and filter width in bits, signed", valid="2..12")
-    acc_width: int = param(32, help="output width in bits; outputs wrap modulo 2**acc_width",
-                           valid="16..48")
-    filter_input: FilterInput = param(FilterInput.RAW,
-                                      help="raw = 3x3 filters transformed on chip, "
-                                           "transformed = host-transformed U' words",
-                                      valid="raw, transformed")
-
-    def __post_init__(self):
-        check_int("c_max", self.c_max, 1, 256)
-        check_int("k_max", self.k_max, 1, 256)
-        check_int("h_max", self.h_max, 3, 1024)
-        check_int("w_max", self.w_max, 3, 1024)
-        check_int("engines", self.engines, 1, 8)
-        check_int("data_width", self.data_width, 2, 12)
-        check_int("acc_width", self.acc_width, 16, 48)
-        self._set("filter_input", check_choice("filter_input", self.filter_input, FilterInput))
+    c_max: int = param(16, "largest number of input channels", lo=1, hi=256)
+    k_max: int = param(16, "largest number of filters (output channels)", lo=1, hi=256)
+    h_max: int = param(32, "largest feature-map height (layer wrapper)", lo=3, hi=1024)
+    w_max: int = param(32, "largest feature-map width (line-buffer length)", lo=3, hi=1024)
+    engines: int = param(1, "parallel tile engines in the convolution layer", lo=1, hi=8)
+    data_width: int = param(8, "input and filter width in bits, signed", lo=2, hi=12)
+    acc_width: int = param(32, "output width in bits; outputs wrap modulo 2**acc_width",
+                           lo=16, hi=ACC_WIDTH_MAX)
+    filter_input: FilterInput = param(FilterInput.RAW, "raw = 3x3 filters transformed on chip, "
+                                      "transformed = host-transformed U' words")
 
     # Derived widths (see the module docstring for the bounds).
     @property

@@ -1,1 +1,1 @@
-"""cocotb side: payload packing from the RTL layouts, stream drivers, and the benches."""
+"""cocotb benches: one per block (and per tested sub-block), on a shared bench base."""

@@ -14,7 +14,7 @@ from collections import deque
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from .packing import pack, unpack
+from ..formats.beats import pack, unpack
 
 __all__ = ["Sink", "Source", "StreamEngine"]
 

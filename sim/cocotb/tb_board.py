@@ -1,28 +1,28 @@
 """cocotb bench for a board core (block behind the UART host link), driven by the host client.
 
-The same :class:`npugen.sim.host.HostClient` and workload as ``npugen run`` talk to the
-Verilator model through a bit-level simulated UART; every output word is checked against the
-golden model. Environment: ``DUT_PARAMS`` (block params JSON with ``"block"``), ``SEED``,
+The same :class:`npugen.sim.host.client.HostClient` and workload as ``npugen run`` talk to
+the Verilator model through a bit-level simulated UART; every output word is checked against
+the golden model. Environment: ``DUT_PARAMS`` (the block's params), ``SEED``,
 ``NPUGEN_DIVISOR`` (clock cycles per UART bit of the build).
 """
 
-import json
 import os
 
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles
 
-from npugen.rtl.blocks import BLOCKS
+from npugen.rtl.common.params import Params
 from npugen.rtl.link import protocol as P
-from npugen.sim.host import WORKLOADS, HostClient, LinkError, frame, port_map
 
+from ..blocks import block_of
+from ..formats.link import frame
+from ..host.client import HostClient, LinkError
 from .uart import SimUart
 
 
 async def _setup(dut):
-    raw = json.loads(os.environ["DUT_PARAMS"])
-    params = BLOCKS[raw.pop("block")].params_cls.from_dict(raw)
+    params = Params.from_json(os.environ["DUT_PARAMS"])
     seed = int(os.environ["SEED"])
     divisor = int(os.environ["NPUGEN_DIVISOR"])
     dut._log.info("params %s, SEED=%d, divisor %d", params.to_json(), seed, divisor)
@@ -32,8 +32,7 @@ async def _setup(dut):
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
     uart = SimUart(dut, divisor)
-    inputs, outputs = port_map(params)
-    return params, seed, uart, HostClient(uart, inputs, outputs)
+    return params, seed, uart, HostClient(uart, block_of(params).signature(params))
 
 
 @cocotb.test()
@@ -42,7 +41,7 @@ async def test_end_to_end(dut, gap):
     """Load, run and read back through the UART; every word equals the golden model."""
     params, seed, uart, client = await _setup(dut)
     uart.gap = gap  # idle bit times between bytes, as a slow host would leave
-    result = await WORKLOADS[params.block](client, params, seed, vectors=2, log=dut._log.info)
+    result = await block_of(params).workload(client, params, seed, vectors=2, log=dut._log.info)
     assert result["words"] > 0, result
     assert result["mismatches"] == 0, result
     assert not result["block_error"] and not result["bad_frame"], result
@@ -64,7 +63,7 @@ async def test_bad_frames(dut):
     """Bad frames are answered with their error code and ignored; the block is untouched."""
     params, seed, uart, client = await _setup(dut)
     good = frame(P.CMD_STATUS, 0, 0)
-    port, width = max(client.inputs.values())  # the last input stream (the data, not config)
+    port, width, _ = max(client.inputs.values())  # the last input stream (data, not config)
     corrupt = bytearray(frame(P.CMD_WRITE, port, 1, bytes(width // 8 + 1)))
     corrupt[5] ^= 0x10  # a payload bit flips on the line
     await _expect_error(client, bytes(corrupt), P.ERR_CHECK)
@@ -77,5 +76,5 @@ async def test_bad_frames(dut):
     assert status["bad_frame"] and not status["block_error"], status
     assert status["first_in"] == 0, "no beat may have reached the block"
     assert not (await client.status())["bad_frame"], "STATUS clears the bad-frame flag"
-    result = await WORKLOADS[params.block](client, params, seed, vectors=1, log=dut._log.info)
+    result = await block_of(params).workload(client, params, seed, vectors=1, log=dut._log.info)
     assert result["mismatches"] == 0 and not result["block_error"], result

@@ -11,32 +11,21 @@ import os
 import cocotb
 import numpy as np
 
-from npugen.rtl.sparse import CfgOp, SparseMatVec, SparseParams
-from npugen.sim.compress import act_beats, decode_indices, encode, load_program
-from npugen.sim.models.intmath import signed_range
-from npugen.sim.models.sparse import dense_weights, entries_read, sparse_matvec, useful_macs
+from npugen.rtl.sparse import CfgOp
 
-from .common import TRAFFIC, bench_setup, check_words, write_result
-from .streams import Sink, Source, StreamEngine
-
-
-def _setup(dut):
-    params, rng, nrng = bench_setup(dut, SparseParams)
-    return params, SparseMatVec(params), rng, nrng
+from ..formats.compress import decode_indices, encode
+from ..formats.sparse import act_beats, load_program, out_beats
+from ..models.intmath import signed_range
+from ..models.sparse import dense_weights, entries_read, sparse_matvec, useful_macs
+from .bench import TRAFFIC, Bench, check_words, write_result
 
 
-class Harness:
-    """Ports of a SparseMatVec, the expected outputs, and per-PE activity counters."""
+class SparseBench(Bench):
+    """A SparseMatVec: model loads, vectors, expected outputs, per-PE activity counters."""
 
-    def __init__(self, dut, eng, rng, traffic):
-        idle, stall = TRAFFIC[traffic]
-        self.p = eng.params
-        self.dut = dut
-        self.cfg = Source(dut, "i_cfg", eng.cfg_layout, idle)
-        self.act = Source(dut, "i_act", eng.act_layout, idle)
-        self.o = Sink(dut, "o", eng.out_layout, stall)
-        self.engine = StreamEngine(dut, rng, [self.cfg, self.act], [self.o])
-        self.expected = []
+    def __init__(self, dut, traffic):
+        super().__init__(dut, traffic)
+        self.p = self.params
         self.cfg_beats = 0  # i_cfg beats queued so far
         self.active = np.zeros(self.p.n_pe, dtype=np.int64)
         self.engine.monitors.append(self._count)
@@ -48,9 +37,9 @@ class Harness:
 
     def config(self, *beats):
         """Queue ``i_cfg`` beats; the first waits until every earlier vector has come out."""
-        outstanding = len(self.expected)
+        outstanding = len(self.expected["o"])
         first = beats[0]
-        self.cfg.put(lambda: first if len(self.o.got) >= outstanding else None, *beats[1:])
+        self.i_cfg.put(lambda: first if len(self.o.got) >= outstanding else None, *beats[1:])
         self.cfg_beats += len(beats)
 
     def load(self, enc):
@@ -62,25 +51,19 @@ class Harness:
 
         ``w_q`` (default: decoded from ``enc``) gives the expected result and its row count.
         """
-        beats = act_beats(x, self.p.act_lanes)
+        beats = act_beats(self.p, x)
         first, loaded = beats[0], self.cfg_beats
-        self.act.put(lambda: first if len(self.cfg.accept_cycles) >= loaded else None,
-                     *beats[1:])
+        self.i_act.put(lambda: first if len(self.i_cfg.accept_cycles) >= loaded else None,
+                       *beats[1:])
         if w_q is None:
             w_q = dense_weights(enc.codebook, decode_indices(enc))
-        y = sparse_matvec(self.p, w_q, np.asarray(x))
-        self.expected += [{"y": int(v), "last": int(i == len(y) - 1)} for i, v in enumerate(y)]
-
-    def done(self):
-        """Return True once every expected word has been received."""
-        return len(self.o.got) >= len(self.expected)
+        self.expect("o", out_beats(self.p, sparse_matvec(self.p, w_q, np.asarray(x))))
 
     async def reset(self, cycles):
         """Reset the DUT; forget queued beats, outputs and expectations."""
         await self.engine.reset(cycles)
-        self.o.got.clear()
-        self.expected.clear()
-        self.cfg_beats = len(self.cfg.accept_cycles)
+        self.clear()
+        self.cfg_beats = len(self.i_cfg.accept_cycles)
 
     async def finish(self, what):
         """Run until all outputs are in, then compare every word.
@@ -88,10 +71,8 @@ class Harness:
         The time limit grows with the work queued (loads of 16k beats exist) and still
         catches a hang: every beat and word gets 20 cycles, far above the slowest traffic.
         """
-        await self.engine.run(self.done,
-                              timeout=20_000 + 20 * (len(self.expected) + self.cfg_beats))
-        await self.engine.idle(5)
-        check_words(self.dut, self.o.got, self.expected, what)
+        await super().finish(what, timeout=20_000 + 20 * (len(self.expected["o"])
+                                                          + self.cfg_beats))
 
 
 # ---- test data ----
@@ -156,9 +137,9 @@ def shapes(p, nrng):
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_matrices(dut, traffic):
     """Densities 1/10/50/100%, several shapes, padding runs, special activation vectors."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, traffic)
-    await h.engine.start()
+    h = SparseBench(dut, traffic)
+    p, nrng = h.p, h.nrng
+    await h.start()
     kinds = ["half", "zero", "runs", "extremes", "dense"]
     for n, density in enumerate((0.01, 0.1, 0.5, 1.0)):
         for rows, cols in shapes(p, nrng):
@@ -172,7 +153,7 @@ async def test_matrices(dut, traffic):
             w_q = dense_weights(enc.codebook, w_idx)
             for k in range(2):
                 h.vector(enc, activations(p, nrng, cols, kinds[(n + k) % len(kinds)]), w_q)
-    assert h.expected, "no matrix fits the configuration"
+    assert h.expected["o"], "no matrix fits the configuration"
     await h.finish(f"matrices ({traffic})")
     assert int(dut.error.value) == 0
 
@@ -184,9 +165,9 @@ async def test_reset_mid_run(dut, when):
 
     Nothing stale comes out; the model survives reset, and a fresh load works too.
     """
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "both")
-    await h.engine.start()
+    h = SparseBench(dut, "both")
+    p, rng, nrng = h.p, h.rng, h.nrng
+    await h.start()
     enc = encode(random_matrix(nrng, p.rows_max, p.cols_max, 0.3), p.n_pe,
                  codebook=random_codebook(nrng))
     h.load(enc)
@@ -194,14 +175,12 @@ async def test_reset_mid_run(dut, when):
     if when == "load":
         await h.engine.idle(rng.randrange(3, 20))
     elif when == "run":
-        await h.engine.run(lambda: h.cfg.idle_now and h.act.accept_cycles)
+        await h.engine.run(lambda: h.i_cfg.idle_now and h.i_act.accept_cycles)
         await h.engine.idle(rng.randrange(0, 6))
     else:
         await h.engine.run(lambda: len(h.o.got) >= 1)
-    assert h.o.got == h.expected[:len(h.o.got)], "output before reset is not a model prefix"
-    await h.reset(rng.randrange(1, 4))
-    await h.engine.idle(p.rows_pe_max + 40)
-    assert not h.o.got, f"{len(h.o.got)} stale words after reset"
+    await h.reset_mid_stream(quiet=p.rows_pe_max + 40)
+    h.cfg_beats = len(h.i_cfg.accept_cycles)
     assert int(dut.error.value) == 0
     if when != "load":
         h.vector(enc, activations(p, nrng, p.cols_max, "half"))  # model survived reset
@@ -228,13 +207,13 @@ async def test_malformed(dut):
     Bad i_cfg fields, a misplaced last, bad pointers and a row overflow; the rest of the
     results stays exact.
     """
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    await h.start()
     w_idx = random_matrix(nrng, p.rows_max, p.cols_max, 0.5)
     enc = encode(w_idx, p.n_pe, codebook=random_codebook(nrng))
     h.load(enc)
-    await h.engine.run(lambda: h.cfg.idle_now)
+    await h.engine.run(lambda: h.i_cfg.idle_now)
     x = activations(p, nrng, p.cols_max, "dense")
 
     # Out-of-range writes: an address that would wrap onto entry 0 / PE 0 / pointer 0.
@@ -258,10 +237,10 @@ async def test_malformed(dut):
     await h.finish("after bad i_cfg beats: model untouched")
 
     # A misplaced last: the column count still decides where the vector ends.
-    beats = act_beats(x, p.act_lanes)
+    beats = act_beats(p, x)
     if len(beats) > 1:
         h.vector(enc, x)
-        h.act.queue[0] = {**beats[0], "last": 1}
+        h.i_act.queue[0] = {**beats[0], "last": 1}
         await h.finish("misplaced last")
         await _expect_error(h, "a misplaced i_act.last")
 
@@ -295,15 +274,15 @@ async def test_zero_skipping(dut):
     The same non-zeros take as long spread over many zeros as packed together, and a vector
     of zeros only costs its input beats.
     """
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    await h.start()
     rows, cols = p.rows_max, p.cols_max
     per_pe = len(range(0, rows, p.n_pe))
     enc = encode(np.full((rows, cols), 3), p.n_pe, codebook=random_codebook(nrng))
     assert max(len(e) for e in enc.entries) <= p.entries_max, "a dense matrix must fit here"
     h.load(enc)
-    await h.engine.run(lambda: h.cfg.idle_now)
+    await h.engine.run(lambda: h.i_cfg.idle_now)
     nnz = max(1, cols // 8)
     packed = np.zeros(cols, dtype=np.int64)
     packed[:nnz] = 7
@@ -319,7 +298,7 @@ async def test_zero_skipping(dut):
     t_packed = await timed(packed)
     t_spread = await timed(spread)
     t_zero = await timed(np.zeros(cols, dtype=np.int64))
-    check_words(dut, h.o.got, h.expected, "zero skipping")
+    check_words(dut, h.o.got, h.expected["o"], "zero skipping")
     dut._log.info("cycles: packed %d, spread %d, zero %d (nnz %d, %d entries per PE column)",
                   t_packed, t_spread, t_zero, nnz, per_pe)
     work = nnz * per_pe
@@ -340,7 +319,7 @@ async def _measure(h, enc, w_idx, xs):
     """
     w_q = dense_weights(enc.codebook, w_idx)
     h.load(enc)
-    await h.engine.run(lambda: h.cfg.idle_now)
+    await h.engine.run(lambda: h.i_cfg.idle_now)
     h.active[:] = 0
     total, compute = [], []
     for x in xs:
@@ -350,16 +329,16 @@ async def _measure(h, enc, w_idx, xs):
         await h.engine.run(h.done)
         total.append(h.o.cycles[-1] + 1 - start)
         compute.append(h.o.cycles[first] - start)
-    check_words(h.dut, h.o.got, h.expected, "benchmark")
+    check_words(h.dut, h.o.got, h.expected["o"], "benchmark")
     return total, compute
 
 
 @cocotb.test()
 async def test_demo(dut):
     """Short self-check for `npugen demo`: 10% weights, 50% activations."""
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    await h.start()
     w_idx = random_matrix(nrng, p.rows_max, p.cols_max, 0.1)
     enc = encode(w_idx, p.n_pe, codebook=random_codebook(nrng))
     xs = [activations(p, nrng, p.cols_max, "half") for _ in range(2)]
@@ -372,9 +351,9 @@ async def test_demo(dut):
 async def test_benchmark(dut):
     """Cycles and PE activity for the sparse benchmark (scripts/bench_sparse.py)."""
     cfg = json.loads(os.environ.get("NPUGEN_SPARSE_BENCH", "{}"))
-    p, eng, rng, nrng = _setup(dut)
-    h = Harness(dut, eng, rng, "steady")
-    await h.engine.start()
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    await h.start()
     rows, cols = cfg.get("rows", p.rows_max), cfg.get("cols", p.cols_max)
     w_idx = random_matrix(nrng, rows, cols, cfg.get("weight_density", 0.1))
     enc = encode(w_idx, p.n_pe, codebook=random_codebook(nrng))

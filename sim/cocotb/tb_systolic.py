@@ -1,26 +1,24 @@
 """cocotb bench for the systolic array (both dataflows), checked word by word against numpy.
 
-Environment: ``DUT_PARAMS`` (SystolicParams JSON), ``SEED`` (logged; rerun with the same
-value to reproduce), optional ``NPUGEN_RESULT`` (a JSON file the demo test writes its cycle
-counts to). Tests are named ``test_ws_*`` and ``test_os_*``; the pytest driver runs the ones
-for the DUT's dataflow (a test run on the other dataflow fails at once).
+Environment (see :class:`~.bench.Bench`): ``DUT_PARAMS``, ``SEED`` (logged; rerun with the
+same value to reproduce), optional ``NPUGEN_RESULT`` (a JSON file the demo and GEMM tests
+write their cycle counts to) and ``NPUGEN_GEMM`` (``M,K,N`` of the GEMM tests). Tests are
+named ``test_ws_*`` and ``test_os_*``; the pytest driver runs the ones for the DUT's dataflow
+(a test run on the other dataflow fails at once).
 """
 
 import os
+import time
 
 import cocotb
 import numpy as np
 
-from npugen.rtl.systolic import Dataflow, SystolicParams, systolic_array
-from npugen.sim.models.systolic import gemm, os_tile, ws_tile
+from npugen.rtl.systolic import Dataflow
+from npugen.rtl.systolic.ports import os_latency, ws_latency, ws_min_tile_vectors
 
-from .common import TRAFFIC, bench_setup, check_words, random_values, write_result
-from .streams import Sink, Source, StreamEngine
-
-
-def _setup(dut):
-    params, rng, nrng = bench_setup(dut, SystolicParams)
-    return params, systolic_array(params), rng, nrng
+from ..formats.systolic import act_beat, os_beats, out_beats, weight_beats
+from ..models.systolic import gemm, os_tile, ws_tile
+from .bench import TRAFFIC, Bench, random_values, write_result
 
 
 def _operands(params, nrng, shape, which, kind="random"):
@@ -35,18 +33,13 @@ def _psum(params, nrng, shape):
 
 # Weight-stationary -------------------------------------------------------------------------
 
-class WsHarness:
-    """Ports of a WsArray and the expected output sequence."""
+class WsBench(Bench):
+    """A WsArray: weight tiles, activation vectors, and the expected output vectors."""
 
-    def __init__(self, dut, arr, rng, traffic):
-        idle, stall = TRAFFIC[traffic]
-        self.p = arr.params
-        self.arr = arr
-        self.w = Source(dut, "i_weight", arr.weight_layout, idle)
-        self.a = Source(dut, "i_act", arr.act_layout, idle)
-        self.o = Sink(dut, "o", arr.out_layout, stall)
-        self.engine = StreamEngine(dut, rng, [self.w, self.a], [self.o])
-        self.expected = []
+    def __init__(self, dut, traffic):
+        super().__init__(dut, traffic)
+        _require(self.params, Dataflow.WS)
+        self.p = self.params
 
     def tile(self, w, a, psum):
         """Queue one tile: its weight beats and its activation vectors.
@@ -55,24 +48,20 @@ class WsHarness:
         psum vector once it exists (None before), for chaining on the array's own outputs.
         """
         m = len(a)
-        self.w.put(*[[int(v) for v in row] for row in w])
+        self.i_weight.put(*weight_beats(self.p, w))
         for i in range(m):
             def beat(i=i):
                 value = psum(i) if callable(psum) else psum[i]
-                if value is None:
-                    return None
-                return {"a": [int(v) for v in a[i]], "psum": [int(v) for v in value],
-                        "last": int(i == m - 1)}
-            self.a.put(beat)
+                return None if value is None else act_beat(self.p, a[i], value, i == m - 1)
+            self.i_act.put(beat)
 
-    def expect(self, y):
-        """Append the model's output rows for one tile (the last row carries ``last``)."""
-        self.expected += [{"y": [int(v) for v in row], "last": int(i == len(y) - 1)}
-                          for i, row in enumerate(y)]
+    def expect_tile(self, y):
+        """Expect the model's output rows for one tile (the last row carries ``last``)."""
+        self.expect("o", out_beats(self.p, y))
 
-    def done(self):
-        """Return True once every expected vector has been received."""
-        return len(self.o.got) >= len(self.expected)
+    def output(self, index):
+        """Return the ``y`` of received output vector ``index``, or None before it arrives."""
+        return self.o.got[index]["y"] if index < len(self.o.got) else None
 
 
 def _require(params, dataflow):
@@ -97,31 +86,29 @@ def _ws_random_tiles(p, nrng, count):
     return tiles
 
 
+def _ws_queue(h, tiles):
+    for w, a, psum in tiles:
+        h.tile(w, a, psum)
+        h.expect_tile(ws_tile(h.p, a, w, psum))
+
+
 @cocotb.test()
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_ws_tiles(dut, traffic):
     """Random, extreme, all-min/all-max and identity tiles, M from 1 to 2*rows+cols+3."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    h = WsHarness(dut, arr, rng, traffic)
-    await h.engine.start()
-    for w, a, psum in _ws_random_tiles(params, nrng, 10):
-        h.tile(w, a, psum)
-        h.expect(ws_tile(params, a, w, psum))
-    await h.engine.run(h.done)
-    await h.engine.idle(5)
-    check_words(dut, h.o.got, h.expected, f"ws tiles ({traffic})")
+    h = WsBench(dut, traffic)
+    await h.start()
+    _ws_queue(h, _ws_random_tiles(h.p, h.nrng, 10))
+    await h.finish(f"ws tiles ({traffic})")
 
 
 @cocotb.test()
 @cocotb.parametrize(traffic=["steady", "both"])
 async def test_ws_k_chaining(dut, traffic):
     """K = 1 .. 4*rows computed as ceil(K/rows) tiles, each tile's psum the previous output."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    p = params
-    h = WsHarness(dut, arr, rng, traffic)
-    await h.engine.start()
+    h = WsBench(dut, traffic)
+    p, nrng = h.p, h.nrng
+    await h.start()
     ks = sorted({1, max(1, p.rows - 1), p.rows, p.rows + 1, 2 * p.rows + 1, 4 * p.rows})
     for k in ks:
         m = int(nrng.integers(1, 2 * p.rows + 3))
@@ -137,73 +124,48 @@ async def test_ws_k_chaining(dut, traffic):
         prev = psum0
         for t in range(tiles):
             rows = slice(t * p.rows, (t + 1) * p.rows)
-            if t == 0:
-                h.tile(b_pad[rows], a_pad[:, rows], psum0)
-            else:
-                # Tile t's psum for vector i is the array's own output i of tile t-1.
-                def psum_of(i, start=base + (t - 1) * m):
-                    j = start + i
-                    return h.o.got[j]["y"] if j < len(h.o.got) else None
-                h.tile(b_pad[rows], a_pad[:, rows], psum_of)
+            # Tile t's psum for vector i is the array's own output i of tile t-1.
+            psum = psum0 if t == 0 else (
+                lambda i, start=base + (t - 1) * m: h.output(start + i))
+            h.tile(b_pad[rows], a_pad[:, rows], psum)
             prev = ws_tile(p, a_pad[:, rows], b_pad[rows], prev)
-            h.expect(prev)
-        await h.engine.run(h.done)
+            h.expect_tile(prev)
+        await h.run()
         final = [g["y"] for g in h.o.got[-m:]]
         assert final == gemm(p, a, b, psum0).tolist(), f"K={k}: chained result != a @ b + psum"
-    await h.engine.idle(5)
-    check_words(dut, h.o.got, h.expected, f"ws K chaining ({traffic})")
+    await h.finish(f"ws K chaining ({traffic})")
 
 
 @cocotb.test()
 @cocotb.parametrize(when=["early", "late"])
 async def test_ws_reset_mid_stream(dut, when):
     """Reset while tiles are loading and vectors are in flight: nothing stale comes out."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    h = WsHarness(dut, arr, rng, "both")
-    await h.engine.start()
-    for w, a, psum in _ws_random_tiles(params, nrng, 6):
-        h.tile(w, a, psum)
-        h.expect(ws_tile(params, a, w, psum))
-    cycles = rng.randrange(2, params.rows + 4) if when == "early" else \
-        rng.randrange(params.rows + 4, 6 * params.rows + 40)
-    await h.engine.idle(cycles)
-    before = list(h.o.got)
-    assert before == h.expected[:len(before)], "output before reset is not a prefix of the model"
-    await h.engine.reset(rng.randrange(1, 4))
-    h.o.got.clear()
-    h.expected.clear()
-    # Nothing may come out while the array is idle after reset.
-    await h.engine.idle(2 * arr.latency + 4)
-    assert not h.o.got, f"{len(h.o.got)} stale vectors emitted after reset"
-    for w, a, psum in _ws_random_tiles(params, nrng, 4):
-        h.tile(w, a, psum)
-        h.expect(ws_tile(params, a, w, psum))
-    await h.engine.run(h.done)
-    await h.engine.idle(5)
-    check_words(dut, h.o.got, h.expected, f"ws after reset ({when})")
+    h = WsBench(dut, "both")
+    p, rng = h.p, h.rng
+    await h.start()
+    _ws_queue(h, _ws_random_tiles(p, h.nrng, 6))
+    await h.engine.idle(rng.randrange(2, p.rows + 4) if when == "early" else
+                        rng.randrange(p.rows + 4, 6 * p.rows + 40))
+    await h.reset_mid_stream(quiet=2 * ws_latency(p) + 4)
+    _ws_queue(h, _ws_random_tiles(p, h.nrng, 4))
+    await h.finish(f"ws after reset ({when})")
 
 
 @cocotb.test()
 async def test_ws_timing(dut):
     """Latency equals the manifest figure; back-to-back tiles stream without a bubble."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    p = params
-    h = WsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
-    m = arr.min_tile_vectors  # the documented minimum tile length without stalls
+    h = WsBench(dut, "steady")
+    p = h.p
+    await h.start()
+    m = ws_min_tile_vectors(p)  # the documented minimum tile length without stalls
     tiles = 4
     for _ in range(tiles):
-        w = _operands(p, nrng, (p.rows, p.cols), "w")
-        a = _operands(p, nrng, (m, p.rows), "a")
-        psum = np.zeros((m, p.cols), dtype=np.int64)
-        h.tile(w, a, psum)
-        h.expect(ws_tile(p, a, w, psum))
-    await h.engine.run(h.done)
-    check_words(dut, h.o.got, h.expected, "ws timing")
-    latency = h.o.cycles[0] - h.a.accept_cycles[0]
-    assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
+        w = _operands(p, h.nrng, (p.rows, p.cols), "w")
+        a = _operands(p, h.nrng, (m, p.rows), "a")
+        _ws_queue(h, [(w, a, np.zeros((m, p.cols), dtype=np.int64))])
+    await h.finish("ws timing")
+    latency = h.o.cycles[0] - h.i_act.accept_cycles[0]
+    assert latency == ws_latency(p), f"latency {latency} cycles, manifest says {ws_latency(p)}"
     span = h.o.cycles[-1] - h.o.cycles[0] + 1
     assert span == tiles * m, f"{tiles * m} vectors took {span} output cycles (bubbles)"
 
@@ -211,54 +173,37 @@ async def test_ws_timing(dut):
 @cocotb.test()
 async def test_ws_demo(dut):
     """Short self-check for `npugen demo`: a random GEMM as back-to-back tiles."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    p = params
-    h = WsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
+    h = WsBench(dut, "steady")
+    p = h.p
+    await h.start()
     m = 4 * p.rows
     tiles = 4
     for _ in range(tiles):
-        w = _operands(p, nrng, (p.rows, p.cols), "w")
-        a = _operands(p, nrng, (m, p.rows), "a")
-        psum = np.zeros((m, p.cols), dtype=np.int64)
-        h.tile(w, a, psum)
-        h.expect(ws_tile(p, a, w, psum))
+        w = _operands(p, h.nrng, (p.rows, p.cols), "w")
+        a = _operands(p, h.nrng, (m, p.rows), "a")
+        _ws_queue(h, [(w, a, np.zeros((m, p.cols), dtype=np.int64))])
     start = h.engine.cycle
-    await h.engine.run(h.done)
+    await h.run()
     cycles = h.engine.cycle - start
-    check_words(dut, h.o.got, h.expected, "ws demo")
+    await h.finish("ws demo")
     write_result({"cycles": cycles, "macs": tiles * m * p.rows * p.cols,
-                   "vectors": tiles * m, "latency": arr.latency})
+                  "vectors": tiles * m, "latency": ws_latency(p)})
 
 
 # Output-stationary -------------------------------------------------------------------------
 
-class OsHarness:
-    """Port of an OsArray and the expected output sequence."""
+class OsBench(Bench):
+    """An OsArray: operand beats and the expected result rows."""
 
-    def __init__(self, dut, arr, rng, traffic):
-        idle, stall = TRAFFIC[traffic]
-        self.p = arr.params
-        self.arr = arr
-        self.i = Source(dut, "i", arr.in_layout, idle)
-        self.o = Sink(dut, "o", arr.out_layout, stall)
-        self.engine = StreamEngine(dut, rng, [self.i], [self.o])
-        self.expected = []
+    def __init__(self, dut, traffic):
+        super().__init__(dut, traffic)
+        _require(self.params, Dataflow.OS)
+        self.p = self.params
 
     def tile(self, a, b):
-        """Queue one tile's K beats and its expected rows."""
-        k = a.shape[1]
-        for j in range(k):
-            self.i.put({"a": [int(v) for v in a[:, j]], "b": [int(v) for v in b[j]],
-                        "last": int(j == k - 1)})
-        c = os_tile(self.p, a, b)
-        self.expected += [{"y": [int(v) for v in row], "last": int(r == self.p.rows - 1)}
-                          for r, row in enumerate(c)]
-
-    def done(self):
-        """Return True once every expected vector has been received."""
-        return len(self.o.got) >= len(self.expected)
+        """Queue one tile's K beats and expect its result rows."""
+        self.i.put(*os_beats(self.p, a, b))
+        self.expect("o", out_beats(self.p, os_tile(self.p, a, b)))
 
 
 def _os_random_tiles(p, nrng, count):
@@ -282,60 +227,44 @@ def _os_random_tiles(p, nrng, count):
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_os_tiles(dut, traffic):
     """K = 1 .. 4*rows; random, extreme, all-min/all-max and identity operands."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.OS)
-    h = OsHarness(dut, arr, rng, traffic)
-    await h.engine.start()
-    for a, b in _os_random_tiles(params, nrng, 12):
+    h = OsBench(dut, traffic)
+    await h.start()
+    for a, b in _os_random_tiles(h.p, h.nrng, 12):
         h.tile(a, b)
-    await h.engine.run(h.done)
-    await h.engine.idle(5)
-    check_words(dut, h.o.got, h.expected, f"os tiles ({traffic})")
+    await h.finish(f"os tiles ({traffic})")
 
 
 @cocotb.test()
 @cocotb.parametrize(when=["early", "late"])
 async def test_os_reset_mid_stream(dut, when):
     """Reset while operands stream and results drain: nothing stale comes out."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.OS)
-    h = OsHarness(dut, arr, rng, "both")
-    await h.engine.start()
-    for a, b in _os_random_tiles(params, nrng, 6):
+    h = OsBench(dut, "both")
+    p, rng = h.p, h.rng
+    await h.start()
+    for a, b in _os_random_tiles(p, h.nrng, 6):
         h.tile(a, b)
-    cycles = rng.randrange(2, params.rows + 4) if when == "early" else \
-        rng.randrange(params.rows + 4, 6 * params.rows + 40)
-    await h.engine.idle(cycles)
-    before = list(h.o.got)
-    assert before == h.expected[:len(before)], "output before reset is not a prefix of the model"
-    await h.engine.reset(rng.randrange(1, 4))
-    h.o.got.clear()
-    h.expected.clear()
-    await h.engine.idle(2 * arr.latency + 2 * params.rows + 4)
-    assert not h.o.got, f"{len(h.o.got)} stale vectors emitted after reset"
-    for a, b in _os_random_tiles(params, nrng, 4):
+    await h.engine.idle(rng.randrange(2, p.rows + 4) if when == "early" else
+                        rng.randrange(p.rows + 4, 6 * p.rows + 40))
+    await h.reset_mid_stream(quiet=2 * os_latency(p) + 2 * p.rows + 4)
+    for a, b in _os_random_tiles(p, h.nrng, 4):
         h.tile(a, b)
-    await h.engine.run(h.done)
-    await h.engine.idle(5)
-    check_words(dut, h.o.got, h.expected, f"os after reset ({when})")
+    await h.finish(f"os after reset ({when})")
 
 
 @cocotb.test()
 async def test_os_timing(dut):
     """Latency equals the manifest figure; K = rows tiles stream without a bubble."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.OS)
-    p = params
-    h = OsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
+    h = OsBench(dut, "steady")
+    p = h.p
+    await h.start()
     tiles = 4
     for _ in range(tiles):
-        h.tile(_operands(p, nrng, (p.rows, p.rows), "a"), _operands(p, nrng, (p.rows, p.cols), "w"))
-    await h.engine.run(h.done)
-    check_words(dut, h.o.got, h.expected, "os timing")
+        h.tile(_operands(p, h.nrng, (p.rows, p.rows), "a"),
+               _operands(p, h.nrng, (p.rows, p.cols), "w"))
+    await h.finish("os timing")
     last_beats = h.i.accept_cycles[p.rows - 1::p.rows]
     latency = h.o.cycles[0] - last_beats[0]
-    assert latency == arr.latency, f"latency {latency} cycles, manifest says {arr.latency}"
+    assert latency == os_latency(p), f"latency {latency} cycles, manifest says {os_latency(p)}"
     in_span = h.i.accept_cycles[-1] - h.i.accept_cycles[0] + 1
     assert in_span == tiles * p.rows, f"{tiles * p.rows} beats took {in_span} cycles"
     out_span = h.o.cycles[-1] - h.o.cycles[0] + 1
@@ -345,22 +274,19 @@ async def test_os_timing(dut):
 @cocotb.test()
 async def test_os_demo(dut):
     """Short self-check for `npugen demo`: random tiles with K = 4*rows, back to back."""
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.OS)
-    p = params
-    h = OsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
+    h = OsBench(dut, "steady")
+    p = h.p
+    await h.start()
     k = 4 * p.rows
     tiles = 4
     for _ in range(tiles):
-        h.tile(_operands(p, nrng, (p.rows, k), "a"), _operands(p, nrng, (k, p.cols), "w"))
+        h.tile(_operands(p, h.nrng, (p.rows, k), "a"), _operands(p, h.nrng, (k, p.cols), "w"))
     start = h.engine.cycle
-    await h.engine.run(h.done)
+    await h.run()
     cycles = h.engine.cycle - start
-    check_words(dut, h.o.got, h.expected, "os demo")
+    await h.finish("os demo")
     write_result({"cycles": cycles, "macs": tiles * k * p.rows * p.cols,
-                   "vectors": tiles * p.rows, "latency": arr.latency})
-
+                  "vectors": tiles * p.rows, "latency": os_latency(p)})
 
 
 # GEMM (benchmark and regression) ------------------------------------------------------------
@@ -388,42 +314,34 @@ def _report_gemm(dut, p, shape, cycles, seconds):
                   "%.0f cycles/s", m, k, n, cycles, macs / cycles, 100 * util,
                   cycles / seconds)
     write_result({"m": m, "k": k, "n": n, "cycles": cycles, "macs": macs,
-                   "utilisation": util, "cycles_per_second": cycles / seconds})
+                  "utilisation": util, "cycles_per_second": cycles / seconds})
 
 
 @cocotb.test()
 async def test_ws_gemm(dut):
     """C = A @ B of any shape: weight tiles back to back, K chained through psum."""
-    import time
-
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.WS)
-    p = params
+    h = WsBench(dut, "steady")
+    p = h.p
     m, k, n = shape = _gemm_shape(p)
-    a = _operands(p, nrng, (m, k), "a")
-    b = _operands(p, nrng, (k, n), "w")
+    a = _operands(p, h.nrng, (m, k), "a")
+    b = _operands(p, h.nrng, (k, n), "w")
     kt, nt = -(-k // p.rows), -(-n // p.cols)
     a_pad = _pad(a, m, kt * p.rows)
     b_pad = _pad(b, kt * p.rows, nt * p.cols)
-    h = WsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
+    await h.start()
     # Output vector index of tile t, vector i is t*m + i; tile (nb, kb) is t = nb*kt + kb.
     for nb in range(nt):
         cols = slice(nb * p.cols, (nb + 1) * p.cols)
         for kb in range(kt):
             krows = slice(kb * p.rows, (kb + 1) * p.rows)
             t = nb * kt + kb
-            if kb == 0:
-                psum = np.zeros((m, p.cols), dtype=np.int64)
-            else:
-                def psum(i, t=t):
-                    j = (t - 1) * m + i
-                    return h.o.got[j]["y"] if j < len(h.o.got) else None
+            psum = np.zeros((m, p.cols), dtype=np.int64) if kb == 0 else (
+                lambda i, t=t: h.output((t - 1) * m + i))
             h.tile(b_pad[krows, cols], a_pad[:, krows], psum)
     total = nt * kt * m
     start = h.engine.cycle
     t0 = time.monotonic()
-    await h.engine.run(lambda: len(h.o.got) >= total, timeout=20 * total + 1000)
+    await h.run(lambda: len(h.o.got) >= total, timeout=20 * total + 1000)
     seconds = time.monotonic() - t0
     cycles = h.o.cycles[-1] - start + 1
     c = np.zeros((m, nt * p.cols), dtype=np.int64)
@@ -439,28 +357,24 @@ async def test_ws_gemm(dut):
 @cocotb.test()
 async def test_os_gemm(dut):
     """C = A @ B of any shape as rows x cols output tiles, each accumulating all of K."""
-    import time
-
-    params, arr, rng, nrng = _setup(dut)
-    _require(params, Dataflow.OS)
-    p = params
+    h = OsBench(dut, "steady")
+    p = h.p
     m, k, n = shape = _gemm_shape(p)
-    a = _operands(p, nrng, (m, k), "a")
-    b = _operands(p, nrng, (k, n), "w")
+    a = _operands(p, h.nrng, (m, k), "a")
+    b = _operands(p, h.nrng, (k, n), "w")
     mt, nt = -(-m // p.rows), -(-n // p.cols)
     a_pad = _pad(a, mt * p.rows, k)
     b_pad = _pad(b, k, nt * p.cols)
-    h = OsHarness(dut, arr, rng, "steady")
-    await h.engine.start()
+    await h.start()
     for mb in range(mt):
         for nb in range(nt):
             h.tile(a_pad[mb * p.rows:(mb + 1) * p.rows], b_pad[:, nb * p.cols:(nb + 1) * p.cols])
     start = h.engine.cycle
     t0 = time.monotonic()
-    await h.engine.run(h.done, timeout=20 * len(h.expected) * max(1, k // p.rows) + 1000)
+    await h.run(timeout=20 * len(h.expected["o"]) * max(1, k // p.rows) + 1000)
     seconds = time.monotonic() - t0
     cycles = h.o.cycles[-1] - start + 1
-    check_words(dut, h.o.got, h.expected, "os GEMM tiles")
+    await h.finish("os GEMM tiles")
     c = np.zeros((mt * p.rows, nt * p.cols), dtype=np.int64)
     for idx, g in enumerate(h.o.got):
         tile, r = divmod(idx, p.rows)

@@ -1,6 +1,6 @@
 """A simulated UART for cocotb: the host side of ``rx``/``tx`` at ``divisor`` cycles per bit.
 
-:class:`SimUart` is a transport for :class:`npugen.sim.host.HostClient`, so the client that
+:class:`SimUart` is a transport for :class:`npugen.sim.host.client.HostClient`, so the client that
 drives a real board over pyserial drives the Verilator model bit by bit here.
 """
 
@@ -9,7 +9,7 @@ from collections import deque
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from npugen.sim.host import LinkError
+from ..host.client import LinkError
 
 __all__ = ["SimUart"]
 

@@ -18,8 +18,8 @@ from npugen.rtl.winograd.params import WinogradParams
 from .intmath import check_signed, wrap
 
 __all__ = [
-    "AT", "BT", "G2", "conv2d_direct", "conv2d_winograd", "filter_stream", "filter_transform",
-    "input_transform", "layer_output_beats", "output_transform", "output_shape", "tile_origins",
+    "AT", "BT", "G2", "conv2d_direct", "conv2d_winograd", "filter_transform", "input_transform",
+    "output_shape", "output_transform", "tile_origins",
 ]
 
 BT = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.int64)
@@ -123,44 +123,3 @@ def conv2d_winograd(params, x, w, padding="valid"):
         m = _bounded("M", prod.sum(axis=1), m_bound)  # (K, 4, 4)
         y[i:i + 2, j:j + 2, :] = np.moveaxis(output_transform(m), 0, 2)
     return wrap(y[:ho, :wo], params.acc_width)
-
-
-def layer_output_beats(params, x, w, padding):
-    """Return the convolution layer's output stream for one layer, in its documented order.
-
-    One beat per (2x2 output tile, filter): tiles in raster order, filters inner. Each beat
-    is ``{"y": 4 lanes, "mask": 4 bits, "last": 0/1}``; lane n is output pixel
-    (2i + n // 2, 2j + n % 2), None (unspecified) where the pixel does not exist.
-    """
-    y = conv2d_direct(params, x, w, padding)
-    ho, wo, k = y.shape
-    tiles = tile_origins(ho, wo)
-    beats = []
-    for n, (i, j) in enumerate(tiles):
-        for f in range(k):
-            lanes, mask = [], 0
-            for q in range(4):
-                r, c = i + q // 2, j + q % 2
-                inside = r < ho and c < wo
-                lanes.append(int(y[r, c, f]) if inside else None)
-                mask |= inside << q
-            beats.append({"y": lanes, "mask": mask,
-                          "last": int(n == len(tiles) - 1 and f == k - 1)})
-    return beats
-
-
-def filter_stream(params, w):
-    """Return the ``i_filter`` beats a host sends for filters ``w`` (K, C, 3, 3).
-
-    Filter k outer, channel c inner; ``g`` (raw 3x3, row-major) when the hardware transforms,
-    ``u`` (U' = G' g G'^T, 4x4 row-major) when ``filter_input`` is ``transformed``: this is
-    the host-side filter transform.
-    """
-    from npugen.rtl.winograd.params import FilterInput
-
-    w = check_signed("w", w, params.data_width)
-    k, c = w.shape[:2]
-    if params.filter_input is FilterInput.RAW:
-        return [{"g": [int(v) for v in w[i, j].flatten()]} for i in range(k) for j in range(c)]
-    u = filter_transform(params, w)
-    return [{"u": [int(v) for v in u[i, j].flatten()]} for i in range(k) for j in range(c)]

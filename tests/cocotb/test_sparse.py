@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from npugen.rtl.sparse import RelIndexDecoder, SparseParams
-from npugen.sim.build import run_checked
+from npugen.rtl.sparse import SparseParams
+from npugen.sim.blocks import BLOCKS
+from npugen.sim.flow.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,7 +23,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_sparse(params, seed):
-    names = run_checked(params, test_module="npugen.sim.cocotb.tb_sparse", seed=seed,
+    names = run_checked(params, seed=seed,
                         build_dir=ROOT / "build" / "cocotb" / params.slug,
                         test_filter=r"\.(test_matrices|test_reset_mid_run|test_malformed|"
                                     r"test_zero_skipping|test_demo)")
@@ -37,7 +38,6 @@ DECODER_CONFIGS = [
 
 @pytest.mark.parametrize("params", DECODER_CONFIGS, ids=lambda p: p.slug)
 def test_decoder(params, seed):
-    names = run_checked(params, test_module="npugen.sim.cocotb.tb_sparse_decoder",
-                        top=RelIndexDecoder, seed=seed,
+    names = run_checked(params, part=BLOCKS["sparse"].part("decoder"), seed=seed,
                         build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_decoder")
     assert len(names) == 5, names  # columns x4, overflow and reset

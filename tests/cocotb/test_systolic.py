@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.systolic import SystolicParams
-from npugen.sim.build import run_checked
+from npugen.sim.flow.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,8 +35,7 @@ SLOW = [SystolicParams(rows=16, cols=16, dataflow=df) for df in ("ws", "os")]
 
 
 def _run(params, seed):
-    return run_checked(params, test_module="npugen.sim.cocotb.tb_systolic",
-                       build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
+    return run_checked(params, build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
                        test_filter=f"test_{params.dataflow.value}_")
 
 

@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from npugen.rtl.systolic import SystolicParams
-from npugen.sim.build import run_bench
+from npugen.sim.flow.build import run_bench
 
 ROOT = Path(__file__).resolve().parents[2]
 

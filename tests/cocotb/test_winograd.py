@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.winograd import WinogradParams
-from npugen.sim.build import run_checked
+from npugen.sim.flow.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,8 +21,7 @@ SLOW = [WinogradParams(c_max=16, k_max=8, h_max=64, w_max=64)]
 
 
 def _run(params, seed, test_filter=None, extra_env=None):
-    return run_checked(params, test_module="npugen.sim.cocotb.tb_winograd",
-                       build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
+    return run_checked(params, build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
                        test_filter=test_filter, extra_env=extra_env)
 
 

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from npugen.rtl.winograd import WinogradF23, WinogradParams
-from npugen.sim.build import run_checked
+from npugen.rtl.winograd import WinogradParams
+from npugen.sim.blocks import BLOCKS
+from npugen.sim.flow.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,7 +21,6 @@ CONFIGS = [
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_winograd(params, seed):
-    names = run_checked(params, test_module="npugen.sim.cocotb.tb_winograd_engine",
-                        top=WinogradF23, seed=seed,
+    names = run_checked(params, part=BLOCKS["winograd"].part("engine"), seed=seed,
                         build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine")
     assert len(names) == 9, names  # layers x4, reset x2, malformed, timing, demo

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from npugen.rtl.sparse import SparseParams
-from npugen.sim.compress import (
+from npugen.sim.formats.compress import (
     FormatError,
-    act_beats,
     decode,
     decode_indices,
     encode,
@@ -18,6 +17,7 @@ from npugen.sim.compress import (
     share_weights,
     to_bytes,
 )
+from npugen.sim.formats.sparse import act_beats
 from npugen.sim.models.sparse import dense_weights, entries_read, sparse_matvec, useful_macs
 
 
@@ -251,4 +251,5 @@ def test_work_counts():
     assert useful_macs(w_idx, x) == 3
     enc = encode(w_idx, 2)
     assert entries_read(enc, x) == 3
-    assert act_beats([1, 2, 3], 2) == [{"a": [1, 2], "last": 0}, {"a": [3, 0], "last": 1}]
+    assert act_beats(SparseParams(act_lanes=2), [1, 2, 3]) == \
+        [{"a": [1, 2], "last": 0}, {"a": [3, 0], "last": 1}]

@@ -90,7 +90,6 @@ def test_wrong_ram():
 
 
 def test_ecp5_ram_depth_limit():
-    ok = ResultBuffer(data.ArrayLayout(8, 1), depth=512, max_reserve=1, ram="ecp5")
-    ok._MustUse__silence = True  # built only to show that 512 is accepted
+    ResultBuffer.validate(data.ArrayLayout(8, 1), depth=512, max_reserve=1, ram="ecp5")
     with pytest.raises(ValueError, match="depth must be at most 512 with ram=ecp5, not 513"):
         ResultBuffer(data.ArrayLayout(8, 1), depth=513, max_reserve=1, ram="ecp5")

@@ -7,9 +7,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.sparse import RelIndexDecoder, SparseParams
-from npugen.sim.compress import encode
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.compress import encode
 from npugen.sim.models.sparse import decoder_pairs
-from npugen.sim.pysim import recv, send
 
 
 def run_decoder(params, pe, rows, codebook, columns, seed, idle=0.0, stall=0.0):

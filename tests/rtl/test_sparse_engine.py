@@ -7,9 +7,10 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.sparse import CfgOp, SparseMatVec, SparseParams
-from npugen.sim.compress import act_beats, decode_indices, encode, load_program
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.compress import decode_indices, encode
+from npugen.sim.formats.sparse import act_beats, load_program
 from npugen.sim.models.sparse import dense_weights, sparse_matvec
-from npugen.sim.pysim import recv, send
 
 
 def _cfg(beat):
@@ -36,7 +37,7 @@ def run_engine(params, jobs, seed, idle=0.0, stall=0.0):
         for enc, xs in jobs:
             await send(ctx, dut.i_cfg, [_cfg(b) for b in load_program(enc)], rng, idle)
             for x in xs:
-                await send(ctx, dut.i_act, act_beats(x, params.act_lanes), rng, idle)
+                await send(ctx, dut.i_act, act_beats(params, x), rng, idle)
                 words = await recv(ctx, dut.o, enc.rows, rng, stall)
                 got = [(int(w.y), int(w.last)) for w in words]
                 results.append(got)

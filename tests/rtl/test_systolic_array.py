@@ -7,8 +7,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import SystolicParams, systolic_array
+from npugen.sim.flow.pysim import recv, send
 from npugen.sim.models.systolic import os_tile, ws_tile
-from npugen.sim.pysim import recv, send
 
 SHAPES = [(1, 1), (2, 3), (3, 2), (4, 4)]
 TRAFFIC = [(0.0, 0.0), (0.3, 0.3), (0.7, 0.1), (0.1, 0.7)]

@@ -7,8 +7,8 @@ from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradParams
 from npugen.rtl.winograd.direct import DirectConvTile
+from npugen.sim.flow.pysim import recv, send
 from npugen.sim.models.winograd import conv2d_direct
-from npugen.sim.pysim import recv, send
 
 
 def test_direct_tile_engine(seed):

@@ -7,15 +7,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
-from npugen.sim.models.winograd import conv2d_direct, filter_stream
-from npugen.sim.pysim import recv, send
-
-
-def tile_beats(tiles, c):
-    beats = [{"d": [int(v) for v in t[:, :, ch].flatten()], "last": int(ch == c - 1), "end": 0}
-             for t in tiles for ch in range(c)]
-    beats[-1]["end"] = 1
-    return beats
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.winograd import engine_cfg_beat, filter_beats, tile_beats
+from npugen.sim.models.winograd import conv2d_direct
 
 
 def expected_tiles(p, tiles, w):
@@ -34,11 +28,11 @@ def run_engine(p, w, tiles, seed, idle=0.0, stall=0.0, cfg=None):
     got = []
 
     async def setup(ctx):
-        await send(ctx, dut.i_cfg, [cfg or {"channels": c, "filters": k}])
-        await send(ctx, dut.i_filter, filter_stream(p, w), rng, idle)
+        await send(ctx, dut.i_cfg, [cfg or engine_cfg_beat(p, c, k)])
+        await send(ctx, dut.i_filter, filter_beats(p, w), rng, idle)
 
     async def feed(ctx):
-        await send(ctx, dut.i_tile, tile_beats(tiles, c), rng, idle)
+        await send(ctx, dut.i_tile, tile_beats(p, tiles), rng, idle)
 
     async def drain(ctx):
         got.extend(await recv(ctx, dut.o, len(tiles) * k, rng, stall, timeout=20_000))
@@ -108,8 +102,8 @@ def test_misplaced_last_raises_error_and_stays_in_bounds(seed):
 
     async def bench(ctx):
         await send(ctx, dut.i_cfg, [{"channels": 3, "filters": 1}])
-        await send(ctx, dut.i_filter, filter_stream(p, w))
-        beats = tile_beats(tiles, 3)
+        await send(ctx, dut.i_filter, filter_beats(p, w))
+        beats = tile_beats(p, tiles)
         beats[1]["last"] = 1  # early last
         await send(ctx, dut.i_tile, beats)
         for _ in range(20):

@@ -7,8 +7,9 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradConv, WinogradParams
-from npugen.sim.models.winograd import filter_stream, layer_output_beats
-from npugen.sim.pysim import recv, send
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.winograd import cfg_beat, filter_beats, out_beats, pixel_beats
+from npugen.sim.models.winograd import conv2d_direct
 
 
 def run_layers(p, layers, seed, idle, stall, fill=None):
@@ -23,22 +24,18 @@ def run_layers(p, layers, seed, idle, stall, fill=None):
         x = make((h, w, c))
         f = make((k, c, 3, 3))
         data.append((h, w, c, k, padding, x, f))
-        expected += layer_output_beats(p, x, f, padding)
+        expected += out_beats(p, conv2d_direct(p, x, f, padding))
     dut = WinogradConv(p)
     got = []
 
     async def config_and_filters(ctx):
         for h, w, c, k, padding, _, f in data:
-            await send(ctx, dut.i_cfg, [{"height": h, "width": w, "channels": c, "filters": k,
-                                         "same": int(padding == "same")}])
-            await send(ctx, dut.i_filter, filter_stream(p, f), rng, idle)
+            await send(ctx, dut.i_cfg, [cfg_beat(p, h, w, c, k, padding)])
+            await send(ctx, dut.i_filter, filter_beats(p, f), rng, idle)
 
     async def pixels(ctx):
-        for h, w, c, _, _, x, _ in data:
-            await send(ctx, dut.i_pixel, [
-                {"x": [int(x[r, col, ch]) if ch < c else 0 for ch in range(p.c_max)],
-                 "last": int(r == h - 1 and col == w - 1)}
-                for r in range(h) for col in range(w)], rng, idle)
+        for *_, x, _ in data:
+            await send(ctx, dut.i_pixel, pixel_beats(p, x), rng, idle)
 
     async def results(ctx):
         got.extend(await recv(ctx, dut.o, len(expected), rng, stall, timeout=200_000))

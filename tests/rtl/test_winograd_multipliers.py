@@ -8,7 +8,7 @@ import pytest
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
 from npugen.rtl.winograd.direct import DirectConvTile
-from npugen.sim.synth import yosys_stat
+from npugen.sim.flow.synth import yosys_stat
 
 
 @pytest.mark.parametrize(("cls", "count"), [(WinogradF23, 16), (DirectConvTile, 36)])

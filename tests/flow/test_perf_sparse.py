@@ -3,7 +3,7 @@
 import pytest
 
 from npugen.rtl.sparse import SparseParams
-from npugen.sim import perf_sparse
+from npugen.sim.flow import perf_sparse
 
 
 def test_cycles_row_and_idle_fraction(tmp_path):

@@ -37,7 +37,7 @@ def run_case(params, rows, cols, weight_density, act_density, vectors, build_roo
     env = {"NPUGEN_SPARSE_BENCH": json.dumps({
         "rows": rows, "cols": cols, "weight_density": weight_density,
         "act_density": act_density, "vectors": vectors})}
-    return run_metric(params, test_module="npugen.sim.cocotb.tb_sparse", test="test_benchmark",
+    return run_metric(params, test="test_benchmark",
                       build_root=build_root, seed=seed, env=env)
 
 

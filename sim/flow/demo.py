@@ -10,30 +10,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from npugen.rtl.sparse import SparseParams
-from npugen.rtl.systolic import SystolicParams
-from npugen.rtl.winograd import WinogradParams
-
+from ..blocks import BLOCKS, DemoCase
 from .build import read_results, run_bench
 
-__all__ = ["DEMO_CASES", "DemoResult", "run_demo"]
+__all__ = ["DemoResult", "demo_cases", "format_table", "run_demo"]
 
 
-@dataclass(frozen=True)
-class DemoCase:
-    """One row of the demo: parameters, the cocotb module and the test that checks them."""
-
-    params: object
-    bench: str
-    test: str
-
-
-DEMO_CASES = [
-    DemoCase(SystolicParams(), "npugen.sim.cocotb.tb_systolic", "test_ws_demo"),
-    DemoCase(SystolicParams(dataflow="os"), "npugen.sim.cocotb.tb_systolic", "test_os_demo"),
-    DemoCase(SparseParams(), "npugen.sim.cocotb.tb_sparse", "test_demo"),
-    DemoCase(WinogradParams(), "npugen.sim.cocotb.tb_winograd", "test_demo"),
-]
+def demo_cases():
+    """Every block's demo cases, in registry order."""
+    return [case for block in BLOCKS.values() for case in block.demo]
 
 
 @dataclass
@@ -60,7 +45,7 @@ def _run_case(case, out_dir, seed, stage):
         result_file.unlink()
     start = time.monotonic()
     try:
-        xml = run_bench(case.params, test_module=case.bench, build_dir=build_dir, seed=seed,
+        xml = run_bench(case.params, build_dir=build_dir, seed=seed,
                         test_filter=rf"\.{case.test}$", quiet=True,
                         extra_env={"NPUGEN_RESULT": str(result_file)}, stage=stage)
     except (RuntimeError, SystemExit) as exc:
@@ -78,8 +63,9 @@ def run_demo(out_dir, seed, progress=print):
     """Run every demo case; report progress through ``progress``; return the results."""
     out_dir = Path(out_dir).resolve()  # the simulator runs inside the build folder
     results = []
-    total = len(DEMO_CASES)
-    for n, case in enumerate(DEMO_CASES, 1):
+    cases = demo_cases()
+    total = len(cases)
+    for n, case in enumerate(cases, 1):
         progress(f"[{n}/{total}] {case.params.block} {_describe(case.params)}")
         start = time.monotonic()
 

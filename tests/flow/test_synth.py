@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from npugen.rtl.cli import main
-from npugen.sim import synth
+from npugen.sim.cli import main
+from npugen.sim.flow import tools
 
 
 @pytest.mark.parametrize("device", ["ice40-up5k", "ecp5-25k"])
@@ -25,13 +25,13 @@ def test_synth_smoke(device, tmp_path, capsys):
 
 
 def test_tool_failure_reports_the_log_tail(tmp_path):
-    with pytest.raises(synth.SynthError, match=r"(?s)fake tool failed \(exit 3\).*Error: boom"):
-        synth._run_tool([sys.executable, "-c", "print('ok'); print('Error: boom'); exit(3)"],
+    with pytest.raises(tools.ToolError, match=r"(?s)fake tool failed \(exit 3\).*Error: boom"):
+        tools.run_tool([sys.executable, "-c", "print('ok'); print('Error: boom'); exit(3)"],
                         tmp_path, "fake.log", "fake tool")
 
 
 def test_unknown_device_is_a_one_line_usage_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "npugen.rtl.cli", "synth", "systolic",
+    proc = subprocess.run([sys.executable, "-m", "npugen.sim.cli", "synth", "systolic",
                            "--device", "ecp5-12k", "-o", str(tmp_path / "o")],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2
@@ -60,7 +60,7 @@ def test_parallel_tools_all_run_and_log(tmp_path):
     started = []
     jobs = [([sys.executable, "-c", f"print('run {k}')"], f"job{k}.log", f"job {k}")
             for k in range(3)]
-    synth._run_tools(jobs, tmp_path, parallel=2, started=started.append)
+    tools.run_tools(jobs, tmp_path, parallel=2, started=started.append)
     assert started == ["job 0", "job 1", "job 2"]
     assert [(tmp_path / f"job{k}.log").read_text() for k in range(3)] == \
         [f"run {k}\n" for k in range(3)]
@@ -72,8 +72,8 @@ def test_a_failure_stops_the_other_tools(tmp_path):
             (f"import os, time\np = {str(pid)!r}\n"
              "while not (os.path.exists(p) and open(p).read()): time.sleep(0.05)\n"
              "print('Error: broken'); raise SystemExit(2)")]
-    with pytest.raises(synth.SynthError, match=r"(?s)bad tool failed \(exit 2\).*Error: broken"):
-        synth._run_tools([(_sleeper(pid), "sleep.log", "sleeper"), (fail, "bad.log", "bad tool")],
+    with pytest.raises(tools.ToolError, match=r"(?s)bad tool failed \(exit 2\).*Error: broken"):
+        tools.run_tools([(_sleeper(pid), "sleep.log", "sleeper"), (fail, "bad.log", "bad tool")],
                          tmp_path, parallel=2)
     assert _gone(pid), "the sleeping tool was left running"
     assert not pid.with_name(pid.name + ".done").exists(), "it was waited for, not stopped"
@@ -91,7 +91,7 @@ def test_ctrl_c_stops_every_running_tool(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        synth._run_tools([(_sleeper(pids[0]), "a.log", "first"),
+        tools.run_tools([(_sleeper(pids[0]), "a.log", "first"),
                           (_sleeper(pids[1]), "b.log", "second")], tmp_path, parallel=2,
                          started=started)
     assert _gone(pids[0]) and not pids[0].with_name(pids[0].name + ".done").exists()
@@ -105,9 +105,9 @@ def test_kill_stops_every_running_tool(tmp_path):
 
     pids = [tmp_path / f"s{k}.pid" for k in range(2)]
     parent = subprocess.Popen([sys.executable, "-c", (
-        "import sys\nfrom npugen.sim import synth\n"
+        "import sys\nfrom npugen.sim.flow import tools\n"
         f"jobs = [({_sleeper(pids[0])!r}, 'a.log', 'a'), ({_sleeper(pids[1])!r}, 'b.log', 'b')]\n"
-        f"try:\n    synth._run_tools(jobs, {str(tmp_path)!r}, parallel=2)\n"
+        f"try:\n    tools.run_tools(jobs, {str(tmp_path)!r}, parallel=2)\n"
         "except KeyboardInterrupt:\n    sys.exit(130)\n")])
     deadline = time.monotonic() + 60
     while not all(p.exists() and p.read_text() for p in pids):

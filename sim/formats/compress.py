@@ -43,8 +43,8 @@ import numpy as np
 from npugen.rtl.sparse.params import INDEX_BITS, RUN_BITS, WEIGHT_WIDTH
 
 __all__ = [
-    "FORMAT_VERSION", "MAGIC", "EncodedMatrix", "FormatError", "decode", "decode_indices",
-    "act_beats", "encode", "from_bytes", "load_program", "prune", "share_weights", "to_bytes",
+    "FORMAT_VERSION", "MAGIC", "EncodedMatrix", "FormatError", "check_structure", "decode",
+    "decode_indices", "encode", "from_bytes", "prune", "share_weights", "to_bytes",
 ]
 
 MAGIC = b"NPUS"
@@ -214,7 +214,7 @@ def encode(w_idx, n_pe, *, codebook=None, frac_bits=0):
     return EncodedMatrix(rows, cols, n_pe, cb, frac_bits, ptr, tuple(entries))
 
 
-def _check_structure(enc):
+def check_structure(enc):
     """Raise FormatError unless the pointers and entries of ``enc`` are consistent."""
     if enc.rows < 0 or enc.cols < 0 or enc.n_pe < 1:
         raise FormatError(f"bad shape {enc.rows}x{enc.cols} with n_pe={enc.n_pe}")
@@ -237,7 +237,7 @@ def _check_structure(enc):
 
 def decode_indices(enc):
     """Dense matrix of codebook indices; FormatError on any inconsistency."""
-    _check_structure(enc)
+    check_structure(enc)
     w_idx = np.zeros((enc.rows, enc.cols), dtype=np.int64)
     for p in range(enc.n_pe):
         n_local = enc.pe_rows(p)
@@ -259,7 +259,7 @@ def decode(enc):
 
 def to_bytes(enc):
     """Serialise ``enc`` in the version-1 byte layout (module docstring)."""
-    _check_structure(enc)
+    check_structure(enc)
     out = bytearray(_HEADER.pack(MAGIC, FORMAT_VERSION, INDEX_BITS, enc.frac_bits, 0, enc.n_pe,
                                  0, enc.rows, enc.cols))
     out += _CODEBOOK.pack(*enc.codebook)
@@ -309,33 +309,3 @@ def from_bytes(blob):
     enc = EncodedMatrix(rows, cols, n_pe, tuple(codebook), frac, ptr, tuple(entries))
     decode_indices(enc)  # validates pointers and relative indices
     return enc
-
-
-def load_program(enc):
-    """Return the ``i_cfg`` beats that load ``enc`` into a :class:`SparseMatVec`, in order.
-
-    Each beat is a dict ``{op, pe, addr, data}`` with ``op`` the integer value of
-    :class:`npugen.rtl.sparse.CfgOp` and ``data`` the 16-bit pattern (codebook values in
-    two's complement).
-    """
-    from npugen.rtl.sparse.engine import CfgOp
-
-    _check_structure(enc)
-    beats = [{"op": CfgOp.SHAPE.value, "pe": 0, "addr": enc.rows, "data": enc.cols}]
-    beats += [{"op": CfgOp.CODEBOOK.value, "pe": 0, "addr": i, "data": v & 0xFFFF}
-              for i, v in enumerate(enc.codebook)]
-    for p in range(enc.n_pe):
-        beats += [{"op": CfgOp.POINTER.value, "pe": p, "addr": j, "data": int(v)}
-                  for j, v in enumerate(enc.ptr[p])]
-        beats += [{"op": CfgOp.ENTRY.value, "pe": p, "addr": a, "data": int(v)}
-                  for a, v in enumerate(enc.entries[p])]
-    return beats
-
-
-def act_beats(x, lanes):
-    """Split activation vector ``x`` into ``i_act`` beats of ``lanes`` (zero-padded)."""
-    x = [int(v) for v in x]
-    count = -(-len(x) // lanes)
-    x += [0] * (count * lanes - len(x))
-    return [{"a": x[b * lanes:(b + 1) * lanes], "last": int(b == count - 1)}
-            for b in range(count)]

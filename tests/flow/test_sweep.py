@@ -1,26 +1,29 @@
 """The synthesis sweep's grid and plots (without running the tools)."""
 
-from npugen.rtl.winograd import WinogradF23
-from npugen.sim import sweep
+from npugen.sim.blocks import BLOCKS
+from npugen.sim.flow import sweep
 
 
 def test_grid_covers_ecp5_and_up5k():
-    labels = [(label, device) for label, _, device, _ in sweep.grid()]
+    points = sweep.grid()
+    labels = [(pt.label, pt.device) for pt in points]
     assert ("systolic ws 12x12 ecp5", "ecp5-85k") in labels
     assert ("systolic ws 8x8 inferred", "ecp5-85k") in labels
     assert ("systolic ws 4x4 ice40", "ice40-up5k") in labels
-    whole = [p for label, p, _, _ in sweep.grid() if label == "systolic ws 12x13 ecp5"]
+    whole = [pt.params for pt in points if pt.label == "systolic ws 12x13 ecp5"]
     assert whole and whole[0].macs == 156  # every MULT18X18D of the ECP5-85F
     assert whole[0].result_ram.value == "ecp5"
-    (big,) = [p for _, p, _, _ in sweep.grid() if p.block == "systolic" and p.macs == 256]
+    (big,) = [pt.params for pt in points if pt.params.block == "systolic"
+              and pt.params.macs == 256]
     assert big.dsp_limit == 156  # 16x16: the PEs beyond the DSPs on fabric multipliers
     assert any(device == "ice40-up5k" for _, device in labels)
-    (wino,) = [(label, device, top) for label, p, device, top in
-               sweep.grid(with_winograd=True) if p.block == "winograd"]
-    assert wino == ("winograd tile engine (default)", "ecp5-85k", WinogradF23)
-    sparse = [p.n_pe for _, p, device, _ in sweep.grid(with_sparse=True)
-              if p.block == "sparse" and device == "ecp5-85k"]
+    (wino,) = [(pt.label, pt.device, pt.part) for pt in points if pt.params.block == "winograd"]
+    assert wino == ("winograd tile engine (default)", "ecp5-85k",
+                    BLOCKS["winograd"].part("engine"))
+    sparse = [pt.params.n_pe for pt in points
+              if pt.params.block == "sparse" and pt.device == "ecp5-85k"]
     assert sparse == [1, 2, 4, 8]
+    assert {pt.params.block for pt in sweep.grid(blocks=["sparse"])} == {"sparse"}
 
 
 def test_plots_are_written(tmp_path):
@@ -51,16 +54,17 @@ def test_report_only_lists_missing_points(tmp_path):
 
 
 def test_arrays_beyond_the_dsps_run_last():
-    beyond = [label for label, p, _, _ in sweep.grid() if sweep._beyond_dsps(p)]
-    assert beyond == ["systolic ws 16x16 ecp5 (DSP for 156 PEs)"]
+    last = [pt.label for pt in sweep.grid() if pt.last]
+    assert last == ["systolic ws 16x16 ecp5 (DSP for 156 PEs)"]
 
 
 def test_report_only_shows_a_point_placed_with_other_seeds(tmp_path):
     import json
 
-    from npugen.sim.build import module_name
+    from npugen.sim.flow.build import module_name
 
-    label, params, device, top = sweep.grid(quick=True)[0]
+    point = sweep.grid(quick=True)[0]
+    label, params, device, top = point.label, point.params, point.device, point.part
     out = tmp_path / "b" / device
     out.mkdir(parents=True)
     report = {"params": params.to_dict(), "target_mhz": 200, "seeds": [1],

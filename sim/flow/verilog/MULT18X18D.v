@@ -5,6 +5,10 @@
 // either bypassed ("NONE") or clocked by CLK0 with CE0 and a synchronous RST0. Any other
 // setting stops the simulation instead of silently simulating something else.
 // Written from the ECP5 sysDSP user guide (FPGA-TN-02205), not from vendor source.
+// UNUSEDSIGNAL, UNUSEDPARAM (verilator -Wall): the model lists every pin and parameter of
+// the primitive so that any instance connects; those of modes it does not model are not read.
+/* verilator lint_off UNUSEDSIGNAL */
+/* verilator lint_off UNUSEDPARAM */
 `default_nettype none
 module MULT18X18D #(
     parameter REG_INPUTA_CLK = "NONE",
@@ -67,3 +71,5 @@ module MULT18X18D #(
             P0} = p;
 endmodule
 `default_nettype wire
+/* verilator lint_on UNUSEDPARAM */
+/* verilator lint_on UNUSEDSIGNAL */

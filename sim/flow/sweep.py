@@ -1,15 +1,15 @@
 """Synthesis sweep: resources and Fmax versus size, as a Markdown table and PNG plots.
 
-Runs :func:`npugen.sim.synth.synth_report` over a grid (see :func:`grid`: systolic arrays
-on ECP5-85F from 2x2 to the whole device, with and without the DSP-register multiplier, the
-sizes that fit the iCE40 UP5K, optionally the default Winograd layer and sparse engines with 1
-to 8 PEs), with the median Fmax of three placement seeds, and writes ``docs/synth_sweep.md``
-plus ``docs/synth_sweep_*.png``.
+Runs :func:`npugen.sim.flow.synth.synth_report` over every block's sweep grid (the
+registry's ``sweep``: systolic arrays on ECP5-85F from 2x2 to the whole device and beyond,
+with and without the ECP5 primitives, the sizes that fit the iCE40 UP5K, the Winograd tile
+engine, sparse engines with 1 to 8 PEs), with the median Fmax of three placement seeds, and
+writes ``docs/synth_sweep.md`` plus ``docs/synth_sweep_*.png``.
 
 Finished points are reused from the build folder (same parameters, seeds and target), so
 a sweep can be extended or resumed; ``--report-only`` writes the table from the finished
-points alone. Run: ``python scripts/synth_sweep.py [--quick] [--max-size N]
-[--with-winograd] [--with-sparse] [--report-only]``.
+points alone. Run: ``python scripts/synth_sweep.py [--quick] [--blocks B,...] [--match TEXT]
+[--report-only]``.
 """
 
 import argparse
@@ -20,52 +20,21 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from npugen.rtl.sparse import SparseParams
-from npugen.rtl.systolic import SystolicParams
-from npugen.rtl.winograd import WinogradF23, WinogradParams
-
+from ..blocks import BLOCKS
 from .build import module_name
-from .synth import SynthError, synth_report
+from .synth import synth_report
+from .tools import ToolError
 
 __all__ = ["grid", "logic_luts", "main"]
 
 
-def grid(quick=False, with_winograd=False, max_size=16, with_sparse=False):
-    """Return (label, params, device, top) tuples; ``top`` builds a sub-block, or is None.
+def grid(quick=False, blocks=None):
+    """Return the sweep's :class:`~npugen.sim.blocks.SweepPoint` list, block by block.
 
-    Systolic weight-stationary arrays on the ECP5-85F in two series: the ECP5 build
-    (``multiplier=ecp5``: MULT18X18D with its registers; ``result_ram=ecp5``: DP16KD with its
-    output registers) from 2x2 up to 12x12, 12x13 (all 156 multipliers of the device) and
-    16x16 with ``dsp_limit=156`` (the other 100 PEs on fabric multipliers), and the portable
-    build (inferred multiplier and memory) at a few sizes. On the UP5K: inferred arrays (one
-    MAC per SB_MAC16) and ``multiplier=ice40`` (two per block). Optionally the Winograd tile
-    engine (default parameters) and sparse engines with 1 to 8 PEs.
+    ``blocks`` names the blocks to include (default: every block in the registry).
     """
-    sizes = [n for n in ([2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]) if n <= max_size]
-    ecp5 = {"multiplier": "ecp5", "result_ram": "ecp5"}
-    shapes = [(n, n, 0) for n in sizes]
-    if not quick:
-        shapes += [(12, 13, 0)] if max_size >= 12 else []
-        shapes += [(16, 16, 156)] if max_size >= 16 else []
-    out = [(f"systolic ws {r}x{c} ecp5" + (f" (DSP for {d} PEs)" if d else ""),
-            SystolicParams(rows=r, cols=c, dsp_limit=d, **ecp5), "ecp5-85k")
-           for r, c, d in shapes]
-    out += [(f"systolic ws {n}x{n} inferred", SystolicParams(rows=n, cols=n), "ecp5-85k")
-            for n in ([2, 8] if quick else [2, 4, 8]) if n <= max_size]
-    out += [(f"systolic ws {r}x{c} inferred", SystolicParams(rows=r, cols=c), "ice40-up5k")
-            for r, c in ([(2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
-    out += [(f"systolic ws {r}x{c} ice40", SystolicParams(rows=r, cols=c, multiplier="ice40"),
-             "ice40-up5k") for r, c in ([(2, 2)] if quick else [(2, 2), (2, 4), (4, 4)])]
-    if with_winograd:
-        out.append(("winograd tile engine (default)", WinogradParams(), "ecp5-85k"))
-    if with_sparse:
-        out += [(f"sparse n_pe={n} 256x256", SparseParams(n_pe=n, rows_max=256, cols_max=256,
-                                                          entries_max=2048), "ecp5-85k")
-                for n in (1, 2, 4, 8)]
-        out.append(("sparse n_pe=2 64x64", SparseParams(n_pe=2, entries_max=512),
-                    "ice40-up5k"))
-    return [(label, params, device, WinogradF23 if params.block == "winograd" else None)
-            for label, params, device in out]
+    names = list(BLOCKS) if blocks is None else blocks
+    return [point for name in names for point in BLOCKS[name].sweep(quick)]
 
 
 def logic_luts(resources, device):
@@ -113,11 +82,6 @@ def _plot(rows, docs):
 SEEDS = [1, 2, 3]
 
 
-def _beyond_dsps(params):
-    """Return whether ``params`` is a systolic array with PEs on fabric multipliers."""
-    return params.block == "systolic" and bool(params.dsp_limit) and params.macs > params.dsp_limit
-
-
 def _header(argv):
     """Return the Markdown line naming the command and tool versions behind the table."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -141,11 +105,11 @@ def main(argv=None):
     """Run the sweep; write the table and plots into docs/."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smaller grid")
-    parser.add_argument("--with-winograd", action="store_true")
-    parser.add_argument("--with-sparse", action="store_true",
-                        help="sparse engines, n_pe 1..8 (ECP5) and a small one on the UP5K")
-    parser.add_argument("--max-size", type=int, default=16,
-                        help="largest systolic array side on ECP5 (default 16)")
+    parser.add_argument("--blocks", default=",".join(BLOCKS),
+                        help=f"comma-separated blocks to sweep (default: {','.join(BLOCKS)})")
+    parser.add_argument("--match", default=None, metavar="TEXT",
+                        help="synthesize only the points whose label contains TEXT; the "
+                             "others are reported from finished runs, as --report-only does")
     parser.add_argument("--freq", type=int, default=200,
                         help="target MHz for nextpnr (the report is its maximum either way)")
     parser.add_argument("--report-only", action="store_true",
@@ -159,33 +123,39 @@ def main(argv=None):
     args = parser.parse_args(argv)
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    points = grid(args.quick, args.with_winograd, args.max_size, args.with_sparse)
-    # Run the arrays beyond the DSP count last (their place and route takes longest), so an
-    # interrupted sweep has every other point; the table keeps the grid's order.
+    blocks = [b.strip() for b in args.blocks.split(",") if b.strip()]
+    unknown = [b for b in blocks if b not in BLOCKS]
+    if unknown:
+        parser.error(f"unknown block(s) {', '.join(unknown)}; choose from {', '.join(BLOCKS)}")
+    points = grid(args.quick, blocks)
+    # Points marked `last` (the longest place and route) run last, so an interrupted sweep
+    # has every other point; the table keeps the grid's order.
     by_index = {}
-    for index in sorted(range(len(points)), key=lambda i: _beyond_dsps(points[i][1])):
-        label, params, device, top = points[index]
+    for index in sorted(range(len(points)), key=lambda i: points[i].last):
+        point = points[index]
+        label, params, device, part = point.label, point.params, point.device, point.part
+        report_only = args.report_only or (args.match is not None and args.match not in label)
         print(f"== {label} on {device}", flush=True)
         row = {"label": label, "device": device, "block": params.block}
         by_index[index] = row
         out_dir = Path(args.build, device)
-        cached = out_dir / f"{module_name(params, top)}.{device}.report.json"
+        cached = out_dir / f"{module_name(params, part)}.{device}.report.json"
         try:
             r = json.loads(cached.read_text()) if cached.exists() else None
             if r is not None and (r.get("target_mhz") != args.freq
                                   or r.get("params") != params.to_dict()
-                                  or (r.get("seeds") != SEEDS and not args.report_only)):
+                                  or (r.get("seeds") != SEEDS and not report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
             if r is not None:
                 print(f"   reusing {cached}", flush=True)
-            elif args.report_only:
+            elif report_only:
                 row.update(ok=False, error="not run")
                 continue
             else:
                 r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=SEEDS,
-                                 out_dir=out_dir, jobs=args.jobs, top=top,
+                                 out_dir=out_dir, jobs=args.jobs, part=part,
                                  progress=lambda line: print("   " + line, flush=True))
-        except SynthError as exc:
+        except ToolError as exc:
             lines = str(exc).splitlines()
             row.update(ok=False, error=(lines[1] if len(lines) > 1 else lines[0])[:120])
         else:

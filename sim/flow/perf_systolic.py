@@ -34,7 +34,7 @@ def default_shapes(rows, cols):
 
 def run(params, shape, build_root, seed):
     """Run one GEMM; return the metrics dictionary the bench wrote."""
-    return run_metric(params, test_module="npugen.sim.cocotb.tb_systolic",
+    return run_metric(params,
                       test=f"test_{params.dataflow.value}_gemm", build_root=build_root,
                       seed=seed, env={"NPUGEN_GEMM": ",".join(map(str, shape))})
 

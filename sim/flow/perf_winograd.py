@@ -36,7 +36,7 @@ LAYERS = [
 
 def layer_cycles(params, shape, build_root, seed):
     """Run one layer in Verilator; return the metrics dictionary."""
-    return run_metric(params, test_module="npugen.sim.cocotb.tb_winograd",
+    return run_metric(params,
                       test="test_benchmark_layer", build_root=build_root, seed=seed,
                       env={"NPUGEN_LAYER": ",".join(map(str, shape))})
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from npugen.rtl.cli import main
+from npugen.sim.cli import main
 
 SMALL = ["--n-pe", "2", "--rows-max", "16", "--cols-max", "16", "--entries-max", "64"]
 
@@ -25,7 +25,7 @@ def test_bitstream(board, suffix, clock, tmp_path):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "npugen.rtl.cli", *args],
+    return subprocess.run([sys.executable, "-m", "npugen.sim.cli", *args],
                           capture_output=True, text=True, check=False)
 
 
@@ -35,7 +35,13 @@ def _cli(*args):
     (["board", "icebreaker", "--block", "sparse", "--bogus", "1"], 2, "unrecognized arguments"),
     (["board", "nope", "--block", "sparse"], 2, "invalid choice: 'nope'"),
     (["board", "icebreaker", "--block", "sparse", "--baud", "0"], 2,
-     "baud must be an integer in 300..3000000"),
+     "baud must be in 300..3000000, not 0"),
+    (["board", "ulx3s-85f", "--block", "sparse", "--baud", "300"], 2,
+     "baud must be in 382..6250000 for the ulx3s-85f's 25 MHz clock, not 300"),
+    (["board", "icebreaker", "--block", "sparse", "--rows", "16"], 2,
+     "unrecognized arguments: --rows 16"),
+    (["board", "icebreaker", "--block", "systolic", "--multiplier", "ecp5"], 2,
+     "multiplier=ecp5 is for ecp5 devices, not for board icebreaker"),
 ])
 def test_board_errors_leave_no_files(args, code, message, tmp_path):
     proc = _cli(*args, "-o", str(tmp_path / "out"))

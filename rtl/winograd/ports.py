@@ -1,0 +1,97 @@
+"""Port layouts and timing of the Winograd layer and tile engine, as functions of parameters.
+
+Host code (benches, workloads, the manifest) reads these instead of building the gateware.
+"""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
+
+from ..common.result_buffer import ResultBuffer
+from .params import FilterInput
+
+__all__ = [
+    "ENGINE_DRAIN_CYCLES", "ENGINE_PRODUCT_CYCLES", "cfg_layout", "engine_cfg_layout",
+    "engine_latency", "engine_out_layout", "engine_signature", "filter_layout",
+    "out_layout", "pixel_layout", "signature", "tile_layout",
+]
+
+#: Tile engine: cycles from issuing a (filter, channel) pair to its product (memory read,
+#: multiply).
+ENGINE_PRODUCT_CYCLES = 2
+#: Tile engine: cycles from a product to the output written (accumulate, two output-transform
+#: stages).
+ENGINE_DRAIN_CYCLES = 3
+
+
+def cfg_layout(p):
+    """Layer ``i_cfg``: height, width, channels, filters (each the value itself), same."""
+    return data.StructLayout({
+        "height": unsigned(p.h_max.bit_length()),
+        "width": unsigned(p.w_max.bit_length()),
+        "channels": unsigned(p.c_max.bit_length()),
+        "filters": unsigned(p.k_max.bit_length()),
+        "same": 1,
+    })
+
+
+def filter_layout(p):
+    """``i_filter``: ``g`` (3x3 raw filter) or ``u`` (4x4 transformed U'), per ``filter_input``."""
+    if p.filter_input is FilterInput.RAW:
+        return data.StructLayout({"g": data.ArrayLayout(signed(p.data_width), 9)})
+    return data.StructLayout({"u": data.ArrayLayout(signed(p.u_width), 16)})
+
+
+def pixel_layout(p):
+    """``i_pixel``: ``x`` (``c_max`` channels of signed ``data_width``) and ``last``."""
+    return data.StructLayout({"x": data.ArrayLayout(signed(p.data_width), p.c_max), "last": 1})
+
+
+def out_layout(p):
+    """Layer ``o``: a 2x2 output tile ``y``, the ``mask`` of existing pixels, ``last``."""
+    return data.StructLayout({"y": data.ArrayLayout(signed(p.acc_width), 4), "mask": 4,
+                              "last": 1})
+
+
+def signature(p):
+    """Members of :class:`~.layer.WinogradConv`."""
+    return {
+        "i_cfg": In(stream.Signature(cfg_layout(p))),
+        "i_filter": In(stream.Signature(filter_layout(p))),
+        "i_pixel": In(stream.Signature(pixel_layout(p))),
+        "o": Out(stream.Signature(out_layout(p))),
+        "error": Out(1),
+    }
+
+
+def engine_cfg_layout(p):
+    """Tile engine ``i_cfg``: channels and filters of the layer."""
+    return data.StructLayout({"channels": unsigned(p.c_max.bit_length()),
+                              "filters": unsigned(p.k_max.bit_length())})
+
+
+def tile_layout(p):
+    """Tile engine ``i_tile``: one channel ``d`` of a 4x4 tile, ``last`` channel, layer ``end``."""
+    return data.StructLayout({"d": data.ArrayLayout(signed(p.data_width), 16), "last": 1,
+                              "end": 1})
+
+
+def engine_out_layout(p):
+    """Tile engine ``o``: a 2x2 output tile ``y`` and ``last`` (filter K-1)."""
+    return data.StructLayout({"y": data.ArrayLayout(signed(p.acc_width), 4), "last": 1})
+
+
+def engine_signature(p):
+    """Members of :class:`~.engine.WinogradF23`."""
+    return {
+        "i_cfg": In(stream.Signature(engine_cfg_layout(p))),
+        "i_filter": In(stream.Signature(filter_layout(p))),
+        "i_tile": In(stream.Signature(tile_layout(p))),
+        "o": Out(stream.Signature(engine_out_layout(p))),
+        "error": Out(1),
+    }
+
+
+def engine_latency(p):
+    """Cycles from issuing the first channel of a filter to its tile on ``o`` (C = 1)."""
+    return ENGINE_PRODUCT_CYCLES + ENGINE_DRAIN_CYCLES + ResultBuffer.read_latency

@@ -1,0 +1,249 @@
+"""The block registry: everything npugen knows about a block, in one entry per block.
+
+The CLI's subcommands and flags, ``npugen demo``, ``npugen run``, ``npugen board``, the
+lint, manifest, board and link tests, the synthesis sweep and the wheel test all iterate over
+:data:`BLOCKS`; ``tests/test_registry.py`` fails when an entry lacks any part. Adding a block
+is its folders (gateware, model, formats, bench, workload, tests) and one :class:`Block` in
+the list at the end of this module.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from npugen.rtl import sparse, systolic, winograd
+from npugen.rtl.common.params import Params
+
+from .formats import sparse as sparse_formats
+from .formats import systolic as systolic_formats
+from .formats import winograd as winograd_formats
+from .host.sparse import run_sparse
+from .host.systolic import run_systolic
+from .host.winograd import run_winograd
+from .models import sparse as sparse_model
+from .models import systolic as systolic_model
+from .models import winograd as winograd_model
+
+__all__ = ["BLOCKS", "Block", "DemoCase", "Part", "SweepPoint", "block_of"]
+
+
+@dataclass(frozen=True)
+class Part:
+    """A piece of a block with a bench or a synthesis point of its own (e.g. a tile engine).
+
+    ``build(params)`` makes the component, ``signature(params)`` describes its ports without
+    building it, ``model(params)`` returns its golden model, ``streams`` maps its stream
+    ports to beat builders and parsers, ``bench`` is its cocotb module. Its Verilog module is
+    ``<params.slug>_<name>``.
+    """
+
+    name: str
+    build: Callable
+    signature: Callable
+    model: Callable
+    streams: dict
+    bench: str
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One row of ``npugen demo``: parameters and the bench test that self-checks them."""
+
+    params: Params
+    test: str
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One configuration of the synthesis sweep (``part``: synthesize a piece, not the top).
+
+    ``last``: run after every other point (the longest place and route).
+    """
+
+    label: str
+    params: Params
+    device: str
+    part: Part | None = None
+    last: bool = False
+
+
+@dataclass(frozen=True)
+class Block:
+    """One generated block and everything the host side knows about it.
+
+    Attributes
+    ----------
+    name, summary : str
+        The CLI's subcommand and its help line.
+    params : type
+        The block's :class:`~npugen.rtl.common.params.Params` class.
+    component : callable
+        ``component(params)`` builds the top-level gateware.
+    signature : callable
+        ``signature(params)``: the top's ports as wiring members, without building it.
+    model : callable
+        ``model(params)`` returns the golden-model function that defines the outputs.
+    streams : dict
+        Stream port name -> beat builder (inputs) or parser (outputs), in
+        :mod:`npugen.sim.formats`.
+    bench : str
+        cocotb module of the Verilator bench.
+    demo : tuple of DemoCase
+        What ``npugen demo`` runs for this block.
+    workload : callable
+        ``await workload(client, params, seed, vectors=, log=)``: the self-checking run of
+        ``npugen run`` and the board bench.
+    small : Params
+        A small configuration for the link and board tests (fast to build).
+    corners : tuple of Params
+        Configurations at the edges of the parameter space (lint, manifest tests).
+    parts : tuple of Part
+        Pieces with benches or synthesis points of their own.
+    sweep : callable
+        ``sweep(quick)`` returns the block's :class:`SweepPoint` list.
+    """
+
+    name: str
+    summary: str
+    params: type
+    component: Callable
+    signature: Callable
+    model: Callable
+    streams: dict
+    bench: str
+    demo: tuple
+    workload: Callable
+    small: Params
+    corners: tuple
+    sweep: Callable
+    parts: tuple = field(default=())
+
+    def part(self, name):
+        """Return the :class:`Part` called ``name``."""
+        for part in self.parts:
+            if part.name == name:
+                return part
+        raise KeyError(f"{self.name} has no part {name!r}")
+
+
+def block_of(params):
+    """Return the :class:`Block` that ``params`` (a block's Params object) belongs to."""
+    return BLOCKS[params.block]
+
+
+def _systolic_sweep(quick):
+    """Return systolic sweep points on the ECP5-85F and the iCE40 UP5K.
+
+    WS arrays on the ECP5-85F (ECP5 primitives, up to the whole device and beyond; the
+    portable build at a few sizes), and the arrays that fit the iCE40 UP5K in both styles.
+    """
+    ecp5 = {"multiplier": "ecp5", "result_ram": "ecp5"}
+    sizes = [2, 4, 8] if quick else [2, 4, 6, 8, 10, 12]
+    shapes = [(n, n, 0) for n in sizes] + ([] if quick else [(12, 13, 0), (16, 16, 156)])
+    points = [SweepPoint(f"systolic ws {r}x{c} ecp5" + (f" (DSP for {d} PEs)" if d else ""),
+                         systolic.SystolicParams(rows=r, cols=c, dsp_limit=d, **ecp5),
+                         "ecp5-85k", last=r * c > d > 0)
+              for r, c, d in shapes]
+    points += [SweepPoint(f"systolic ws {n}x{n} inferred", systolic.SystolicParams(rows=n, cols=n),
+                          "ecp5-85k") for n in ([2, 8] if quick else [2, 4, 8])]
+    points += [SweepPoint(f"systolic ws {r}x{c} inferred",
+                          systolic.SystolicParams(rows=r, cols=c), "ice40-up5k")
+               for r, c in ([(2, 2)] if quick else [(1, 1), (2, 2), (2, 4), (3, 3)])]
+    points += [SweepPoint(f"systolic ws {r}x{c} ice40",
+                          systolic.SystolicParams(rows=r, cols=c, multiplier="ice40"),
+                          "ice40-up5k")
+               for r, c in ([(2, 2)] if quick else [(2, 2), (2, 4), (4, 4)])]
+    return points
+
+
+def _sparse_sweep(quick):
+    """Return sparse sweep points: 1 to 8 PEs, 256 x 256, on the ECP5-85F; 2 on the UP5K."""
+    points = [SweepPoint(f"sparse n_pe={n} 256x256",
+                         sparse.SparseParams(n_pe=n, rows_max=256, cols_max=256,
+                                             entries_max=2048), "ecp5-85k")
+              for n in ([1, 8] if quick else [1, 2, 4, 8])]
+    points.append(SweepPoint("sparse n_pe=2 64x64", sparse.SparseParams(n_pe=2, entries_max=512),
+                             "ice40-up5k"))
+    return points
+
+
+def _winograd_sweep(quick):
+    """Return the tile engine with default parameters (the layer's line buffers add RAM)."""
+    return [SweepPoint("winograd tile engine (default)", winograd.WinogradParams(), "ecp5-85k",
+                       part=WINOGRAD_ENGINE)]
+
+
+SPARSE_DECODER = Part("decoder", sparse.RelIndexDecoder, sparse.ports.decoder_signature,
+                      lambda p: sparse_model.decoder_pairs, sparse_formats.DECODER_STREAMS,
+                      "npugen.sim.cocotb.tb_sparse_decoder")
+WINOGRAD_ENGINE = Part("engine", winograd.WinogradF23, winograd.ports.engine_signature,
+                       lambda p: winograd_model.conv2d_direct, winograd_formats.ENGINE_STREAMS,
+                       "npugen.sim.cocotb.tb_winograd_engine")
+
+_BLOCKS = [
+    Block(
+        name="systolic",
+        summary="TPU-style systolic int8 MAC array (weight- or output-stationary)",
+        params=systolic.SystolicParams,
+        component=systolic.systolic_array,
+        signature=systolic.signature,
+        model=lambda p: (systolic_model.ws_tile if p.dataflow is systolic.Dataflow.WS
+                         else systolic_model.os_tile),
+        streams=systolic_formats.STREAMS,
+        bench="npugen.sim.cocotb.tb_systolic",
+        demo=(DemoCase(systolic.SystolicParams(), "test_ws_demo"),
+              DemoCase(systolic.SystolicParams(dataflow="os"), "test_os_demo")),
+        workload=run_systolic,
+        small=systolic.SystolicParams(rows=3, cols=2, acc_width=20),
+        corners=(systolic.SystolicParams(rows=1, cols=1, dataflow="ws"),
+                 systolic.SystolicParams(rows=3, cols=8, dataflow="ws"),
+                 systolic.SystolicParams(rows=1, cols=1, dataflow="os"),
+                 systolic.SystolicParams(rows=5, cols=3, acc_width=16, dataflow="os"),
+                 systolic.SystolicParams(rows=2, cols=3, multiplier="ecp5", result_ram="ecp5"),
+                 systolic.SystolicParams(rows=3, cols=3, multiplier="ice40", dataflow="os")),
+        sweep=_systolic_sweep,
+    ),
+    Block(
+        name="sparse",
+        summary="EIE-style sparse matrix-vector engine: CSC storage, 4-bit codebook and "
+                "relative row indices, zero-activation skipping",
+        params=sparse.SparseParams,
+        component=sparse.SparseMatVec,
+        signature=sparse.signature,
+        model=lambda p: sparse_model.sparse_matvec,
+        streams=sparse_formats.STREAMS,
+        bench="npugen.sim.cocotb.tb_sparse",
+        demo=(DemoCase(sparse.SparseParams(), "test_demo"),),
+        workload=run_sparse,
+        small=sparse.SparseParams(n_pe=2, rows_max=12, cols_max=10, entries_max=64),
+        corners=(sparse.SparseParams(n_pe=1, rows_max=1, cols_max=1, entries_max=16,
+                                     queue_depth=1, act_lanes=1, relu=True),
+                 sparse.SparseParams(n_pe=64, rows_max=100, cols_max=7, entries_max=16,
+                                     act_width=16, acc_width=48, act_lanes=16, queue_depth=3),
+                 sparse.SparseParams(n_pe=3, rows_max=4096, cols_max=4096, entries_max=65535)),
+        sweep=_sparse_sweep,
+        parts=(SPARSE_DECODER,),
+    ),
+    Block(
+        name="winograd",
+        summary="3x3 convolution layer on a Winograd F(2x2,3x3) tile engine, exact integer "
+                "arithmetic",
+        params=winograd.WinogradParams,
+        component=winograd.WinogradConv,
+        signature=winograd.signature,
+        model=lambda p: winograd_model.conv2d_winograd,
+        streams=winograd_formats.STREAMS,
+        bench="npugen.sim.cocotb.tb_winograd",
+        demo=(DemoCase(winograd.WinogradParams(), "test_demo"),),
+        workload=run_winograd,
+        small=winograd.WinogradParams(c_max=4, k_max=3, h_max=8, w_max=8),
+        corners=(winograd.WinogradParams(c_max=1, k_max=1),
+                 winograd.WinogradParams(c_max=3, k_max=4, filter_input="transformed"),
+                 winograd.WinogradParams(acc_width=16),
+                 winograd.WinogradParams(c_max=3, k_max=5, h_max=9, w_max=7, engines=3)),
+        sweep=_winograd_sweep,
+        parts=(WINOGRAD_ENGINE,),
+    ),
+]
+
+#: Every block, by name, in the order the CLI and the demo list them.
+BLOCKS = {block.name: block for block in _BLOCKS}

