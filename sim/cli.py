@@ -22,7 +22,7 @@ from .flow.board import build_bitstream
 from .flow.build import write_core
 from .flow.demo import format_table, run_demo
 from .flow.synth import DEVICES, synth_report
-from .flow.tools import ToolError
+from .flow.tools import ToolError, sigterm_as_interrupt
 from .host.client import HostClient, LinkError, SerialTransport
 
 __all__ = ["main"]
@@ -263,9 +263,13 @@ def _run(args):
         transport = SerialTransport(args.port, args.baud)
     except OSError as exc:
         raise _RunFailed(str(exc)) from None
-    try:
+    async def session():
         client = HostClient(transport, block.signature(params))
-        result = asyncio.run(block.workload(client, params, seed, vectors=args.vectors))
+        await client.check_board()  # the protocol version and the ports match the params
+        return await block.workload(client, params, seed, vectors=args.vectors)
+
+    try:
+        result = asyncio.run(session())
     except LinkError as exc:
         raise _RunFailed(str(exc)) from None
     finally:
@@ -286,13 +290,15 @@ def _check(name, value, lo, hi):
 def main(argv=None):
     """Entry point of the ``npugen`` console script."""
     try:
-        args, extra = _parser().parse_known_args(argv)
-        if args.command == "board":
-            return _board(args, extra)
-        if extra:
-            raise UsageError(f"unrecognized arguments: {' '.join(extra)} (see 'npugen --help')")
-        return {"generate": _generate, "synth": _synth, "demo": _demo,
-                "run": _run}[args.command](args)
+        with sigterm_as_interrupt():  # `kill` stops a command as Ctrl-C does
+            args, extra = _parser().parse_known_args(argv)
+            if args.command == "board":
+                return _board(args, extra)
+            if extra:
+                raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
+                                 "(see 'npugen --help')")
+            return {"generate": _generate, "synth": _synth, "demo": _demo,
+                    "run": _run}[args.command](args)
     except UsageError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 2

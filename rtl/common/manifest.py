@@ -87,6 +87,12 @@ def build_manifest(component, params, *, name, info, model):
              "when valid and ready are both high; payload is stable while valid & ~ready."),
             ("Array lane i of a payload sits at bits [i*w +: w]; struct fields at the offsets "
              "listed under each port's 'fields'."),
+            ("rst is synchronous and active high: it returns the block to idle with nothing in "
+             "flight. In a cycle with rst high the ports still show the state before the reset; "
+             "handshakes in such cycles do not count. latency_cycles.reset_to_ready counts the "
+             "cycles from the fall of rst to the first input ready."),
+            ("Latencies count from the cycle of the input handshake to the cycle in which the "
+             "result's o.valid rises."),
             *info["protocol"],
         ],
         "golden_model": model,

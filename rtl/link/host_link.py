@@ -1,12 +1,13 @@
 """UART host link: any npugen block's streams behind the framed protocol of ``protocol.py``."""
 
-from amaranth.hdl import Array, Cat, Const, Module, ResetInserter, Shape, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.params import Validated, check_int
 from . import protocol as P
+from .link_parts import FrameReceiver, ReadCollector, ReplySender, WriteReplay, nbytes
 from .uart import UartRx, UartTx
 
 __all__ = ["HostLink", "stream_ports"]
@@ -27,12 +28,67 @@ def stream_ports(members):
     return inputs, outputs
 
 
-def _bytes(width):
-    return -(-width // 8)
+def info_bytes(inputs, outputs, buffer_bytes):
+    """Return the INFO reply's payload (see :mod:`.protocol`)."""
+    out = [P.VERSION, len(inputs), len(outputs), buffer_bytes & 0xFF, buffer_bytes >> 8]
+    for _, width in inputs + outputs:
+        out += [width & 0xFF, width >> 8]
+    return out
+
+
+class _Counters(wiring.Component):
+    """Cycle counters for STATUS (32 bits each, wrapping).
+
+    Members
+    -------
+    in_fire, out_fire : In(1)
+        A beat enters / leaves the block this cycle.
+    clear : In(1)
+        Forget the first input and last output (the block is reset).
+    cycles, first_in, last_out : Out(32)
+        Free-running count; its value at the first input beat and at the last output beat
+        since ``clear``.
+    """
+
+    in_fire: In(1)
+    out_fire: In(1)
+    clear: In(1)
+    cycles: Out(32)
+    first_in: Out(32)
+    last_out: Out(32)
+
+    @property
+    def values(self):
+        """The three counters, in STATUS order."""
+        return [self.cycles, self.first_in, self.last_out]
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        seen_in = Signal()
+        m.d.sync += self.cycles.eq(self.cycles + 1)
+        with m.If(self.clear):
+            m.d.sync += [seen_in.eq(0), self.first_in.eq(0), self.last_out.eq(0)]
+        with m.Else():
+            with m.If(self.in_fire & ~seen_in):
+                m.d.sync += [seen_in.eq(1), self.first_in.eq(self.cycles)]
+            with m.If(self.out_fire):
+                m.d.sync += self.last_out.eq(self.cycles)
+        return m
 
 
 class HostLink(Validated, wiring.Component):
     """A block behind a UART: load, run, read back and check status over one serial link.
+
+    ::
+
+        rx -> UartRx -> FrameReceiver -> (one request) -> executor -> WriteReplay  -> block
+                                                             |     <- ReadCollector <-
+        tx <- UartTx <- ReplySender <------------------------+ (reply)
+
+    The pieces are in :mod:`.link_parts`. The receiver runs on its own, whatever the block
+    does: a RESET always gets through (it abandons a WRITE or READ in progress), a WRITE
+    whose beats the block stops taking ends after ``stall_cycles`` with an error reply, and
+    every malformed frame is answered with its error and never executed.
 
     Parameters
     ----------
@@ -40,12 +96,15 @@ class HostLink(Validated, wiring.Component):
         Any component whose streams are its interface (every npugen top); an ``error``
         output, if present, shows in STATUS. Other members are left unconnected.
     divisor : int
-        Clock cycles per UART bit (clock / baud rate).
+        Clock cycles per UART bit (clock / baud rate), 4..65535.
     buffer_bytes : int
         Frame buffer: the largest WRITE payload and READ reply (one block RAM).
     idle_cycles : int
-        Quiet line mid-frame for this long is a timeout; a READ stops collecting after an
-        output stream has been idle this long. Default: 30 bit times.
+        Quiet line mid-frame for this long ends the frame (ERR_TIMEOUT; after an error,
+        the end of the frame's rest); a READ stops collecting after an output stream has
+        been idle this long. Default: 30 bit times.
+    stall_cycles : int
+        A WRITE ends (ERR_STALL) when the block takes no beat for this long. Default: 2**20.
 
     Members
     -------
@@ -56,21 +115,27 @@ class HostLink(Validated, wiring.Component):
     """
 
     @classmethod
-    def validate(cls, block, *, divisor, buffer_bytes=512, idle_cycles=None):
+    def validate(cls, block, *, divisor, buffer_bytes=512, idle_cycles=None,
+                 stall_cycles=1 << 20):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         inputs, outputs = stream_ports(block.signature.members)
         if not inputs or not outputs:
             raise ValueError("block must have at least one input and one output stream")
-        widest = max(_bytes(w) for _, w in inputs + outputs)
+        widest = max(nbytes(w) for _, w in inputs + outputs)
         check_int("buffer_bytes", buffer_bytes, widest, 65535)
         check_int("divisor", divisor, 4, 65535)
+        check_int("stall_cycles", stall_cycles, 1, 1 << 30)
+        if idle_cycles is not None:
+            check_int("idle_cycles", idle_cycles, 2 * divisor, 1 << 24)
 
-    def __init__(self, block, *, divisor, buffer_bytes=512, idle_cycles=None):
+    def __init__(self, block, *, divisor, buffer_bytes=512, idle_cycles=None,
+                 stall_cycles=1 << 20):
         self.block = block
         self.divisor = divisor
         self.inputs, self.outputs = stream_ports(block.signature.members)
         self.buffer_bytes = buffer_bytes
         self.idle_cycles = 30 * divisor if idle_cycles is None else idle_cycles
+        self.stall_cycles = stall_cycles
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1)})
 
     def manifest_info(self):
@@ -80,273 +145,152 @@ class HostLink(Validated, wiring.Component):
         return {
             "latency": {"uart_bit_cycles": self.divisor},
             "throughput": {"bytes_per_cycle": f"1/{10 * self.divisor}"},
-            "protocol": [(f"framed UART protocol (npugen.rtl.link.protocol); input ports "
-                          f"{ins}, output ports {outs}; buffer {self.buffer_bytes} bytes")],
+            "protocol": [(f"framed UART protocol v{P.VERSION} (npugen.rtl.link.protocol); "
+                          f"input ports {ins}, output ports {outs}; buffer "
+                          f"{self.buffer_bytes} bytes; quiet line {self.idle_cycles} cycles; "
+                          f"stall limit {self.stall_cycles} cycles")],
             "roles": {"rx": "UART receive line (host to board)",
                       "tx": "UART transmit line (board to host)"},
         }
 
-    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
-        m = Module()
-        m.submodules.uart_rx = rx = UartRx(self.divisor)
-        m.submodules.uart_tx = tx = UartTx(self.divisor)
-        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        block_reset = Signal()
-        m.submodules.block = ResetInserter(block_reset)(self.block)
-        blk = self.block
+    def _buffer(self, m, rcv, wr, rd, snd):
+        """Add the frame buffer and wire its users.
 
+        The receiver and the read collector write it (never at once: the receiver writes
+        only while nothing executes); the write replay and the reply sender read it.
+        """
         m.submodules.buffer = buf = Memory(shape=8, depth=self.buffer_bytes, init=[])
         buf_w = buf.write_port()
         buf_r = buf.read_port()
+        m.d.comb += [
+            buf_w.en.eq(rcv.buf_w.en | rd.buf_w.en),
+            buf_w.addr.eq(Mux(rd.busy, rd.buf_w.addr, rcv.buf_w.addr)),
+            buf_w.data.eq(Mux(rd.busy, rd.buf_w.data, rcv.buf_w.data)),
+            buf_r.addr.eq(Mux(wr.busy, wr.buf_addr, snd.buf_addr)),
+            wr.buf_data.eq(buf_r.data), snd.buf_data.eq(buf_r.data),
+        ]
 
+    @staticmethod
+    def _counters(m, ins, outs):
+        """STATUS's counters: free-running cycles, first input beat, last output beat."""
+        m.submodules.counters = counters = _Counters()
+        m.d.comb += [counters.in_fire.eq(Cat(s.valid & s.ready for s in ins).any()),
+                     counters.out_fire.eq(Cat(s.valid & s.ready for s in outs).any())]
+        return counters
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        in_w = [w for _, w in self.inputs]
+        out_w = [w for _, w in self.outputs]
+        m.submodules.uart_rx = rx = UartRx(self.divisor)
+        m.submodules.uart_tx = tx = UartTx(self.divisor)
+        m.submodules.receiver = rcv = FrameReceiver(
+            in_w, out_w, buffer_bytes=self.buffer_bytes, idle_cycles=self.idle_cycles)
+        m.submodules.write_replay = wr = WriteReplay(
+            in_w, buffer_bytes=self.buffer_bytes, stall_cycles=self.stall_cycles)
+        m.submodules.read_collector = rd = ReadCollector(
+            out_w, buffer_bytes=self.buffer_bytes, idle_cycles=self.idle_cycles)
+        info = info_bytes(self.inputs, self.outputs, self.buffer_bytes)
+        status_bytes = max(P.STATUS_BYTES, len(info))
+        m.submodules.sender = snd = ReplySender(buffer_bytes=self.buffer_bytes,
+                                                status_bytes=status_bytes)
+        block_reset = Signal()
+        m.submodules.block = ResetInserter(block_reset)(self.block)
+        blk = self.block
         ins = [getattr(blk, name) for name, _ in self.inputs]
         outs = [getattr(blk, name) for name, _ in self.outputs]
-        in_bytes = [_bytes(w) for _, w in self.inputs]
-        out_bytes = [_bytes(w) for _, w in self.outputs]
-        max_in, max_out = max(in_bytes), max(out_bytes)
-        n_in, n_out = len(ins), len(outs)
+        wiring.connect(m, rx.o, rcv.rx)
+        wiring.connect(m, snd.tx, tx.i)
+        m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
 
-        # ---- counters and flags ----
-        cycles = Signal(32)
-        first_in = Signal(32)
-        seen_in = Signal()
-        last_out = Signal(32)
-        bad_frame = Signal()
-        clear_counters = Signal()
-        m.d.sync += cycles.eq(cycles + 1)
-        in_fire = Cat(s.valid & s.ready for s in ins).any()
-        out_fire = Cat(s.valid & s.ready for s in outs).any()
-        with m.If(clear_counters):
-            m.d.sync += [seen_in.eq(0), first_in.eq(0), last_out.eq(0)]
-        with m.Else():
-            with m.If(in_fire & ~seen_in):
-                m.d.sync += [seen_in.eq(1), first_in.eq(cycles)]
-            with m.If(out_fire):
-                m.d.sync += last_out.eq(cycles)
+        self._buffer(m, rcv, wr, rd, snd)
+        # The block's streams.
+        for n, s in enumerate(ins):
+            m.d.comb += [s.valid.eq(wr.valid[n]), wr.ready[n].eq(s.ready),
+                         s.payload.eq(wr.beat[:len(s.payload.as_value())])]
+        for n, s in enumerate(outs):
+            m.d.comb += [rd.valid[n].eq(s.valid), s.ready.eq(rd.ready[n])]
+        req = Signal.like(rcv.frame.payload)  # the request being executed
+        m.d.comb += rd.data.eq(Array(s.payload.as_value() for s in outs)[req.port])
+        counters = self._counters(m, ins, outs)
+        bad_frame, stalled = Signal(), Signal()
+        with m.If(rcv.bad):
+            m.d.sync += bad_frame.eq(1)
         block_error = getattr(blk, "error", Const(0, 1))
+        status = Cat(block_error, bad_frame, stalled, Const(0, 5), *counters.values)
 
-        # ---- frame state ----
-        cmd = Signal(8)
-        port = Signal(8)
-        length = Signal(16)
-        check = Signal(8)
-        hidx = Signal(range(4))
-        beat = Signal(16)
-        bib = Signal(range(max(max_in, max_out) + 1))  # byte in beat
-        addr = Signal(range(self.buffer_bytes + 1))
-        quiet = Signal(range(self.idle_cycles + 1))
-        err = Signal(8)
-        shift_in = Signal(8 * max_in)
-        shift_out = Signal(8 * max_out)
+        # The executor: one request at a time, then its reply.
+        r_cmd, r_port, r_len, r_count, r_status = (Signal(8), Signal(8), Signal(16), Signal(16),
+                                                   Signal(8 * status_bytes))
+        r_from_status = Signal()
         reset_count = Signal(2)
+        m.d.comb += [
+            rcv.may_write.eq(0),
+            snd.seq.eq(req.seq), snd.cmd.eq(r_cmd), snd.port.eq(r_port), snd.length.eq(r_len),
+            snd.count.eq(r_count), snd.from_status.eq(r_from_status), snd.status.eq(r_status),
+            # The mailbox's request, read as the executor takes it.
+            wr.port.eq(rcv.frame.payload.port), wr.length.eq(rcv.frame.payload.length),
+            rd.port.eq(rcv.frame.payload.port), rd.length.eq(rcv.frame.payload.length),
+        ]
 
-        in_bpb = Array(Const(b, 8) for b in in_bytes + [1])[port]
-        out_bpb = Array(Const(b, 8) for b in out_bytes + [1])[port]
-        in_cap = Array(Const(self.buffer_bytes // b, 16) for b in in_bytes + [1])[port]
-        out_cap = Array(Const(self.buffer_bytes // b, 16) for b in out_bytes + [1])[port]
-
-        byte = rx.o.payload
-        got = Signal()
-        m.d.comb += got.eq(rx.o.valid & rx.o.ready)
-
-        # Reply: header, payload (buffer or status), check byte.
-        r_cmd = Signal(8)
-        r_port = Signal(8)
-        r_len = Signal(16)
-        r_bytes = Signal(16)  # payload bytes
-        r_idx = Signal(16)
-        r_sum = Signal(8)
-        r_status = Signal()
-        status = Signal(8 * P.STATUS_BYTES)
-
-        out_byte = Signal(8)
-        hdr = Array([Const(P.SYNC, 8), r_cmd, r_port, r_len[:8], r_len[8:]])
-        status_bytes = Array(status[8 * k:8 * (k + 1)] for k in range(P.STATUS_BYTES))
-
-        def reply(m, cmd_value, port_value, len_value, nbytes, from_status=False):
-            m.d.sync += [r_cmd.eq(cmd_value), r_port.eq(port_value), r_len.eq(len_value),
-                         r_bytes.eq(nbytes), r_idx.eq(0), r_sum.eq(0),
-                         r_status.eq(from_status)]
-            m.next = "SEND"
-
-        def error(m, code):
-            m.d.sync += [err.eq(code), bad_frame.eq(1)]
-            reply(m, P.REPLY_ERROR, code, 0, 0)
+        def reply(m, cmd, port=0, length=0, count=0, status=None):
+            m.d.sync += [r_cmd.eq(cmd), r_port.eq(port), r_len.eq(length), r_count.eq(count),
+                         r_from_status.eq(status is not None)]
+            if status is not None:
+                m.d.sync += r_status.eq(status)
+            m.next = "REPLY"
 
         with m.FSM():
-            with m.State("SYNC"):
-                m.d.comb += rx.o.ready.eq(1)
-                with m.If(got & (byte == P.SYNC)):
-                    m.d.sync += [check.eq(0), hidx.eq(0), quiet.eq(0)]
-                    m.next = "HEADER"
-
-            with m.State("HEADER"):
-                m.d.comb += rx.o.ready.eq(1)
-                m.d.sync += quiet.eq(quiet + 1)
-                with m.If(got):
-                    m.d.sync += [check.eq(check + byte), hidx.eq(hidx + 1), quiet.eq(0)]
-                    with m.Switch(hidx):
-                        with m.Case(0):
-                            m.d.sync += cmd.eq(byte)
-                        with m.Case(1):
-                            m.d.sync += port.eq(byte)
-                        with m.Case(2):
-                            m.d.sync += length[:8].eq(byte)
-                        with m.Case(3):
-                            m.d.sync += length[8:].eq(byte)
-                            m.next = "VALIDATE"
-                with m.Elif(quiet == self.idle_cycles):
-                    error(m, P.ERR_TIMEOUT)
-
-            def validate(port_ok, length_ok, then):
-                with m.If(~port_ok):
-                    m.d.sync += err.eq(P.ERR_PORT)
-                    m.next = "DRAIN"
-                with m.Elif(~length_ok):
-                    m.d.sync += err.eq(P.ERR_LENGTH)
-                    m.next = "DRAIN"
-                with m.Else():
-                    m.next = then
-
-            with m.State("VALIDATE"):
-                m.d.sync += [beat.eq(0), bib.eq(0), addr.eq(0), quiet.eq(0)]
-                with m.Switch(cmd):
-                    with m.Case(P.CMD_WRITE):
-                        validate(port < n_in, (length != 0) & (length <= in_cap), "PAYLOAD")
-                    with m.Case(P.CMD_READ):
-                        validate(port < n_out, (length != 0) & (length <= out_cap), "CHECK")
-                    with m.Case(P.CMD_STATUS, P.CMD_RESET):
-                        validate(port == 0, length == 0, "CHECK")
-                    with m.Default():
-                        m.d.sync += err.eq(P.ERR_COMMAND)
-                        m.next = "DRAIN"
-
-            with m.State("PAYLOAD"):
-                m.d.comb += [rx.o.ready.eq(1), buf_w.addr.eq(addr), buf_w.data.eq(byte),
-                             buf_w.en.eq(got)]
-                m.d.sync += quiet.eq(quiet + 1)
-                with m.If(got):
-                    m.d.sync += [check.eq(check + byte), addr.eq(addr + 1), quiet.eq(0),
-                                 bib.eq(bib + 1)]
-                    with m.If(bib == in_bpb - 1):
-                        m.d.sync += [bib.eq(0), beat.eq(beat + 1)]
-                        with m.If(beat == length - 1):
-                            m.next = "CHECK"
-                with m.Elif(quiet == self.idle_cycles):
-                    error(m, P.ERR_TIMEOUT)
-
-            with m.State("CHECK"):
-                m.d.comb += rx.o.ready.eq(1)
-                m.d.sync += quiet.eq(quiet + 1)
-                with m.If(got):
-                    m.d.sync += [addr.eq(0), beat.eq(0), bib.eq(0), quiet.eq(0)]
-                    with m.If(((check + byte) & 0xFF) != 0):
-                        error(m, P.ERR_CHECK)
-                    with m.Elif(cmd == P.CMD_WRITE):
-                        m.next = "W_READ"
-                    with m.Elif(cmd == P.CMD_READ):
-                        m.next = "R_WAIT"
-                    with m.Elif(cmd == P.CMD_STATUS):
-                        m.d.sync += [status.eq(Cat(block_error, bad_frame, Const(0, 6),
-                                                   cycles, first_in, last_out)),
-                                     bad_frame.eq(0)]
-                        reply(m, P.CMD_STATUS | P.REPLY, 0, P.STATUS_BYTES, P.STATUS_BYTES,
-                              from_status=True)
-                    with m.Else():
+            with m.State("IDLE"):
+                m.d.comb += [rcv.may_write.eq(~rcv.frame.valid), rcv.frame.ready.eq(1)]
+                with m.If(rcv.frame.valid):
+                    f = rcv.frame.payload
+                    m.d.sync += req.eq(f)
+                    with m.If(f.error != 0):
+                        reply(m, P.REPLY_ERROR, port=f.error)
+                    with m.Elif(f.cmd == P.CMD_WRITE):
+                        m.d.comb += wr.start.eq(1)
+                        m.next = "WRITE"
+                    with m.Elif(f.cmd == P.CMD_READ):
+                        m.d.comb += rd.start.eq(1)
+                        m.next = "READ"
+                    with m.Elif(f.cmd == P.CMD_STATUS):
+                        m.d.sync += [bad_frame.eq(0), stalled.eq(0)]
+                        reply(m, P.CMD_STATUS | P.REPLY, length=P.STATUS_BYTES,
+                              count=P.STATUS_BYTES, status=status)
+                    with m.Elif(f.cmd == P.CMD_INFO):
+                        reply(m, P.CMD_INFO | P.REPLY, length=len(info), count=len(info),
+                              status=Cat(Const(b, 8) for b in info))
+                    with m.Else():  # RESET
                         m.d.sync += reset_count.eq(3)
                         m.next = "RESET"
-                with m.Elif(quiet == self.idle_cycles):
-                    error(m, P.ERR_TIMEOUT)
-
-            with m.State("DRAIN"):
-                # Drop the rest of a bad frame: wait for a quiet line, then answer.
-                m.d.comb += rx.o.ready.eq(1)
-                m.d.sync += quiet.eq(quiet + 1)
-                with m.If(got):
-                    m.d.sync += quiet.eq(0)
-                with m.Elif(quiet == self.idle_cycles):
-                    error(m, err)
-
-            # ---- WRITE: replay the buffered beats into the input stream ----
-            with m.State("W_READ"):
-                m.d.comb += buf_r.addr.eq(addr)
-                m.d.sync += addr.eq(addr + 1)
-                m.next = "W_SHIFT"
-            with m.State("W_SHIFT"):
-                m.d.sync += [shift_in.eq(Cat(shift_in[8:], buf_r.data)), bib.eq(bib + 1)]
-                with m.If(bib == in_bpb - 1):
-                    m.d.sync += bib.eq(0)
-                    m.next = "W_BEAT"
-                with m.Else():
-                    m.next = "W_READ"
-            with m.State("W_BEAT"):
-                for n, (s, nb) in enumerate(zip(ins, in_bytes, strict=True)):
-                    with m.If(port == n):
-                        m.d.comb += [s.valid.eq(1),
-                                     s.payload.eq(shift_in[8 * (max_in - nb):])]
-                        with m.If(s.ready):
-                            m.d.sync += beat.eq(beat + 1)
-                            with m.If(beat == length - 1):
-                                reply(m, P.CMD_WRITE | P.REPLY, port, 0, 0)
-                            with m.Else():
-                                m.next = "W_READ"
-
-            # ---- READ: collect beats into the buffer ----
-            with m.State("R_WAIT"):
-                m.d.sync += quiet.eq(quiet + 1)
-                taken = Signal()
-                for n, s in enumerate(outs):
-                    with m.If(port == n):
-                        m.d.comb += [s.ready.eq(1), taken.eq(s.valid)]
-                        with m.If(s.valid):
-                            m.d.sync += shift_out.eq(s.payload)
-                with m.If(taken):
-                    m.d.sync += [quiet.eq(0), bib.eq(0)]
-                    m.next = "R_STORE"
-                with m.Elif(quiet == self.idle_cycles):
-                    reply(m, P.CMD_READ | P.REPLY, port, beat, addr)
-            with m.State("R_STORE"):
-                m.d.comb += [buf_w.addr.eq(addr), buf_w.data.eq(shift_out[:8]), buf_w.en.eq(1)]
-                m.d.sync += [addr.eq(addr + 1), shift_out.eq(shift_out >> 8), bib.eq(bib + 1)]
-                with m.If(bib == out_bpb - 1):
-                    m.d.sync += beat.eq(beat + 1)
-                    with m.If(beat == length - 1):
-                        reply(m, P.CMD_READ | P.REPLY, port, beat + 1, addr + 1)
+            with m.State("WRITE"):
+                with m.If(wr.done):
+                    with m.If(wr.stalled):
+                        m.d.sync += stalled.eq(1)
+                        reply(m, P.REPLY_ERROR, port=P.ERR_STALL, length=wr.delivered)
                     with m.Else():
-                        m.next = "R_WAIT"
-
-            # ---- RESET the block and the counters ----
+                        reply(m, P.CMD_WRITE | P.REPLY, port=req.port)
+                with m.If(rcv.abort):
+                    m.d.comb += wr.abort.eq(1)
+                    m.next = "IDLE"
+            with m.State("READ"):
+                with m.If(rd.done):
+                    reply(m, P.CMD_READ | P.REPLY, port=req.port, length=rd.beats,
+                          count=rd.nbytes)
+                with m.If(rcv.abort):
+                    m.d.comb += rd.abort.eq(1)
+                    m.next = "IDLE"
             with m.State("RESET"):
-                m.d.comb += [block_reset.eq(1), clear_counters.eq(1)]
+                m.d.comb += [block_reset.eq(1), counters.clear.eq(1)]
                 m.d.sync += reset_count.eq(reset_count - 1)
                 with m.If(reset_count == 0):
-                    reply(m, P.CMD_RESET | P.REPLY, 0, 0, 0)
-
-            # ---- reply: header, payload, check byte; one byte per two cycles ----
-            with m.State("SEND"):
-                # Address the buffer; the byte is chosen once its read data is valid.
-                m.d.comb += buf_r.addr.eq(r_idx - 5)
-                m.next = "SEND_BYTE"
-            with m.State("SEND_BYTE"):
-                # Keep addressing the byte: the transmitter may take many cycles to accept it.
-                m.d.comb += buf_r.addr.eq(r_idx - 5)
-                payload_end = r_bytes + 5
-                with m.If(r_idx < 5):
-                    m.d.comb += out_byte.eq(hdr[r_idx[:3]])
-                with m.Elif(r_idx < payload_end):
-                    with m.If(r_status):
-                        m.d.comb += out_byte.eq(status_bytes[(r_idx - 5)[:4]])
-                    with m.Else():
-                        m.d.comb += out_byte.eq(buf_r.data)
-                with m.Else():
-                    m.d.comb += out_byte.eq(-r_sum)
-                m.d.comb += [tx.i.valid.eq(1), tx.i.payload.eq(out_byte)]
-                with m.If(tx.i.ready):
-                    with m.If(r_idx != 0):
-                        m.d.sync += r_sum.eq(r_sum + out_byte)
-                    m.d.sync += r_idx.eq(r_idx + 1)
-                    with m.If(r_idx == payload_end):
-                        m.next = "SYNC"
-                    with m.Else():
-                        m.next = "SEND"
+                    reply(m, P.CMD_RESET | P.REPLY)
+            with m.State("REPLY"):
+                with m.If(~snd.busy):
+                    m.d.comb += snd.start.eq(1)
+                    m.next = "SENDING"
+            with m.State("SENDING"):
+                with m.If(~snd.busy):
+                    m.next = "IDLE"
         return m

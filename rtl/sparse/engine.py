@@ -1,20 +1,15 @@
 """EIE-style sparse matrix-vector engine: y = W_q . x on a pruned, weight-shared matrix."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
 
 from ..common.params import Validated
-from ..common.pipeline import in_range, select
-from ..common.result_buffer import ResultBuffer
-from .params import ENTRY_BITS, SparseParams
+from .engine_parts import ActivationInput, ConfigWriter, Readout
+from .params import SparseParams
 from .pe import SparsePE
-from .ports import CfgOp, out_layout, signature
+from .ports import signature
 
 __all__ = ["SparseMatVec"]
-
-
-#: Output words buffered so that readout runs at one word per cycle.
-OUT_DEPTH = 8
 
 
 class SparseMatVec(Validated, wiring.Component):
@@ -76,180 +71,65 @@ class SparseMatVec(Validated, wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         p = self.params
         m = Module()
-        lanes = p.act_lanes
-
-        # Shape of the loaded model: kept across reset, like the memories.
-        rows = Signal(range(p.rows_max + 1), init=p.rows_max, reset_less=True)
-        cols = Signal(range(p.cols_max + 1), init=p.cols_max, reset_less=True)
-        cfg_error = Signal()
-        act_error = Signal()
-
+        m.submodules.config = config = ConfigWriter(p)
+        m.submodules.activations = acts = ActivationInput(p)
+        m.submodules.readout = readout = Readout(p)
+        wiring.connect(m, wiring.flipped(self.i_act), acts.i_act)
+        wiring.connect(m, wiring.flipped(self.o), readout.o)
         pes = []
         for n in range(p.n_pe):
             m.submodules[f"pe_{n}"] = pe = SparsePE(p, n)
             pes.append(pe)
-            m.d.comb += pe.rows.eq(rows)
-        any_busy = Cat(pe.busy for pe in pes).any()
-        queues_ready = Cat(pe.q.ready for pe in pes).all()
+            m.d.comb += [
+                pe.rows.eq(config.rows),
+                pe.ptr_w.en.eq(config.ptr_en[n]), pe.ptr_w.addr.eq(config.addr),
+                pe.ptr_w.data.eq(config.data),
+                pe.entry_w.en.eq(config.entry_en[n]), pe.entry_w.addr.eq(config.addr),
+                pe.entry_w.data.eq(config.data),
+                pe.codebook.valid.eq(config.codebook.valid),
+                pe.codebook.payload.eq(config.codebook.payload),
+                pe.q.valid.eq(acts.item.valid), pe.q.payload.eq(acts.item.payload),
+                pe.acc_addr.eq(readout.acc_addr), readout.acc_data[n].eq(pe.acc_data),
+                pe.clear.en.eq(readout.clear_en[n]), pe.clear.addr.eq(readout.clear_to),
+            ]
         m.d.comb += [
+            config.cfg.eq(self.i_cfg.payload),
+            config.fire.eq(self.i_cfg.valid & self.i_cfg.ready),
+            config.codebook.ready.eq(1),  # the decoders take every codebook write
+            acts.cols.eq(config.cols),
+            acts.queues_ready.eq(Cat(pe.q.ready for pe in pes).all()),
+            acts.item.ready.eq(Cat(pe.q.ready for pe in pes).all()),
+            readout.rows.eq(config.rows),
             self.pe_active.eq(Cat(pe.active for pe in pes)),
-            self.error.eq(cfg_error | act_error | Cat(pe.error for pe in pes).any()),
+            self.error.eq(config.error | acts.error | Cat(pe.error for pe in pes).any()),
         ]
+        any_busy = Cat(pe.busy for pe in pes).any()
+        clear_addr = Signal(range(max(2, p.rows_pe_max)))
+        m.d.comb += [readout.clear_addr.eq(clear_addr), acts.restart.eq(readout.last_issued)]
 
-        # ---- configuration writes (only while idle) ----
-        cfg = self.i_cfg.payload
-        cfg_fire = Signal()
-        m.d.comb += cfg_fire.eq(self.i_cfg.valid & self.i_cfg.ready)
-        pe_ok = in_range(cfg.pe, 0, p.n_pe - 1)
-        ptr_ok = pe_ok & (cfg.addr <= p.cols_max) & in_range(cfg.data, 0, p.entries_max)
-        entry_ok = pe_ok & (cfg.addr < p.entries_max) & (cfg.data < 1 << ENTRY_BITS)
-        with m.If(cfg_fire):
-            with m.Switch(cfg.op):
-                with m.Case(CfgOp.SHAPE):
-                    with m.If((cfg.addr >= 1) & (cfg.addr <= p.rows_max) &
-                              (cfg.data >= 1) & (cfg.data <= p.cols_max)):
-                        m.d.sync += [rows.eq(cfg.addr), cols.eq(cfg.data)]
-                    with m.Else():
-                        m.d.sync += cfg_error.eq(1)
-                with m.Case(CfgOp.CODEBOOK):
-                    with m.If(cfg.addr >= 16):
-                        m.d.sync += cfg_error.eq(1)
-                with m.Case(CfgOp.POINTER):
-                    with m.If(~ptr_ok):
-                        m.d.sync += cfg_error.eq(1)
-                with m.Case(CfgOp.ENTRY):
-                    with m.If(~entry_ok):
-                        m.d.sync += cfg_error.eq(1)
-        for n, pe in enumerate(pes):
-            here = cfg.pe == n
-            m.d.comb += [
-                pe.ptr_w.en.eq(cfg_fire & (cfg.op == CfgOp.POINTER) & ptr_ok & here),
-                pe.ptr_w.addr.eq(cfg.addr),
-                pe.ptr_w.data.eq(cfg.data),
-                pe.entry_w.en.eq(cfg_fire & (cfg.op == CfgOp.ENTRY) & entry_ok & here),
-                pe.entry_w.addr.eq(cfg.addr),
-                pe.entry_w.data.eq(cfg.data),
-                pe.codebook.valid.eq(cfg_fire & (cfg.op == CfgOp.CODEBOOK) & (cfg.addr < 16)),
-                pe.codebook.payload.index.eq(cfg.addr),
-                pe.codebook.payload.value.eq(cfg.data),
-            ]
-
-        # ---- activation input: drop all-zero beats, stage A, detector stage B ----
-        act = self.i_act.payload
-        col_base = Signal(range(p.cols_max + lanes + 1))
-        input_done = Signal()
-        act_phase = Signal()
-        nz = Signal(lanes)
-        m.d.comb += nz.eq(Cat((act.a[k] != 0) & (col_base + k < cols) for k in range(lanes)))
-        beat_last = col_base + lanes >= cols
-
-        a_valid = Signal()
-        a_mask = Signal(lanes)
-        a_vals = Signal(data.ArrayLayout(signed(p.act_width), lanes))
-        a_base = Signal.like(col_base)
-        b_mask = Signal(lanes)
-        b_vals = Signal(data.ArrayLayout(signed(p.act_width), lanes))
-        b_base = Signal.like(col_base)
-
-        sel = Signal(range(max(2, lanes)))
-        for k in reversed(range(lanes)):  # lowest set bit wins (assigned last)
-            with m.If(b_mask[k]):
-                m.d.comb += sel.eq(k)
-        bcast = Signal()
-        b_rest = b_mask & (b_mask - 1)
-        m.d.comb += bcast.eq((b_mask != 0) & queues_ready)
-        b_next_empty = (b_mask == 0) | (bcast & (b_rest == 0))
-        a_move = a_valid & b_next_empty
-        for pe in pes:
-            m.d.comb += [
-                pe.q.valid.eq(bcast),
-                pe.q.payload.col.eq(b_base + sel),
-                pe.q.payload.act.eq(Array(b_vals[k] for k in range(lanes))[sel]
-                                    if lanes > 1 else b_vals[0]),
-            ]
-        with m.If(a_move):
-            m.d.sync += [b_mask.eq(a_mask), b_vals.eq(a_vals), b_base.eq(a_base),
-                         a_valid.eq(0)]
-        with m.Elif(bcast):
-            m.d.sync += b_mask.eq(b_rest)
-
-        act_fire = Signal()
-        m.d.comb += [
-            self.i_act.ready.eq(act_phase & ((nz == 0) | ~a_valid | a_move)),
-            act_fire.eq(self.i_act.valid & self.i_act.ready),
-        ]
-        with m.If(act_fire):
-            m.d.sync += col_base.eq(Mux(beat_last, 0, col_base + lanes))
-            with m.If(beat_last):
-                m.d.sync += input_done.eq(1)
-            with m.If(act.last != beat_last):
-                m.d.sync += act_error.eq(1)
-            with m.If(nz != 0):
-                m.d.sync += [a_valid.eq(1), a_mask.eq(nz), a_vals.eq(act.a), a_base.eq(col_base)]
-
-        # ---- readout into the output buffer, clearing as it goes ----
-        m.submodules.out_buf = buf = ResultBuffer(out_layout(p), depth=OUT_DEPTH,
-                                                  max_reserve=1)
-        wiring.connect(m, wiring.flipped(self.o), buf.o)
-        local_range = range(max(2, p.rows_pe_max))
-        rd_pe = Signal(range(max(2, p.n_pe)))
-        rd_local = Signal(local_range)
-        rd_row = Signal(range(p.rows_max + 1))
-        rd_issue = Signal()
-        rd_last = Signal()
-        clear_all = Signal()
-        clear_addr = Signal(local_range)
-        rd_issue_d = Signal()
-        rd_pe_d = Signal.like(rd_pe)
-        rd_local_d = Signal.like(rd_local)
-        rd_last_d = Signal()
-        m.d.sync += [rd_issue_d.eq(rd_issue), rd_pe_d.eq(rd_pe), rd_local_d.eq(rd_local),
-                     rd_last_d.eq(rd_last)]
-        m.d.comb += [
-            rd_last.eq(rd_row + 1 == rows),
-            buf.reserve.eq(rd_issue),
-        ]
-        y = select([pe.acc_data for pe in pes], rd_pe_d)
-        m.d.comb += [
-            buf.w_en.eq(rd_issue_d),
-            buf.w_data.y.eq(Mux(y[-1], 0, y) if p.relu else y),
-            buf.w_data.last.eq(rd_last_d),
-        ]
-        for n, pe in enumerate(pes):
-            m.d.comb += [
-                pe.acc_addr.eq(rd_local),
-                pe.clear.en.eq(clear_all | (rd_issue_d & (rd_pe_d == n))),
-                pe.clear.addr.eq(Mux(clear_all, clear_addr, rd_local_d)),
-            ]
-        with m.If(rd_issue):
-            m.d.sync += rd_row.eq(rd_row + 1)
-            with m.If(rd_pe == p.n_pe - 1):
-                m.d.sync += [rd_pe.eq(0), rd_local.eq(rd_local + 1)]
-            with m.Else():
-                m.d.sync += rd_pe.eq(rd_pe + 1)
-
+        # CLEAR the accumulators after reset; IDLE: model writes, or a vector's first beat;
+        # RUN until the vector is in and every PE has drained; READ out y.
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
-                m.d.comb += clear_all.eq(1)
+                m.d.comb += readout.clear_all.eq(1)
                 for pe in pes:
                     m.d.comb += pe.readout.eq(1)
                 m.d.sync += clear_addr.eq(clear_addr + 1)
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                m.d.comb += [self.i_cfg.ready.eq(1), act_phase.eq(~self.i_cfg.valid)]
-                with m.If(act_fire):
+                m.d.comb += [self.i_cfg.ready.eq(1), acts.enable.eq(~self.i_cfg.valid)]
+                with m.If(acts.taken):
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += act_phase.eq(~input_done)
-                with m.If(input_done & ~a_valid & (b_mask == 0) & ~any_busy):
+                m.d.comb += acts.enable.eq(~acts.done)
+                with m.If(acts.done & acts.empty & ~any_busy):
                     m.next = "READ"
             with m.State("READ"):
                 for pe in pes:
                     m.d.comb += pe.readout.eq(1)
-                m.d.comb += rd_issue.eq(buf.free != 0)
-                with m.If(rd_issue & rd_last):
-                    m.d.sync += [rd_row.eq(0), rd_pe.eq(0), rd_local.eq(0), input_done.eq(0)]
+                m.d.comb += readout.read.eq(1)
+                with m.If(readout.last_issued):
                     m.next = "IDLE"
         return m
 

@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 
 from ..common.params import Validated
-from ..common.pipeline import delay, or_tree
+from ..common.pipeline import delay, or_tree, tree_levels
 from ..common.result_buffer import ResultBuffer
 from .mul import attach_multipliers
 from .params import Dataflow, SystolicParams
@@ -71,7 +71,8 @@ class OsArray(Validated, wiring.Component):
         """Return timing, protocol notes and port roles for the JSON manifest."""
         p = self.params
         return {
-            "latency": {"last_beat_to_first_row": self.latency},
+            "latency": {"last_beat_to_first_row": self.latency, "reset_to_ready": 0,
+                        "drain_tree_levels": tree_levels(self.params.rows)},
             "throughput": {
                 "beats_per_cycle": 1,
                 "macs_per_cycle": p.macs,

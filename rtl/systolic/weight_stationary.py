@@ -100,7 +100,8 @@ class WsArray(Validated, wiring.Component):
         """Return timing, protocol notes and port roles for the JSON manifest."""
         p = self.params
         return {
-            "latency": {"i_act_to_o": self.latency},
+            "latency": {"i_act_to_o": self.latency, "reset_to_ready": 0,
+                        "weight_lock_after_swap": max(1, p.rows - 2)},
             "throughput": {
                 "vectors_per_cycle": 1,
                 "macs_per_cycle": p.macs,

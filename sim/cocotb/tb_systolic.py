@@ -168,6 +168,9 @@ async def test_ws_timing(dut):
     assert latency == ws_latency(p), f"latency {latency} cycles, manifest says {ws_latency(p)}"
     span = h.o.cycles[-1] - h.o.cycles[0] + 1
     assert span == tiles * m, f"{tiles * m} vectors took {span} output cycles (bubbles)"
+    # The next tile's first weight is taken max(1, rows - 2) cycles after the swap.
+    lock = h.i_weight.accept_cycles[p.rows] - h.i_act.accept_cycles[0]
+    assert lock == max(1, p.rows - 2), f"weight lock {lock} cycles"
 
 
 @cocotb.test()

@@ -55,14 +55,15 @@ def build_bitstream(board, params, out_dir, baud=115200):
     return out_dir / f"{name}.{b.bitstream}"
 
 
-def link_part(divisor=8):
+def link_part(divisor=8, stall_cycles=4096):
     """Return the board core as a :class:`~npugen.sim.blocks.Part`: ``HostLink(block)``.
 
     The Verilator board bench (``npugen.sim.cocotb.tb_board``) drives it through a simulated
-    UART with a short ``divisor``, so a byte costs few cycles.
+    UART with a short ``divisor``, so a byte costs few cycles, and a short stall limit.
     """
     def build(params):
-        return HostLink(block_of(params).component(params), divisor=divisor)
+        return HostLink(block_of(params).component(params), divisor=divisor,
+                        stall_cycles=stall_cycles)
 
     return Part("linked", build, lambda p: {"rx": In(1), "tx": Out(1)},
                 lambda p: block_of(p).model(p), {}, "npugen.sim.cocotb.tb_board")

@@ -8,6 +8,7 @@ a block's top, or one of its parts (:class:`~npugen.sim.blocks.Part`), built fro
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from importlib.metadata import version
@@ -17,8 +18,10 @@ from pathlib import Path
 from amaranth.back import verilog
 
 from npugen.rtl.common.manifest import build_manifest
+from npugen.rtl.common.params import Params
 
 from ..blocks import block_of
+from .tools import run_tools
 from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
@@ -170,14 +173,20 @@ def lint(verilog_path):
 
 
 def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env=None,
-              test_filter=None, quiet=False, stage=None):
+              test_filter=None, quiet=False, stage=None, isolate=False):
     """Build ``params``' core (or its ``part``) in Verilator and run a cocotb module on it.
 
     ``test_module`` defaults to the block's (or the part's) bench. Returns the path of
     cocotb's results XML. Waveforms follow ``NPUGEN_WAVES``. With ``quiet`` the tool output
     goes to ``build.log`` and ``test.log`` in ``build_dir``; ``stage`` (a callable) is told
-    when each step starts.
+    when each step starts. With ``isolate`` the build and the simulation run in a child
+    process group of their own (:func:`~.tools.run_tools`): Ctrl-C or SIGTERM then stop
+    ``make``, the compilers and the simulation with the caller (a registry part only).
     """
+    if isolate:
+        return _run_isolated(params, build_dir=build_dir, seed=seed, part=part,
+                             test_module=test_module, extra_env=extra_env,
+                             test_filter=test_filter, stage=stage)
     from cocotb_tools.runner import get_runner
 
     stage = stage or (lambda _: None)
@@ -204,6 +213,33 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
                        test_filter=test_filter, **test_kwargs)
+
+
+def _run_isolated(params, *, build_dir, seed, part, test_module, extra_env, test_filter,
+                  stage):
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    spec = {"params": params.to_dict(), "build_dir": str(build_dir), "seed": seed,
+            "part": part.name if part else None, "test_module": test_module,
+            "extra_env": extra_env or {}, "test_filter": test_filter}
+    result = build_dir / "results.path"
+    if result.exists():
+        result.unlink()
+    (stage or (lambda _: None))("building the Verilator model and simulating")
+    run_tools([([sys.executable, "-m", "npugen.sim.flow.build", json.dumps(spec)],
+                "bench.log", f"Verilator run of {params.slug}")], build_dir)
+    return Path(result.read_text())
+
+
+def _isolated_main(text):
+    """Entry of :func:`_run_isolated`'s child process: run the bench, note its results."""
+    spec = json.loads(text)
+    params = Params.from_dict(spec["params"])
+    part = block_of(params).part(spec["part"]) if spec["part"] else None
+    xml = run_bench(params, build_dir=spec["build_dir"], seed=spec["seed"], part=part,
+                    test_module=spec["test_module"], extra_env=spec["extra_env"],
+                    test_filter=spec["test_filter"], quiet=True)
+    Path(spec["build_dir"], "results.path").write_text(str(xml))
 
 
 def read_results(xml_path):
@@ -245,3 +281,7 @@ def run_checked(params, *, build_dir, seed, **kwargs):
     assert not skipped, f"skipped: {skipped}"
     assert not failed, f"failed: {failed} (seed {seed}; log in {build_dir})"
     return names
+
+
+if __name__ == "__main__":
+    _isolated_main(sys.argv[1])

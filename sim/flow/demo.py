@@ -45,10 +45,10 @@ def _run_case(case, out_dir, seed, stage):
         result_file.unlink()
     start = time.monotonic()
     try:
-        xml = run_bench(case.params, build_dir=build_dir, seed=seed,
+        xml = run_bench(case.params, build_dir=build_dir, seed=seed, isolate=True,
                         test_filter=rf"\.{case.test}$", quiet=True,
                         extra_env={"NPUGEN_RESULT": str(result_file)}, stage=stage)
-    except (RuntimeError, SystemExit) as exc:
+    except (RuntimeError, SystemExit, OSError) as exc:
         return DemoResult(case, False, None, None, time.monotonic() - start,
                           f"build or run failed: {exc}; see {build_dir}/build.log")
     names, failed, skipped = read_results(xml)

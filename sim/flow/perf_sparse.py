@@ -19,6 +19,7 @@ and, with ``--docs``, writes ``sparse_bench.md``/``.json`` and ``sparse_load_bal
 
 import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from npugen.rtl.sparse import SparseParams
@@ -133,7 +134,7 @@ def main(argv=None):
     points = {f"W {wd:.0%}, x {ad:.0%}": [] for wd, ad in balance_sets}
     balance = []
     for depth in QUEUE_DEPTHS:
-        q = SparseParams(**{**p.to_dict(), "queue_depth": depth})
+        q = replace(p, queue_depth=depth)
         fractions, cycles = [], []
         for (wd, ad), series in zip(balance_sets, points.values(), strict=True):
             r = run_case(q, rows, cols, wd, ad, args.vectors, args.build, args.seed)

@@ -4,7 +4,7 @@ Both helpers take a ``random.Random`` and a probability of an idle (or stalled) 
 test can exercise random gaps and random backpressure reproducibly from a seed.
 """
 
-__all__ = ["recv", "send"]
+__all__ = ["recv", "send", "simulate"]
 
 
 async def send(ctx, port, beats, rng=None, idle=0.0):
@@ -37,3 +37,16 @@ async def recv(ctx, port, count, rng=None, stall=0.0, timeout=100_000):
         if valid and ready:
             out.append(payload)
     raise AssertionError(f"timeout: got {len(out)} of {count} beats")
+
+
+def simulate(dut, *benches, background=(), period=1e-8):
+    """Run ``dut`` with a clock: the ``benches`` to completion, ``background`` ones alongside."""
+    from amaranth.sim import Simulator
+
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    for bench in benches:
+        sim.add_testbench(bench)
+    for bench in background:
+        sim.add_testbench(bench, background=True)
+    sim.run()

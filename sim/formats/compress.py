@@ -42,6 +42,8 @@ import numpy as np
 
 from npugen.rtl.sparse.params import INDEX_BITS, RUN_BITS, WEIGHT_WIDTH
 
+from ..models.intmath import signed_range
+
 __all__ = [
     "FORMAT_VERSION", "MAGIC", "EncodedMatrix", "FormatError", "check_structure", "decode",
     "decode_indices", "encode", "from_bytes", "prune", "share_weights", "to_bytes",
@@ -78,7 +80,7 @@ def prune(w, density):
 
 def _choose_frac(values):
     """Largest fraction width f in 0..15 with every round(v * 2**f) inside int16."""
-    lo, hi = -(1 << (WEIGHT_WIDTH - 1)), (1 << (WEIGHT_WIDTH - 1)) - 1
+    lo, hi = signed_range(WEIGHT_WIDTH)
     for f in range(WEIGHT_WIDTH - 1, -1, -1):
         q = np.round(np.asarray(values) * (1 << f))
         if q.size == 0 or (q.min() >= lo and q.max() <= hi):
@@ -127,7 +129,7 @@ def share_weights(w, bits=4, *, frac_bits=None, iterations=100):
     elif isinstance(frac_bits, bool) or not isinstance(frac_bits, int) \
             or not 0 <= frac_bits <= WEIGHT_WIDTH - 1:
         raise ValueError(f"frac_bits must be in 0..{WEIGHT_WIDTH - 1}, not {frac_bits!r}")
-    lo, hi = -(1 << (WEIGHT_WIDTH - 1)), (1 << (WEIGHT_WIDTH - 1)) - 1
+    lo, hi = signed_range(WEIGHT_WIDTH)
     q = np.round(centroids * (1 << frac_bits))
     if q.min() < lo or q.max() > hi:
         raise ValueError(f"frac_bits={frac_bits} puts centroids outside int16; use fewer")
@@ -168,7 +170,7 @@ class EncodedMatrix:
 
 def _check_codebook(codebook):
     cb = np.asarray(codebook, dtype=np.int64).reshape(-1)
-    lo, hi = -(1 << (WEIGHT_WIDTH - 1)), (1 << (WEIGHT_WIDTH - 1)) - 1
+    lo, hi = signed_range(WEIGHT_WIDTH)
     if cb.size != CODEBOOK_SIZE:
         raise ValueError(f"codebook must have {CODEBOOK_SIZE} entries, not {cb.size}")
     if cb.min() < lo or cb.max() > hi:

@@ -18,6 +18,7 @@ from npugen.sim.formats.compress import (
     to_bytes,
 )
 from npugen.sim.formats.sparse import act_beats
+from npugen.sim.models.intmath import signed_range
 from npugen.sim.models.sparse import dense_weights, entries_read, sparse_matvec, useful_macs
 
 
@@ -225,7 +226,7 @@ def test_matvec_vs_loops(act_width, acc_width, relu, seed):
     nrng = np.random.default_rng(seed)
     w_idx = _random_idx(nrng, 50, 60, 0.4)
     cb = [0, -32768, 32767, *nrng.integers(-32768, 32768, size=13)]
-    lo, hi = -(1 << (act_width - 1)), (1 << (act_width - 1)) - 1
+    lo, hi = signed_range(act_width)
     x = nrng.integers(lo, hi + 1, size=60)
     x[:5] = lo
     y = sparse_matvec(p, dense_weights(cb, w_idx), x)

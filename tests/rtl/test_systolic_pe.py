@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import InferredMultiplier, OsPE, SystolicParams, WsPE
 from npugen.rtl.systolic.mul import FabricMultiplier, attach_multipliers
+from npugen.sim.models.intmath import signed_range
 
 PAIRS = [(a, b) for b in range(-128, 128) for a in range(-128, 128)]
 
@@ -128,7 +129,7 @@ def test_os_pe_exhaustive_products_and_random_sums(seed):
 def test_fabric_multiplier_exact(a_width, b_width, latency, seed):
     """Every int8 pair (a sample for wider operands), products ``latency`` cycles late."""
     dut = FabricMultiplier(a_width, b_width, latency=latency)
-    lo_a, lo_b = -(1 << (a_width - 1)), -(1 << (b_width - 1))
+    (lo_a, _), (lo_b, _) = signed_range(a_width), signed_range(b_width)
     if a_width + b_width <= 16:
         pairs = [(a, b) for b in range(lo_b, -lo_b) for a in range(lo_a, -lo_a)]
     else:

@@ -15,6 +15,7 @@ from npugen.rtl.winograd import (
 )
 from npugen.rtl.winograd.transforms import filter_1d, input_1d, output_1d
 from npugen.sim.models import winograd as wg
+from npugen.sim.models.intmath import signed_range
 
 INT8 = range(-128, 128)
 
@@ -91,7 +92,7 @@ def _stack(rng, n, shape, lo, hi):
 def test_2d_transforms_against_stage_functions(data_width, seed):
     rng = np.random.default_rng(seed)
     p = WinogradParams(data_width=data_width)
-    lo, hi = -(1 << (data_width - 1)), (1 << (data_width - 1)) - 1
+    lo, hi = signed_range(data_width)
     it, ft = InputTransform2D(p), FilterTransform2D(p)
     m_width = p.m_width
     ot = OutputTransform2D(m_width)

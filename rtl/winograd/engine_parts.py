@@ -1,0 +1,291 @@
+"""The pieces of :class:`~.engine.WinogradF23`: filter store, input banks, multiply-accumulate.
+
+::
+
+    i_filter -> [G' g G'^T] -> FilterStore (K*C words of U') --+
+    i_tile -> B^T d B -> InputBanks (2 x C words of V) --------+--> TileMac: 16 products per
+                                                                     cycle, channel sums,
+                                                                     A^T M A >> 2 -> results
+
+Each piece's docstring gives its timing; the engine's own docstring the whole picture.
+"""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..common.pipeline import delay
+from .params import FilterInput
+from .ports import ENGINE_PRODUCT_CYCLES, engine_out_layout, filter_layout, tile_layout
+from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
+
+__all__ = ["FilterStore", "InputBanks", "TileMac"]
+
+
+def _u_row(p):
+    return data.ArrayLayout(signed(p.u_width), 16)
+
+
+def _v_row(p):
+    return data.ArrayLayout(signed(p.v_width), 16)
+
+
+class FilterStore(wiring.Component):
+    """Transforms (raw filters) and stores the layer's K*C filter words, in order.
+
+    Members
+    -------
+    i_filter : In(stream.Signature(filter_layout))
+        Taken while ``enable`` and fewer than K*C words have arrived, one per cycle.
+    channels, filters : In
+        C and K of the layer.
+    enable : In(1)
+        A layer is configured.
+    restart : In(1)
+        A new layer: the next word is word 0.
+    loaded : Out(1)
+        All K*C words are written (one cycle after the last is taken).
+    rd_addr : In(range(K*C)), rd_data : Out(ArrayLayout(signed(u_width), 16))
+        Word ``rd_addr`` of the previous cycle (registered read).
+
+    The write is registered: a word taken in cycle t is transformed in t (additions only)
+    and written on the edge that ends t+1.
+    """
+
+    def __init__(self, params):
+        self.params = p = params
+        depth = max(2, p.k_max * p.c_max)  # a 1-word memory would get a 0-bit address
+        super().__init__({
+            "i_filter": In(stream.Signature(filter_layout(p))),
+            "channels": In(range(p.c_max + 1)), "filters": In(range(p.k_max + 1)),
+            "enable": In(1), "restart": In(1), "loaded": Out(1),
+            "rd_addr": In(range(depth)), "rd_data": Out(_u_row(p)),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.params
+        m.submodules.u_store = u_store = Memory(shape=_u_row(p), depth=max(2, p.k_max * p.c_max),
+                                                init=[])
+        u_wr = u_store.write_port()
+        u_rd = u_store.read_port(transparent_for=())
+        m.d.comb += [u_rd.addr.eq(self.rd_addr), self.rd_data.eq(u_rd.data)]
+        u_wptr = Signal(range(p.k_max * p.c_max + 1))
+        # Filter count as (channel, filter) counters: no channels*filters multiplier.
+        f_chan = Signal(range(max(2, p.c_max)))
+        f_filt = Signal(range(max(2, p.k_max)))
+        f_all = Signal()        # all K*C filter words taken
+        if p.filter_input is FilterInput.RAW:
+            m.submodules.filter_transform = ft = FilterTransform2D(p)
+            m.d.comb += ft.i.eq(self.i_filter.payload.g)
+            u_word = ft.o
+        else:
+            u_word = self.i_filter.payload.u
+        take = Signal()
+        m.d.comb += [
+            # Stop at K*C words: the write pointer never leaves the store.
+            self.i_filter.ready.eq(self.enable & ~f_all),
+            take.eq(self.i_filter.valid & self.i_filter.ready),
+        ]
+        # Registered write: transform in this cycle, write on the next edge.
+        f_wen = Signal()
+        f_word = Signal(_u_row(p))
+        f_addr = Signal.like(u_wptr)
+        f_final = Signal()
+        f_last = (f_chan == self.channels - 1) & (f_filt == self.filters - 1)
+        m.d.sync += [f_wen.eq(take), f_word.eq(u_word), f_addr.eq(u_wptr),
+                     f_final.eq(take & f_last)]
+        m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]
+        with m.If(take):
+            m.d.sync += [u_wptr.eq(u_wptr + 1),
+                         f_chan.eq(Mux(f_chan == self.channels - 1, 0, f_chan + 1))]
+            with m.If(f_chan == self.channels - 1):
+                m.d.sync += f_filt.eq(f_filt + 1)
+            with m.If(f_last):
+                m.d.sync += f_all.eq(1)
+        # Loaded once the last word is written (not merely accepted): the first read of the
+        # store happens on the edge after this one.
+        with m.If(f_final):
+            m.d.sync += self.loaded.eq(1)
+        with m.If(self.restart):
+            m.d.sync += [u_wptr.eq(0), f_chan.eq(0), f_filt.eq(0), f_all.eq(0),
+                         self.loaded.eq(0)]
+        return m
+
+
+class InputBanks(wiring.Component):
+    """Transforms each tile channel (B^T d B) into one of two banks of C words of V.
+
+    Members
+    -------
+    i_tile : In(stream.Signature(tile_layout))
+        Channels 0..C-1 of a tile; taken one per cycle while the layer is open and the bank
+        being written is free. A ``last`` that is not on channel C-1, or an ``end`` without
+        ``last``, sets ``error`` (the channel counter decides where words go). ``end``
+        closes the layer: no tile is taken until ``restart``.
+    channels : In
+        C of the layer.
+    restart : In(1)
+        A new layer: tiles may come.
+    full : Out(2)
+        Bit b: bank b holds a whole tile, readable from the next cycle.
+    release : In(2)
+        Bit b: the multiplier is done with bank b.
+    rd_bank, rd_chan : In, rd_data : Out(ArrayLayout(signed(v_width), 16))
+        Channel ``rd_chan`` of bank ``rd_bank`` of the previous cycle (registered read).
+    busy : Out(1)
+        The layer is open, or a bank is full or partly written.
+    error : Out(1)
+        Sticky malformed-input flag.
+
+    The transform is additions only and is written on the accepting edge, so a bank is
+    readable the cycle after its last channel arrives (this keeps K = 1 layers at one
+    channel per cycle).
+    """
+
+    def __init__(self, params):
+        self.params = p = params
+        super().__init__({
+            "i_tile": In(stream.Signature(tile_layout(p))),
+            "channels": In(range(p.c_max + 1)), "restart": In(1),
+            "full": Out(2), "release": In(2),
+            "rd_bank": In(1), "rd_chan": In(range(max(2, p.c_max))), "rd_data": Out(_v_row(p)),
+            "busy": Out(1), "error": Out(1),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.params
+        m.submodules.input_transform = it = InputTransform2D(p)
+        m.submodules.v_store = v_store = Memory(shape=_v_row(p), depth=2 * p.c_max, init=[])
+        v_wr = v_store.write_port()
+        v_rd = v_store.read_port(transparent_for=())
+        m.d.comb += [v_rd.addr.eq(Mux(self.rd_bank, p.c_max, 0) + self.rd_chan),
+                     self.rd_data.eq(v_rd.data)]
+        tiles_open = Signal()   # tiles of the current layer may still come (until `end`)
+        w_bank = Signal()
+        w_chan = Signal(range(max(2, p.c_max)))  # never zero-width
+        take = Signal()
+        m.d.comb += [
+            it.i.eq(self.i_tile.payload.d),
+            self.i_tile.ready.eq(tiles_open & ~self.full.bit_select(w_bank, 1)),
+            take.eq(self.i_tile.valid & self.i_tile.ready),
+            self.busy.eq(tiles_open | (self.full != 0) | (w_chan != 0)),
+        ]
+        last_chan = w_chan == self.channels - 1
+        m.d.comb += [
+            v_wr.en.eq(take), v_wr.data.eq(it.o),
+            v_wr.addr.eq(Mux(w_bank, p.c_max, 0) + w_chan),
+        ]
+        with m.If(take):
+            m.d.sync += w_chan.eq(Mux(last_chan, 0, w_chan + 1))
+            with m.If((self.i_tile.payload.last != last_chan) |
+                      (self.i_tile.payload.end & ~last_chan)):
+                m.d.sync += self.error.eq(1)
+            with m.If(self.i_tile.payload.end):
+                m.d.sync += tiles_open.eq(0)
+            with m.If(last_chan):
+                m.d.sync += w_bank.eq(~w_bank)
+        with m.If(self.restart):
+            m.d.sync += tiles_open.eq(1)
+        set_full = Mux(take & last_chan, 1 << w_bank, 0)
+        m.d.sync += self.full.eq((self.full | set_full) & ~self.release)
+        return m
+
+
+class TileMac(wiring.Component):
+    """Issues one (filter, channel) pair per cycle; 16 products, channel sums, output transform.
+
+    For each full bank, filters k = 0..K-1 outer and channels c = 0..C-1 inner: cycle t
+    addresses U'[k, c] and V[c]; t+1 has both words; t+2 the 16 products; t+3 the channel
+    sums (``m_width`` bits, wrapping: see :mod:`.params`); t+4 A^T M A (registered); t+5 the
+    exact >> 2 goes to ``w_data`` with ``w_en`` (``ENGINE_PRODUCT_CYCLES`` + 3 after the
+    last channel's issue).
+
+    Members
+    -------
+    channels, filters : In
+    start_layer : In(1)
+        A new layer: the counters restart at (k, c) = (0, 0), bank 0.
+    filters_loaded : In(1)
+        The filter store is complete.
+    full : In(2), release : Out(2)
+        Bank flags from and to :class:`InputBanks`.
+    u_addr : Out, u_data : In
+        Filter store read (registered).
+    v_bank, v_chan : Out, v_data : In
+        Input bank read (registered).
+    can_start : In(1)
+        The result buffer has a free slot (checked on the first channel of each filter).
+    reserve : Out(1)
+        A slot is claimed (first channel issued).
+    w_en : Out(1), w_data : Out(engine_out_layout)
+        One 2x2 output tile per (tile, filter), ``last`` on filter K-1.
+    """
+
+    def __init__(self, params):
+        self.params = p = params
+        super().__init__({
+            "channels": In(range(p.c_max + 1)), "filters": In(range(p.k_max + 1)),
+            "start_layer": In(1), "filters_loaded": In(1),
+            "full": In(2), "release": Out(2),
+            "u_addr": Out(range(max(2, p.k_max * p.c_max))), "u_data": In(_u_row(p)),
+            "v_bank": Out(1), "v_chan": Out(range(max(2, p.c_max))), "v_data": In(_v_row(p)),
+            "can_start": In(1), "reserve": Out(1),
+            "w_en": Out(1), "w_data": Out(engine_out_layout(p)),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.params
+        c_bank = self.v_bank
+        k_cnt = Signal(range(max(2, p.k_max)))
+        c_cnt = self.v_chan
+        u_rptr = self.u_addr
+        issue = Signal()
+        first_c = c_cnt == 0
+        last_c = c_cnt == self.channels - 1
+        last_k = k_cnt == self.filters - 1
+        m.d.comb += [
+            issue.eq(self.full.bit_select(c_bank, 1) & self.filters_loaded &
+                     (~first_c | self.can_start)),
+            self.reserve.eq(issue & first_c),
+            self.release.eq(Mux(issue & last_c & last_k, 1 << c_bank, 0)),
+        ]
+        with m.If(issue):
+            m.d.sync += [c_cnt.eq(Mux(last_c, 0, c_cnt + 1)),
+                         u_rptr.eq(Mux(last_c & last_k, 0, u_rptr + 1))]
+            with m.If(last_c):
+                m.d.sync += k_cnt.eq(Mux(last_k, 0, k_cnt + 1))
+                with m.If(last_k):
+                    m.d.sync += c_bank.eq(~c_bank)
+        with m.If(self.start_layer):
+            m.d.sync += [c_cnt.eq(0), k_cnt.eq(0), u_rptr.eq(0)]
+
+        # Pipeline tags: (first channel, last channel, last filter), aligned with products.
+        tags = delay(m, Cat(issue & first_c, issue & last_c, issue & last_c & last_k),
+                     ENGINE_PRODUCT_CYCLES, name="tag")
+        # Cycle t+1: U' and V words on the read ports. Cycle t+2: products.
+        prod = Signal(data.ArrayLayout(signed(p.product_width), 16), reset_less=True)
+        for n in range(16):
+            m.d.sync += prod[n].eq(self.u_data[n] * self.v_data[n])
+        # Cycle t+3: channel sums (wrapping to m_width; see params).
+        acc = Signal(data.ArrayLayout(signed(p.m_width), 16), reset_less=True)
+        for n in range(16):
+            m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
+        done = Signal()
+        done_last = Signal()
+        m.d.sync += [done.eq(tags[1]), done_last.eq(tags[2])]
+        # Cycle t+4: A^T M A (registered); t+5: >> 2 into the result buffer.
+        m.submodules.output_transform = ot = OutputTransform2D(p.m_width)
+        m.d.comb += ot.i.eq(acc)
+        y4 = Signal(data.ArrayLayout(signed(p.m_width), 4), reset_less=True)
+        y_valid = Signal()
+        y_last = Signal()
+        m.d.sync += [y4.eq(ot.o), y_valid.eq(done), y_last.eq(done_last)]
+        m.d.comb += [self.w_en.eq(y_valid), self.w_data.last.eq(y_last)]
+        for n in range(4):
+            # Exact: y4 = 4Y modulo 2**m_width, and m_width <= acc_width + 2.
+            m.d.comb += self.w_data.y[n].eq(y4[n] >> 2)
+        return m

@@ -1,0 +1,59 @@
+"""Killing `npugen demo` (SIGTERM or Ctrl-C) ends every process it started.
+
+make, the C++ compilers and the simulation go with it (before, make and cc1plus went on
+writing into the build folder after the CLI had gone).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _under(folder):
+    """PIDs of processes whose working directory or command line is inside ``folder``."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if cwd.startswith(str(folder)) or str(folder) in cmdline:
+            found.add(int(entry.name))
+    return found
+
+
+def _compilers(pids):
+    names = set()
+    for pid in pids:
+        try:
+            names.add(Path(f"/proc/{pid}/comm").read_text().strip())
+        except OSError:
+            pass
+    return names & {"make", "cc1plus", "g++", "c++", "ld", "verilator_bin"}
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_killing_the_demo_ends_its_builds(sig, tmp_path):
+    out = tmp_path / "demo"
+    cli = subprocess.Popen([sys.executable, "-m", "npugen.sim.cli", "demo", "--seed", "1",
+                            "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    deadline = time.monotonic() + 120
+    while not _compilers(_under(out)):
+        assert cli.poll() is None, "the demo ended before its first build"
+        assert time.monotonic() < deadline, "no build started"
+        time.sleep(0.1)
+    cli.send_signal(sig)
+    _, err = cli.communicate(timeout=60)
+    assert cli.returncode == 130 and "interrupted" in err, err
+    time.sleep(1)
+    left = _under(out)
+    assert not left, f"still running in the build folder: {_compilers(left) or left}"
