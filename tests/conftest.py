@@ -1,9 +1,20 @@
-"""Shared pytest options: --seed (reproduce a random run), --waves (FST dumps), --slow."""
+"""Shared pytest options: --seed (reproduce a random run), --waves (FST dumps), --slow.
+
+Every Verilator bench of the session collects line and toggle coverage into
+``build/coverage`` (``NPUGEN_COVERAGE``; set it to ``off`` to build without); the table is
+printed at the end of the run and written to ``build/coverage/summary.md``.
+"""
 
 import os
 import random
+import shutil
+from pathlib import Path
 
 import pytest
+
+from npugen.sim.flow import coverage
+
+COVERAGE_DIR = Path(__file__).resolve().parents[1] / "build" / "coverage"
 
 
 def pytest_addoption(parser):
@@ -22,6 +33,14 @@ def pytest_configure(config):
     elif seed is None:
         seed = int(os.environ.get("NPUGEN_SEED", random.randrange(1 << 31)))
     config.npugen_seed = seed
+    if not hasattr(config, "workerinput"):
+        # The controller starts a fresh collection; workers inherit the environment.
+        if os.environ.get(coverage.ENV, "") == "off":
+            os.environ.pop(coverage.ENV)
+        else:
+            folder = Path(os.environ.setdefault(coverage.ENV, str(COVERAGE_DIR)))
+            if folder.exists():
+                shutil.rmtree(folder)
     if config.getoption("--waves"):
         os.environ["NPUGEN_WAVES"] = "fst"
 
@@ -36,7 +55,32 @@ def pytest_report_header(config):
     return f"npugen seed: {config.npugen_seed} (rerun with --seed {config.npugen_seed})"
 
 
+def pytest_terminal_summary(terminalreporter, config):
+    """Print the coverage of every Verilog file the session's benches simulated."""
+    folder = os.environ.get(coverage.ENV)
+    if hasattr(config, "workerinput") or not folder or not list(Path(folder).glob("*.dat")):
+        return
+    table = coverage.report(folder)
+    terminalreporter.write_sep("-", f"Verilator coverage ({folder})")
+    terminalreporter.write_line(table)
+    Path(folder, "summary.md").write_text(coverage.report(folder, markdown=True) + "\n")
+
+
+#: Test files whose tests take tens of seconds to minutes each (Verilator builds, place and
+#: route, the wheel). They run first, so that the two workers finish together instead of
+#: one running the last long test alone.
+LONG = ("test_packaging.py", "flow/test_boards.py", "flow/test_synth.py", "cocotb/")
+
+
+def _duration_class(item):
+    path = item.nodeid.split("::")[0]
+    if "slow" in item.keywords:
+        return 0
+    return 1 if any(long in path for long in LONG) else 2
+
+
 def pytest_collection_modifyitems(config, items):
+    items.sort(key=_duration_class)  # stable: the order within a class is kept
     if config.getoption("--slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --slow")

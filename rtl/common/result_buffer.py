@@ -48,6 +48,18 @@ class ResultBuffer(Validated, wiring.Component):
         Write one result into a reserved slot. Both are registered on entry (the buffer
         sits next to its RAM, the producer may not) and then drive the storage: writes are
         not checked for space, the credits guarantee it.
+    level : Out(range(depth + 1))
+        Words inside: written and not yet taken from ``o`` (the registered write, the
+        storage, the read and output registers). From registers; exposed for monitoring and
+        for the formal proof (``free`` + reserved-but-unwritten + ``level`` == ``depth``).
+    consistent : Out(1)
+        The internal bookkeeping agrees with itself: the storage's word count equals the
+        pointer distance and its two flags (``>= 1``, ``>= 2``), and the write counter is
+        the address plus the registered write, no more than ``depth`` words are inside, and
+        the lagging copy behind ``can_reserve`` equals ``free`` minus the reservations and
+        pops it has not seen yet.
+        Always 1 while the producer keeps ``reserve <= free``; exposed as the
+        invariant that makes the formal proof inductive. Unused in a design, it costs nothing.
     o : Out(stream.Signature(layout))
         Results in write order, from the RAM's output register (``read_latency`` cycles
         after the write when the buffer is empty).
@@ -74,6 +86,8 @@ class ResultBuffer(Validated, wiring.Component):
         self._max_reserve = max_reserve
         super().__init__({
             "free": Out(range(depth + 1), init=depth),
+            "level": Out(range(depth + 1)),
+            "consistent": Out(1),
             "can_reserve": Out(1, init=depth >= 3 * max_reserve),
             "reserve": In(range(max_reserve + 1)),
             "w_en": In(1),
@@ -138,6 +152,14 @@ class ResultBuffer(Validated, wiring.Component):
             to_out.eq(held & (~self.o.valid | self.o.ready)),
             fetch.eq(nonempty & (~held | to_out)),
         ]
+        inside = w_en + stored + held + self.o.valid  # full width (level is depth-wide)
+        m.d.comb += self.level.eq(inside)
+        ptr_bits = len(w_ptr)
+        bookkeeping = (
+            (inside <= self._depth)
+            & (nonempty == (stored != 0)) & (many == (stored > 1))
+            & (stored == (w_ptr - r_ptr)[:ptr_bits])
+            & (w_count == (w_ptr + w_en)[:ptr_bits]))
         m.d.sync += [
             stored.eq(stored + w_en - fetch),
             nonempty.eq(w_en | (nonempty & ~fetch) | many),
@@ -177,4 +199,7 @@ class ResultBuffer(Validated, wiring.Component):
         ]
         if 3 * k <= self._depth:  # otherwise never (and no constant comparison in the Verilog)
             m.d.sync += self.can_reserve.eq(lagging >= 3 * k)
+        # The lagging copy is ``free`` minus what it has not seen yet.
+        lag_ok = (lagging + popped_q + popped_qq) == (self.free + reserved_q)
+        m.d.comb += self.consistent.eq(bookkeeping & lag_ok)
         return m

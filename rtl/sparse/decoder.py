@@ -37,9 +37,17 @@ class RelIndexDecoder(Validated, wiring.Component):
     codebook : In(stream.Signature(codebook_layout))
         Codebook writes, always accepted; the value of index 0 is never used.
     rows : In(range(rows_max + 1))
-        Global row count of the loaded matrix.
+        Global row count of the loaded matrix, at most ``rows_max`` (values above it are
+        outside the contract: the engine's configuration port rejects them).
     error : Out(1)
         Sticky: an entry ran past ``rows``. Cleared only by reset.
+    consistent : Out(1)
+        The row trackers agree: unless its column overflowed (the trackers then run on, and
+        may wrap, until the next ``first``), the previous entry's global row is its local
+        row times ``n_pe`` plus ``pe`` and below ``rows_max`` (or is the reset value
+        ``pe``), so the next step cannot wrap; and a held output carries that local row
+        (untruncated). Always 1; the invariant that makes the formal "no row at or past
+        ``rows``" proof inductive. Unused in a design, it costs nothing.
 
     Latency 1 cycle (registered output); one entry per cycle; padding and dropped entries
     cost their input cycle and produce no output.
@@ -75,8 +83,10 @@ class RelIndexDecoder(Validated, wiring.Component):
         # Global rows stay below rows_max between entries; one step adds at most 16*n_pe.
         gwidth = (p.rows_max + (max_run + 1) * p.n_pe).bit_length()
         lwidth = (p.rows_pe_max + max_run + 1).bit_length()
+        # Reset state as if a column had just started at local row 0 (global row ``pe``), so
+        # a stream whose first entry lacks ``first`` still gets the right global rows.
         prev_local = Signal(lwidth)
-        prev_global = Signal(gwidth)
+        prev_global = Signal(gwidth, init=self.pe)
         col_bad = Signal()  # this column already overflowed: drop its remaining entries
 
         entry = self.i.payload.entry
@@ -92,6 +102,11 @@ class RelIndexDecoder(Validated, wiring.Component):
             cb_r.addr.eq(index),
         ]
         bad = (glob >= self.rows) | (col_bad & ~first)
+
+        m.d.comb += self.consistent.eq(
+            (col_bad | ((prev_global == prev_local * p.n_pe + self.pe)
+                        & (prev_global < max(p.rows_max, self.pe + 1))))
+            & (~self.o.valid | (self.o.payload.row == prev_local)))
 
         m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
         with m.If(self.o.valid & self.o.ready):

@@ -72,7 +72,7 @@ class WinogradF23(Validated, wiring.Component):
 
     #: Result slots: the RAM holds 16 words either way (the next power of two above the
     #: depth), and the layer collects several engines' results in order (docs/design_notes.md).
-    _BUFFER_DEPTH = 15
+    BUFFER_DEPTH = 15
 
     @property
     def latency(self):
@@ -112,7 +112,7 @@ class WinogradF23(Validated, wiring.Component):
         m = Module()
         p = self.params
         m.submodules.results = results = ResultBuffer(
-            engine_out_layout(p), depth=self._BUFFER_DEPTH, max_reserve=1)
+            engine_out_layout(p), depth=self.BUFFER_DEPTH, max_reserve=1)
         m.submodules.filters = filters = FilterStore(p)
         m.submodules.inputs = inputs = InputBanks(p)
         m.submodules.mac = mac = TileMac(p)

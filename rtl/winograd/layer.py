@@ -131,6 +131,8 @@ class WinogradConv(Validated, wiring.Component):
             former.rd_rows.eq(lines.rd_rows), former.active.eq(shape.active),
             former.start.eq(shape.active & shape.engines_ready & shape.counted),
             collector.shape.eq(s), collector.clear.eq(finish),
+            collector.counted.eq(shape.counted),
+            shape.outputs_waiting.eq(Cat(e.o.valid for e in engines).any()),
             self.error.eq(Cat(shape.error, lines.error, *(e.error for e in engines)).any()),
         ]
         # Filters go to every engine at once (all engines hold the same K*C words).

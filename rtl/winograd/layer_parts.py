@@ -49,7 +49,9 @@ class LayerShape(wiring.Component):
     Members
     -------
     i_cfg : In(stream.Signature(cfg_layout))
-        Accepted while no layer is active. A shape out of range (H or W outside 1..max or
+        Accepted while no layer is active and no engine output waits (the second holds
+        whenever the first does; it keeps a waiting output's shape fixed, which the formal
+        stream proof relies on). A shape out of range (H or W outside 1..max or
         below 3 with ``valid`` padding, C or K outside 1..max) is consumed, sets ``error`` and
         changes nothing.
     shape : Out(shape_layout)
@@ -67,6 +69,8 @@ class LayerShape(wiring.Component):
         Bit e: engine e's ``i_cfg.ready``.
     finish : In(1)
         The layer's last output has left and every pixel arrived: no layer is active.
+    outputs_waiting : In(1)
+        An engine offers an output.
     error : Out(1)
         Sticky: a shape out of range arrived.
     """
@@ -78,7 +82,7 @@ class LayerShape(wiring.Component):
             "shape": Out(shape_layout(p)),
             "active": Out(1), "engines_ready": Out(1), "counted": Out(1),
             "engine_cfg": Out(p.engines), "engine_cfg_ready": In(p.engines),
-            "finish": In(1), "error": Out(1),
+            "finish": In(1), "outputs_waiting": In(1), "error": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -89,13 +93,14 @@ class LayerShape(wiring.Component):
         total_rows = Signal(range(p.h_max // 2 + 2))
         busy = Signal()  # counting tiles
         m.d.comb += [self.engines_ready.eq(~pending.any()), self.counted.eq(~busy),
-                     self.engine_cfg.eq(pending), self.i_cfg.ready.eq(~self.active)]
+                     self.engine_cfg.eq(pending),
+                     self.i_cfg.ready.eq(~self.active & ~self.outputs_waiting)]
         cfg = self.i_cfg.payload
         pad = Mux(cfg.same, 0, 2)
         cfg_ok = ((cfg.height > pad) & in_range(cfg.height, 1, p.h_max) & (cfg.width > pad) &
                   in_range(cfg.width, 1, p.w_max) & in_range(cfg.channels, 1, p.c_max) &
                   in_range(cfg.filters, 1, p.k_max))
-        with m.If(self.i_cfg.valid & ~self.active):
+        with m.If(self.i_cfg.valid & self.i_cfg.ready):
             with m.If(cfg_ok):
                 oh = cfg.height - pad
                 ow = cfg.width - pad
@@ -355,6 +360,9 @@ class Collector(wiring.Component):
     i_<e> : In(stream.Signature(engine_out_layout)), one per engine
         Engine e's 2x2 output tiles, K per input tile.
     shape : In(shape_layout)
+    counted : In(1)
+        ``shape.total`` is complete; until then nothing is offered (an engine never has an
+        output that early; the guard keeps ``o`` a function of settled state).
     o : Out(stream.Signature(out_layout))
         The layer's output, in tile order (see :class:`~.layer.WinogradConv`); beats of
         padding tiles are taken from their engine and dropped.
@@ -370,7 +378,7 @@ class Collector(wiring.Component):
         self.params = p = params
         members = {f"i_{e}": In(stream.Signature(engine_out_layout(p)))
                    for e in range(p.engines)}
-        super().__init__({**members, "shape": In(shape_layout(p)),
+        super().__init__({**members, "shape": In(shape_layout(p)), "counted": In(1),
                           "o": Out(stream.Signature(out_layout(p))),
                           "done": Out(1), "clear": In(1)})
 
@@ -386,14 +394,14 @@ class Collector(wiring.Component):
         oj = Signal(range(p.w_max // 2 + 2))
         ok = Signal(range(max(2, p.k_max)))
         real_out = out_n < s.total
-        src_valid = select([e.valid for e in srcs], oe)
+        src_valid = select([e.valid for e in srcs], oe) & self.counted
         src = select([e.payload.as_value() for e in srcs], oe)
         m.d.comb += [
             self.o.valid.eq(src_valid & real_out),
             self.o.payload.y.eq(src[:len(self.o.payload.y.as_value())]),
         ]
         for e, eng in enumerate(srcs):
-            m.d.comb += eng.ready.eq((oe == e) & (self.o.ready | ~real_out))
+            m.d.comb += eng.ready.eq((oe == e) & self.counted & (self.o.ready | ~real_out))
         row1_ok = (oi << 1) + 1 < s.out_h
         col1_ok = (oj << 1) + 1 < s.out_w
         m.d.comb += self.o.payload.mask.eq(Cat(Const(1, 1), col1_ok, row1_ok, row1_ok & col1_ok))

@@ -180,3 +180,70 @@ async def test_client_resynchronises(dut):
     await uart.send(bytes([0x00, 0xFF, P.SYNC, 0x13, 0x37]))
     await ClockCycles(dut.clk, 40 * uart.divisor)
     await _workload(dut, client, params, seed)
+
+
+def _bad_frame(rng, client):
+    """One malformed input and the error code expected for it (None: no reply at all)."""
+    port, width, _ = max(client.inputs.values(), key=lambda v: v[0])
+    nb = -(-width // 8)
+    seq = rng.randrange(P.SEQ_MAX + 1)
+    kind = rng.randrange(8)
+    if kind == 0:  # line noise without a sync byte
+        return bytes(rng.choice([b for b in range(256) if b != P.SYNC])
+                     for _ in range(rng.randrange(1, 30))), None, None
+    if kind == 1:  # a flipped bit anywhere after the sync byte
+        data = bytearray(frame(seq, P.CMD_WRITE, port, 2, bytes(rng.randrange(256)
+                                                                for _ in range(2 * nb))))
+        data[rng.randrange(1, len(data))] ^= 1 << rng.randrange(8)
+        return bytes(data), "any", data[1]
+    if kind == 2:
+        return frame(seq, rng.choice([0x00, 0x06, 0x42, 0x81, 0xFF]), 0, 0), P.ERR_COMMAND, seq
+    if kind == 3:
+        return frame(seq, P.CMD_READ, rng.randrange(3, 200), 1), P.ERR_PORT, seq
+    if kind == 4:
+        length = rng.choice([0, client.buffer_bytes // nb + 1, 0xFFFF])
+        return frame(seq, P.CMD_WRITE, port, length, bytes(8)), P.ERR_LENGTH, seq
+    if kind == 5:  # cut short: the line goes quiet mid-frame
+        data = frame(seq, P.CMD_WRITE, port, 1, bytes(nb))
+        return data[:rng.randrange(2, len(data) - 1)], P.ERR_TIMEOUT, seq
+    if kind == 6:  # a length byte corrupted: the rest of the frame must not count
+        inner = frame((seq + 1) & P.SEQ_MAX, P.CMD_WRITE, port, 1, bytes(nb))
+        beats = -(-(len(inner) + 4) // nb)
+        data = bytearray(frame(seq, P.CMD_WRITE, port, beats, inner.ljust(beats * nb, b"\0")))
+        data[4] = rng.randrange(1, beats)
+        return bytes(data), P.ERR_CRC, seq
+    body = bytes([0x80 | seq, P.CMD_STATUS, 0, 0, 0])  # a sequence number above 127
+    return bytes([P.SYNC]) + body + crc16(body).to_bytes(2, "big"), P.ERR_COMMAND, body[0]
+
+
+@cocotb.test()
+async def test_fuzz(dut):
+    """Seeded malformed input interleaved with good workloads.
+
+    Each round: RESET, a random malformed input (noise, bit flips, bad command, port or
+    length, a frame cut short, a corrupted length, a bad sequence number), its error reply
+    (when it is a frame), STATUS showing that no beat reached the block, then a workload
+    whose every word must be exact. ``NPUGEN_FUZZ_ROUNDS`` rounds (default 16).
+    """
+    import random
+
+    params, seed, uart, client = await _setup(dut)
+    rng = random.Random(seed)
+    rounds = int(os.environ.get("NPUGEN_FUZZ_ROUNDS", "16"))
+    for r in range(rounds):
+        await client.reset()
+        data, code, seq = _bad_frame(rng, client)
+        await uart.send(data)
+        if code is not None:
+            while True:
+                r_seq, cmd, port, _, _ = await client._frame()
+                if r_seq == seq:
+                    break
+            assert cmd == P.REPLY_ERROR, (r, data.hex(), hex(cmd))
+            assert code == "any" or port == code, (r, data.hex(), port, code)
+        await ClockCycles(dut.clk, 40 * uart.divisor)  # the line goes quiet
+        status = await client.status()
+        assert status["first_in"] == 0, f"round {r}: a beat from {data.hex()} reached the block"
+        await _workload(dut, client, params, (seed + r) & 0xFFFF)
+    dut._log.info("fuzz: %d malformed inputs, %d workloads exact, %d replies dropped",
+                  rounds, rounds, client.dropped)

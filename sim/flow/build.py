@@ -21,6 +21,7 @@ from npugen.rtl.common.manifest import build_manifest
 from npugen.rtl.common.params import Params
 
 from ..blocks import block_of
+from . import coverage
 from .tools import run_tools
 from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
@@ -204,7 +205,8 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     stage("building the Verilator model")
     sources = [v_path, *sim_sources(v_path.read_text(), build_dir)]
     runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=wave_build_args(fmt, build_dir), waves=fmt is not None, **kwargs)
+                 build_args=wave_build_args(fmt, build_dir) + coverage.build_args(),
+                 waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     if part is not None:
         env["NPUGEN_PART"] = part.name
@@ -212,7 +214,8 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     stage("simulating against the golden model")
     return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
-                       test_filter=test_filter, **test_kwargs)
+                       test_filter=test_filter, plusargs=coverage.plusargs(toplevel),
+                       **test_kwargs)
 
 
 def _run_isolated(params, *, build_dir, seed, part, test_module, extra_env, test_filter,

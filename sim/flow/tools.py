@@ -83,14 +83,15 @@ def sigterm_as_interrupt():
             signal.signal(signal.SIGTERM, previous)
 
 
-def run_tools(jobs, cwd, parallel=1, started=lambda what: None):
+def run_tools(jobs, cwd, parallel=1, started=lambda what: None, env=None):
     """Run ``jobs`` (``(cmd, log_name, what)``), at most ``parallel`` at a time, in ``cwd``.
 
-    Each tool's output goes to its log. ``started(what)`` is called as each one starts. The
-    first failure stops the others and raises :class:`ToolError` with the relevant lines of
-    its log; Ctrl-C and SIGTERM (``kill``) stop every running tool and its children before
-    the interrupt propagates.
+    Each tool's output goes to its log. ``started(what)`` is called as each one starts;
+    ``env`` adds environment variables. The first failure stops the others and raises
+    :class:`ToolError` with the relevant lines of its log; Ctrl-C and SIGTERM (``kill``) stop
+    every running tool and its children before the interrupt propagates.
     """
+    environment = {**os.environ, **(env or {})}
     pending = list(jobs)
     running = []  # (proc, log file, log path, what)
     with sigterm_as_interrupt():
@@ -102,7 +103,7 @@ def run_tools(jobs, cwd, parallel=1, started=lambda what: None):
                     log = Path(cwd, log_name)
                     out = open(log, "w")  # closed when the tool ends, or in the finally below
                     running.append((subprocess.Popen(cmd, cwd=cwd, stdout=out,
-                                                     stderr=subprocess.STDOUT,
+                                                     stderr=subprocess.STDOUT, env=environment,
                                                      start_new_session=True),
                                     out, log, what))
                 for item in list(running):
@@ -122,7 +123,7 @@ def run_tools(jobs, cwd, parallel=1, started=lambda what: None):
                 out.close()
 
 
-def run_tool(cmd, cwd, log_name, what):
+def run_tool(cmd, cwd, log_name, what, env=None):
     """Run one tool in ``cwd`` with its output in ``log_name``; return the log's path."""
-    run_tools([(cmd, log_name, what)], cwd)
+    run_tools([(cmd, log_name, what)], cwd, env=env)
     return Path(cwd, log_name)

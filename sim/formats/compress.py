@@ -24,14 +24,21 @@ Byte layout, version 1 (all integers little-endian)::
     5       1               index bits (4)
     6       1               fraction bits f of the codebook (0..15): weight = value / 2**f
     7       1               reserved, 0
-    8       2               n_pe (1..65535)
+    8       2               n_pe (1..MAX_PE)
     10      2               reserved, 0
-    12      4               rows
-    16      4               cols
+    12      4               rows (1..MAX_DIM)
+    16      4               cols (1..MAX_DIM)
     20      32              codebook: 16 x int16, entry 0 must be 0
     52      4*n_pe*(cols+1) column pointers, PE-major: ptr[p][0..cols] as uint32
     ...     sum ptr[p][cols] entries, PE-major, one byte each
     end-4   4               CRC-32 (zlib) of every byte before it
+
+Reading is bounded: :func:`from_bytes` checks every size field against the documented limits
+and against the bytes actually present before it allocates anything, and checks the
+relative indices without building the dense matrix, so any input, however malformed, costs
+time and memory in proportion to its own size and ends in a result or a
+:class:`FormatError`. Only :func:`decode` and :func:`decode_indices` build the dense
+``rows x cols`` matrix (at most ``MAX_DENSE`` elements).
 """
 
 import struct
@@ -45,12 +52,19 @@ from npugen.rtl.sparse.params import INDEX_BITS, RUN_BITS, WEIGHT_WIDTH
 from ..models.intmath import signed_range
 
 __all__ = [
-    "FORMAT_VERSION", "MAGIC", "EncodedMatrix", "FormatError", "check_structure", "decode",
-    "decode_indices", "encode", "from_bytes", "prune", "share_weights", "to_bytes",
+    "FORMAT_VERSION", "MAGIC", "MAX_DENSE", "MAX_DIM", "MAX_PE", "EncodedMatrix", "FormatError",
+    "check_indices", "check_structure", "decode", "decode_indices", "encode", "from_bytes",
+    "prune", "share_weights", "to_bytes",
 ]
 
 MAGIC = b"NPUS"
 FORMAT_VERSION = 1
+#: Largest number of rows or columns a file may declare (the engine's own limit is 4096).
+MAX_DIM = 1 << 16
+#: Largest number of processing elements a file may declare (the engine's limit is 64).
+MAX_PE = 4096
+#: Largest dense matrix (elements) :func:`decode` builds.
+MAX_DENSE = 1 << 26
 _HEADER = struct.Struct("<4sBBBBHHII")
 _CODEBOOK = struct.Struct("<16h")
 CODEBOOK_SIZE = 1 << INDEX_BITS
@@ -217,40 +231,74 @@ def encode(w_idx, n_pe, *, codebook=None, frac_bits=0):
 
 
 def check_structure(enc):
-    """Raise FormatError unless the pointers and entries of ``enc`` are consistent."""
-    if enc.rows < 0 or enc.cols < 0 or enc.n_pe < 1:
-        raise FormatError(f"bad shape {enc.rows}x{enc.cols} with n_pe={enc.n_pe}")
+    """Raise FormatError unless the shape, pointers and entries of ``enc`` are consistent."""
+    if not (1 <= enc.rows <= MAX_DIM and 1 <= enc.cols <= MAX_DIM and 1 <= enc.n_pe <= MAX_PE):
+        raise FormatError(f"bad shape {enc.rows}x{enc.cols} with n_pe={enc.n_pe}: rows and "
+                          f"cols must be in 1..{MAX_DIM}, n_pe in 1..{MAX_PE}")
     ptr = np.asarray(enc.ptr)
     if ptr.shape != (enc.n_pe, enc.cols + 1) or len(enc.entries) != enc.n_pe:
         raise FormatError(f"pointer table has shape {ptr.shape}, expected "
                           f"{(enc.n_pe, enc.cols + 1)}")
+    first = np.flatnonzero(ptr[:, 0] != 0)
+    if first.size:
+        p = int(first[0])
+        raise FormatError(f"PE {p}: first column pointer is {ptr[p, 0]}, not 0")
+    bad = np.argwhere(np.diff(ptr, axis=1) < 0)
+    if bad.size:
+        p, j = (int(v) for v in bad[0])
+        raise FormatError(f"PE {p}: column pointer {j + 1} ({ptr[p, j + 1]}) is below "
+                          f"pointer {j} ({ptr[p, j]})")
     for p in range(enc.n_pe):
-        if ptr[p, 0] != 0:
-            raise FormatError(f"PE {p}: first column pointer is {ptr[p, 0]}, not 0")
-        bad = np.flatnonzero(np.diff(ptr[p]) < 0)
-        if bad.size:
-            j = int(bad[0])
-            raise FormatError(f"PE {p}: column pointer {j + 1} ({ptr[p, j + 1]}) is below "
-                              f"pointer {j} ({ptr[p, j]})")
         if ptr[p, -1] != len(enc.entries[p]):
             raise FormatError(f"PE {p}: last column pointer {ptr[p, -1]} does not match its "
                               f"{len(enc.entries[p])} entries (pointer out of range)")
 
 
+def _local_rows(enc, p):
+    """Local row of every entry of PE ``p`` (padding included), column by column."""
+    entries = np.asarray(enc.entries[p], dtype=np.int64)
+    steps = (entries >> INDEX_BITS) + 1
+    total = np.cumsum(steps)
+    ptr = np.asarray(enc.ptr[p], dtype=np.int64)
+    counts = np.diff(ptr)
+    # Each column's running sum restarts: subtract the sum up to the column's first entry.
+    base = np.where(ptr[:-1] > 0, total[np.maximum(ptr[:-1] - 1, 0)] if total.size else 0, 0)
+    return total - np.repeat(base, counts) - 1
+
+
+def check_indices(enc):
+    """Raise FormatError if a relative index runs past its PE's rows (no dense matrix)."""
+    check_structure(enc)
+    for p in range(enc.n_pe):
+        if not len(enc.entries[p]):
+            continue
+        rows = _local_rows(enc, p)
+        n_local = enc.pe_rows(p)
+        over = np.flatnonzero(rows >= n_local)
+        if over.size:
+            k = int(over[0])
+            j = int(np.searchsorted(enc.ptr[p], k, side="right")) - 1
+            raise FormatError(f"PE {p} column {j} entry {k - int(enc.ptr[p][j])}: relative "
+                              f"index runs to local row {int(rows[k])}, past the PE's "
+                              f"{n_local} rows")
+
+
 def decode_indices(enc):
     """Dense matrix of codebook indices; FormatError on any inconsistency."""
-    check_structure(enc)
+    check_indices(enc)
+    if enc.rows * enc.cols > MAX_DENSE:
+        raise ValueError(f"a {enc.rows} x {enc.cols} matrix is too large to decode densely "
+                         f"(at most {MAX_DENSE} elements)")
     w_idx = np.zeros((enc.rows, enc.cols), dtype=np.int64)
     for p in range(enc.n_pe):
-        n_local = enc.pe_rows(p)
-        for j in range(enc.cols):
-            row = -1
-            for k, e in enumerate(enc.column(p, j)):
-                row += (int(e) >> INDEX_BITS) + 1
-                if row >= n_local:
-                    raise FormatError(f"PE {p} column {j} entry {k}: relative index runs to "
-                                      f"local row {row}, past the PE's {n_local} rows")
-                w_idx[row * enc.n_pe + p, j] = int(e) & (CODEBOOK_SIZE - 1)
+        entries = np.asarray(enc.entries[p], dtype=np.int64)
+        if not entries.size:
+            continue
+        rows = _local_rows(enc, p)
+        cols = np.repeat(np.arange(enc.cols), np.diff(np.asarray(enc.ptr[p])))
+        index = entries & (CODEBOOK_SIZE - 1)
+        keep = index != 0  # padding entries write nothing
+        w_idx[rows[keep] * enc.n_pe + p, cols[keep]] = index[keep]
     return w_idx
 
 
@@ -284,9 +332,12 @@ def from_bytes(blob):
     if version != FORMAT_VERSION:
         raise FormatError(f"unsupported format version {version}, this reader knows "
                           f"{FORMAT_VERSION}")
-    if index_bits != INDEX_BITS or frac > WEIGHT_WIDTH - 1 or res0 or res1 or n_pe == 0:
+    if index_bits != INDEX_BITS or frac > WEIGHT_WIDTH - 1 or res0 or res1:
         raise FormatError(f"bad header: index bits {index_bits}, fraction bits {frac}, "
-                          f"n_pe {n_pe}, reserved {res0}/{res1}")
+                          f"reserved {res0}/{res1}")
+    if not (1 <= n_pe <= MAX_PE and 1 <= rows <= MAX_DIM and 1 <= cols <= MAX_DIM):
+        raise FormatError(f"bad header: n_pe {n_pe} (1..{MAX_PE}), rows {rows} and cols "
+                          f"{cols} (1..{MAX_DIM})")
     ptr_bytes = 4 * n_pe * (cols + 1)
     fixed = _HEADER.size + _CODEBOOK.size + ptr_bytes + 4
     if len(blob) < fixed:
@@ -309,5 +360,5 @@ def from_bytes(blob):
         entries.append(np.frombuffer(blob, dtype=np.uint8, count=int(sizes[p]), offset=pos))
         pos += int(sizes[p])
     enc = EncodedMatrix(rows, cols, n_pe, tuple(codebook), frac, ptr, tuple(entries))
-    decode_indices(enc)  # validates pointers and relative indices
+    check_indices(enc)  # pointers and relative indices, without the dense matrix
     return enc

@@ -20,5 +20,5 @@ def test_over_uart(params, seed):
     names = run_checked(params, part=part, seed=seed,
                         extra_env={"NPUGEN_DIVISOR": str(DIVISOR)},
                         build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_board")
-    # end to end x2, bad frames, stall, rest of a bad frame, compensating errors, resync
-    assert len(names) == 7, names
+    # end to end x2, bad frames, stall, rest of a bad frame, compensating errors, resync, fuzz
+    assert len(names) == 8, names

@@ -40,3 +40,19 @@ def test_lint_catches_a_real_problem(tmp_path):
                    "  assign q = a & clk;\nendmodule\n")
     ok, output = lint(bad)
     assert not ok and "UNDRIVEN" in output
+
+
+@pytest.mark.parametrize("block", list(BLOCKS.values()), ids=lambda b: b.name)
+def test_plain_verilator_build(block, tmp_path):
+    """`verilator --cc <file>.v`, no flag at all, turns every block's Verilog into C++."""
+    import subprocess
+
+    from npugen.sim.flow.verilator import use_verilator
+
+    v_path, _ = write_core(block.small, tmp_path)
+    found = use_verilator()
+    proc = subprocess.run([str(found.executable), "--cc", v_path.name], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "%Warning" not in proc.stderr, proc.stderr
+    assert (tmp_path / "obj_dir" / f"V{v_path.stem}.h").exists()

@@ -91,6 +91,37 @@ def test_row_overflow_sets_sticky_error(rows, seed):
     assert error == int(overflow)
 
 
+def test_stream_without_column_start_stays_in_rows():
+    """An entry stream whose first entry lacks ``first`` still gets its rows checked.
+
+    Outside the protocol, but bounded all the same: PE 2 of 3 after reset is at global
+    row 2, so the next entry's row is 5, past ``rows`` = 4. (The decoder's global tracker
+    once started at 0 and let row 5 out as local row 1; the formal tier's
+    ``test_decoder_rows`` found it.)
+    """
+    p = SparseParams(n_pe=3, rows_max=12)
+    dut = RelIndexDecoder(p, 2)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.rows, 4)
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, {"entry": 0x01, "first": 0, "act": 1})
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for _ in range(3):
+            seen.append(ctx.get(dut.o.valid))
+            await ctx.tick()
+        seen.append(ctx.get(dut.error))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen == [0, 0, 0, 1]
+
+
 def test_wrong_pe():
     with pytest.raises(ValueError, match=r"pe must be in 0\.\.3, not 4"):
         RelIndexDecoder(SparseParams(n_pe=4), 4)

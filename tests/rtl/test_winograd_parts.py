@@ -223,6 +223,7 @@ def test_collector_drops_padding_and_adds_mask_and_last():
         return feed
 
     async def bench(ctx):
+        ctx.set(dut.counted, 1)
         for h, w, total in layers:
             s = dut.shape
             th, tw = -(-h // 2), -(-w // 2)
