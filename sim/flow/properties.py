@@ -64,7 +64,7 @@ class StreamRules(wiring.Component):
         for name, flow, port in stream_ports(dut):
             if name in self.exempt:
                 continue
-            valid, ready, payload = port.valid, port.ready, Value.cast(port.payload)
+            valid, ready, payload = port.valid, port.ready, Value.cast(port.payload).as_unsigned()
             prev_valid = Signal(name=f"{name}_prev_valid")
             prev_ready = Signal(name=f"{name}_prev_ready")
             prev_payload = Signal(len(payload), name=f"{name}_prev_payload")

@@ -14,6 +14,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from npugen.rtl.npu import Requantizer
 from npugen.rtl.sparse import SparseParams
 from npugen.rtl.sparse.engine_parts import OUT_DEPTH
 from npugen.rtl.systolic import Multiplier, SystolicParams
@@ -57,6 +58,7 @@ def _tops():
          BLOCKS["sparse"].small),
         ("winograd", BLOCKS["winograd"].component, BLOCKS["winograd"].small),
         ("winograd-engine", BLOCKS["winograd"].part("engine").build, BLOCKS["winograd"].small),
+        ("npu-requantizer", Requantizer, 8),
     ]
 
 

@@ -1,0 +1,255 @@
+"""Requantization unit: int32 accumulator to a narrow integer, as a named runtime rounds it."""
+
+import enum
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.params import Validated, check_int
+
+__all__ = ["Requantizer", "Rounding", "requant_in_layout"]
+
+
+class Rounding(enum.IntEnum):
+    """The runtime whose requantization an instruction reproduces bit for bit."""
+
+    #: onnxruntime CPU: float32(acc) x float32 scale, round half to even (``multiplier`` and
+    #: ``shift`` are the scale's 24-bit mantissa and exponent).
+    ORT = 0
+    #: TFLite with XNNPACK: single rounding of ``acc x q / 2**(31 - s)``, half up.
+    TFLITE = 1
+    #: TFLite reference kernels / TFLite Micro (gemmlowp): double rounding.
+    GEMMLOWP = 2
+
+
+def requant_in_layout(out_width):
+    """One accumulator and the requantization parameters of its output channel."""
+    return data.StructLayout({
+        "acc": signed(32),
+        "multiplier": unsigned(31),  # ort: 24-bit mantissa; tflite/gemmlowp: q in [2**30, 2**31)
+        "shift": signed(8),  # ort: exponent; tflite/gemmlowp: s in -31..30
+        "zero_point": signed(out_width + 1),
+        "lo": signed(out_width + 1),
+        "hi": signed(out_width + 1),
+        "mode": unsigned(2),
+    })
+
+
+def _round_shift(m, x, k, rule, name):
+    """``x / 2**k`` rounded by ``rule``; ``k`` a non-negative signal. Combinational.
+
+    ``half_up``: floor(x / 2**k + 1/2). ``half_even``: ties to even (``x >= 0``).
+    ``half_away``: ties away from zero (gemmlowp's RoundingDivideByPOT).
+    """
+    width = len(x)
+    q = Signal(signed(width), name=f"{name}_q")
+    m.d.comb += q.eq(x >> k)
+    # The bits shifted out: the half bit (k - 1) and whether anything below it is set.
+    ones = Signal(width, name=f"{name}_mask")  # 2**k - 1
+    m.d.comb += ones.eq((Const(1, width + 1) << k) - 1)
+    rem = Signal(width, name=f"{name}_rem")
+    m.d.comb += rem.eq(x.as_unsigned() & ones)
+    half = Signal(width, name=f"{name}_half")  # 2**(k - 1), 0 for k = 0
+    m.d.comb += half.eq(ones ^ (ones >> 1))
+    out = Signal(signed(width + 1), name=f"{name}_out")
+    if rule == "half_up":
+        m.d.comb += out.eq(q + ((rem >= half) & (k != 0)))
+    elif rule == "half_even":
+        up = (rem > half) | ((rem == half) & q[0])
+        m.d.comb += out.eq(q + (up & (k != 0)))
+    else:
+        threshold = (ones >> 1) + x[-1]
+        m.d.comb += out.eq(q + (rem > threshold))
+    return out
+
+
+def _bit_length(m, x, name):
+    """Bit length of the non-negative ``x`` (priority encoder)."""
+    n = Signal(range(len(x) + 1), name=name)
+    for i in range(len(x)):
+        with m.If(x[i]):
+            m.d.comb += n.eq(i + 1)
+    return n
+
+
+class Requantizer(Validated, wiring.Component):
+    """Maps int32 accumulators to ``out_width``-bit outputs; the rounding is per beat.
+
+    Each input beat carries its accumulator (bias included) and its output channel's
+    parameters (:func:`requant_in_layout`); the output is the value the named runtime
+    computes (:mod:`npugen.sim.models.requant` is the golden model), clamped to
+    ``[lo, hi]`` (which also encodes a fused ReLU or ReLU6).
+
+    Datapath (integers only; no floating-point unit):
+
+    1. ``ort``: ``|acc|`` rounded half-even to 24 significant bits (float32(acc));
+       ``gemmlowp``: ``acc << max(s, 0)`` wrapped to 32 bits; ``tflite``: ``acc``.
+    2. One 33 x 31-bit signed multiply by ``multiplier``.
+    3. ``ort``: the product rounded half-even to 24 significant bits (the float32
+       multiply); ``tflite``: rounded half up by ``31 - s`` bits, done; ``gemmlowp``: rounded
+       half up by 31 bits (SaturatingRoundingDoublingHighMul).
+    4. ``ort``: half-even to an integer (the exponent's right shift); ``gemmlowp``: half away
+       from zero by ``max(-s, 0)`` bits (RoundingDivideByPOT).
+    5. Sign (``ort``), clamp to ``[lo - zero_point, hi - zero_point]``, add ``zero_point``.
+
+    Parameters
+    ----------
+    out_width : int
+        Output bits (2..16); ``lo``, ``hi`` and ``zero_point`` are ``out_width + 1``-bit
+        signed so that both int8 and uint8 ranges fit.
+
+    Members
+    -------
+    i : In(stream.Signature(requant_in_layout(out_width)))
+    o : Out(stream.Signature(signed(out_width + 1)))
+        The requantized value (within ``[lo, hi]``).
+
+    Latency :attr:`LATENCY` cycles, one beat per cycle. The pipeline advances when its last
+    stage is empty or taken (``i.ready = ~o.valid | o.ready``), so ``o.valid`` and the
+    payload come from registers and never depend on ``o.ready``. A mode value of 3 is
+    treated as ``gemmlowp`` (the instruction decoder rejects it first). Valid parameters:
+    ``ort`` mantissa in ``[2**23, 2**24)`` and exponent ``-126-23..127-23``; ``q`` in
+    ``[2**30, 2**31)`` and ``s`` in ``-31..30``; ``lo <= hi``. Outside them the output is
+    still clamped to ``[lo, hi]`` but no runtime defines it.
+    """
+
+    #: Cycles from an accepted input beat to its output.
+    LATENCY = 5
+
+    @classmethod
+    def validate(cls, out_width=8):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("out_width", out_width, 2, 16)
+
+    def __init__(self, out_width=8):
+        self.out_width = out_width
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(out_width))),
+            "o": Out(stream.Signature(signed(out_width + 1))),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        go = Signal()  # the whole pipeline advances
+        m.d.comb += [go.eq(~self.o.valid | self.o.ready), self.i.ready.eq(go)]
+        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
+        with m.If(go):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
+        m.d.comb += self.o.valid.eq(valid[-1])
+
+        def stage(value, name, k):
+            """Register ``value`` into pipeline stage ``k`` (moves with ``go``)."""
+            reg = Signal.like(value, name=f"{name}_{k}")
+            with m.If(go):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def carry(payload, k):
+            return {f: stage(v, f, k) for f, v in payload.items()}
+
+        p = self.i.payload
+        mode = p.mode
+        ctl = {"mode": mode, "shift": p.shift, "zp": p.zero_point, "lo": p.lo, "hi": p.hi,
+               "mult": p.multiplier}
+
+        # Stage 1: the multiplier's first operand.
+        acc = p.acc
+        neg = acc[-1]
+        mag = Signal(unsigned(32))
+        m.d.comb += mag.eq(Mux(neg, -acc, acc))
+        shift_a = Signal(range(9))  # float32(acc): bits above 24 rounded away
+        blen_a = _bit_length(m, mag, "blen_a")
+        m.d.comb += shift_a.eq(Mux(blen_a > 24, blen_a - 24, 0))
+        m_a = _round_shift(m, Cat(mag, Const(0, 1)).as_signed(), shift_a, "half_even", "fa")
+        left = Signal(range(31))
+        m.d.comb += left.eq(Mux(p.shift > 0, p.shift, 0))
+        wrapped = Signal(signed(32))
+        m.d.comb += wrapped.eq(acc << left)
+        operand = Signal(signed(33))
+        with m.Switch(mode):
+            with m.Case(Rounding.ORT):
+                m.d.comb += operand.eq(m_a)
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += operand.eq(acc)
+            with m.Default():
+                m.d.comb += operand.eq(wrapped)
+        s1 = carry({**ctl, "operand": operand, "neg": neg, "shift_a": shift_a}, 1)
+
+        # Stage 2: the multiply.
+        product = Signal(signed(64))
+        m.d.comb += product.eq(s1["operand"] * s1["mult"])
+        s2 = carry({**{k: s1[k] for k in ctl}, "product": product, "neg": s1["neg"],
+                    "shift_a": s1["shift_a"]}, 2)
+
+        # Stage 3: the first rounding.
+        x = s2["product"]
+        blen_p = _bit_length(m, x[:63], "blen_p")  # ort: the product is non-negative
+        shift_p = Signal(range(40))
+        m.d.comb += shift_p.eq(Mux(blen_p > 24, blen_p - 24, 0))
+        k3 = Signal(range(64))
+        with m.Switch(s2["mode"]):
+            with m.Case(Rounding.ORT):
+                m.d.comb += k3.eq(shift_p)
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += k3.eq(31 - s2["shift"])
+            with m.Default():
+                m.d.comb += k3.eq(31)
+        even = _round_shift(m, x, k3, "half_even", "fp")
+        up = _round_shift(m, x, k3, "half_up", "hu")
+        first = Signal(signed(65))
+        m.d.comb += first.eq(Mux(s2["mode"] == Rounding.ORT, even, up))
+        # ort: the float32 product is first * 2**e; e = shift_a + shift_p + exponent.
+        exp = Signal(signed(10))
+        m.d.comb += exp.eq(s2["shift_a"] + shift_p + s2["shift"])
+        s3 = carry({**{k: s2[k] for k in ctl}, "first": first, "neg": s2["neg"], "exp": exp}, 3)
+
+        # Stage 4: the second rounding (ort: to an integer; gemmlowp: RoundingDivideByPOT).
+        y = s3["first"]
+        right = Signal(range(64))
+        with m.Switch(s3["mode"]):
+            with m.Case(Rounding.ORT):
+                m.d.comb += right.eq(Mux(s3["exp"] < 0, Mux(-s3["exp"] > 62, 62, -s3["exp"]),
+                                         0))
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += right.eq(0)
+            with m.Default():
+                m.d.comb += right.eq(Mux(s3["shift"] < 0, -s3["shift"], 0))
+        even2 = _round_shift(m, y, right, "half_even", "ie")
+        away = _round_shift(m, y, right, "half_away", "ha")
+        # ort with a non-negative exponent: already an integer; any non-zero value shifted
+        # left by 9 or more is beyond every clamp bound, so saturate instead of shifting.
+        big = (1 << (self.out_width + 2))
+        lifted = Signal(signed(66))
+        with m.If(s3["exp"] > self.out_width + 1):
+            m.d.comb += lifted.eq(Mux(y != 0, big, 0))
+        with m.Else():
+            m.d.comb += lifted.eq(y << s3["exp"][:5])
+        second = Signal(signed(66))
+        with m.Switch(s3["mode"]):
+            with m.Case(Rounding.ORT):
+                m.d.comb += second.eq(Mux(s3["exp"] < 0, even2, lifted))
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += second.eq(y)
+            with m.Default():
+                m.d.comb += second.eq(away)
+        value = Signal(signed(67))
+        m.d.comb += value.eq(Mux((s3["mode"] == Rounding.ORT) & s3["neg"], -second, second))
+        s4 = carry({"zp": s3["zp"], "lo": s3["lo"], "hi": s3["hi"], "value": value,
+                    "mode": s3["mode"]}, 4)
+
+        # Stage 5: clamp and zero point. ort clamps before the zero point (in float), the
+        # others after it; with integer bounds both are the same function.
+        shifted = Signal(signed(68))
+        m.d.comb += shifted.eq(s4["value"] + s4["zp"])
+        result = Signal(signed(self.out_width + 1))
+        with m.If(shifted < s4["lo"]):
+            m.d.comb += result.eq(s4["lo"])
+        with m.Elif(shifted > s4["hi"]):
+            m.d.comb += result.eq(s4["hi"])
+        with m.Else():
+            m.d.comb += result.eq(shifted)
+        with m.If(go):
+            m.d.sync += self.o.payload.eq(result)
+        return m

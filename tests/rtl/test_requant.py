@@ -1,0 +1,174 @@
+"""The requantization unit in the Amaranth simulator against the golden models.
+
+Corner cases of every mode (int32 edges, ties, saturation, every output range) and random
+beats, under random gaps and backpressure, every output compared.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.sim import Simulator
+
+from npugen.rtl.npu.requant import Requantizer, Rounding
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+EDGE_ACC = [INT32_MIN, INT32_MIN + 1, -(1 << 24) - 3, -(1 << 24) - 1, -(1 << 24), -65537, -256,
+            -129, -128, -127, -2, -1, 0, 1, 2, 127, 128, 255, 256, 65535, (1 << 24) + 1,
+            (1 << 24) + 3, (1 << 25) + 5, (1 << 30) + 1, INT32_MAX - 1, INT32_MAX]
+RANGES = [(-128, 127, 0), (-128, 127, -17), (0, 127, 5), (0, 255, 128), (0, 6, 0)]
+
+
+def _params(mode, scale):
+    if mode is Rounding.ORT:
+        return float32_scale(scale)
+    return quantize_multiplier(scale)
+
+
+def _beats(cases):
+    return [{"acc": acc, "multiplier": mult, "shift": shift, "zero_point": zp, "lo": lo,
+             "hi": hi, "mode": int(mode)} for acc, mode, mult, shift, zp, lo, hi in cases]
+
+
+def _expected(cases):
+    return [int(requantize(mode.name.lower(), np.array([acc]), mult, shift, zp, lo, hi)[0])
+            for acc, mode, mult, shift, zp, lo, hi in cases]
+
+
+def _run(cases, seed, idle=0.0, stall=0.0):
+    dut = Requantizer(8)
+    rng = random.Random(seed)
+    got = []
+
+    async def producer(ctx):
+        await send(ctx, dut.i, _beats(cases), rng, idle)
+
+    async def consumer(ctx):
+        for value in await recv(ctx, dut.o, len(cases), rng, stall):
+            got.append(int(value))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return got
+
+
+SCALES = [1.0, 0.5, 2.0 ** -24, 2.0 ** -31, 0.0039215689, 1.5, 3.0e-5, 7.9, 0.0123, 2.0 ** -8]
+
+
+@pytest.mark.parametrize("mode", list(Rounding), ids=lambda m: m.name.lower())
+def test_corner_cases(mode, seed):
+    cases = [(acc, mode, *_params(mode, scale), zp, lo, hi)
+             for scale in SCALES for lo, hi, zp in RANGES for acc in EDGE_ACC]
+    assert _run(cases, seed) == _expected(cases)
+
+
+def test_ort_ties_round_to_even(seed):
+    cases = [(acc, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for acc in range(-9, 10)]
+    got = _run(cases, seed)
+    assert got == [int(np.rint(a / 2)) for a in range(-9, 10)]  # 0.5 -> 0, 1.5 -> 2, ...
+
+
+def test_gemmlowp_shifts(seed):
+    """Every shift of the fixed-point modes, both signs, a left shift that wraps."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for mode in (Rounding.TFLITE, Rounding.GEMMLOWP):
+        for s in range(-31, 31):
+            q = int(rng.integers(1 << 30, 1 << 31))
+            for acc in [-(1 << 29) - 7, -1000, -3, 5, 999, (1 << 28) + 11, INT32_MAX]:
+                cases.append((acc, mode, q, s, -3, -128, 127))
+    assert _run(cases, seed) == _expected(cases)
+
+
+@pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.4, 0.4)],
+                         ids=["steady", "gaps", "backpressure", "both"])
+def test_random(traffic, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(300):
+        mode = Rounding(int(rng.integers(0, 3)))
+        scale = float(np.float32(2.0 ** rng.uniform(-30, 3)))
+        acc = int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)) >> int(rng.integers(0, 31))
+        lo, hi, zp = RANGES[int(rng.integers(0, len(RANGES)))]
+        cases.append((acc, mode, *_params(mode, scale), zp, lo, hi))
+    assert _run(cases, seed, *traffic) == _expected(cases)
+
+
+def test_latency():
+    """The first output appears LATENCY cycles after its input is taken."""
+    dut = Requantizer(8)
+    seen = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, _beats([(100, Rounding.TFLITE, 1 << 30, 1, 0, -128, 127)])[0])
+        ctx.set(dut.i.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        for _ in range(Requantizer.LATENCY + 2):
+            seen.append(ctx.get(dut.o.valid))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen.index(1) == Requantizer.LATENCY - 1 and sum(seen) == 1
+
+
+def test_reset_mid_stream(seed):
+    """A reset with beats in the pipeline drops them all; the next stream is exact."""
+    rng = np.random.default_rng(seed)
+    before = [(int(a), Rounding.TFLITE, 1 << 30, 0, 0, -128, 127) for a in rng.integers(-99, 99, 4)]
+    after = [(int(a), Rounding.ORT, *float32_scale(0.25), 3, -128, 127)
+             for a in rng.integers(-999, 999, 6)]
+    dut = Requantizer(8)
+    rst = Signal()
+    top = Module()
+    top.submodules.dut = ResetInserter(rst)(dut)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)  # hold everything inside
+        for beat in _beats(before):
+            ctx.set(dut.i.payload, beat)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        assert ctx.get(dut.o.valid)  # a word waits at the output
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(Requantizer.LATENCY + 2):
+            assert not ctx.get(dut.o.valid)
+            await ctx.tick()
+
+    async def producer(ctx):
+        await ctx.tick().repeat(30)
+        await send(ctx, dut.i, _beats(after))
+
+    async def consumer(ctx):
+        await ctx.tick().repeat(30)
+        got.extend(int(v) for v in await recv(ctx, dut.o, len(after)))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == _expected(after)
+
+
+@pytest.mark.parametrize("width", [1, 17, "8"])
+def test_bad_width(width):
+    with pytest.raises((ValueError, TypeError), match="out_width"):
+        Requantizer(width)
