@@ -17,8 +17,10 @@ each model against a straightforward reference over the int32 edges and 10^6 ran
     TFLite's reference kernels and TFLite Micro, double rounding:
     ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2**max(s, 0), q),
     max(-s, 0))``. ``acc * 2**s`` wraps to int32 (as the C code does on two's complement
-    machines); the high multiply rounds half away from zero and saturates only for
-    ``INT32_MIN * INT32_MIN``; the division by a power of two rounds half away from zero.
+    machines); the high multiply rounds ties towards +infinity (its nudge is ``2**30`` for
+    a non-negative product and ``1 - 2**30`` for a negative one, followed by C's truncating
+    division) and saturates only for ``INT32_MIN * INT32_MIN``; the division by a power of
+    two rounds half away from zero.
 
 Every function is vectorised over numpy arrays (int64 inside, no floating point) and
 returns int64 values in ``[lo, hi]``.

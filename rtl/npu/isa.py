@@ -1,0 +1,200 @@
+"""The NPU's instruction set: the one spec behind the decoder, assembler, simulator and docs.
+
+Every instruction is :data:`INSN_BITS` bits. Bits ``[0:4]`` hold the opcode, bits ``[4:8]``
+the ISA version; the opcode's fields follow from bit 8 in the order :data:`OPCODES` lists
+them (least significant first), and the unused high bits are zero. The RTL decoder views
+an instruction word through :func:`insn_layout`, the host assembler packs with the same
+layout, the instruction-level simulator reads the fields by name, and the README's ISA
+table is generated from :data:`OPCODES` (a test keeps it in step).
+
+The design is in order: one macro-instruction (a whole layer) at a time; the engines,
+the im2col address generator and the requantization pipeline overlap inside an
+instruction, not across instructions. Data layouts (word addresses, see
+:mod:`.params`):
+
+- activation tensor ``H x W x C`` at word ``a``: pixel ``(y, x)``, channel group ``g``
+  (channels ``g * lanes .. g * lanes + lanes - 1``, lane ``c % lanes``) at word
+  ``a + (y * W + x) * G + g`` with ``G = ceil(C / lanes)``; lanes beyond ``C`` are
+  written as 0 and never read as data.
+- convolution weights ``Cout x Cin x K x K`` at word ``w``: word
+  ``w + ((ky * K + kx) * G + g) * Cout + co`` holds the ``lanes`` input channels of group
+  ``g`` of output channel ``co`` (zeros beyond ``Cin``).
+- requantization table: entry ``t + co`` for output channel ``co`` (:data:`TABLE_ENTRY`).
+
+Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32. ``CONV`` fills
+the padding with the input zero point ``zp_in`` (the compiler folds ``-zp_in * sum(w)``
+into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding.
+"""
+
+import enum
+from dataclasses import dataclass
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+__all__ = ["FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY", "ErrorCode",
+           "Field", "Op", "OpSpec", "decode", "insn_layout", "spec_of"]
+
+#: Bump on any change of an encoding, a field or a semantic rule.
+ISA_VERSION = 1
+
+#: Width of one instruction word.
+INSN_BITS = 256
+
+#: First bit of the opcode-specific fields (opcode: bits 0-3, version: bits 4-7).
+FIELD_BASE = 8
+
+
+class Op(enum.IntEnum):
+    """Opcodes. An all-zero instruction word is ``HALT`` (with the wrong version)."""
+
+    HALT = 0
+    HEADER = 1
+    CONV = 2
+    MAXPOOL = 3
+    AVGPOOL = 4
+
+
+class ErrorCode(enum.IntEnum):
+    """Why the NPU stopped (sticky until the next start or reset); 0 = no error."""
+
+    NONE = 0
+    #: The opcode is not one of :class:`Op`.
+    OPCODE = 1
+    #: The instruction's version field is not :data:`ISA_VERSION`.
+    VERSION = 2
+    #: ``HEADER``'s ``params_hash`` is not this NPU's.
+    PARAMS = 3
+    #: The instruction needs an engine this build does not have.
+    ENGINE = 4
+    #: A size is zero, a kernel does not fit its padding, or an output reads nothing.
+    SHAPE = 5
+    #: A region runs past the end of its memory (or across the activation banks).
+    ADDRESS = 6
+    #: Input and output in the same activation bank.
+    BANK = 7
+    #: The program counter ran past the instruction memory without a ``HALT``.
+    PC = 8
+
+
+@dataclass(frozen=True)
+class Field:
+    """One instruction field: name, width in bits, signedness, meaning."""
+
+    name: str
+    width: int
+    signed: bool = False
+    help: str = ""
+
+    @property
+    def shape(self):
+        """The field's Amaranth shape."""
+        return signed(self.width) if self.signed else unsigned(self.width)
+
+    @property
+    def range(self):
+        """Inclusive ``(lo, hi)`` of the values the field holds."""
+        if self.signed:
+            return -(1 << (self.width - 1)), (1 << (self.width - 1)) - 1
+        return 0, (1 << self.width) - 1
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One opcode: its fields (after opcode and version), the engine it needs, its meaning."""
+
+    op: Op
+    fields: tuple
+    engine: str | None
+    help: str
+
+
+_MODE = Field("mode", 2, help="rounding: 0 ort, 1 tflite, 2 gemmlowp (Rounding)")
+_SRC = Field("src", 16, help="input tensor, activation word address")
+_DST = Field("dst", 16, help="output tensor, activation word address (the other bank)")
+_TAB = Field("tab", 12, help="first requantization table entry (one per output channel)")
+_IN_H = Field("in_h", 8, help="input height")
+_IN_W = Field("in_w", 8, help="input width")
+_OUT_H = Field("out_h", 8, help="output height")
+_OUT_W = Field("out_w", 8, help="output width")
+_KERNEL = Field("kernel", 4, help="window K (K x K)")
+_STRIDE = Field("stride", 4, help="window stride (both axes)")
+_PAD_T = Field("pad_t", 4, help="padding rows above the input (< kernel)")
+_PAD_L = Field("pad_l", 4, help="padding columns left of the input (< kernel)")
+
+#: The instruction set, in opcode order.
+OPCODES = (
+    OpSpec(Op.HALT, (), None, "stop; status becomes done"),
+    OpSpec(Op.HEADER, (Field("params_hash", 32, help="params_hash() of the NPU the program "
+                                                     "was compiled for"),),
+           None, "check the program was compiled for this NPU (error PARAMS if not)"),
+    OpSpec(Op.CONV, (_MODE, _SRC, _DST, Field("wgt", 16, help="weights, weight word address"),
+                     _TAB, _IN_H, _IN_W, Field("cin", 10, help="input channels"),
+                     Field("cout", 10, help="output channels"), _OUT_H, _OUT_W, _KERNEL,
+                     _STRIDE, _PAD_T, _PAD_L,
+                     Field("zp_in", 8, signed=True, help="input zero point, fills padding")),
+           "systolic", "convolution or matrix product on the systolic array, im2col on the "
+           "fly; acc = bias + sum(x * w) (int32, wrapping), then requantization per channel"),
+    OpSpec(Op.MAXPOOL, (_SRC, _DST, _IN_H, _IN_W, Field("channels", 10, help="channels"),
+                        _OUT_H, _OUT_W, _KERNEL, _STRIDE, _PAD_T, _PAD_L),
+           None, "max over each K x K window (padding ignored); no requantization"),
+    OpSpec(Op.AVGPOOL, (_MODE, _SRC, _DST, _TAB, _IN_H, _IN_W,
+                        Field("channels", 10, help="channels")),
+           None, "global average pool: acc = bias + sum over H x W of x (int32), then "
+           "requantization per channel; output 1 x 1 x C"),
+)
+
+_BY_OP = {spec.op: spec for spec in OPCODES}
+
+#: One requantization table entry (the table memory's word).
+TABLE_ENTRY = data.StructLayout({
+    "bias": signed(32),
+    "multiplier": unsigned(31),  # ort: the scale's 24-bit mantissa; tflite/gemmlowp: q
+    "shift": signed(8),          # ort: the scale's exponent; tflite/gemmlowp: s
+    "zero_point": signed(8),
+    "lo": signed(8),
+    "hi": signed(8),
+})
+
+
+def spec_of(op):
+    """Return the :class:`OpSpec` of ``op`` (an :class:`Op` or its value)."""
+    try:
+        return _BY_OP[Op(op)]
+    except ValueError:
+        raise ValueError(f"op must be one of {', '.join(o.name for o in Op)}, "
+                         f"not {op!r}") from None
+
+
+def insn_layout(op):
+    """Return the layout of ``op``'s instruction, :data:`INSN_BITS` wide.
+
+    A :class:`~amaranth.lib.data.StructLayout`: opcode, version, the fields, then a zero
+    ``reserved`` field up to :data:`INSN_BITS`.
+    """
+    spec = spec_of(op)
+    fields = {"opcode": unsigned(4), "version": unsigned(4)}
+    fields.update({f.name: f.shape for f in spec.fields})
+    used = sum(f.width for f in spec.fields) + FIELD_BASE
+    if used > INSN_BITS:  # pragma: no cover - a spec edit that does not fit
+        raise ValueError(f"{spec.op.name} needs {used} bits, more than INSN_BITS={INSN_BITS}")
+    if used < INSN_BITS:
+        fields["reserved"] = unsigned(INSN_BITS - used)
+    return data.StructLayout(fields)
+
+
+def decode(word):
+    """Split an instruction word into ``(Op, {"version": v, field: value, ...})``.
+
+    Field values are ints (signed fields sign-extended). Raises ValueError for an opcode
+    that is not one of :class:`Op`.
+    """
+    opcode = word & 0xF
+    if opcode not in Op._value2member_map_:
+        raise ValueError(f"opcode must be one of {', '.join(str(int(o)) for o in Op)}, "
+                         f"not {opcode}")
+    op = Op(opcode)
+    view = insn_layout(op).from_bits(word)
+    values = {"version": view.version}
+    values.update({f.name: getattr(view, f.name) for f in spec_of(op).fields})
+    return op, values

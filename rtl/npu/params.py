@@ -1,0 +1,96 @@
+"""Parameters of the integrated NPU: its engines (nested block parameters) and memory sizes.
+
+Memories, all sized here and all addressed in words:
+
+- activation scratchpad: two banks of ``act_words`` words, each word ``lanes`` int8 values
+  (one channel group of one pixel); unified word addresses ``0 .. 2 * act_words - 1``,
+  bank = ``address // act_words``. A layer reads one bank and writes the other.
+- weight scratchpad: ``wgt_words`` words of ``lanes`` int8 values.
+- requantization table: ``tab_entries`` entries, one per output channel (bias, multiplier,
+  shift, output zero point, clamp bounds).
+- instruction memory: ``imem_words`` instructions of :data:`~.isa.INSN_BITS` bits.
+
+Arithmetic is int8 x int8 -> int32 (wrapping) everywhere: the engines' accumulators are
+32 bits wide, as the ONNX and TFLite integer operators define them.
+"""
+
+import hashlib
+from dataclasses import dataclass
+
+from ..common.params import Params, nested, param
+from ..sparse.params import SparseParams
+from ..systolic.params import Dataflow, SystolicParams
+from ..winograd.params import WinogradParams
+
+__all__ = ["NpuParams", "params_hash"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class NpuParams(Params, block="npu"):
+    """Parameters of the NPU (:mod:`npugen.rtl.npu`)."""
+
+    lanes: int = param(8, "int8 values per scratchpad word: the channels of one channel group "
+                          "(equals the systolic array's rows)", lo=1, hi=64)
+    act_words: int = param(2048, "words per activation scratchpad bank (two banks)",
+                           lo=16, hi=32768)
+    wgt_words: int = param(4096, "words of the weight scratchpad", lo=16, hi=65536)
+    tab_entries: int = param(256, "entries of the per-channel requantization table",
+                             lo=1, hi=4096)
+    imem_words: int = param(64, "instructions the instruction memory holds", lo=2, hi=4096)
+    systolic: SystolicParams | None = nested(
+        SystolicParams, "systolic array for convolutions and matrix products (none: left out)",
+        default=SystolicParams(rows=8, cols=8), optional=True)
+    winograd: WinogradParams | None = nested(
+        WinogradParams, "Winograd layer for 3x3 stride-1 convolutions (none: left out)",
+        optional=True)
+    sparse: SparseParams | None = nested(
+        SparseParams, "sparse engine for pruned fully connected layers (none: left out)",
+        optional=True)
+
+    def check(self):
+        """Cross-field rules: at least one engine; int8 operands, int32 sums; WS array."""
+        if self.systolic is None and self.winograd is None and self.sparse is None:
+            raise ValueError("systolic, winograd and sparse must not all be none "
+                             "(the NPU needs at least one engine)")
+        s = self.systolic
+        if s is not None:
+            if s.rows != self.lanes:
+                raise ValueError(f"systolic.rows must equal lanes ({self.lanes}), not {s.rows} "
+                                 "(the array takes one scratchpad word per cycle)")
+            if s.dataflow is not Dataflow.WS:
+                raise ValueError(f"systolic.dataflow must be ws in the NPU, not "
+                                 f"{s.dataflow.value}")
+            for name, want in (("a_width", 8), ("w_width", 8), ("acc_width", 32)):
+                if getattr(s, name) != want:
+                    raise ValueError(f"systolic.{name} must be {want} in the NPU, not "
+                                     f"{getattr(s, name)}")
+        w = self.winograd
+        if w is not None:
+            for name, want in (("data_width", 8), ("acc_width", 32)):
+                if getattr(w, name) != want:
+                    raise ValueError(f"winograd.{name} must be {want} in the NPU, not "
+                                     f"{getattr(w, name)}")
+        if self.sparse is not None:
+            for name, want in (("act_width", 8), ("acc_width", 32)):
+                if getattr(self.sparse, name) != want:
+                    raise ValueError(f"sparse.{name} must be {want} in the NPU, not "
+                                     f"{getattr(self.sparse, name)}")
+
+    def device_problem(self, family):
+        """Return the first engine's reason it cannot be built for ``family``, or None."""
+        for engine in (self.systolic, self.winograd, self.sparse):
+            problem = engine.device_problem(family) if engine is not None else None
+            if problem:
+                return problem
+        return None
+
+
+def params_hash(p):
+    """32-bit fingerprint of ``p`` (first 4 bytes of SHA-256 of its JSON), as an int.
+
+    A program carries the hash of the NPU it was compiled for; the ``HEADER`` instruction
+    makes the hardware compare it with its own and stop on a mismatch.
+    """
+    if not isinstance(p, NpuParams):
+        raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+    return int.from_bytes(hashlib.sha256(p.to_json().encode()).digest()[:4], "big")

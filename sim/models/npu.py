@@ -1,0 +1,342 @@
+"""Instruction-level simulator of the NPU: the golden model of every memory word.
+
+:class:`NpuModel` holds the NPU's host-visible memories (activation banks, weight
+scratchpad, requantization table, instruction memory) as numpy arrays and executes
+programs instruction by instruction, exactly (int64 inside, int32 wraparound where the
+hardware wraps). It shares with the RTL only the ISA spec (:mod:`npugen.rtl.npu.isa`: field
+names, layouts, opcodes, error codes) and the parameters, never arithmetic.
+
+Execution of one instruction, in this order (the RTL checks in the same order and reports
+the first failing check):
+
+1. opcode known, else :attr:`ErrorCode.OPCODE`; version field equal to
+   :data:`ISA_VERSION`, else ``VERSION``;
+2. the engine the opcode needs is built, else ``ENGINE``;
+3. field values allowed (sizes >= 1, rounding mode 0..2, padding < kernel, every output
+   window starting inside the input), else ``SHAPE``;
+4. every region inside its memory, an activation region inside one bank, else
+   ``ADDRESS``; input and output in different activation banks, else ``BANK``;
+5. compute and write the output region (nothing is written when a check fails).
+
+On an error the NPU stops: status ``ERROR`` with the code and the failing instruction's
+address, sticky until the next start. ``HALT`` stops with ``DONE``. Running past the last
+instruction word is error ``PC`` at address ``imem_words``.
+
+Cycle model (documented prediction; see :func:`cycles_of`). The Verilator NPU will confirm
+it within 5% once its controller exists (issue 14, open).
+"""
+
+import enum
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from npugen.rtl.npu.isa import ISA_VERSION, TABLE_ENTRY, ErrorCode, Op, decode, spec_of
+from npugen.rtl.npu.params import NpuParams, params_hash
+
+from .intmath import wrap
+from .requant import requantize
+
+__all__ = ["NpuModel", "NpuState", "Status", "cycles_of"]
+
+_MODES = ("ort", "tflite", "gemmlowp")
+_TABLE_FIELDS = tuple(TABLE_ENTRY.members)
+
+
+class NpuState(enum.IntEnum):
+    """The controller's state as the status reply reports it."""
+
+    IDLE = 0
+    RUNNING = 1
+    DONE = 2
+    ERROR = 3
+
+
+@dataclass
+class Status:
+    """What the host reads back: state, error code, program counter, counters."""
+
+    state: NpuState = NpuState.IDLE
+    error: ErrorCode = ErrorCode.NONE
+    pc: int = 0
+    cycles: int = 0
+    busy: dict = field(default_factory=lambda: {"systolic": 0, "pool": 0})
+    retired: int = 0
+
+
+class _Stop(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code
+
+
+def _groups(channels, lanes):
+    return -(-channels // lanes)
+
+
+class NpuModel:
+    """The NPU at instruction level. ``p``: :class:`NpuParams`."""
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        self.act = np.zeros((2 * p.act_words, p.lanes), dtype=np.int64)
+        self.wgt = np.zeros((p.wgt_words, p.lanes), dtype=np.int64)
+        self.tab = {name: np.zeros(p.tab_entries, dtype=np.int64) for name in _TABLE_FIELDS}
+        self.imem = [0] * p.imem_words
+        self.status = Status()
+
+    # -- host access ----------------------------------------------------------------------
+
+    def _memory(self, memory):
+        sizes = {"act": 2 * self.p.act_words, "wgt": self.p.wgt_words,
+                 "tab": self.p.tab_entries, "imem": self.p.imem_words}
+        if memory not in sizes:
+            raise ValueError(f"memory must be one of {', '.join(sizes)}, not {memory!r}")
+        return sizes[memory]
+
+    def _check_region(self, memory, address, count):
+        size = self._memory(memory)
+        if not (0 <= address and 0 <= count and address + count <= size):
+            raise ValueError(f"{memory} words {address}..{address + count - 1} outside "
+                             f"0..{size - 1}")
+
+    def write(self, memory, address, words):
+        """Write packed words (ints) as the host's write command does."""
+        words = list(words)
+        self._check_region(memory, address, len(words))
+        for i, word in enumerate(words):
+            a = address + i
+            if memory == "imem":
+                self.imem[a] = int(word)
+            elif memory == "tab":
+                view = TABLE_ENTRY.from_bits(int(word))
+                for name in _TABLE_FIELDS:
+                    self.tab[name][a] = getattr(view, name)
+            else:
+                target = self.act if memory == "act" else self.wgt
+                target[a] = [((int(word) >> (8 * lane)) & 0xFF) - (
+                    256 if (int(word) >> (8 * lane + 7)) & 1 else 0)
+                    for lane in range(self.p.lanes)]
+
+    def read(self, memory, address, count):
+        """Read ``count`` packed words, as the host's read command does."""
+        self._check_region(memory, address, count)
+        if memory == "imem":
+            return list(self.imem[address:address + count])
+        if memory == "tab":
+            return [TABLE_ENTRY.const({n: int(self.tab[n][a]) for n in _TABLE_FIELDS})
+                    .as_bits() for a in range(address, address + count)]
+        source = self.act if memory == "act" else self.wgt
+        return [sum((int(v) & 0xFF) << (8 * lane) for lane, v in enumerate(row))
+                for row in source[address:address + count]]
+
+    # -- execution ------------------------------------------------------------------------
+
+    def start(self, address=0):
+        """Start at ``address``: counters cleared, error cleared, state RUNNING."""
+        self._check_region("imem", address, 0)
+        self.status = Status(state=NpuState.RUNNING, pc=address)
+
+    def step(self):
+        """Execute the instruction at the program counter (RUNNING only)."""
+        st = self.status
+        if st.state is not NpuState.RUNNING:
+            raise RuntimeError(f"the NPU is {st.state.name}, not RUNNING")
+        if st.pc >= self.p.imem_words:
+            st.state, st.error = NpuState.ERROR, ErrorCode.PC
+            return st
+        try:
+            op = self._execute(self.imem[st.pc])
+        except _Stop as stop:
+            st.state, st.error = NpuState.ERROR, stop.code
+            return st
+        st.retired += 1
+        if op is Op.HALT:
+            st.state = NpuState.DONE
+        else:
+            st.pc += 1
+        return st
+
+    def run(self, address=0, max_insns=1_000_000):
+        """Start at ``address`` and step until DONE or ERROR; return the status."""
+        self.start(address)
+        for _ in range(max_insns):
+            if self.step().state is not NpuState.RUNNING:
+                return self.status
+        raise RuntimeError(f"no HALT within {max_insns} instructions")
+
+    def _execute(self, word):
+        if (word & 0xF) not in Op._value2member_map_:
+            raise _Stop(ErrorCode.OPCODE)
+        op, f = decode(word)
+        if f["version"] != ISA_VERSION:
+            raise _Stop(ErrorCode.VERSION)
+        engine = spec_of(op).engine
+        if engine is not None and getattr(self.p, engine) is None:
+            raise _Stop(ErrorCode.ENGINE)
+        if op is Op.HEADER:
+            if f["params_hash"] != params_hash(self.p):
+                raise _Stop(ErrorCode.PARAMS)
+        elif op is Op.CONV:
+            self._conv(f)
+        elif op is Op.MAXPOOL:
+            self._maxpool(f)
+        elif op is Op.AVGPOOL:
+            self._avgpool(f)
+        cost = cycles_of(self.p, op, f)
+        self.status.cycles += cost
+        if op in (Op.CONV,):
+            self.status.busy["systolic"] += cost
+        elif op in (Op.MAXPOOL, Op.AVGPOOL):
+            self.status.busy["pool"] += cost
+        return op
+
+    # -- checks ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_window(f, channels):
+        if min(f["in_h"], f["in_w"], channels, f["out_h"], f["out_w"], f["kernel"],
+               f["stride"]) < 1:
+            raise _Stop(ErrorCode.SHAPE)
+        if f["pad_t"] >= f["kernel"] or f["pad_l"] >= f["kernel"]:
+            raise _Stop(ErrorCode.SHAPE)
+        if (f["out_h"] - 1) * f["stride"] - f["pad_t"] >= f["in_h"] \
+                or (f["out_w"] - 1) * f["stride"] - f["pad_l"] >= f["in_w"]:
+            raise _Stop(ErrorCode.SHAPE)
+
+    @staticmethod
+    def _check_mode(f):
+        if f["mode"] >= len(_MODES):
+            raise _Stop(ErrorCode.SHAPE)
+
+    def _check_regions(self, src, src_words, dst, dst_words, wgt=None, tab=None):
+        bank = self.p.act_words
+        for start, count in ((src, src_words), (dst, dst_words)):
+            end = start + count
+            if end > 2 * bank or start // bank != (end - 1) // bank:
+                raise _Stop(ErrorCode.ADDRESS)
+        if wgt is not None and wgt[0] + wgt[1] > self.p.wgt_words:
+            raise _Stop(ErrorCode.ADDRESS)
+        if tab is not None and tab[0] + tab[1] > self.p.tab_entries:
+            raise _Stop(ErrorCode.ADDRESS)
+        if src // bank == dst // bank:
+            raise _Stop(ErrorCode.BANK)
+
+    # -- operations -----------------------------------------------------------------------
+
+    def _input(self, src, h, w, channels):
+        lanes = self.p.lanes
+        g = _groups(channels, lanes)
+        words = self.act[src:src + h * w * g]
+        return words.reshape(h, w, g * lanes)[:, :, :channels]
+
+    def _output(self, dst, values):
+        """Write ``values`` (h, w, c) at ``dst``; lanes beyond c are written as 0."""
+        lanes = self.p.lanes
+        h, w, c = values.shape
+        g = _groups(c, lanes)
+        padded = np.zeros((h, w, g * lanes), dtype=np.int64)
+        padded[:, :, :c] = values
+        self.act[dst:dst + h * w * g] = padded.reshape(h * w * g, lanes)
+
+    def _requantize(self, mode, acc, tab, channels):
+        t = {name: self.tab[name][tab:tab + channels] for name in _TABLE_FIELDS}
+        acc = wrap(acc + t["bias"], 32)
+        return requantize(_MODES[mode], acc, t["multiplier"], t["shift"], t["zero_point"],
+                          t["lo"], t["hi"])
+
+    @staticmethod
+    def _padded(x, f, fill):
+        """``x`` (h, w, c) inside a frame of ``fill`` big enough for every window."""
+        k, s = f["kernel"], f["stride"]
+        need_h = (f["out_h"] - 1) * s + k
+        need_w = (f["out_w"] - 1) * s + k
+        h, w, c = x.shape
+        frame = np.full((max(need_h, f["pad_t"] + h), max(need_w, f["pad_l"] + w), c), fill,
+                        dtype=np.int64)
+        frame[f["pad_t"]:f["pad_t"] + h, f["pad_l"]:f["pad_l"] + w] = x
+        return frame
+
+    def _windows(self, frame, f):
+        """Yield ``(ky, kx, view)`` with ``view[oy, ox] = frame[oy*s + ky, ox*s + kx]``."""
+        s = f["stride"]
+        for ky in range(f["kernel"]):
+            for kx in range(f["kernel"]):
+                yield ky, kx, frame[ky:ky + (f["out_h"] - 1) * s + 1:s,
+                                    kx:kx + (f["out_w"] - 1) * s + 1:s]
+
+    def _conv(self, f):
+        self._check_mode(f)
+        self._check_window(f, min(f["cin"], f["cout"]))
+        lanes = self.p.lanes
+        g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
+        k, cin, cout = f["kernel"], f["cin"], f["cout"]
+        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g_in,
+                            f["dst"], f["out_h"] * f["out_w"] * g_out,
+                            wgt=(f["wgt"], k * k * g_in * cout), tab=(f["tab"], cout))
+        x = self._padded(self._input(f["src"], f["in_h"], f["in_w"], cin), f, f["zp_in"])
+        w = self.wgt[f["wgt"]:f["wgt"] + k * k * g_in * cout].reshape(k, k, g_in, cout, lanes)
+        w = w.transpose(0, 1, 2, 4, 3).reshape(k, k, g_in * lanes, cout)[:, :, :cin]
+        acc = np.zeros((f["out_h"], f["out_w"], cout), dtype=np.int64)
+        for ky, kx, view in self._windows(x, f):
+            acc += np.tensordot(view, w[ky, kx], axes=([2], [0]))  # |acc| < 2**40: exact
+        self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], cout))
+
+    def _maxpool(self, f):
+        c = f["channels"]
+        self._check_window(f, c)
+        g = _groups(c, self.p.lanes)
+        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g,
+                            f["dst"], f["out_h"] * f["out_w"] * g)
+        x = self._padded(self._input(f["src"], f["in_h"], f["in_w"], c), f, -(1 << 40))
+        out = np.full((f["out_h"], f["out_w"], c), -(1 << 40), dtype=np.int64)
+        for _, _, view in self._windows(x, f):
+            out = np.maximum(out, view)
+        self._output(f["dst"], out)
+
+    def _avgpool(self, f):
+        self._check_mode(f)
+        c = f["channels"]
+        if min(f["in_h"], f["in_w"], c) < 1:
+            raise _Stop(ErrorCode.SHAPE)
+        g = _groups(c, self.p.lanes)
+        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
+                            tab=(f["tab"], c))
+        x = self._input(f["src"], f["in_h"], f["in_w"], c)
+        acc = x.sum(axis=(0, 1)).reshape(1, 1, c)
+        self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], c))
+
+
+#: Pipeline constants of the cycle model (instruction fetch/decode, array fill and drain,
+#: requantization pipeline). Placeholders until the Verilator NPU measures them.
+FETCH_CYCLES = 3
+REQUANT_LATENCY = 5
+
+
+def cycles_of(p, op, f):
+    """Predicted cycles of one instruction (``f``: its decoded fields).
+
+    - ``CONV`` on an ``R x C`` weight-stationary array (``R = lanes``): the layer is
+      ``ceil(cout / C) * K * K * G_in`` weight tiles; each streams the ``P = out_h *
+      out_w`` im2col words of its (ky, kx, group) through the array (one word per cycle,
+      the next tile's weights load behind it, so a tile costs ``max(P, R)``), plus one
+      fill/drain of ``R + C`` cycles and the requantization pipeline.
+    - ``MAXPOOL``: one input word per cycle, ``out_h * out_w * G * K * K``.
+    - ``AVGPOOL``: one input word per cycle, ``in_h * in_w * G``, then ``C`` outputs.
+    - every instruction: :data:`FETCH_CYCLES`.
+    """
+    lanes = p.lanes
+    if op is Op.CONV:
+        cols = p.systolic.cols
+        tiles = _groups(f["cout"], cols) * f["kernel"] ** 2 * _groups(f["cin"], lanes)
+        pixels = f["out_h"] * f["out_w"]
+        return FETCH_CYCLES + tiles * max(pixels, lanes) + lanes + cols + REQUANT_LATENCY
+    if op is Op.MAXPOOL:
+        g = _groups(f["channels"], lanes)
+        return FETCH_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 2
+    if op is Op.AVGPOOL:
+        g = _groups(f["channels"], lanes)
+        return FETCH_CYCLES + f["in_h"] * f["in_w"] * g + f["channels"] + REQUANT_LATENCY
+    return FETCH_CYCLES
