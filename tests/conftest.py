@@ -1,13 +1,18 @@
 """Shared pytest options: --seed (reproduce a random run), --waves (FST dumps), --slow.
 
-Every Verilator bench of the session collects line and toggle coverage into
-``build/coverage`` (``NPUGEN_COVERAGE``; set it to ``off`` to build without); the table is
-printed at the end of the run and written to ``build/coverage/summary.md``.
+Every Verilator bench of the session collects line and toggle coverage into a folder of
+its own, ``build/coverage/session-*`` (``NPUGEN_COVERAGE``; set it to ``off`` to build
+without); the table is printed at the end of the run and written to
+``build/coverage/summary.md``. Two sessions in one checkout never touch each other's files:
+a session holds a lock on its folder, and only folders whose lock is free (their session
+has ended) are removed.
 """
 
+import fcntl
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -37,12 +42,40 @@ def pytest_configure(config):
         # The controller starts a fresh collection; workers inherit the environment.
         if os.environ.get(coverage.ENV, "") == "off":
             os.environ.pop(coverage.ENV)
-        else:
-            folder = Path(os.environ.setdefault(coverage.ENV, str(COVERAGE_DIR)))
-            if folder.exists():
-                shutil.rmtree(folder)
+        elif coverage.ENV not in os.environ:
+            os.environ[coverage.ENV] = str(_session_folder(COVERAGE_DIR))
     if config.getoption("--waves"):
         os.environ["NPUGEN_WAVES"] = "fst"
+
+
+_LOCKS = []  # open lock files of this session's coverage folder, held until exit
+
+
+def _session_folder(root):
+    """Create and lock a fresh coverage folder under ``root``; remove ended sessions' ones."""
+    root.mkdir(parents=True, exist_ok=True)
+    for old in root.glob("session-*"):
+        try:
+            fd = os.open(old / ".lock", os.O_RDWR)
+        except OSError:
+            continue  # not a session folder we made
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)  # its session is still running
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        os.close(fd)
+    # Locked before it gets its session-* name, so no other session can take it for ended.
+    name = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    making = root / f".making-{name}"
+    making.mkdir()
+    fd = os.open(making / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    _LOCKS.append(fd)
+    folder = root / f"session-{name}"
+    making.rename(folder)
+    return folder
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -63,7 +96,10 @@ def pytest_terminal_summary(terminalreporter, config):
     table = coverage.report(folder)
     terminalreporter.write_sep("-", f"Verilator coverage ({folder})")
     terminalreporter.write_line(table)
-    Path(folder, "summary.md").write_text(coverage.report(folder, markdown=True) + "\n")
+    summary = coverage.report(folder, markdown=True) + "\n"
+    Path(folder, "summary.md").write_text(summary)
+    if Path(folder).parent == COVERAGE_DIR:
+        (COVERAGE_DIR / "summary.md").write_text(summary)
 
 
 #: Test files whose tests take tens of seconds to minutes each (Verilator builds, place and

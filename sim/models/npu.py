@@ -167,7 +167,19 @@ class NpuModel:
                 return self.status
         raise RuntimeError(f"no HALT within {max_insns} instructions")
 
-    def _execute(self, word):
+    def error_of(self, word):
+        """Return the :class:`ErrorCode` the NPU stops with on ``word`` (NONE: it runs).
+
+        Only the checks, in the documented order; nothing is computed or written.
+        """
+        try:
+            self._checked(word)
+        except _Stop as stop:
+            return stop.code
+        return ErrorCode.NONE
+
+    def _checked(self, word):
+        """Decode ``word`` and run every check; return ``(op, fields)`` or raise _Stop."""
         if (word & 0xF) not in Op._value2member_map_:
             raise _Stop(ErrorCode.OPCODE)
         op, f = decode(word)
@@ -176,10 +188,35 @@ class NpuModel:
         engine = spec_of(op).engine
         if engine is not None and getattr(self.p, engine) is None:
             raise _Stop(ErrorCode.ENGINE)
+        lanes = self.p.lanes
         if op is Op.HEADER:
             if f["params_hash"] != params_hash(self.p):
                 raise _Stop(ErrorCode.PARAMS)
         elif op is Op.CONV:
+            self._check_mode(f)
+            self._check_window(f, min(f["cin"], f["cout"]))
+            g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
+            self._check_regions(f["src"], f["in_h"] * f["in_w"] * g_in,
+                                f["dst"], f["out_h"] * f["out_w"] * g_out,
+                                wgt=(f["wgt"], f["kernel"] ** 2 * g_in * f["cout"]),
+                                tab=(f["tab"], f["cout"]))
+        elif op is Op.MAXPOOL:
+            self._check_window(f, f["channels"])
+            g = _groups(f["channels"], lanes)
+            self._check_regions(f["src"], f["in_h"] * f["in_w"] * g,
+                                f["dst"], f["out_h"] * f["out_w"] * g)
+        elif op is Op.AVGPOOL:
+            self._check_mode(f)
+            if min(f["in_h"], f["in_w"], f["channels"]) < 1:
+                raise _Stop(ErrorCode.SHAPE)
+            g = _groups(f["channels"], lanes)
+            self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
+                                tab=(f["tab"], f["channels"]))
+        return op, f
+
+    def _execute(self, word):
+        op, f = self._checked(word)
+        if op is Op.CONV:
             self._conv(f)
         elif op is Op.MAXPOOL:
             self._maxpool(f)
@@ -268,14 +305,9 @@ class NpuModel:
                                     kx:kx + (f["out_w"] - 1) * s + 1:s]
 
     def _conv(self, f):
-        self._check_mode(f)
-        self._check_window(f, min(f["cin"], f["cout"]))
         lanes = self.p.lanes
-        g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
+        g_in = _groups(f["cin"], lanes)
         k, cin, cout = f["kernel"], f["cin"], f["cout"]
-        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g_in,
-                            f["dst"], f["out_h"] * f["out_w"] * g_out,
-                            wgt=(f["wgt"], k * k * g_in * cout), tab=(f["tab"], cout))
         x = self._padded(self._input(f["src"], f["in_h"], f["in_w"], cin), f, f["zp_in"])
         w = self.wgt[f["wgt"]:f["wgt"] + k * k * g_in * cout].reshape(k, k, g_in, cout, lanes)
         w = w.transpose(0, 1, 2, 4, 3).reshape(k, k, g_in * lanes, cout)[:, :, :cin]
@@ -286,10 +318,6 @@ class NpuModel:
 
     def _maxpool(self, f):
         c = f["channels"]
-        self._check_window(f, c)
-        g = _groups(c, self.p.lanes)
-        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g,
-                            f["dst"], f["out_h"] * f["out_w"] * g)
         x = self._padded(self._input(f["src"], f["in_h"], f["in_w"], c), f, -(1 << 40))
         out = np.full((f["out_h"], f["out_w"], c), -(1 << 40), dtype=np.int64)
         for _, _, view in self._windows(x, f):
@@ -297,13 +325,7 @@ class NpuModel:
         self._output(f["dst"], out)
 
     def _avgpool(self, f):
-        self._check_mode(f)
         c = f["channels"]
-        if min(f["in_h"], f["in_w"], c) < 1:
-            raise _Stop(ErrorCode.SHAPE)
-        g = _groups(c, self.p.lanes)
-        self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
-                            tab=(f["tab"], c))
         x = self._input(f["src"], f["in_h"], f["in_w"], c)
         acc = x.sum(axis=(0, 1)).reshape(1, 1, c)
         self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], c))

@@ -1,0 +1,232 @@
+"""Instruction decoder and checker: the ISA spec's fields, and the error an instruction earns."""
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, insn_layout, spec_of
+from .params import NpuParams, params_hash
+
+__all__ = ["Decoder", "decoded_layout", "group_divider"]
+
+
+def decoded_layout():
+    """Return the decoder's output beat: the instruction word, its opcode, its error."""
+    return data.StructLayout({
+        "insn": unsigned(INSN_BITS),
+        "op": unsigned(4),
+        "error": ErrorCode,
+    })
+
+
+def group_divider(lanes, width):
+    """Return ``(multiplier, shift)`` that divide by ``lanes``, rounding up, without a divider.
+
+    ``ceil(c / lanes) == ((c + lanes - 1) * multiplier) >> shift`` for every ``width``-bit
+    ``c``; checked exhaustively here, at elaboration.
+    """
+    top = (1 << width) - 1 + lanes - 1
+    shift = top.bit_length() + lanes.bit_length()
+    multiplier = -(-(1 << shift) // lanes)
+    for c in range(1 << width):
+        if ((c + lanes - 1) * multiplier) >> shift != -(-c // lanes):  # pragma: no cover
+            raise AssertionError(f"group divider for lanes={lanes} is not exact at {c}")
+    return multiplier, shift
+
+
+class Decoder(wiring.Component):
+    """Checks each instruction word against the ISA and the NPU's sizes.
+
+    The checks and their order are the instruction-level simulator's
+    (:mod:`npugen.sim.models.npu`): opcode, version, engine present, ``HEADER``'s params
+    hash, then per opcode the field rules (``SHAPE``), the regions (``ADDRESS``) and the
+    banks (``BANK``). The first failing check is the beat's ``error``; ``NONE`` means the
+    instruction may run. The word itself passes through for the execution units, which
+    view it with :func:`~.isa.insn_layout` of ``op``.
+
+    Region sizes need products such as ``kernel * kernel * groups(cin) * cout`` (up to
+    28 bits); they are computed over three pipeline stages.
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(INSN_BITS)))
+        Instruction words.
+    o : Out(stream.Signature(decoded_layout()))
+
+    Latency :attr:`LATENCY` cycles, one instruction per cycle; the pipeline advances when
+    its last stage is empty or taken (``i.ready = ~o.valid | o.ready``), so ``o`` never
+    depends combinationally on ``o.ready``.
+    """
+
+    LATENCY = 3
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        super().__init__({
+            "i": In(stream.Signature(unsigned(INSN_BITS))),
+            "o": Out(stream.Signature(decoded_layout())),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        go = Signal()
+        m.d.comb += [go.eq(~self.o.valid | self.o.ready), self.i.ready.eq(go)]
+        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
+        with m.If(go):
+            m.d.sync += valid[0].eq(self.i.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
+        m.d.comb += self.o.valid.eq(valid[-1])
+
+        def stage(value, name, k):
+            reg = Signal.like(value, name=f"{name}_{k}")
+            with m.If(go):
+                m.d.sync += reg.eq(value)
+            return reg
+
+        def carry(values, k):
+            return {name: stage(v, name, k) for name, v in values.items()}
+
+        word = self.i.payload
+        conv = data.View(insn_layout(Op.CONV), word)
+        pool = data.View(insn_layout(Op.MAXPOOL), word)
+        avg = data.View(insn_layout(Op.AVGPOOL), word)
+        head = data.View(insn_layout(Op.HEADER), word)
+        opcode = word[:4]
+        is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
+        for op, sig in is_op.items():
+            m.d.comb += sig.eq(opcode == op)
+
+        # Stage 1: the checks that need no products, and the first products.
+        # Opcode, version, engine and header: a priority chain in the simulator's order.
+        first = Signal(ErrorCode)  # the error known after stage 1 (or NONE)
+        known = Signal()
+        m.d.comb += known.eq(sum(is_op.values()) != 0)
+        missing = Signal()
+        for spec in (spec_of(op) for op in Op):
+            if spec.engine is not None and getattr(p, spec.engine) is None:
+                with m.If(is_op[spec.op]):
+                    m.d.comb += missing.eq(1)
+
+        # Field rules per opcode (SHAPE).
+        def window_bad(v, channels):
+            """Return whether the window rule fails (sizes, padding < kernel, inside)."""
+            zero = (v.in_h == 0) | (v.in_w == 0) | (channels == 0) | (v.out_h == 0) | \
+                (v.out_w == 0) | (v.kernel == 0) | (v.stride == 0)
+            pad = (v.pad_t >= v.kernel) | (v.pad_l >= v.kernel)
+            reach_h = Signal(13, name="reach_h")  # (out_h - 1) * stride: 8 x 4 bits
+            reach_w = Signal(13, name="reach_w")
+            m.d.comb += [reach_h.eq((v.out_h - 1) * v.stride),
+                         reach_w.eq((v.out_w - 1) * v.stride)]
+            outside = (reach_h >= v.in_h + v.pad_t) | (reach_w >= v.in_w + v.pad_l)
+            return zero | pad | (~zero & outside)
+
+        conv_channels = Signal(10)
+        m.d.comb += conv_channels.eq(Mux(conv.cin < conv.cout, conv.cin, conv.cout))
+        shape_bad = Signal()
+        with m.If(is_op[Op.CONV]):
+            m.d.comb += shape_bad.eq((conv.mode == 3) | window_bad(conv, conv_channels))
+        with m.Elif(is_op[Op.MAXPOOL]):
+            m.d.comb += shape_bad.eq(window_bad(pool, pool.channels))
+        with m.Elif(is_op[Op.AVGPOOL]):
+            m.d.comb += shape_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
+                                     | (avg.channels == 0))
+        with m.If(~known):
+            m.d.comb += first.eq(ErrorCode.OPCODE)
+        with m.Elif(word[4:8] != ISA_VERSION):
+            m.d.comb += first.eq(ErrorCode.VERSION)
+        with m.Elif(missing):
+            m.d.comb += first.eq(ErrorCode.ENGINE)
+        with m.Elif(is_op[Op.HEADER] & (head.params_hash != params_hash(p))):
+            m.d.comb += first.eq(ErrorCode.PARAMS)
+        with m.Elif(shape_bad):
+            m.d.comb += first.eq(ErrorCode.SHAPE)
+        with m.Else():
+            m.d.comb += first.eq(ErrorCode.NONE)
+
+        # Region operands, selected per opcode: src, dst, their heights, widths and channel
+        # counts; weights and table (CONV, AVGPOOL).
+        mul, sh = group_divider(p.lanes, 10)
+        sel = {"src": Signal(16), "dst": Signal(16), "src_h": Signal(8), "src_w": Signal(8),
+               "dst_h": Signal(8), "dst_w": Signal(8), "c_in": Signal(10), "c_out": Signal(10),
+               "wgt": Signal(16), "kernel": Signal(4), "tab": Signal(12),
+               "uses_wgt": Signal(), "uses_tab": Signal(), "checks": Signal()}
+        with m.If(is_op[Op.CONV]):
+            m.d.comb += [sel["src"].eq(conv.src), sel["dst"].eq(conv.dst),
+                         sel["src_h"].eq(conv.in_h), sel["src_w"].eq(conv.in_w),
+                         sel["dst_h"].eq(conv.out_h), sel["dst_w"].eq(conv.out_w),
+                         sel["c_in"].eq(conv.cin), sel["c_out"].eq(conv.cout),
+                         sel["wgt"].eq(conv.wgt), sel["kernel"].eq(conv.kernel),
+                         sel["tab"].eq(conv.tab), sel["uses_wgt"].eq(1),
+                         sel["uses_tab"].eq(1), sel["checks"].eq(1)]
+        with m.Elif(is_op[Op.MAXPOOL]):
+            m.d.comb += [sel["src"].eq(pool.src), sel["dst"].eq(pool.dst),
+                         sel["src_h"].eq(pool.in_h), sel["src_w"].eq(pool.in_w),
+                         sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
+                         sel["c_in"].eq(pool.channels), sel["c_out"].eq(pool.channels),
+                         sel["checks"].eq(1)]
+        with m.Elif(is_op[Op.AVGPOOL]):
+            m.d.comb += [sel["src"].eq(avg.src), sel["dst"].eq(avg.dst),
+                         sel["src_h"].eq(avg.in_h), sel["src_w"].eq(avg.in_w),
+                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                         sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
+                         sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
+        g_in = Signal(10)
+        g_out = Signal(10)
+        m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
+                     g_out.eq(((sel["c_out"] + p.lanes - 1) * mul) >> sh)]
+        hw_in = Signal(16)
+        hw_out = Signal(16)
+        kk = Signal(8)
+        m.d.comb += [hw_in.eq(sel["src_h"] * sel["src_w"]),
+                     hw_out.eq(sel["dst_h"] * sel["dst_w"]),
+                     kk.eq(sel["kernel"] * sel["kernel"])]
+        s1 = carry({"insn": word, "op": opcode, "first": first, "src": sel["src"],
+                    "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
+                    "cout": sel["c_out"], "uses_wgt": sel["uses_wgt"],
+                    "uses_tab": sel["uses_tab"], "checks": sel["checks"], "g_in": g_in,
+                    "g_out": g_out, "hw_in": hw_in, "hw_out": hw_out, "kk": kk}, 1)
+
+        # Stage 2: region sizes of the activations; kernel x groups for the weights.
+        src_words = Signal(26)
+        dst_words = Signal(26)
+        kkg = Signal(18)
+        tab_end = Signal(13)
+        m.d.comb += [src_words.eq(s1["hw_in"] * s1["g_in"]),
+                     dst_words.eq(s1["hw_out"] * s1["g_out"]),
+                     kkg.eq(s1["kk"] * s1["g_in"]),
+                     tab_end.eq(s1["tab"] + s1["cout"])]
+        s2 = carry({k: s1[k] for k in ("insn", "op", "first", "src", "dst", "wgt", "cout",
+                                       "uses_wgt", "uses_tab", "checks")}
+                   | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
+                      "tab_end": tab_end}, 2)
+
+        # Stage 3: weight region size; every region against its memory; banks.
+        bank = p.act_words
+        wgt_end = Signal(29)
+        m.d.comb += wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["cout"])
+
+        def act_bad(start, words):
+            end = Signal(27, name="act_end")
+            m.d.comb += end.eq(start + words)
+            return (end > 2 * bank) | ((start < bank) & (end > bank))
+
+        address_bad = act_bad(s2["src"], s2["src_words"]) | act_bad(s2["dst"], s2["dst_words"]) \
+            | (s2["uses_wgt"] & (wgt_end > p.wgt_words)) \
+            | (s2["uses_tab"] & (s2["tab_end"] > p.tab_entries))
+        bank_bad = (s2["src"] >= bank) == (s2["dst"] >= bank)
+        error = Signal(ErrorCode)
+        with m.If(s2["first"] != ErrorCode.NONE):
+            m.d.comb += error.eq(s2["first"])
+        with m.Elif(s2["checks"] & address_bad):
+            m.d.comb += error.eq(ErrorCode.ADDRESS)
+        with m.Elif(s2["checks"] & bank_bad):
+            m.d.comb += error.eq(ErrorCode.BANK)
+        with m.Else():
+            m.d.comb += error.eq(ErrorCode.NONE)
+        with m.If(go):
+            m.d.sync += [self.o.payload.insn.eq(s2["insn"]), self.o.payload.op.eq(s2["op"]),
+                         self.o.payload.error.eq(error)]
+        return m
