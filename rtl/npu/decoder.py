@@ -44,8 +44,8 @@ class Decoder(wiring.Component):
     instruction may run. The word itself passes through for the execution units, which
     view it with :func:`~.isa.insn_layout` of ``op``.
 
-    Region sizes need products such as ``kernel * kernel * groups(cin) * cout`` (up to
-    28 bits); they are computed over three pipeline stages.
+    Region sizes need products such as ``groups(cout) * kernel**2 * groups(cin) * lanes``
+    (up to 34 bits); they are computed over three pipeline stages.
 
     Members
     -------
@@ -126,8 +126,11 @@ class Decoder(wiring.Component):
         conv_channels = Signal(10)
         m.d.comb += conv_channels.eq(Mux(conv.cin < conv.cout, conv.cin, conv.cout))
         shape_bad = Signal()
+        conv_pixels = Signal(16)
+        m.d.comb += conv_pixels.eq(conv.out_h * conv.out_w)
         with m.If(is_op[Op.CONV]):
-            m.d.comb += shape_bad.eq((conv.mode == 3) | window_bad(conv, conv_channels))
+            m.d.comb += shape_bad.eq((conv.mode == 3) | window_bad(conv, conv_channels)
+                                     | (conv_pixels > p.acc_words))
         with m.Elif(is_op[Op.MAXPOOL]):
             m.d.comb += shape_bad.eq(window_bad(pool, pool.channels))
         with m.Elif(is_op[Op.AVGPOOL]):
@@ -198,15 +201,15 @@ class Decoder(wiring.Component):
                      dst_words.eq(s1["hw_out"] * s1["g_out"]),
                      kkg.eq(s1["kk"] * s1["g_in"]),
                      tab_end.eq(s1["tab"] + s1["cout"])]
-        s2 = carry({k: s1[k] for k in ("insn", "op", "first", "src", "dst", "wgt", "cout",
+        s2 = carry({k: s1[k] for k in ("insn", "op", "first", "src", "dst", "wgt", "g_out",
                                        "uses_wgt", "uses_tab", "checks")}
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
                       "tab_end": tab_end}, 2)
 
         # Stage 3: weight region size; every region against its memory; banks.
         bank = p.act_words
-        wgt_end = Signal(29)
-        m.d.comb += wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["cout"])
+        wgt_end = Signal(36)
+        m.d.comb += wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["g_out"] * p.lanes)
 
         def act_bad(start, words):
             end = Signal(27, name="act_end")

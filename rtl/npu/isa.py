@@ -16,9 +16,12 @@ instruction, not across instructions. Data layouts (word addresses, see
   (channels ``g * lanes .. g * lanes + lanes - 1``, lane ``c % lanes``) at word
   ``a + (y * W + x) * G + g`` with ``G = ceil(C / lanes)``; lanes beyond ``C`` are
   written as 0 and never read as data.
-- convolution weights ``Cout x Cin x K x K`` at word ``w``: word
-  ``w + ((ky * K + kx) * G + g) * Cout + co`` holds the ``lanes`` input channels of group
-  ``g`` of output channel ``co`` (zeros beyond ``Cin``).
+- convolution weights ``Cout x Cin x K x K`` at word ``w``, in the order the systolic array
+  loads them: one weight tile (``lanes`` words) per output-channel group ``j``, kernel
+  position ``(ky, kx)`` and input-channel group ``g``; word
+  ``w + (((j * K + ky) * K + kx) * G_in + g) * lanes + r`` holds in lane ``l`` the weight of
+  output channel ``j * lanes + l`` for input channel ``g * lanes + r`` (zeros beyond
+  ``Cout`` and ``Cin``); ``G_out * K * K * G_in * lanes`` words in all.
 - requantization table: entry ``t + co`` for output channel ``co`` (:data:`TABLE_ENTRY`).
 
 Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32. ``CONV`` fills
@@ -67,7 +70,8 @@ class ErrorCode(enum.IntEnum):
     PARAMS = 3
     #: The instruction needs an engine this build does not have.
     ENGINE = 4
-    #: A size is zero, a kernel does not fit its padding, or an output reads nothing.
+    #: A size is zero, a kernel does not fit its padding, an output window reads nothing,
+    #: a rounding mode is unknown, or a CONV has more output pixels than ``acc_words``.
     SHAPE = 5
     #: A region runs past the end of its memory (or across the activation banks).
     ADDRESS = 6

@@ -6,6 +6,9 @@ Memories, all sized here and all addressed in words:
   (one channel group of one pixel); unified word addresses ``0 .. 2 * act_words - 1``,
   bank = ``address // act_words``. A layer reads one bank and writes the other.
 - weight scratchpad: ``wgt_words`` words of ``lanes`` int8 values.
+- accumulators: ``acc_words`` words of ``lanes`` int32 sums, one per output pixel of the
+  convolution in flight (a ``CONV`` has at most ``acc_words`` output pixels; the compiler
+  splits bigger layers into bands of output rows).
 - requantization table: ``tab_entries`` entries, one per output channel (bias, multiplier,
   shift, output zero point, clamp bounds).
 - instruction memory: ``imem_words`` instructions of :data:`~.isa.INSN_BITS` bits.
@@ -29,11 +32,20 @@ __all__ = ["NpuParams", "params_hash"]
 class NpuParams(Params, block="npu"):
     """Parameters of the NPU (:mod:`npugen.rtl.npu`)."""
 
+    @property
+    def post_lanes(self):
+        """Requantization units (``requant_lanes``, or ``lanes`` when that is 0)."""
+        return self.requant_lanes or self.lanes
+
     lanes: int = param(8, "int8 values per scratchpad word: the channels of one channel group "
                           "(equals the systolic array's rows)", lo=1, hi=64)
     act_words: int = param(2048, "words per activation scratchpad bank (two banks)",
                            lo=16, hi=32768)
     wgt_words: int = param(4096, "words of the weight scratchpad", lo=16, hi=65536)
+    acc_words: int = param(1024, "accumulator words (output pixels of one CONV)", lo=1,
+                           hi=16384)
+    requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
+                                  "lanes; 0 = lanes)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",
                              lo=1, hi=4096)
     imem_words: int = param(64, "instructions the instruction memory holds", lo=2, hi=4096)
@@ -52,11 +64,16 @@ class NpuParams(Params, block="npu"):
         if self.systolic is None and self.winograd is None and self.sparse is None:
             raise ValueError("systolic, winograd and sparse must not all be none "
                              "(the NPU needs at least one engine)")
+        if self.requant_lanes and self.lanes % self.requant_lanes:
+            raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
+                             f"{self.requant_lanes}")
         s = self.systolic
         if s is not None:
-            if s.rows != self.lanes:
-                raise ValueError(f"systolic.rows must equal lanes ({self.lanes}), not {s.rows} "
-                                 "(the array takes one scratchpad word per cycle)")
+            for name in ("rows", "cols"):
+                if getattr(s, name) != self.lanes:
+                    raise ValueError(f"systolic.{name} must equal lanes ({self.lanes}), not "
+                                     f"{getattr(s, name)} (the array takes and gives one "
+                                     "scratchpad word per cycle)")
             if s.dataflow is not Dataflow.WS:
                 raise ValueError(f"systolic.dataflow must be ws in the NPU, not "
                                  f"{s.dataflow.value}")

@@ -42,7 +42,7 @@ from npugen.rtl.npu.params import NpuParams, params_hash
 
 __all__ = ["MAGIC", "MAX_INSNS", "MAX_SEGMENTS", "MEMORIES", "Program", "ProgramError",
            "assemble", "disassemble", "from_bytes", "header_for", "isa_markdown", "table_words",
-           "to_bytes"]
+           "tensor_words", "to_bytes", "weight_words"]
 
 MAGIC = b"NPUP"
 MAX_INSNS = 4096
@@ -103,6 +103,32 @@ def disassemble(word):
 def table_words(entries):
     """Pack requantization table entries (dicts of :data:`TABLE_ENTRY` fields) to ints."""
     return [TABLE_ENTRY.const(dict(e)).as_bits() for e in entries]
+
+
+def _pack(values):
+    return sum((int(v) & 0xFF) << (8 * i) for i, v in enumerate(values))
+
+
+def tensor_words(x, lanes):
+    """Activation words of an ``(h, w, c)`` int8 tensor (HWC, channel groups of ``lanes``)."""
+    x = np.asarray(x, dtype=np.int64)
+    h, w, c = x.shape
+    g = -(-c // lanes)
+    padded = np.zeros((h, w, g * lanes), dtype=np.int64)
+    padded[:, :, :c] = x
+    return [_pack(row) for row in padded.reshape(h * w * g, lanes)]
+
+
+def weight_words(w, lanes):
+    """Weight words of ``(cout, cin, k, k)`` int8 weights in the ISA's tile order."""
+    w = np.asarray(w, dtype=np.int64)
+    cout, cin, k, _ = w.shape
+    g_in, g_out = -(-cin // lanes), -(-cout // lanes)
+    padded = np.zeros((g_out * lanes, g_in * lanes, k, k), dtype=np.int64)
+    padded[:cout, :cin] = w
+    # (j, l, g, r, ky, kx) -> (j, ky, kx, g, r, l)
+    tiles = padded.reshape(g_out, lanes, g_in, lanes, k, k).transpose(0, 4, 5, 2, 3, 1)
+    return [_pack(row) for row in tiles.reshape(-1, lanes)]
 
 
 @dataclass

@@ -195,10 +195,12 @@ class NpuModel:
         elif op is Op.CONV:
             self._check_mode(f)
             self._check_window(f, min(f["cin"], f["cout"]))
+            if f["out_h"] * f["out_w"] > self.p.acc_words:
+                raise _Stop(ErrorCode.SHAPE)
             g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g_in,
                                 f["dst"], f["out_h"] * f["out_w"] * g_out,
-                                wgt=(f["wgt"], f["kernel"] ** 2 * g_in * f["cout"]),
+                                wgt=(f["wgt"], g_out * f["kernel"] ** 2 * g_in * lanes),
                                 tab=(f["tab"], f["cout"]))
         elif op is Op.MAXPOOL:
             self._check_window(f, f["channels"])
@@ -306,11 +308,14 @@ class NpuModel:
 
     def _conv(self, f):
         lanes = self.p.lanes
-        g_in = _groups(f["cin"], lanes)
+        g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         k, cin, cout = f["kernel"], f["cin"], f["cout"]
         x = self._padded(self._input(f["src"], f["in_h"], f["in_w"], cin), f, f["zp_in"])
-        w = self.wgt[f["wgt"]:f["wgt"] + k * k * g_in * cout].reshape(k, k, g_in, cout, lanes)
-        w = w.transpose(0, 1, 2, 4, 3).reshape(k, k, g_in * lanes, cout)[:, :, :cin]
+        words = g_out * k * k * g_in * lanes
+        w = self.wgt[f["wgt"]:f["wgt"] + words].reshape(g_out, k, k, g_in, lanes, lanes)
+        # (j, ky, kx, g, r, l) -> (ky, kx, ci = g * lanes + r, co = j * lanes + l)
+        w = w.transpose(1, 2, 3, 4, 0, 5).reshape(k, k, g_in * lanes, g_out * lanes)
+        w = w[:, :, :cin, :cout]
         acc = np.zeros((f["out_h"], f["out_w"], cout), dtype=np.int64)
         for ky, kx, view in self._windows(x, f):
             acc += np.tensordot(view, w[ky, kx], axes=([2], [0]))  # |acc| < 2**40: exact

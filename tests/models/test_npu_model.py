@@ -20,9 +20,10 @@ from npugen.sim.models.requant import float32_scale, quantize_multiplier, requan
 MODES = ("ort", "tflite", "gemmlowp")
 
 
-def small(lanes=4, cols=4, **kw):
-    sizes = {"act_words": 256, "wgt_words": 1024, "tab_entries": 64, "imem_words": 16, **kw}
-    return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=cols), **sizes)
+def small(lanes=4, **kw):
+    sizes = {"act_words": 256, "wgt_words": 1024, "tab_entries": 64, "imem_words": 16,
+             "acc_words": 64, **kw}
+    return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=lanes), **sizes)
 
 
 def wrap32(v):
@@ -48,16 +49,22 @@ def tensor_words(x, lanes):
 
 
 def weight_words(w, lanes):
-    """(cout, cin, k, k) weights -> words ((ky * k + kx) * G + g) * cout + co."""
+    """(cout, cin, k, k) weights -> tiles (j, ky, kx, g) of ``lanes`` words.
+
+    Word r of a tile is input lane r; its lane l is output channel j * lanes + l, input
+    channel g * lanes + r.
+    """
     cout, cin, k, _ = w.shape
-    g = -(-cin // lanes)
+    g_in, g_out = -(-cin // lanes), -(-cout // lanes)
     words = []
-    for ky in range(k):
-        for kx in range(k):
-            for gi in range(g):
-                for co in range(cout):
-                    words.append(pack([w[co, ci, ky, kx] if ci < cin else 0
-                                       for ci in range(gi * lanes, gi * lanes + lanes)]))
+    for j in range(g_out):
+        for ky in range(k):
+            for kx in range(k):
+                for g in range(g_in):
+                    for r in range(lanes):
+                        ci = g * lanes + r
+                        words.append(pack([w[co, ci, ky, kx] if ci < cin and co < cout else 0
+                                           for co in range(j * lanes, j * lanes + lanes)]))
     return words
 
 
@@ -113,7 +120,7 @@ def run_one(model, insn):
 def test_conv_random(seed, case):
     rng = np.random.default_rng([seed, case])
     lanes = int(rng.choice([1, 2, 4, 8]))
-    p = small(lanes=lanes, cols=int(rng.integers(1, 5)), act_words=1024, wgt_words=4096)
+    p = small(lanes=lanes, act_words=1024, wgt_words=4096)
     model = NpuModel(p)
     k = int(rng.integers(1, 4))
     stride = int(rng.integers(1, 3))
@@ -282,7 +289,9 @@ BAD = [
     ("window_outside", assemble(Op.CONV, **{**GOOD, "out_h": 5}), ErrorCode.SHAPE),
     ("src_crosses_bank", assemble(Op.CONV, **{**GOOD, "src": 250}), ErrorCode.ADDRESS),
     ("dst_past_end", assemble(Op.CONV, **{**GOOD, "dst": 510}), ErrorCode.ADDRESS),
-    ("wgt_past_end", assemble(Op.CONV, **{**GOOD, "wgt": 1020}), ErrorCode.ADDRESS),
+    ("wgt_past_end", assemble(Op.CONV, **{**GOOD, "wgt": 1024 - 36 + 1}), ErrorCode.ADDRESS),
+    ("too_many_pixels", assemble(Op.CONV, **{**GOOD, "in_h": 66, "out_h": 33}),
+     ErrorCode.SHAPE),
     ("tab_past_end", assemble(Op.CONV, **{**GOOD, "tab": 63}), ErrorCode.ADDRESS),
     ("same_bank", assemble(Op.CONV, **{**GOOD, "dst": 100}), ErrorCode.BANK),
     ("pool_same_bank", assemble(Op.MAXPOOL, src=0, dst=64, in_h=2, in_w=2, channels=1,

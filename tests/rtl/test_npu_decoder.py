@@ -22,8 +22,9 @@ from npugen.sim.models.npu import NpuModel
 
 
 def small(lanes=3, **kw):
-    sizes = {"act_words": 100, "wgt_words": 300, "tab_entries": 20, "imem_words": 8, **kw}
-    return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=2), **sizes)
+    sizes = {"act_words": 100, "wgt_words": 300, "tab_entries": 20, "imem_words": 8,
+             "acc_words": 10, **kw}
+    return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=lanes), **sizes)
 
 
 def random_word(rng, p):
@@ -96,8 +97,10 @@ def directed(p):
         assemble(Op.CONV, **{**GOOD, "pad_l": 3}), assemble(Op.CONV, **{**GOOD, "out_w": 3}),
         assemble(Op.CONV, **{**GOOD, "out_w": 3, "pad_l": 1}),
         assemble(Op.CONV, **{**GOOD, "src": 90}), assemble(Op.CONV, **{**GOOD, "dst": 199}),
-        assemble(Op.CONV, **{**GOOD, "wgt": 300 - 9 * 2 + 1}),
-        assemble(Op.CONV, **{**GOOD, "wgt": 300 - 9 * 2}),
+        assemble(Op.CONV, **{**GOOD, "wgt": 300 - 9 * 3 + 1}),
+        assemble(Op.CONV, **{**GOOD, "wgt": 300 - 9 * 3}),
+        assemble(Op.CONV, **{**GOOD, "in_h": 11, "out_h": 6}),
+        assemble(Op.CONV, **{**GOOD, "in_h": 11, "out_h": 5}),
         assemble(Op.CONV, **{**GOOD, "tab": 19}), assemble(Op.CONV, **{**GOOD, "tab": 18}),
         assemble(Op.CONV, **{**GOOD, "dst": 50}),
         assemble(Op.MAXPOOL, src=150, dst=0, in_h=5, in_w=5, channels=4, out_h=2, out_w=2,

@@ -1,0 +1,238 @@
+"""CONV on the systolic array: im2col on the fly, accumulation through the array's psum."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..systolic.weight_stationary import WsArray
+from .decoder import group_divider
+from .isa import Op, insn_layout
+from .params import NpuParams
+from .post import post_in_layout
+
+__all__ = ["ConvUnit"]
+
+
+class ConvUnit(wiring.Component):
+    """Runs one ``CONV`` instruction on a ``lanes x lanes`` weight-stationary array.
+
+    For each output-channel group ``j`` (one column tile of the array):
+
+    - phase A: for each weight tile ``(ky, kx, g)`` (``lanes`` words, streamed from the
+      weight scratchpad in storage order while the previous tile computes), stream the
+      ``P = out_h * out_w`` im2col words of that tile through the array, one per cycle.
+      The word of output pixel ``(oy, ox)`` is the input word at
+      ``(oy * stride - pad_t + ky, ox * stride - pad_l + kx)``, group ``g``, or ``zp_in``
+      in every lane outside the input. The array's ``psum`` input is the accumulator of
+      the pixel (0 for the first tile), its output goes back to the accumulator memory.
+      A vector waits while the previous tile's result for its pixel is still in flight
+      (only when ``P`` is shorter than the array's latency).
+    - phase B: the ``P`` accumulator words go to the :class:`~.post.PostUnit` (bias,
+      requantization, output word ``dst + p * G_out + j``).
+
+    Cycles: about ``G_out * (K * K * G_in * max(P, ...) + P + fill)``; the instruction
+    is finished when ``busy`` is low and the PostUnit is idle.
+
+    Members
+    -------
+    start : In(1)
+        Begin the instruction in ``insn`` (a pulse while ``busy`` is low).
+    insn : In(insn_layout(Op.CONV))
+        Held constant until ``busy`` falls.
+    busy : Out(1)
+    act_addr, act_en : Out  /  act_data : In(8 * lanes)
+        Activation read port (unified address; data the cycle after ``act_en``).
+    wgt_addr, wgt_en : Out  /  wgt_data : In(8 * lanes)
+        Weight read port.
+    post : Out(stream.Signature(post_in_layout(p)))
+    """
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams) or p.systolic is None:
+            raise ValueError("p must be NpuParams with a systolic array")
+        self.p = p
+        super().__init__({
+            "start": In(1), "insn": In(insn_layout(Op.CONV)), "busy": Out(1),
+            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
+            "wgt_addr": Out(16), "wgt_en": Out(1), "wgt_data": In(8 * p.lanes),
+            "post": Out(stream.Signature(post_in_layout(p))),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        lanes = p.lanes
+        f = self.insn
+        m.submodules.array = array = WsArray(p.systolic)
+        m.submodules.acc = acc = Memory(shape=unsigned(32 * lanes), depth=p.acc_words, init=[])
+        acc_rd = acc.read_port()
+        acc_wr = acc.write_port()
+
+        # Per-instruction constants (state SETUP).
+        mul, sh = group_divider(lanes, 10)
+        g_in = Signal(10)
+        g_out = Signal(10)
+        pixels = Signal(16)       # P
+        rowstride = Signal(18)    # in_w * G_in
+        s_col = Signal(14)        # stride * G_in
+        s_row = Signal(22)        # stride * rowstride
+        pad_off = Signal(23)      # pad_t * rowstride + pad_l * G_in
+        tiles = Signal(18)        # K * K * G_in
+        tile_wrap = Signal(signed(24))  # tile_off step when kx wraps: rowstride - K*G_in + 1
+        col_words = Signal(34)    # vectors of one column tile: tiles * P
+
+        # Loop state.
+        j = Signal(10)            # output-channel group
+        ky = Signal(4)
+        kx = Signal(4)
+        g = Signal(10)
+        tile = Signal(18)         # tile index within the column tile
+        oy = Signal(8)
+        ox = Signal(8)
+        pix = Signal(16)          # oy * out_w + ox
+        y_base = Signal(13)       # oy * stride
+        x_base = Signal(13)       # ox * stride
+        pix_row = Signal(24)      # oy * s_row
+        pix_col = Signal(18)      # ox * s_col
+        tile_off = Signal(signed(26))  # ky * rowstride + kx * G_in + g - pad_off
+        issued = Signal(34)
+        written = Signal(34)
+        wr_pix = Signal(16)
+
+
+        # Weights: G_out * tiles * lanes words from wgt, in order, into i_weight.
+        w_left = Signal(40)
+        w_next = Signal(16)
+        w_valid = Signal()
+        w_go = ~w_valid | array.i_weight.ready
+        with m.If(w_go):
+            m.d.sync += w_valid.eq(0)
+            with m.If(w_left != 0):
+                m.d.comb += [self.wgt_en.eq(1), self.wgt_addr.eq(w_next)]
+                m.d.sync += [w_valid.eq(1), w_next.eq(w_next + 1), w_left.eq(w_left - 1)]
+        m.d.comb += [array.i_weight.valid.eq(w_valid),
+                     array.i_weight.payload.eq(self.wgt_data)]
+
+        # Phase A issue: im2col word and psum read, then the array beat.
+        a_valid = Signal()
+        a_inside = Signal()
+        a_first = Signal()
+        a_last = Signal()
+        a_go = ~a_valid | array.i_act.ready
+        iy = Signal(signed(15))
+        ix = Signal(signed(15))
+        m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
+        inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
+        address = Signal(signed(27))
+        m.d.comb += address.eq(f.src + tile_off + pix_row + pix_col)
+        room = (issued - written) < pixels
+        phase_a = Signal()
+        can_issue = phase_a & (issued != col_words) & room
+        with m.If(a_go):
+            m.d.sync += a_valid.eq(0)
+            with m.If(can_issue):
+                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16]),
+                             acc_rd.en.eq(1), acc_rd.addr.eq(pix)]
+                m.d.sync += [a_valid.eq(1), a_inside.eq(inside), a_first.eq(tile == 0),
+                             a_last.eq(pix == pixels - 1), issued.eq(issued + 1)]
+                # Next pixel; at the last pixel, the next tile.
+                with m.If(ox == f.out_w - 1):
+                    m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
+                    with m.If(oy == f.out_h - 1):
+                        m.d.sync += [oy.eq(0), y_base.eq(0), pix_row.eq(0), pix.eq(0),
+                                     tile.eq(tile + 1)]
+                        with m.If(g == g_in - 1):
+                            m.d.sync += g.eq(0)
+                            with m.If(kx == f.kernel - 1):
+                                m.d.sync += [kx.eq(0), ky.eq(ky + 1),
+                                             tile_off.eq(tile_off + tile_wrap)]
+                            with m.Else():
+                                m.d.sync += [kx.eq(kx + 1), tile_off.eq(tile_off + 1)]
+                        with m.Else():
+                            m.d.sync += [g.eq(g + 1), tile_off.eq(tile_off + 1)]
+                    with m.Else():
+                        m.d.sync += [oy.eq(oy + 1), y_base.eq(y_base + f.stride),
+                                     pix_row.eq(pix_row + s_row), pix.eq(pix + 1)]
+                with m.Else():
+                    m.d.sync += [ox.eq(ox + 1), x_base.eq(x_base + f.stride),
+                                 pix_col.eq(pix_col + s_col), pix.eq(pix + 1)]
+        zp_word = Cat(*[f.zp_in] * lanes)
+        m.d.comb += [
+            array.i_act.valid.eq(a_valid),
+            array.i_act.payload.a.eq(Mux(a_inside, self.act_data, zp_word)),
+            array.i_act.payload.psum.eq(Mux(a_first, 0, acc_rd.data)),
+            array.i_act.payload.last.eq(a_last),
+        ]
+
+        # Results back into the accumulators.
+        m.d.comb += [array.o.ready.eq(1), acc_wr.addr.eq(wr_pix),
+                     acc_wr.data.eq(array.o.payload.y), acc_wr.en.eq(array.o.valid)]
+        with m.If(array.o.valid):
+            m.d.sync += [written.eq(written + 1),
+                         wr_pix.eq(Mux(wr_pix == pixels - 1, 0, wr_pix + 1))]
+
+        # Phase B: accumulators to the PostUnit.
+        b_left = Signal(16)
+        b_pix = Signal(16)
+        b_addr = Signal(16)
+        b_valid = Signal()
+        b_go = ~b_valid | self.post.ready
+        phase_b = Signal()
+        with m.If(b_go):
+            m.d.sync += b_valid.eq(0)
+            with m.If(phase_b & (b_left != 0)):
+                m.d.comb += [acc_rd.en.eq(1), acc_rd.addr.eq(b_pix)]
+                m.d.sync += [b_valid.eq(1), b_pix.eq(b_pix + 1), b_left.eq(b_left - 1),
+                             self.post.payload.addr.eq(b_addr), b_addr.eq(b_addr + g_out)]
+        count = Signal(range(lanes + 1))
+        rest = Signal(signed(12))
+        m.d.comb += rest.eq(f.cout - (j * lanes)[:11])
+        m.d.comb += count.eq(Mux(rest >= lanes, lanes, rest))
+        m.d.comb += [self.post.valid.eq(b_valid), self.post.payload.acc.eq(acc_rd.data),
+                     self.post.payload.chan.eq(f.tab + (j * lanes)[:12]),
+                     self.post.payload.count.eq(count)]
+
+        with m.FSM(name="conv"):
+            with m.State("IDLE"):
+                m.d.comb += self.busy.eq(0)
+                with m.If(self.start):
+                    m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
+                                 g_out.eq(((f.cout + lanes - 1) * mul) >> sh),
+                                 pixels.eq(f.out_h * f.out_w), j.eq(0)]
+                    m.next = "SETUP1"
+            with m.State("SETUP1"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [rowstride.eq(f.in_w * g_in), s_col.eq(f.stride * g_in),
+                             tiles.eq(f.kernel * f.kernel * g_in)]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [s_row.eq(f.stride * rowstride),
+                             pad_off.eq(f.pad_t * rowstride + f.pad_l * g_in),
+                             tile_wrap.eq(rowstride - f.kernel * g_in + 1),
+                             col_words.eq(tiles * pixels),
+                             w_left.eq(g_out * tiles * lanes), w_next.eq(f.wgt)]
+                m.next = "TILE"
+            with m.State("TILE"):  # a new column tile: reset the loops
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), tile.eq(0), oy.eq(0), ox.eq(0),
+                             pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
+                             pix_col.eq(0), tile_off.eq(-pad_off), issued.eq(0),
+                             written.eq(0), wr_pix.eq(0), phase_a.eq(1)]
+                m.next = "PHASE_A"
+            with m.State("PHASE_A"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(written == col_words):
+                    m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
+                                 b_addr.eq(f.dst + j)]
+                    m.next = "PHASE_B"
+            with m.State("PHASE_B"):
+                m.d.comb += self.busy.eq(1)
+                with m.If((b_left == 0) & ~b_valid):
+                    m.d.sync += [phase_b.eq(0), j.eq(j + 1)]
+                    with m.If(j == g_out - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "TILE"
+        return m

@@ -1,0 +1,400 @@
+"""The integrated NPU: memories, host port, controller, engines and post-processing."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .conv import ConvUnit
+from .decoder import Decoder
+from .isa import INSN_BITS, ISA_VERSION, TABLE_ENTRY, ErrorCode, Op
+from .params import NpuParams, params_hash
+from .pool import AvgPoolUnit, MaxPoolUnit
+from .post import PostUnit
+from .protocol import STATUS_WORDS, Command, HostError, chunks
+from .protocol import Memory as MemId
+
+__all__ = ["Npu", "NpuState"]
+
+
+class NpuState:
+    """Values of the status word's state field (the simulator's ``NpuState``)."""
+
+    IDLE, RUNNING, DONE, ERROR = 0, 1, 2, 3
+
+
+def _signature():
+    return {
+        "i": In(stream.Signature(unsigned(32))),
+        "o": Out(stream.Signature(unsigned(32))),
+        "error": Out(1),
+    }
+
+
+class Npu(wiring.Component):
+    """The NPU: run ISA programs (:mod:`.isa`) on int8 tensors held on chip.
+
+    Host commands and replies are 32-bit words (:mod:`.protocol`). Once started, the
+    controller fetches, decodes and checks (:class:`~.decoder.Decoder`) one instruction at
+    a time and runs it on its unit (:class:`~.conv.ConvUnit` with the systolic array,
+    :class:`~.pool.MaxPoolUnit`, :class:`~.pool.AvgPoolUnit`; the last two and CONV end in
+    the shared :class:`~.post.PostUnit`), until ``HALT`` or an error. A failing check
+    stops the program with the error code and the instruction's address; nothing of that
+    instruction is executed.
+
+    Members
+    -------
+    i : In(stream.Signature(unsigned(32)))
+        Command words.
+    o : Out(stream.Signature(unsigned(32)))
+        Reply words (READ data, STATUS).
+    error : Out(1)
+        The program stopped with an error, or a host command was refused (sticky).
+
+    The command port never waits on a running program: STATUS and ABORT are answered
+    while it runs; memory commands are refused then (``HostError.BUSY``).
+    """
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        super().__init__(_signature())
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        lanes = p.lanes
+        word_bits = 8 * lanes
+
+        # -- memories ---------------------------------------------------------------------
+        banks = []
+        for k in range(2):
+            mem = Memory(shape=unsigned(word_bits), depth=p.act_words, init=[])
+            m.submodules[f"act{k}"] = mem
+            banks.append((mem.read_port(), mem.write_port()))
+        m.submodules.wgt = wgt = Memory(shape=unsigned(word_bits), depth=p.wgt_words, init=[])
+        wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
+        m.submodules.tab = tab = Memory(shape=unsigned(TABLE_ENTRY.size), depth=p.tab_entries,
+                                        init=[])
+        tab_rd, tab_wr = tab.read_port(), tab.write_port()
+        m.submodules.imem = imem = Memory(shape=unsigned(INSN_BITS), depth=p.imem_words,
+                                          init=[])
+        imem_rd, imem_wr = imem.read_port(), imem.write_port()
+
+        # Unified activation ports: address a -> bank a // act_words.
+        act_raddr = Signal(16)
+        act_ren = Signal()
+        act_rdata = Signal(word_bits)
+        act_waddr = Signal(16)
+        act_wen = Signal()
+        act_wdata = Signal(word_bits)
+        r_bank = Signal()
+        with m.If(act_ren):
+            m.d.sync += r_bank.eq(act_raddr >= p.act_words)
+        for k, (rd, wr) in enumerate(banks):
+            r_here = (act_raddr >= p.act_words) == k
+            w_here = (act_waddr >= p.act_words) == k
+            m.d.comb += [rd.addr.eq(act_raddr - k * p.act_words), rd.en.eq(act_ren & r_here),
+                         wr.addr.eq(act_waddr - k * p.act_words), wr.data.eq(act_wdata),
+                         wr.en.eq(act_wen & w_here)]
+        m.d.comb += act_rdata.eq(Mux(r_bank, banks[1][0].data, banks[0][0].data))
+
+        # -- controller state -------------------------------------------------------------
+        abort = Signal()
+        start = Signal()
+        state = Signal(2)
+        error = Signal(4)  # ErrorCode
+        host_error = Signal(4)  # HostError
+        pc = Signal(16)
+        cycles = Signal(32)
+        retired = Signal(32)
+        busy_systolic = Signal(32)
+        busy_pool = Signal(32)
+        running = state == NpuState.RUNNING
+        m.d.comb += self.error.eq((state == NpuState.ERROR) | (host_error != HostError.NONE))
+
+        # -- units (cleared by ABORT) -------------------------------------------------------
+        clear = ResetInserter(abort)
+        m.submodules.decoder = decoder = clear(Decoder(p))
+        m.submodules.post = post = clear(PostUnit(p))
+        m.submodules.maxpool = maxpool = clear(MaxPoolUnit(p))
+        m.submodules.avgpool = avgpool = clear(AvgPoolUnit(p))
+        conv = clear(ConvUnit(p)) if p.systolic is not None else None
+        if conv is not None:
+            m.submodules.conv = conv
+        insn = Signal(INSN_BITS)
+        mode = Signal(2)
+        units = [u for u in (conv, maxpool, avgpool) if u is not None]
+        m.d.comb += [u.insn.eq(insn) for u in units]
+        m.d.comb += [post.mode.eq(mode), post.tab_data.eq(tab_rd.data)]
+        # The PostUnit's input: CONV's or AVGPOOL's (one runs at a time).
+        sources = [u for u in (conv, avgpool) if u is not None]
+        for s in sources:
+            m.d.comb += s.post.ready.eq(post.i.ready)
+        m.d.comb += post.i.valid.eq(sum(s.post.valid for s in sources) != 0)
+        with m.If(avgpool.post.valid):
+            m.d.comb += post.i.payload.eq(avgpool.post.payload)
+        if conv is not None:
+            with m.Elif(conv.post.valid):
+                m.d.comb += post.i.payload.eq(conv.post.payload)
+        # Read ports: units drive 0 when inactive.
+        for u in units:
+            m.d.comb += u.act_data.eq(act_rdata)
+        unit_raddr = Signal(16)
+        unit_ren = Signal()
+        m.d.comb += [unit_raddr.eq(sum(u.act_addr for u in units)),
+                     unit_ren.eq(sum(u.act_en for u in units) != 0)]
+        if conv is not None:
+            m.d.comb += conv.wgt_data.eq(wgt_rd.data)
+        unit_busy = Signal()
+        m.d.comb += unit_busy.eq((sum(u.busy for u in units) != 0) | ~post.idle)
+
+        # -- host port --------------------------------------------------------------------
+        cmd = Signal(4)
+        mem_id = Signal(4)
+        count = Signal(24)
+        arg = Signal(32)
+        addr = Signal(32)
+        left = Signal(24)
+        chunk = Signal(range(8))
+        last_chunk = Signal(range(8))
+        allowed = Signal()   # the WRITE/READ in progress really touches the memory
+        wbuf = Signal(INSN_BITS)
+        rbuf = Signal(INSN_BITS)
+        status_idx = Signal(range(STATUS_WORDS))
+        n_chunks = {MemId.ACT: chunks(MemId.ACT, lanes), MemId.WGT: chunks(MemId.WGT, lanes),
+                    MemId.TAB: chunks(MemId.TAB, lanes), MemId.IMEM: chunks(MemId.IMEM, lanes)}
+        sizes = {MemId.ACT: 2 * p.act_words, MemId.WGT: p.wgt_words,
+                 MemId.TAB: p.tab_entries, MemId.IMEM: p.imem_words}
+        size = Signal(range(max(sizes.values()) + 1))
+        with m.Switch(mem_id):
+            for mid, value in sizes.items():
+                with m.Case(mid):
+                    m.d.comb += size.eq(value)
+        status = Signal(32 * STATUS_WORDS)
+        state_word = Cat(state, Const(0, 2), error, host_error, Const(0, 4),
+                         Const(ISA_VERSION, 8), Const(0, 8))
+        m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16), cycles, retired,
+                                  busy_systolic, busy_pool, Const(params_hash(p), 32),
+                                  Const(0, 32)))
+        host_read = Signal()   # the host reads memory mem_id at addr this cycle
+        host_write = Signal()
+        host_wdata = Signal(INSN_BITS)
+
+        with m.FSM(name="host"):
+            with m.State("HDR"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    m.d.sync += [cmd.eq(self.i.payload[:4]), mem_id.eq(self.i.payload[4:8]),
+                                 count.eq(self.i.payload[8:])]
+                    m.next = "ARG"
+            with m.State("ARG"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    a = self.i.payload
+                    m.d.sync += [arg.eq(a), addr.eq(a), left.eq(count), chunk.eq(0)]
+                    known_mem = mem_id < 4
+                    in_range = (a + count) <= size
+                    ok = known_mem & in_range & ~running
+                    refuse = Mux(~known_mem, HostError.MEMORY,
+                                 Mux(running, HostError.BUSY, HostError.RANGE))
+                    with m.Switch(mem_id):
+                        for mid, n in n_chunks.items():
+                            with m.Case(mid):
+                                m.d.sync += last_chunk.eq(n - 1)
+                        with m.Default():
+                            m.d.sync += last_chunk.eq(0)
+                    with m.Switch(cmd):
+                        with m.Case(Command.WRITE, Command.READ):
+                            m.d.sync += allowed.eq(ok)
+                            with m.If(~ok):
+                                m.d.sync += host_error.eq(refuse)
+                            with m.If(count == 0):
+                                m.next = "HDR"
+                            with m.Elif(cmd == Command.WRITE):
+                                m.next = "WDATA"
+                            with m.Else():
+                                m.next = "RREAD"
+                        with m.Case(Command.START):
+                            with m.If(running):
+                                m.d.sync += host_error.eq(HostError.BUSY)
+                            with m.Elif(a >= p.imem_words):
+                                m.d.sync += host_error.eq(HostError.RANGE)
+                            with m.Else():
+                                m.d.comb += start.eq(1)
+                                m.d.sync += host_error.eq(HostError.NONE)
+                            m.next = "HDR"
+                        with m.Case(Command.STATUS):
+                            m.d.sync += status_idx.eq(0)
+                            m.next = "STATUS"
+                        with m.Case(Command.ABORT):
+                            m.d.comb += abort.eq(1)
+                            m.d.sync += host_error.eq(HostError.NONE)
+                            m.next = "HDR"
+                        with m.Default():
+                            m.d.sync += host_error.eq(HostError.COMMAND)
+                            m.next = "HDR"
+            with m.State("WDATA"):
+                m.d.comb += self.i.ready.eq(1)
+                with m.If(self.i.valid):
+                    with m.Switch(chunk):
+                        for k in range(INSN_BITS // 32):
+                            with m.Case(k):
+                                m.d.sync += wbuf[32 * k:32 * k + 32].eq(self.i.payload)
+                                m.d.comb += host_wdata.eq(
+                                    Cat(wbuf[:32 * k], self.i.payload) if k else
+                                    self.i.payload)
+                    m.d.sync += chunk.eq(chunk + 1)
+                    with m.If(chunk == last_chunk):
+                        m.d.comb += host_write.eq(allowed)
+                        m.d.sync += [chunk.eq(0), addr.eq(addr + 1), left.eq(left - 1)]
+                        with m.If(left == 1):
+                            m.next = "HDR"
+            with m.State("RREAD"):
+                m.d.comb += host_read.eq(allowed)
+                m.next = "RWAIT"
+            with m.State("RWAIT"):
+                with m.Switch(mem_id):
+                    with m.Case(MemId.ACT):
+                        m.d.sync += rbuf.eq(act_rdata)
+                    with m.Case(MemId.WGT):
+                        m.d.sync += rbuf.eq(wgt_rd.data)
+                    with m.Case(MemId.TAB):
+                        m.d.sync += rbuf.eq(tab_rd.data)
+                    with m.Case(MemId.IMEM):
+                        m.d.sync += rbuf.eq(imem_rd.data)
+                with m.If(~allowed):
+                    m.d.sync += rbuf.eq(0)
+                m.next = "RSEND"
+            with m.State("RSEND"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.Switch(chunk):
+                    for k in range(INSN_BITS // 32):
+                        with m.Case(k):
+                            m.d.comb += self.o.payload.eq(rbuf[32 * k:32 * k + 32])
+                with m.If(self.o.ready):
+                    m.d.sync += chunk.eq(chunk + 1)
+                    with m.If(chunk == last_chunk):
+                        m.d.sync += [chunk.eq(0), addr.eq(addr + 1), left.eq(left - 1)]
+                        with m.If(left == 1):
+                            m.next = "HDR"
+                        with m.Else():
+                            m.next = "RREAD"
+            with m.State("STATUS"):
+                m.d.comb += self.o.valid.eq(1)
+                with m.Switch(status_idx):
+                    for k in range(STATUS_WORDS):
+                        with m.Case(k):
+                            m.d.comb += self.o.payload.eq(status[32 * k:32 * k + 32])
+                with m.If(self.o.ready):
+                    m.d.sync += status_idx.eq(status_idx + 1)
+                    with m.If(status_idx == STATUS_WORDS - 1):
+                        m.next = "HDR"
+
+        # Host memory access (only while no program runs: ``allowed`` says so).
+        local = addr[:16]
+        with m.If(host_read):
+            with m.Switch(mem_id):
+                with m.Case(MemId.ACT):
+                    m.d.comb += [act_raddr.eq(local), act_ren.eq(1)]
+                with m.Case(MemId.WGT):
+                    m.d.comb += [wgt_rd.addr.eq(local), wgt_rd.en.eq(1)]
+                with m.Case(MemId.TAB):
+                    m.d.comb += [tab_rd.addr.eq(local), tab_rd.en.eq(1)]
+                with m.Case(MemId.IMEM):
+                    m.d.comb += [imem_rd.addr.eq(local), imem_rd.en.eq(1)]
+        with m.Else():
+            m.d.comb += [act_raddr.eq(unit_raddr), act_ren.eq(unit_ren),
+                         tab_rd.addr.eq(post.tab_addr), tab_rd.en.eq(post.tab_en)]
+            if conv is not None:
+                m.d.comb += [wgt_rd.addr.eq(conv.wgt_addr), wgt_rd.en.eq(conv.wgt_en)]
+        with m.If(host_write):
+            with m.Switch(mem_id):
+                with m.Case(MemId.ACT):
+                    m.d.comb += [act_waddr.eq(local), act_wdata.eq(host_wdata), act_wen.eq(1)]
+                with m.Case(MemId.WGT):
+                    m.d.comb += [wgt_wr.addr.eq(local), wgt_wr.data.eq(host_wdata),
+                                 wgt_wr.en.eq(1)]
+                with m.Case(MemId.TAB):
+                    m.d.comb += [tab_wr.addr.eq(local), tab_wr.data.eq(host_wdata),
+                                 tab_wr.en.eq(1)]
+                with m.Case(MemId.IMEM):
+                    m.d.comb += [imem_wr.addr.eq(local), imem_wr.data.eq(host_wdata),
+                                 imem_wr.en.eq(1)]
+        with m.Elif(post.wr_en):
+            m.d.comb += [act_waddr.eq(post.wr_addr), act_wdata.eq(post.wr_data), act_wen.eq(1)]
+        with m.Elif(maxpool.wr_en):
+            m.d.comb += [act_waddr.eq(maxpool.wr_addr), act_wdata.eq(maxpool.wr_data),
+                         act_wen.eq(1)]
+
+        # -- controller -------------------------------------------------------------------
+        with m.If(running):
+            m.d.sync += cycles.eq(cycles + 1)
+            if conv is not None:
+                with m.If(conv.busy):
+                    m.d.sync += busy_systolic.eq(busy_systolic + 1)
+            with m.If(maxpool.busy | avgpool.busy):
+                m.d.sync += busy_pool.eq(busy_pool + 1)
+        op = Signal(4)
+        m.d.comb += [decoder.i.payload.eq(imem_rd.data), decoder.o.ready.eq(1)]
+        with m.FSM(name="control"):
+            with m.State("WAIT"):
+                with m.If(start):
+                    m.d.sync += [state.eq(NpuState.RUNNING), error.eq(ErrorCode.NONE),
+                                 pc.eq(arg[:16]), cycles.eq(0), retired.eq(0),
+                                 busy_systolic.eq(0), busy_pool.eq(0)]
+                    m.next = "FETCH"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("FETCH"):
+                with m.If(pc >= p.imem_words):
+                    m.d.sync += [state.eq(NpuState.ERROR), error.eq(ErrorCode.PC)]
+                    m.next = "WAIT"
+                with m.Else():
+                    m.d.comb += [imem_rd.addr.eq(pc), imem_rd.en.eq(1)]
+                    m.next = "DECODE"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("DECODE"):
+                m.d.comb += decoder.i.valid.eq(1)
+                with m.If(decoder.i.ready):
+                    m.next = "CHECKED"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("CHECKED"):
+                with m.If(decoder.o.valid):
+                    d = decoder.o.payload
+                    m.d.sync += [insn.eq(d.insn), op.eq(d.op), mode.eq(d.insn[8:10])]
+                    with m.If(d.error != ErrorCode.NONE):
+                        m.d.sync += [state.eq(NpuState.ERROR), error.eq(d.error)]
+                        m.next = "WAIT"
+                    with m.Elif(d.op == Op.HALT):
+                        m.d.sync += [state.eq(NpuState.DONE), retired.eq(retired + 1)]
+                        m.next = "WAIT"
+                    with m.Elif(d.op == Op.HEADER):
+                        m.d.sync += [retired.eq(retired + 1), pc.eq(pc + 1)]
+                        m.next = "FETCH"
+                    with m.Else():
+                        m.next = "LAUNCH"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("LAUNCH"):
+                m.d.comb += post.invalidate.eq(1)
+                if conv is not None:
+                    m.d.comb += conv.start.eq(op == Op.CONV)
+                m.d.comb += [maxpool.start.eq(op == Op.MAXPOOL),
+                             avgpool.start.eq(op == Op.AVGPOOL)]
+                m.next = "EXECUTE"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("EXECUTE"):
+                with m.If(~unit_busy):
+                    m.d.sync += [retired.eq(retired + 1), pc.eq(pc + 1)]
+                    m.next = "FETCH"
+                with m.If(abort):
+                    m.next = "WAIT"
+        with m.If(abort):
+            m.d.sync += state.eq(NpuState.IDLE)
+            m.d.sync += error.eq(ErrorCode.NONE)
+        return m

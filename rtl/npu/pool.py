@@ -1,0 +1,240 @@
+"""MAXPOOL and AVGPOOL: one activation word per cycle through a lane-wise max or sum."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .decoder import group_divider
+from .isa import Op, insn_layout
+from .params import NpuParams
+from .post import post_in_layout
+
+__all__ = ["AvgPoolUnit", "MaxPoolUnit"]
+
+
+def _lanes(word, lanes):
+    return [word[8 * i:8 * i + 8].as_signed() for i in range(lanes)]
+
+
+class MaxPoolUnit(wiring.Component):
+    """Runs one ``MAXPOOL``: lane-wise max over each ``K x K`` window.
+
+    For each output pixel and channel group, positions outside the input count as -128,
+    the neutral element (every window holds at least one input position).
+
+    Loop order: pixel (row-major), group, ky, kx; one read per cycle, the output word
+    ``dst + p * G + g`` is written two cycles after the window's last read (lanes beyond
+    ``channels`` written as 0). Cycles: ``out_h * out_w * G * K * K + 3``.
+
+    Members
+    -------
+    start : In(1)  /  insn : In(insn_layout(Op.MAXPOOL))  /  busy : Out(1)
+    act_addr, act_en : Out  /  act_data : In(8 * lanes)
+        Activation read port (data the cycle after ``act_en``).
+    wr_addr, wr_data, wr_en : Out
+        Activation write port.
+    """
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        super().__init__({
+            "start": In(1), "insn": In(insn_layout(Op.MAXPOOL)), "busy": Out(1),
+            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
+            "wr_addr": Out(16), "wr_data": Out(8 * p.lanes), "wr_en": Out(1),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        lanes = p.lanes
+        f = self.insn
+        mul, sh = group_divider(lanes, 10)
+        groups = Signal(10)
+        rowstride = Signal(18)
+        s_row = Signal(22)
+        s_col = Signal(14)
+        pad_off = Signal(23)
+        win_wrap = Signal(signed(20))  # rowstride - (K - 1) * G
+
+        oy = Signal(8)
+        ox = Signal(8)
+        g = Signal(10)
+        ky = Signal(4)
+        kx = Signal(4)
+        y_base = Signal(13)
+        x_base = Signal(13)
+        pix_row = Signal(24)
+        pix_col = Signal(18)
+        win_off = Signal(signed(24))  # ky * rowstride + kx * G
+        out_addr = Signal(16)
+        running = Signal()
+
+        iy = Signal(signed(15))
+        ix = Signal(signed(15))
+        m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
+        inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
+        address = Signal(signed(27))
+        m.d.comb += address.eq(f.src + pix_row + pix_col + g + win_off - pad_off)
+        first = (ky == 0) & (kx == 0)
+        last = (ky == f.kernel - 1) & (kx == f.kernel - 1)
+
+        # Stage 1 (data arrives): flags of the read issued last cycle.
+        r_valid = Signal()
+        r_inside = Signal()
+        r_first = Signal()
+        r_last = Signal()
+        r_addr = Signal(16)
+        r_count = Signal(range(lanes + 1))
+        m.d.sync += r_valid.eq(0)
+        rest = Signal(signed(12))
+        m.d.comb += rest.eq(f.channels - (g * lanes)[:11])
+        with m.If(running):
+            m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16])]
+            m.d.sync += [r_valid.eq(1), r_inside.eq(inside), r_first.eq(first),
+                         r_last.eq(last), r_addr.eq(out_addr),
+                         r_count.eq(Mux(rest >= lanes, lanes, rest))]
+            with m.If(kx == f.kernel - 1):
+                m.d.sync += [kx.eq(0), win_off.eq(win_off + win_wrap)]
+                with m.If(ky == f.kernel - 1):
+                    m.d.sync += [ky.eq(0), win_off.eq(0), out_addr.eq(out_addr + 1)]
+                    with m.If(g == groups - 1):
+                        m.d.sync += g.eq(0)
+                        with m.If(ox == f.out_w - 1):
+                            m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
+                            with m.If(oy == f.out_h - 1):
+                                m.d.sync += running.eq(0)
+                            with m.Else():
+                                m.d.sync += [oy.eq(oy + 1), y_base.eq(y_base + f.stride),
+                                             pix_row.eq(pix_row + s_row)]
+                        with m.Else():
+                            m.d.sync += [ox.eq(ox + 1), x_base.eq(x_base + f.stride),
+                                         pix_col.eq(pix_col + s_col)]
+                    with m.Else():
+                        m.d.sync += g.eq(g + 1)
+                with m.Else():
+                    m.d.sync += ky.eq(ky + 1)
+            with m.Else():
+                m.d.sync += [kx.eq(kx + 1), win_off.eq(win_off + groups)]
+
+        current = [Signal(signed(8), name=f"max_{i}") for i in range(lanes)]
+        new = []
+        for i, value in enumerate(_lanes(self.act_data, lanes)):
+            v = Signal(signed(8), name=f"in_{i}")
+            m.d.comb += v.eq(Mux(r_inside, value, -128))
+            n = Signal(signed(8), name=f"new_{i}")
+            m.d.comb += n.eq(Mux(r_first | (v > current[i]), v, current[i]))
+            new.append(n)
+        w_en = Signal()
+        m.d.sync += w_en.eq(0)
+        with m.If(r_valid):
+            m.d.sync += [c.eq(n) for c, n in zip(current, new, strict=True)]
+            with m.If(r_last):
+                m.d.sync += [w_en.eq(1), self.wr_addr.eq(r_addr),
+                             self.wr_data.eq(Cat(*[Mux(i < r_count, n.as_unsigned(), Const(0, 8))
+                                                   for i, n in enumerate(new)]))]
+        m.d.comb += self.wr_en.eq(w_en)
+
+        with m.FSM(name="maxpool"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += groups.eq(((f.channels + lanes - 1) * mul) >> sh)
+                    m.next = "SETUP1"
+            with m.State("SETUP1"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups)]
+                m.next = "SETUP2"
+            with m.State("SETUP2"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [s_row.eq(f.stride * rowstride),
+                             pad_off.eq(f.pad_t * rowstride + f.pad_l * groups),
+                             win_wrap.eq(rowstride - (f.kernel - 1) * groups),
+                             oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), y_base.eq(0),
+                             x_base.eq(0), pix_row.eq(0), pix_col.eq(0), win_off.eq(0),
+                             out_addr.eq(f.dst), running.eq(1)]
+                m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(~running & ~r_valid & ~w_en):
+                    m.next = "IDLE"
+        return m
+
+
+class AvgPoolUnit(wiring.Component):
+    """Runs one ``AVGPOOL``: lane-wise int32 sums over every pixel, then the PostUnit.
+
+    Per channel group, the sum over all ``in_h x in_w`` pixels becomes one
+    :class:`~.post.PostUnit` beat (bias, requantization) for the output word ``dst + g``.
+
+    Cycles: ``G * (in_h * in_w + 2)`` plus the PostUnit's table loads and latency.
+
+    Members
+    -------
+    start : In(1)  /  insn : In(insn_layout(Op.AVGPOOL))  /  busy : Out(1)
+    act_addr, act_en : Out  /  act_data : In(8 * lanes)
+    post : Out(stream.Signature(post_in_layout(p)))
+    """
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        super().__init__({
+            "start": In(1), "insn": In(insn_layout(Op.AVGPOOL)), "busy": Out(1),
+            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
+            "post": Out(stream.Signature(post_in_layout(p))),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        lanes = p.lanes
+        f = self.insn
+        mul, sh = group_divider(lanes, 10)
+        groups = Signal(10)
+        pixels = Signal(16)
+        g = Signal(10)
+        left = Signal(16)
+        addr = Signal(16)
+        r_valid = Signal()
+        r_first = Signal()
+        sums = [Signal(signed(32), name=f"sum_{i}") for i in range(lanes)]
+        m.d.sync += r_valid.eq(0)
+        with m.If(r_valid):
+            for s, value in zip(sums, _lanes(self.act_data, lanes), strict=True):
+                m.d.sync += s.eq(Mux(r_first, value, s + value))
+        rest = Signal(signed(12))
+        m.d.comb += rest.eq(f.channels - (g * lanes)[:11])
+        m.d.comb += [self.post.payload.addr.eq(f.dst + g),
+                     self.post.payload.chan.eq(f.tab + (g * lanes)[:12]),
+                     self.post.payload.count.eq(Mux(rest >= lanes, lanes, rest))]
+        m.d.comb += [self.post.payload.acc[i].eq(s) for i, s in enumerate(sums)]
+
+        with m.FSM(name="avgpool"):
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [groups.eq(((f.channels + lanes - 1) * mul) >> sh),
+                                 pixels.eq(f.in_h * f.in_w), g.eq(0)]
+                    m.next = "GROUP"
+            with m.State("GROUP"):
+                m.d.comb += self.busy.eq(1)
+                m.d.sync += [left.eq(pixels), addr.eq(f.src + g)]
+                m.next = "SUM"
+            with m.State("SUM"):
+                m.d.comb += self.busy.eq(1)
+                with m.If(left != 0):
+                    m.d.comb += [self.act_en.eq(1), self.act_addr.eq(addr)]
+                    m.d.sync += [r_valid.eq(1), r_first.eq(left == pixels),
+                                 left.eq(left - 1), addr.eq(addr + groups)]
+                with m.Elif(~r_valid):
+                    m.next = "SEND"
+            with m.State("SEND"):
+                m.d.comb += [self.busy.eq(1), self.post.valid.eq(1)]
+                with m.If(self.post.ready):
+                    m.d.sync += g.eq(g + 1)
+                    with m.If(g == groups - 1):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "GROUP"
+        return m

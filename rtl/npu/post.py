@@ -1,0 +1,156 @@
+"""Post-processing: int32 sums of one output word -> bias, requantization, packed int8 word."""
+
+from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .isa import TABLE_ENTRY
+from .params import NpuParams
+from .requant import Requantizer
+
+__all__ = ["PostUnit", "post_in_layout"]
+
+
+def post_in_layout(p):
+    """One output word to finish: ``lanes`` sums, where it goes, its channels."""
+    return data.StructLayout({
+        "acc": data.ArrayLayout(signed(32), p.lanes),
+        "addr": unsigned(16),   # activation word address of the result
+        "chan": unsigned(12),   # table entry of lane 0 (the word's first output channel)
+        "count": range(p.lanes + 1),  # lanes that hold channels; the rest are 0
+    })
+
+
+class PostUnit(wiring.Component):
+    """Bias add, per-channel requantization and packing, for CONV and AVGPOOL results.
+
+    Each input beat is one output word: lane ``l`` becomes
+    ``requantize(mode, wrap32(acc[l] + bias), table[chan + l])`` (:class:`Requantizer`,
+    rounding ``mode`` of the instruction), lanes ``count`` and up become 0, and the packed
+    word is written to activation address ``addr``.
+
+    The table entries of the word's channels are cached: a beat whose ``chan`` differs from
+    the cached one first loads ``count`` entries (one per cycle, plus one). With
+    ``p.post_lanes`` requantizers a beat takes ``lanes / post_lanes`` cycles; they never
+    stall (the write port is always free), so the result is written
+    ``Requantizer.LATENCY + 1`` cycles after its last part entered.
+
+    Members
+    -------
+    i : In(stream.Signature(post_in_layout(p)))
+    mode : In(2)
+        Rounding (:class:`~.requant.Rounding`), constant during an instruction.
+    invalidate : In(1)
+        Forget the cached table entries (at every instruction start).
+    tab_addr, tab_en : Out  /  tab_data : In(TABLE_ENTRY)
+        Table read port (synchronous: data the cycle after ``tab_en``).
+    wr_addr, wr_data, wr_en : Out
+        Activation write port.
+    idle : Out(1)
+        Nothing accepted is still on its way to the write port.
+    """
+
+    def __init__(self, p):
+        if not isinstance(p, NpuParams):
+            raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
+        self.p = p
+        super().__init__({
+            "i": In(stream.Signature(post_in_layout(p))),
+            "mode": In(2),
+            "invalidate": In(1),
+            "tab_addr": Out(12), "tab_en": Out(1), "tab_data": In(TABLE_ENTRY),
+            "wr_addr": Out(16), "wr_data": Out(8 * p.lanes), "wr_en": Out(1),
+            "idle": Out(1),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self.p
+        lanes, units = p.lanes, p.post_lanes
+        parts = lanes // units
+        beat = self.i.payload
+
+        # Table cache.
+        entries = [Signal(TABLE_ENTRY, name=f"entry_{c}") for c in range(lanes)]
+        cached = Signal(12)
+        cache_ok = Signal()
+        loading = Signal()
+        load_idx = Signal(range(lanes + 1))
+        capture = Signal()  # tab_data holds entry capture_idx this cycle
+        capture_idx = Signal(range(lanes))
+        m.d.sync += capture.eq(0)
+        with m.If(self.invalidate):
+            m.d.sync += cache_ok.eq(0)
+        hit = cache_ok & (cached == beat.chan)
+        with m.If(~loading & self.i.valid & ~hit & ~self.invalidate):
+            m.d.sync += [loading.eq(1), load_idx.eq(0), cached.eq(beat.chan)]
+        with m.If(loading):
+            with m.If(load_idx < beat.count):
+                m.d.comb += [self.tab_addr.eq(cached + load_idx), self.tab_en.eq(1)]
+                m.d.sync += [capture.eq(1), capture_idx.eq(load_idx)]
+            m.d.sync += load_idx.eq(load_idx + 1)
+            with m.If(load_idx == lanes):
+                m.d.sync += [loading.eq(0), cache_ok.eq(1)]
+        with m.If(capture):
+            with m.Switch(capture_idx):
+                for c in range(lanes):
+                    with m.Case(c):
+                        m.d.sync += entries[c].eq(self.tab_data)
+
+        # Feed the requantizers, ``units`` lanes per cycle.
+        part = Signal(range(parts))
+        feeding = Signal()
+        m.d.comb += feeding.eq(self.i.valid & hit & ~loading & ~self.invalidate)
+        last_part = part == parts - 1
+        m.d.comb += self.i.ready.eq(feeding & last_part)
+        with m.If(feeding):
+            m.d.sync += part.eq(0 if parts == 1 else part + 1)
+            with m.If(last_part):
+                m.d.sync += part.eq(0)
+        units_ = []
+        for u in range(units):
+            rq = Requantizer(8)
+            m.submodules[f"requant_{u}"] = rq
+            units_.append(rq)
+            m.d.comb += [rq.i.valid.eq(feeding), rq.o.ready.eq(1)]
+            with m.Switch(part):
+                for k in range(parts):
+                    with m.Case(k):
+                        lane = k * units + u
+                        e = entries[lane]
+                        m.d.comb += [
+                            rq.i.payload.acc.eq(beat.acc[lane] + e.bias),
+                            rq.i.payload.multiplier.eq(e.multiplier),
+                            rq.i.payload.shift.eq(e.shift),
+                            rq.i.payload.zero_point.eq(e.zero_point),
+                            rq.i.payload.lo.eq(e.lo),
+                            rq.i.payload.hi.eq(e.hi),
+                            rq.i.payload.mode.eq(self.mode),
+                        ]
+
+        # The beat's address, count and part travel beside the requantizers.
+        depth = Requantizer.LATENCY
+        meta = data.StructLayout({"valid": 1, "addr": 16, "count": range(lanes + 1),
+                                  "part": range(parts)})
+        line = [Signal(meta, name=f"meta_{k}") for k in range(depth)]
+        m.d.sync += [line[0].valid.eq(feeding), line[0].addr.eq(beat.addr),
+                     line[0].count.eq(beat.count), line[0].part.eq(part)]
+        m.d.sync += [line[k].eq(line[k - 1]) for k in range(1, depth)]
+        out = line[-1]
+        word = Signal(8 * lanes)
+        for u, rq in enumerate(units_):
+            with m.If(out.valid):
+                with m.Switch(out.part):
+                    for k in range(parts):
+                        with m.Case(k):
+                            lane = k * units + u
+                            value = Signal(8, name=f"value_{lane}")
+                            m.d.comb += value.eq(rq.o.payload[:8])
+                            m.d.sync += word[8 * lane:8 * lane + 8].eq(
+                                (lane < out.count) * value)
+        write = Signal()
+        m.d.sync += [write.eq(out.valid & (out.part == parts - 1)), self.wr_addr.eq(out.addr)]
+        m.d.comb += [self.wr_en.eq(write), self.wr_data.eq(word)]
+        busy = feeding | loading | write | sum(line[k].valid for k in range(depth)) != 0
+        m.d.comb += self.idle.eq(~busy)
+        return m

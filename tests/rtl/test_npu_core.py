@@ -1,0 +1,286 @@
+"""The whole NPU in the Amaranth simulator against the instruction-level simulator.
+
+Programs go in through the command port (random gaps on ``i``, random backpressure on
+``o``); after the program both activation banks are read back and compared word for word
+with :class:`NpuModel`, and so are the status fields. Bad programs, refused host commands,
+ABORT and reset mid-program are covered too.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.sim import Simulator
+
+from npugen.rtl.npu.core import Npu
+from npugen.rtl.npu.isa import ErrorCode, Op
+from npugen.rtl.npu.params import NpuParams, params_hash
+from npugen.rtl.npu.protocol import HostError
+from npugen.rtl.systolic.params import SystolicParams
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.program import (
+    Program,
+    assemble,
+    header_for,
+    table_words,
+    tensor_words,
+    weight_words,
+)
+from npugen.sim.host import npu as host
+from npugen.sim.models.npu import NpuModel, NpuState
+from npugen.sim.models.requant import float32_scale, quantize_multiplier
+
+MODES = ("ort", "tflite", "gemmlowp")
+
+
+def small(lanes=2, **kw):
+    sizes = {"act_words": 48, "wgt_words": 160, "tab_entries": 16, "imem_words": 8,
+             "acc_words": 20, **kw}
+    return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=lanes), **sizes)
+
+
+def random_table(rng, channels, mode):
+    entries = []
+    for _ in range(channels):
+        scale = float(np.float32(2.0 ** rng.uniform(-13, -6)))
+        mult, shift = float32_scale(scale) if mode == "ort" else quantize_multiplier(scale)
+        lo = int(rng.integers(-128, 0))
+        entries.append({"bias": int(rng.integers(-(1 << 16), 1 << 16)), "multiplier": mult,
+                        "shift": shift, "zero_point": int(rng.integers(-20, 20)), "lo": lo,
+                        "hi": int(rng.integers(lo, 128))})
+    return entries
+
+
+class Bench:
+    """Drives an :class:`Npu` (optionally under a reset input) through its command port."""
+
+    def __init__(self, p, seed, idle=0.2, stall=0.2):
+        self.p = p
+        self.dut = Npu(p)
+        self.rst = Signal()
+        self.top = Module()
+        self.top.submodules.npu = ResetInserter(self.rst)(self.dut)
+        self.rng = random.Random(seed)
+        self.idle, self.stall = idle, stall
+
+    async def send(self, ctx, words):
+        await send(ctx, self.dut.i, words, self.rng, self.idle)
+
+    async def recv(self, ctx, count):
+        return [int(v) for v in await recv(ctx, self.dut.o, count, self.rng, self.stall)]
+
+    async def status(self, ctx):
+        await self.send(ctx, host.status())
+        return host.status_of(await self.recv(ctx, 8))
+
+    async def read(self, ctx, memory, address, count):
+        await self.send(ctx, host.read(memory, address, count))
+        replies = await self.recv(ctx, host.read_reply_words(memory, count, self.p.lanes))
+        return host.unpack(memory, replies, self.p.lanes)
+
+    async def run(self, ctx, start=0, limit=200):
+        await self.send(ctx, host.start(start))
+        for _ in range(limit):
+            st = await self.status(ctx)
+            if st["state"] is not NpuState.RUNNING:
+                return st
+            await ctx.tick().repeat(20)
+        raise AssertionError("the program did not stop")
+
+    def simulate(self, bench):
+        sim = Simulator(self.top)
+        sim.add_clock(1e-8)
+        sim.add_testbench(bench)
+        sim.run()
+
+
+def check_program(p, program, seed, act=None):
+    """Run ``program`` on the RTL and the simulator; compare status and both banks."""
+    model = NpuModel(p)
+    if act is not None:
+        model.write("act", 0, act)
+    program.load_into(model)
+    expected = model.run(0)
+    bench = Bench(p, seed)
+    result = {}
+
+    async def testbench(ctx):
+        if act is not None:
+            await bench.send(ctx, host.write("act", 0, act, p.lanes))
+        await bench.send(ctx, host.load_program(program, p.lanes))
+        result["status"] = await bench.run(ctx)
+        result["act"] = await bench.read(ctx, "act", 0, 2 * p.act_words)
+
+    bench.simulate(testbench)
+    st = result["status"]
+    assert (st["state"], st["error"], st["pc"]) == (expected.state, expected.error,
+                                                    expected.pc)
+    assert st["retired"] == expected.retired and st["params_hash"] == params_hash(p)
+    assert result["act"] == model.read("act", 0, 2 * p.act_words)
+    return st, expected
+
+
+def conv_program(p, rng, *, k, stride, pad, h, w, cin, cout, mode):
+    out_h = (h + 2 * pad - k) // stride + 1
+    out_w = (w + 2 * pad - k) // stride + 1
+    x = rng.integers(-128, 128, size=(h, w, cin))
+    weights = rng.integers(-128, 128, size=(cout, cin, k, k))
+    table = random_table(rng, cout, mode)
+    insn = assemble(Op.CONV, mode=MODES.index(mode), src=3, dst=p.act_words + 1, wgt=5, tab=2,
+                    in_h=h, in_w=w, cin=cin, cout=cout, out_h=out_h, out_w=out_w, kernel=k,
+                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(rng.integers(-128, 128)))
+    return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
+                   segments=[("act", 3, tensor_words(x, p.lanes)),
+                             ("wgt", 5, weight_words(weights, p.lanes)),
+                             ("tab", 2, table_words(table))])
+
+
+def _case(k, stride, pad, h, w, cin, cout, mode):
+    return {"k": k, "stride": stride, "pad": pad, "h": h, "w": w, "cin": cin, "cout": cout,
+            "mode": mode}
+
+
+CONV_CASES = [
+    _case(3, 1, 1, 4, 4, 3, 3, "ort"),
+    _case(3, 2, 1, 5, 4, 2, 4, "tflite"),
+    _case(1, 1, 0, 3, 3, 4, 1, "gemmlowp"),
+    _case(2, 1, 0, 2, 2, 5, 3, "ort"),  # fully connected: one output pixel
+]
+
+
+@pytest.mark.parametrize("case", range(len(CONV_CASES)))
+def test_conv(seed, case):
+    p = small()
+    rng = np.random.default_rng([seed, case])
+    st, expected = check_program(p, conv_program(p, rng, **CONV_CASES[case]), seed)
+    assert st["state"] is NpuState.DONE
+    print(f"cycles: RTL {st['cycles']}, model {expected.cycles}; busy systolic "
+          f"{st['busy_systolic']}")
+
+
+def test_conv_four_lanes(seed):
+    p = small(lanes=4, act_words=64, wgt_words=400)
+    rng = np.random.default_rng([seed, 9])
+    program = conv_program(p, rng, k=3, stride=1, pad=1, h=4, w=3, cin=6, cout=5, mode="ort")
+    st, _ = check_program(p, program, seed)
+    assert st["state"] is NpuState.DONE
+
+
+def test_pools(seed):
+    p = small(lanes=2)
+    rng = np.random.default_rng([seed, 20])
+    x = rng.integers(-128, 128, size=(5, 4, 3))
+    table = random_table(rng, 3, "tflite")
+    a = p.act_words
+    insns = [header_for(p),
+             assemble(Op.MAXPOOL, src=0, dst=a, in_h=5, in_w=4, channels=3, out_h=3, out_w=2,
+                      kernel=3, stride=2, pad_t=1, pad_l=1),
+             assemble(Op.AVGPOOL, mode=1, src=0, dst=a + 20, tab=1, in_h=5, in_w=4,
+                      channels=3),
+             assemble(Op.HALT)]
+    program = Program(params_hash=params_hash(p), insns=insns,
+                      segments=[("tab", 1, table_words(table))])
+    st, _ = check_program(p, program, seed, act=tensor_words(x, 2))
+    assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
+
+
+BAD = [
+    ("opcode", 0xE, ErrorCode.OPCODE),
+    ("version", 0, ErrorCode.VERSION),
+    ("params", assemble(Op.HEADER, params_hash=7), ErrorCode.PARAMS),
+    ("shape", assemble(Op.MAXPOOL, src=0, dst=60, in_h=2, in_w=2, channels=1, out_h=1,
+                       out_w=1, kernel=2, stride=0, pad_t=0, pad_l=0), ErrorCode.SHAPE),
+    ("address", assemble(Op.MAXPOOL, src=40, dst=60, in_h=3, in_w=3, channels=1, out_h=1,
+                         out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.ADDRESS),
+    ("bank", assemble(Op.MAXPOOL, src=0, dst=20, in_h=2, in_w=2, channels=1, out_h=1,
+                      out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.BANK),
+]
+
+
+@pytest.mark.parametrize("name,insn,code", BAD, ids=[b[0] for b in BAD])
+def test_bad_program_stops_with_code_and_address(seed, name, insn, code):
+    p = small()
+    rng = np.random.default_rng(seed)
+    act = [int(v) for v in rng.integers(0, 1 << 16, size=2 * p.act_words)]
+    good = assemble(Op.MAXPOOL, src=0, dst=50, in_h=2, in_w=2, channels=2, out_h=1, out_w=1,
+                    kernel=2, stride=1, pad_t=0, pad_l=0)
+    program = Program(params_hash=params_hash(p),
+                      insns=[header_for(p), good, insn, good, assemble(Op.HALT)])
+    st, _ = check_program(p, program, seed, act=act)
+    assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, code, 2)
+
+
+def test_running_off_the_end(seed):
+    p = small()
+    program = Program(params_hash=params_hash(p), insns=[header_for(p)] * p.imem_words)
+    st, _ = check_program(p, program, seed)
+    assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, ErrorCode.PC, 8)
+
+
+def test_host_errors_and_abort(seed):
+    """Refused commands set host_error and change nothing; ABORT stops a program."""
+    p = small()
+    bench = Bench(p, seed)
+    rng = np.random.default_rng(seed)
+    x = [int(v) for v in rng.integers(0, 1 << 16, size=10)]
+    spin = [header_for(p)] * (p.imem_words - 1) + [assemble(Op.HALT)]
+    seen = {}
+
+    async def testbench(ctx):
+        await bench.send(ctx, host.write("act", 0, x, p.lanes))
+        await bench.send(ctx, host.write("act", 2 * p.act_words - 2, [1, 2, 3], p.lanes))
+        seen["range"] = (await bench.status(ctx))["host_error"]
+        seen["kept"] = await bench.read(ctx, "act", 2 * p.act_words - 3, 3)
+        await bench.send(ctx, host.read("act", 2 * p.act_words - 1, 2))
+        seen["zeros"] = await bench.recv(ctx, 2)
+        await bench.send(ctx, [0x0F, 0])
+        seen["command"] = (await bench.status(ctx))["host_error"]
+        await bench.send(ctx, host.write("imem", 0, spin, p.lanes))
+        await bench.send(ctx, host.start(0))
+        await bench.send(ctx, host.write("act", 0, [9] * 10, p.lanes))
+        seen["busy"] = (await bench.status(ctx))["host_error"]
+        await bench.send(ctx, host.abort())
+        st = await bench.status(ctx)
+        seen["aborted"] = (st["state"], st["host_error"])
+        seen["act"] = await bench.read(ctx, "act", 0, 10)
+        seen["after"] = await bench.run(ctx)
+
+    bench.simulate(testbench)
+    assert seen["range"] is HostError.RANGE
+    assert seen["kept"] == [0, 0, 0]
+    assert seen["zeros"] == [0, 0]
+    assert seen["command"] is HostError.COMMAND
+    assert seen["busy"] is HostError.BUSY
+    assert seen["aborted"] == (NpuState.IDLE, HostError.NONE)
+    assert seen["act"] == x
+    assert seen["after"]["state"] is NpuState.DONE
+    assert seen["after"]["retired"] == p.imem_words
+
+
+def test_reset_mid_program_then_a_good_program(seed):
+    p = small()
+    rng = np.random.default_rng([seed, 3])
+    program = conv_program(p, rng, **CONV_CASES[0])
+    model = NpuModel(p)
+    program.load_into(model)
+    model.run(0)
+    bench = Bench(p, seed)
+    seen = {}
+
+    async def testbench(ctx):
+        await bench.send(ctx, host.load_program(program, p.lanes))
+        await bench.send(ctx, host.start(0))
+        await ctx.tick().repeat(40)  # mid-CONV
+        ctx.set(bench.rst, 1)
+        await ctx.tick()
+        ctx.set(bench.rst, 0)
+        seen["after_reset"] = await bench.status(ctx)
+        # Memories keep their contents across reset; run the program again from scratch.
+        seen["status"] = await bench.run(ctx)
+        seen["act"] = await bench.read(ctx, "act", 0, 2 * p.act_words)
+
+    bench.simulate(testbench)
+    assert seen["after_reset"]["state"] is NpuState.IDLE
+    assert seen["status"]["state"] is NpuState.DONE
+    assert seen["act"] == model.read("act", 0, 2 * p.act_words)
