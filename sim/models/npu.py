@@ -336,34 +336,53 @@ class NpuModel:
         self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], c))
 
 
-#: Pipeline constants of the cycle model (instruction fetch/decode, array fill and drain,
-#: requantization pipeline). Placeholders until the Verilator NPU measures them.
-FETCH_CYCLES = 3
-REQUANT_LATENCY = 5
+#: Cycles the controller spends on every instruction: fetch, decode (the decoder's three
+#: stages), launch, retire.
+INSN_CYCLES = 5
+#: A unit's set-up cycles after its launch.
+SETUP_CYCLES = 3
+
+
+def _post_tail():
+    """Cycles from the PostUnit's last beat to its last write (requantizer + packing)."""
+    return 5 + 2
 
 
 def cycles_of(p, op, f):
     """Predicted cycles of one instruction (``f``: its decoded fields).
 
-    - ``CONV`` on an ``R x C`` weight-stationary array (``R = lanes``): the layer is
-      ``ceil(cout / C) * K * K * G_in`` weight tiles; each streams the ``P = out_h *
-      out_w`` im2col words of its (ky, kx, group) through the array (one word per cycle,
-      the next tile's weights load behind it, so a tile costs ``max(P, R)``), plus one
-      fill/drain of ``R + C`` cycles and the requantization pipeline.
-    - ``MAXPOOL``: one input word per cycle, ``out_h * out_w * G * K * K``.
-    - ``AVGPOOL``: one input word per cycle, ``in_h * in_w * G``, then ``C`` outputs.
-    - every instruction: :data:`FETCH_CYCLES`.
+    The model follows the RTL's schedule (:mod:`npugen.rtl.npu.conv`, ``.pool``); its terms:
+
+    - every instruction: :data:`INSN_CYCLES`; units add :data:`SETUP_CYCLES`.
+    - ``CONV`` on the ``lanes x lanes`` array, per output-channel group (column tile):
+      ``tiles = K * K * G_in`` weight tiles of ``P = out_h * out_w`` vectors each; the
+      first costs ``P``, each further one ``max(P, T_loop, T_w)``: ``T_loop = ws_latency +
+      2`` (a pixel's partial sum must be back in the accumulators before the next tile
+      reads it) and ``T_w = ws_min_tile_vectors`` (the next tile's weights must be
+      loaded). Then the drain (``T_loop``), the requantization pass
+      (``P * lanes / post_lanes``), the table load of the group's channels and bookkeeping
+      (``lanes + 5``); once per instruction the first weight tile's load (``lanes``).
+    - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 3.
+    - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
+      (``lanes + 2``); then the requantization tail.
     """
     lanes = p.lanes
     if op is Op.CONV:
-        cols = p.systolic.cols
-        tiles = _groups(f["cout"], cols) * f["kernel"] ** 2 * _groups(f["cin"], lanes)
+        from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
+        s = p.systolic
+        loop = ws_latency(s) + 2
+        g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         pixels = f["out_h"] * f["out_w"]
-        return FETCH_CYCLES + tiles * max(pixels, lanes) + lanes + cols + REQUANT_LATENCY
+        tile = max(pixels, loop, ws_min_tile_vectors(s))
+        parts = lanes // p.post_lanes
+        tiles = f["kernel"] ** 2 * g_in
+        column = pixels + (tiles - 1) * tile + loop + pixels * parts + lanes + 5
+        return INSN_CYCLES + SETUP_CYCLES + lanes + g_out * column + _post_tail()
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
-        return FETCH_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 2
+        return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 3
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
-        return FETCH_CYCLES + f["in_h"] * f["in_w"] * g + f["channels"] + REQUANT_LATENCY
-    return FETCH_CYCLES
+        return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + lanes + 2) \
+            + _post_tail()
+    return INSN_CYCLES

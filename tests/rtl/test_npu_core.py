@@ -118,6 +118,9 @@ def check_program(p, program, seed, act=None):
                                                     expected.pc)
     assert st["retired"] == expected.retired and st["params_hash"] == params_hash(p)
     assert result["act"] == model.read("act", 0, 2 * p.act_words)
+    if st["state"] is NpuState.DONE:  # the cycle model within 5%
+        assert abs(expected.cycles - st["cycles"]) <= 0.05 * st["cycles"], \
+            (expected.cycles, st["cycles"])
     return st, expected
 
 
