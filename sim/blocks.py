@@ -10,15 +10,18 @@ the list at the end of this module.
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from npugen.rtl import sparse, systolic, winograd
+from npugen.rtl import npu, sparse, systolic, winograd
 from npugen.rtl.common.params import Params
 
+from .formats import npu as npu_formats
 from .formats import sparse as sparse_formats
 from .formats import systolic as systolic_formats
 from .formats import winograd as winograd_formats
+from .host.npu import run_npu
 from .host.sparse import run_sparse
 from .host.systolic import run_systolic
 from .host.winograd import run_winograd
+from .models import npu as npu_model
 from .models import sparse as sparse_model
 from .models import systolic as systolic_model
 from .models import winograd as winograd_model
@@ -98,6 +101,9 @@ class Block:
         Configurations at the edges of the parameter space (lint, manifest tests).
     parts : tuple of Part
         Pieces with benches or synthesis points of their own.
+    stall : callable or None
+        ``stall(params, beats)``: payload values of the widest input stream that make the
+        block stop taking beats (the link's stall test). None: all-ones beats do.
     sweep : callable
         ``sweep(quick)`` returns the block's :class:`SweepPoint` list.
     """
@@ -116,6 +122,7 @@ class Block:
     corners: tuple
     sweep: Callable
     parts: tuple = field(default=())
+    stall: Callable | None = None
 
     def part(self, name):
         """Return the :class:`Part` called ``name``."""
@@ -171,6 +178,30 @@ def _winograd_sweep(quick):
     return [SweepPoint("winograd tile engine (default)", winograd.WinogradParams(), "ecp5-85k",
                        part=WINOGRAD_ENGINE)]
 
+
+def _npu_sweep(quick):
+    """Return the NPU on the ECP5-85F (8x8 ECP5 array) and the iCE40 UP5K (4x4 SB_MAC16).
+
+    The UP5K build has one requantization unit: the DSPs all go to the array.
+    """
+    return [
+        SweepPoint("npu 8x8 ecp5", npu.NpuParams(systolic=systolic.SystolicParams(
+            rows=8, cols=8, multiplier="ecp5", result_ram="ecp5")), "ecp5-85k"),
+        SweepPoint("npu 4x4 ice40", npu.NpuParams(
+            lanes=4, act_words=4096, wgt_words=8192, acc_words=256, requant_lanes=1,
+            systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40")),
+            "ice40-up5k"),
+    ]
+
+
+def _npu_params(lanes, **sizes):
+    return npu.NpuParams(lanes=lanes, systolic=systolic.SystolicParams(rows=lanes, cols=lanes),
+                         **sizes)
+
+
+#: The NPU of ``npugen demo`` and of the Verilator bench's default run.
+NPU_DEMO = _npu_params(4, act_words=128, wgt_words=512, acc_words=64, tab_entries=32,
+                       imem_words=16)
 
 SPARSE_DECODER = Part("decoder", sparse.RelIndexDecoder, sparse.ports.decoder_signature,
                       lambda p: sparse_model.decoder_pairs, sparse_formats.DECODER_STREAMS,
@@ -242,6 +273,30 @@ _BLOCKS = [
                  winograd.WinogradParams(c_max=3, k_max=5, h_max=9, w_max=7, engines=3)),
         sweep=_winograd_sweep,
         parts=(WINOGRAD_ENGINE,),
+    ),
+    Block(
+        name="npu",
+        summary="small NPU: scratchpads, an instruction-driven controller, exact "
+                "requantization (ort, tflite, gemmlowp), convolutions on the systolic array, "
+                "pooling",
+        params=npu.NpuParams,
+        component=npu.Npu,
+        signature=npu.signature,
+        model=lambda p: npu_model.NpuModel,
+        streams=npu_formats.STREAMS,
+        bench="npugen.sim.cocotb.tb_npu",
+        demo=(DemoCase(NPU_DEMO, "test_demo"),),
+        workload=run_npu,
+        small=_npu_params(2, act_words=80, wgt_words=256, acc_words=40, tab_entries=16,
+                          imem_words=8),
+        corners=(npu.NpuParams(),
+                 _npu_params(1, act_words=80, wgt_words=256, acc_words=40, tab_entries=16,
+                             imem_words=8, requant_lanes=1),
+                 npu.NpuParams(lanes=3, act_words=16, wgt_words=16, acc_words=2,
+                               tab_entries=2, imem_words=2, systolic=None)),
+        sweep=_npu_sweep,
+        # STATUS commands whose replies nobody reads: the command port waits on its output.
+        stall=lambda p, beats: [int(npu.protocol.Command.STATUS), 0] * (beats // 2),
     ),
 ]
 

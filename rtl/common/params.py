@@ -214,13 +214,14 @@ class Params:
         """Yield ``(dotted name, spec, default)`` for every non-nested field, depth first.
 
         A nested field contributes its own fields under ``<field>.``; an optional nested
-        field also contributes itself (kind ``"params"``), to switch it on or off.
+        field also contributes itself (kind ``"params"``, default True when on by default,
+        else None), to switch it on or off.
         """
         for name, spec, default in cls.specs():
             path = prefix + name
             if spec.kind == "params":
                 if spec.optional:
-                    yield path, spec, default
+                    yield path, spec, (True if default is not None else None)
                 sub_default = default if default is not None else spec.nested()
                 for sub, sub_spec, sub_value in spec.nested.leaf_specs(path + "."):
                     key = sub[len(path) + 1:]

@@ -1,6 +1,6 @@
 """UART host link: any npugen block's streams behind the framed protocol of ``protocol.py``."""
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Shape, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Shape, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -207,11 +207,11 @@ class HostLink(Validated, wiring.Component):
         # The block's streams.
         for n, s in enumerate(ins):
             m.d.comb += [s.valid.eq(wr.valid[n]), wr.ready[n].eq(s.ready),
-                         s.payload.eq(wr.beat[:len(s.payload.as_value())])]
+                         s.payload.eq(wr.beat[:len(Value.cast(s.payload))])]
         for n, s in enumerate(outs):
             m.d.comb += [rd.valid[n].eq(s.valid), s.ready.eq(rd.ready[n])]
         req = Signal.like(rcv.frame.payload)  # the request being executed
-        m.d.comb += rd.data.eq(Array(s.payload.as_value() for s in outs)[req.port])
+        m.d.comb += rd.data.eq(Array(Value.cast(s.payload) for s in outs)[req.port])
         counters = self._counters(m, ins, outs)
         bad_frame, stalled = Signal(), Signal()
         with m.If(rcv.bad):

@@ -68,6 +68,9 @@ class ConvUnit(wiring.Component):
         m.submodules.acc = acc = Memory(shape=unsigned(32 * lanes), depth=p.acc_words, init=[])
         acc_rd = acc.read_port()
         acc_wr = acc.write_port()
+        # A read port's enable is 1 unless driven: read only when asked, so that the data
+        # holds while its consumer stalls.
+        m.d.comb += acc_rd.en.eq(0)
 
         # Per-instruction constants (state SETUP).
         mul, sh = group_divider(lanes, 10)

@@ -14,7 +14,7 @@ from .post import PostUnit
 from .protocol import STATUS_WORDS, Command, HostError, chunks
 from .protocol import Memory as MemId
 
-__all__ = ["Npu", "NpuState"]
+__all__ = ["Npu", "NpuState", "signature"]
 
 
 class NpuState:
@@ -23,10 +23,12 @@ class NpuState:
     IDLE, RUNNING, DONE, ERROR = 0, 1, 2, 3
 
 
-def _signature():
+def signature(p):
+    """Members of the NPU ``p`` describes (the same for every ``p``)."""
     return {
         "i": In(stream.Signature(unsigned(32))),
         "o": Out(stream.Signature(unsigned(32))),
+        "running": Out(1),
         "error": Out(1),
     }
 
@@ -48,6 +50,8 @@ class Npu(wiring.Component):
         Command words.
     o : Out(stream.Signature(unsigned(32)))
         Reply words (READ data, STATUS).
+    running : Out(1)
+        A program runs (a bench can wait for its fall without watching every cycle).
     error : Out(1)
         The program stopped with an error, or a host command was refused (sticky).
 
@@ -59,7 +63,31 @@ class Npu(wiring.Component):
         if not isinstance(p, NpuParams):
             raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
         self.p = p
-        super().__init__(_signature())
+        super().__init__(signature(p))
+
+    def manifest_info(self):
+        """Return timing, protocol notes and port roles for the JSON manifest."""
+        p = self.p
+        return {
+            "latency": {"reset_to_ready": 0, "instruction_overhead_cycles": 5},
+            "throughput": {"macs_per_cycle": p.macs, "command_words_per_cycle": 1},
+            "protocol": [
+                ("Commands on i: a header word (bits 0-3 command, 4-7 memory, 8-31 count) and "
+                "an argument word; WRITE 1, READ 2, START 3, STATUS 4, ABORT 5 "
+                "(npugen.rtl.npu.protocol)."),
+                "WRITE is followed by its data words, READ and STATUS answer on o.",
+                ("START runs the program from the given instruction until HALT or an error; "
+                "running is high meanwhile."),
+                (f"Programs: ISA version {ISA_VERSION}, {INSN_BITS}-bit instructions, the first "
+                f"a HEADER with params hash {params_hash(p):08x} (npugen.rtl.npu.isa)."),
+            ],
+            "roles": {
+                "i": "32-bit command words",
+                "o": "32-bit reply words (READ data, STATUS)",
+                "running": "a program runs",
+                "error": "the program stopped with an error, or a command was refused",
+            },
+        }
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -81,6 +109,9 @@ class Npu(wiring.Component):
         m.submodules.imem = imem = Memory(shape=unsigned(INSN_BITS), depth=p.imem_words,
                                           init=[])
         imem_rd, imem_wr = imem.read_port(), imem.write_port()
+        # A read port's enable is 1 unless driven: read only when asked, so that the data
+        # holds while its consumer stalls (the later, conditional assignments win).
+        m.d.comb += [port.en.eq(0) for port in (wgt_rd, tab_rd, imem_rd)]
 
         # Unified activation ports: address a -> bank a // act_words.
         act_raddr = Signal(16)
@@ -112,7 +143,8 @@ class Npu(wiring.Component):
         busy_systolic = Signal(32)
         busy_pool = Signal(32)
         running = state == NpuState.RUNNING
-        m.d.comb += self.error.eq((state == NpuState.ERROR) | (host_error != HostError.NONE))
+        m.d.comb += [self.error.eq((state == NpuState.ERROR) | (host_error != HostError.NONE)),
+                     self.running.eq(running)]
 
         # -- units (cleared by ABORT) -------------------------------------------------------
         clear = ResetInserter(abort)

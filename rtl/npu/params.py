@@ -33,6 +33,21 @@ class NpuParams(Params, block="npu"):
     """Parameters of the NPU (:mod:`npugen.rtl.npu`)."""
 
     @property
+    def macs(self):
+        """Multiply-accumulates per cycle at full utilisation (the systolic array's)."""
+        return self.systolic.macs if self.systolic is not None else 0
+
+    @property
+    def slug(self):
+        """Short unique name for module names, build folders and test ids."""
+        s = self.systolic
+        engine = "pool" if s is None else s.slug.removeprefix("systolic_ws_").split("_a8")[0]
+        engine += s.slug.split("acc32", 1)[1] if s is not None else ""
+        rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
+        return (f"npu_l{self.lanes}_{engine}_a{self.act_words}w{self.wgt_words}"
+                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}")
+
+    @property
     def post_lanes(self):
         """Requantization units (``requant_lanes``, or ``lanes`` when that is 0)."""
         return self.requant_lanes or self.lanes
@@ -42,28 +57,32 @@ class NpuParams(Params, block="npu"):
     act_words: int = param(2048, "words per activation scratchpad bank (two banks)",
                            lo=16, hi=32768)
     wgt_words: int = param(4096, "words of the weight scratchpad", lo=16, hi=65536)
-    acc_words: int = param(1024, "accumulator words (output pixels of one CONV)", lo=1,
+    acc_words: int = param(1024, "accumulator words (output pixels of one CONV)", lo=2,
                            hi=16384)
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",
-                             lo=1, hi=4096)
+                             lo=2, hi=4096)
     imem_words: int = param(64, "instructions the instruction memory holds", lo=2, hi=4096)
     systolic: SystolicParams | None = nested(
         SystolicParams, "systolic array for convolutions and matrix products (none: left out)",
         default=SystolicParams(rows=8, cols=8), optional=True)
     winograd: WinogradParams | None = nested(
-        WinogradParams, "Winograd layer for 3x3 stride-1 convolutions (none: left out)",
-        optional=True)
+        WinogradParams, "Winograd layer for 3x3 stride-1 convolutions (not integrated yet: "
+        "must be none)", optional=True)
     sparse: SparseParams | None = nested(
-        SparseParams, "sparse engine for pruned fully connected layers (none: left out)",
-        optional=True)
+        SparseParams, "sparse engine for pruned fully connected layers (not integrated yet: "
+        "must be none)", optional=True)
 
     def check(self):
-        """Cross-field rules: at least one engine; int8 operands, int32 sums; WS array."""
-        if self.systolic is None and self.winograd is None and self.sparse is None:
-            raise ValueError("systolic, winograd and sparse must not all be none "
-                             "(the NPU needs at least one engine)")
+        """Cross-field rules: engines that exist; int8 operands, int32 sums; WS array.
+
+        Without the systolic array the NPU still pools (a CONV stops with error ENGINE).
+        """
+        for name in ("winograd", "sparse"):
+            if getattr(self, name) is not None:
+                raise ValueError(f"{name} must be none: the {name} engine is not integrated "
+                                 "into the NPU yet")
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
@@ -81,17 +100,6 @@ class NpuParams(Params, block="npu"):
                 if getattr(s, name) != want:
                     raise ValueError(f"systolic.{name} must be {want} in the NPU, not "
                                      f"{getattr(s, name)}")
-        w = self.winograd
-        if w is not None:
-            for name, want in (("data_width", 8), ("acc_width", 32)):
-                if getattr(w, name) != want:
-                    raise ValueError(f"winograd.{name} must be {want} in the NPU, not "
-                                     f"{getattr(w, name)}")
-        if self.sparse is not None:
-            for name, want in (("act_width", 8), ("acc_width", 32)):
-                if getattr(self.sparse, name) != want:
-                    raise ValueError(f"sparse.{name} must be {want} in the NPU, not "
-                                     f"{getattr(self.sparse, name)}")
 
     def device_problem(self, family):
         """Return the first engine's reason it cannot be built for ``family``, or None."""

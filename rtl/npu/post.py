@@ -77,7 +77,7 @@ class PostUnit(wiring.Component):
         loading = Signal()
         load_idx = Signal(range(lanes + 1))
         capture = Signal()  # tab_data holds entry capture_idx this cycle
-        capture_idx = Signal(range(lanes))
+        capture_idx = Signal(range(max(lanes, 2)))
         m.d.sync += capture.eq(0)
         with m.If(self.invalidate):
             m.d.sync += cache_ok.eq(0)
@@ -98,7 +98,7 @@ class PostUnit(wiring.Component):
                         m.d.sync += entries[c].eq(self.tab_data)
 
         # Feed the requantizers, ``units`` lanes per cycle.
-        part = Signal(range(parts))
+        part = Signal(range(max(parts, 2)))
         feeding = Signal()
         m.d.comb += feeding.eq(self.i.valid & hit & ~loading & ~self.invalidate)
         last_part = part == parts - 1
@@ -131,7 +131,7 @@ class PostUnit(wiring.Component):
         # The beat's address, count and part travel beside the requantizers.
         depth = Requantizer.LATENCY
         meta = data.StructLayout({"valid": 1, "addr": 16, "count": range(lanes + 1),
-                                  "part": range(parts)})
+                                  "part": range(max(parts, 2))})
         line = [Signal(meta, name=f"meta_{k}") for k in range(depth)]
         m.d.sync += [line[0].valid.eq(feeding), line[0].addr.eq(beat.addr),
                      line[0].count.eq(beat.count), line[0].part.eq(part)]

@@ -113,10 +113,15 @@ async def test_a_stalled_block_never_locks_the_link(dut):
     nb = -(-width // 8)
     per_frame = client.buffer_bytes // nb
     stalled = None
-    # All-ones beats (every `last` set) until the block's buffers fill and it stops taking them.
+    # All-ones beats (every `last` set) until the block's buffers fill and it stops taking
+    # them, or the registry's stalling beats for a block that takes any beat at once.
+    stall = block_of(params).stall
+    payload = b"\xff" * (per_frame * nb) if stall is None else b"".join(
+        int(v).to_bytes(nb, "little") for v in stall(params, per_frame)).ljust(per_frame * nb,
+                                                                            b"\0")
     for _ in range(64):
         try:
-            await client.request(P.CMD_WRITE, port, per_frame, b"\xff" * (per_frame * nb))
+            await client.request(P.CMD_WRITE, port, per_frame, payload)
         except LinkError as exc:
             stalled = exc
             break

@@ -4,7 +4,10 @@ Pure functions over 32-bit words (:mod:`npugen.rtl.npu.protocol`): the same word
 Amaranth simulation, the Verilator bench and, framed, through the UART link.
 """
 
-from npugen.rtl.npu.isa import ErrorCode
+import numpy as np
+
+from npugen.rtl.npu.isa import ErrorCode, Op
+from npugen.rtl.npu.params import params_hash
 from npugen.rtl.npu.protocol import (
     MEMORY_IDS,
     STATUS_FIELDS,
@@ -14,10 +17,20 @@ from npugen.rtl.npu.protocol import (
     chunks,
 )
 
-from ..models.npu import NpuState
+from ..formats.program import (
+    Program,
+    assemble,
+    header_for,
+    table_words,
+    tensor_words,
+    weight_words,
+)
+from ..models.npu import NpuModel, NpuState
+from ..models.requant import float32_scale, quantize_multiplier
+from .client import finish_workload
 
-__all__ = ["abort", "load_program", "read", "read_reply_words", "start", "status",
-           "status_of", "unpack", "write"]
+__all__ = ["abort", "demo_program", "load_program", "read", "read_reply_words", "run_npu",
+           "start", "status", "status_of", "unpack", "write"]
 
 MASK32 = (1 << 32) - 1
 
@@ -97,3 +110,85 @@ def load_program(program, lanes):
     for memory, address, words in program.segments:
         out += write(memory, address, words, lanes)
     return out + write("imem", 0, program.insns, lanes)
+
+
+def demo_program(p, rng, *, size=6, channels=3, features=4, classes=5, mode="ort"):
+    """Return a small CNN for NPU ``p``: conv 3x3 (same), max-pool 2x2, fully connected.
+
+    Random int8 input (``size x size x channels``), weights and requantization tables
+    (scales of a typical layer, ``mode`` rounding). Returns ``(program, act)``: the
+    :class:`~npugen.sim.formats.program.Program` and the activation words of the input
+    (written at word 0 before the program runs). The output, ``classes`` int8 values, is at
+    activation word ``p.act_words + 64``.
+    """
+    modes = ("ort", "tflite", "gemmlowp")
+    lanes = p.lanes
+    a = p.act_words
+    half = size // 2
+    x = rng.integers(-128, 128, size=(size, size, channels))
+    w1 = rng.integers(-128, 128, size=(features, channels, 3, 3))
+    w2 = rng.integers(-128, 128, size=(classes, features, half, half))
+    table = []
+    for _ in range(features + classes):
+        scale = float(np.float32(2.0 ** rng.uniform(-13, -9)))
+        mult, shift = float32_scale(scale) if mode == "ort" else quantize_multiplier(scale)
+        table.append({"bias": int(rng.integers(-2000, 2000)), "multiplier": mult,
+                      "shift": shift, "zero_point": int(rng.integers(-10, 10)), "lo": -128,
+                      "hi": 127})
+    words1 = weight_words(w1, lanes)
+    m = modes.index(mode)
+    insns = [
+        header_for(p),
+        assemble(Op.CONV, mode=m, src=0, dst=a, wgt=0, tab=0, in_h=size, in_w=size,
+                 cin=channels, cout=features, out_h=size, out_w=size, kernel=3, stride=1,
+                 pad_t=1, pad_l=1, zp_in=int(rng.integers(-20, 20))),
+        assemble(Op.MAXPOOL, src=a, dst=0, in_h=size, in_w=size, channels=features,
+                 out_h=half, out_w=half, kernel=2, stride=2, pad_t=0, pad_l=0),
+        assemble(Op.CONV, mode=m, src=0, dst=a + 64, wgt=len(words1), tab=features,
+                 in_h=half, in_w=half, cin=features, cout=classes, out_h=1, out_w=1,
+                 kernel=half, stride=1, pad_t=0, pad_l=0, zp_in=int(rng.integers(-20, 20))),
+        assemble(Op.HALT),
+    ]
+    program = Program(params_hash=params_hash(p), insns=insns,
+                      segments=[("wgt", 0, words1 + weight_words(w2, lanes)),
+                                ("tab", 0, table_words(table))])
+    return program, tensor_words(x, lanes)
+
+
+async def run_npu(client, params, seed, vectors=2, log=print):
+    """Run ``vectors`` small CNNs (:func:`demo_program`) through the NPU; check every word.
+
+    Each program and its input go in through the link, the NPU runs it on its own, and the
+    output words are read back and compared with the instruction-level simulator
+    (:class:`~npugen.sim.models.npu.NpuModel`). Returns the workload summary.
+    """
+    p = params
+    rng = np.random.default_rng(seed)
+    await client.reset()
+    mismatches, words = 0, 0
+    for n in range(vectors):
+        mode = ("ort", "tflite", "gemmlowp")[n % 3]
+        program, act = demo_program(p, rng, mode=mode)
+        model = NpuModel(p)
+        model.write("act", 0, act)
+        program.load_into(model)
+        expected = model.run(0)
+        await client.write("i", write("act", 0, act, p.lanes) + load_program(program, p.lanes)
+                           + start(0))
+        for _ in range(1000):
+            await client.write("i", status())
+            st = status_of(await client.read("o", STATUS_WORDS))
+            if st["state"] is not NpuState.RUNNING:
+                break
+        out = p.act_words + 64
+        await client.write("i", read("act", out, 2))
+        got = unpack("act", await client.read("o", read_reply_words("act", 2, p.lanes)),
+                     p.lanes)
+        want = model.read("act", out, 2)
+        bad = sum(g != w for g, w in zip(got, want, strict=True))
+        bad += st["state"] is not expected.state
+        log(f"program {n} ({mode}): {st['state'].name}, {st['cycles']} cycles, "
+            f"{st['retired']} instructions, {bad} mismatches")
+        mismatches += bad
+        words += len(want)
+    return await finish_workload(client, words, mismatches, log)

@@ -11,7 +11,6 @@ import pytest
 
 from npugen.rtl.npu.isa import ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
-from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.formats.program import Program, ProgramError, assemble, header_for, table_words
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
@@ -320,7 +319,7 @@ def test_bad_instruction_stops_and_writes_nothing(seed, name, insn, code):
 
 
 def test_missing_engine():
-    p = NpuParams(lanes=4, act_words=256, systolic=None, sparse=SparseParams())
+    p = NpuParams(lanes=4, act_words=256, systolic=None)
     model = NpuModel(p)
     model.write("imem", 0, [header_for(p), assemble(Op.CONV, **GOOD)])
     status = model.run(0)

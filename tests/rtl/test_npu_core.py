@@ -162,8 +162,10 @@ def test_conv(seed, case):
           f"{st['busy_systolic']}")
 
 
-def test_conv_four_lanes(seed):
-    p = small(lanes=4, act_words=64, wgt_words=400)
+@pytest.mark.parametrize("lanes,requant_lanes", [(4, 0), (3, 1), (4, 2)])
+def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes):
+    """Wider words; fewer requantization units than lanes (a word over several cycles)."""
+    p = small(lanes=lanes, requant_lanes=requant_lanes, act_words=64, wgt_words=400)
     rng = np.random.default_rng([seed, 9])
     program = conv_program(p, rng, k=3, stride=1, pad=1, h=4, w=3, cin=6, cout=5, mode="ort")
     st, _ = check_program(p, program, seed)

@@ -14,7 +14,6 @@ from amaranth.sim import Simulator
 from npugen.rtl.npu.decoder import Decoder, group_divider
 from npugen.rtl.npu.isa import ISA_VERSION, OPCODES, ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
-from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.program import assemble
@@ -118,7 +117,7 @@ def test_directed_cases_cover_every_code(seed):
 
 
 def test_missing_engine(seed):
-    p = NpuParams(lanes=4, act_words=100, systolic=None, sparse=SparseParams())
+    p = NpuParams(lanes=4, act_words=100, systolic=None)
     words = [assemble(Op.CONV, **GOOD), assemble(Op.MAXPOOL, src=150, dst=0, in_h=5, in_w=5,
                                                  channels=4, out_h=2, out_w=2, kernel=2,
                                                  stride=2, pad_t=1, pad_l=1)]

@@ -1,0 +1,211 @@
+"""cocotb bench for the NPU: programs in through the command port, every memory word checked.
+
+The host side streams commands and reads replies cycle by cycle (the stream engine), but
+once a program is started the bench waits for ``running`` to fall with no Python work per
+cycle: the Verilator model runs on its own. Every check compares whole activation banks
+(and the status) with the instruction-level simulator
+(:class:`~npugen.sim.models.npu.NpuModel`).
+
+Environment (see :class:`~.bench.Bench`): ``DUT_PARAMS``, ``SEED``, optional
+``NPUGEN_RESULT`` (JSON metrics of the demo: cycles, Verilator cycles per second).
+"""
+
+import time
+
+import cocotb
+from cocotb.triggers import FallingEdge, with_timeout
+
+from npugen.rtl.npu.isa import ErrorCode, Op
+from npugen.rtl.npu.params import params_hash
+
+from ..formats.program import (
+    Program,
+    assemble,
+    header_for,
+    table_words,
+    tensor_words,
+    weight_words,
+)
+from ..host import npu as host
+from ..models.npu import NpuModel, NpuState
+from .bench import TRAFFIC, Bench, check_words, write_result
+
+
+class NpuBench(Bench):
+    """An Npu driven through its command stream."""
+
+    def __init__(self, dut, traffic="steady"):
+        super().__init__(dut, traffic)
+        self.p = self.params
+
+    async def start(self):
+        """Start clock and reset, then zero both activation banks.
+
+        Memories keep their contents across reset (and across the tests of one simulation);
+        every test starts from zeros, as the simulator does.
+        """
+        await super().start()
+        await self.command(host.write("act", 0, [0] * (2 * self.p.act_words), self.p.lanes))
+
+    async def command(self, words, replies=0, timeout=200_000):
+        """Send command ``words``; return the next ``replies`` reply words."""
+        before = len(self.o.got)
+        self.i.put(*words)
+        await self.run(lambda: self.i.idle_now and len(self.o.got) >= before + replies,
+                       timeout=timeout)
+        return [int(w) for w in self.o.got[before:before + replies]]
+
+    async def status(self):
+        """Return the parsed STATUS reply."""
+        return host.status_of(await self.command(host.status(), host.STATUS_WORDS))
+
+    async def read(self, memory, address, count):
+        """Return ``count`` words of ``memory`` from ``address``."""
+        n = host.read_reply_words(memory, count, self.p.lanes)
+        return host.unpack(memory, await self.command(host.read(memory, address, count), n),
+                           self.p.lanes)
+
+    async def execute(self, start=0, timeout_us=10_000):
+        """START, wait for the program to stop on its own, return (status, wall seconds)."""
+        await self.command(host.start(start))
+        await self.engine.idle(2)
+        began = time.perf_counter()
+        if int(self.dut.running.value):
+            await with_timeout(FallingEdge(self.dut.running), timeout_us, "us")
+        seconds = time.perf_counter() - began
+        return await self.status(), seconds
+
+    async def check_against(self, model, expected, what):
+        """Compare status and both activation banks with the simulator's."""
+        st = await self.status()
+        assert (st["state"], st["error"], st["pc"], st["retired"]) == \
+            (expected.state, expected.error, expected.pc, expected.retired), (what, st)
+        got = await self.read("act", 0, 2 * self.p.act_words)
+        check_words(self.dut, got, model.read("act", 0, 2 * self.p.act_words), what)
+        return st
+
+
+def _model(p, act, program):
+    model = NpuModel(p)
+    if act:
+        model.write("act", 0, act)
+    program.load_into(model)
+    return model, model.run(0)
+
+
+async def _load(h, act, program):
+    if act:
+        await h.command(host.write("act", 0, act, h.p.lanes))
+    await h.command(host.load_program(program, h.p.lanes))
+
+
+@cocotb.test()
+async def test_demo(dut):
+    """Conv 3x3 -> max-pool -> fully connected, run autonomously; every word checked."""
+    h = NpuBench(dut)
+    await h.start()
+    program, act = host.demo_program(h.p, h.nrng)
+    model, expected = _model(h.p, act, program)
+    await _load(h, act, program)
+    st, seconds = await h.execute()
+    await h.check_against(model, expected, "demo")
+    rate = st["cycles"] / seconds if seconds > 0 else 0.0
+    dut._log.info("demo: %d cycles (model %d), %d instructions, Verilator %.0f cycles/s",
+                  st["cycles"], expected.cycles, st["retired"], rate)
+    assert abs(st["cycles"] - expected.cycles) <= 0.05 * st["cycles"]
+    write_result({"cycles": st["cycles"], "model_cycles": expected.cycles,
+                  "cycles_per_second": rate})
+
+
+def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
+    out = (size + 2 * pad - k) // stride + 1
+    x = nrng.integers(-128, 128, size=(size, size, cin))
+    w = nrng.integers(-128, 128, size=(cout, cin, k, k))
+    table = [{"bias": int(nrng.integers(-5000, 5000)), "multiplier": (1 << 30) + 12345,
+              "shift": int(nrng.integers(-14, -8)), "zero_point": int(nrng.integers(-9, 9)),
+              "lo": -128, "hi": 127} for _ in range(cout)]
+    if mode == 0:  # ort: a float32 scale's mantissa and exponent
+        for e in table:
+            e["multiplier"], e["shift"] = 12345678, -33
+    insn = assemble(Op.CONV, mode=mode, src=2, dst=p.act_words + 3, wgt=1, tab=1, in_h=size,
+                    in_w=size, cin=cin, cout=cout, out_h=out, out_w=out, kernel=k,
+                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(nrng.integers(-128, 128)))
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
+                      segments=[("act", 2, tensor_words(x, p.lanes)),
+                                ("wgt", 1, weight_words(w, p.lanes)),
+                                ("tab", 1, table_words(table))])
+    return program
+
+
+@cocotb.test()
+@cocotb.parametrize(traffic=list(TRAFFIC))
+async def test_programs(dut, traffic):
+    """Single-layer programs (each mode, strides, padding, 1x1, FC) under the traffic."""
+    h = NpuBench(dut, traffic)
+    p, nrng = h.p, h.nrng
+    await h.start()
+    cases = [(3, 1, 1, 5, 3, 5, 0), (3, 2, 1, 6, 2, 3, 1), (1, 1, 0, 4, 5, 2, 2),
+             (3, 1, 0, 3, 4, 6, 0)]
+    model = NpuModel(p)  # one model for the whole test: the memories carry over
+    for n, (k, stride, pad, size, cin, cout, mode) in enumerate(cases):
+        program = _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode)
+        program.load_into(model)
+        expected = model.run(0)
+        await _load(h, None, program)
+        await h.execute()
+        await h.check_against(model, expected, f"conv case {n} ({traffic})")
+
+
+@cocotb.test()
+async def test_bad_programs(dut):
+    """Each error code stops the program at its instruction and writes nothing."""
+    h = NpuBench(dut)
+    p, nrng = h.p, h.nrng
+    await h.start()
+    a = p.act_words
+    act = [int(v) for v in nrng.integers(0, 1 << 16, size=2 * a)]
+    await h.command(host.write("act", 0, act, p.lanes))
+    good = assemble(Op.MAXPOOL, src=0, dst=a, in_h=2, in_w=2, channels=1, out_h=1, out_w=1,
+                    kernel=2, stride=1, pad_t=0, pad_l=0)
+    pool = {"in_h": 2, "in_w": 2, "channels": 1, "out_h": 1, "out_w": 1, "kernel": 2,
+            "stride": 1, "pad_t": 0, "pad_l": 0}
+    cases = {
+        ErrorCode.OPCODE: 0xD,
+        ErrorCode.VERSION: 0,
+        ErrorCode.PARAMS: assemble(Op.HEADER, params_hash=1),
+        ErrorCode.SHAPE: assemble(Op.MAXPOOL, src=0, dst=a, **{**pool, "stride": 0}),
+        ErrorCode.ADDRESS: assemble(Op.MAXPOOL, src=a - 2, dst=a, **pool),
+        ErrorCode.BANK: assemble(Op.MAXPOOL, src=0, dst=10, **pool),
+    }
+    model = NpuModel(p)
+    model.write("act", 0, act)
+    for code, insn in cases.items():
+        program = Program(params_hash=params_hash(p),
+                          insns=[header_for(p), good, insn, assemble(Op.HALT)])
+        await h.command(host.load_program(program, p.lanes))
+        model.write("imem", 0, program.insns)
+        expected = model.run(0)
+        st, _ = await h.execute()
+        assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, code, 2), st
+        await h.check_against(model, expected, f"bad program {code.name}")
+        assert int(dut.error.value) == 1
+
+
+@cocotb.test()
+@cocotb.parametrize(when=[30, 300])
+async def test_reset_mid_program(dut, when):
+    """Reset while a program runs: idle after it, and the same program then runs exactly."""
+    h = NpuBench(dut)
+    await h.start()
+    program, act = host.demo_program(h.p, h.nrng)
+    model, expected = _model(h.p, act, program)
+    await _load(h, act, program)
+    await h.command(host.start(0))
+    await h.engine.idle(when)
+    assert int(dut.running.value) == 1
+    await h.engine.reset(2)
+    assert int(dut.running.value) == 0
+    st = await h.status()
+    assert st["state"] is NpuState.IDLE
+    await h.execute()
+    await h.check_against(model, expected, f"after reset at {when}")
