@@ -10,12 +10,13 @@ Environment (see :class:`~.bench.Bench`): ``DUT_PARAMS``, ``SEED``, optional
 ``NPUGEN_RESULT`` (JSON metrics of the demo: cycles, Verilator cycles per second).
 """
 
+import os
 import time
 
 import cocotb
 from cocotb.triggers import FallingEdge, with_timeout
 
-from npugen.rtl.npu.isa import ErrorCode, Op
+from npugen.rtl.npu.isa import ErrorCode, Op, decode
 from npugen.rtl.npu.params import params_hash
 
 from ..formats.program import (
@@ -113,7 +114,9 @@ async def test_demo(dut):
     dut._log.info("demo: %d cycles (model %d), %d instructions, Verilator %.0f cycles/s",
                   st["cycles"], expected.cycles, st["retired"], rate)
     assert abs(st["cycles"] - expected.cycles) <= 0.05 * st["cycles"]
-    write_result({"cycles": st["cycles"], "model_cycles": expected.cycles,
+    macs = sum(f["out_h"] * f["out_w"] * f["cout"] * f["cin"] * f["kernel"] ** 2
+               for op, f in map(decode, program.insns) if op is Op.CONV)
+    write_result({"cycles": st["cycles"], "model_cycles": expected.cycles, "macs": macs,
                   "cycles_per_second": rate})
 
 
@@ -209,3 +212,34 @@ async def test_reset_mid_program(dut, when):
     assert st["state"] is NpuState.IDLE
     await h.execute()
     await h.check_against(model, expected, f"after reset at {when}")
+
+
+@cocotb.test()
+async def test_benchmark_layer(dut):
+    """Run one CONV layer named by ``NPUGEN_LAYER`` (``k,size,cin,cout``), checked.
+
+    Default ``3,6,8,8``; same padding for odd k. Runs autonomously; metrics go to
+    ``NPUGEN_RESULT``: cycles of the whole program and of the CONV's unit, useful MACs.
+    """
+    k, size, cin, cout = (int(v) for v in os.environ.get("NPUGEN_LAYER", "3,6,8,8").split(","))
+    h = NpuBench(dut)
+    p, nrng = h.p, h.nrng
+    await h.start()
+    pad = k // 2
+    program = _conv_case(p, nrng, k, 1, pad, size, cin, cout, 0)
+    model = NpuModel(p)
+    program.load_into(model)
+    expected = model.run(0)
+    await _load(h, None, program)
+    st, seconds = await h.execute(timeout_us=1_000_000)
+    await h.check_against(model, expected, f"layer {k},{size},{cin},{cout}")
+    out = size + 2 * pad - k + 1
+    macs = out * out * cout * cin * k * k
+    dut._log.info("layer k=%d %dx%dx%d -> %d: %d cycles (model %d), unit busy %d, "
+                  "%.1f%% of %d MACs/cycle, Verilator %.0f cycles/s", k, size, size, cin, cout,
+                  st["cycles"], expected.cycles, st["busy_systolic"],
+                  100 * macs / (p.macs * st["busy_systolic"]), p.macs,
+                  st["cycles"] / seconds if seconds else 0)
+    write_result({"cycles": st["cycles"], "model_cycles": expected.cycles,
+                  "busy": st["busy_systolic"], "macs": macs, "peak": p.macs,
+                  "cycles_per_second": st["cycles"] / seconds if seconds else 0.0})

@@ -34,7 +34,8 @@ class DemoResult:
 
 
 def _describe(params):
-    return " ".join(f"{k}={v}" for k, v in params.to_dict().items())
+    return " ".join(f"{row['name']}={row['value']}" for row in params.describe()
+                    if row["value"] is not None and row["name"] != "block")
 
 
 def _run_case(case, out_dir, seed, stage):
@@ -86,7 +87,7 @@ def format_table(results):
     rows = []
     for r in results:
         p = r.case.params
-        rate = f"{r.macs / r.cycles:.2f}" if r.cycles else "-"
+        rate = f"{r.macs / r.cycles:.2f}" if r.cycles and r.macs is not None else "-"
         # The slug names every parameter; drop the block prefix the first column shows.
         described = p.slug.removeprefix(f"{p.block}_")
         rows.append((p.block, described, str(r.cycles or "-"), rate, str(p.macs),

@@ -21,4 +21,4 @@ CONFIGS = [
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_npu(params, seed):
     names = run_checked(params, build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed)
-    assert len(names) == 8, names  # demo, programs x4, bad programs, reset x2
+    assert len(names) == 9, names  # demo, programs x4, bad programs, reset x2, benchmark

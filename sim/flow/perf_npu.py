@@ -1,0 +1,59 @@
+"""NPU benchmark: cycles and systolic-array utilisation per layer, in Verilator.
+
+Each layer is one CONV instruction through the Verilator model of the whole NPU (the cocotb
+test ``test_benchmark_layer``, which checks every output word against the instruction-level
+simulator): cycles of the program, cycles the convolution unit was busy, the simulator's
+prediction, and utilisation = useful MACs / (array MACs x busy cycles). A fully connected
+layer is a CONV whose kernel covers the whole input.
+
+Run: ``python scripts/bench_npu.py [--lanes 8] [--quick]``.
+"""
+
+import argparse
+
+from npugen.rtl.npu import NpuParams
+from npugen.rtl.systolic.params import SystolicParams
+
+from .build import run_metric
+
+__all__ = ["LAYERS", "main"]
+
+#: (label, k, size, cin, cout): 3x3 and 1x1 convolutions, 8..64 channels, FC layers.
+LAYERS = [
+    ("conv 3x3", 3, 8, 8, 8), ("conv 3x3", 3, 8, 16, 16), ("conv 3x3", 3, 8, 32, 32),
+    ("conv 3x3", 3, 8, 64, 64), ("conv 3x3", 3, 16, 16, 16), ("conv 3x3", 3, 16, 32, 32),
+    ("conv 1x1", 1, 8, 16, 16), ("conv 1x1", 1, 8, 64, 64), ("conv 1x1", 1, 16, 32, 32),
+    ("fc", 4, 4, 16, 10), ("fc", 4, 4, 64, 64), ("fc", 1, 1, 64, 64),
+]
+QUICK = [LAYERS[1], LAYERS[6], LAYERS[9]]
+
+
+def bench_params(lanes):
+    """Return the benchmarked NPU: a ``lanes x lanes`` array, memories for 16x16x64 layers."""
+    return NpuParams(lanes=lanes, act_words=16 * 16 * 64 // lanes, wgt_words=65536 // lanes
+                     * 9 // 8, acc_words=256, tab_entries=64, imem_words=8,
+                     systolic=SystolicParams(rows=lanes, cols=lanes))
+
+
+def main(argv=None):
+    """Print the table as Markdown."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lanes", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--build", default="build/bench")
+    parser.add_argument("--quick", action="store_true", help="three layers only")
+    args = parser.parse_args(argv)
+    p = bench_params(args.lanes)
+    print(f"NPU {p.slug}: {p.macs} MACs/cycle peak\n")
+    print("| layer | input | Cin -> Cout | MACs | cycles (program) | unit busy | model "
+          "| model error | utilisation | Verilator cycles/s |\n"
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for label, k, size, cin, cout in (QUICK if args.quick else LAYERS):
+        r = run_metric(p, test="test_benchmark_layer", build_root=args.build, seed=args.seed,
+                       env={"NPUGEN_LAYER": f"{k},{size},{cin},{cout}"})
+        error = r["model_cycles"] / r["cycles"] - 1
+        print(f"| {label} | {size}x{size} | {cin} -> {cout} | {r['macs']} | {r['cycles']} "
+              f"| {r['busy']} | {r['model_cycles']} | {error:+.1%} "
+              f"| {100 * r['macs'] / (r['peak'] * r['busy']):.1f}% "
+              f"| {r['cycles_per_second']:,.0f} |", flush=True)
+    return 0
