@@ -187,10 +187,7 @@ def _npu_sweep(quick):
     return [
         SweepPoint("npu 8x8 ecp5", npu.NpuParams(systolic=systolic.SystolicParams(
             rows=8, cols=8, multiplier="ecp5", result_ram="ecp5")), "ecp5-85k"),
-        SweepPoint("npu 4x4 ice40", npu.NpuParams(
-            lanes=4, act_words=4096, wgt_words=8192, acc_words=256, requant_lanes=1,
-            systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40")),
-            "ice40-up5k"),
+        SweepPoint("npu 4x4 ice40", NPU_UP5K, "ice40-up5k"),
     ]
 
 
@@ -198,6 +195,12 @@ def _npu_params(lanes, **sizes):
     return npu.NpuParams(lanes=lanes, systolic=systolic.SystolicParams(rows=lanes, cols=lanes),
                          **sizes)
 
+
+#: An NPU for the iCE40 UP5K in block RAM only (no SPRAM yet): a 4x4 SB_MAC16 array, one
+#: requantization unit, memories for a digits-sized CNN (8x8 inputs, 16 channels).
+NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=1024, acc_words=64,
+                         tab_entries=64, imem_words=32, requant_lanes=1,
+                         systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
 #: The NPU of ``npugen demo`` and of the Verilator bench's default run.
 NPU_DEMO = _npu_params(4, act_words=128, wgt_words=512, acc_words=64, tab_entries=32,

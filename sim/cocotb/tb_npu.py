@@ -107,6 +107,7 @@ async def test_demo(dut):
     await h.start()
     program, act = host.demo_program(h.p, h.nrng)
     model, expected = _model(h.p, act, program)
+    assert expected.state is NpuState.DONE
     await _load(h, act, program)
     st, seconds = await h.execute()
     await h.check_against(model, expected, "demo")
@@ -154,6 +155,7 @@ async def test_programs(dut, traffic):
         program = _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode)
         program.load_into(model)
         expected = model.run(0)
+        assert expected.state is NpuState.DONE, f"case {n} does not fit {p.slug}"
         await _load(h, None, program)
         await h.execute()
         await h.check_against(model, expected, f"conv case {n} ({traffic})")
@@ -218,10 +220,10 @@ async def test_reset_mid_program(dut, when):
 async def test_benchmark_layer(dut):
     """Run one CONV layer named by ``NPUGEN_LAYER`` (``k,size,cin,cout``), checked.
 
-    Default ``3,6,8,8``; same padding for odd k. Runs autonomously; metrics go to
+    Default ``3,5,6,6``; same padding for odd k. Runs autonomously; metrics go to
     ``NPUGEN_RESULT``: cycles of the whole program and of the CONV's unit, useful MACs.
     """
-    k, size, cin, cout = (int(v) for v in os.environ.get("NPUGEN_LAYER", "3,6,8,8").split(","))
+    k, size, cin, cout = (int(v) for v in os.environ.get("NPUGEN_LAYER", "3,5,6,6").split(","))
     h = NpuBench(dut)
     p, nrng = h.p, h.nrng
     await h.start()
@@ -232,6 +234,7 @@ async def test_benchmark_layer(dut):
     expected = model.run(0)
     await _load(h, None, program)
     st, seconds = await h.execute(timeout_us=1_000_000)
+    assert expected.state is NpuState.DONE, f"the layer does not fit {p.slug}: {expected}"
     await h.check_against(model, expected, f"layer {k},{size},{cin},{cout}")
     out = size + 2 * pad - k + 1
     macs = out * out * cout * cin * k * k
