@@ -220,14 +220,15 @@ async def test_reset_mid_program(dut, when):
 async def test_benchmark_layer(dut):
     """Run one CONV layer named by ``NPUGEN_LAYER`` (``k,size,cin,cout``), checked.
 
-    Default ``3,5,6,6``; same padding for odd k. Runs autonomously; metrics go to
+    Default ``3,5,6,6``; same padding for odd k, none for even k (a kernel as large as the
+    input is a fully connected layer). Runs autonomously; metrics go to
     ``NPUGEN_RESULT``: cycles of the whole program and of the CONV's unit, useful MACs.
     """
     k, size, cin, cout = (int(v) for v in os.environ.get("NPUGEN_LAYER", "3,5,6,6").split(","))
     h = NpuBench(dut)
     p, nrng = h.p, h.nrng
     await h.start()
-    pad = k // 2
+    pad = k // 2 if k % 2 else 0  # same padding for odd kernels, none for even ones
     program = _conv_case(p, nrng, k, 1, pad, size, cin, cout, 0)
     model = NpuModel(p)
     program.load_into(model)

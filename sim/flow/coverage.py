@@ -26,7 +26,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV", "Coverage", "build_args", "merge", "plusargs", "read_points", "report"]
+__all__ = ["ENV", "Coverage", "build_args", "folder", "merge", "plusargs", "read_points",
+           "report"]
 
 #: Environment variable naming the folder that collects the coverage files.
 ENV = "NPUGEN_COVERAGE"
@@ -34,18 +35,24 @@ ENV = "NPUGEN_COVERAGE"
 _POINT = re.compile(r"^C '(.*)' (\d+)$")
 
 
+def folder():
+    """Return the coverage folder ``NPUGEN_COVERAGE`` names, or None (unset, empty, off)."""
+    value = os.environ.get(ENV, "")
+    return None if value in ("", "off") else value
+
+
 def build_args():
     """Extra Verilator arguments for a bench build (none without ``NPUGEN_COVERAGE``)."""
-    return ["--coverage-line", "--coverage-toggle"] if os.environ.get(ENV) else []
+    return ["--coverage-line", "--coverage-toggle"] if folder() else []
 
 
 def plusargs(stem):
     """Return simulator plusargs that write this run's coverage into a file of its own."""
-    folder = os.environ.get(ENV)
-    if not folder:
+    target = folder()
+    if not target:
         return []
-    Path(folder).mkdir(parents=True, exist_ok=True)
-    path = Path(folder).resolve() / f"{stem}.{uuid.uuid4().hex[:12]}.dat"
+    Path(target).mkdir(parents=True, exist_ok=True)
+    path = Path(target).resolve() / f"{stem}.{uuid.uuid4().hex[:12]}.dat"
     return [f"+verilator+coverage+file+{path}"]
 
 

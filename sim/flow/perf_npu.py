@@ -31,7 +31,7 @@ QUICK = [LAYERS[1], LAYERS[6], LAYERS[9]]
 def bench_params(lanes):
     """Return the benchmarked NPU: a ``lanes x lanes`` array, memories for 16x16x64 layers."""
     return NpuParams(lanes=lanes, act_words=16 * 16 * 64 // lanes, wgt_words=65536 // lanes
-                     * 9 // 8, acc_words=256, tab_entries=64, imem_words=8,
+                     * 9 // 8, acc_words=256, tab_entries=128, imem_words=8,
                      systolic=SystolicParams(rows=lanes, cols=lanes))
 
 
@@ -42,13 +42,16 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--quick", action="store_true", help="three layers only")
+    parser.add_argument("--only", default=None, help="only layers whose label starts so")
     args = parser.parse_args(argv)
     p = bench_params(args.lanes)
     print(f"NPU {p.slug}: {p.macs} MACs/cycle peak\n")
     print("| layer | input | Cin -> Cout | MACs | cycles (program) | unit busy | model "
           "| model error | utilisation | Verilator cycles/s |\n"
           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
-    for label, k, size, cin, cout in (QUICK if args.quick else LAYERS):
+    layers = [row for row in (QUICK if args.quick else LAYERS)
+              if args.only is None or row[0].startswith(args.only)]
+    for label, k, size, cin, cout in layers:
         r = run_metric(p, test="test_benchmark_layer", build_root=args.build, seed=args.seed,
                        env={"NPUGEN_LAYER": f"{k},{size},{cin},{cout}"})
         error = r["model_cycles"] / r["cycles"] - 1

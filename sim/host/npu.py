@@ -169,7 +169,7 @@ async def run_npu(client, params, seed, vectors=2, log=print):
     for n in range(vectors):
         mode = ("ort", "tflite", "gemmlowp")[n % 3]
         # Small enough to load quickly over a simulated UART.
-        program, act = demo_program(p, rng, size=4, channels=2, features=3, classes=3,
+        program, act = demo_program(p, rng, size=2, channels=1, features=2, classes=2,
                                     mode=mode)
         model = NpuModel(p)
         model.write("act", 0, act)
