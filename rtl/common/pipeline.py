@@ -5,7 +5,8 @@ from operator import or_
 
 from amaranth.hdl import Array, Signal, Value
 
-__all__ = ["delay", "in_range", "or_tree", "reduce_tree", "select", "tree_levels"]
+__all__ = ["LockstepPipeline", "delay", "in_range", "or_tree", "reduce_tree", "select",
+           "tree_levels"]
 
 
 def delay(m, value, cycles, *, name, reset_less=False):
@@ -80,3 +81,34 @@ def in_range(field, lo, hi):
     if hi < (1 << len(field)) - 1:
         ok = field <= hi if ok is None else ok & (field <= hi)
     return ok if ok is not None else Value.cast(1)
+
+
+class LockstepPipeline:
+    """A stream pipeline of ``latency`` register stages that all advance together.
+
+    Wires ``i``/``o`` (stream interfaces) so that every stage moves when the last one is
+    empty or taken: ``go = ~o.valid | o.ready`` and ``i.ready = go``; ``o.valid`` is the last
+    stage's valid bit, so it never depends combinationally on ``o.ready``. The caller drives
+    ``o.payload`` from its last stage's registers (updated when :attr:`go` is high).
+    """
+
+    def __init__(self, m, i, o, latency):
+        self.m = m
+        self.go = Signal(name="go")
+        m.d.comb += [self.go.eq(~o.valid | o.ready), i.ready.eq(self.go)]
+        valid = [Signal(name=f"valid_{k}") for k in range(latency)]
+        with m.If(self.go):
+            m.d.sync += valid[0].eq(i.valid)
+            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, latency)]
+        m.d.comb += o.valid.eq(valid[-1])
+
+    def stage(self, value, name, k):
+        """Register ``value`` into stage ``k`` (it moves with :attr:`go`); return the register."""
+        reg = Signal.like(value, name=f"{name}_{k}")
+        with self.m.If(self.go):
+            self.m.d.sync += reg.eq(value)
+        return reg
+
+    def carry(self, values, k):
+        """Register each of ``{name: value}`` into stage ``k``; return ``{name: register}``."""
+        return {name: self.stage(v, name, k) for name, v in values.items()}

@@ -4,6 +4,7 @@ from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.pipeline import LockstepPipeline
 from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, insn_layout, spec_of
 from .params import NpuParams, params_hash
 
@@ -72,22 +73,8 @@ class Decoder(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.p
-        go = Signal()
-        m.d.comb += [go.eq(~self.o.valid | self.o.ready), self.i.ready.eq(go)]
-        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
-        with m.If(go):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
-        m.d.comb += self.o.valid.eq(valid[-1])
-
-        def stage(value, name, k):
-            reg = Signal.like(value, name=f"{name}_{k}")
-            with m.If(go):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        def carry(values, k):
-            return {name: stage(v, name, k) for name, v in values.items()}
+        pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
+        go, carry = pipe.go, pipe.carry
 
         word = self.i.payload
         conv = data.View(insn_layout(Op.CONV), word)

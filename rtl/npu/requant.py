@@ -7,6 +7,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.params import Validated, check_int
+from ..common.pipeline import LockstepPipeline
 
 __all__ = ["Requantizer", "Rounding", "requant_in_layout"]
 
@@ -131,23 +132,8 @@ class Requantizer(Validated, wiring.Component):
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
-        go = Signal()  # the whole pipeline advances
-        m.d.comb += [go.eq(~self.o.valid | self.o.ready), self.i.ready.eq(go)]
-        valid = [Signal(name=f"valid_{k}") for k in range(self.LATENCY)]
-        with m.If(go):
-            m.d.sync += valid[0].eq(self.i.valid)
-            m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, self.LATENCY)]
-        m.d.comb += self.o.valid.eq(valid[-1])
-
-        def stage(value, name, k):
-            """Register ``value`` into pipeline stage ``k`` (moves with ``go``)."""
-            reg = Signal.like(value, name=f"{name}_{k}")
-            with m.If(go):
-                m.d.sync += reg.eq(value)
-            return reg
-
-        def carry(payload, k):
-            return {f: stage(v, f, k) for f, v in payload.items()}
+        pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
+        go, carry = pipe.go, pipe.carry
 
         p = self.i.payload
         mode = p.mode
