@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from .conv import ConvUnit
 from .decoder import Decoder
-from .isa import INSN_BITS, ISA_VERSION, TABLE_ENTRY, ErrorCode, Op
+from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, TABLE_ENTRY, ErrorCode, Op
 from .params import NpuParams, params_hash
 from .pool import AvgPoolUnit, MaxPoolUnit
 from .post import PostUnit
@@ -397,7 +397,8 @@ class Npu(wiring.Component):
             with m.State("CHECKED"):
                 with m.If(decoder.o.valid):
                     d = decoder.o.payload
-                    m.d.sync += [insn.eq(d.insn), op.eq(d.op), mode.eq(d.insn[8:10])]
+                    m.d.sync += [insn.eq(d.insn), op.eq(d.op),
+                                 mode.eq(d.insn[FIELD_BASE:FIELD_BASE + 2])]
                     with m.If(d.error != ErrorCode.NONE):
                         m.d.sync += [state.eq(NpuState.ERROR), error.eq(d.error)]
                         m.next = "WAIT"

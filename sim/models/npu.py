@@ -33,6 +33,7 @@ import numpy as np
 
 from npugen.rtl.npu.isa import ISA_VERSION, TABLE_ENTRY, ErrorCode, Op, decode, spec_of
 from npugen.rtl.npu.params import NpuParams, params_hash
+from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
 
 from .intmath import wrap
 from .requant import requantize
@@ -368,7 +369,6 @@ def cycles_of(p, op, f):
     """
     lanes = p.lanes
     if op is Op.CONV:
-        from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
         s = p.systolic
         loop = ws_latency(s) + 2
         g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
