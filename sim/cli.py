@@ -155,6 +155,40 @@ def _parser():
     board.add_argument("--block", required=True, choices=list(BLOCKS), action=_Once,
                        help="block to wrap")
     _add_common(board, "baud", "output")
+    compile_ = sub.add_parser(
+        "compile", help="compile an int8 ONNX model (onnxruntime quantize_static, QOperator "
+                        "or QDQ) into an NPU program",
+        description="Compile an int8 ONNX model into DIR: program.npup (instructions, weight "
+                    "image, requantization tables), plan.json (per layer: op, shapes, engine, "
+                    "tiles, predicted cycles, rounding) and a copy of the model. NPU "
+                    "parameters as for 'npugen generate npu'.")
+    compile_.add_argument("model", metavar="MODEL.onnx", help="the quantized model")
+    compile_.add_argument("-o", "--output", required=True, metavar="DIR", action=_Once,
+                          help="output folder (replaced whole)")
+    compile_.add_argument("--engine-for", default=None, action=_Once, metavar="KIND=ENGINE",
+                          help="force engines, e.g. conv=systolic,fc=systolic (the only "
+                               "engine the NPU integrates today)")
+    _add_params(compile_, BLOCKS["npu"])
+    infer = sub.add_parser(
+        "infer", help="run a compiled network on a batch of float inputs",
+        description="Run a compiled network: X.npy (N inputs stacked on axis 0, float32 as "
+                    "the model takes them) in, Y.npy out, quantized and dequantized exactly "
+                    "as the model does.")
+    infer.add_argument("folder", metavar="DIR", help="folder written by 'npugen compile'")
+    infer.add_argument("--input", required=True, metavar="X.npy", action=_Once)
+    infer.add_argument("-o", "--output", required=True, metavar="Y.npy", action=_Once)
+    infer.add_argument("--engine", choices=("isa", "verilator", "board"), default="isa",
+                       action=_Once, help="instruction-level simulator (default), the "
+                                          "Verilator model, or a board over its UART")
+    infer.add_argument("--port", default=None, action=_Once,
+                       help="serial device of the board (--engine board)")
+    _add_common(infer, "baud")
+    infer.add_argument("--raw", action="store_true", help="write the int8 output instead")
+    infer.add_argument("--check", action="store_true",
+                       help="also run onnxruntime and report every mismatching element")
+    infer.add_argument("--fmax", type=_value, default=None, action=_Once, metavar="MHZ",
+                       help="clock for the inferences/s figure (default: the board clocks, "
+                            "12 and 25 MHz)")
     demo = sub.add_parser("demo", help="generate every block with defaults and self-check "
                                        "each in Verilator against its golden model")
     demo.add_argument("-o", "--output", default="build/demo", metavar="DIR", action=_Once,
@@ -280,6 +314,134 @@ def _run(args):
     return 0 if ok else 1
 
 
+def _engine_for(text):
+    if text is None:
+        return
+    for item in text.split(","):
+        kind, _, engine = item.partition("=")
+        if kind not in ("conv", "fc"):
+            raise UsageError(f"--engine-for takes conv=ENGINE or fc=ENGINE, not {item!r}")
+        if engine != "systolic":
+            if engine in ("winograd", "sparse"):
+                raise UsageError(f"--engine-for {kind}={engine}: the {engine} engine is not "
+                                 "integrated into the NPU yet; systolic is the only choice")
+            raise UsageError(f"--engine-for {kind} must be systolic, not {engine!r}")
+
+
+def _compile(args):
+    from .flow.infer import compile_model  # noqa: PLC0415 - onnx loads only when needed
+
+    params = _params(args, BLOCKS["npu"])
+    _engine_for(args.engine_for)
+    try:
+        plan = compile_model(args.model, args.output, params)
+    except ImportError as exc:
+        raise UsageError(f"{exc.name} is not installed: pip install 'npugen[onnx]'") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    print(f"compiled {args.model} for {params.slug}: {len(plan['layers'])} layers, "
+          f"{plan['instructions']} instructions, {plan['macs']} MACs, "
+          f"{plan['predicted_cycles']} cycles predicted per inference")
+    for n, layer in enumerate(plan["layers"]):
+        print(f"  {n}: {layer['op']:<13} {'x'.join(map(str, layer['input'])):>9} -> "
+              f"{'x'.join(map(str, layer['output'])):<9} {layer['engine']:<8} "
+              f"{layer['tiles']} tile(s) {layer['predicted_cycles']:>7} cycles")
+    print(f"wrote {args.output}")
+    return 0
+
+
+def _progress(done, total):
+    width = 30
+    filled = width * done // total
+    print(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end="",
+          file=sys.stderr, flush=True)
+    if done == total:
+        print(file=sys.stderr)
+
+
+def _infer(args):
+    import numpy as np  # noqa: PLC0415
+
+    from .flow.infer import infer  # noqa: PLC0415
+
+    _check("baud", args.baud, 300, 3_000_000)
+    if args.fmax is not None:
+        _check("fmax", args.fmax, 1, 1000)
+    if args.engine == "board" and args.port is None:
+        raise UsageError("--engine board needs --port DEV")
+    if args.port is not None and args.engine != "board":
+        raise UsageError("--port is only for --engine board")
+    try:
+        x = np.load(args.input, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {args.input!r}: {exc}") from None
+    out = os.path.abspath(args.output)
+    if not os.path.isdir(os.path.dirname(out)):
+        raise UsageError(f"output folder of {args.output!r} does not exist")
+    client_session = None
+    if args.engine == "board":
+        client_session = _board_session(args)
+    if args.engine == "verilator":
+        print(f"running {len(x)} input(s) in Verilator (build, then one autonomous run)",
+              file=sys.stderr, flush=True)
+    try:
+        r = infer(args.folder, x, engine=args.engine, raw=args.raw, check=args.check,
+                  client_session=client_session,
+                  progress=_progress if args.engine == "isa" and sys.stderr.isatty()
+                  else None)
+    except ImportError as exc:
+        raise UsageError(f"{exc.name} is not installed: pip install 'npugen[onnx]'") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except (RuntimeError, LinkError) as exc:
+        raise _RunFailed(str(exc)) from None
+    tmp = f"{out}.tmp-{os.getpid()}.npy"
+    try:
+        np.save(tmp, r.outputs)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    cycles = sum(r.cycles) / len(r.cycles)
+    clocks = [args.fmax] if args.fmax is not None else [12, 25]
+    rates = ", ".join(f"{c * 1e6 / cycles:,.0f}/s at {c} MHz" for c in clocks)
+    print(f"wrote {args.output}: {len(r.cycles)} inference(s) on {args.engine}, "
+          f"{cycles:,.0f} cycles each ({rates})")
+    if r.seconds:
+        print(f"Verilator: {sum(r.cycles) / r.seconds:,.0f} cycles/s")
+    if r.checked:
+        for index, ours, ref in r.mismatches[:50]:
+            print(f"mismatch at {index}: npu {ours!r}, onnxruntime {ref!r}")
+        if len(r.mismatches) > 50:
+            print(f"... {len(r.mismatches) - 50} more")
+        print(f"check: {len(r.mismatches)} of {r.outputs.size} elements differ from "
+              "onnxruntime" + (" (bit-exact)" if not r.mismatches else ""))
+        return 1 if r.mismatches else 0
+    return 0
+
+
+def _board_session(args):
+    from .host.npu import infer_on_client  # noqa: PLC0415
+
+    def session(compiled, words):
+        try:
+            transport = SerialTransport(args.port, args.baud)
+        except OSError as exc:
+            raise _RunFailed(str(exc)) from None
+
+        async def run():
+            client = HostClient(transport, BLOCKS["npu"].signature(compiled.params))
+            await client.check_board()
+            return await infer_on_client(client, compiled, words, progress=_progress)
+
+        try:
+            return asyncio.run(run())
+        finally:
+            transport.close()
+
+    return session
+
+
 def _check(name, value, lo, hi):
     try:
         check_int(name, value, lo, hi)
@@ -298,7 +460,7 @@ def main(argv=None):
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
                                  "(see 'npugen --help')")
             return {"generate": _generate, "synth": _synth, "demo": _demo,
-                    "run": _run}[args.command](args)
+                    "run": _run, "compile": _compile, "infer": _infer}[args.command](args)
     except UsageError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 2

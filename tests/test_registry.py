@@ -84,5 +84,8 @@ def test_every_bench_module_is_named_by_the_registry():
     """A bench nobody runs is a test that cannot fail: each tb_*.py belongs to an entry."""
     named = {b.bench for b in BLOCK_LIST} | {p.bench for b in BLOCK_LIST for p in b.parts}
     named.add("npugen.sim.cocotb.tb_board")  # the link part, run for every block
+    # compiled networks on the NPU: `npugen infer --engine verilator`,
+    # tests/cocotb/test_npu_infer.py
+    named.add("npugen.sim.cocotb.tb_npu_infer")
     found = {f"npugen.sim.cocotb.{p.stem}" for p in (ROOT / "sim" / "cocotb").glob("tb_*.py")}
     assert found == named

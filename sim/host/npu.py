@@ -17,6 +17,7 @@ from npugen.rtl.npu.protocol import (
     chunks,
 )
 
+from ..compiler.execute import output_words_count
 from ..formats.program import (
     Program,
     assemble,
@@ -29,7 +30,8 @@ from ..models.npu import NpuModel, NpuState
 from ..models.requant import float32_scale, quantize_multiplier
 from .client import finish_workload
 
-__all__ = ["abort", "demo_program", "load_program", "read", "read_reply_words", "run_npu",
+__all__ = ["abort", "demo_program", "infer_on_client", "load_program", "read", "read_reply_words",
+           "run_npu",
            "start", "status", "status_of", "unpack", "write"]
 
 MASK32 = (1 << 32) - 1
@@ -195,3 +197,38 @@ async def run_npu(client, params, seed, vectors=2, log=print):
         mismatches += bad
         words += len(want)
     return await finish_workload(client, words, mismatches, log)
+
+
+async def infer_on_client(client, compiled, batch_words, progress=None, max_polls=100_000):
+    """Run a compiled network through a link client (the board, or its Verilator model).
+
+    Loads the program once, then for each image (a list of activation words) writes it,
+    starts the program, polls the status until the NPU stops and reads the output words.
+    Returns ``(outputs, cycles)``: each image's output words and the NPU's cycle count.
+    Raises RuntimeError if the NPU stops with an error or never stops.
+    """
+    p = compiled.params
+    await client.reset()
+    await client.write("i", load_program(compiled.program, p.lanes))
+    address = compiled.plan["input"]["address"]
+    out, count = compiled.plan["output"]["address"], output_words_count(compiled)
+    outputs, cycles = [], []
+    for n, image in enumerate(batch_words):
+        await client.write("i", write("act", address, image, p.lanes) + start(0))
+        for _ in range(max_polls):
+            await client.write("i", status())
+            st = status_of(await client.read("o", STATUS_WORDS))
+            if st["state"] is not NpuState.RUNNING:
+                break
+        else:
+            raise RuntimeError(f"image {n}: the NPU still runs after {max_polls} polls")
+        if st["state"] is not NpuState.DONE:
+            raise RuntimeError(f"image {n}: the NPU stopped with {st['state'].name} "
+                               f"{st['error'].name} at instruction {st['pc']}")
+        await client.write("i", read("act", out, count))
+        outputs.append(unpack("act", await client.read("o", read_reply_words(
+            "act", count, p.lanes)), p.lanes))
+        cycles.append(st["cycles"])
+        if progress is not None:
+            progress(n + 1, len(batch_words))
+    return outputs, cycles

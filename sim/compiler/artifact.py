@@ -1,0 +1,143 @@
+"""The compiled folder that ``npugen compile`` writes and ``npugen infer`` runs.
+
+``DIR/program.npup``
+    the program file (:mod:`npugen.sim.formats.program`): instructions, the weight image
+    and the requantization tables, for the NPU whose params hash it carries.
+``DIR/plan.json``
+    the NPU params, the rounding mode, the input's and output's shapes, quantization and
+    scratchpad addresses, and per layer: op, shapes, engine, bands (tiles), MACs and the
+    predicted cycles (:func:`npugen.sim.models.npu.cycles_of`).
+``DIR/model.onnx``
+    a copy of the source model, for ``npugen infer --check``.
+
+The folder is written next to its final place and renamed into it, so a failed compile
+leaves nothing behind and an existing folder is replaced only whole.
+"""
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from npugen.rtl.npu.isa import Op
+from npugen.rtl.npu.params import NpuParams
+
+from ..formats.program import disassemble, from_bytes, to_bytes
+from ..models.npu import cycles_of
+from .ir import TensorQuant
+
+__all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
+
+PLAN_VERSION = 1
+_ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool"}
+
+
+@dataclass
+class Compiled:
+    """What ``infer`` needs: params, program, the plan's I/O description."""
+
+    params: NpuParams
+    program: object
+    plan: dict
+
+    @property
+    def input_quant(self):
+        """The input's :class:`~.ir.TensorQuant`."""
+        return TensorQuant(**self.plan["input"]["quant"])
+
+    @property
+    def output_quant(self):
+        """The output's :class:`~.ir.TensorQuant`."""
+        return TensorQuant(**self.plan["output"]["quant"])
+
+
+def plan_of(network, lowered, p):
+    """Return the ``plan.json`` dict of a lowered network."""
+    layers, shapes = [], network.shapes()
+    insns = [disassemble(w) for w in lowered.program.insns]
+    body = [(op, f) for op, f in insns if op in _ENGINE]
+    k = 0
+    for n, layer in enumerate(network.layers):
+        kind = type(layer).__name__
+        want = {"Conv": Op.CONV, "MaxPool": Op.MAXPOOL, "GlobalAvgPool": Op.AVGPOOL}[kind]
+        bands = []
+        while k < len(body) and body[k][0] is want and (not bands or want is Op.CONV) \
+                and (not bands or body[k][1]["wgt"] == bands[0][1]["wgt"]):
+            bands.append(body[k])
+            k += 1
+            if want is not Op.CONV:
+                break
+        layers.append({
+            "name": layer.name, "op": kind, "engine": _ENGINE[want],
+            "input": list(shapes[n]), "output": list(shapes[n + 1]),
+            "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),
+            "pads": list(getattr(layer, "pads", ())) or None,
+            "tiles": len(bands), "macs": layer.macs(shapes[n]),
+            "predicted_cycles": sum(cycles_of(p, op, f) for op, f in bands),
+            "rounding": network.mode if kind != "MaxPool" else None,
+        })
+    return {
+        "plan_version": PLAN_VERSION,
+        "npu": json.loads(p.to_json()),
+        "mode": network.mode,
+        "input": {"name": network.input_name, "model_shape": list(network.model_input_shape),
+                  "shape_hwc": list(network.input_shape), "address": lowered.input_address,
+                  "quant": {"scale": network.input_quant.scale,
+                            "zero_point": network.input_quant.zero_point}},
+        "output": {"name": network.output_name, "layout": network.output_layout,
+                   "shape_hwc": list(lowered.output_shape),
+                   "address": lowered.output_address,
+                   "quant": {"scale": network.output_quant.scale,
+                             "zero_point": network.output_quant.zero_point}},
+        "instructions": len(lowered.program.insns),
+        "macs": lowered.macs,
+        "predicted_cycles": sum(cycles_of(p, op, f) for op, f in body)
+                            + sum(cycles_of(p, op, f) for op, f in insns if op not in _ENGINE),
+        "layers": layers,
+    }
+
+
+def write_compiled(out_dir, network, lowered, p, model_path=None):
+    """Write the compiled folder ``out_dir`` (atomically); return its path."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (tmp / "program.npup").write_bytes(to_bytes(lowered.program, p.lanes))
+        (tmp / "plan.json").write_text(json.dumps(plan_of(network, lowered, p), indent=1)
+                                       + "\n")
+        if model_path is not None:
+            shutil.copyfile(model_path, tmp / "model.onnx")
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def read_compiled(path):
+    """Read a compiled folder; ValueError naming the file if anything is missing or bad."""
+    path = Path(path)
+    plan_path, program_path = path / "plan.json", path / "program.npup"
+    for f in (plan_path, program_path):
+        if not f.is_file():
+            raise ValueError(f"{str(path)!r} is not a compiled network: {f.name} is missing "
+                             "(run 'npugen compile')")
+    try:
+        plan = json.loads(plan_path.read_text())
+        if plan.get("plan_version") != PLAN_VERSION:
+            raise ValueError(f"plan_version must be {PLAN_VERSION}")
+        p = NpuParams.from_json(json.dumps(plan["npu"]))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{str(plan_path)!r} is malformed: {exc}") from None
+    program = from_bytes(program_path.read_bytes(), p.lanes)
+    program.check_for(p)
+    return Compiled(params=p, program=program, plan=plan)

@@ -1,0 +1,84 @@
+"""Run a compiled network: float in, float out, on the instruction-level simulator.
+
+:func:`prepare_inputs` quantizes a batch exactly as the model's first ``QuantizeLinear``
+and lays each input out as activation words; :func:`outputs_of` turns output words back
+into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``).
+The same functions serve the Verilator and board engines (they only move words).
+"""
+
+import numpy as np
+
+from ..formats.program import tensor_words
+from ..models.npu import NpuModel, NpuState
+from .quant import dequantize, quantize
+
+__all__ = ["check_batch", "input_words", "output_words_count", "outputs_of", "run_isa"]
+
+
+def check_batch(compiled, x):
+    """Return ``x`` as float32 after checking it is ``(N, *model_input_shape)``."""
+    x = np.asarray(x)
+    want = tuple(compiled.plan["input"]["model_shape"])
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        raise ValueError(f"input must have shape (N, {', '.join(map(str, want))}), "
+                         f"not {x.shape}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"input must be float (the model takes float32), not {x.dtype}")
+    return x.astype(np.float32)
+
+
+def input_words(compiled, x):
+    """Activation words of each input of a float batch ``x``: a list of word lists."""
+    x = check_batch(compiled, x)
+    q = quantize(x, compiled.input_quant)
+    h, w, c = compiled.plan["input"]["shape_hwc"]
+    q = q.reshape(len(q), c, h, w).transpose(0, 2, 3, 1)  # N C H W (or N F) -> N H W C
+    return [tensor_words(image, compiled.params.lanes) for image in q]
+
+
+def output_words_count(compiled):
+    """Activation words the output tensor occupies."""
+    h, w, c = compiled.plan["output"]["shape_hwc"]
+    return h * w * -(-c // compiled.params.lanes)
+
+
+def outputs_of(compiled, words_per_image, raw=False):
+    """Return the model's output batch from each image's output words (int8 if ``raw``)."""
+    lanes = compiled.params.lanes
+    h, w, c = compiled.plan["output"]["shape_hwc"]
+    g = -(-c // lanes)
+    out = []
+    for words in words_per_image:
+        values = np.array([[(int(word) >> (8 * i)) & 0xFF for i in range(lanes)]
+                           for word in words], dtype=np.int64)
+        values = np.where(values >= 128, values - 256, values).reshape(h, w, g * lanes)
+        out.append(values[:, :, :c].transpose(2, 0, 1))  # C H W
+    q = np.stack(out)
+    if compiled.plan["output"]["layout"] == "flat":
+        q = q.reshape(len(q), -1)
+    return q.astype(np.int8) if raw else dequantize(q, compiled.output_quant)
+
+
+def run_isa(compiled, x, raw=False, progress=None):
+    """Run a float batch on the instruction-level simulator; return ``(y, cycles)``.
+
+    ``cycles`` lists the simulator's cycle count per image. Raises RuntimeError if the
+    program stops with an error.
+    """
+    model = NpuModel(compiled.params)
+    compiled.program.load_into(model)
+    address = compiled.plan["input"]["address"]
+    out, count = compiled.plan["output"]["address"], output_words_count(compiled)
+    words, cycles = [], []
+    batch = input_words(compiled, x)
+    for n, image in enumerate(batch):
+        model.write("act", address, image)
+        status = model.run(0)
+        if status.state is not NpuState.DONE:
+            raise RuntimeError(f"image {n}: the NPU stopped with error {status.error.name} at "
+                               f"instruction {status.pc}")
+        words.append(model.read("act", out, count))
+        cycles.append(status.cycles)
+        if progress is not None:
+            progress(n + 1, len(batch))
+    return outputs_of(compiled, words, raw), cycles

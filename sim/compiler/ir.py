@@ -1,0 +1,159 @@
+"""The compiler's network form: a chain of integer layers, free of any model format.
+
+A :class:`Network` is what a frontend (ONNX today; TFLite later) produces and what
+:mod:`.lower` turns into NPU instructions. Tensors are int8 ``H x W x C`` with one float32
+scale and one zero point (per tensor); layers hold their integer weights, int32 biases and
+per-output-channel float32 requantization scales exactly as the source model defines them,
+so the lowering does not round anything the model did not round.
+
+Rounding modes (:data:`MODES`) name the runtime whose requantization the network follows:
+``ort`` (onnxruntime's float32 multiply), ``tflite`` (single rounding), ``gemmlowp``
+(double rounding); see :mod:`npugen.sim.models.requant`.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["MODES", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
+           "out_size"]
+
+MODES = ("ort", "tflite", "gemmlowp")
+
+
+def out_size(size, kernel, stride, pad_begin, pad_end):
+    """Output length of a window of ``kernel`` at ``stride`` over a padded axis (floor)."""
+    return (size + pad_begin + pad_end - kernel) // stride + 1
+
+
+@dataclass(frozen=True)
+class TensorQuant:
+    """An int8 tensor's quantization: ``real = scale * (q - zero_point)``."""
+
+    scale: float  # a float32 value
+    zero_point: int
+
+
+@dataclass
+class Conv:
+    """``y = clamp(zp_out + requant(bias + sum((x - zp_in) * w)))`` over K x K windows.
+
+    ``weights`` int ``(cout, cin, K, K)`` (weight zero point 0), ``bias`` int32 ``(cout,)``,
+    ``scales`` float32 ``(cout,)``: the requantization scale per output channel as the
+    runtime computes it (``ort``: ``float32(float32(s_in * s_w) / s_out)``). ``lo``/``hi``
+    clamp the int8 output (a fused ReLU shows as ``lo = zp_out``). A fully connected layer is
+    a Conv whose kernel covers its whole input.
+    """
+
+    weights: np.ndarray
+    bias: np.ndarray
+    scales: np.ndarray
+    zp_in: int
+    zp_out: int
+    stride: int = 1
+    pads: tuple = (0, 0, 0, 0)  # top, left, bottom, right
+    lo: int = -128
+    hi: int = 127
+    name: str = ""
+
+    @property
+    def kernel(self):
+        """Window size K (K x K)."""
+        return self.weights.shape[2]
+
+    def out_shape(self, in_shape):
+        """Output ``(H, W, C)`` for input ``in_shape``."""
+        h, w, _ = in_shape
+        t, left, b, r = self.pads
+        return (out_size(h, self.kernel, self.stride, t, b),
+                out_size(w, self.kernel, self.stride, left, r), self.weights.shape[0])
+
+    def macs(self, in_shape):
+        """Return the useful multiply-accumulates for input ``in_shape``."""
+        oh, ow, cout = self.out_shape(in_shape)
+        return oh * ow * cout * self.weights.shape[1] * self.kernel ** 2
+
+
+@dataclass
+class MaxPool:
+    """Max over K x K windows at ``stride``; padding never wins (as ONNX's -inf)."""
+
+    kernel: int
+    stride: int
+    pads: tuple = (0, 0, 0, 0)
+    name: str = ""
+
+    def out_shape(self, in_shape):
+        """Output ``(H, W, C)`` for input ``in_shape``."""
+        h, w, c = in_shape
+        t, left, b, r = self.pads
+        return (out_size(h, self.kernel, self.stride, t, b),
+                out_size(w, self.kernel, self.stride, left, r), c)
+
+    def macs(self, in_shape):
+        """Return 0: pooling multiplies nothing."""
+        return 0
+
+
+@dataclass
+class GlobalAvgPool:
+    """Mean over H x W per channel, requantized.
+
+    ``bias`` int32 and ``scales`` float32 per channel as the runtime computes them (the
+    lowering adds nothing of its own).
+    """
+
+    bias: np.ndarray
+    scales: np.ndarray
+    zp_out: int
+    lo: int = -128
+    hi: int = 127
+    name: str = ""
+
+    def out_shape(self, in_shape):
+        """Output ``(1, 1, C)``."""
+        return (1, 1, in_shape[2])
+
+    def macs(self, in_shape):
+        """Return 0: pooling multiplies nothing."""
+        return 0
+
+
+@dataclass
+class Network:
+    """A chain of layers from one int8 input to one int8 output.
+
+    ``input_shape``: ``(H, W, C)`` of the quantized input; ``input_quant`` how the float
+    input becomes int8 (the model's first quantization). ``output_quant`` how the int8
+    output becomes float; ``output_layout``: ``"chw"`` (a 4-D ``N x C x H x W`` output) or
+    ``"flat"`` (``N x C`` after a fully connected layer). ``input_name``/``output_name`` and
+    ``model_input_shape`` keep the source model's names and shape (without the batch axis).
+    """
+
+    input_shape: tuple
+    input_quant: TensorQuant
+    layers: list
+    output_quant: TensorQuant
+    output_layout: str = "chw"
+    mode: str = "ort"
+    input_name: str = "input"
+    output_name: str = "output"
+    model_input_shape: tuple = ()
+    notes: list = field(default_factory=list)
+
+    def shapes(self):
+        """``[input shape, shape after layer 0, ...]`` as ``(H, W, C)`` tuples."""
+        out = [tuple(self.input_shape)]
+        for layer in self.layers:
+            out.append(layer.out_shape(out[-1]))
+        return out
+
+    @property
+    def output_shape(self):
+        """The output's ``(H, W, C)``."""
+        return self.shapes()[-1]
+
+    def macs(self):
+        """Return the useful multiply-accumulates of one inference."""
+        shapes = self.shapes()
+        return sum(layer.macs(s) for layer, s in zip(self.layers, shapes, strict=False))

@@ -1,0 +1,25 @@
+"""The float edges of a network: quantize its input, dequantize its output.
+
+Bit-exact with onnxruntime's CPU kernels (MLAS): ``QuantizeLinear`` divides in float32
+(``x / scale``), rounds half to even, adds the zero point and saturates to int8;
+``DequantizeLinear`` computes ``float32(q - zero_point) * scale`` in float32.
+"""
+
+import numpy as np
+
+__all__ = ["dequantize", "quantize"]
+
+
+def quantize(x, quant):
+    """int8 (as int64) of float32 ``x`` under ``quant`` (a :class:`~.ir.TensorQuant`)."""
+    x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("input must be finite float32 values (no NaN or infinity)")
+    q = np.rint(x / np.float32(quant.scale)).astype(np.int64) + quant.zero_point
+    return np.clip(q, -128, 127)
+
+
+def dequantize(q, quant):
+    """float32 of int8 ``q`` under ``quant``."""
+    q = np.asarray(q, dtype=np.int64)
+    return (q - quant.zero_point).astype(np.float32) * np.float32(quant.scale)

@@ -1,0 +1,119 @@
+"""``npugen compile`` and ``npugen infer``: ONNX model -> compiled folder -> outputs.
+
+Engines: ``isa`` (the instruction-level simulator), ``verilator`` (the NPU's Verilator
+model, autonomous per image: the cocotb bench ``tb_npu_infer``), ``board`` (a board built
+with ``npugen board --block npu`` behind its UART link). ``check`` runs onnxruntime
+(CPUExecutionProvider) on the compiled folder's copy of the model and lists every
+mismatching element.
+"""
+
+import fcntl
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler.artifact import read_compiled, write_compiled
+from ..compiler.execute import input_words, outputs_of, run_isa
+from ..compiler.lower import lower
+from ..compiler.onnx_import import load_onnx, network_from_onnx
+from ..compiler.quant import dequantize
+from .build import module_name, run_bench
+
+__all__ = ["ENGINES", "InferResult", "compile_model", "infer", "onnxruntime_outputs"]
+
+ENGINES = ("isa", "verilator", "board")
+
+
+def compile_model(model_path, out_dir, p):
+    """Compile ``model_path`` for NPU ``p`` into ``out_dir``; return the plan dict.
+
+    Raises ValueError (:class:`~..compiler.onnx_import.ModelError` or
+    :class:`~..compiler.lower.LowerError`) before anything is written.
+    """
+    network = network_from_onnx(load_onnx(model_path))
+    lowered = lower(network, p)
+    write_compiled(out_dir, network, lowered, p, model_path)
+    return read_compiled(out_dir).plan
+
+
+@dataclass
+class InferResult:
+    """Outputs of a batch, the NPU's cycles per image, and the check's findings."""
+
+    outputs: np.ndarray
+    cycles: list
+    seconds: float | None = None  # wall time of the simulation (verilator)
+    mismatches: list = field(default_factory=list)  # (index tuple, ours, onnxruntime)
+    checked: bool = False
+
+
+def onnxruntime_outputs(model_path, x):
+    """Onnxruntime's output of ``model_path`` for float batch ``x`` (CPU provider)."""
+    import onnxruntime  # noqa: PLC0415 - optional: only --check needs it
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(str(model_path), options,
+                                           providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return session.run(None, {name: x})[0]
+
+
+def _verilator(compiled, folder, x, build_root, seed):
+    p = compiled.params
+    build_dir = Path(build_root, module_name(p) + "_infer").resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    # one Verilator build per NPU, shared: a second run waits for the first
+    with open(build_dir / ".lock", "w") as lock, \
+            tempfile.TemporaryDirectory(dir=build_dir) as tmp:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        spec, result = Path(tmp, "infer.json"), Path(tmp, "result.json")
+        spec.write_text(json.dumps({"compiled": str(Path(folder).resolve()),
+                                    "inputs": input_words(compiled, x),
+                                    "result": str(result)}))
+        run_bench(p, build_dir=build_dir, seed=seed, quiet=True,
+                  test_module="npugen.sim.cocotb.tb_npu_infer",
+                  extra_env={"NPUGEN_INFER": str(spec)})
+        if not result.exists():
+            raise RuntimeError(f"the Verilator run failed; see {build_dir}/test.log")
+        r = json.loads(result.read_text())
+    return r["outputs"], r["cycles"], r["seconds"]
+
+
+def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=None,
+          build_root="build/infer", seed=1, progress=None):
+    """Run float batch ``x`` through the compiled network in ``folder``.
+
+    ``client_session(compiled, words) -> (outputs, cycles)`` runs the board engine (the
+    CLI opens the serial port). Returns an :class:`InferResult`.
+    """
+    compiled = read_compiled(folder)
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    seconds = None
+    if engine == "isa":
+        y, cycles = run_isa(compiled, x, raw=raw, progress=progress)
+    else:
+        if engine == "verilator":
+            words, cycles, seconds = _verilator(compiled, folder, x, build_root, seed)
+        else:
+            words, cycles = client_session(compiled, input_words(compiled, x))
+        y = outputs_of(compiled, words, raw=raw)
+    result = InferResult(outputs=y, cycles=list(cycles), seconds=seconds)
+    if check:
+        model = Path(folder, "model.onnx")
+        if not model.is_file():
+            raise ValueError(f"{str(folder)!r} has no model.onnx to check against")
+        ref = onnxruntime_outputs(model, np.asarray(x, dtype=np.float32))
+        ours = dequantize(y, compiled.output_quant) if raw else y
+        if ref.shape != ours.shape:
+            raise RuntimeError(f"onnxruntime's output has shape {ref.shape}, ours "
+                               f"{ours.shape}")
+        bad = np.argwhere(ref.view(np.uint32) != ours.astype(np.float32).view(np.uint32))
+        result.mismatches = [(tuple(int(i) for i in idx), float(ours[tuple(idx)]),
+                              float(ref[tuple(idx)])) for idx in bad]
+        result.checked = True
+    return result

@@ -1,0 +1,103 @@
+"""Small float ONNX models for the compiler tests, quantized with onnxruntime.
+
+``build(spec, ...)`` makes a float model from a list of layer specs and quantizes it with
+``quantize_static`` (QOperator or QDQ, per-tensor or per-channel weights) on calibration
+data drawn from ``input_range`` (an all-positive range puts the input zero point at -128,
+an all-negative one at +127).
+"""
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from npugen.sim.flow.digits import quantize
+
+
+def float_model(rng, input_shape, spec):
+    """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
+
+    ops: ``conv`` (cout, k, stride, pads, act: none|relu|relu6), ``maxpool`` (k, stride,
+    pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul`` (cout).
+    """
+    nodes, inits = [], []
+    name, shape = "x", list(input_shape)  # C H W or F
+
+    def new(prefix):
+        return f"{prefix}{len(nodes)}"
+
+    def init(key, value):
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=np.float32), key))
+        return key
+
+    for op, kw in spec:
+        out = new(op)
+        if op == "conv":
+            c, h, w = shape
+            k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
+            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c * k * k), (kw["cout"], c, k, k)))
+            b = init(new("B"), rng.normal(0, 0.2, kw["cout"]))
+            nodes.append(helper.make_node("Conv", [name, wgt, b], [out], pads=pads,
+                                          strides=[s, s], kernel_shape=[k, k]))
+            shape = [kw["cout"], (h + pads[0] + pads[2] - k) // s + 1,
+                     (w + pads[1] + pads[3] - k) // s + 1]
+            act = kw.get("act", "none")
+            if act != "none":
+                after = new("act")
+                if act == "relu":
+                    nodes.append(helper.make_node("Relu", [out], [after]))
+                else:
+                    lo = init(new("lo"), np.float32(0))
+                    hi = init(new("hi"), np.float32(6))
+                    nodes.append(helper.make_node("Clip", [out, lo, hi], [after]))
+                out = after
+        elif op == "maxpool":
+            c, h, w = shape
+            k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
+            nodes.append(helper.make_node("MaxPool", [name], [out], kernel_shape=[k, k],
+                                          strides=[s, s], pads=pads))
+            shape = [c, (h + pads[0] + pads[2] - k) // s + 1, (w + pads[1] + pads[3] - k) // s + 1]
+        elif op == "gap":
+            nodes.append(helper.make_node("GlobalAveragePool", [name], [out]))
+            shape = [shape[0], 1, 1]
+        elif op == "flatten":
+            nodes.append(helper.make_node("Flatten", [name], [out]))
+            shape = [int(np.prod(shape))]
+        elif op == "gemm":
+            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(shape[0]), (kw["cout"], shape[0])))
+            ins = [name, wgt]
+            if kw.get("bias", True):
+                ins.append(init(new("B"), rng.normal(0, 0.2, kw["cout"])))
+            nodes.append(helper.make_node("Gemm", ins, [out], transB=1))
+            shape = [kw["cout"]]
+        elif op == "matmul":
+            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(shape[0]), (shape[0], kw["cout"])))
+            nodes.append(helper.make_node("MatMul", [name, wgt], [out]))
+            shape = [kw["cout"]]
+        else:
+            raise ValueError(op)
+        name = out
+    graph = helper.make_graph(
+        nodes, "test", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                      [None, *input_shape])],
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, *shape])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
+
+
+def build(tmp_path, rng, input_shape, spec, *, fmt="QOperator", per_channel=True,
+          input_range=(-1.0, 1.0), calibration=16, tag="m"):
+    """Write the float model and its int8 form; return ``(int8 path, float path)``."""
+    model = float_model(rng, input_shape, spec)
+    float_path = tmp_path / f"{tag}.onnx"
+    onnx.save(model, float_path)
+    cal = rng.uniform(*input_range, size=(calibration, *input_shape)).astype(np.float32)
+    q_path = tmp_path / f"{tag}_{fmt}_{'pc' if per_channel else 'pt'}.onnx"
+    quantize(float_path, q_path, cal, fmt=fmt, per_channel=per_channel)
+    return q_path, float_path
+
+
+def ops_of(path):
+    """Operator types of a model, in order."""
+    return [n.op_type for n in onnx.load(path).graph.node]

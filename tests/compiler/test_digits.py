@@ -1,0 +1,64 @@
+"""The shipped digits networks, end to end on the instruction-level simulator.
+
+The whole held-out split (450 images) through each network; every output element equal to
+onnxruntime's; the int8 accuracy next to the float model's. The training script reproduces
+the shipped models.
+"""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from npugen.rtl.npu import NpuParams
+from npugen.sim.flow.digits import NETWORKS, build, dataset, network_path
+from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
+
+
+def _inputs(name, x):
+    return x if name == "digits_cnn" else x.reshape(len(x), -1)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_test_split_bit_exact(tmp_path, name):
+    _, _, x_te, y_te = dataset()
+    x = _inputs(name, x_te)
+    compile_model(network_path(name), tmp_path / name, NpuParams())
+    r = infer(tmp_path / name, x, check=True)
+    assert len(x) == 450
+    assert r.checked and r.mismatches == [], r.mismatches[:10]
+    int8 = float((r.outputs.argmax(1) == y_te).mean())
+    fp = float((onnxruntime_outputs(network_path(name, int8=False), x).argmax(1)
+                == y_te).mean())
+    print(f"{name}: float {fp:.4f}, int8 {int8:.4f}, cycles/image {r.cycles[0]}")
+    assert fp >= 0.95 and int8 >= fp - 0.01
+
+
+def test_mlp_is_pruned_and_shared():
+    """<= 20 % density, <= 15 distinct non-zero int8 values in the hidden layer."""
+    model = onnx.load(network_path("digits_mlp"))
+    weights = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    hidden = weights["W1_quantized"]
+    assert hidden.shape == (32, 64) and hidden.dtype == np.int8
+    nz = hidden[hidden != 0]
+    assert nz.size / hidden.size <= 0.2
+    assert np.unique(nz).size <= 15
+    assert weights["W1_scale"].size == 1  # one grid for the whole layer
+
+
+def test_training_reproduces_the_shipped_models(tmp_path):
+    stats = build(tmp_path, log=lambda _: None)
+    _, _, x_te, y_te = dataset()
+    for name in NETWORKS:
+        x = _inputs(name, x_te)
+        for int8 in (False, True):
+            new = tmp_path / network_path(name, int8).name
+            got = onnxruntime_outputs(new, x).argmax(1)
+            want = onnxruntime_outputs(network_path(name, int8), x).argmax(1)
+            assert np.array_equal(got, want), (name, int8)
+            if not int8:  # the script's own numpy accuracy agrees with onnxruntime's
+                assert stats[name]["float_accuracy"] == float((want == y_te).mean())
+    ops = [[n.op_type for n in onnx.load(tmp_path / network_path(n).name).graph.node]
+           for n in NETWORKS]
+    assert ops == [[n.op_type for n in onnx.load(network_path(n)).graph.node]
+                   for n in NETWORKS]
