@@ -202,8 +202,9 @@ NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=1024, acc_words=64,
                          tab_entries=64, imem_words=32, requant_lanes=1,
                          systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
-#: The NPU of ``npugen demo`` and of the Verilator bench's default run.
-NPU_DEMO = _npu_params(4, act_words=128, wgt_words=512, acc_words=64, tab_entries=32,
+#: The NPU of ``npugen demo`` and of the Verilator bench's default run; its memories hold
+#: the digits CNN (``npugen demo``'s end-to-end step).
+NPU_DEMO = _npu_params(4, act_words=256, wgt_words=2048, acc_words=64, tab_entries=64,
                        imem_words=16)
 
 SPARSE_DECODER = Part("decoder", sparse.RelIndexDecoder, sparse.ports.decoder_signature,

@@ -14,16 +14,20 @@ import random
 import sys
 from importlib.metadata import version
 
+import numpy as np
+
 from npugen.boards import BOARDS
 from npugen.rtl.common.params import check_int
 
 from .blocks import BLOCKS
 from .flow.board import build_bitstream
 from .flow.build import write_core
-from .flow.demo import format_table, run_demo
+from .flow.demo import format_table, run_demo, run_digits_demo
+from .flow.infer import compile_model, infer
 from .flow.synth import DEVICES, synth_report
 from .flow.tools import ToolError, sigterm_as_interrupt
 from .host.client import HostClient, LinkError, SerialTransport
+from .host.npu import infer_on_client
 
 __all__ = ["main"]
 
@@ -254,7 +258,11 @@ def _demo(args):
     results = run_demo(args.output, seed, progress=lambda line: print(line, flush=True))
     print()
     print(format_table(results))
-    return 0 if all(r.passed for r in results) else 1
+    print()
+    exact, lines = run_digits_demo(args.output, seed,
+                                   progress=lambda line: print(line, flush=True))
+    print("\n".join(lines))
+    return 0 if all(r.passed for r in results) and exact else 1
 
 
 def _board(args, extra):
@@ -329,14 +337,10 @@ def _engine_for(text):
 
 
 def _compile(args):
-    from .flow.infer import compile_model  # noqa: PLC0415 - onnx loads only when needed
-
     params = _params(args, BLOCKS["npu"])
     _engine_for(args.engine_for)
     try:
         plan = compile_model(args.model, args.output, params)
-    except ImportError as exc:
-        raise UsageError(f"{exc.name} is not installed: pip install 'npugen[onnx]'") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"compiled {args.model} for {params.slug}: {len(plan['layers'])} layers, "
@@ -360,10 +364,6 @@ def _progress(done, total):
 
 
 def _infer(args):
-    import numpy as np  # noqa: PLC0415
-
-    from .flow.infer import infer  # noqa: PLC0415
-
     _check("baud", args.baud, 300, 3_000_000)
     if args.fmax is not None:
         _check("fmax", args.fmax, 1, 1000)
@@ -389,8 +389,6 @@ def _infer(args):
                   client_session=client_session,
                   progress=_progress if args.engine == "isa" and sys.stderr.isatty()
                   else None)
-    except ImportError as exc:
-        raise UsageError(f"{exc.name} is not installed: pip install 'npugen[onnx]'") from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     except (RuntimeError, LinkError) as exc:
@@ -421,8 +419,6 @@ def _infer(args):
 
 
 def _board_session(args):
-    from .host.npu import infer_on_client  # noqa: PLC0415
-
     def session(compiled, words):
         try:
             transport = SerialTransport(args.port, args.baud)

@@ -25,7 +25,7 @@ LAYERS = [
     ("npugen.sim.cocotb", {"numpy", "amaranth", "cocotb"}),
     ("npugen.sim.flow", {"numpy", "amaranth", "cocotb_tools", "matplotlib", "onnxruntime",
                          "onnx", "sklearn"}),
-    ("npugen.sim.cli", set()),
+    ("npugen.sim.cli", {"numpy"}),
     ("npugen.sim", set()),  # the package's own __init__: no imports at all
 ]
 

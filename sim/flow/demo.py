@@ -10,10 +10,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..blocks import BLOCKS, DemoCase
-from .build import read_results, run_bench
+import numpy as np
 
-__all__ = ["DemoResult", "demo_cases", "format_table", "run_demo"]
+from ..blocks import BLOCKS, NPU_DEMO, DemoCase
+from .build import read_results, run_bench
+from .digits import held_out_split, network_path
+from .infer import compile_model, infer
+
+__all__ = ["DemoResult", "demo_cases", "format_table", "run_demo", "run_digits_demo"]
 
 
 def demo_cases():
@@ -96,3 +100,39 @@ def format_table(results):
     lines = ["  ".join(x.ljust(w) for x, w in zip(row, widths, strict=True)).rstrip()
              for row in (header, tuple("-" * w for w in widths), *rows)]
     return "\n".join(lines)
+
+
+def run_digits_demo(out_dir, seed, images=8, progress=print):
+    """Compile the digits CNN for the demo NPU and run ``images`` test images in Verilator.
+
+    Every output element is compared with onnxruntime's. Returns ``(passed, lines)``: the
+    verdict and the report (predictions, labels, cycles, the comparison).
+    """
+    out_dir = Path(out_dir).resolve()
+    rng = np.random.default_rng(seed)
+    x_te, y_te = held_out_split()
+    pick = np.sort(rng.choice(len(x_te), size=images, replace=False))
+    folder = out_dir / "digits_cnn"
+    progress(f"digits CNN: compiling {network_path('digits_cnn').name} for "
+             f"{NPU_DEMO.slug}")
+    plan = compile_model(network_path("digits_cnn"), folder, NPU_DEMO)
+    progress(f"digits CNN: {images} held-out test images through the Verilator NPU")
+    start = time.monotonic()
+    try:
+        r = infer(folder, x_te[pick], engine="verilator", check=True, build_root=out_dir,
+                  seed=seed)
+    except RuntimeError as exc:
+        return False, [f"digits CNN: FAIL: {exc}"]
+    predicted = r.outputs.argmax(axis=1)
+    exact = r.checked and not r.mismatches
+    lines = [
+        (f"digits CNN ({len(plan['layers'])} layers, {plan['macs']} MACs/image) on "
+         f"{NPU_DEMO.slug}, {time.monotonic() - start:.1f} s:"),
+        f"  labels     {' '.join(str(v) for v in y_te[pick])}",
+        f"  predicted  {' '.join(str(v) for v in predicted)}",
+        (f"  {int((predicted == y_te[pick]).sum())}/{images} correct, "
+         f"{r.cycles[0]} cycles/image, "
+         + ("bit-exact vs onnxruntime" if exact else
+            f"{len(r.mismatches)} elements differ from onnxruntime: FAIL")),
+    ]
+    return exact, lines

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["NETWORKS", "dataset", "main", "network_path"]
+__all__ = ["NETWORKS", "dataset", "main", "network_path", "held_out_split"]
 
 NETWORKS = ("digits_cnn", "digits_mlp")
 HERE = Path(__file__).resolve().parent / "networks"
@@ -45,6 +45,16 @@ def dataset(seed=SEED):
     x_tr, x_te, y_tr, y_te = train_test_split(x, digits.target, test_size=0.25,
                                               random_state=seed, stratify=digits.target)
     return x_tr, y_tr, x_te, y_te
+
+
+def held_out_split():
+    """Return the held-out split, shipped with the networks (no scikit-learn): ``(x, y)``.
+
+    ``x``: ``450 x 1 x 8 x 8`` float32 (pixels / 16), ``y``: labels; the same arrays as
+    :func:`dataset`'s test half (a test checks).
+    """
+    with np.load(HERE / "digits_test.npz") as f:
+        return (f["pixels"].astype(np.float32) / np.float32(16))[:, None], f["labels"]
 
 
 # -- a small numpy autograd-free trainer ---------------------------------------------------
@@ -258,12 +268,18 @@ def quantize(float_path, out_path, calibration, fmt="QOperator", per_channel=Tru
 
 
 def build(out_dir=HERE, seed=SEED, log=print):
-    """Train both networks, write float and int8 ONNX files to ``out_dir``; return stats."""
+    """Train both networks, write float and int8 ONNX files to ``out_dir``; return stats.
+
+    Also writes the held-out split (``digits_test.npz``, see :func:`held_out_split`).
+    """
     import onnx  # noqa: PLC0415
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     x_tr, y_tr, x_te, y_te = dataset(seed)
+    np.savez_compressed(out_dir / "digits_test.npz",
+                        pixels=np.rint(x_te[:, 0] * 16).astype(np.uint8),
+                        labels=y_te.astype(np.uint8))
     stats = {}
     for name in NETWORKS:
         rng = np.random.default_rng(seed)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 
 from ..compiler.artifact import read_compiled, write_compiled
 from ..compiler.execute import input_words, outputs_of, run_isa
@@ -52,8 +53,6 @@ class InferResult:
 
 def onnxruntime_outputs(model_path, x):
     """Onnxruntime's output of ``model_path`` for float batch ``x`` (CPU provider)."""
-    import onnxruntime  # noqa: PLC0415 - optional: only --check needs it
-
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     session = onnxruntime.InferenceSession(str(model_path), options,

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from npugen.rtl.npu import NpuParams
-from npugen.sim.flow.digits import NETWORKS, dataset, network_path
+from npugen.sim.flow.digits import NETWORKS, held_out_split, network_path
 from npugen.sim.flow.infer import compile_model, infer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("name", NETWORKS)
 def test_digits_in_verilator(tmp_path, seed, name):
     rng = np.random.default_rng(seed)
-    _, _, x_te, y_te = dataset()
+    x_te, y_te = held_out_split()
     pick = rng.choice(len(x_te), size=6, replace=False)
     x = x_te[pick] if name == "digits_cnn" else x_te[pick].reshape(6, -1)
     p = NpuParams()

@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 from npugen.rtl.npu import NpuParams
-from npugen.sim.flow.digits import NETWORKS, build, dataset, network_path
+from npugen.sim.flow.digits import NETWORKS, build, dataset, held_out_split, network_path
 from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
 
 
@@ -21,7 +21,7 @@ def _inputs(name, x):
 
 @pytest.mark.parametrize("name", NETWORKS)
 def test_test_split_bit_exact(tmp_path, name):
-    _, _, x_te, y_te = dataset()
+    x_te, y_te = held_out_split()
     x = _inputs(name, x_te)
     compile_model(network_path(name), tmp_path / name, NpuParams())
     r = infer(tmp_path / name, x, check=True)
@@ -32,6 +32,12 @@ def test_test_split_bit_exact(tmp_path, name):
                 == y_te).mean())
     print(f"{name}: float {fp:.4f}, int8 {int8:.4f}, cycles/image {r.cycles[0]}")
     assert fp >= 0.95 and int8 >= fp - 0.01
+
+
+def test_shipped_split_is_the_held_out_split():
+    _, _, x_te, y_te = dataset()
+    x, y = held_out_split()
+    assert np.array_equal(x, x_te) and np.array_equal(y, y_te)
 
 
 def test_mlp_is_pruned_and_shared():
