@@ -87,5 +87,6 @@ def test_every_bench_module_is_named_by_the_registry():
     # compiled networks on the NPU: `npugen infer --engine verilator`,
     # tests/cocotb/test_npu_infer.py
     named.add("npugen.sim.cocotb.tb_npu_infer")
+    named.add("npugen.sim.cocotb.tb_board_infer")  # tests/cocotb/test_board_infer.py
     found = {f"npugen.sim.cocotb.{p.stem}" for p in (ROOT / "sim" / "cocotb").glob("tb_*.py")}
     assert found == named
