@@ -82,7 +82,9 @@ class Requantizer(Validated, wiring.Component):
     computes (:mod:`npugen.sim.models.requant` is the golden model), clamped to
     ``[lo, hi]`` (which also encodes a fused ReLU or ReLU6).
 
-    Datapath (integers only; no floating-point unit):
+    Datapath (integers only; no floating-point unit), after an input register (the
+    accumulator comes from block RAM through the bias add) and a stage that takes ``|acc|``
+    and its bit length:
 
     1. ``ort``: ``|acc|`` rounded half-even to 24 significant bits (float32(acc));
        ``gemmlowp``: ``acc << max(s, 0)`` wrapped to 32 bits; ``tflite``: ``acc``.
@@ -116,7 +118,10 @@ class Requantizer(Validated, wiring.Component):
     """
 
     #: Cycles from an accepted input beat to its output.
-    LATENCY = 5
+    LATENCY = 7
+
+    #: Width of the value between the two roundings (stage 3 -> 4), saturated.
+    FIRST_BITS = 34
 
     @classmethod
     def validate(cls, out_width=8):
@@ -136,21 +141,28 @@ class Requantizer(Validated, wiring.Component):
         go, carry = pipe.go, pipe.carry
 
         p = self.i.payload
-        mode = p.mode
-        ctl = {"mode": mode, "shift": p.shift, "zp": p.zero_point, "lo": p.lo, "hi": p.hi,
-               "mult": p.multiplier}
+        # Stage 1: the input, registered: it arrives from block RAM through a bias add.
+        ctl = carry({"mode": p.mode, "shift": p.shift, "zp": p.zero_point, "lo": p.lo,
+                     "hi": p.hi, "mult": p.multiplier}, 1)
+        acc = carry({"acc": p.acc}, 1)["acc"]
 
-        # Stage 1: the multiplier's first operand.
-        acc = p.acc
+        # Stage 2: |acc| and its bit length.
         neg = acc[-1]
         mag = Signal(unsigned(32))
         m.d.comb += mag.eq(Mux(neg, -acc, acc))
-        shift_a = Signal(range(9))  # float32(acc): bits above 24 rounded away
         blen_a = _bit_length(m, mag, "blen_a")
-        m.d.comb += shift_a.eq(Mux(blen_a > 24, blen_a - 24, 0))
-        m_a = _round_shift(m, Cat(mag, Const(0, 1)).as_signed(), shift_a, "half_even", "fa")
+        s0 = carry({**ctl, "acc": acc, "mag": mag, "neg": neg, "blen_a": blen_a}, 2)
+        ctl = {k: s0[k] for k in ctl}
+        mode = ctl["mode"]
+
+        # Stage 3: the multiplier's first operand.
+        acc = s0["acc"]
+        shift_a = Signal(range(9))  # float32(acc): bits above 24 rounded away
+        m.d.comb += shift_a.eq(Mux(s0["blen_a"] > 24, s0["blen_a"] - 24, 0))
+        m_a = _round_shift(m, Cat(s0["mag"], Const(0, 1)).as_signed(), shift_a, "half_even",
+                           "fa")
         left = Signal(range(31))
-        m.d.comb += left.eq(Mux(p.shift > 0, p.shift, 0))
+        m.d.comb += left.eq(Mux(ctl["shift"] > 0, ctl["shift"], 0))
         wrapped = Signal(signed(32))
         m.d.comb += wrapped.eq(acc << left)
         operand = Signal(signed(33))
@@ -161,15 +173,15 @@ class Requantizer(Validated, wiring.Component):
                 m.d.comb += operand.eq(acc)
             with m.Default():
                 m.d.comb += operand.eq(wrapped)
-        s1 = carry({**ctl, "operand": operand, "neg": neg, "shift_a": shift_a}, 1)
+        s1 = carry({**ctl, "operand": operand, "neg": s0["neg"], "shift_a": shift_a}, 3)
 
-        # Stage 2: the multiply.
+        # Stage 4: the multiply.
         product = Signal(signed(64))
         m.d.comb += product.eq(s1["operand"] * s1["mult"])
         s2 = carry({**{k: s1[k] for k in ctl}, "product": product, "neg": s1["neg"],
-                    "shift_a": s1["shift_a"]}, 2)
+                    "shift_a": s1["shift_a"]}, 4)
 
-        # Stage 3: the first rounding.
+        # Stage 5: the first rounding.
         x = s2["product"]
         blen_p = _bit_length(m, x[:63], "blen_p")  # ort: the product is non-negative
         shift_p = Signal(range(40))
@@ -184,20 +196,34 @@ class Requantizer(Validated, wiring.Component):
                 m.d.comb += k3.eq(31)
         even = _round_shift(m, x, k3, "half_even", "fp")
         up = _round_shift(m, x, k3, "half_up", "hu")
-        first = Signal(signed(65))
-        m.d.comb += first.eq(Mux(s2["mode"] == Rounding.ORT, even, up))
+        rounded = Signal(signed(65))
+        m.d.comb += rounded.eq(Mux(s2["mode"] == Rounding.ORT, even, up))
+        # Narrow to FIRST_BITS for stage 4: ort's value has at most 25 bits and gemmlowp's
+        # at most 32 (a doubling high multiply); only tflite's can be wider, and any value
+        # that wide is beyond every clamp bound, so it saturates without changing the output.
+        top = rounded[self.FIRST_BITS - 1:]
+        lim = 1 << (self.FIRST_BITS - 1)
+        first = Signal(signed(self.FIRST_BITS))
+        with m.If((top == 0) | (top == (1 << len(top)) - 1)):
+            m.d.comb += first.eq(rounded)
+        with m.Elif(rounded[-1]):
+            m.d.comb += first.eq(-lim)
+        with m.Else():
+            m.d.comb += first.eq(lim - 1)
         # ort: the float32 product is first * 2**e; e = shift_a + shift_p + exponent.
         exp = Signal(signed(10))
         m.d.comb += exp.eq(s2["shift_a"] + shift_p + s2["shift"])
-        s3 = carry({**{k: s2[k] for k in ctl}, "first": first, "neg": s2["neg"], "exp": exp}, 3)
+        s3 = carry({**{k: s2[k] for k in ctl}, "first": first, "neg": s2["neg"], "exp": exp}, 5)
 
-        # Stage 4: the second rounding (ort: to an integer; gemmlowp: RoundingDivideByPOT).
+        # Stage 6: the second rounding (ort: to an integer; gemmlowp: RoundingDivideByPOT).
         y = s3["first"]
-        right = Signal(range(64))
+        # A right shift by FIRST_BITS - 1 already rounds every ort value (< 2**25) to 0.
+        most = self.FIRST_BITS - 1
+        right = Signal(range(self.FIRST_BITS))
         with m.Switch(s3["mode"]):
             with m.Case(Rounding.ORT):
-                m.d.comb += right.eq(Mux(s3["exp"] < 0, Mux(-s3["exp"] > 62, 62, -s3["exp"]),
-                                         0))
+                m.d.comb += right.eq(Mux(s3["exp"] < 0,
+                                         Mux(-s3["exp"] > most, most, -s3["exp"]), 0))
             with m.Case(Rounding.TFLITE):
                 m.d.comb += right.eq(0)
             with m.Default():
@@ -207,12 +233,12 @@ class Requantizer(Validated, wiring.Component):
         # ort with a non-negative exponent: already an integer; any non-zero value shifted
         # left by 9 or more is beyond every clamp bound, so saturate instead of shifting.
         big = (1 << (self.out_width + 2))
-        lifted = Signal(signed(66))
+        lifted = Signal(signed(self.FIRST_BITS + self.out_width + 2))
         with m.If(s3["exp"] > self.out_width + 1):
             m.d.comb += lifted.eq(Mux(y != 0, big, 0))
         with m.Else():
             m.d.comb += lifted.eq(y << s3["exp"][:5])
-        second = Signal(signed(66))
+        second = Signal(signed(self.FIRST_BITS + self.out_width + 2))
         with m.Switch(s3["mode"]):
             with m.Case(Rounding.ORT):
                 m.d.comb += second.eq(Mux(s3["exp"] < 0, even2, lifted))
@@ -220,14 +246,14 @@ class Requantizer(Validated, wiring.Component):
                 m.d.comb += second.eq(y)
             with m.Default():
                 m.d.comb += second.eq(away)
-        value = Signal(signed(67))
+        value = Signal(signed(self.FIRST_BITS + self.out_width + 3))
         m.d.comb += value.eq(Mux((s3["mode"] == Rounding.ORT) & s3["neg"], -second, second))
         s4 = carry({"zp": s3["zp"], "lo": s3["lo"], "hi": s3["hi"], "value": value,
-                    "mode": s3["mode"]}, 4)
+                    "mode": s3["mode"]}, 6)
 
-        # Stage 5: clamp and zero point. ort clamps before the zero point (in float), the
+        # Stage 7: clamp and zero point. ort clamps before the zero point (in float), the
         # others after it; with integer bounds both are the same function.
-        shifted = Signal(signed(68))
+        shifted = Signal(signed(self.FIRST_BITS + self.out_width + 4))
         m.d.comb += shifted.eq(s4["value"] + s4["zp"])
         result = Signal(signed(self.out_width + 1))
         with m.If(shifted < s4["lo"]):

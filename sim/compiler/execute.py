@@ -22,6 +22,8 @@ def check_batch(compiled, x):
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
         raise ValueError(f"input must have shape (N, {', '.join(map(str, want))}), "
                          f"not {x.shape}")
+    if len(x) == 0:
+        raise ValueError("input holds no images (N = 0)")
     if x.dtype.kind != "f":
         raise ValueError(f"input must be float (the model takes float32), not {x.dtype}")
     return x.astype(np.float32)

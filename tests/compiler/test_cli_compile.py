@@ -178,6 +178,7 @@ def test_infer_refusals(tmp_path, capsys):
     assert _run(capsys, "compile", network_path("digits_mlp"), "-o", folder)[0] == 0
     np.save(tmp_path / "wrong.npy", np.zeros((3, 1, 8, 8), np.float32))
     np.save(tmp_path / "ints.npy", np.zeros((3, 64), np.int32))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 64), np.float32))
     (tmp_path / "bad.npy").write_bytes(b"junk")
     before = sorted(p.name for p in tmp_path.iterdir())
     y = tmp_path / "y.npy"
@@ -185,6 +186,8 @@ def test_infer_refusals(tmp_path, capsys):
              match="input must have shape (N, 64)")
     _refused(capsys, "infer", folder, "--input", tmp_path / "ints.npy", "-o", y,
              match="input must be float")
+    _refused(capsys, "infer", folder, "--input", tmp_path / "empty.npy", "-o", y,
+             match="input holds no images")
     _refused(capsys, "infer", folder, "--input", tmp_path / "bad.npy", "-o", y,
              match="cannot read")
     _refused(capsys, "infer", tmp_path, "--input", tmp_path / "ints.npy", "-o", y,

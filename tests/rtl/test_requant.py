@@ -125,7 +125,8 @@ def test_latency():
 def test_reset_mid_stream(seed):
     """A reset with beats in the pipeline drops them all; the next stream is exact."""
     rng = np.random.default_rng(seed)
-    before = [(int(a), Rounding.TFLITE, 1 << 30, 0, 0, -128, 127) for a in rng.integers(-99, 99, 4)]
+    before = [(int(a), Rounding.TFLITE, 1 << 30, 0, 0, -128, 127)
+              for a in rng.integers(-99, 99, Requantizer.LATENCY - 1)]  # fills it
     after = [(int(a), Rounding.ORT, *float32_scale(0.25), 3, -128, 127)
              for a in rng.integers(-999, 999, 6)]
     dut = Requantizer(8)
