@@ -37,11 +37,14 @@ def requant_in_layout(out_width):
     })
 
 
-def _round_shift(m, x, k, rule, name):
-    """``x / 2**k`` rounded by ``rule``; ``k`` a non-negative signal. Combinational.
+def _shift_parts(m, x, k, rule, name):
+    """``x >> k`` and the rounding increment of ``x / 2**k`` by ``rule``. Combinational.
 
+    Returns ``(q, up)``: the rounded quotient is ``q + up`` (added in the next stage, so a
+    stage holds one shifter and one comparison, not a shift, a comparison and an add).
     ``half_up``: floor(x / 2**k + 1/2). ``half_even``: ties to even (``x >= 0``).
-    ``half_away``: ties away from zero (gemmlowp's RoundingDivideByPOT).
+    ``half_away``: ties away from zero (gemmlowp's RoundingDivideByPOT). ``k`` must be less
+    than ``len(x)``.
     """
     width = len(x)
     q = Signal(signed(width), name=f"{name}_q")
@@ -53,24 +56,42 @@ def _round_shift(m, x, k, rule, name):
     m.d.comb += rem.eq(x.as_unsigned() & ones)
     half = Signal(width, name=f"{name}_half")  # 2**(k - 1), 0 for k = 0
     m.d.comb += half.eq(ones ^ (ones >> 1))
-    out = Signal(signed(width + 1), name=f"{name}_out")
+    up = Signal(name=f"{name}_up")
     if rule == "half_up":
-        m.d.comb += out.eq(q + ((rem >= half) & (k != 0)))
+        m.d.comb += up.eq((rem >= half) & (k != 0))
     elif rule == "half_even":
-        up = (rem > half) | ((rem == half) & q[0])
-        m.d.comb += out.eq(q + (up & (k != 0)))
+        m.d.comb += up.eq(((rem > half) | ((rem == half) & q[0])) & (k != 0))
     else:
         threshold = (ones >> 1) + x[-1]
-        m.d.comb += out.eq(q + (rem > threshold))
-    return out
+        m.d.comb += up.eq(rem > threshold)
+    return q, up
 
 
-def _bit_length(m, x, name):
-    """Bit length of the non-negative ``x`` (priority encoder)."""
+def _bit_length(m, x, name, chunk=8):
+    """Bit length of the non-negative ``x``: a few LUT levels, not a priority chain.
+
+    Each ``chunk``-bit group's own bit length and the highest non-zero group are found side
+    by side; the result selects the one from the other.
+    """
     n = Signal(range(len(x) + 1), name=name)
-    for i in range(len(x)):
-        with m.If(x[i]):
-            m.d.comb += n.eq(i + 1)
+    groups = [x[i:i + chunk] for i in range(0, len(x), chunk)]
+    local = []
+    for g, bits in enumerate(groups):
+        lb = Signal(range(len(bits) + 1), name=f"{name}_g{g}")
+        for i in range(len(bits)):  # a small priority encoder per group
+            with m.If(bits[i]):
+                m.d.comb += lb.eq(i + 1)
+        local.append(lb)
+    nonzero = Signal(len(groups), name=f"{name}_nz")
+    m.d.comb += nonzero.eq(Cat(*(bits != 0 for bits in groups)))
+    top = Signal(range(max(len(groups), 2)), name=f"{name}_top")
+    for g in range(len(groups)):
+        with m.If(nonzero[g]):
+            m.d.comb += top.eq(g)
+    with m.Switch(top):
+        for g in range(len(groups)):
+            with m.Case(g):
+                m.d.comb += n.eq(Mux(nonzero[g], g * chunk + local[g], 0))
     return n
 
 
@@ -84,7 +105,8 @@ class Requantizer(Validated, wiring.Component):
 
     Datapath (integers only; no floating-point unit), after an input register (the
     accumulator comes from block RAM through the bias add) and a stage that takes ``|acc|``
-    and its bit length:
+    and its bit length. Each rounding takes two stages (the shift and its increment, then
+    the add), so no stage holds more than one shifter or one carry chain and a comparison:
 
     1. ``ort``: ``|acc|`` rounded half-even to 24 significant bits (float32(acc));
        ``gemmlowp``: ``acc << max(s, 0)`` wrapped to 32 bits; ``tflite``: ``acc``.
@@ -118,7 +140,7 @@ class Requantizer(Validated, wiring.Component):
     """
 
     #: Cycles from an accepted input beat to its output.
-    LATENCY = 7
+    LATENCY = 11
 
     #: Width of the value between the two roundings (stage 3 -> 4), saturated.
     FIRST_BITS = 34
@@ -153,54 +175,82 @@ class Requantizer(Validated, wiring.Component):
         blen_a = _bit_length(m, mag, "blen_a")
         s0 = carry({**ctl, "acc": acc, "mag": mag, "neg": neg, "blen_a": blen_a}, 2)
         ctl = {k: s0[k] for k in ctl}
-        mode = ctl["mode"]
 
-        # Stage 3: the multiplier's first operand.
-        acc = s0["acc"]
-        shift_a = Signal(range(9))  # float32(acc): bits above 24 rounded away
+        # Stage 3: float32(|acc|): the shift and its rounding increment.
+        shift_a = Signal(range(9))  # bits above 24 rounded away
         m.d.comb += shift_a.eq(Mux(s0["blen_a"] > 24, s0["blen_a"] - 24, 0))
-        m_a = _round_shift(m, Cat(s0["mag"], Const(0, 1)).as_signed(), shift_a, "half_even",
-                           "fa")
+        q_a, up_a = _shift_parts(m, Cat(s0["mag"], Const(0, 1)).as_signed(), shift_a,
+                                 "half_even", "fa")
         left = Signal(range(31))
         m.d.comb += left.eq(Mux(ctl["shift"] > 0, ctl["shift"], 0))
         wrapped = Signal(signed(32))
-        m.d.comb += wrapped.eq(acc << left)
-        operand = Signal(signed(33))
-        with m.Switch(mode):
-            with m.Case(Rounding.ORT):
-                m.d.comb += operand.eq(m_a)
-            with m.Case(Rounding.TFLITE):
-                m.d.comb += operand.eq(acc)
-            with m.Default():
-                m.d.comb += operand.eq(wrapped)
-        s1 = carry({**ctl, "operand": operand, "neg": s0["neg"], "shift_a": shift_a}, 3)
+        m.d.comb += wrapped.eq(s0["acc"] << left)
+        s1 = carry({**ctl, "acc": s0["acc"], "q_a": q_a, "up_a": up_a, "wrapped": wrapped,
+                    "neg": s0["neg"], "shift_a": shift_a}, 3)
 
-        # Stage 4: the multiply.
-        product = Signal(signed(64))
-        m.d.comb += product.eq(s1["operand"] * s1["mult"])
-        s2 = carry({**{k: s1[k] for k in ctl}, "product": product, "neg": s1["neg"],
+        # Stage 4: the multiplier's first operand.
+        operand = Signal(signed(33))
+        with m.Switch(s1["mode"]):
+            with m.Case(Rounding.ORT):
+                m.d.comb += operand.eq(s1["q_a"] + s1["up_a"])
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += operand.eq(s1["acc"])
+            with m.Default():
+                m.d.comb += operand.eq(s1["wrapped"])
+        s2 = carry({**{k: s1[k] for k in ctl}, "operand": operand, "neg": s1["neg"],
                     "shift_a": s1["shift_a"]}, 4)
 
-        # Stage 5: the first rounding.
-        x = s2["product"]
+        # Stage 5: the multiply.
+        product = Signal(signed(64))
+        m.d.comb += product.eq(s2["operand"] * s2["mult"])
+        s3 = carry({**{k: s2[k] for k in ctl}, "product": product, "neg": s2["neg"],
+                    "shift_a": s2["shift_a"]}, 5)
+
+        # Stage 6: where the first rounding cuts (ort: 24 significant bits of the product),
+        # and the exponent that the second rounding will use.
+        x = s3["product"]
         blen_p = _bit_length(m, x[:63], "blen_p")  # ort: the product is non-negative
         shift_p = Signal(range(40))
         m.d.comb += shift_p.eq(Mux(blen_p > 24, blen_p - 24, 0))
-        k3 = Signal(range(64))
-        with m.Switch(s2["mode"]):
+        k1 = Signal(range(64))
+        with m.Switch(s3["mode"]):
             with m.Case(Rounding.ORT):
-                m.d.comb += k3.eq(shift_p)
+                m.d.comb += k1.eq(shift_p)
             with m.Case(Rounding.TFLITE):
-                m.d.comb += k3.eq(31 - s2["shift"])
+                m.d.comb += k1.eq(31 - s3["shift"])
             with m.Default():
-                m.d.comb += k3.eq(31)
-        even = _round_shift(m, x, k3, "half_even", "fp")
-        up = _round_shift(m, x, k3, "half_up", "hu")
+                m.d.comb += k1.eq(31)
+        # ort: the float32 product is first * 2**e; e = shift_a + shift_p + exponent.
+        exp = Signal(signed(10))
+        m.d.comb += exp.eq(s3["shift_a"] + shift_p + s3["shift"])
+        s4 = carry({**{k: s3[k] for k in ctl}, "product": x, "k1": k1, "exp": exp,
+                    "neg": s3["neg"]}, 6)
+
+        # Stage 7: the first rounding's shift (ort: half even; tflite, gemmlowp: half up);
+        # the second rounding's shift amount.
+        q1e, up1e = _shift_parts(m, s4["product"], s4["k1"], "half_even", "fp")
+        _, up1u = _shift_parts(m, s4["product"], s4["k1"], "half_up", "hu")  # same shift
+        up1 = Mux(s4["mode"] == Rounding.ORT, up1e, up1u)
+        # A right shift by FIRST_BITS - 1 already rounds every ort value (< 2**25) to 0.
+        most = self.FIRST_BITS - 1
+        right = Signal(range(self.FIRST_BITS))
+        with m.Switch(s4["mode"]):
+            with m.Case(Rounding.ORT):
+                m.d.comb += right.eq(Mux(s4["exp"] < 0,
+                                         Mux(-s4["exp"] > most, most, -s4["exp"]), 0))
+            with m.Case(Rounding.TFLITE):
+                m.d.comb += right.eq(0)
+            with m.Default():
+                m.d.comb += right.eq(Mux(s4["shift"] < 0, -s4["shift"], 0))
+        s5 = carry({**{k: s4[k] for k in ctl}, "q1": q1e, "up1": up1, "exp": s4["exp"],
+                    "right": right, "neg": s4["neg"]}, 7)
+
+        # Stage 8: the first rounding's increment; narrow to FIRST_BITS. ort's value has at
+        # most 25 bits and gemmlowp's at most 32 (a doubling high multiply); only tflite's
+        # can be wider, and any value that wide is beyond every clamp bound, so it
+        # saturates without changing the output.
         rounded = Signal(signed(65))
-        m.d.comb += rounded.eq(Mux(s2["mode"] == Rounding.ORT, even, up))
-        # Narrow to FIRST_BITS for stage 4: ort's value has at most 25 bits and gemmlowp's
-        # at most 32 (a doubling high multiply); only tflite's can be wider, and any value
-        # that wide is beyond every clamp bound, so it saturates without changing the output.
+        m.d.comb += rounded.eq(s5["q1"] + s5["up1"])
         top = rounded[self.FIRST_BITS - 1:]
         lim = 1 << (self.FIRST_BITS - 1)
         first = Signal(signed(self.FIRST_BITS))
@@ -210,56 +260,51 @@ class Requantizer(Validated, wiring.Component):
             m.d.comb += first.eq(-lim)
         with m.Else():
             m.d.comb += first.eq(lim - 1)
-        # ort: the float32 product is first * 2**e; e = shift_a + shift_p + exponent.
-        exp = Signal(signed(10))
-        m.d.comb += exp.eq(s2["shift_a"] + shift_p + s2["shift"])
-        s3 = carry({**{k: s2[k] for k in ctl}, "first": first, "neg": s2["neg"], "exp": exp}, 5)
+        s6 = carry({**{k: s5[k] for k in ctl}, "first": first, "exp": s5["exp"],
+                    "right": s5["right"], "neg": s5["neg"]}, 8)
 
-        # Stage 6: the second rounding (ort: to an integer; gemmlowp: RoundingDivideByPOT).
-        y = s3["first"]
-        # A right shift by FIRST_BITS - 1 already rounds every ort value (< 2**25) to 0.
-        most = self.FIRST_BITS - 1
-        right = Signal(range(self.FIRST_BITS))
-        with m.Switch(s3["mode"]):
-            with m.Case(Rounding.ORT):
-                m.d.comb += right.eq(Mux(s3["exp"] < 0,
-                                         Mux(-s3["exp"] > most, most, -s3["exp"]), 0))
-            with m.Case(Rounding.TFLITE):
-                m.d.comb += right.eq(0)
-            with m.Default():
-                m.d.comb += right.eq(Mux(s3["shift"] < 0, -s3["shift"], 0))
-        even2 = _round_shift(m, y, right, "half_even", "ie")
-        away = _round_shift(m, y, right, "half_away", "ha")
-        # ort with a non-negative exponent: already an integer; any non-zero value shifted
-        # left by 9 or more is beyond every clamp bound, so saturate instead of shifting.
+        # Stage 9: the second rounding's shift (ort: to an integer, half even; gemmlowp:
+        # RoundingDivideByPOT, half away); ort with a non-negative exponent is already an
+        # integer: any non-zero value shifted left by 9 or more is beyond every clamp bound,
+        # so it saturates instead of shifting.
+        y = s6["first"]
+        q2e, up2e = _shift_parts(m, y, s6["right"], "half_even", "ie")
+        _, up2a = _shift_parts(m, y, s6["right"], "half_away", "ha")  # same shift
         big = (1 << (self.out_width + 2))
         lifted = Signal(signed(self.FIRST_BITS + self.out_width + 2))
-        with m.If(s3["exp"] > self.out_width + 1):
+        with m.If(s6["exp"] > self.out_width + 1):
             m.d.comb += lifted.eq(Mux(y != 0, big, 0))
         with m.Else():
-            m.d.comb += lifted.eq(y << s3["exp"][:5])
-        second = Signal(signed(self.FIRST_BITS + self.out_width + 2))
-        with m.Switch(s3["mode"]):
+            m.d.comb += lifted.eq(y << s6["exp"][:5])
+        base = Signal(signed(self.FIRST_BITS + self.out_width + 2))
+        up2 = Signal()
+        with m.Switch(s6["mode"]):
             with m.Case(Rounding.ORT):
-                m.d.comb += second.eq(Mux(s3["exp"] < 0, even2, lifted))
+                m.d.comb += [base.eq(Mux(s6["exp"] < 0, q2e, lifted)),
+                             up2.eq((s6["exp"] < 0) & up2e)]
             with m.Case(Rounding.TFLITE):
-                m.d.comb += second.eq(y)
+                m.d.comb += base.eq(y)
             with m.Default():
-                m.d.comb += second.eq(away)
-        value = Signal(signed(self.FIRST_BITS + self.out_width + 3))
-        m.d.comb += value.eq(Mux((s3["mode"] == Rounding.ORT) & s3["neg"], -second, second))
-        s4 = carry({"zp": s3["zp"], "lo": s3["lo"], "hi": s3["hi"], "value": value,
-                    "mode": s3["mode"]}, 6)
+                m.d.comb += [base.eq(q2e), up2.eq(up2a)]
+        s7 = carry({"zp": s6["zp"], "lo": s6["lo"], "hi": s6["hi"], "base": base, "up2": up2,
+                    "negate": (s6["mode"] == Rounding.ORT) & s6["neg"]}, 9)
 
-        # Stage 7: clamp and zero point. ort clamps before the zero point (in float), the
-        # others after it; with integer bounds both are the same function.
-        shifted = Signal(signed(self.FIRST_BITS + self.out_width + 4))
-        m.d.comb += shifted.eq(s4["value"] + s4["zp"])
+        # Stage 10: the second rounding's increment, and the sign (ort).
+        second = Signal(signed(self.FIRST_BITS + self.out_width + 3))
+        m.d.comb += second.eq(s7["base"] + s7["up2"])
+        s8 = carry({"zp": s7["zp"], "lo": s7["lo"], "hi": s7["hi"], "second": second,
+                    "negate": s7["negate"]}, 10)
+
+        # Stage 11: sign, zero point and clamp. ort clamps before the zero point (in float),
+        # the others after it; with integer bounds both are the same function.
+        shifted = Signal(signed(self.FIRST_BITS + self.out_width + 5))
+        m.d.comb += shifted.eq(Mux(s8["negate"], s8["zp"] - s8["second"],
+                                   s8["zp"] + s8["second"]))
         result = Signal(signed(self.out_width + 1))
-        with m.If(shifted < s4["lo"]):
-            m.d.comb += result.eq(s4["lo"])
-        with m.Elif(shifted > s4["hi"]):
-            m.d.comb += result.eq(s4["hi"])
+        with m.If(shifted < s8["lo"]):
+            m.d.comb += result.eq(s8["lo"])
+        with m.Elif(shifted > s8["hi"]):
+            m.d.comb += result.eq(s8["hi"])
         with m.Else():
             m.d.comb += result.eq(shifted)
         with m.If(go):

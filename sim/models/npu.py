@@ -346,7 +346,7 @@ SETUP_CYCLES = 3
 
 def _post_tail():
     """Cycles from the PostUnit's last beat to its last write (requantizer + packing)."""
-    return 7 + 2  # the requantizer's 7 stages, then the packing and write registers
+    return 11 + 2  # the requantizer's 11 stages, then the packing and write registers
 
 
 def cycles_of(p, op, f):
