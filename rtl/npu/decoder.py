@@ -98,32 +98,39 @@ class Decoder(wiring.Component):
         missing = Signal()
         m.d.comb += missing.eq(sum(is_op[op] for op in lacking) != 0 if lacking else 0)
 
-        # Field rules per opcode (SHAPE).
-        def window_bad(v, channels):
-            """Return whether the window rule fails (sizes, padding < kernel, inside)."""
-            zero = (v.in_h == 0) | (v.in_w == 0) | (channels == 0) | (v.out_h == 0) | \
-                (v.out_w == 0) | (v.kernel == 0) | (v.stride == 0)
-            pad = (v.pad_t >= v.kernel) | (v.pad_l >= v.kernel)
-            reach_h = Signal(13, name="reach_h")  # (out_h - 1) * stride: 8 x 4 bits
-            reach_w = Signal(13, name="reach_w")
-            m.d.comb += [reach_h.eq((v.out_h - 1) * v.stride),
-                         reach_w.eq((v.out_w - 1) * v.stride)]
-            outside = (reach_h >= v.in_h + v.pad_t) | (reach_w >= v.in_w + v.pad_l)
-            return zero | pad | (~zero & outside)
-
+        # Field rules per opcode (SHAPE). Stage 1 takes the flags that need no arithmetic
+        # and the window products; stage 2 compares the products (so no stage holds a
+        # multiply followed by a comparison).
+        is_window = is_op[Op.CONV] | is_op[Op.MAXPOOL]
+        win = {name: Signal(len(getattr(conv, name)), name=f"win_{name}")
+               for name in ("in_h", "in_w", "out_h", "out_w", "kernel", "stride", "pad_t",
+                            "pad_l")}
+        for name, sig in win.items():
+            m.d.comb += sig.eq(Mux(is_op[Op.CONV], getattr(conv, name), getattr(pool, name)))
         conv_channels = Signal(10)
         m.d.comb += conv_channels.eq(Mux(conv.cin < conv.cout, conv.cin, conv.cout))
-        shape_bad = Signal()
-        conv_pixels = Signal(16)
-        m.d.comb += conv_pixels.eq(conv.out_h * conv.out_w)
+        win_channels = Mux(is_op[Op.CONV], conv_channels, pool.channels)
+        zero = (win["in_h"] == 0) | (win["in_w"] == 0) | (win_channels == 0) | \
+            (win["out_h"] == 0) | (win["out_w"] == 0) | (win["kernel"] == 0) | \
+            (win["stride"] == 0)
+        pad = (win["pad_t"] >= win["kernel"]) | (win["pad_l"] >= win["kernel"])
+        early_bad = Signal()  # a SHAPE error known in stage 1
         with m.If(is_op[Op.CONV]):
-            m.d.comb += shape_bad.eq((conv.mode == 3) | window_bad(conv, conv_channels)
-                                     | (conv_pixels > p.acc_words))
+            m.d.comb += early_bad.eq((conv.mode == 3) | zero | pad)
         with m.Elif(is_op[Op.MAXPOOL]):
-            m.d.comb += shape_bad.eq(window_bad(pool, pool.channels))
+            m.d.comb += early_bad.eq(zero | pad)
         with m.Elif(is_op[Op.AVGPOOL]):
-            m.d.comb += shape_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
+            m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
                                      | (avg.channels == 0))
+        reach_h = Signal(13)  # (out_h - 1) * stride: 8 x 4 bits
+        reach_w = Signal(13)
+        lim_h = Signal(9)
+        lim_w = Signal(9)
+        conv_pixels = Signal(16)
+        m.d.comb += [reach_h.eq((win["out_h"] - 1) * win["stride"]),
+                     reach_w.eq((win["out_w"] - 1) * win["stride"]),
+                     lim_h.eq(win["in_h"] + win["pad_t"]), lim_w.eq(win["in_w"] + win["pad_l"]),
+                     conv_pixels.eq(conv.out_h * conv.out_w)]
         with m.If(~known):
             m.d.comb += first.eq(ErrorCode.OPCODE)
         with m.Elif(word[4:8] != ISA_VERSION):
@@ -133,10 +140,13 @@ class Decoder(wiring.Component):
                 m.d.comb += first.eq(ErrorCode.ENGINE)
         with m.Elif(is_op[Op.HEADER] & (head.params_hash != params_hash(p))):
             m.d.comb += first.eq(ErrorCode.PARAMS)
-        with m.Elif(shape_bad):
+        with m.Elif(early_bad):
             m.d.comb += first.eq(ErrorCode.SHAPE)
         with m.Else():
             m.d.comb += first.eq(ErrorCode.NONE)
+        shape = {"windowed": is_window & ~zero, "reach_h": reach_h, "reach_w": reach_w,
+                 "lim_h": lim_h, "lim_w": lim_w, "is_conv": is_op[Op.CONV],
+                 "conv_pixels": conv_pixels}
 
         # Region operands, selected per opcode: src, dst, their heights, widths and channel
         # counts; weights and table (CONV, AVGPOOL).
@@ -179,9 +189,16 @@ class Decoder(wiring.Component):
                     "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
                     "cout": sel["c_out"], "uses_wgt": sel["uses_wgt"],
                     "uses_tab": sel["uses_tab"], "checks": sel["checks"], "g_in": g_in,
-                    "g_out": g_out, "hw_in": hw_in, "hw_out": hw_out, "kk": kk}, 1)
+                    "g_out": g_out, "hw_in": hw_in, "hw_out": hw_out, "kk": kk} | shape, 1)
 
-        # Stage 2: region sizes of the activations; kernel x groups for the weights.
+        # Stage 2: the window and accumulator comparisons (SHAPE); region sizes of the
+        # activations; kernel x groups for the weights.
+        late_bad = (s1["windowed"] & ((s1["reach_h"] >= s1["lim_h"])
+                                      | (s1["reach_w"] >= s1["lim_w"]))) \
+            | (s1["is_conv"] & (s1["conv_pixels"] > p.acc_words))
+        first2 = Signal(ErrorCode)
+        m.d.comb += first2.eq(Mux((s1["first"] == ErrorCode.NONE) & late_bad, ErrorCode.SHAPE,
+                                  s1["first"]))
         src_words = Signal(26)
         dst_words = Signal(26)
         kkg = Signal(18)
@@ -190,8 +207,8 @@ class Decoder(wiring.Component):
                      dst_words.eq(s1["hw_out"] * s1["g_out"]),
                      kkg.eq(s1["kk"] * s1["g_in"]),
                      tab_end.eq(s1["tab"] + s1["cout"])]
-        s2 = carry({k: s1[k] for k in ("insn", "op", "first", "src", "dst", "wgt", "g_out",
-                                       "uses_wgt", "uses_tab", "checks")}
+        s2 = carry({k: s1[k] for k in ("insn", "op", "src", "dst", "wgt", "g_out",
+                                       "uses_wgt", "uses_tab", "checks")} | {"first": first2}
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
                       "tab_end": tab_end}, 2)
 
