@@ -99,8 +99,9 @@ class ConvUnit(wiring.Component):
         pix_row = Signal(24)      # oy * s_row
         pix_col = Signal(18)      # ox * s_col
         tile_off = Signal(signed(26))  # ky * rowstride + kx * G_in + g - pad_off
-        issued = Signal(34)
-        written = Signal(34)
+        to_issue = Signal(34)     # vectors of this column tile still to issue
+        to_write = Signal(34)     # results of this column tile still to come back
+        inflight = Signal(17)     # issued, not yet written back (at most P)
         wr_pix = Signal(16)
 
 
@@ -129,16 +130,16 @@ class ConvUnit(wiring.Component):
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(signed(27))
         m.d.comb += address.eq(f.src + tile_off + pix_row + pix_col)
-        room = (issued - written) < pixels
+        room = inflight < pixels
         phase_a = Signal()
-        can_issue = phase_a & (issued != col_words) & room
+        can_issue = phase_a & (to_issue != 0) & room
         with m.If(a_go):
             m.d.sync += a_valid.eq(0)
             with m.If(can_issue):
                 m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16]),
                              acc_rd.en.eq(1), acc_rd.addr.eq(pix)]
                 m.d.sync += [a_valid.eq(1), a_inside.eq(inside), a_first.eq(tile == 0),
-                             a_last.eq(pix == pixels - 1), issued.eq(issued + 1)]
+                             a_last.eq(pix == pixels - 1), to_issue.eq(to_issue - 1)]
                 # Next pixel; at the last pixel, the next tile.
                 with m.If(ox == f.out_w - 1):
                     m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
@@ -171,8 +172,11 @@ class ConvUnit(wiring.Component):
         # Results back into the accumulators.
         m.d.comb += [array.o.ready.eq(1), acc_wr.addr.eq(wr_pix),
                      acc_wr.data.eq(array.o.payload.y), acc_wr.en.eq(array.o.valid)]
+        issue = Signal()
+        m.d.comb += issue.eq(a_go & can_issue)
+        m.d.sync += inflight.eq(inflight + issue - array.o.valid)
         with m.If(array.o.valid):
-            m.d.sync += [written.eq(written + 1),
+            m.d.sync += [to_write.eq(to_write - 1),
                          wr_pix.eq(Mux(wr_pix == pixels - 1, 0, wr_pix + 1))]
 
         # Phase B: accumulators to the PostUnit.
@@ -221,12 +225,13 @@ class ConvUnit(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), tile.eq(0), oy.eq(0), ox.eq(0),
                              pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
-                             pix_col.eq(0), tile_off.eq(-pad_off), issued.eq(0),
-                             written.eq(0), wr_pix.eq(0), phase_a.eq(1)]
+                             pix_col.eq(0), tile_off.eq(-pad_off), to_issue.eq(col_words),
+                             to_write.eq(col_words), inflight.eq(0), wr_pix.eq(0),
+                             phase_a.eq(1)]
                 m.next = "PHASE_A"
             with m.State("PHASE_A"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(written == col_words):
+                with m.If(to_write == 0):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
                                  b_addr.eq(f.dst + j)]
                     m.next = "PHASE_B"

@@ -1,5 +1,8 @@
 """The integrated NPU: memories, host port, controller, engines and post-processing."""
 
+from functools import reduce
+from operator import or_
+
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
@@ -164,7 +167,7 @@ class Npu(wiring.Component):
         sources = [u for u in (conv, avgpool) if u is not None]
         for s in sources:
             m.d.comb += s.post.ready.eq(post.i.ready)
-        m.d.comb += post.i.valid.eq(sum(s.post.valid for s in sources) != 0)
+        m.d.comb += post.i.valid.eq(reduce(or_, [s.post.valid for s in sources]))
         with m.If(avgpool.post.valid):
             m.d.comb += post.i.payload.eq(avgpool.post.payload)
         if conv is not None:
@@ -175,12 +178,13 @@ class Npu(wiring.Component):
             m.d.comb += u.act_data.eq(act_rdata)
         unit_raddr = Signal(16)
         unit_ren = Signal()
-        m.d.comb += [unit_raddr.eq(sum(u.act_addr for u in units)),
-                     unit_ren.eq(sum(u.act_en for u in units) != 0)]
+        # Inactive units drive 0: an OR merges them (no adder on the memory address).
+        m.d.comb += [unit_raddr.eq(reduce(or_, [u.act_addr for u in units])),
+                     unit_ren.eq(reduce(or_, [u.act_en for u in units]))]
         if conv is not None:
             m.d.comb += conv.wgt_data.eq(wgt_rd.data)
         unit_busy = Signal()
-        m.d.comb += unit_busy.eq((sum(u.busy for u in units) != 0) | ~post.idle)
+        m.d.comb += unit_busy.eq(reduce(or_, [u.busy for u in units]) | ~post.idle)
 
         # -- host port --------------------------------------------------------------------
         cmd = Signal(4)
