@@ -24,7 +24,7 @@ class MaxPoolUnit(wiring.Component):
 
     Loop order: pixel (row-major), group, ky, kx; one read per cycle, the output word
     ``dst + p * G + g`` is written two cycles after the window's last read (lanes beyond
-    ``channels`` written as 0). Cycles: ``out_h * out_w * G * K * K + 3``.
+    ``channels`` written as 0). Cycles: ``out_h * out_w * G * K * K + 4``.
 
     Members
     -------
@@ -118,21 +118,33 @@ class MaxPoolUnit(wiring.Component):
             with m.Else():
                 m.d.sync += [kx.eq(kx + 1), win_off.eq(win_off + groups)]
 
+        # Stage 2: the read data, registered (block RAM output -> compare was the critical
+        # path), padding already replaced by -128.
+        d_valid = Signal()
+        d_first = Signal()
+        d_last = Signal()
+        d_addr = Signal(16)
+        d_count = Signal(range(lanes + 1))
+        d_data = [Signal(signed(8), name=f"in_{i}") for i in range(lanes)]
+        m.d.sync += [d_valid.eq(r_valid), d_first.eq(r_first), d_last.eq(r_last),
+                     d_addr.eq(r_addr), d_count.eq(r_count)]
+        m.d.sync += [d.eq(Mux(r_inside, value, -128))
+                     for d, value in zip(d_data, _lanes(self.act_data, lanes), strict=True)]
+
+        # Stage 3: the running maximum; the output word at the window's last read.
         current = [Signal(signed(8), name=f"max_{i}") for i in range(lanes)]
         new = []
-        for i, value in enumerate(_lanes(self.act_data, lanes)):
-            v = Signal(signed(8), name=f"in_{i}")
-            m.d.comb += v.eq(Mux(r_inside, value, -128))
+        for i, v in enumerate(d_data):
             n = Signal(signed(8), name=f"new_{i}")
-            m.d.comb += n.eq(Mux(r_first | (v > current[i]), v, current[i]))
+            m.d.comb += n.eq(Mux(d_first | (v > current[i]), v, current[i]))
             new.append(n)
         w_en = Signal()
         m.d.sync += w_en.eq(0)
-        with m.If(r_valid):
+        with m.If(d_valid):
             m.d.sync += [c.eq(n) for c, n in zip(current, new, strict=True)]
-            with m.If(r_last):
-                m.d.sync += [w_en.eq(1), self.wr_addr.eq(r_addr),
-                             self.wr_data.eq(Cat(*[Mux(i < r_count, n.as_unsigned(), Const(0, 8))
+            with m.If(d_last):
+                m.d.sync += [w_en.eq(1), self.wr_addr.eq(d_addr),
+                             self.wr_data.eq(Cat(*[Mux(i < d_count, n.as_unsigned(), Const(0, 8))
                                                    for i, n in enumerate(new)]))]
         m.d.comb += self.wr_en.eq(w_en)
 
@@ -156,7 +168,7 @@ class MaxPoolUnit(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
-                with m.If(~running & ~r_valid & ~w_en):
+                with m.If(~running & ~r_valid & ~d_valid & ~w_en):
                     m.next = "IDLE"
         return m
 

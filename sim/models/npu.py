@@ -363,7 +363,8 @@ def cycles_of(p, op, f):
       loaded). Then the drain (``T_loop``), the requantization pass
       (``P * lanes / post_lanes``), the table load of the group's channels and bookkeeping
       (``lanes + 5``); once per instruction the first weight tile's load (``lanes``).
-    - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 3.
+    - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
+      its register, the compare, the write).
     - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
       (``lanes + 2``); then the requantization tail.
     """
@@ -380,7 +381,7 @@ def cycles_of(p, op, f):
         return INSN_CYCLES + SETUP_CYCLES + lanes + g_out * column + _post_tail()
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
-        return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 3
+        return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + lanes + 2) \
