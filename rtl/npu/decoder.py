@@ -46,7 +46,8 @@ class Decoder(wiring.Component):
     view it with :func:`~.isa.insn_layout` of ``op``.
 
     Region sizes need products such as ``groups(cout) * kernel**2 * groups(cin) * lanes``
-    (up to 34 bits); they are computed over three pipeline stages.
+    (up to 34 bits); they are computed over three pipeline stages, and the comparisons
+    against the memories take a fourth.
 
     Members
     -------
@@ -59,7 +60,7 @@ class Decoder(wiring.Component):
     depends combinationally on ``o.ready``.
     """
 
-    LATENCY = 3
+    LATENCY = 4
 
     def __init__(self, p):
         if not isinstance(p, NpuParams):
@@ -212,30 +213,36 @@ class Decoder(wiring.Component):
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
                       "tab_end": tab_end}, 2)
 
-        # Stage 3: weight region size; every region against its memory; banks.
+        # Stage 3: region ends (the weight region's size is a product).
         bank = p.act_words
         wgt_end = Signal(36)
-        m.d.comb += wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["g_out"] * p.lanes)
+        src_end = Signal(27)
+        dst_end = Signal(27)
+        m.d.comb += [wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["g_out"] * p.lanes),
+                     src_end.eq(s2["src"] + s2["src_words"]),
+                     dst_end.eq(s2["dst"] + s2["dst_words"])]
+        s3 = carry({k: s2[k] for k in ("insn", "op", "first", "src", "dst", "uses_wgt",
+                                       "uses_tab", "checks", "tab_end")}
+                   | {"wgt_end": wgt_end, "src_end": src_end, "dst_end": dst_end}, 3)
 
-        def act_bad(start, words):
-            end = Signal(27, name="act_end")
-            m.d.comb += end.eq(start + words)
+        # Stage 4: every region against its memory; banks; the first failing check.
+        def act_bad(start, end):
             return (end > 2 * bank) | ((start < bank) & (end > bank))
 
-        address_bad = act_bad(s2["src"], s2["src_words"]) | act_bad(s2["dst"], s2["dst_words"]) \
-            | (s2["uses_wgt"] & (wgt_end > p.wgt_words)) \
-            | (s2["uses_tab"] & (s2["tab_end"] > p.tab_entries))
-        bank_bad = (s2["src"] >= bank) == (s2["dst"] >= bank)
+        address_bad = act_bad(s3["src"], s3["src_end"]) | act_bad(s3["dst"], s3["dst_end"]) \
+            | (s3["uses_wgt"] & (s3["wgt_end"] > p.wgt_words)) \
+            | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries))
+        bank_bad = (s3["src"] >= bank) == (s3["dst"] >= bank)
         error = Signal(ErrorCode)
-        with m.If(s2["first"] != ErrorCode.NONE):
-            m.d.comb += error.eq(s2["first"])
-        with m.Elif(s2["checks"] & address_bad):
+        with m.If(s3["first"] != ErrorCode.NONE):
+            m.d.comb += error.eq(s3["first"])
+        with m.Elif(s3["checks"] & address_bad):
             m.d.comb += error.eq(ErrorCode.ADDRESS)
-        with m.Elif(s2["checks"] & bank_bad):
+        with m.Elif(s3["checks"] & bank_bad):
             m.d.comb += error.eq(ErrorCode.BANK)
         with m.Else():
             m.d.comb += error.eq(ErrorCode.NONE)
         with m.If(go):
-            m.d.sync += [self.o.payload.insn.eq(s2["insn"]), self.o.payload.op.eq(s2["op"]),
+            m.d.sync += [self.o.payload.insn.eq(s3["insn"]), self.o.payload.op.eq(s3["op"]),
                          self.o.payload.error.eq(error)]
         return m

@@ -337,9 +337,9 @@ class NpuModel:
         self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], c))
 
 
-#: Cycles the controller spends on every instruction: fetch, decode (the decoder's three
+#: Cycles the controller spends on every instruction: fetch, decode (the decoder's four
 #: stages), launch, retire.
-INSN_CYCLES = 5
+INSN_CYCLES = 6
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
 
