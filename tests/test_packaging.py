@@ -85,6 +85,9 @@ def test_wheel_from_a_clean_tree_installs_and_runs(tmp_path, seed):
     proc = subprocess.run([npugen, "demo", "--seed", str(seed), "-o", str(work / "demo")],
                           cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    table = proc.stdout.strip().split("\n\n")[-1].splitlines()[2:]  # the summary's rows
+    (summary,) = [b for b in proc.stdout.split("\n\n") if b.startswith("block ")]
+    table = summary.splitlines()[2:]  # the summary's rows
     assert len(table) == sum(len(b.demo) for b in BLOCKS.values()), proc.stdout
     assert all(row.endswith(" pass") for row in table), proc.stdout
+    # the end-to-end step, from the wheel's own networks and held-out images
+    assert "bit-exact vs onnxruntime" in proc.stdout, proc.stdout[-3000:]

@@ -73,7 +73,8 @@ def _verilator(compiled, folder, x, build_root, seed):
         spec.write_text(json.dumps({"compiled": str(Path(folder).resolve()),
                                     "inputs": input_words(compiled, x),
                                     "result": str(result)}))
-        run_bench(p, build_dir=build_dir, seed=seed, quiet=True,
+        # in a process group of its own: Ctrl-C or SIGTERM stop make and the simulation too
+        run_bench(p, build_dir=build_dir, seed=seed, isolate=True,
                   test_module="npugen.sim.cocotb.tb_npu_infer",
                   extra_env={"NPUGEN_INFER": str(spec)})
         if not result.exists():
