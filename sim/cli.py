@@ -382,7 +382,8 @@ def _infer(args):
     if args.engine == "board":
         client_session = _board_session(args)
     if args.engine == "verilator":
-        print(f"running {len(x)} input(s) in Verilator (build, then one autonomous run)",
+        print(f"running {np.shape(x)[0] if np.ndim(x) else 0} input(s) in Verilator (build, "
+              "then one autonomous run)",
               file=sys.stderr, flush=True)
     try:
         r = infer(args.folder, x, engine=args.engine, raw=args.raw, check=args.check,

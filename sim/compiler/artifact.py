@@ -136,6 +136,12 @@ def read_compiled(path):
         if plan.get("plan_version") != PLAN_VERSION:
             raise ValueError(f"plan_version must be {PLAN_VERSION}")
         p = NpuParams.from_json(json.dumps(plan["npu"]))
+        for side in ("input", "output"):
+            part = plan[side]
+            for key in ("shape_hwc", "address", "quant"):
+                part[key]  # noqa: B018 - a KeyError names what is missing
+            TensorQuant(**part["quant"])
+        plan["input"]["model_shape"], plan["output"]["layout"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{str(plan_path)!r} is malformed: {exc}") from None
     program = from_bytes(program_path.read_bytes(), p.lanes)

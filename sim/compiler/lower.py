@@ -109,6 +109,9 @@ def lower(network, p):
                 if pad_t >= k or pad_l >= k:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {k}")
+                if ow > p.acc_words:
+                    raise LowerError(f"{where}: an output row has {ow} pixels; acc_words is "
+                                     f"{p.acc_words} (raise --acc-words)")
                 g_in, g_out = _groups(c, lanes), _groups(oc, lanes)
                 for r0, rows in _conv_bands(oh, ow, p.acc_words):
                     y0 = r0 * s - pad_t  # first input row the band reads

@@ -224,6 +224,9 @@ class _Importer:
         return int(zp.reshape(-1)[0])
 
     def quant(self, node, scale, zp, what):
+        if not zp:  # ONNX's default zero point is uint8 (before opset 21's output_dtype)
+            raise ModelError(f"{node.where()}: the {what} zero point is missing, which makes "
+                             "the tensor uint8; the NPU runs int8 activations")
         return TensorQuant(float(self.scale(node, scale, f"{what} scale")),
                            self.zero_point(node, zp, f"{what} zero point"))
 
@@ -235,6 +238,8 @@ class _Importer:
 
     def weights(self, node, w_name, ws_name, wzp_name, cout_axis):
         w = self.const(node, w_name, "weight", None)
+        if w.ndim <= cout_axis:
+            raise ModelError(f"{node.where()}: weights of shape {w.shape} are not supported")
         if w.dtype != np.int8:
             raise ModelError(f"{node.where()}: weights must be int8 (weight_type=QInt8), "
                              f"not {w.dtype.name}")
@@ -284,8 +289,9 @@ class _Importer:
                              "(NOTSET or VALID)")
         if auto_pad == "VALID":
             pads = [0, 0, 0, 0]
-        if len(pads) != 4 or min(pads) < 0:
-            raise ModelError(f"{node.where()}: pads must be 4 non-negative values")
+        if len(pads) != 4 or min(pads) < 0 or max(pads) >= ks[0]:
+            raise ModelError(f"{node.where()}: pads must be 4 values in 0..kernel-1, not "
+                             f"{pads}")
         t, left, b, r = pads[0], pads[1], pads[2], pads[3]
         return ks[0], strides[0], (t, left, b, r)
 
@@ -358,8 +364,9 @@ class _Importer:
     def qgemm(self, node):
         i = node.inputs + [""] * (9 - len(node.inputs))
         a = node.attrs
-        if a.get("transA", 0) != 0 or abs(a.get("alpha", 1.0) - 1.0) > 0:
-            raise ModelError(f"{node.where()}: transA must be 0 and alpha 1")
+        if a.get("transA", 0) != 0 or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
+            raise ModelError(f"{node.where()}: transA must be 0, alpha and beta 1 (onnxruntime "
+                             "fuses no other Gemm into QGemm)")
         x = self.value(node, i[0])
         if self.quant(node, i[1], i[2], "a") != x.quant:
             raise ModelError(f"{node.where()}: A's scale/zero point differ from the producer's")

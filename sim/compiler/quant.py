@@ -15,8 +15,12 @@ def quantize(x, quant):
     x = np.asarray(x, dtype=np.float32)
     if not np.isfinite(x).all():
         raise ValueError("input must be finite float32 values (no NaN or infinity)")
-    q = np.rint(x / np.float32(quant.scale)).astype(np.int64) + quant.zero_point
-    return np.clip(q, -128, 127)
+    # clamp in float32 first, as MLAS does (a huge value must not overflow the cast)
+    lo, hi = np.float32(-128 - quant.zero_point), np.float32(127 - quant.zero_point)
+    with np.errstate(over="ignore"):  # x / scale may be +-inf: it clamps like any other
+        scaled = x / np.float32(quant.scale)
+    q = np.rint(np.clip(scaled, lo, hi)).astype(np.int64)
+    return np.clip(q + quant.zero_point, -128, 127)
 
 
 def dequantize(q, quant):

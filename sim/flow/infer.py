@@ -107,7 +107,10 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         model = Path(folder, "model.onnx")
         if not model.is_file():
             raise ValueError(f"{str(folder)!r} has no model.onnx to check against")
-        ref = onnxruntime_outputs(model, np.asarray(x, dtype=np.float32))
+        try:
+            ref = onnxruntime_outputs(model, np.asarray(x, dtype=np.float32))
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            raise RuntimeError(f"onnxruntime could not run {model}: {exc}") from None
         ours = dequantize(y, compiled.output_quant) if raw else y
         if ref.shape != ours.shape:
             raise RuntimeError(f"onnxruntime's output has shape {ref.shape}, ours "

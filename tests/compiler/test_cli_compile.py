@@ -10,10 +10,13 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from npugen.rtl.npu import NpuParams
 from npugen.sim.cli import main
 from npugen.sim.flow.digits import network_path, quantize
 
 from .onnx_models import build
+
+NPU = NpuParams()
 
 
 def _run(capsys, *argv):
@@ -115,6 +118,7 @@ def _conv(**attrs):
 
 @pytest.mark.parametrize("attrs,match", [
     ({"dilations": [2, 2]}, "dilations must be 1"),
+    ({"pads": [0, 0, 3, 0]}, "pads must be 4 values in 0..kernel-1"),
     ({"strides": [1, 2]}, "strides must be equal"),
     ({"auto_pad": "SAME_UPPER"}, "auto_pad SAME_UPPER is not supported"),
 ])
@@ -208,3 +212,33 @@ def test_qdq_cnn_compiles_to_the_shipped_program(tmp_path, capsys):
     assert _run(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "b")[0] == 0
     assert (tmp_path / "a" / "program.npup").read_bytes() == \
         (tmp_path / "b" / "program.npup").read_bytes()
+
+
+def test_missing_activation_zero_point(tmp_path, capsys):
+    """A QuantizeLinear without a zero point makes uint8: refused, not taken as int8."""
+    def add(nodes, inits):
+        nodes[0] = helper.make_node("QuantizeLinear", ["x", "s"], ["xq"])
+        nodes.append(helper.make_node("QLinearConv", ["xq", "s", "z", "w", "ws", "wz", "s",
+                                                      "z"], ["c"]))
+        return "c"
+    _refused(capsys, "compile", _qop_model(tmp_path, add), "-o", tmp_path / "out",
+             match="the input zero point is missing")
+
+
+def test_output_row_wider_than_the_accumulators(tmp_path, capsys, seed):
+    rng = np.random.default_rng(seed)
+    q, _ = build(tmp_path, rng, (1, 2, 20), [("conv", {"cout": 2, "k": 1})])
+    _refused(capsys, "compile", q, "-o", tmp_path / "out", "--acc-words", "16",
+             match="an output row has 20 pixels; acc_words is 16 (raise --acc-words)")
+
+
+def test_huge_inputs_saturate_like_onnxruntime(tmp_path, seed):
+    """Values far beyond the int8 range (and beyond int64 after scaling) clamp, not wrap."""
+    from npugen.sim.flow.infer import compile_model, infer
+
+    rng = np.random.default_rng(seed)
+    q, _ = build(tmp_path, rng, (6,), [("gemm", {"cout": 3})])
+    compile_model(q, tmp_path / "c", NPU)
+    x = np.array([[3e38, -3e38, 1e19, -1e19, 0.5, -0.5]] * 2, dtype=np.float32)
+    r = infer(tmp_path / "c", x, check=True)
+    assert r.checked and r.mismatches == [], r.mismatches
