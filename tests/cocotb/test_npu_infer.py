@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npugen.rtl.npu import NpuParams
+from npugen.sim.blocks import NPU_DEMO
 from npugen.sim.flow.digits import NETWORKS, held_out_split, network_path
 from npugen.sim.flow.infer import compile_model, infer
 
@@ -24,7 +24,7 @@ def test_digits_in_verilator(tmp_path, seed, name):
     x_te, y_te = held_out_split()
     pick = rng.choice(len(x_te), size=6, replace=False)
     x = x_te[pick] if name == "digits_cnn" else x_te[pick].reshape(6, -1)
-    p = NpuParams()
+    p = NPU_DEMO  # 4 lanes: its memories hold both networks; quick to build and run
     compile_model(network_path(name), tmp_path / name, p)
     r = infer(tmp_path / name, x, engine="verilator", check=True,
               build_root=ROOT / "build" / "cocotb", seed=seed)
