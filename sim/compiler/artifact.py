@@ -56,20 +56,11 @@ def plan_of(network, lowered, p):
     """Return the ``plan.json`` dict of a lowered network."""
     layers, shapes = [], network.shapes()
     insns = [disassemble(w) for w in lowered.program.insns]
-    body = [(op, f) for op, f in insns if op in _ENGINE]
-    k = 0
-    for n, layer in enumerate(network.layers):
+    for n, (layer, (first, end)) in enumerate(zip(network.layers, lowered.spans, strict=True)):
         kind = type(layer).__name__
-        want = {"Conv": Op.CONV, "MaxPool": Op.MAXPOOL, "GlobalAvgPool": Op.AVGPOOL}[kind]
-        bands = []
-        while k < len(body) and body[k][0] is want and (not bands or want is Op.CONV) \
-                and (not bands or body[k][1]["wgt"] == bands[0][1]["wgt"]):
-            bands.append(body[k])
-            k += 1
-            if want is not Op.CONV:
-                break
+        bands = insns[first:end]
         layers.append({
-            "name": layer.name, "op": kind, "engine": _ENGINE[want],
+            "name": layer.name, "op": kind, "engine": _ENGINE[bands[0][0]],
             "input": list(shapes[n]), "output": list(shapes[n + 1]),
             "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),
             "pads": list(getattr(layer, "pads", ())) or None,
@@ -92,8 +83,7 @@ def plan_of(network, lowered, p):
                              "zero_point": network.output_quant.zero_point}},
         "instructions": len(lowered.program.insns),
         "macs": lowered.macs,
-        "predicted_cycles": sum(cycles_of(p, op, f) for op, f in body)
-                            + sum(cycles_of(p, op, f) for op, f in insns if op not in _ENGINE),
+        "predicted_cycles": sum(cycles_of(p, op, f) for op, f in insns),
         "layers": layers,
     }
 

@@ -1,6 +1,6 @@
 """Run a compiled network: float in, float out, on the instruction-level simulator.
 
-:func:`prepare_inputs` quantizes a batch exactly as the model's first ``QuantizeLinear``
+:func:`input_words` quantizes a batch exactly as the model's first ``QuantizeLinear``
 and lays each input out as activation words; :func:`outputs_of` turns output words back
 into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``).
 The same functions serve the Verilator and board engines (they only move words).
@@ -8,7 +8,7 @@ The same functions serve the Verilator and board engines (they only move words).
 
 import numpy as np
 
-from ..formats.program import tensor_words
+from ..formats.program import tensor_of, tensor_words
 from ..models.npu import NpuModel, NpuState
 from .quant import dequantize, quantize
 
@@ -46,16 +46,9 @@ def output_words_count(compiled):
 
 def outputs_of(compiled, words_per_image, raw=False):
     """Return the model's output batch from each image's output words (int8 if ``raw``)."""
-    lanes = compiled.params.lanes
-    h, w, c = compiled.plan["output"]["shape_hwc"]
-    g = -(-c // lanes)
-    out = []
-    for words in words_per_image:
-        values = np.array([[(int(word) >> (8 * i)) & 0xFF for i in range(lanes)]
-                           for word in words], dtype=np.int64)
-        values = np.where(values >= 128, values - 256, values).reshape(h, w, g * lanes)
-        out.append(values[:, :, :c].transpose(2, 0, 1))  # C H W
-    q = np.stack(out)
+    shape, lanes = compiled.plan["output"]["shape_hwc"], compiled.params.lanes
+    q = np.stack([tensor_of(words, shape, lanes).transpose(2, 0, 1)  # H W C -> C H W
+                  for words in words_per_image])
     if compiled.plan["output"]["layout"] == "flat":
         q = q.reshape(len(q), -1)
     return q.astype(np.int8) if raw else dequantize(q, compiled.output_quant)

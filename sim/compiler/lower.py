@@ -17,8 +17,6 @@ naming the param to raise):
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from npugen.rtl.npu.isa import Op
 from npugen.rtl.npu.params import params_hash
 
@@ -29,6 +27,7 @@ from ..formats.program import (
     table_words,
     weight_words,
 )
+from ..models.intmath import wrap
 from ..models.requant import float32_scale, quantize_multiplier
 from .ir import MODES, Conv, GlobalAvgPool, MaxPool
 
@@ -48,14 +47,11 @@ class Lowered:
     output_address: int
     output_shape: tuple  # (H, W, C)
     macs: int
+    spans: list  # per layer: (first, end) indices of its instructions in program.insns
 
 
 def _groups(c, lanes):
     return -(-c // lanes)
-
-
-def _wrap32(x):
-    return ((np.asarray(x, dtype=np.int64) + (1 << 31)) % (1 << 32)) - (1 << 31)
 
 
 def _entries(mode, bias, scales, zp_out, lo, hi, where):
@@ -91,15 +87,16 @@ def lower(network, p):
             raise LowerError(f"{what} ({h}x{w}x{c}) needs {words} activation words; "
                              f"act_words is {p.act_words} (raise --act-words)")
     insns = [header_for(p)]
-    wgt, tab = [], []
+    wgt, tab, spans = [], [], []
     for n, (layer, (h, w, c)) in enumerate(zip(network.layers, shapes, strict=False)):
         src = (n % 2) * p.act_words
         dst = ((n + 1) % 2) * p.act_words
         oh, ow, oc = shapes[n + 1]
         where = f"layer {n} ({type(layer).__name__} {layer.name or ''})".replace(" )", ")")
+        first = len(insns)
         try:
             if isinstance(layer, Conv):
-                bias = _wrap32(layer.bias - layer.zp_in * layer.weights.sum(axis=(1, 2, 3)))
+                bias = wrap(layer.bias - layer.zp_in * layer.weights.sum(axis=(1, 2, 3)), 32)
                 t0, w0 = len(tab), len(wgt)
                 tab += _entries(network.mode, bias, layer.scales, layer.zp_out, layer.lo,
                                 layer.hi, where)
@@ -133,7 +130,7 @@ def lower(network, p):
                                       pad_l=layer.pads[1]))
             elif isinstance(layer, GlobalAvgPool):
                 t0 = len(tab)
-                tab += _entries(network.mode, _wrap32(layer.bias), layer.scales, layer.zp_out,
+                tab += _entries(network.mode, wrap(layer.bias, 32), layer.scales, layer.zp_out,
                                 layer.lo, layer.hi, where)
                 insns.append(assemble(Op.AVGPOOL, mode=mode, src=src, dst=dst, tab=t0,
                                       in_h=h, in_w=w, channels=c))
@@ -143,6 +140,7 @@ def lower(network, p):
             if isinstance(exc, LowerError):
                 raise
             raise LowerError(f"{where}: {exc}") from None
+        spans.append((first, len(insns)))
     insns.append(assemble(Op.HALT))
     for what, used, have, flag in (("weight words", len(wgt), p.wgt_words, "--wgt-words"),
                                    ("table entries", len(tab), p.tab_entries,
@@ -160,4 +158,4 @@ def lower(network, p):
     program = Program(params_hash=params_hash(p), insns=insns, segments=segments)
     out_bank = (len(network.layers) % 2) * p.act_words
     return Lowered(program=program, input_address=0, output_address=out_bank,
-                   output_shape=shapes[-1], macs=network.macs())
+                   output_shape=shapes[-1], macs=network.macs(), spans=spans)

@@ -119,6 +119,21 @@ def tensor_words(x, lanes):
     return [_pack(row) for row in padded.reshape(h * w * g, lanes)]
 
 
+def tensor_of(words, shape, lanes):
+    """Return the ``(h, w, c)`` int8 tensor (int64 values) of its activation words.
+
+    The inverse of :func:`tensor_words` (lanes beyond ``c`` are dropped).
+    """
+    h, w, c = shape
+    g = -(-c // lanes)
+    if len(words) != h * w * g:
+        raise ValueError(f"a {h}x{w}x{c} tensor is {h * w * g} words, not {len(words)}")
+    values = np.array([[(int(word) >> (8 * i)) & 0xFF for i in range(lanes)]
+                       for word in words], dtype=np.int64)
+    values = np.where(values >= 128, values - 256, values)
+    return values.reshape(h, w, g * lanes)[:, :, :c]
+
+
 def weight_words(w, lanes):
     """Weight words of ``(cout, cin, k, k)`` int8 weights in the ISA's tile order."""
     w = np.asarray(w, dtype=np.int64)

@@ -24,6 +24,8 @@ from npugen.sim.formats.program import (
     header_for,
     isa_markdown,
     table_words,
+    tensor_of,
+    tensor_words,
     to_bytes,
 )
 
@@ -177,3 +179,17 @@ def test_isa_table_lists_every_opcode():
     table = isa_markdown()
     for spec in OPCODES:
         assert re.search(rf"\| {int(spec.op)} \| `{spec.op.name}` \|", table)
+
+
+def test_tensor_of_reads_activation_words():
+    """Hand-packed words (lane 0 lowest byte, lanes beyond C ignored), then round trips."""
+    # 1 x 2 pixels, 3 channels, 2 lanes: words (pixel, group) = [c0 c1], [c2 pad]
+    words = [0x02_FF, 0x7F_80, 0x00_01, 0x55_81]  # pad lanes hold junk: must be dropped
+    got = tensor_of(words, (1, 2, 3), 2)
+    assert got.tolist() == [[[-1, 2, -128], [1, 0, -127]]]
+    rng = np.random.default_rng(3)
+    for lanes in (1, 3, 4, 8):
+        x = rng.integers(-128, 128, size=(3, 2, 5))
+        assert np.array_equal(tensor_of(tensor_words(x, lanes), x.shape, lanes), x)
+    with pytest.raises(ValueError, match="a 1x2x3 tensor is 4 words, not 3"):
+        tensor_of(words[:3], (1, 2, 3), 2)
