@@ -163,11 +163,14 @@ def _systolic_sweep(quick):
 
 
 def _sparse_sweep(quick):
-    """Return sparse sweep points: 1 to 8 PEs, 256 x 256, on the ECP5-85F; 2 on the UP5K."""
-    points = [SweepPoint(f"sparse n_pe={n} 256x256",
+    """Return sparse sweep points: 1 to 8 PEs, 256 x 256, on the ECP5-85F; 2 on the UP5K.
+
+    The ECP5 points come portable and with ``primitives=ecp5``.
+    """
+    points = [SweepPoint(f"sparse n_pe={n} 256x256" + (" ecp5" if prim == "ecp5" else ""),
                          sparse.SparseParams(n_pe=n, rows_max=256, cols_max=256,
-                                             entries_max=2048), "ecp5-85k")
-              for n in ([1, 8] if quick else [1, 2, 4, 8])]
+                                             entries_max=2048, primitives=prim), "ecp5-85k")
+              for prim in ("inferred", "ecp5") for n in ([1, 8] if quick else [1, 2, 4, 8])]
     points.append(SweepPoint("sparse n_pe=2 64x64", sparse.SparseParams(n_pe=2, entries_max=512),
                              "ice40-up5k"))
     return points

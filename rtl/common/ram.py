@@ -14,7 +14,7 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import Validated
+from .params import Validated, check_int
 
 __all__ = ["BufferRam", "Ecp5BlockRam", "InferredRam", "pipelined_ram"]
 
@@ -74,67 +74,95 @@ class InferredRam(wiring.Component):
 class Ecp5BlockRam(Validated, wiring.Component):
     """:class:`InferredRam`'s behaviour on ECP5 ``DP16KD`` blocks with output registers.
 
-    ``ceil(width / 36)`` blocks side by side in 512 x 36 pseudo-dual-port mode: port A
-    writes (byte enables on ``ADA0..3``, all four driven by ``w_en``), port B reads (``CEB``
-    = ``r_en`` clocks the read register, ``OCEA``/``OCEB`` = ``o_en`` the output registers;
-    both are driven alike because the read data's low half leaves on ``DOA``). Pin use
-    follows yosys's own mapping of a 36-bit memory onto ``DP16KD``.
-    Simulation uses npugen's behavioural model (``sim/verilog/DP16KD.v``). ``depth`` <= 512.
+    The block's aspect ratio follows ``depth``: 512 x 36 (pseudo-dual-port: port A writes 36
+    bits with byte enables on ``ADA0..3``, all four driven by ``w_en``; the read data's low
+    half leaves on ``DOA``, its high half on ``DOB``), or for deeper memories 1024 x 18,
+    2048 x 9, 4096 x 4, 8192 x 2, 16384 x 1 (port A writes on ``DIA`` with ``WEA`` =
+    ``w_en``, port B reads on ``DOB``). ``ceil(width / block width)`` blocks side by side.
+    ``CEB`` = ``r_en`` clocks the read register, ``OCEA``/``OCEB`` = ``o_en`` the output
+    registers. Address and data pins follow yosys's own mapping of such memories onto
+    ``DP16KD``. Simulation uses npugen's behavioural model (``sim/flow/verilog/DP16KD.v``).
+    ``depth`` <= 16384.
     """
 
+    #: (deepest memory, block data width, lowest address pin) per aspect ratio.
+    MODES = ((512, 36, 5), (1024, 18, 4), (2048, 9, 3), (4096, 4, 2), (8192, 2, 1),
+             (16384, 1, 0))
     BLOCK_WIDTH = 36
     BLOCK_DEPTH = 512
 
     @classmethod
     def validate(cls, width, depth):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
-        if depth > cls.BLOCK_DEPTH:
-            raise ValueError(f"depth must be at most {cls.BLOCK_DEPTH} for DP16KD storage, "
-                             f"not {depth}")
+        check_int("width", width, 1, 4096)
+        check_int("depth", depth, 2, cls.MODES[-1][0])
 
     def __init__(self, width, depth):
         self._width, self._depth = width, depth
+        self._mode = next(m for m in self.MODES if depth <= m[0])
         super().__init__(_signature(width, depth))
+
+    @property
+    def block_width(self):
+        """Data bits per block in the chosen aspect ratio."""
+        return self._mode[1]
 
     @property
     def blocks(self):
         """Number of ``DP16KD`` blocks."""
-        return -(-self._width // self.BLOCK_WIDTH)
+        return -(-self._width // self.block_width)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
+        _, bw, lo_pin = self._mode
         abits = len(self.w_addr)
         for blk in range(self.blocks):
-            lo = blk * self.BLOCK_WIDTH
-            n = min(self.BLOCK_WIDTH, self._width - lo)
-            di = Signal(self.BLOCK_WIDTH, name=f"di{blk}")
-            do = Signal(self.BLOCK_WIDTH, name=f"do{blk}")
+            lo = blk * bw
+            n = min(bw, self._width - lo)
+            di = Signal(36, name=f"di{blk}")
+            do = Signal(36, name=f"do{blk}")
             m.d.comb += [di[:n].eq(self.w_data[lo:lo + n]),
                          self.r_data[lo:lo + n].eq(do[:n])]
             ports = {}
-            for k in range(18):
-                ports[f"i_DIA{k}"] = di[k]
-                ports[f"i_DIB{k}"] = di[18 + k]
-                ports[f"o_DOA{k}"] = do[k]
-                ports[f"o_DOB{k}"] = do[18 + k]
-            # Word address on AD5..AD13; AD0..AD3 of the write port are its byte enables.
             for k in range(14):
-                bit = k - 5
+                bit = k - lo_pin
                 w = self.w_addr[bit] if 0 <= bit < abits else Const(0)
                 r = self.r_addr[bit] if 0 <= bit < abits else Const(0)
-                ports[f"i_ADA{k}"] = self.w_en if k < 4 else w
+                if bw == 36:  # AD0..AD3 of the write port are its byte enables
+                    ports[f"i_ADA{k}"] = self.w_en if k < 4 else w
+                elif bw == 18:  # AD0, AD1: byte enables
+                    ports[f"i_ADA{k}"] = Const(1) if k < 2 else w
+                else:
+                    ports[f"i_ADA{k}"] = w
                 ports[f"i_ADB{k}"] = r
+            if bw == 36:
+                for k in range(18):
+                    ports[f"i_DIA{k}"] = di[k]
+                    ports[f"i_DIB{k}"] = di[18 + k]
+                    ports[f"o_DOA{k}"] = do[k]
+                    ports[f"o_DOB{k}"] = do[18 + k]
+                wea = Const(1)
+            else:
+                # Port A's read data is not used in these modes; its pins get a wire so
+                # that every pin of the instance is connected.
+                doa = Signal(18, name=f"doa_unused{blk}")
+                for k in range(18):
+                    ports[f"i_DIA{k}"] = di[k] if k < bw else Const(0)
+                    ports[f"i_DIB{k}"] = Const(0)
+                    ports[f"o_DOA{k}"] = doa[k]
+                    ports[f"o_DOB{k}"] = do[k]
+                wea = self.w_en
             for k in range(3):
                 ports[f"i_CSA{k}"] = 0
                 ports[f"i_CSB{k}"] = 0
             m.submodules[f"bram{blk}"] = Instance(
                 "DP16KD",
-                p_DATA_WIDTH_A=36, p_DATA_WIDTH_B=36,
+                p_DATA_WIDTH_A=bw, p_DATA_WIDTH_B=bw,
                 p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG",
                 p_RESETMODE="SYNC", p_ASYNC_RESET_RELEASE="SYNC",
                 p_CSDECODE_A="0b000", p_CSDECODE_B="0b000",
                 p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL", p_GSR="DISABLED",
-                i_CLKA=ClockSignal(), i_CEA=1, i_WEA=1, i_OCEA=self.o_en, i_RSTA=0,
+                i_CLKA=ClockSignal(), i_CEA=1, i_WEA=wea, i_OCEA=self.o_en, i_RSTA=0,
                 i_CLKB=ClockSignal(), i_CEB=self.r_en, i_WEB=0, i_OCEB=self.o_en, i_RSTB=0,
                 **ports,
             )

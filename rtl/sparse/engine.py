@@ -1,11 +1,11 @@
 """EIE-style sparse matrix-vector engine: y = W_q . x on a pruned, weight-shared matrix."""
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import data, fifo, wiring
 
 from ..common.params import Validated
 from .engine_parts import ActivationInput, ConfigWriter, Readout
-from .params import SparseParams
+from .params import Primitives, SparseParams
 from .pe import SparsePE
 from .ports import signature
 
@@ -76,6 +76,29 @@ class SparseMatVec(Validated, wiring.Component):
         m.submodules.readout = readout = Readout(p)
         wiring.connect(m, wiring.flipped(self.i_act), acts.i_act)
         wiring.connect(m, wiring.flipped(self.o), readout.o)
+        # With the ECP5 primitives the activations reach the PEs through a three-item FIFO,
+        # so the detector's handshake does not wait on every PE queue's "ready" (a wide AND
+        # across the chip); portable builds broadcast straight from the detector.
+        deep = p.primitives is Primitives.ECP5
+        item_layout = acts.item.payload.shape()
+        bc_valid = Signal()
+        all_ready = Signal()
+        if deep:
+            m.submodules.broadcast = bc = fifo.SyncFIFOBuffered(
+                width=data.Layout.cast(item_layout).size, depth=3)
+            bc_item = data.View(item_layout, bc.r_data)
+            bc_empty = bc.level == 0
+            m.d.comb += [
+                acts.queues_ready.eq(bc.w_rdy), acts.item.ready.eq(bc.w_rdy),
+                bc.w_en.eq(acts.item.valid), bc.w_data.eq(acts.item.payload.as_value()),
+                # The head of the FIFO goes to every PE's queue once all have room.
+                bc_valid.eq(bc.r_rdy & all_ready), bc.r_en.eq(bc_valid),
+            ]
+        else:
+            bc_item = acts.item.payload
+            bc_empty = 1
+            m.d.comb += [acts.queues_ready.eq(all_ready), acts.item.ready.eq(all_ready),
+                         bc_valid.eq(acts.item.valid)]
         pes = []
         for n in range(p.n_pe):
             m.submodules[f"pe_{n}"] = pe = SparsePE(p, n)
@@ -88,7 +111,7 @@ class SparseMatVec(Validated, wiring.Component):
                 pe.entry_w.data.eq(config.data),
                 pe.codebook.valid.eq(config.codebook.valid),
                 pe.codebook.payload.eq(config.codebook.payload),
-                pe.q.valid.eq(acts.item.valid), pe.q.payload.eq(acts.item.payload),
+                pe.q.valid.eq(bc_valid), pe.q.payload.eq(bc_item),
                 pe.acc_addr.eq(readout.acc_addr), readout.acc_data[n].eq(pe.acc_data),
                 pe.clear.en.eq(readout.clear_en[n]), pe.clear.addr.eq(readout.clear_to),
             ]
@@ -97,13 +120,20 @@ class SparseMatVec(Validated, wiring.Component):
             config.fire.eq(self.i_cfg.valid & self.i_cfg.ready),
             config.codebook.ready.eq(1),  # the decoders take every codebook write
             acts.cols.eq(config.cols),
-            acts.queues_ready.eq(Cat(pe.q.ready for pe in pes).all()),
-            acts.item.ready.eq(Cat(pe.q.ready for pe in pes).all()),
+            all_ready.eq(Cat(pe.q.ready for pe in pes).all()),
             readout.rows.eq(config.rows),
             self.pe_active.eq(Cat(pe.active for pe in pes)),
             self.error.eq(config.error | acts.error | Cat(pe.error for pe in pes).any()),
         ]
         any_busy = Cat(pe.busy for pe in pes).any()
+        started = Signal()  # a vector's first beat was taken in IDLE
+        # The vector is in and every PE has drained (registered: once true it stays true
+        # until the readout, as nothing new is taken after the last beat).
+        drained = Signal()
+        m.d.sync += drained.eq(acts.done & acts.empty & bc_empty & ~any_busy)
+        # Configuration beats of the last LATENCY cycles.
+        cfg_fired = Signal(config.LATENCY)
+        m.d.sync += cfg_fired.eq(Cat(self.i_cfg.valid & self.i_cfg.ready, cfg_fired[:-1]))
         clear_addr = Signal(range(max(2, p.rows_pe_max)))
         m.d.comb += [readout.clear_addr.eq(clear_addr), acts.restart.eq(readout.last_issued)]
 
@@ -118,12 +148,21 @@ class SparseMatVec(Validated, wiring.Component):
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                m.d.comb += [self.i_cfg.ready.eq(1), acts.enable.eq(~self.i_cfg.valid)]
-                with m.If(acts.taken):
+                # A vector waiting in the activation input goes first, then configuration
+                # beats (both decided from registers, not from the ports' valid). No vector
+                # beat in the LATENCY cycles after a configuration beat (the configuration
+                # writer's pipeline; ``cols`` then reaches the activation input's lane-mask
+                # registers a cycle later). The state follows the first beat a cycle late
+                # (``started``); no configuration beat is taken in that cycle either.
+                m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending),
+                             acts.enable.eq((cfg_fired == 0) & ~acts.done)]
+                m.d.sync += started.eq(acts.taken | started)
+                with m.If(started):
+                    m.d.sync += started.eq(0)
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += acts.enable.eq(~acts.done)
-                with m.If(acts.done & acts.empty & ~any_busy):
+                with m.If(drained):
                     m.next = "READ"
             with m.State("READ"):
                 for pe in pes:
@@ -154,7 +193,8 @@ class SparseMatVec(Validated, wiring.Component):
                 "data=int16), POINTER (pe, addr=column 0..cols, data=pointer), ENTRY (pe, "
                 "addr, data=run<<4|index); format of npugen.sim.compress."),
                 (f"i_act: the vector, {p.act_lanes} columns per beat, last on the final beat; "
-                "lanes past cols ignored. i_cfg beats wait while a vector runs."),
+                "lanes past cols ignored. i_cfg beats wait while a vector runs or waits in the "
+                "three-beat input FIFO."),
                 "o: y[0..rows-1], last on the final row; y = wrap(W_q x, acc_width)"
                 + (", then ReLU" if p.relu else "") + ".",
                 ("error is sticky (bad i_cfg field, misplaced last, bad pointer, row overflow); "

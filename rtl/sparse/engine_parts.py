@@ -8,19 +8,31 @@
     PEs' accumulators --> Readout: y[0..rows-1], row i from PE i % n_pe --> o
 """
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import in_range, select
 from ..common.result_buffer import ResultBuffer
-from .params import ENTRY_BITS
+from .params import ENTRY_BITS, Primitives
 from .ports import CFG_LAYOUT, CfgOp, act_item_layout, act_layout, codebook_layout, out_layout
 
 __all__ = ["OUT_DEPTH", "ActivationInput", "ConfigWriter", "Readout"]
 
-#: Output words buffered so that readout runs at one word per cycle.
-OUT_DEPTH = 8
+#: Output words buffered so that readout runs at one word per cycle: the reserve-to-offer
+#: loop (three cycles to the buffer's write, its read latency of four) plus the slack of
+#: reserving through the registered ``can_reserve``.
+OUT_DEPTH = 12
+
+
+def _above(value, k):
+    """``value > k``, constant where ``value``'s width decides it (no lint warning)."""
+    return Const(0) if k >= (1 << len(value)) - 1 else value > k
+
+
+def _at_most(value, k):
+    """``value <= k``, constant where ``value``'s width decides it."""
+    return Const(1) if k >= (1 << len(value)) - 1 else value <= k
 
 
 def _write_layout(addr_shape, data_shape):
@@ -33,15 +45,18 @@ class ConfigWriter(wiring.Component):
     Members
     -------
     cfg : In(CFG_LAYOUT), fire : In(1)
-        The beat, and that it is taken this cycle.
+        The beat, and that it is taken this cycle (registered on entry).
     rows, cols : Out
-        The loaded shape (kept across reset, like the memories; initially the maxima).
+        The loaded shape (kept across reset, like the memories; initially the maxima); a
+        SHAPE beat's values from the ``LATENCY``-th cycle after it.
     ptr_en, entry_en : Out(n_pe)
-        Bit p: write PE p's pointer / entry memory at ``addr`` with ``data`` this cycle.
+        Bit p: write PE p's pointer / entry memory at ``addr`` with ``data`` this cycle
+        (registered: ``LATENCY`` cycles after the beat's; not cleared by reset).
     addr, data : Out(16)
         The beat's address and data, for those writes.
     codebook : Out(stream.Signature(codebook_layout))
-        A codebook write, for every PE's decoder (always taken).
+        A codebook write, for every PE's decoder (always taken; registered like the
+        others).
     error : Out(1)
         Sticky: a field out of range (the beat is then ignored): SHAPE rows outside
         1..rows_max or cols outside 1..cols_max; CODEBOOK index above 15; POINTER pe at or
@@ -51,6 +66,10 @@ class ConfigWriter(wiring.Component):
 
     def __init__(self, params):
         self.params = p = params
+        #: Cycles from a beat to its write strobe and to ``rows``/``cols`` showing its shape:
+        #: 3 with the ECP5 primitives (the beat registered on entry, then its checks), 1 in
+        #: portable builds.
+        self.LATENCY = 3 if p.primitives is Primitives.ECP5 else 1
         super().__init__({
             "cfg": In(CFG_LAYOUT), "fire": In(1),
             "rows": Out(range(p.rows_max + 1), init=p.rows_max),
@@ -64,40 +83,62 @@ class ConfigWriter(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
-        cfg, fire = self.cfg, self.fire
+        # Register stages, none with reset (a beat taken just before a reset is still carried
+        # out): with the ECP5 primitives A, the beat as it came, and B, the beat with its
+        # checks worked out (one bit per kind: no compare feeds an enable); always C, the
+        # writes, and the new shape.
+        deep = p.primitives is Primitives.ECP5
+
+        def stage(value, shape):
+            if not deep:
+                return value
+            reg = Signal(shape, reset_less=True)
+            m.d.sync += reg.eq(value)
+            return reg
+
+        cfg = stage(self.cfg, CFG_LAYOUT)
+        fire = stage(self.fire, 1)
+        pe_ok = in_range(cfg.pe, 0, p.n_pe - 1)
+        checks = {
+            CfgOp.SHAPE: (cfg.addr >= 1) & (cfg.addr <= p.rows_max) & (cfg.data >= 1)
+            & (cfg.data <= p.cols_max),
+            CfgOp.CODEBOOK: cfg.addr < 16,
+            CfgOp.POINTER: pe_ok & (cfg.addr <= p.cols_max)
+            & in_range(cfg.data, 0, p.entries_max),
+            CfgOp.ENTRY: pe_ok & (cfg.addr < p.entries_max) & (cfg.data < 1 << ENTRY_BITS),
+        }
+        ops = [CfgOp.SHAPE, CfgOp.CODEBOOK, CfgOp.POINTER, CfgOp.ENTRY]
+        b_cfg = stage(cfg, CFG_LAYOUT)
+        # One-hot kind (shape, codebook, pointer, entry), each kind's checks whatever the
+        # beat's kind, one-hot PE.
+        b_kind = stage(Cat(fire & (cfg.op == op) for op in ops), 4)
+        b_ok = stage(Cat(checks[op] for op in ops), 4)
+        b_pe = stage(Cat(cfg.pe == n for n in range(p.n_pe)), p.n_pe)
         # The shape survives reset: a register without one drives each output.
         rows = Signal(range(p.rows_max + 1), init=p.rows_max, reset_less=True)
         cols = Signal(range(p.cols_max + 1), init=p.cols_max, reset_less=True)
         m.d.comb += [self.rows.eq(rows), self.cols.eq(cols)]
-        pe_ok = in_range(cfg.pe, 0, p.n_pe - 1)
-        ptr_ok = pe_ok & (cfg.addr <= p.cols_max) & in_range(cfg.data, 0, p.entries_max)
-        entry_ok = pe_ok & (cfg.addr < p.entries_max) & (cfg.data < 1 << ENTRY_BITS)
-        with m.If(fire):
-            with m.Switch(cfg.op):
-                with m.Case(CfgOp.SHAPE):
-                    with m.If((cfg.addr >= 1) & (cfg.addr <= p.rows_max) &
-                              (cfg.data >= 1) & (cfg.data <= p.cols_max)):
-                        m.d.sync += [rows.eq(cfg.addr), cols.eq(cfg.data)]
-                    with m.Else():
-                        m.d.sync += self.error.eq(1)
-                with m.Case(CfgOp.CODEBOOK):
-                    with m.If(cfg.addr >= 16):
-                        m.d.sync += self.error.eq(1)
-                with m.Case(CfgOp.POINTER):
-                    with m.If(~ptr_ok):
-                        m.d.sync += self.error.eq(1)
-                with m.Case(CfgOp.ENTRY):
-                    with m.If(~entry_ok):
-                        m.d.sync += self.error.eq(1)
-        ptr_write = fire & (cfg.op == CfgOp.POINTER) & ptr_ok
-        entry_write = fire & (cfg.op == CfgOp.ENTRY) & entry_ok
+        with m.If(b_kind[0] & b_ok[0]):
+            m.d.sync += [rows.eq(b_cfg.addr), cols.eq(b_cfg.data)]
+        with m.If((b_kind & ~b_ok) != 0):
+            m.d.sync += self.error.eq(1)
+        ptr_en = Signal(p.n_pe, reset_less=True)
+        entry_en = Signal(p.n_pe, reset_less=True)
+        addr = Signal(16, reset_less=True)
+        value = Signal(16, reset_less=True)
+        cb_en = Signal(reset_less=True)
+        m.d.sync += [
+            ptr_en.eq(b_pe & Cat(b_kind[2] & b_ok[2] for _ in range(p.n_pe))),
+            entry_en.eq(b_pe & Cat(b_kind[3] & b_ok[3] for _ in range(p.n_pe))),
+            addr.eq(b_cfg.addr), value.eq(b_cfg.data),
+            cb_en.eq(b_kind[1] & b_ok[1]),
+        ]
         m.d.comb += [
-            self.ptr_en.eq(Cat(ptr_write & (cfg.pe == n) for n in range(p.n_pe))),
-            self.entry_en.eq(Cat(entry_write & (cfg.pe == n) for n in range(p.n_pe))),
-            self.addr.eq(cfg.addr), self.data.eq(cfg.data),
-            self.codebook.valid.eq(fire & (cfg.op == CfgOp.CODEBOOK) & (cfg.addr < 16)),
-            self.codebook.payload.index.eq(cfg.addr),
-            self.codebook.payload.value.eq(cfg.data),
+            self.ptr_en.eq(ptr_en), self.entry_en.eq(entry_en),
+            self.addr.eq(addr), self.data.eq(value),
+            self.codebook.valid.eq(cb_en),
+            self.codebook.payload.index.eq(addr),
+            self.codebook.payload.value.eq(value),
         ]
         return m
 
@@ -113,20 +154,25 @@ class ActivationInput(wiring.Component):
     Members
     -------
     i_act : In(stream.Signature(act_layout))
-        Taken while ``enable`` and stage A is free (or frees this cycle).
+        With the ECP5 primitives into a three-beat FIFO (``ready`` is its registered "not
+        full"); a beat leaves it (or, in portable builds, the port) while ``enable`` and
+        stage A is free (or frees this cycle).
     cols : In
         Columns of the loaded matrix: the vector ends with beat ``ceil(cols / act_lanes) -
-        1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``).
+        1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``). It must hold for a
+        cycle before a vector's first beat (the lane masks are registered).
     enable : In(1)
         The engine takes activations.
     queues_ready : In(1), item : Out(stream.Signature(act_item_layout))
         Broadcast to the PE queues: ``item.valid`` rises with ``queues_ready``.
     taken : Out(1)
-        A beat is taken this cycle.
+        A beat is taken (from the input FIFO) this cycle.
     done : Out(1)
         The vector's last beat was taken (until ``restart``).
     empty : Out(1)
         Stages A and B hold nothing.
+    pending : Out(1)
+        A beat waits at the input FIFO's output (a register; 0 in portable builds).
     restart : In(1)
         The vector has been read out: the next one may come.
     error : Out(1)
@@ -139,7 +185,8 @@ class ActivationInput(wiring.Component):
             "i_act": In(stream.Signature(act_layout(p))),
             "cols": In(range(p.cols_max + 1)), "enable": In(1),
             "queues_ready": In(1), "item": Out(stream.Signature(act_item_layout(p))),
-            "taken": Out(1), "done": Out(1), "empty": Out(1), "restart": In(1),
+            "taken": Out(1), "done": Out(1), "empty": Out(1), "pending": Out(1),
+            "restart": In(1),
             "error": Out(1),
         })
 
@@ -147,12 +194,60 @@ class ActivationInput(wiring.Component):
         m = Module()
         p = self.params
         lanes = p.act_lanes
-        act = self.i_act.payload
+        # The beats enter through a three-beat FIFO, so ``i_act.ready`` is a register (it
+        # does not wait on the zero-skipping logic behind it); each lane's "non-zero" is
+        # worked out on the way in and stored with the beat. (Depth 3: SyncFIFOBuffered's
+        # depth-2 form has zero-width address wires, which Verilator rejects.)
+        # (Portable builds take the beats straight from the port.)
+        in_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes})
+        in_data = Cat(self.i_act.payload.as_value(), Cat(a != 0 for a in self.i_act.payload.a))
+        beat_ready = Signal()
+        if p.primitives is Primitives.ECP5:
+            m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(
+                width=data.Layout.cast(in_layout).size, depth=3)
+            head = data.View(in_layout, in_fifo.r_data)
+            beat_valid = in_fifo.r_rdy
+            m.d.comb += [
+                in_fifo.w_en.eq(self.i_act.valid), self.i_act.ready.eq(in_fifo.w_rdy),
+                in_fifo.w_data.eq(in_data), in_fifo.r_en.eq(beat_ready),
+                self.pending.eq(beat_valid),
+            ]
+        else:
+            head = data.View(in_layout, in_data)
+            beat_valid = self.i_act.valid
+            m.d.comb += [self.i_act.ready.eq(beat_ready), self.pending.eq(0)]
+        act = head.beat
         col_base = Signal(range(p.cols_max + lanes + 1))
+        # Columns left from col_base on: a down-counter (``cols`` itself before a vector's
+        # first beat, as ``cols`` may have just changed), so the lane masks and "last beat"
+        # are compares of a register with constants, not sums.
+        # The lane mask (lane k is below cols) and "last beat" are registers: for the first
+        # beat computed from ``cols`` every cycle (so ``cols`` must have settled for a cycle:
+        # the engine takes no beat in the cycle after a configuration beat), for the next
+        # beats from the columns left, a down-counter.
+        mid = Signal()  # a beat of the vector was taken, its last not yet
+        left_q = Signal(range(p.cols_max + 1))
+        mask_q = Signal(lanes)
+        last_q = Signal()
+        first_mask = Signal(lanes)
+        first_last = Signal()
+        # ... and the second beat's, so the next beat's flags compare a register with
+        # constants (left - lanes > k is left > k + lanes) instead of following a subtraction.
+        second_mask = Signal(lanes)
+        second_last = Signal()
+        m.d.sync += [first_mask.eq(Cat(_above(self.cols, k) for k in range(lanes))),
+                     first_last.eq(_at_most(self.cols, lanes)),
+                     second_mask.eq(Cat(_above(self.cols, k + lanes) for k in range(lanes))),
+                     second_last.eq(_at_most(self.cols, 2 * lanes))]
+        left = Mux(mid, left_q, self.cols)
+        left_next = Signal(range(p.cols_max + 1))
+        m.d.comb += left_next.eq(left - lanes)
         nz = Signal(lanes)
-        m.d.comb += nz.eq(Cat((act.a[k] != 0) & (col_base + k < self.cols)
-                              for k in range(lanes)))
-        beat_last = col_base + lanes >= self.cols
+        beat_last = Signal()
+        m.d.comb += [
+            beat_last.eq(Mux(mid, last_q, first_last)),
+            nz.eq(head.nonzero & Mux(mid, mask_q, first_mask)),
+        ]
 
         a_valid = Signal()
         a_mask = Signal(lanes)
@@ -167,7 +262,10 @@ class ActivationInput(wiring.Component):
             with m.If(b_mask[k]):
                 m.d.comb += sel.eq(k)
         bcast = Signal()
-        b_rest = b_mask & (b_mask - 1)
+        # b_rest = b_mask without its lowest set bit, kept in a register (as is a_mask's) so
+        # the handshakes below see no subtraction.
+        b_rest = Signal(lanes)
+        a_rest = Signal(lanes)
         m.d.comb += [
             bcast.eq((b_mask != 0) & self.queues_ready),
             self.item.valid.eq(bcast),
@@ -179,23 +277,32 @@ class ActivationInput(wiring.Component):
         b_next_empty = (b_mask == 0) | (bcast & (b_rest == 0))
         a_move = a_valid & b_next_empty
         with m.If(a_move):
-            m.d.sync += [b_mask.eq(a_mask), b_vals.eq(a_vals), b_base.eq(a_base),
-                         a_valid.eq(0)]
+            m.d.sync += [b_mask.eq(a_mask), b_rest.eq(a_rest), b_vals.eq(a_vals),
+                         b_base.eq(a_base), a_valid.eq(0)]
         with m.Elif(bcast):
-            m.d.sync += b_mask.eq(b_rest)
+            m.d.sync += [b_mask.eq(b_rest), b_rest.eq(b_rest & (b_rest - 1))]
 
+        a_free = ~a_valid | a_move
         m.d.comb += [
-            self.i_act.ready.eq(self.enable & ((nz == 0) | ~a_valid | a_move)),
-            self.taken.eq(self.i_act.valid & self.i_act.ready),
+            beat_ready.eq(self.enable & ((nz == 0) | a_free)),
+            self.taken.eq(beat_valid & beat_ready),
         ]
+        # Stage A loads whenever it is free (its data registers' enable does not wait on
+        # the handshake); it holds a beat when one with a non-zero lane was taken.
+        with m.If(a_free):
+            m.d.sync += [a_valid.eq(self.taken & (nz != 0)), a_mask.eq(nz),
+                         a_rest.eq(nz & (nz - 1)), a_vals.eq(act.a), a_base.eq(col_base)]
         with m.If(self.taken):
-            m.d.sync += col_base.eq(Mux(beat_last, 0, col_base + lanes))
+            m.d.sync += [col_base.eq(Mux(beat_last, 0, col_base + lanes)),
+                         left_q.eq(left_next), mid.eq(~beat_last),
+                         mask_q.eq(Mux(mid, Cat(_above(left_q, k + lanes)
+                                                for k in range(lanes)), second_mask)),
+                         last_q.eq(Mux(mid, _at_most(left_q, 2 * lanes), second_last))]
             with m.If(beat_last):
                 m.d.sync += self.done.eq(1)
             with m.If(act.last != beat_last):
                 m.d.sync += self.error.eq(1)
-            with m.If(nz != 0):
-                m.d.sync += [a_valid.eq(1), a_mask.eq(nz), a_vals.eq(act.a), a_base.eq(col_base)]
+
         with m.If(self.restart):
             m.d.sync += self.done.eq(0)
         return m
@@ -205,24 +312,27 @@ class Readout(wiring.Component):
     """Reads y[0..rows-1] from the PEs' accumulators into ``o``, clearing them as it goes.
 
     Row i is PE i % n_pe's accumulator i // n_pe. A read is issued whenever ``read`` and the
-    output buffer has a free slot; the word reaches the buffer two cycles later (accumulator
-    read, then select and ReLU), so with ``o`` always ready one row leaves per cycle. The
-    accumulator read is also its clear: the PE writes zero where it was read.
+    output buffer can take a word (its registered ``can_reserve``); the word reaches the
+    buffer three cycles later (the accumulator RAM's two read registers, then select and
+    ReLU), so with ``o`` always ready one row leaves per cycle. The accumulator read is also
+    its clear: the PE writes zero where it was read, two cycles after the read.
 
     Members
     -------
     rows : In
         Rows of the loaded matrix.
     read : In(1)
-        The engine is in its readout phase.
+        The engine is in its readout phase (low for at least a cycle before it: the row
+        count is loaded then).
     clear_all : In(1), clear_addr : In
         After reset: clear every PE's accumulator ``clear_addr`` (the engine steps it).
     acc_addr : Out
         Accumulator address for every PE (the row being issued).
     acc_data : In(ArrayLayout(signed(acc_width), n_pe))
-        Each PE's accumulator at the previous cycle's ``acc_addr``.
+        Each PE's accumulator at ``acc_addr`` of two cycles before.
     clear_en : Out(n_pe), clear_to : Out
-        Bit p: PE p writes zero at ``clear_to`` this cycle.
+        Bit p: PE p clears its accumulator ``clear_to``, the cycle after its read was issued
+        (the PE registers the request: the zero is written at the end of the next cycle).
     last_issued : Out(1)
         The read of row ``rows - 1`` is issued this cycle (the counters restart).
     o : Out(stream.Signature(out_layout))
@@ -247,34 +357,42 @@ class Readout(wiring.Component):
         wiring.connect(m, wiring.flipped(self.o), buf.o)
         rd_pe = Signal(range(max(2, p.n_pe)))
         rd_local = self.acc_addr
-        rd_row = Signal(range(p.rows_max + 1))
+        rd_left = Signal(range(p.rows_max + 1))
         rd_issue = Signal()
         rd_last = Signal()
         rd_issue_d = Signal()
         rd_pe_d = Signal.like(rd_pe)
         rd_local_d = Signal.like(rd_local)
         rd_last_d = Signal()
+        rd_issue_dd = Signal()
+        rd_pe_dd = Signal.like(rd_pe)
+        rd_last_dd = Signal()
         m.d.sync += [rd_issue_d.eq(rd_issue), rd_pe_d.eq(rd_pe), rd_local_d.eq(rd_local),
-                     rd_last_d.eq(rd_last)]
-        y = select(list(self.acc_data), rd_pe_d)
+                     rd_last_d.eq(rd_last),
+                     rd_issue_dd.eq(rd_issue_d), rd_pe_dd.eq(rd_pe_d), rd_last_dd.eq(rd_last_d)]
+        y = select(list(self.acc_data), rd_pe_dd)
         m.d.comb += [
-            rd_issue.eq(self.read & (buf.free != 0)),
-            rd_last.eq(rd_row + 1 == self.rows),
+            rd_issue.eq(self.read & buf.can_reserve),
             self.last_issued.eq(rd_issue & rd_last),
             buf.reserve.eq(rd_issue),
-            buf.w_en.eq(rd_issue_d),
+            buf.w_en.eq(rd_issue_dd),
             buf.w_data.y.eq(Mux(y[-1], 0, y) if p.relu else y),
-            buf.w_data.last.eq(rd_last_d),
+            buf.w_data.last.eq(rd_last_dd),
             self.clear_en.eq(Cat(self.clear_all | (rd_issue_d & (rd_pe_d == n))
                                  for n in range(p.n_pe))),
             self.clear_to.eq(Mux(self.clear_all, self.clear_addr, rd_local_d)),
         ]
+        # Rows left after the one issued next: a down-counter (reloaded whenever the engine
+        # is not reading out), and "last" (none left) a register beside it.
+        with m.If(~self.read):
+            m.d.sync += [rd_left.eq(self.rows - 1), rd_last.eq(self.rows == 1)]
+        with m.Elif(rd_issue):
+            m.d.sync += [rd_left.eq(rd_left - 1), rd_last.eq(rd_left == 1)]
         with m.If(rd_issue):
-            m.d.sync += rd_row.eq(rd_row + 1)
             with m.If(rd_pe == p.n_pe - 1):
                 m.d.sync += [rd_pe.eq(0), rd_local.eq(rd_local + 1)]
             with m.Else():
                 m.d.sync += rd_pe.eq(rd_pe + 1)
         with m.If(self.last_issued):
-            m.d.sync += [rd_row.eq(0), rd_pe.eq(0), rd_local.eq(0)]
+            m.d.sync += [rd_pe.eq(0), rd_local.eq(0)]
         return m

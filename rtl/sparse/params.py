@@ -11,11 +11,23 @@ Bit growth: one product is ``16 + act_width`` bits (exact); accumulators and out
 ``acc_width`` bits and wrap modulo ``2**acc_width``.
 """
 
+import enum
 from dataclasses import dataclass
 
 from ..common.params import ACC_WIDTH_MAX, Params, flag, param
 
-__all__ = ["ENTRY_BITS", "INDEX_BITS", "RUN_BITS", "WEIGHT_WIDTH", "SparseParams"]
+__all__ = ["ENTRY_BITS", "INDEX_BITS", "RUN_BITS", "WEIGHT_WIDTH", "Primitives", "SparseParams"]
+
+
+class Primitives(enum.Enum):
+    """What the engine's memories and multipliers are built from."""
+
+    #: ``lib.memory`` and ``a * b``: the synthesis tool infers block RAMs and DSPs (on ECP5
+    #: without the block RAMs' output registers).
+    INFERRED = "inferred"
+    #: Lattice ECP5 ``DP16KD`` block RAMs with their output registers and ``MULT18X18D``
+    #: blocks with their input and output registers, instantiated.
+    ECP5 = "ecp5"
 
 #: Bits of one stored entry, of its codebook index (low nibble) and of its zero run (high).
 ENTRY_BITS, INDEX_BITS, RUN_BITS = 8, 4, 4
@@ -39,6 +51,28 @@ class SparseParams(Params, block="sparse"):
     act_lanes: int = param(4, "activations per input beat (leading-non-zero window)",
                            lo=1, hi=16)
     relu: bool = flag(False, "clamp outputs at zero (after wrapping)")
+    primitives: Primitives = param(
+        Primitives.INFERRED, "memories and multipliers: inferred = portable (the tool picks); "
+        "ecp5 = DP16KD block RAMs with output registers and MULT18X18D with its registers "
+        "(entries_max up to 16384)")
+
+    #: Largest ``entries_max`` with ``primitives=ecp5`` (one DP16KD column of 16384 x 1).
+    ECP5_DEPTH_MAX = 16384
+
+    def check(self):
+        """Cross-field rules: DP16KD depth."""
+        if self.primitives is Primitives.ECP5:
+            for name, depth in (("entries_max", self.entries_max),
+                                ("rows_max", self.rows_pe_max), ("cols_max", self.cols_max + 1)):
+                if depth > self.ECP5_DEPTH_MAX:
+                    raise ValueError(f"{name} must be at most {self.ECP5_DEPTH_MAX} per PE with "
+                                     f"primitives=ecp5, not {getattr(self, name)}")
+
+    def device_problem(self, family):
+        """Vendor primitives build only on their own family."""
+        if self.primitives is Primitives.ECP5 and family != "ecp5":
+            return "primitives=ecp5 is for ecp5 devices"
+        return None
 
     @property
     def rows_pe_max(self):
@@ -64,6 +98,7 @@ class SparseParams(Params, block="sparse"):
     def slug(self):
         """Short unique name for module names, build folders and test ids."""
         relu = "_relu" if self.relu else ""
+        prim = "" if self.primitives is Primitives.INFERRED else f"_{self.primitives.value}"
         return (f"sparse_pe{self.n_pe}_r{self.rows_max}c{self.cols_max}e{self.entries_max}"
                 f"_a{self.act_width}acc{self.acc_width}_q{self.queue_depth}l{self.act_lanes}"
-                f"{relu}")
+                f"{relu}{prim}")

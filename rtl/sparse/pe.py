@@ -96,7 +96,7 @@ class SparsePE(wiring.Component):
             mac.readout.eq(self.readout), mac.acc_addr.eq(self.acc_addr),
             self.acc_data.eq(mac.acc_data), mac.clear.eq(self.clear),
             self.active.eq(walker.active),
-            self.busy.eq(fetch.busy | walker.busy | dec.o.valid | mac.busy),
+            self.busy.eq(fetch.busy | walker.busy | dec.busy | mac.busy),
             self.error.eq(walker.error | dec.error),
         ]
         return m

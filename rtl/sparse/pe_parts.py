@@ -3,20 +3,23 @@
 ::
 
     q -> ColumnFetch: queue, R: read ptr[j] and ptr[j+1], C: register them, P: check
-      -(column: start, end, act, ok)-> EntryWalker: G: walk entries start..end-1, E: read
+      -(column: start, count, act, ok)-> EntryWalker: G: walk entries start.., E: read
       the entry memory, F: register the entry -(entry, first, act)-> RelIndexDecoder
       -(local row, weight, act)-> Accumulator: M: product and accumulator read, A: write
 
-Every block-RAM output goes into a register before any logic (slow clock-to-out).
+Every memory is read through two registers (:mod:`~npugen.rtl.common.ram`: the block RAM's
+read register, then its output register, on ECP5 the ``DP16KD``'s own), so no logic follows
+a block RAM's slow clock-to-out.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import in_range
-from .params import ENTRY_BITS
+from ..common.ram import BufferRam, pipelined_ram
+from ..systolic.mul import Ecp5Multiplier
+from .params import ENTRY_BITS, Primitives
 from .ports import act_item_layout, entry_layout, pair_layout
 
 __all__ = ["Accumulator", "ColumnFetch", "EntryWalker", "column_layout", "write_layout"]
@@ -28,9 +31,44 @@ def write_layout(addr_shape, data_shape):
 
 
 def column_layout(p):
-    """Return the layout of a column to walk: entries ``start..end-1``, activation, ``ok``."""
-    return data.StructLayout({"start": unsigned(p.ptr_width), "end": unsigned(p.ptr_width),
-                              "act": signed(p.act_width), "ok": 1})
+    """Return the layout of a column to walk: entries ``start..start+count-1``, act, ``ok``.
+
+    ``ok``: the pointers passed their check. ``size0``/``size1``/``size2`` say ``count`` is
+    0, 1 or 2 (worked out by the fetch, so the walker's handshake needs no adder or compare).
+    """
+    return data.StructLayout({"start": unsigned(p.ptr_width),
+                              "count": unsigned(p.ptr_width), "size0": 1, "size1": 1,
+                              "size2": 1, "act": signed(p.act_width), "ok": 1})
+
+
+#: Columns a PE's fetch may have between its queue and the walker (its output FIFO's
+#: depth): enough for one column per cycle around the loop from the queue's pop to the
+#: walker's take (nine cycles with the ECP5 primitives). Portable builds (often on the
+#: iCE40, where the FIFO is in flip-flops; a loop of seven cycles) keep four: at most four
+#: columns in seven cycles, which only runs of columns with one stored entry notice.
+CREDITS = 9
+CREDITS_PORTABLE = 4
+
+
+def _ram(p, width, depth):
+    """Return a two-register RAM of the engine's primitives (:mod:`~npugen.rtl.common.ram`)."""
+    kind = BufferRam.ECP5 if p.primitives is Primitives.ECP5 else BufferRam.INFERRED
+    return pipelined_ram(kind, width, max(2, depth))
+
+
+def _stager(m, deep):
+    """Return ``stage(value, name)``: a register of ``value`` when ``deep``, else ``value``.
+
+    The stages that only the ECP5 build's clock needs (portable builds, often on the iCE40,
+    would pay for them in logic cells) are written with it.
+    """
+    def stage(value, name):
+        if not deep:
+            return value
+        reg = Signal(Value.cast(value).shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg
+    return stage
 
 
 def _queue(width, depth):
@@ -51,9 +89,11 @@ class ColumnFetch(wiring.Component):
     ptr_w : In(write_layout)
         Pointer memory writes (``cols_max + 1`` words of ``ptr_width``).
     column : Out(stream.Signature(column_layout))
-        Registered: ``ok`` is ``ptr[j] <= ptr[j+1] <= entries_max``. The column's pointers
-        come three cycles after the activation leaves the queue (read, register, check);
-        one column per cycle when ``column`` is always ready.
+        From a FIFO of ``CREDITS`` columns (registered outputs): ``ok`` is ``ptr[j] <=
+        ptr[j+1] <= entries_max``. A column's pointers reach the FIFO six cycles after its
+        activation leaves the queue (address register, read register, output register,
+        fabric register, two check stages); one column per cycle when ``column`` is always
+        ready.
     busy : Out(1)
         The queue or a stage holds an activation.
     """
@@ -78,54 +118,73 @@ class ColumnFetch(wiring.Component):
             self.q.ready.eq(queue.w_rdy),
         ]
         head = data.View(layout, queue.r_data)
-        m.submodules.ptr = ptr = Memory(shape=unsigned(p.ptr_width), depth=p.cols_max + 1,
-                                        init=[])
-        ptr_wp = ptr.write_port()
-        ptr_lo = ptr.read_port()
-        ptr_hi = ptr.read_port()
-        m.d.comb += [ptr_wp.en.eq(self.ptr_w.en), ptr_wp.addr.eq(self.ptr_w.addr),
-                     ptr_wp.data.eq(self.ptr_w.data)]
+        # ptr[j] and ptr[j+1]: two copies of the pointer memory, one read port each.
+        m.submodules.ptr_lo = ptr_lo = _ram(p, p.ptr_width, p.cols_max + 1)
+        m.submodules.ptr_hi = ptr_hi = _ram(p, p.ptr_width, p.cols_max + 1)
+        for ram in (ptr_lo, ptr_hi):
+            m.d.comb += [ram.w_en.eq(self.ptr_w.en), ram.w_addr.eq(self.ptr_w.addr),
+                         ram.w_data.eq(self.ptr_w.data), ram.r_en.eq(1), ram.o_en.eq(1)]
 
-        # R: read the pointers of the column at the head of the queue. C: register them, so
-        # no logic follows the block RAM outputs. P (the output register): the check.
+        # No stage between the queue and the output FIFO stalls (so no clock enable reaches
+        # the block RAMs): A: the addresses, R: the RAMs' read registers, D: their output
+        # registers, C: fabric registers, K and P: the checks, then the FIFO. An activation
+        # leaves the queue only with a credit: credits = FIFO slots not yet promised to an
+        # activation in A..P (a register, so the pop does not wait on the walker's ready).
+        fifo_depth = CREDITS if p.primitives is Primitives.ECP5 else CREDITS_PORTABLE
+        m.submodules.out = out = fifo.SyncFIFOBuffered(
+            width=data.Layout.cast(column_layout(p)).size, depth=fifo_depth)
+        credits = Signal(range(fifo_depth + 1), init=fifo_depth)
+        pop = Signal()
+        take = Signal()
+        m.d.comb += [
+            pop.eq(queue.r_rdy & (credits != 0)),
+            queue.r_en.eq(pop),
+            take.eq(self.column.valid & self.column.ready),
+        ]
+        m.d.sync += credits.eq(credits - pop + take)
+        # A: the popped column's two pointer addresses, registered (the block RAMs' address
+        # pins start at a register).
+        a_valid = Signal()
+        a_act = Signal(signed(p.act_width))
+        a_lo = Signal(range(p.cols_max + 1))
+        a_hi = Signal(range(p.cols_max + 1))
+        m.d.sync += [a_valid.eq(pop), a_act.eq(head.act), a_lo.eq(head.col),
+                     a_hi.eq(head.col + 1)]
+        m.d.comb += [ptr_lo.r_addr.eq(a_lo), ptr_hi.r_addr.eq(a_hi)]
         r_valid = Signal()
         r_act = Signal(signed(p.act_width))
-        c_valid = Signal()
-        c_act = Signal(signed(p.act_width))
-        c_start = Signal(p.ptr_width)
-        c_end = Signal(p.ptr_width)
-        col = self.column
-        p_take = Signal()
-        c_move = Signal()
-        r_move = Signal()
-        pop = Signal()
-        m.d.comb += [
-            p_take.eq(col.valid & col.ready),
-            c_move.eq(c_valid & (~col.valid | p_take)),
-            r_move.eq(r_valid & (~c_valid | c_move)),
-            pop.eq(queue.r_rdy & (~r_valid | r_move)),
-            queue.r_en.eq(pop),
-            ptr_lo.en.eq(pop), ptr_lo.addr.eq(head.col),
-            ptr_hi.en.eq(pop), ptr_hi.addr.eq(head.col + 1),
-            self.busy.eq(queue.r_rdy | r_valid | c_valid | col.valid),
+        d_valid = Signal()
+        d_act = Signal(signed(p.act_width))
+        m.d.sync += [r_valid.eq(a_valid), r_act.eq(a_act), d_valid.eq(r_valid), d_act.eq(r_act)]
+        # D: the RAMs' output registers. With the ECP5 primitives two more stages: C, the
+        # pointers in fabric registers (the routes from the block RAMs are long), and K, the
+        # count and the compares registered; portable builds compute them straight into P.
+        stage = _stager(m, p.primitives is Primitives.ECP5)
+        c_valid = stage(d_valid, "c_valid")
+        c_act = stage(d_act, "c_act")
+        c_start = stage(ptr_lo.r_data, "c_start")
+        c_end = stage(ptr_hi.r_data, "c_end")
+        k_valid = stage(c_valid, "k_valid")
+        k_act = stage(c_act, "k_act")
+        k_start = stage(c_start, "k_start")
+        k_count = stage((c_end - c_start)[:p.ptr_width], "k_count")
+        k_size0 = stage(c_start == c_end, "k_size0")
+        k_ok = stage((c_start <= c_end) & in_range(c_end, 0, p.entries_max), "k_ok")
+        # P: the size flags, registered with the column.
+        p_valid = Signal()
+        p_col = Signal(column_layout(p))
+        m.d.sync += [
+            p_valid.eq(k_valid), p_col.act.eq(k_act), p_col.start.eq(k_start),
+            p_col.count.eq(k_count), p_col.size0.eq(k_size0),
+            p_col.size1.eq(k_count == 1), p_col.size2.eq(k_count == 2), p_col.ok.eq(k_ok),
         ]
-        with m.If(pop):
-            m.d.sync += [r_valid.eq(1), r_act.eq(head.act)]
-        with m.Elif(r_move):
-            m.d.sync += r_valid.eq(0)
-        with m.If(r_move):
-            m.d.sync += [c_valid.eq(1), c_act.eq(r_act), c_start.eq(ptr_lo.data),
-                         c_end.eq(ptr_hi.data)]
-        with m.Elif(c_move):
-            m.d.sync += c_valid.eq(0)
-        with m.If(c_move):
-            m.d.sync += [
-                col.valid.eq(1), col.payload.act.eq(c_act), col.payload.start.eq(c_start),
-                col.payload.end.eq(c_end),
-                col.payload.ok.eq((c_start <= c_end) & in_range(c_end, 0, p.entries_max)),
-            ]
-        with m.Elif(p_take):
-            m.d.sync += col.valid.eq(0)
+        m.d.comb += [
+            out.w_en.eq(p_valid), out.w_data.eq(p_col.as_value()),
+            self.column.valid.eq(out.r_rdy), self.column.payload.eq(out.r_data),
+            out.r_en.eq(self.column.ready),
+            self.busy.eq(queue.r_rdy | a_valid | r_valid | d_valid | c_valid | k_valid
+                         | p_valid | (out.level != 0)),
+        ]
         return m
 
 
@@ -143,8 +202,9 @@ class EntryWalker(wiring.Component):
     entry_w : In(write_layout)
         Entry memory writes (``entries_max`` bytes).
     o : Out(stream.Signature(entry_layout))
-        Registered, two cycles after the entry's read is issued (read, register); ``ready``
-        is not looked at (the decoder and the accumulator never stall).
+        Registered, three cycles after the entry's read is issued (address register, the
+        block RAM's read and output registers); ``ready`` is not looked at (the decoder and
+        the accumulator never stall).
     active : Out(1)
         An entry read is issued this cycle (load-balance monitor).
     busy : Out(1)
@@ -165,86 +225,145 @@ class EntryWalker(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         p = self.params
         m = Module()
-        m.submodules.entries = ent = Memory(shape=unsigned(ENTRY_BITS), depth=p.entries_max,
-                                            init=[])
-        ent_wp = ent.write_port()
-        ent_rp = ent.read_port()
-        m.d.comb += [ent_wp.en.eq(self.entry_w.en), ent_wp.addr.eq(self.entry_w.addr),
-                     ent_wp.data.eq(self.entry_w.data)]
+        m.submodules.entries = ent = _ram(p, ENTRY_BITS, p.entries_max)
+        m.d.comb += [ent.w_en.eq(self.entry_w.en), ent.w_addr.eq(self.entry_w.addr),
+                     ent.w_data.eq(self.entry_w.data)]
         col = self.column.payload
         p_valid = self.column.valid
         # G: walk the current column.
         g_valid = Signal()  # entries left in the current column
         g_addr = Signal(p.ptr_width)
-        g_end = Signal(p.ptr_width)
+        g_left = Signal(p.ptr_width)  # entries left, the one issued next included
         g_act = Signal(signed(p.act_width))
         g_first = Signal()
         issue = Signal()
         issue_addr = Signal(p.ptr_width)
         issue_first = Signal()
         issue_act = Signal(signed(p.act_width))
-        # The next column is taken with the last entry of this one, or at once when idle.
-        m.d.comb += self.column.ready.eq(~g_valid | (g_addr + 1 == g_end))
+        # The next column is taken with the last entry of this one, or at once when idle;
+        # ``g_last`` (g_left == 1) is kept in a register so ``ready`` is one gate.
+        g_last = Signal()
+        m.d.comb += self.column.ready.eq(~g_valid | g_last)
         with m.If(g_valid):
             m.d.comb += [issue.eq(1), issue_addr.eq(g_addr), issue_first.eq(g_first),
                          issue_act.eq(g_act)]
-            m.d.sync += [g_addr.eq(g_addr + 1), g_first.eq(0)]
-            with m.If(g_addr + 1 == g_end):
+            m.d.sync += [g_addr.eq(g_addr + 1), g_left.eq(g_left - 1), g_first.eq(0),
+                         g_last.eq(g_left == 2)]
+            with m.If(g_last):
                 m.d.sync += g_valid.eq(0)
                 with m.If(p_valid):
                     # Preload the next column; its first entry issues next cycle.
                     with m.If(col.ok):
-                        m.d.sync += [g_addr.eq(col.start), g_end.eq(col.end),
+                        m.d.sync += [g_addr.eq(col.start), g_left.eq(col.count),
                                      g_act.eq(col.act), g_first.eq(1),
-                                     g_valid.eq(col.start != col.end)]
+                                     g_valid.eq(~col.size0), g_last.eq(col.size1)]
                     with m.Else():
                         m.d.sync += self.error.eq(1)
         with m.Elif(p_valid):
             # Nothing in flight: issue the column's first entry straight from the register.
-            with m.If(col.ok & (col.start != col.end)):
+            with m.If(col.ok & ~col.size0):
                 m.d.comb += [issue.eq(1), issue_addr.eq(col.start), issue_first.eq(1),
                              issue_act.eq(col.act)]
-                m.d.sync += [g_addr.eq(col.start + 1), g_end.eq(col.end), g_act.eq(col.act),
-                             g_first.eq(0), g_valid.eq(col.start + 1 != col.end)]
+                m.d.sync += [g_addr.eq(col.start + 1), g_left.eq(col.count - 1),
+                             g_act.eq(col.act), g_first.eq(0), g_valid.eq(~col.size1),
+                             g_last.eq(col.size2)]
             with m.If(~col.ok):
                 m.d.sync += self.error.eq(1)
 
-        # E: entry memory read; F: the entry registered.
+        # I: the issued address registered (the block RAM's address pins start at a
+        # register); E: the entry memory's read register; F: its output register.
+        i_valid = Signal()
+        i_addr = Signal(p.ptr_width)
+        i_first = Signal()
+        i_act = Signal(signed(p.act_width))
         e_valid = Signal()
         e_first = Signal()
         e_act = Signal(signed(p.act_width))
-        m.d.comb += [ent_rp.addr.eq(issue_addr), self.active.eq(issue)]
-        m.d.sync += [e_valid.eq(issue), e_first.eq(issue_first), e_act.eq(issue_act),
-                     self.o.valid.eq(e_valid), self.o.payload.entry.eq(ent_rp.data),
-                     self.o.payload.first.eq(e_first), self.o.payload.act.eq(e_act)]
-        m.d.comb += self.busy.eq(g_valid | e_valid | self.o.valid)
+        f_valid = Signal()
+        f_first = Signal()
+        f_act = Signal(signed(p.act_width))
+        m.d.comb += [ent.r_en.eq(1), ent.o_en.eq(1), ent.r_addr.eq(i_addr),
+                     self.active.eq(issue)]
+        m.d.sync += [i_valid.eq(issue), i_addr.eq(issue_addr), i_first.eq(issue_first),
+                     i_act.eq(issue_act),
+                     e_valid.eq(i_valid), e_first.eq(i_first), e_act.eq(i_act),
+                     f_valid.eq(e_valid), f_first.eq(e_first), f_act.eq(e_act)]
+        m.d.comb += [self.o.valid.eq(f_valid), self.o.payload.entry.eq(ent.r_data),
+                     self.o.payload.first.eq(f_first), self.o.payload.act.eq(f_act),
+                     self.busy.eq(g_valid | i_valid | e_valid | f_valid)]
+        return m
+
+
+class _Ecp5Product(Ecp5Multiplier):
+    """``MULT18X18D`` with its input and output registers and one fabric register after."""
+
+    IN_STAGES = 0
+    OUT_STAGES = 1
+    latency = 3
+
+
+class _InferredProduct(wiring.Component):
+    """``a * b``: registered operands and product (latency 2).
+
+    Portable builds multiply in the add stage's cycle before (latency 2, the accumulator
+    RAM's read latency); the ECP5 build uses :class:`_Ecp5Product` (latency 3).
+    """
+
+    latency = 2
+
+    def __init__(self, a_width, b_width):
+        super().__init__({"a": In(signed(a_width)), "b": In(signed(b_width)),
+                          "p": Out(signed(a_width + b_width))})
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        a = Signal.like(self.a, reset_less=True)
+        b = Signal.like(self.b, reset_less=True)
+        product = Signal.like(self.p, reset_less=True)
+        m.d.sync += [a.eq(self.a), b.eq(self.b), product.eq(a * b)]
+        m.d.comb += self.p.eq(product)
         return m
 
 
 class Accumulator(wiring.Component):
     """Multiplies each decoded (row, weight, act) and adds it into that row's accumulator.
 
-    Cycle t: the pair arrives, the accumulator is read; t+1: the product and the read
-    value are added and written back. The read port is transparent to the write port, so a
-    pair that hits the row written in the same cycle sees the new sum. Products are exact
-    (16 + act_width bits); accumulators wrap at ``acc_width``.
+    A pipelined read-modify-write that takes a pair every cycle. Portable build::
+
+        cycle t:    the pair arrives; the accumulator read and the multiply start
+        cycle t+2:  sum = base + product (the RAM's output register and the multiplier's
+                    product register are there), written back at the end of the cycle
+
+    With the ECP5 primitives (``deep``) two more registers keep logic away from the block
+    RAM's pins: at t+2 the value to add to (all cases but the previous pair's hit) is
+    registered, the sum is made at t+3 and written from a register at t+4 (the multiplier,
+    a ``MULT18X18D``, then has latency 3).
+
+    A read issued at cycle t sees the writes made before the end of cycle t - 1, so the
+    sums of the pairs of the last ``LATENCY`` cycles are not in it: when one of them hit the
+    same row (nearest first), its sum is used instead of the read value. The row compares
+    are made on arrival and travel with the pair, so every select is a register, and the
+    accumulate loop is one 2:1 multiplexer and one adder. Products are exact (16 +
+    act_width bits); accumulators wrap at ``acc_width``.
 
     Members
     -------
     i : In(stream.Signature(pair_layout))
         Always taken (``ready`` is 1).
     readout : In(1)
-        The engine is reading out or clearing (no pair arrives then).
+        The engine is reading out or clearing (no pair arrives then, none is in flight).
     acc_addr : In, acc_data : Out(signed(acc_width))
-        Readout: ``acc_data`` is accumulator ``acc_addr`` of the previous cycle.
+        Readout: ``acc_data`` is accumulator ``acc_addr`` of two cycles before.
     clear : In(StructLayout{en, addr})
-        Write zero into an accumulator (readout and the clear after reset).
+        Write zero into an accumulator (readout and the clear after reset), at the end of
+        the next cycle.
     busy : Out(1)
-        A write-back is pending.
+        A pair is between arrival and its write-back.
     """
 
     def __init__(self, params):
         self.params = p = params
+        self.deep = p.primitives is Primitives.ECP5
         local = range(max(2, p.rows_pe_max))
         super().__init__({
             "i": In(stream.Signature(pair_layout(p))),
@@ -253,26 +372,81 @@ class Accumulator(wiring.Component):
             "busy": Out(1),
         })
 
+    @property
+    def LATENCY(self):  # noqa: N802 (a constant of the configuration)
+        """Cycles from a pair's arrival to the end of the cycle that writes its sum."""
+        return 4 if self.deep else 2
+
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         p = self.params
         m = Module()
-        m.submodules.acc = acc = Memory(shape=signed(p.acc_width), depth=max(2, p.rows_pe_max),
-                                        init=[])
-        acc_wp = acc.write_port()
-        acc_rp = acc.read_port(transparent_for=[acc_wp])
+        deep = self.deep
+        add = 3 if deep else 2  # the add stage (the multiplier's latency)
+        depth = self.LATENCY    # the write stage: sums of 1..depth cycles ahead forwarded
+        m.submodules.acc = acc = _ram(p, p.acc_width, p.rows_pe_max)
+        mul_cls = _Ecp5Product if deep else _InferredProduct
+        assert mul_cls.latency == add
+        m.submodules.mul = mul = mul_cls(len(self.i.payload.weight), p.act_width)
         pair = self.i.payload
-        m_valid = Signal()
-        m_row = Signal.like(pair.row)
-        m_prod = Signal(signed(p.product_width))
-        m.d.sync += [m_valid.eq(self.i.valid), m_row.eq(pair.row),
-                     m_prod.eq(pair.weight * pair.act)]
         m.d.comb += [
             self.i.ready.eq(1),
-            acc_rp.addr.eq(Mux(self.readout, self.acc_addr, pair.row)),
-            self.acc_data.eq(acc_rp.data),
-            acc_wp.en.eq(m_valid | self.clear.en),
-            acc_wp.addr.eq(Mux(self.clear.en, self.clear.addr, m_row)),
-            acc_wp.data.eq(Mux(self.clear.en, 0, acc_rp.data + m_prod)),
-            self.busy.eq(m_valid),
+            mul.a.eq(pair.weight), mul.b.eq(pair.act),
+            acc.r_en.eq(1), acc.o_en.eq(1),
+            acc.r_addr.eq(Mux(self.readout, self.acc_addr, pair.row)),
+            self.acc_data.eq(acc.r_data),
         ]
+        # Stages 0..depth of a pair: valid, row, and hit bit k-1 = "the pair k cycles ahead
+        # (k = 1..depth) has my row".
+        valid = [self.i.valid] + [Signal(name=f"v{k}") for k in range(1, depth + 1)]
+        row = [pair.row] + [Signal.like(pair.row, name=f"row{k}") for k in range(1, depth + 1)]
+        hit = [Signal(depth, name=f"hit{k}") for k in range(depth + 1)]
+        m.d.comb += hit[0].eq(Cat(valid[k] & (row[k] == pair.row) for k in range(1, depth + 1)))
+        for k in range(1, depth + 1):
+            m.d.sync += [valid[k].eq(valid[k - 1]), row[k].eq(row[k - 1]), hit[k].eq(hit[k - 1])]
+        # Sums of the last cycles (sums[0]: the previous cycle's): ages 1..depth are looked up
+        # at the add stage, or with ``deep`` age 1 there and ages 2..depth a cycle before.
+        n_sums = depth - 1 if deep else depth
+        sums = [Signal(signed(p.acc_width), name=f"sum_d{k + 1}") for k in range(n_sums)]
+        total = Signal(signed(p.acc_width))
+        if deep:
+            # Cycle t+2: the value to add to for every case but the previous pair's hit (the
+            # hit k pairs ahead is sums[k - 2] then, one cycle before the add).
+            pre = acc.r_data
+            for k in reversed(range(1, depth)):
+                pre = Mux(hit[2][k], sums[k - 1], pre)
+            pre_q = Signal(signed(p.acc_width))
+            m.d.sync += pre_q.eq(pre)
+            m.d.comb += total.eq(Mux(hit[add][0], sums[0], pre_q) + mul.p)
+        else:
+            base = acc.r_data
+            for k in reversed(range(depth)):
+                base = Mux(hit[add][k], sums[k], base)
+            m.d.comb += total.eq(base + mul.p)
+        m.d.sync += [sums[0].eq(total)] + [sums[k].eq(sums[k - 1]) for k in range(1, n_sums)]
+        # Clears come registered (the zero is written at the end of the next cycle).
+        clear_en = Signal()
+        clear_addr = Signal.like(self.clear.addr)
+        m.d.sync += [clear_en.eq(self.clear.en), clear_addr.eq(self.clear.addr)]
+        if deep:
+            # The write port is driven from registers: the sum (or a clear's zero), its row
+            # and enable are registered together at the add stage.
+            w_en = Signal()
+            w_addr = Signal.like(pair.row)
+            w_data = Signal(signed(p.acc_width))
+            m.d.sync += [
+                w_en.eq(valid[add] | self.clear.en),
+                w_addr.eq(Mux(self.clear.en, self.clear.addr, row[add])),
+            ]
+            with m.If(self.clear.en):  # a synchronous reset of the register, no multiplexer
+                m.d.sync += w_data.eq(0)
+            with m.Else():
+                m.d.sync += w_data.eq(total)
+            m.d.comb += [acc.w_en.eq(w_en), acc.w_addr.eq(w_addr), acc.w_data.eq(w_data)]
+        else:
+            m.d.comb += [
+                acc.w_en.eq(valid[add] | clear_en),
+                acc.w_addr.eq(Mux(clear_en, clear_addr, row[add])),
+                acc.w_data.eq(Mux(clear_en, 0, total)),
+            ]
+        m.d.comb += self.busy.eq(Cat(*valid[1:]).any())
         return m

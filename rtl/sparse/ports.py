@@ -85,5 +85,6 @@ def decoder_signature(p):
         "codebook": In(stream.Signature(codebook_layout())),
         "rows": In(range(p.rows_max + 1), init=p.rows_max),
         "error": Out(1),
+        "busy": Out(1),
         "consistent": Out(1),
     }

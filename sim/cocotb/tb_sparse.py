@@ -306,9 +306,12 @@ async def test_zero_skipping(dut):
         # Spread non-zeros may only start later: by the input beats before the first one.
         lead = int(np.flatnonzero(spread)[0]) // p.act_lanes
         assert abs(t_spread - t_packed - lead) <= 2, (t_spread, t_packed, lead)
-    # Compute (entries per PE) + input beats bound everything; zeros add no MAC cycle.
-    assert t_zero <= -(-cols // p.act_lanes) + rows + 12, t_zero
-    assert t_packed <= work + rows + 16, (t_packed, work)
+    # Compute (entries per PE) + input beats bound everything; zeros add no MAC cycle. The
+    # constant is the pipeline's fixed latency (input FIFO, detector, broadcast FIFO, queue,
+    # pointer fetch, entry read, decoder, accumulator write-back, readout): 33 cycles
+    # measured (16 before the Fmax pipelining).
+    assert t_zero <= -(-cols // p.act_lanes) + rows + 16, t_zero
+    assert t_packed <= work + rows + 34, (t_packed, work)
 
 
 async def _measure(h, enc, w_idx, xs):

@@ -8,8 +8,9 @@ writes ``docs/synth_sweep.md`` plus ``docs/synth_sweep_*.png``.
 
 Finished points are reused from the build folder (same parameters, seeds and target), so
 a sweep can be extended or resumed; ``--report-only`` writes the table from the finished
-points alone. Run: ``python scripts/synth_sweep.py [--quick] [--blocks B,...] [--match TEXT]
-[--report-only]``.
+points alone, and ``--keep`` fills the rows not run from the previous table's JSON. Run:
+``python scripts/synth_sweep.py [--quick] [--blocks B,...] [--match TEXT] [--report-only]
+[--keep]``.
 """
 
 import argparse
@@ -116,6 +117,9 @@ def main(argv=None):
                         help="write the table and plots from the finished points only "
                              "(missing points are listed as not run; a point placed with "
                              "other seeds is shown with its seeds)")
+    parser.add_argument("--keep", action="store_true",
+                        help="rows not run now (--match, or no finished point) keep their "
+                             "figures from the existing docs/synth_sweep.json")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="place-and-route runs at once (default: one per CPU core)")
     parser.add_argument("--build", default="build/sweep")
@@ -165,6 +169,15 @@ def main(argv=None):
                        logic=logic_luts(res, device),
                        multiplier=getattr(params, "multiplier", None) and params.multiplier.value)
     rows = [by_index[i] for i in range(len(points))]
+    kept = []
+    previous = docs / "synth_sweep.json"
+    if args.keep and previous.exists():
+        old = {(r["label"], r["device"]): r for r in json.loads(previous.read_text())}
+        for i, r in enumerate(rows):
+            key = (r["label"], r["device"])
+            if not r["ok"] and r["error"] == "not run" and old.get(key, {}).get("ok"):
+                rows[i] = {**old[key], "kept": True}
+                kept.append(key)
     lines = [("| configuration | device | LUT4 | carry | LUT RAM | FFs | DSPs | BRAM "
               f"| Fmax MHz (seeds {'/'.join(map(str, SEEDS))}) | LUT4-eq. per MAC | peak GOPS |"),
              "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|"]
@@ -180,7 +193,15 @@ def main(argv=None):
         lines.append(f"| {r['label']} | {r['device']} | {r['luts']} | {r['carry_cells']} "
                      f"| {r['lut_rams']} | {r['flip_flops']} | {r['dsps']} | {r['block_rams']} "
                      f"| **{r['fmax_mhz']}** ({shown}) | {per_mac:.1f} | {r['peak_gops']} |")
-    (docs / "synth_sweep.md").write_text(_header(argv) + "\n".join(lines) + "\n")
+    note = ""
+    if kept:
+        note = ("Rows marked * were not run by this command: they keep the figures of the "
+                "previous sweep (`--keep`).\n\n")
+        lines = [line + (" *" if any(line.startswith(f"| {label} | {device} |")
+                                     for label, device in kept) else "")
+                 if line.startswith("| ") and not line.startswith("| configuration") else line
+                 for line in lines]
+    (docs / "synth_sweep.md").write_text(_header(argv) + note + "\n".join(lines) + "\n")
     (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, docs)
     print("\n".join(lines))

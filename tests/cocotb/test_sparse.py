@@ -14,10 +14,14 @@ CONFIGS = [
     # Runs > 100 in one PE need > 101 local rows.
     SparseParams(n_pe=1, rows_max=130, cols_max=20, entries_max=4096, act_lanes=1,
                  queue_depth=1),
-    SparseParams(n_pe=2, rows_max=211, cols_max=23, entries_max=4096, act_lanes=3, relu=True),
-    SparseParams(n_pe=4, rows_max=37, cols_max=64, act_width=16, acc_width=16),
+    # primitives=ecp5 (npugen's models of DP16KD and MULT18X18D): entries in the 8192 x 2,
+    # 1024 x 18 and 2048 x 9 block RAM shapes, pointers and accumulators in 512 x 36.
+    SparseParams(n_pe=2, rows_max=211, cols_max=23, entries_max=8192, act_lanes=3, relu=True,
+                 primitives="ecp5"),
+    SparseParams(n_pe=4, rows_max=37, cols_max=64, act_width=16, acc_width=16,
+                 primitives="ecp5"),
     SparseParams(n_pe=8, rows_max=900, cols_max=18, entries_max=2048, act_lanes=8,
-                 queue_depth=4),
+                 queue_depth=4, primitives="ecp5"),
 ]
 
 

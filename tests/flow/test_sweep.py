@@ -20,9 +20,9 @@ def test_grid_covers_ecp5_and_up5k():
     (wino,) = [(pt.label, pt.device, pt.part) for pt in points if pt.params.block == "winograd"]
     assert wino == ("winograd tile engine (default)", "ecp5-85k",
                     BLOCKS["winograd"].part("engine"))
-    sparse = [pt.params.n_pe for pt in points
+    sparse = [(pt.params.n_pe, pt.params.primitives.value) for pt in points
               if pt.params.block == "sparse" and pt.device == "ecp5-85k"]
-    assert sparse == [1, 2, 4, 8]
+    assert sparse == [(n, prim) for prim in ("inferred", "ecp5") for n in (1, 2, 4, 8)]
     assert {pt.params.block for pt in sweep.grid(blocks=["sparse"])} == {"sparse"}
 
 
@@ -77,3 +77,19 @@ def test_report_only_shows_a_point_placed_with_other_seeds(tmp_path):
     table = (tmp_path / "docs" / "synth_sweep.md").read_text()
     row = f"| {label} | {device} | 10 | 5 | 0 | 50 | 4 | 2 | **123.4** (seed 1 only: 123.4) |"
     assert row + " 5.0 |" in table
+
+
+def test_keep_fills_rows_not_run_from_the_previous_table(tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    old = {"label": "sparse n_pe=1 256x256", "device": "ecp5-85k", "block": "sparse",
+           "ok": True, "luts": 1, "carry_cells": 2, "lut_rams": 3, "flip_flops": 4, "dsps": 1,
+           "block_rams": 4, "fmax_mhz": 123.4, "seeds": {"1": 123.4, "2": 120.0, "3": 125.0},
+           "macs_per_cycle": 1, "peak_gops": 0.25, "logic": 23}
+    (docs / "synth_sweep.json").write_text(__import__("json").dumps([old]))
+    assert sweep.main(["--quick", "--blocks", "sparse", "--report-only", "--keep",
+                       "--build", str(tmp_path / "b"), "--docs", str(docs)]) == 0
+    table = (docs / "synth_sweep.md").read_text()
+    assert "| sparse n_pe=1 256x256 | ecp5-85k | 1 | 2 | 3 | 4 | 1 | 4 | **123.4**" in table
+    assert table.count(" *\n") == 1 and "keep the figures of the previous sweep" in table
+    assert "| sparse n_pe=8 256x256 | ecp5-85k | not run |" in table

@@ -81,16 +81,25 @@ def test_outputs_do_not_wait_for_ready(block, tmp_path):
     assert found == []
 
 
-def test_path_check_finds_a_path(tmp_path):
-    """The path check is not a rubber stamp.
+class _SkipsZeros(wiring.Component):
+    """A stream stage whose ``i.ready`` depends on the payload (zeros are taken at once)."""
 
-    The sparse engine's ``i_act.ready`` does depend combinationally on the activation (zero
-    activations are skipped at once).
-    """
-    block = BLOCKS["sparse"]
-    found = combinational_paths(block.component(block.small), "paths_pos", tmp_path,
-                                ["i_act__payload"], ["o__valid", "i_act__ready"])
-    assert found == [("i_act__payload", "i_act__ready")]
+    i: In(stream.Signature(8))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):  # noqa: D102
+        m = Module()
+        m.d.comb += [self.o.payload.eq(self.i.payload),
+                     self.o.valid.eq(self.i.valid & (self.i.payload != 0)),
+                     self.i.ready.eq(self.o.ready | (self.i.payload == 0))]
+        return m
+
+
+def test_path_check_finds_a_path(tmp_path):
+    """The path check is not a rubber stamp: it finds a payload-to-ready path."""
+    found = combinational_paths(_SkipsZeros(), "paths_pos", tmp_path,
+                                ["i__payload"], ["o__valid", "i__ready"])
+    assert ("i__payload", "i__ready") in found and ("i__payload", "o__valid") in found
 
 
 class _Withdraws(wiring.Component):
@@ -173,13 +182,18 @@ def test_result_buffer_order(depth, tmp_path):
                  depth=2 * storage + 6, mode="bmc"))
 
 
-@pytest.mark.parametrize(("n_pe", "rows_max", "pe"),
-                         [(1, 1, 0), (3, 12, 2), (4, 2, 3), (4, 13, 3), (5, 100, 4)])
-def test_decoder_rows(n_pe, rows_max, pe, tmp_path):
-    """The sparse decoder never emits a row at or past ``rows``, whatever the entries."""
-    params = SparseParams(n_pe=n_pe, rows_max=rows_max, cols_max=10, entries_max=64)
-    _check(prove(DecoderRows(params, pe), f"decoder_{n_pe}_{rows_max}_{pe}", tmp_path,
-                 depth=4))
+@pytest.mark.parametrize(("n_pe", "rows_max", "pe", "primitives"),
+                         [(1, 1, 0, "inferred"), (3, 12, 2, "inferred"), (4, 2, 3, "ecp5"),
+                          (4, 13, 3, "inferred"), (5, 100, 4, "ecp5")])
+def test_decoder_rows(n_pe, rows_max, pe, primitives, tmp_path):
+    """The sparse decoder never emits a row at or past ``rows``, whatever the entries.
+
+    With the ECP5 primitives its stage 0 also registers the table lookups.
+    """
+    params = SparseParams(n_pe=n_pe, rows_max=rows_max, cols_max=10, entries_max=64,
+                          primitives=primitives)
+    _check(prove(DecoderRows(params, pe), f"decoder_{n_pe}_{rows_max}_{pe}_{primitives}",
+                 tmp_path, depth=4))
 
 
 @pytest.mark.parametrize("idle_cycles", [1, 3, 6])

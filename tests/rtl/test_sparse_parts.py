@@ -40,10 +40,17 @@ def test_config_writer_routes_writes_and_rejects_fields():
         for beat, kind in beats:
             ctx.set(dut.cfg, beat)
             ctx.set(dut.fire, 1)
-            strobes = (ctx.get(dut.ptr_en), ctx.get(dut.entry_en), ctx.get(dut.codebook.valid))
             await ctx.tick()
             ctx.set(dut.fire, 0)
+            for _ in range(dut.LATENCY - 1):
+                await ctx.tick()
+            # The write strobes come LATENCY cycles after the beat, with the beat's address
+            # and data.
+            strobes = (ctx.get(dut.ptr_en), ctx.get(dut.entry_en), ctx.get(dut.codebook.valid))
+            assert (ctx.get(dut.addr), ctx.get(dut.data)) == (beat["addr"], beat["data"])
             await ctx.tick()
+            assert (ctx.get(dut.ptr_en), ctx.get(dut.entry_en),
+                    ctx.get(dut.codebook.valid)) == (0, 0, 0)
             log.append((kind, strobes, ctx.get(dut.error), ctx.get(dut.rows), ctx.get(dut.cols)))
 
     simulate(dut, bench)
@@ -66,11 +73,12 @@ def test_activation_input_sends_each_nonzero_once_in_order(lanes, seed):
 
     async def bench(ctx):
         ctx.set(dut.cols, 17)
+        await ctx.tick()  # cols settles a cycle before a vector (the engine sees to it)
         ctx.set(dut.enable, 1)
         for x in vectors:
             await send(ctx, dut.i_act, act_beats(p, x), rng, 0.3)
-            await ctx.tick().until(dut.empty)
-            assert ctx.get(dut.done)
+            # The beats pass a three-beat input FIFO: done once the last one has left it.
+            await ctx.tick().until(dut.done & dut.empty)
             ctx.set(dut.restart, 1)
             await ctx.tick()
             ctx.set(dut.restart, 0)
@@ -78,7 +86,7 @@ def test_activation_input_sends_each_nonzero_once_in_order(lanes, seed):
         beats = act_beats(p, vectors[0])  # 17 columns: more than one beat
         beats[0] = {**beats[0], "last": 1}
         await send(ctx, dut.i_act, beats)
-        await ctx.tick().until(dut.empty)
+        await ctx.tick().until(dut.done & dut.empty)
         got.append(("error", ctx.get(dut.error)))
 
     async def queues(ctx):
@@ -103,17 +111,21 @@ def test_readout_reads_every_row_in_order_and_clears(relu, seed):
     cleared = []
 
     async def accumulators(ctx):
+        # Each PE's accumulator RAM: the word at acc_addr two clock edges later.
+        addr_d = 0
         async for _, _, addr, en, to, last in ctx.tick().sample(
                 dut.acc_addr, dut.clear_en, dut.clear_to, dut.last_issued):
             if last:
                 ctx.set(dut.read, 0)  # as the engine leaves its readout phase
             for n in range(3):
-                ctx.set(dut.acc_data[n], int(acc[n][addr]))
+                ctx.set(dut.acc_data[n], int(acc[n][addr_d]))
                 if (en >> n) & 1:
                     cleared.append((n, to))
+            addr_d = addr
 
     async def bench(ctx):
         ctx.set(dut.rows, 10)
+        await ctx.tick()  # the readout phase follows another phase of the engine
         ctx.set(dut.read, 1)
         words = await recv(ctx, dut.o, 10, rng, 0.4)
         got = [(int(w.y), int(w.last)) for w in words]
@@ -143,10 +155,14 @@ def test_column_fetch_reads_pointers_and_checks_them(seed):
 
     async def walker(ctx):
         beats = await recv(ctx, dut.column, len(items), rng, 0.5)
-        got.extend((int(b.start), int(b.end), int(b.act), int(b.ok)) for b in beats)
+        got.extend((int(b.start), int(b.act), int(b.ok), int(b.count),
+                    int(b.size0), int(b.size1), int(b.size2)) for b in beats)
 
     simulate(dut, walker, background=[bench])
-    want = [(ptr[j], ptr[j + 1], a, int(ptr[j] <= ptr[j + 1] <= 20)) for j, a in items]
+    want = [(ptr[j], a, int(ptr[j] <= ptr[j + 1] <= 20),
+             (ptr[j + 1] - ptr[j]) % (1 << p.ptr_width), *(int(ptr[j + 1] - ptr[j] == n)
+                                                           for n in range(3)))
+            for j, a in items]
     assert got == want
 
 
@@ -154,7 +170,8 @@ def test_entry_walker_reads_every_entry_without_bubbles(seed):
     p = SparseParams(entries_max=32)
     dut = EntryWalker(p)
     entries = list(np.random.default_rng(seed).integers(0, 256, 32))
-    columns = [(0, 3, 5), (3, 3, 6), (3, 4, -7), (4, 9, 8), (9, 2, 1), (9, 12, -1)]
+    columns = [(0, 3, 5), (3, 3, 6), (3, 4, -7), (4, 9, 8), (9, 2, 1), (9, 12, -1),
+               (12, 14, 4), (20, 22, 3), (22, 23, 2)]  # sizes 0, 1 and 2 after busy and idle
     got, cycles = [], []
 
     async def bench(ctx):
@@ -162,7 +179,10 @@ def test_entry_walker_reads_every_entry_without_bubbles(seed):
             ctx.set(dut.entry_w, {"en": 1, "addr": a, "data": int(e)})
             await ctx.tick()
         ctx.set(dut.entry_w.en, 0)
-        beats = [{"start": s, "end": e, "act": a, "ok": int(s <= e)} for s, e, a in columns]
+        # As the fetch sends them: the entry count and its size flags worked out.
+        beats = [{"start": s, "count": (e - s) % (1 << p.ptr_width),
+                  "size0": int(e == s), "size1": int(e - s == 1), "size2": int(e - s == 2),
+                  "act": a, "ok": int(s <= e)} for s, e, a in columns]
         await send(ctx, dut.column, beats)
         await ctx.tick().repeat(6)
         got.append(("error", ctx.get(dut.error)))
@@ -195,6 +215,11 @@ def test_accumulator_adds_products_exactly_and_wraps(seed):
         nrng.integers(0, 6, 40), nrng.integers(-32768, 32768, 40), nrng.integers(-128, 128, 40),
         strict=True)]
     pairs += [(2, -32768, -128)] * 3  # back-to-back hits on one row, wrapping
+    pairs += [(3, 1000, 7), (4, -5, 9), (3, -2000, 100)]  # a hit two pairs apart
+    gapped = [(int(r), int(w), int(a)) for r, w, a in zip(
+        nrng.integers(0, 3, 30), nrng.integers(-32768, 32768, 30), nrng.integers(-128, 128, 30),
+        strict=True)]
+    rng = random.Random(seed)
     got = []
 
     async def bench(ctx):
@@ -203,16 +228,21 @@ def test_accumulator_adds_products_exactly_and_wraps(seed):
             await ctx.tick()
         ctx.set(dut.clear.en, 0)
         await send(ctx, dut.i, [{"row": r, "weight": w, "act": a} for r, w, a in pairs])
+        # Hits across idle cycles (the forwarding counts cycles, not pairs).
+        await send(ctx, dut.i, [{"row": r, "weight": w, "act": a} for r, w, a in gapped],
+                   rng, 0.4)
         ctx.set(dut.i.valid, 0)
-        await ctx.tick().repeat(2)
+        await ctx.tick().repeat(dut.LATENCY)
+        assert not ctx.get(dut.busy)
         ctx.set(dut.readout, 1)
-        for n in range(6):
-            ctx.set(dut.acc_addr, n)
+        for n in range(7):  # the word at an address comes two clock edges later
+            ctx.set(dut.acc_addr, min(n, 5))
             await ctx.tick()
-            got.append(ctx.get(dut.acc_data))
+            if n >= 1:
+                got.append(ctx.get(dut.acc_data))
 
     simulate(dut, bench)
     want = np.zeros(6, dtype=np.int64)
-    for r, w, a in pairs:
+    for r, w, a in pairs + gapped:
         want[r] += w * a
     assert got == wrap(want, 16).tolist()
