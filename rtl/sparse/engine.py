@@ -148,14 +148,17 @@ class SparseMatVec(Validated, wiring.Component):
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                # A vector waiting in the activation input goes first, then configuration
-                # beats (both decided from registers, not from the ports' valid). No vector
-                # beat in the LATENCY cycles after a configuration beat (the configuration
-                # writer's pipeline; ``cols`` then reaches the activation input's lane-mask
+                # With the ECP5 primitives a vector waiting in the activation input's FIFO
+                # goes first, then configuration beats (both decided from registers, not
+                # from the ports' valid); portable builds give a configuration beat
+                # precedence over a vector beat of the same cycle. No vector beat in the
+                # LATENCY cycles after a configuration beat (the configuration writer's
+                # pipeline; ``cols`` then reaches the activation input's lane-mask
                 # registers a cycle later). The state follows the first beat a cycle late
                 # (``started``); no configuration beat is taken in that cycle either.
+                cfg_first = 1 if deep else ~self.i_cfg.valid
                 m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending),
-                             acts.enable.eq((cfg_fired == 0) & ~acts.done)]
+                             acts.enable.eq((cfg_fired == 0) & ~acts.done & cfg_first)]
                 m.d.sync += started.eq(acts.taken | started)
                 with m.If(started):
                     m.d.sync += started.eq(0)
