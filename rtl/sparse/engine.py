@@ -180,8 +180,11 @@ class SparseMatVec(Validated, wiring.Component):
         p = self.params
         return {
             "latency": {
-                "last_beat_to_first_output": "about 10 + max over PEs of the entries still queued "
-                                             "(data-dependent)",
+                "last_beat_to_first_output": (
+                    "25 cycles for one non-zero in the last beat and one stored entry per PE "
+                    "(portable; about 8 more with primitives=ecp5: the input and broadcast "
+                    "FIFOs, two pointer stages, two accumulator stages), plus the entries "
+                    "still queued (data-dependent)"),
                 "reset_to_ready": max(2, p.rows_pe_max),
             },
             "throughput": {

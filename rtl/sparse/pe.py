@@ -18,16 +18,16 @@ class SparsePE(wiring.Component):
     Pipeline (one stored entry per cycle, no bubble between columns; pieces in
     :mod:`.pe_parts`)::
 
-        ColumnFetch: queue -> R: read ptr[j], ptr[j+1] -> C, P: registered pointers, checks
-        -> EntryWalker: G: walk entries ptr[j]..ptr[j+1]-1 (the next columns' pointers are
-        fetched while the current column is walked) -> E: entry memory -> F: registered
-        entry -> D: RelIndexDecoder -> Accumulator: M: weight x act, read accumulator ->
-        A: write back
+        ColumnFetch: queue -> A: pointer addresses -> R, D: the pointer RAMs' read and
+        output registers -> (C, K with primitives=ecp5) -> P: checks, entry count -> FIFO
+        of columns (credits: the fetch never stalls) -> EntryWalker: G: walk the column
+        (the next columns' pointers are fetched meanwhile) -> I: address -> E, F: the entry
+        RAM's read and output registers -> RelIndexDecoder (3 stages) -> Accumulator:
+        product and accumulator read, add, write back (2 cycles; 4 with primitives=ecp5),
+        the sums of the last cycles forwarded to a pair that hits the same row
 
-    The accumulator memory's read port is transparent to its write port, so an entry of the
-    next column that hits the row just written sees the new sum (within a column rows
-    strictly increase). A column whose pointers are not ``ptr[j] <= ptr[j+1] <=
-    entries_max`` sets the sticky ``error`` and is skipped.
+    A column whose pointers are not ``ptr[j] <= ptr[j+1] <= entries_max`` sets the sticky
+    ``error`` and is skipped.
 
     Members
     -------
@@ -40,10 +40,11 @@ class SparsePE(wiring.Component):
     rows : In(range(rows_max + 1))
         Global row count.
     acc_addr, acc_data : In(range(rows_pe_max)), Out(signed(acc_width))
-        Readout: with ``readout`` high, ``acc_data`` is accumulator ``acc_addr`` one cycle
+        Readout: with ``readout`` high, ``acc_data`` is accumulator ``acc_addr`` two cycles
         later.
     clear : In(StructLayout{en, addr})
-        Write zero into an accumulator (readout and the clear after reset).
+        Write zero into an accumulator (readout and the clear after reset), at the end of
+        the next cycle.
     readout : In(1)
         Engine is reading out or clearing; the PE is idle then.
     busy : Out(1)
@@ -53,8 +54,9 @@ class SparsePE(wiring.Component):
     error : Out(1)
         Sticky: a bad column pointer or a row overflow.
 
-    Latency from a queued activation to its last accumulator write: 8 cycles + the column's
-    entry count. Bit growth: product 16 + act_width bits; accumulators wrap at acc_width.
+    Latency from a queued activation to its last accumulator write: a fixed pipeline of
+    about 15 cycles (19 with primitives=ecp5) + the column's entry count. Bit growth:
+    product 16 + act_width bits; accumulators wrap at acc_width.
     """
 
     def __init__(self, params, pe):

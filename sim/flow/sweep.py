@@ -164,7 +164,9 @@ def main(argv=None):
             row.update(ok=False, error=(lines[1] if len(lines) > 1 else lines[0])[:120])
         else:
             res = r["resources"]
-            row.update(ok=True, **res, fmax_mhz=r["fmax_mhz"], seeds=r["fmax_mhz_by_seed"],
+            # Seed keys as JSON has them (a fresh report has ints, a reused one strings).
+            seeds = {str(k): v for k, v in r["fmax_mhz_by_seed"].items()}
+            row.update(ok=True, **res, fmax_mhz=r["fmax_mhz"], seeds=seeds,
                        macs_per_cycle=r["macs_per_cycle"], peak_gops=r.get("peak_gops"),
                        logic=logic_luts(res, device),
                        multiplier=getattr(params, "multiplier", None) and params.multiplier.value)

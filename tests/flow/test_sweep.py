@@ -93,3 +93,19 @@ def test_keep_fills_rows_not_run_from_the_previous_table(tmp_path):
     assert "| sparse n_pe=1 256x256 | ecp5-85k | 1 | 2 | 3 | 4 | 1 | 4 | **123.4**" in table
     assert table.count(" *\n") == 1 and "keep the figures of the previous sweep" in table
     assert "| sparse n_pe=8 256x256 | ecp5-85k | not run |" in table
+
+
+def test_a_fresh_point_goes_into_the_table(tmp_path, monkeypatch):
+    """A point synthesized by this run (its report has integer seed keys) is tabulated."""
+    def fake_report(params, device, **kwargs):
+        return {"fmax_mhz": 150.0, "fmax_mhz_by_seed": {1: 149.0, 2: 150.0, 3: 151.0},
+                "macs_per_cycle": 1, "peak_gops": 0.3,
+                "resources": {"luts": 10, "carry_cells": 5, "lut_rams": 0, "flip_flops": 50,
+                              "dsps": 1, "block_rams": 4}}
+
+    monkeypatch.setattr(sweep, "synth_report", fake_report)
+    assert sweep.main(["--quick", "--blocks", "sparse", "--match", "sparse n_pe=1 256x256 ecp5",
+                       "--build", str(tmp_path / "b"), "--docs", str(tmp_path / "docs")]) == 0
+    table = (tmp_path / "docs" / "synth_sweep.md").read_text()
+    assert ("| sparse n_pe=1 256x256 ecp5 | ecp5-85k | 10 | 5 | 0 | 50 | 1 | 4 "
+            "| **150.0** (149.0/150.0/151.0) |") in table
