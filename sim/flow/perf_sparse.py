@@ -13,8 +13,9 @@ Every figure comes from the Verilator model of :class:`SparseMatVec` (the cocotb
    a PE reads no stored entry, over ``n_pe x`` MAC-phase cycles) versus the activation queue
    depth per PE, on random sparse matrices.
 
-Run: ``python scripts/bench_sparse.py [--clock-mhz F] [--docs docs]``; it prints Markdown
-and, with ``--docs``, writes ``sparse_bench.md``/``.json`` and ``sparse_load_balance.png``.
+Run: ``python scripts/bench_sparse.py [--clock-mhz F] [--primitives ecp5|inferred]
+[--docs docs]``; it prints Markdown and, with ``--docs``, writes ``sparse_bench.md``/``.json``
+and ``sparse_load_balance.png``.
 """
 
 import argparse
@@ -93,6 +94,9 @@ def main(argv=None):
     parser.add_argument("--vectors", type=int, default=4)
     parser.add_argument("--clock-mhz", type=float, default=100.0,
                         help="clock for the GOPS columns (default: 100)")
+    parser.add_argument("--primitives", default="ecp5", choices=["ecp5", "inferred"],
+                        help="the engine's memories and multipliers (default: ecp5, the "
+                             "build whose Fmax --clock-mhz should be)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--docs", default=None, help="folder for the Markdown, JSON and PNG")
@@ -100,7 +104,8 @@ def main(argv=None):
     rows, cols = args.rows, args.cols
     per_pe = len(range(0, rows, args.n_pe))
     p = SparseParams(n_pe=args.n_pe, rows_max=rows, cols_max=cols,
-                     entries_max=min(65535, max(16, per_pe * cols + cols)))
+                     entries_max=min(65535, max(16, per_pe * cols + cols)),
+                     primitives=args.primitives)
     lines = [(f"Cycles for y = W x, {rows} x {cols}, {p.n_pe} PEs ({p.slug}), "
              f"{args.vectors} random vectors per row, GOPS at {args.clock_mhz:g} MHz:"), "",
              ("| weight density | act. density | stored entries | entries read | useful MACs "
