@@ -25,7 +25,8 @@ class BufferRam(enum.Enum):
     #: ``lib.memory`` with a synchronous read port and a fabric output register; yosys picks
     #: LUT RAM or block RAM by size (on ECP5 without the block RAM's output register).
     INFERRED = "inferred"
-    #: Lattice ECP5 ``DP16KD`` in 512 x 36 pseudo-dual-port mode, output registers on.
+    #: Lattice ECP5 ``DP16KD`` (512 x 36 pseudo-dual-port, or 1024 x 18 ... 16384 x 1 for
+    #: deeper memories), output registers on.
     ECP5 = "ecp5"
 
 

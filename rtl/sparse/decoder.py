@@ -42,18 +42,21 @@ class RelIndexDecoder(Validated, wiring.Component):
     error : Out(1)
         Sticky: an entry ran past ``rows``. Cleared only by reset.
     busy : Out(1)
-        An entry is in stage 0 or a pair waits on ``o``.
+        An entry is in stage 0 or 1, or a pair waits on ``o``.
     consistent : Out(1)
         The row trackers agree: unless its column overflowed (the trackers then run on, and
         may wrap, until the next ``first``), the previous entry's global row is its local
         row times ``n_pe`` plus ``pe`` and below ``rows_max`` (or is the reset value
-        ``pe``), so the next step cannot wrap; and a held output carries that local row
-        (untruncated). Always 1; the invariant that makes the formal "no row at or past
-        ``rows``" proof inductive. Unused in a design, it costs nothing.
+        ``pe``), so the next step cannot wrap; ``room`` is rows minus that row minus
+        ``n_pe``; stage 0's registers match their entry; a pair in stage 1 carries that local
+        row, and a held output a row below ``rows``. Always 1; the invariant that makes the
+        formal "no row at or past ``rows``" proof inductive. Unused in a design, it costs
+        nothing.
 
-    Latency 3 cycles (stage 0: the entry and its constant-table lookups registered; stage 1:
-    the row trackers and the row check; stage 2: the output register); one entry per
-    cycle; padding and dropped entries cost their cycle and produce no output.
+    Latency 3 cycles (stage 0: the entry registered, with its constant-table lookups when
+    ``primitives=ecp5``; stage 1: the row trackers and the row check; stage 2: the output
+    register); one entry per cycle; padding and dropped entries cost their cycle and
+    produce no output.
     """
 
     @classmethod

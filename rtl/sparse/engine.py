@@ -45,7 +45,7 @@ class SparseMatVec(Validated, wiring.Component):
     row runs past ``rows`` (dropped with the rest of its column).
 
     Reset: back to idle with nothing in flight; the accumulators are cleared in
-    ``ceil(rows_max / n_pe)`` cycles before ``i_act`` is accepted again.
+    ``max(2, ceil(rows_max / n_pe))`` cycles before ``i_act`` is accepted again.
 
     Members
     -------
@@ -131,11 +131,15 @@ class SparseMatVec(Validated, wiring.Component):
         # until the readout, as nothing new is taken after the last beat).
         drained = Signal()
         m.d.sync += drained.eq(acts.done & acts.empty & bc_empty & ~any_busy)
-        # Configuration beats of the last LATENCY cycles.
-        cfg_fired = Signal(config.LATENCY)
+        # Configuration beats of the last LATENCY cycles; without reset, like the
+        # configuration writer's stages (a beat taken just before a reset is still written,
+        # and the vector after it must still wait for it).
+        cfg_fired = Signal(config.LATENCY, reset_less=True)
         m.d.sync += cfg_fired.eq(Cat(self.i_cfg.valid & self.i_cfg.ready, cfg_fired[:-1]))
         clear_addr = Signal(range(max(2, p.rows_pe_max)))
-        m.d.comb += [readout.clear_addr.eq(clear_addr), acts.restart.eq(readout.last_issued)]
+        clearing = Signal()  # the clear after reset (the FSM's CLEAR state)
+        m.d.comb += [readout.clear_addr.eq(clear_addr), acts.restart.eq(readout.last_issued),
+                     acts.accept.eq(~clearing)]
 
         # CLEAR the accumulators after reset; IDLE: model writes, or a vector's first beat;
         # RUN until the vector is in and every PE has drained; READ out y.
@@ -145,6 +149,7 @@ class SparseMatVec(Validated, wiring.Component):
                 for pe in pes:
                     m.d.comb += pe.readout.eq(1)
                 m.d.sync += clear_addr.eq(clear_addr + 1)
+                m.d.comb += clearing.eq(1)
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
                     m.next = "IDLE"
             with m.State("IDLE"):
@@ -199,8 +204,9 @@ class SparseMatVec(Validated, wiring.Component):
                 "data=int16), POINTER (pe, addr=column 0..cols, data=pointer), ENTRY (pe, "
                 "addr, data=run<<4|index); format of npugen.sim.compress."),
                 (f"i_act: the vector, {p.act_lanes} columns per beat, last on the final beat; "
-                "lanes past cols ignored. i_cfg beats wait while a vector runs or waits in the "
-                "three-beat input FIFO."),
+                "lanes past cols ignored. i_cfg beats wait while a vector runs"
+                + (" or waits in the three-beat input FIFO." if p.primitives is Primitives.ECP5
+                   else "; an i_cfg beat goes before an i_act beat of the same cycle.")),
                 "o: y[0..rows-1], last on the final row; y = wrap(W_q x, acc_width)"
                 + (", then ReLU" if p.relu else "") + ".",
                 ("error is sticky (bad i_cfg field, misplaced last, bad pointer, row overflow); "

@@ -172,7 +172,11 @@ class ActivationInput(wiring.Component):
     empty : Out(1)
         Stages A and B hold nothing.
     pending : Out(1)
-        A beat waits at the input FIFO's output (a register; 0 in portable builds).
+        A beat is in the input FIFO (from registers; 0 in portable builds).
+    accept : In(1)
+        The input FIFO may take beats (with the ECP5 primitives; the engine holds it low
+        while it clears the accumulators after reset). Portable builds take beats only
+        with ``enable``.
     restart : In(1)
         The vector has been read out: the next one may come.
     error : Out(1)
@@ -185,7 +189,8 @@ class ActivationInput(wiring.Component):
             "i_act": In(stream.Signature(act_layout(p))),
             "cols": In(range(p.cols_max + 1)), "enable": In(1),
             "queues_ready": In(1), "item": Out(stream.Signature(act_item_layout(p))),
-            "taken": Out(1), "done": Out(1), "empty": Out(1), "pending": Out(1),
+            "accept": In(1), "taken": Out(1), "done": Out(1), "empty": Out(1),
+            "pending": Out(1),
             "restart": In(1),
             "error": Out(1),
         })
@@ -208,9 +213,12 @@ class ActivationInput(wiring.Component):
             head = data.View(in_layout, in_fifo.r_data)
             beat_valid = in_fifo.r_rdy
             m.d.comb += [
-                in_fifo.w_en.eq(self.i_act.valid), self.i_act.ready.eq(in_fifo.w_rdy),
+                in_fifo.w_en.eq(self.i_act.valid & self.i_act.ready),
+                self.i_act.ready.eq(in_fifo.w_rdy & self.accept),
                 in_fifo.w_data.eq(in_data), in_fifo.r_en.eq(beat_ready),
-                self.pending.eq(beat_valid),
+                # Any beat inside, also one not yet at the output register (a beat written
+                # in cycle x is offered from x + 2).
+                self.pending.eq(in_fifo.level != 0),
             ]
         else:
             head = data.View(in_layout, in_data)
@@ -218,13 +226,11 @@ class ActivationInput(wiring.Component):
             m.d.comb += [self.i_act.ready.eq(beat_ready), self.pending.eq(0)]
         act = head.beat
         col_base = Signal(range(p.cols_max + lanes + 1))
-        # Columns left from col_base on: a down-counter (``cols`` itself before a vector's
-        # first beat, as ``cols`` may have just changed), so the lane masks and "last beat"
-        # are compares of a register with constants, not sums.
         # The lane mask (lane k is below cols) and "last beat" are registers: for the first
         # beat computed from ``cols`` every cycle (so ``cols`` must have settled for a cycle:
-        # the engine takes no beat in the cycle after a configuration beat), for the next
-        # beats from the columns left, a down-counter.
+        # the engine takes no beat until a cycle after the configuration writer's latency),
+        # for the next beats from the columns left (a down-counter), so they are compares
+        # of a register with constants, not sums.
         mid = Signal()  # a beat of the vector was taken, its last not yet
         left_q = Signal(range(p.cols_max + 1))
         mask_q = Signal(lanes)

@@ -62,11 +62,13 @@ class SparseParams(Params, block="sparse"):
     def check(self):
         """Cross-field rules: DP16KD depth."""
         if self.primitives is Primitives.ECP5:
-            for name, depth in (("entries_max", self.entries_max),
-                                ("rows_max", self.rows_pe_max), ("cols_max", self.cols_max + 1)):
+            for name, what, depth in (
+                    ("entries_max", "entries_max", self.entries_max),
+                    ("rows_max", "ceil(rows_max / n_pe)", self.rows_pe_max),
+                    ("cols_max", "cols_max + 1", self.cols_max + 1)):
                 if depth > self.ECP5_DEPTH_MAX:
-                    raise ValueError(f"{name} must be at most {self.ECP5_DEPTH_MAX} per PE with "
-                                     f"primitives=ecp5, not {getattr(self, name)}")
+                    raise ValueError(f"{name}: {what} must be at most {self.ECP5_DEPTH_MAX} "
+                                     f"with primitives=ecp5, not {depth}")
 
     def device_problem(self, family):
         """Vendor primitives build only on their own family."""

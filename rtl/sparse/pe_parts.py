@@ -2,10 +2,12 @@
 
 ::
 
-    q -> ColumnFetch: queue, R: read ptr[j] and ptr[j+1], C: register them, P: check
-      -(column: start, count, act, ok)-> EntryWalker: G: walk entries start.., E: read
-      the entry memory, F: register the entry -(entry, first, act)-> RelIndexDecoder
-      -(local row, weight, act)-> Accumulator: M: product and accumulator read, A: write
+    q -> ColumnFetch: queue, A: pointer addresses, R, D: the pointer RAMs' two read
+      registers, (C, K: fabric copy and checks, primitives=ecp5 only), P: checks, a FIFO of
+      columns -(column: start, count, act, ok)-> EntryWalker: G: walk entries start..,
+      I: address, E, F: the entry RAM's two read registers -(entry, first, act)->
+      RelIndexDecoder -(local row, weight, act)-> Accumulator: product and accumulator read,
+      add (with the last sums forwarded), write back
 
 Every memory is read through two registers (:mod:`~npugen.rtl.common.ram`: the block RAM's
 read register, then its output register, on ECP5 the ``DP16KD``'s own), so no logic follows
@@ -89,11 +91,12 @@ class ColumnFetch(wiring.Component):
     ptr_w : In(write_layout)
         Pointer memory writes (``cols_max + 1`` words of ``ptr_width``).
     column : Out(stream.Signature(column_layout))
-        From a FIFO of ``CREDITS`` columns (registered outputs): ``ok`` is ``ptr[j] <=
-        ptr[j+1] <= entries_max``. A column's pointers reach the FIFO six cycles after its
-        activation leaves the queue (address register, read register, output register,
-        fabric register, two check stages); one column per cycle when ``column`` is always
-        ready.
+        From a FIFO of ``CREDITS`` columns (``CREDITS_PORTABLE`` in portable builds;
+        registered outputs): ``ok`` is ``ptr[j] <= ptr[j+1] <= entries_max``. A column's
+        pointers reach the FIFO six cycles after its activation leaves the queue with the
+        ECP5 primitives (address register, the RAMs' two read registers, fabric register,
+        two check stages), four in portable builds (no fabric register, one check stage);
+        one column per cycle when ``column`` is always ready and the credits allow.
     busy : Out(1)
         The queue or a stage holds an activation.
     """

@@ -192,6 +192,40 @@ async def test_reset_mid_run(dut, when):
     assert int(dut.error.value) == 0
 
 
+@cocotb.test()
+async def test_config_after_vector(dut):
+    """A configuration beat offered once a vector's first beat is taken waits for that vector.
+
+    The next model's load starts the cycle after the vector's first beat; the vector is still
+    computed with the model it was sent for, and the next vector with the new one.
+    """
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    await h.start()
+    enc = encode(random_matrix(nrng, p.rows_max, p.cols_max, 0.3), p.n_pe,
+                 codebook=random_codebook(nrng))
+    h.load(enc)
+    await h.engine.run(lambda: h.i_cfg.idle_now)
+    x = np.asarray(activations(p, nrng, p.cols_max, "dense"))
+    taken = len(h.i_act.accept_cycles)
+    h.i_act.put(*act_beats(p, x))
+    h.expect("o", out_beats(p, sparse_matvec(p, dense_weights(enc.codebook,
+                                                              decode_indices(enc)), x)))
+    enc2 = encode(random_matrix(nrng, p.rows_max, p.cols_max, 0.2), p.n_pe,
+                  codebook=random_codebook(nrng))
+    # Codebook beats of used indices first: one taken too early changes the vector's result.
+    beats = load_program(enc2)
+    early = [b for b in beats if b["op"] == CfgOp.CODEBOOK.value and b["addr"] != 0]
+    beats = early + [b for b in beats if b not in early]
+    first = beats[0]
+    h.i_cfg.put(lambda: first if len(h.i_act.accept_cycles) > taken else None, *beats[1:])
+    h.cfg_beats += len(beats)
+    h.vector(enc2, activations(p, nrng, p.cols_max, "half"))
+    await h.finish("a load right behind a vector")
+    assert h.i_cfg.accept_cycles[-len(beats)] > h.i_act.accept_cycles[taken]
+    assert int(dut.error.value) == 0
+
+
 async def _expect_error(h, what):
     await h.engine.idle(10)
     assert int(h.dut.error.value) == 1, f"{what} must raise the error flag"

@@ -30,8 +30,9 @@ def test_sparse(params, seed):
     names = run_checked(params, seed=seed,
                         build_dir=ROOT / "build" / "cocotb" / params.slug,
                         test_filter=r"\.(test_matrices|test_reset_mid_run|test_malformed|"
-                                    r"test_zero_skipping|test_demo)")
-    assert len(names) == 10, names  # matrices x4, reset x3, malformed, zero skipping, demo
+                                    r"test_zero_skipping|test_demo|test_config_after_vector)")
+    # matrices x4, reset x3, malformed, zero skipping, demo, a load right behind a vector
+    assert len(names) == 11, names
 
 
 DECODER_CONFIGS = [
