@@ -12,7 +12,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import in_range, select
+from ..common.pipeline import delay, in_range, select
 from ..common.result_buffer import ResultBuffer
 from .params import ENTRY_BITS, Primitives
 from .ports import CFG_LAYOUT, CfgOp, act_item_layout, act_layout, codebook_layout, out_layout
@@ -87,17 +87,13 @@ class ConfigWriter(wiring.Component):
         # out): with the ECP5 primitives A, the beat as it came, and B, the beat with its
         # checks worked out (one bit per kind: no compare feeds an enable); always C, the
         # writes, and the new shape.
-        deep = p.primitives is Primitives.ECP5
+        deep = int(p.primitives is Primitives.ECP5)
 
-        def stage(value, shape):
-            if not deep:
-                return value
-            reg = Signal(shape, reset_less=True)
-            m.d.sync += reg.eq(value)
-            return reg
+        def stage(value, name):
+            return delay(m, value, deep, name=name, reset_less=True)
 
-        cfg = stage(self.cfg, CFG_LAYOUT)
-        fire = stage(self.fire, 1)
+        cfg = stage(self.cfg, "cfg")
+        fire = stage(self.fire, "fire")
         pe_ok = in_range(cfg.pe, 0, p.n_pe - 1)
         checks = {
             CfgOp.SHAPE: (cfg.addr >= 1) & (cfg.addr <= p.rows_max) & (cfg.data >= 1)
@@ -108,12 +104,12 @@ class ConfigWriter(wiring.Component):
             CfgOp.ENTRY: pe_ok & (cfg.addr < p.entries_max) & (cfg.data < 1 << ENTRY_BITS),
         }
         ops = [CfgOp.SHAPE, CfgOp.CODEBOOK, CfgOp.POINTER, CfgOp.ENTRY]
-        b_cfg = stage(cfg, CFG_LAYOUT)
+        b_cfg = stage(cfg, "b_cfg")
         # One-hot kind (shape, codebook, pointer, entry), each kind's checks whatever the
         # beat's kind, one-hot PE.
-        b_kind = stage(Cat(fire & (cfg.op == op) for op in ops), 4)
-        b_ok = stage(Cat(checks[op] for op in ops), 4)
-        b_pe = stage(Cat(cfg.pe == n for n in range(p.n_pe)), p.n_pe)
+        b_kind = stage(Cat(fire & (cfg.op == op) for op in ops), "b_kind")
+        b_ok = stage(Cat(checks[op] for op in ops), "b_ok")
+        b_pe = stage(Cat(cfg.pe == n for n in range(p.n_pe)), "b_pe")
         # The shape survives reset: a register without one drives each output.
         rows = Signal(range(p.rows_max + 1), init=p.rows_max, reset_less=True)
         cols = Signal(range(p.cols_max + 1), init=p.cols_max, reset_less=True)

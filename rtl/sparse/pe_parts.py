@@ -14,11 +14,11 @@ read register, then its output register, on ECP5 the ``DP16KD``'s own), so no lo
 a block RAM's slow clock-to-out.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import in_range
+from ..common.pipeline import delay, in_range
 from ..common.ram import BufferRam, pipelined_ram
 from ..systolic.mul import Ecp5Multiplier
 from .params import ENTRY_BITS, Primitives
@@ -56,21 +56,6 @@ def _ram(p, width, depth):
     """Return a two-register RAM of the engine's primitives (:mod:`~npugen.rtl.common.ram`)."""
     kind = BufferRam.ECP5 if p.primitives is Primitives.ECP5 else BufferRam.INFERRED
     return pipelined_ram(kind, width, max(2, depth))
-
-
-def _stager(m, deep):
-    """Return ``stage(value, name)``: a register of ``value`` when ``deep``, else ``value``.
-
-    The stages that only the ECP5 build's clock needs (portable builds, often on the iCE40,
-    would pay for them in logic cells) are written with it.
-    """
-    def stage(value, name):
-        if not deep:
-            return value
-        reg = Signal(Value.cast(value).shape(), name=name)
-        m.d.sync += reg.eq(value)
-        return reg
-    return stage
 
 
 def _queue(width, depth):
@@ -162,7 +147,13 @@ class ColumnFetch(wiring.Component):
         # D: the RAMs' output registers. With the ECP5 primitives two more stages: C, the
         # pointers in fabric registers (the routes from the block RAMs are long), and K, the
         # count and the compares registered; portable builds compute them straight into P.
-        stage = _stager(m, p.primitives is Primitives.ECP5)
+        # (Stages that only the ECP5 build's clock needs: portable builds, often on the
+        # iCE40, would pay for them in logic cells.)
+        deep = int(p.primitives is Primitives.ECP5)
+
+        def stage(value, name):
+            return delay(m, value, deep, name=name)
+
         c_valid = stage(d_valid, "c_valid")
         c_act = stage(d_act, "c_act")
         c_start = stage(ptr_lo.r_data, "c_start")

@@ -1,5 +1,7 @@
 """The synthesis sweep's grid and plots (without running the tools)."""
 
+import json
+
 from npugen.sim.blocks import BLOCKS
 from npugen.sim.flow import sweep
 
@@ -86,7 +88,7 @@ def test_keep_fills_rows_not_run_from_the_previous_table(tmp_path):
            "ok": True, "luts": 1, "carry_cells": 2, "lut_rams": 3, "flip_flops": 4, "dsps": 1,
            "block_rams": 4, "fmax_mhz": 123.4, "seeds": {"1": 123.4, "2": 120.0, "3": 125.0},
            "macs_per_cycle": 1, "peak_gops": 0.25, "logic": 23}
-    (docs / "synth_sweep.json").write_text(__import__("json").dumps([old]))
+    (docs / "synth_sweep.json").write_text(json.dumps([old]))
     assert sweep.main(["--quick", "--blocks", "sparse", "--report-only", "--keep",
                        "--build", str(tmp_path / "b"), "--docs", str(docs)]) == 0
     table = (docs / "synth_sweep.md").read_text()
