@@ -165,12 +165,19 @@ def _systolic_sweep(quick):
 def _sparse_sweep(quick):
     """Return sparse sweep points: 1 to 8 PEs, 256 x 256, on the ECP5-85F; 2 on the UP5K.
 
-    The ECP5 points come portable and with ``primitives=ecp5``.
+    The ECP5 points come portable and with ``primitives=ecp5``, and 1 and 8 PEs also with
+    double-buffered accumulators (``acc_banks=2``).
     """
     points = [SweepPoint(f"sparse n_pe={n} 256x256" + (" ecp5" if prim == "ecp5" else ""),
                          sparse.SparseParams(n_pe=n, rows_max=256, cols_max=256,
                                              entries_max=2048, primitives=prim), "ecp5-85k")
               for prim in ("inferred", "ecp5") for n in ([1, 8] if quick else [1, 2, 4, 8])]
+    if not quick:  # the double-buffered accumulators (the readout hidden)
+        points += [SweepPoint(f"sparse n_pe={n} 256x256 ecp5 2 banks",
+                              sparse.SparseParams(n_pe=n, rows_max=256, cols_max=256,
+                                                  entries_max=2048, acc_banks=2,
+                                                  primitives="ecp5"), "ecp5-85k")
+                   for n in (1, 8)]
     points.append(SweepPoint("sparse n_pe=2 64x64", sparse.SparseParams(n_pe=2, entries_max=512),
                              "ice40-up5k"))
     return points
@@ -254,9 +261,10 @@ _BLOCKS = [
         workload=run_sparse,
         small=sparse.SparseParams(n_pe=2, rows_max=12, cols_max=10, entries_max=64),
         corners=(sparse.SparseParams(n_pe=1, rows_max=1, cols_max=1, entries_max=16,
-                                     queue_depth=1, act_lanes=1, relu=True),
+                                     queue_depth=1, act_lanes=1, relu=True, acc_banks=2),
                  sparse.SparseParams(n_pe=64, rows_max=100, cols_max=7, entries_max=16,
-                                     act_width=16, acc_width=48, act_lanes=16, queue_depth=3),
+                                     act_width=16, acc_width=48, act_lanes=16, queue_depth=3,
+                                     acc_banks=2),
                  sparse.SparseParams(n_pe=3, rows_max=4096, cols_max=4096, entries_max=65535)),
         sweep=_sparse_sweep,
         parts=(SPARSE_DECODER,),

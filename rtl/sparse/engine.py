@@ -22,6 +22,7 @@ class SparseMatVec(Validated, wiring.Component):
         PE p: queue -> pointers -> entries -> RelIndexDecoder -> 16 x act_width MAC into
             its local accumulators (rows p, p + n_pe, ...)
         all PEs drained --> readout y[0..rows-1] (row i from PE i % n_pe) --> o
+            (with acc_banks=2 beside the next vector's MAC phase)
 
     Load (while idle, through ``i_cfg``): SHAPE, CODEBOOK, and per PE the column pointers
     and the entries of :mod:`npugen.sim.compress`'s format. The loaded model survives reset
@@ -34,7 +35,11 @@ class SparseMatVec(Validated, wiring.Component):
     detector; every other zero costs no cycle either: the detector hands one non-zero
     activation per cycle to the PEs. After the last beat and once every PE has drained,
     ``o`` streams ``y[i]`` for ``i = 0..rows-1``, ``last`` on the final row, one per cycle
-    (backpressure allowed), while the accumulators are cleared for the next vector.
+    (backpressure allowed), while the accumulators are cleared for the next vector. With
+    ``acc_banks=2`` the PEs' accumulators are double-buffered: once every PE has drained, the
+    banks swap and the next vector is taken at once while the readout streams the previous
+    one (a vector that drains before that readout has finished waits for it; ``i_cfg``
+    beats wait for it too).
 
     Arithmetic: ``y = wrap(sum_j codebook[idx_ij] * x_j, acc_width)``, then ``max(y, 0)``
     with ``relu``. Products are exact (16 + act_width bits); accumulators wrap.
@@ -138,11 +143,34 @@ class SparseMatVec(Validated, wiring.Component):
         m.d.sync += cfg_fired.eq(Cat(self.i_cfg.valid & self.i_cfg.ready, cfg_fired[:-1]))
         clear_addr = Signal(range(max(2, p.rows_pe_max)))
         clearing = Signal()  # the clear after reset (the FSM's CLEAR state)
-        m.d.comb += [readout.clear_addr.eq(clear_addr), acts.restart.eq(readout.last_issued),
-                     acts.accept.eq(~clearing)]
+        m.d.comb += [readout.clear_addr.eq(clear_addr), acts.accept.eq(~clearing)]
+        banked = p.acc_banks == 2
+        bank = Signal()   # two banks: the one the MACs add into
+        swap = Signal()   # two banks: the drained vector's bank goes to the readout
+        if banked:
+            # Swap at cycle S: the PEs take the new bank at S + 2 (their own register, so
+            # ``bank`` drives no wide fan-out), the readout issues its first read at S + 2.
+            # The last read, issued at L, returns and clears its row until L + 2; the PEs
+            # must not see the next swap before L + 3, so it waits until L + 4.
+            reading = Signal()  # a readout runs beside the next vector's MAC phase
+            swapped = Signal()
+            tail = Signal(3)
+            m.d.sync += [swapped.eq(swap), tail.eq(Cat(readout.last_issued, tail[:-1]))]
+            with m.If(swapped):
+                m.d.sync += reading.eq(1)
+            with m.If(readout.last_issued):
+                m.d.sync += reading.eq(0)
+            readout_idle = ~reading & ~swapped & (tail == 0)
+            m.d.comb += [readout.read.eq(reading), acts.restart.eq(swap)]
+            for pe in pes:
+                m.d.comb += pe.bank.eq(bank)
+        else:
+            readout_idle = 1
+            m.d.comb += acts.restart.eq(readout.last_issued)
 
         # CLEAR the accumulators after reset; IDLE: model writes, or a vector's first beat;
-        # RUN until the vector is in and every PE has drained; READ out y.
+        # RUN until the vector is in and every PE has drained; READ out y (one bank), or
+        # swap the banks and go back to IDLE while the readout runs (two banks).
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):
                 m.d.comb += readout.clear_all.eq(1)
@@ -162,7 +190,9 @@ class SparseMatVec(Validated, wiring.Component):
                 # registers a cycle later). The state follows the first beat a cycle late
                 # (``started``); no configuration beat is taken in that cycle either.
                 cfg_first = 1 if deep else ~self.i_cfg.valid
-                m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending),
+                # With two banks, configuration also waits for a running readout (its row
+                # count is the vector's).
+                m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending & readout_idle),
                              acts.enable.eq((cfg_fired == 0) & ~acts.done & cfg_first)]
                 m.d.sync += started.eq(acts.taken | started)
                 with m.If(started):
@@ -171,13 +201,20 @@ class SparseMatVec(Validated, wiring.Component):
             with m.State("RUN"):
                 m.d.comb += acts.enable.eq(~acts.done)
                 with m.If(drained):
-                    m.next = "READ"
-            with m.State("READ"):
-                for pe in pes:
-                    m.d.comb += pe.readout.eq(1)
-                m.d.comb += readout.read.eq(1)
-                with m.If(readout.last_issued):
-                    m.next = "IDLE"
+                    if banked:  # the readout runs beside the next vector
+                        with m.If(readout_idle):
+                            m.d.comb += swap.eq(1)
+                            m.d.sync += bank.eq(~bank)
+                            m.next = "IDLE"
+                    else:
+                        m.next = "READ"
+            if not banked:
+                with m.State("READ"):
+                    for pe in pes:
+                        m.d.comb += pe.readout.eq(1)
+                    m.d.comb += readout.read.eq(1)
+                    with m.If(readout.last_issued):
+                        m.next = "IDLE"
         return m
 
     def manifest_info(self):
@@ -208,7 +245,9 @@ class SparseMatVec(Validated, wiring.Component):
                 + (" or waits in the three-beat input FIFO." if p.primitives is Primitives.ECP5
                    else "; an i_cfg beat goes before an i_act beat of the same cycle.")),
                 "o: y[0..rows-1], last on the final row; y = wrap(W_q x, acc_width)"
-                + (", then ReLU" if p.relu else "") + ".",
+                + (", then ReLU" if p.relu else "") + "."
+                + (" Two accumulator banks: the next vector is taken while this readout "
+                   "runs; i_cfg beats wait for the readout." if p.acc_banks == 2 else ""),
                 ("error is sticky (bad i_cfg field, misplaced last, bad pointer, row overflow); "
                 "reset clears it and keeps the loaded model."),
             ],

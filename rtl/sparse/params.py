@@ -51,6 +51,9 @@ class SparseParams(Params, block="sparse"):
     act_lanes: int = param(4, "activations per input beat (leading-non-zero window)",
                            lo=1, hi=16)
     relu: bool = flag(False, "clamp outputs at zero (after wrapping)")
+    acc_banks: int = param(
+        1, "accumulator banks per PE: 2 = double-buffered, a vector's readout overlaps the "
+        "next vector's MAC phase (twice the accumulator memory)", choices=(1, 2))
     primitives: Primitives = param(
         Primitives.INFERRED, "memories and multipliers: inferred = portable (the tool picks); "
         "ecp5 = DP16KD block RAMs with output registers and MULT18X18D with its registers "
@@ -100,7 +103,8 @@ class SparseParams(Params, block="sparse"):
     def slug(self):
         """Short unique name for module names, build folders and test ids."""
         relu = "_relu" if self.relu else ""
+        banks = "_ab2" if self.acc_banks == 2 else ""
         prim = "" if self.primitives is Primitives.INFERRED else f"_{self.primitives.value}"
         return (f"sparse_pe{self.n_pe}_r{self.rows_max}c{self.cols_max}e{self.entries_max}"
                 f"_a{self.act_width}acc{self.acc_width}_q{self.queue_depth}l{self.act_lanes}"
-                f"{relu}{prim}")
+                f"{relu}{banks}{prim}")

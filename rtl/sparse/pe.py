@@ -46,7 +46,11 @@ class SparsePE(wiring.Component):
         Write zero into an accumulator (readout and the clear after reset), at the end of
         the next cycle.
     readout : In(1)
-        Engine is reading out or clearing; the PE is idle then.
+        One accumulator bank: the engine is reading out or clearing; the PE is idle then.
+        Two banks: the clear after reset.
+    bank : In(1)
+        Two accumulator banks: the bank the MACs add into; the readout uses the other
+        (see :class:`~.pe_parts.Accumulator`).
     busy : Out(1)
         Queue or pipeline holds work (all registered state).
     active : Out(1)
@@ -75,6 +79,7 @@ class SparsePE(wiring.Component):
             "acc_data": Out(signed(p.acc_width)),
             "clear": In(data.StructLayout({"en": 1, "addr": acc_addr})),
             "readout": In(1),
+            "bank": In(1),
             "busy": Out(1),
             "active": Out(1),
             "error": Out(1),
@@ -95,7 +100,7 @@ class SparsePE(wiring.Component):
         m.d.comb += [
             fetch.ptr_w.eq(self.ptr_w), walker.entry_w.eq(self.entry_w),
             dec.rows.eq(self.rows),
-            mac.readout.eq(self.readout), mac.acc_addr.eq(self.acc_addr),
+            mac.readout.eq(self.readout), mac.bank.eq(self.bank), mac.acc_addr.eq(self.acc_addr),
             self.acc_data.eq(mac.acc_data), mac.clear.eq(self.clear),
             self.active.eq(walker.active),
             self.busy.eq(fetch.busy | walker.busy | dec.busy | mac.busy),

@@ -14,7 +14,7 @@ read register, then its output register, on ECP5 the ``DP16KD``'s own), so no lo
 a block RAM's slow clock-to-out.
 """
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -340,17 +340,28 @@ class Accumulator(wiring.Component):
     accumulate loop is one 2:1 multiplexer and one adder. Products are exact (16 +
     act_width bits); accumulators wrap at ``acc_width``.
 
+    With ``acc_banks=2`` there are two accumulator RAMs: the pairs add into bank ``bank``
+    while the readout reads and clears the other, so a vector's readout overlaps the next
+    vector's MAC phase. One 2:1 multiplexer on each RAM's read address and read data (the
+    data one before the forwarding selects, not in the accumulate loop).
+
     Members
     -------
     i : In(stream.Signature(pair_layout))
         Always taken (``ready`` is 1).
     readout : In(1)
-        The engine is reading out or clearing (no pair arrives then, none is in flight).
+        One bank: the engine is reading out or clearing (no pair arrives then, none is in
+        flight). Two banks: the clear after reset (clears go to both banks).
+    bank : In(1)
+        Two banks (``acc_banks=2``): the bank the pairs add into; the readout reads and
+        clears the other. Taken a cycle late; the engine changes it only while no pair is in
+        flight and at least two cycles before the next read. Unused with one bank.
     acc_addr : In, acc_data : Out(signed(acc_width))
-        Readout: ``acc_data`` is accumulator ``acc_addr`` of two cycles before.
+        Readout: ``acc_data`` is accumulator ``acc_addr`` (of the readout's bank) of two
+        cycles before.
     clear : In(StructLayout{en, addr})
-        Write zero into an accumulator (readout and the clear after reset), at the end of
-        the next cycle.
+        Write zero into an accumulator (of the readout's bank; the clear after reset and
+        readout with one bank), at the end of the next cycle.
     busy : Out(1)
         A pair is between arrival and its write-back.
     """
@@ -361,7 +372,8 @@ class Accumulator(wiring.Component):
         local = range(max(2, p.rows_pe_max))
         super().__init__({
             "i": In(stream.Signature(pair_layout(p))),
-            "readout": In(1), "acc_addr": In(local), "acc_data": Out(signed(p.acc_width)),
+            "readout": In(1), "bank": In(1),
+            "acc_addr": In(local), "acc_data": Out(signed(p.acc_width)),
             "clear": In(data.StructLayout({"en": 1, "addr": local})),
             "busy": Out(1),
         })
@@ -377,18 +389,33 @@ class Accumulator(wiring.Component):
         deep = self.deep
         add = 3 if deep else 2  # the add stage (the multiplier's latency)
         depth = self.LATENCY    # the write stage: sums of 1..depth cycles ahead forwarded
-        m.submodules.acc = acc = _ram(p, p.acc_width, p.rows_pe_max)
+        rams = [_ram(p, p.acc_width, p.rows_pe_max) for _ in range(p.acc_banks)]
+        if p.acc_banks == 1:
+            m.submodules.acc = rams[0]
+            # The one bank: the MAC's, or the readout's while ``readout``; clears go to it.
+            mac_sel, ro_sel, clear_sel = [C(1)], [self.readout], [C(1)]
+        else:
+            m.submodules.acc0, m.submodules.acc1 = rams
+            bank = Signal()  # the MAC's bank, taken a cycle late
+            m.d.sync += bank.eq(self.bank)
+            mac_sel = [~bank, bank]
+            ro_sel = [bank, ~bank]
+            # Clears go to the readout's bank, to both in the clear after reset.
+            clear_sel = [self.readout | s for s in ro_sel]
         mul_cls = _Ecp5Product if deep else _InferredProduct
         assert mul_cls.latency == add
         m.submodules.mul = mul = mul_cls(len(self.i.payload.weight), p.act_width)
         pair = self.i.payload
-        m.d.comb += [
-            self.i.ready.eq(1),
-            mul.a.eq(pair.weight), mul.b.eq(pair.act),
-            acc.r_en.eq(1), acc.o_en.eq(1),
-            acc.r_addr.eq(Mux(self.readout, self.acc_addr, pair.row)),
-            self.acc_data.eq(acc.r_data),
-        ]
+        m.d.comb += [self.i.ready.eq(1), mul.a.eq(pair.weight), mul.b.eq(pair.act)]
+        for ram, sel in zip(rams, ro_sel, strict=True):
+            m.d.comb += [ram.r_en.eq(1), ram.o_en.eq(1),
+                         ram.r_addr.eq(Mux(sel, self.acc_addr, pair.row))]
+        if p.acc_banks == 1:
+            mac_data = ro_data = rams[0].r_data
+        else:
+            mac_data = Mux(bank, rams[1].r_data, rams[0].r_data)
+            ro_data = Mux(bank, rams[0].r_data, rams[1].r_data)
+        m.d.comb += self.acc_data.eq(ro_data)
         # Stages 0..depth of a pair: valid, row, and hit bit k-1 = "the pair k cycles ahead
         # (k = 1..depth) has my row".
         valid = [self.i.valid] + [Signal(name=f"v{k}") for k in range(1, depth + 1)]
@@ -405,42 +432,42 @@ class Accumulator(wiring.Component):
         if deep:
             # Cycle t+2: the value to add to for every case but the previous pair's hit (the
             # hit k pairs ahead is sums[k - 2] then, one cycle before the add).
-            pre = acc.r_data
+            pre = mac_data
             for k in reversed(range(1, depth)):
                 pre = Mux(hit[2][k], sums[k - 1], pre)
             pre_q = Signal(signed(p.acc_width))
             m.d.sync += pre_q.eq(pre)
             m.d.comb += total.eq(Mux(hit[add][0], sums[0], pre_q) + mul.p)
         else:
-            base = acc.r_data
+            base = mac_data
             for k in reversed(range(depth)):
                 base = Mux(hit[add][k], sums[k], base)
             m.d.comb += total.eq(base + mul.p)
         m.d.sync += [sums[0].eq(total)] + [sums[k].eq(sums[k - 1]) for k in range(1, n_sums)]
-        # Clears come registered (the zero is written at the end of the next cycle).
-        clear_en = Signal()
-        clear_addr = Signal.like(self.clear.addr)
-        m.d.sync += [clear_en.eq(self.clear.en), clear_addr.eq(self.clear.addr)]
-        if deep:
-            # The write port is driven from registers: the sum (or a clear's zero), its row
-            # and enable are registered together at the add stage.
-            w_en = Signal()
-            w_addr = Signal.like(pair.row)
-            w_data = Signal(signed(p.acc_width))
-            m.d.sync += [
-                w_en.eq(valid[add] | self.clear.en),
-                w_addr.eq(Mux(self.clear.en, self.clear.addr, row[add])),
-            ]
-            with m.If(self.clear.en):  # a synchronous reset of the register, no multiplexer
-                m.d.sync += w_data.eq(0)
-            with m.Else():
-                m.d.sync += w_data.eq(total)
-            m.d.comb += [acc.w_en.eq(w_en), acc.w_addr.eq(w_addr), acc.w_data.eq(w_data)]
-        else:
-            m.d.comb += [
-                acc.w_en.eq(valid[add] | clear_en),
-                acc.w_addr.eq(Mux(clear_en, clear_addr, row[add])),
-                acc.w_data.eq(Mux(clear_en, 0, total)),
-            ]
+        for n, (ram, mac_k, clear_k) in enumerate(zip(rams, mac_sel, clear_sel, strict=True)):
+            clear = self.clear.en & clear_k
+            if deep:
+                # The write port is driven from registers: the sum (or a clear's zero), its
+                # row and enable are registered together at the add stage.
+                w_en = Signal(name=f"w_en{n}")
+                w_addr = Signal.like(pair.row, name=f"w_addr{n}")
+                w_data = Signal(signed(p.acc_width), name=f"w_data{n}")
+                m.d.sync += [w_en.eq((valid[add] & mac_k) | clear),
+                             w_addr.eq(Mux(clear, self.clear.addr, row[add]))]
+                with m.If(clear):  # a synchronous reset of the register, no multiplexer
+                    m.d.sync += w_data.eq(0)
+                with m.Else():
+                    m.d.sync += w_data.eq(total)
+                m.d.comb += [ram.w_en.eq(w_en), ram.w_addr.eq(w_addr), ram.w_data.eq(w_data)]
+            else:
+                # Clears come registered (the zero is written at the end of the next cycle).
+                clear_q = Signal(name=f"clear{n}")
+                clear_addr = Signal.like(self.clear.addr, name=f"clear_addr{n}")
+                m.d.sync += [clear_q.eq(clear), clear_addr.eq(self.clear.addr)]
+                m.d.comb += [
+                    ram.w_en.eq((valid[add] & mac_k) | clear_q),
+                    ram.w_addr.eq(Mux(clear_q, clear_addr, row[add])),
+                    ram.w_data.eq(Mux(clear_q, 0, total)),
+                ]
         m.d.comb += self.busy.eq(Cat(*valid[1:]).any())
         return m

@@ -348,6 +348,43 @@ async def test_zero_skipping(dut):
     assert t_packed <= work + rows + 34, (t_packed, work)
 
 
+@cocotb.test()
+async def test_stream(dut):
+    """Vectors back to back: exact, and the readout overlaps the next MAC phase (2 banks).
+
+    With acc_banks=2 the next vector's MACs run while the previous one is read out, with one
+    bank never (``pe_active`` against the cycles of the output words).
+    """
+    h = SparseBench(dut, "steady")
+    p, nrng = h.p, h.nrng
+    active = []
+    h.engine.monitors.append(lambda cycle: active.append(cycle)
+                             if int(dut.pe_active.value) else None)
+    await h.start()
+    w_idx = random_matrix(nrng, p.rows_max, p.cols_max, 0.3)
+    enc = encode(w_idx, p.n_pe, codebook=random_codebook(nrng))
+    h.load(enc)
+    await h.engine.run(lambda: h.i_cfg.idle_now)
+    w_q = dense_weights(enc.codebook, w_idx)
+    xs = [activations(p, nrng, p.cols_max, "dense") for _ in range(3)]
+    start = h.engine.cycle
+    for x in xs:
+        h.vector(enc, x, w_q)
+    await h.engine.run(h.done)
+    check_words(dut, h.o.got, h.expected["o"], "stream")
+    rows = p.rows_max
+    spans = [(h.o.cycles[k * rows], h.o.cycles[k * rows + rows - 1]) for k in range(len(xs))]
+    busy = [sum(a <= c <= b for c in active) for a, b in spans]
+    dut._log.info("3 vectors in %d cycles; outputs %s; PE-active cycles during each: %s",
+                  h.o.cycles[-1] + 1 - start, spans, busy)
+    assert busy[-1] == 0, "nothing is left to compute during the last readout"
+    if p.acc_banks == 2:
+        assert all(busy[:-1]), busy
+    else:
+        assert not any(busy), busy
+    assert int(dut.error.value) == 0
+
+
 async def _measure(h, enc, w_idx, xs):
     """Run the vectors ``xs`` one after the other (matrix loaded once).
 
@@ -401,11 +438,23 @@ async def test_benchmark(dut):
         x[x == 0] = 1
         xs.append(np.where(nrng.random(cols) < cfg.get("act_density", 0.5), x, 0))
     total, compute = await _measure(h, enc, w_idx, xs)
+    active = [int(a) for a in h.active]
+    # The same vectors again, queued back to back: the throughput of a stream of vectors
+    # (with acc_banks=2 each readout overlaps the next vector's MAC phase). In steady state
+    # a vector costs the cycles between its last output word and the previous vector's.
+    w_q = dense_weights(enc.codebook, w_idx)
+    first = len(h.o.got)
+    for x in xs:
+        h.vector(enc, x, w_q)
+    await h.engine.run(h.done)
+    check_words(h.dut, h.o.got, h.expected["o"], "benchmark, streamed")
     assert int(dut.error.value) == 0
+    ends = [h.o.cycles[first + (k + 1) * rows - 1] for k in range(len(xs))]
     write_result({
         "cycles": total,
+        "stream_cycles": [ends[k + 1] - ends[k] for k in range(len(xs) - 1)],
         "compute_cycles": compute,
-        "active": [int(a) for a in h.active],
+        "active": active,
         "entries_read": [entries_read(enc, x) for x in xs],
         "useful_macs": [useful_macs(w_idx, x) for x in xs],
         "nonzero_acts": [int(np.count_nonzero(x)) for x in xs],

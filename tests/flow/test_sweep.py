@@ -22,9 +22,10 @@ def test_grid_covers_ecp5_and_up5k():
     (wino,) = [(pt.label, pt.device, pt.part) for pt in points if pt.params.block == "winograd"]
     assert wino == ("winograd tile engine (default)", "ecp5-85k",
                     BLOCKS["winograd"].part("engine"))
-    sparse = [(pt.params.n_pe, pt.params.primitives.value) for pt in points
+    sparse = [(pt.params.n_pe, pt.params.primitives.value, pt.params.acc_banks) for pt in points
               if pt.params.block == "sparse" and pt.device == "ecp5-85k"]
-    assert sparse == [(n, prim) for prim in ("inferred", "ecp5") for n in (1, 2, 4, 8)]
+    assert sparse == [(n, prim, 1) for prim in ("inferred", "ecp5") for n in (1, 2, 4, 8)] \
+        + [(1, "ecp5", 2), (8, "ecp5", 2)]
     assert {pt.params.block for pt in sweep.grid(blocks=["sparse"])} == {"sparse"}
 
 
