@@ -55,7 +55,7 @@ class WinogradF23(Validated, wiring.Component):
 
     Throughput: one (filter, channel) pair per cycle, i.e. 16 multiplies per cycle doing the
     work of 36 direct multiplies; K*C cycles per tile when filters are loaded and the
-    output keeps up. Latency from the first issue of a filter to its output tile: C + 6
+    output keeps up. Latency from the first issue of a filter to its output tile: C + 8
     cycles (``latency``). Bit growth: see :mod:`.params`. Synchronous reset at any time
     returns to idle: no layer configured, nothing in flight.
     """

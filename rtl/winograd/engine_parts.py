@@ -198,10 +198,11 @@ class TileMac(wiring.Component):
     """Issues one (filter, channel) pair per cycle; 16 products, channel sums, output transform.
 
     For each full bank, filters k = 0..K-1 outer and channels c = 0..C-1 inner: cycle t
-    addresses U'[k, c] and V[c]; t+1 has both words; t+2 the 16 products; t+3 the channel
-    sums (``m_width`` bits, wrapping: see :mod:`.params`); t+4 A^T M A (registered); t+5 the
-    exact >> 2 goes to ``w_data`` with ``w_en`` (``ENGINE_PRODUCT_CYCLES`` + 3 after the
-    last channel's issue).
+    addresses U'[k, c] and V[c]; t+1 has both words; t+2 has them registered at the
+    multipliers; t+3 the 16 products; t+4 the channel sums (``m_width`` bits, wrapping: see
+    :mod:`.params`); t+5 A^T M and t+6 (A^T M) A (each registered); t+7 the exact >> 2 goes
+    to ``w_data`` with ``w_en`` (``ENGINE_PRODUCT_CYCLES`` + ``ENGINE_DRAIN_CYCLES`` after
+    the last channel's issue).
 
     Members
     -------
@@ -266,24 +267,27 @@ class TileMac(wiring.Component):
         # Pipeline tags: (first channel, last channel, last filter), aligned with products.
         tags = delay(m, Cat(issue & first_c, issue & last_c, issue & last_c & last_k),
                      ENGINE_PRODUCT_CYCLES, name="tag")
-        # Cycle t+1: U' and V words on the read ports. Cycle t+2: products.
+        # Cycle t+1: U' and V words on the read ports; t+2: registered at the multipliers
+        # (no path from a block RAM's read port into a multiplier); t+3: products.
+        u_q = Signal.like(self.u_data, reset_less=True)
+        v_q = Signal.like(self.v_data, reset_less=True)
+        m.d.sync += [u_q.eq(self.u_data), v_q.eq(self.v_data)]
         prod = Signal(data.ArrayLayout(signed(p.product_width), 16), reset_less=True)
         for n in range(16):
-            m.d.sync += prod[n].eq(self.u_data[n] * self.v_data[n])
-        # Cycle t+3: channel sums (wrapping to m_width; see params).
+            m.d.sync += prod[n].eq(u_q[n] * v_q[n])
+        # Cycle t+4: channel sums (wrapping to m_width; see params).
         acc = Signal(data.ArrayLayout(signed(p.m_width), 16), reset_less=True)
         for n in range(16):
             m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
-        done = Signal()
-        done_last = Signal()
-        m.d.sync += [done.eq(tags[1]), done_last.eq(tags[2])]
-        # Cycle t+4: A^T M A (registered); t+5: >> 2 into the result buffer.
-        m.submodules.output_transform = ot = OutputTransform2D(p.m_width)
+        # Cycle t+5: A^T M (registered inside the transform); t+6: (A^T M) A (registered);
+        # t+7: >> 2 into the result buffer.
+        m.submodules.output_transform = ot = OutputTransform2D(p.m_width, registered=True)
         m.d.comb += ot.i.eq(acc)
+        done = delay(m, Cat(tags[1], tags[2]), 1 + ot.latency, name="done")
         y4 = Signal(data.ArrayLayout(signed(p.m_width), 4), reset_less=True)
         y_valid = Signal()
         y_last = Signal()
-        m.d.sync += [y4.eq(ot.o), y_valid.eq(done), y_last.eq(done_last)]
+        m.d.sync += [y4.eq(ot.o), y_valid.eq(done[0]), y_last.eq(done[1])]
         m.d.comb += [self.w_en.eq(y_valid), self.w_data.last.eq(y_last)]
         for n in range(4):
             # Exact: y4 = 4Y modulo 2**m_width, and m_width <= acc_width + 2.

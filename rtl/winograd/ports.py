@@ -17,11 +17,11 @@ __all__ = [
 ]
 
 #: Tile engine: cycles from issuing a (filter, channel) pair to its product (memory read,
-#: multiply).
-ENGINE_PRODUCT_CYCLES = 2
-#: Tile engine: cycles from a product to the output written (accumulate, two output-transform
-#: stages).
-ENGINE_DRAIN_CYCLES = 3
+#: the words registered at the multipliers' inputs, multiply).
+ENGINE_PRODUCT_CYCLES = 3
+#: Tile engine: cycles from a product to the output written (accumulate, the output
+#: transform's column and row passes, the output register).
+ENGINE_DRAIN_CYCLES = 4
 
 
 def cfg_layout(p):

@@ -12,7 +12,7 @@ Tiles are row-major lane arrays: lane ``4*r + c`` (or ``3*r + c`` for 3x3, ``2*r
 2x2) holds row r, column c.
 """
 
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -92,7 +92,11 @@ class FilterTransform2D(_Transform):
 
 
 class OutputTransform2D(_Transform):
-    """Combinational ``A^T M A`` of a 4x4 Winograd-domain tile, result wrapped to ``width``.
+    """``A^T M A`` of a 4x4 Winograd-domain tile, result wrapped to ``width``.
+
+    Combinational, or with ``registered`` the column pass ``A^T M`` (eight sums of three,
+    wrapped to ``width``: exact, as the result is taken modulo 2**width) in a register:
+    ``o`` is the transform of ``i`` of the previous cycle.
 
     Members
     -------
@@ -100,11 +104,28 @@ class OutputTransform2D(_Transform):
     o : Out(ArrayLayout(signed(width), 4)), equal to 4Y modulo 2**width.
     """
 
-    def __init__(self, width):
+    def __init__(self, width, *, registered=False):
+        self.width = width
+        self.registered = registered
         super().__init__(signed(width), 16, signed(width), 4)
+
+    @property
+    def latency(self):
+        """Cycles from ``i`` to ``o``: 0 or 1."""
+        return int(self.registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
-        out = _separable(output_1d, [self.i[n] for n in range(16)], 4, 4)
+        if not self.registered:
+            out = _separable(output_1d, [self.i[n] for n in range(16)], 4, 4)
+            m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
+            return m
+        # Columns first (lane 4*r + c of the 2x4 middle holds row r of column c's result),
+        # then rows, as _separable does.
+        mid = Signal(data.ArrayLayout(signed(self.width), 8), reset_less=True)
+        for c in range(4):
+            column = output_1d([self.i[4 * r + c] for r in range(4)])
+            m.d.sync += [mid[4 * r + c].eq(v) for r, v in enumerate(column)]
+        out = [v for r in range(2) for v in output_1d([mid[4 * r + c] for c in range(4)])]
         m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
         return m

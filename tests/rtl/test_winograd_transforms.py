@@ -96,6 +96,7 @@ def test_2d_transforms_against_stage_functions(data_width, seed):
     it, ft = InputTransform2D(p), FilterTransform2D(p)
     m_width = p.m_width
     ot = OutputTransform2D(m_width)
+    assert ot.latency == 0
     top = Module()
     top.submodules += [it, ft, ot]
 
@@ -117,5 +118,34 @@ def test_2d_transforms_against_stage_functions(data_width, seed):
             assert [ctx.get(ot.o[n]) for n in range(4)] == \
                 (4 * wg.output_transform(mm)).flatten().tolist()
     sim = Simulator(top)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_registered_output_transform_one_cycle_late(seed):
+    """``registered=True``: o is the transform of the previous cycle's i, over the full width.
+
+    The column pass wraps to ``width``; the result must equal 4Y modulo 2**width even when the
+    intermediate sums overflow, so the inputs cover the whole signed range.
+    """
+    rng = np.random.default_rng(seed)
+    width = 20
+    ot = OutputTransform2D(width, registered=True)
+    assert ot.latency == 1
+    lo, hi = signed_range(width)
+
+    def wrap(v):
+        return ((v - lo) % (1 << width)) + lo
+
+    async def bench(ctx):
+        for mm in _stack(rng, 1000, (4, 4), lo, hi):
+            ctx.set(ot.i, [int(v) for v in mm.flatten()])
+            await ctx.tick()
+            want = [int(wrap(v)) for v in (wg.AT @ mm @ wg.AT.T).flatten()]
+            assert [ctx.get(ot.o[n]) for n in range(4)] == want
+            ctx.set(ot.i, [0] * 16)  # o must not follow i combinationally
+            assert [ctx.get(ot.o[n]) for n in range(4)] == want
+    sim = Simulator(ot)
+    sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
