@@ -184,9 +184,11 @@ def _sparse_sweep(quick):
 
 
 def _winograd_sweep(quick):
-    """Return the tile engine with default parameters (the layer's line buffers add RAM)."""
+    """Return the tile engine, default and on ECP5 primitives (the layer adds line buffers)."""
     return [SweepPoint("winograd tile engine (default)", winograd.WinogradParams(), "ecp5-85k",
-                       part=WINOGRAD_ENGINE)]
+                       part=WINOGRAD_ENGINE),
+            SweepPoint("winograd tile engine ecp5", winograd.WinogradParams(primitives="ecp5"),
+                       "ecp5-85k", part=WINOGRAD_ENGINE)]
 
 
 def _npu_sweep(quick):

@@ -4,11 +4,12 @@ from . import ports
 from .direct import DirectConvTile
 from .engine import WinogradF23
 from .layer import WinogradConv
-from .params import FilterInput, WinogradParams
+from .params import FilterInput, Primitives, WinogradParams
 from .ports import signature
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
 
 __all__ = [
     "DirectConvTile", "FilterInput", "FilterTransform2D", "InputTransform2D",
-    "OutputTransform2D", "WinogradConv", "WinogradF23", "WinogradParams", "ports", "signature",
+    "OutputTransform2D", "WinogradConv", "WinogradF23", "Primitives", "WinogradParams",
+    "ports", "signature",
 ]

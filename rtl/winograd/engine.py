@@ -56,8 +56,8 @@ class WinogradF23(Validated, wiring.Component):
     Throughput: one (filter, channel) pair per cycle, i.e. 16 multiplies per cycle doing the
     work of 36 direct multiplies; K*C cycles per tile when filters are loaded and the
     output keeps up. Latency from the first issue of a filter to its output tile: C + 8
-    cycles (``latency``). Bit growth: see :mod:`.params`. Synchronous reset at any time
-    returns to idle: no layer configured, nothing in flight.
+    cycles (``latency``; C + 10 with ``primitives=ecp5``). Bit growth: see :mod:`.params`.
+    Synchronous reset at any time returns to idle: no layer configured, nothing in flight.
     """
 
     @classmethod
@@ -124,8 +124,9 @@ class WinogradF23(Validated, wiring.Component):
         # taken) and no tile is stored or arriving. Pairs already issued do not read the
         # layer shape again, and their U' words were read before any new filter can be
         # written.
-        channels = Signal(range(p.c_max + 1), init=1)
-        filters_k = Signal(range(p.k_max + 1), init=1)
+        # C - 1 and K - 1, registered here so that no part subtracts on its issue paths.
+        chan_last = Signal(range(max(2, p.c_max)))
+        filt_last = Signal(range(max(2, p.k_max)))
         configured = Signal()   # a layer shape is set (filters count against it)
         bad_cfg = Signal()
         cfg = self.i_cfg.payload
@@ -137,17 +138,17 @@ class WinogradF23(Validated, wiring.Component):
             with m.If(~ok):
                 m.d.sync += bad_cfg.eq(1)
             with m.Else():
-                m.d.sync += [channels.eq(cfg.channels), filters_k.eq(cfg.filters),
+                m.d.sync += [chan_last.eq(cfg.channels - 1), filt_last.eq(cfg.filters - 1),
                              configured.eq(1)]
         restart = take & ok
         m.d.comb += [
-            filters.channels.eq(channels), filters.filters.eq(filters_k),
+            filters.chan_last.eq(chan_last), filters.filt_last.eq(filt_last),
             filters.enable.eq(configured), filters.restart.eq(restart),
             filters.rd_addr.eq(mac.u_addr),
-            inputs.channels.eq(channels), inputs.restart.eq(restart),
+            inputs.chan_last.eq(chan_last), inputs.restart.eq(restart),
             inputs.release.eq(mac.release),
             inputs.rd_bank.eq(mac.v_bank), inputs.rd_chan.eq(mac.v_chan),
-            mac.channels.eq(channels), mac.filters.eq(filters_k),
+            mac.chan_last.eq(chan_last), mac.filt_last.eq(filt_last),
             mac.start_layer.eq(restart), mac.filters_loaded.eq(filters.loaded),
             mac.full.eq(inputs.full), mac.u_data.eq(filters.rd_data),
             mac.v_data.eq(inputs.rd_data),

@@ -16,8 +16,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay
-from .params import FilterInput
-from .ports import ENGINE_PRODUCT_CYCLES, engine_out_layout, filter_layout, tile_layout
+from ..common.ram import Ecp5BlockRam
+from ..systolic.mul import Ecp5Multiplier
+from .params import FilterInput, Primitives
+from .ports import engine_out_layout, engine_product_cycles, filter_layout, tile_layout
 from .transforms import FilterTransform2D, InputTransform2D, OutputTransform2D
 
 __all__ = ["FilterStore", "InputBanks", "TileMac"]
@@ -31,6 +33,13 @@ def _v_row(p):
     return data.ArrayLayout(signed(p.v_width), 16)
 
 
+class _RamWrite:
+    """The write side of an :class:`Ecp5BlockRam` under a ``lib.memory`` write port's names."""
+
+    def __init__(self, ram):
+        self.en, self.addr, self.data = ram.w_en, ram.w_addr, ram.w_data
+
+
 class FilterStore(wiring.Component):
     """Transforms (raw filters) and stores the layer's K*C filter words, in order.
 
@@ -38,19 +47,24 @@ class FilterStore(wiring.Component):
     -------
     i_filter : In(stream.Signature(filter_layout))
         Taken while ``enable`` and fewer than K*C words have arrived, one per cycle.
-    channels, filters : In
-        C and K of the layer.
+    chan_last, filt_last : In
+        C - 1 and K - 1 of the layer (registered by the engine: no subtraction here).
     enable : In(1)
         A layer is configured.
     restart : In(1)
         A new layer: the next word is word 0.
     loaded : Out(1)
-        All K*C words are written (one cycle after the last is taken).
+        All K*C words are written (two cycles after the last is taken; one with
+        ``filter_input=transformed``).
     rd_addr : In(range(K*C)), rd_data : Out(ArrayLayout(signed(u_width), 16))
-        Word ``rd_addr`` of the previous cycle (registered read).
+        Word ``rd_addr`` of the previous cycle (registered read), or with
+        ``primitives=ecp5`` of two cycles before (``DP16KD`` blocks with their output
+        registers: ``read_latency``).
 
-    The write is registered: a word taken in cycle t is transformed in t (additions only)
-    and written on the edge that ends t+1.
+    The write is registered: a raw filter taken in cycle t has its column pass G' g
+    registered at the end of t, the row pass and the word registered at the end of t+1, and
+    is written on the edge that ends t+2 (a transformed word: registered at the end of t,
+    written at the end of t+1).
     """
 
     def __init__(self, params):
@@ -58,49 +72,62 @@ class FilterStore(wiring.Component):
         depth = max(2, p.k_max * p.c_max)  # a 1-word memory would get a 0-bit address
         super().__init__({
             "i_filter": In(stream.Signature(filter_layout(p))),
-            "channels": In(range(p.c_max + 1)), "filters": In(range(p.k_max + 1)),
+            "chan_last": In(range(max(2, p.c_max))), "filt_last": In(range(max(2, p.k_max))),
             "enable": In(1), "restart": In(1), "loaded": Out(1),
             "rd_addr": In(range(depth)), "rd_data": Out(_u_row(p)),
         })
 
+    @property
+    def read_latency(self):
+        """Cycles from ``rd_addr`` to ``rd_data``: 1, or 2 with ``primitives=ecp5``."""
+        return 2 if self.params.primitives is Primitives.ECP5 else 1
+
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
-        m.submodules.u_store = u_store = Memory(shape=_u_row(p), depth=max(2, p.k_max * p.c_max),
-                                                init=[])
-        u_wr = u_store.write_port()
-        u_rd = u_store.read_port(transparent_for=())
-        m.d.comb += [u_rd.addr.eq(self.rd_addr), self.rd_data.eq(u_rd.data)]
+        depth = max(2, p.k_max * p.c_max)
+        if p.primitives is Primitives.ECP5:
+            m.submodules.u_store = u_store = Ecp5BlockRam(_u_row(p).size, depth)
+            u_wr = _RamWrite(u_store)
+            m.d.comb += [u_store.r_en.eq(1), u_store.o_en.eq(1),
+                         u_store.r_addr.eq(self.rd_addr), self.rd_data.eq(u_store.r_data)]
+        else:
+            m.submodules.u_store = u_store = Memory(shape=_u_row(p), depth=depth, init=[])
+            u_wr = u_store.write_port()
+            u_rd = u_store.read_port(transparent_for=())
+            m.d.comb += [u_rd.addr.eq(self.rd_addr), self.rd_data.eq(u_rd.data)]
         u_wptr = Signal(range(p.k_max * p.c_max + 1))
         # Filter count as (channel, filter) counters: no channels*filters multiplier.
         f_chan = Signal(range(max(2, p.c_max)))
         f_filt = Signal(range(max(2, p.k_max)))
         f_all = Signal()        # all K*C filter words taken
         if p.filter_input is FilterInput.RAW:
-            m.submodules.filter_transform = ft = FilterTransform2D(p)
+            m.submodules.filter_transform = ft = FilterTransform2D(p, registered=True)
             m.d.comb += ft.i.eq(self.i_filter.payload.g)
-            u_word = ft.o
+            u_word, transform_latency = ft.o, ft.latency
         else:
-            u_word = self.i_filter.payload.u
+            u_word, transform_latency = self.i_filter.payload.u, 0
         take = Signal()
         m.d.comb += [
             # Stop at K*C words: the write pointer never leaves the store.
             self.i_filter.ready.eq(self.enable & ~f_all),
             take.eq(self.i_filter.valid & self.i_filter.ready),
         ]
-        # Registered write: transform in this cycle, write on the next edge.
+        # Registered write: the word (transformed) in a register, written on the next edge;
+        # the write enable, address and final flag wait for the transform.
         f_wen = Signal()
         f_word = Signal(_u_row(p))
         f_addr = Signal.like(u_wptr)
         f_final = Signal()
-        f_last = (f_chan == self.channels - 1) & (f_filt == self.filters - 1)
-        m.d.sync += [f_wen.eq(take), f_word.eq(u_word), f_addr.eq(u_wptr),
-                     f_final.eq(take & f_last)]
+        f_last = (f_chan == self.chan_last) & (f_filt == self.filt_last)
+        w_ctl = delay(m, Cat(take, take & f_last, u_wptr), transform_latency, name="f_ctl")
+        m.d.sync += [f_wen.eq(w_ctl[0]), f_final.eq(w_ctl[1]), f_addr.eq(w_ctl[2:]),
+                     f_word.eq(u_word)]
         m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]
         with m.If(take):
             m.d.sync += [u_wptr.eq(u_wptr + 1),
-                         f_chan.eq(Mux(f_chan == self.channels - 1, 0, f_chan + 1))]
-            with m.If(f_chan == self.channels - 1):
+                         f_chan.eq(Mux(f_chan == self.chan_last, 0, f_chan + 1))]
+            with m.If(f_chan == self.chan_last):
                 m.d.sync += f_filt.eq(f_filt + 1)
             with m.If(f_last):
                 m.d.sync += f_all.eq(1)
@@ -124,8 +151,8 @@ class InputBanks(wiring.Component):
         being written is free. A ``last`` that is not on channel C-1, or an ``end`` without
         ``last``, sets ``error`` (the channel counter decides where words go). ``end``
         closes the layer: no tile is taken until ``restart``.
-    channels : In
-        C of the layer.
+    chan_last : In
+        C - 1 of the layer.
     restart : In(1)
         A new layer: tiles may come.
     full : Out(2)
@@ -139,16 +166,19 @@ class InputBanks(wiring.Component):
     error : Out(1)
         Sticky malformed-input flag.
 
-    The transform is additions only and is written on the accepting edge, so a bank is
-    readable the cycle after its last channel arrives (this keeps K = 1 layers at one
-    channel per cycle).
+    A channel taken in cycle t has its column pass B^T d registered at the end of t and the
+    row pass written (with an address registered at t) at the end of t+1: no adder chain
+    runs from the stream into the memory. ``full`` is set at the end of t as before, so a
+    read of the last channel may come in the cycle of its write: that read takes the word
+    being written (a registered address compare and a 2:1 multiplexer on ``rd_data``), and
+    K*C = 1 layers keep one tile per cycle.
     """
 
     def __init__(self, params):
         self.params = p = params
         super().__init__({
             "i_tile": In(stream.Signature(tile_layout(p))),
-            "channels": In(range(p.c_max + 1)), "restart": In(1),
+            "chan_last": In(range(max(2, p.c_max))), "restart": In(1),
             "full": Out(2), "release": In(2),
             "rd_bank": In(1), "rd_chan": In(range(max(2, p.c_max))), "rd_data": Out(_v_row(p)),
             "busy": Out(1), "error": Out(1),
@@ -157,12 +187,14 @@ class InputBanks(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.params
-        m.submodules.input_transform = it = InputTransform2D(p)
-        m.submodules.v_store = v_store = Memory(shape=_v_row(p), depth=2 * p.c_max, init=[])
+        m.submodules.input_transform = it = InputTransform2D(p, registered=True)
+        # Address = (bank, channel): the bank is the top bit, no adder on the address.
+        chan_bits = len(self.rd_chan)
+        m.submodules.v_store = v_store = Memory(shape=_v_row(p), depth=2 << chan_bits, init=[])
         v_wr = v_store.write_port()
         v_rd = v_store.read_port(transparent_for=())
-        m.d.comb += [v_rd.addr.eq(Mux(self.rd_bank, p.c_max, 0) + self.rd_chan),
-                     self.rd_data.eq(v_rd.data)]
+        rd_addr = Cat(self.rd_chan, self.rd_bank)
+        m.d.comb += v_rd.addr.eq(rd_addr)
         tiles_open = Signal()   # tiles of the current layer may still come (until `end`)
         w_bank = Signal()
         w_chan = Signal(range(max(2, p.c_max)))  # never zero-width
@@ -171,13 +203,21 @@ class InputBanks(wiring.Component):
             it.i.eq(self.i_tile.payload.d),
             self.i_tile.ready.eq(tiles_open & ~self.full.bit_select(w_bank, 1)),
             take.eq(self.i_tile.valid & self.i_tile.ready),
-            self.busy.eq(tiles_open | (self.full != 0) | (w_chan != 0)),
         ]
-        last_chan = w_chan == self.channels - 1
+        last_chan = w_chan == self.chan_last
+        # The write waits a cycle for the transform's row pass (it.o is one cycle late).
+        wr_en = Signal()
+        wr_addr = Signal.like(v_wr.addr)
+        m.d.sync += [wr_en.eq(take), wr_addr.eq(Cat(w_chan, w_bank))]
         m.d.comb += [
-            v_wr.en.eq(take), v_wr.data.eq(it.o),
-            v_wr.addr.eq(Mux(w_bank, p.c_max, 0) + w_chan),
+            v_wr.en.eq(wr_en), v_wr.data.eq(it.o), v_wr.addr.eq(wr_addr),
+            self.busy.eq(tiles_open | (self.full != 0) | (w_chan != 0) | wr_en),
         ]
+        # A read in the cycle of the write to its address returns the word being written.
+        fwd = Signal()
+        fwd_word = Signal(_v_row(p), reset_less=True)
+        m.d.sync += [fwd.eq(wr_en & (wr_addr == rd_addr)), fwd_word.eq(it.o)]
+        m.d.comb += self.rd_data.eq(Mux(fwd, fwd_word, v_rd.data))
         with m.If(take):
             m.d.sync += w_chan.eq(Mux(last_chan, 0, w_chan + 1))
             with m.If((self.i_tile.payload.last != last_chan) |
@@ -194,6 +234,19 @@ class InputBanks(wiring.Component):
         return m
 
 
+class _TileDsp(Ecp5Multiplier):
+    """``MULT18X18D`` with its registers and a fabric register after it (latency 3).
+
+    The operands come from registers (the U' store's ``DP16KD`` output registers, V's fabric
+    register); the register after keeps the DSP's output pins away from the channel-sum
+    adders.
+    """
+
+    IN_STAGES = 0
+    OUT_STAGES = 1
+    latency = 3
+
+
 class TileMac(wiring.Component):
     """Issues one (filter, channel) pair per cycle; 16 products, channel sums, output transform.
 
@@ -201,12 +254,16 @@ class TileMac(wiring.Component):
     addresses U'[k, c] and V[c]; t+1 has both words; t+2 has them registered at the
     multipliers; t+3 the 16 products; t+4 the channel sums (``m_width`` bits, wrapping: see
     :mod:`.params`); t+5 A^T M and t+6 (A^T M) A (each registered); t+7 the exact >> 2 goes
-    to ``w_data`` with ``w_en`` (``ENGINE_PRODUCT_CYCLES`` + ``ENGINE_DRAIN_CYCLES`` after
-    the last channel's issue).
+    to ``w_data`` with ``w_en`` (``engine_product_cycles`` + ``ENGINE_DRAIN_CYCLES`` after
+    the last channel's issue). With ``primitives=ecp5`` the U' words come from the store's
+    output registers at t+2 (V from a fabric register), the ``MULT18X18D`` blocks register
+    them at t+3 and the products at t+4, a fabric register holds them at t+5: every later
+    step two cycles later.
 
     Members
     -------
-    channels, filters : In
+    chan_last, filt_last : In
+        C - 1 and K - 1 of the layer.
     start_layer : In(1)
         A new layer: the counters restart at (k, c) = (0, 0), bank 0.
     filters_loaded : In(1)
@@ -228,7 +285,7 @@ class TileMac(wiring.Component):
     def __init__(self, params):
         self.params = p = params
         super().__init__({
-            "channels": In(range(p.c_max + 1)), "filters": In(range(p.k_max + 1)),
+            "chan_last": In(range(max(2, p.c_max))), "filt_last": In(range(max(2, p.k_max))),
             "start_layer": In(1), "filters_loaded": In(1),
             "full": In(2), "release": Out(2),
             "u_addr": Out(range(max(2, p.k_max * p.c_max))), "u_data": In(_u_row(p)),
@@ -246,8 +303,8 @@ class TileMac(wiring.Component):
         u_rptr = self.u_addr
         issue = Signal()
         first_c = c_cnt == 0
-        last_c = c_cnt == self.channels - 1
-        last_k = k_cnt == self.filters - 1
+        last_c = c_cnt == self.chan_last
+        last_k = k_cnt == self.filt_last
         m.d.comb += [
             issue.eq(self.full.bit_select(c_bank, 1) & self.filters_loaded &
                      (~first_c | self.can_start)),
@@ -266,16 +323,25 @@ class TileMac(wiring.Component):
 
         # Pipeline tags: (first channel, last channel, last filter), aligned with products.
         tags = delay(m, Cat(issue & first_c, issue & last_c, issue & last_c & last_k),
-                     ENGINE_PRODUCT_CYCLES, name="tag")
+                     engine_product_cycles(p), name="tag")
         # Cycle t+1: U' and V words on the read ports; t+2: registered at the multipliers
         # (no path from a block RAM's read port into a multiplier); t+3: products.
-        u_q = Signal.like(self.u_data, reset_less=True)
-        v_q = Signal.like(self.v_data, reset_less=True)
-        m.d.sync += [u_q.eq(self.u_data), v_q.eq(self.v_data)]
         prod = Signal(data.ArrayLayout(signed(p.product_width), 16), reset_less=True)
-        for n in range(16):
-            m.d.sync += prod[n].eq(u_q[n] * v_q[n])
-        # Cycle t+4: channel sums (wrapping to m_width; see params).
+        if p.primitives is Primitives.ECP5:
+            # u_data: the DP16KD output registers (read latency 2); V: one fabric register
+            # after its registered read, to match.
+            v_q = Signal.like(self.v_data, reset_less=True)
+            m.d.sync += v_q.eq(self.v_data)
+            for n in range(16):
+                m.submodules[f"mul{n}"] = mul = _TileDsp(p.u_width, p.v_width)
+                m.d.comb += [mul.a.eq(self.u_data[n]), mul.b.eq(v_q[n]), prod[n].eq(mul.p)]
+        else:
+            u_q = Signal.like(self.u_data, reset_less=True)
+            v_q = Signal.like(self.v_data, reset_less=True)
+            m.d.sync += [u_q.eq(self.u_data), v_q.eq(self.v_data)]
+            for n in range(16):
+                m.d.sync += prod[n].eq(u_q[n] * v_q[n])
+        # Next cycle: channel sums (wrapping to m_width; see params).
         acc = Signal(data.ArrayLayout(signed(p.m_width), 16), reset_less=True)
         for n in range(16):
             m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])

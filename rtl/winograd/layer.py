@@ -79,7 +79,8 @@ class WinogradConv(Validated, wiring.Component):
         p = self.params
         return {
             "latency": {"engine_issue_to_o": self.engine.latency, "reset_to_ready": 0,
-                        "last_pixel_to_last_output_one_tile": "14 + C + K*C"},
+                        "last_pixel_to_last_output_one_tile":
+                            f"{5 + self.engine.latency} + C + K*C"},
             "throughput": {
                 "cycles_per_tile": f"max(K*C/{p.engines}, C+5) in steady state",
                 "tile_engines": p.engines,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..common.params import ACC_WIDTH_MAX, Params, param
 
-__all__ = ["FilterInput", "WinogradParams", "signed_bits"]
+__all__ = ["FilterInput", "Primitives", "WinogradParams", "signed_bits"]
 
 
 def signed_bits(bound):
@@ -40,6 +40,18 @@ class FilterInput(enum.Enum):
     TRANSFORMED = "transformed"
 
 
+class Primitives(enum.Enum):
+    """What the tile engine's filter store and multipliers are built from."""
+
+    #: ``lib.memory`` and ``a * b`` with registered operands and product, for any target
+    #: (on ECP5 yosys maps them to block RAMs without their output registers and DSP blocks
+    #: without their own registers).
+    INFERRED = "inferred"
+    #: Lattice ECP5 ``DP16KD`` block RAMs with their output registers for the U' store and
+    #: ``MULT18X18D`` blocks with their input and output registers (two cycles more latency).
+    ECP5 = "ecp5"
+
+
 @dataclass(frozen=True, kw_only=True)
 class WinogradParams(Params, block="winograd"):
     """Parameters of the Winograd F(2x2, 3x3) tile engine and convolution layer."""
@@ -54,6 +66,25 @@ class WinogradParams(Params, block="winograd"):
                            lo=16, hi=ACC_WIDTH_MAX)
     filter_input: FilterInput = param(FilterInput.RAW, "raw = 3x3 filters transformed on chip, "
                                       "transformed = host-transformed U' words")
+    primitives: Primitives = param(
+        Primitives.INFERRED, "filter store and multipliers: inferred = portable (the tool "
+        "picks); ecp5 = DP16KD block RAMs with output registers and MULT18X18D with its "
+        "registers (ECP5 devices only, k_max*c_max <= 16384)")
+
+    #: Largest ``k_max * c_max`` with ``primitives=ecp5`` (one DP16KD column of 16384 x 1).
+    ECP5_STORE_MAX = 16384
+
+    def check(self):
+        """Check that the DP16KD-based U' store (primitives=ecp5) holds K*C words."""
+        if self.primitives is Primitives.ECP5 and self.k_max * self.c_max > self.ECP5_STORE_MAX:
+            raise ValueError(f"k_max * c_max must be at most {self.ECP5_STORE_MAX} with "
+                             f"primitives=ecp5, not {self.k_max * self.c_max}")
+
+    def device_problem(self, family):
+        """Return why ``primitives=ecp5`` cannot build for ``family`` (not ECP5), or None."""
+        if self.primitives is Primitives.ECP5 and family != "ecp5":
+            return "primitives=ecp5 is for ecp5 devices"
+        return None
 
     # Derived widths (see the module docstring for the bounds).
     @property
@@ -101,5 +132,7 @@ class WinogradParams(Params, block="winograd"):
     def slug(self):
         """Short unique name for module names, build folders and test ids."""
         engines = f"_e{self.engines}" if self.engines != 1 else ""
+        prim = "" if self.primitives is Primitives.INFERRED else f"_{self.primitives.value}"
         return (f"winograd_c{self.c_max}k{self.k_max}_h{self.h_max}w{self.w_max}"
-                f"_d{self.data_width}acc{self.acc_width}_{self.filter_input.value}{engines}")
+                f"_d{self.data_width}acc{self.acc_width}_{self.filter_input.value}{engines}"
+                f"{prim}")

@@ -8,17 +8,25 @@ from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from ..common.result_buffer import ResultBuffer
-from .params import FilterInput
+from .params import FilterInput, Primitives
 
 __all__ = [
-    "ENGINE_DRAIN_CYCLES", "ENGINE_PRODUCT_CYCLES", "cfg_layout", "engine_cfg_layout",
+    "ENGINE_DRAIN_CYCLES", "cfg_layout", "engine_cfg_layout", "engine_product_cycles",
     "engine_latency", "engine_out_layout", "engine_signature", "filter_layout",
     "out_layout", "pixel_layout", "signature", "tile_layout",
 ]
 
-#: Tile engine: cycles from issuing a (filter, channel) pair to its product (memory read,
-#: the words registered at the multipliers' inputs, multiply).
-ENGINE_PRODUCT_CYCLES = 3
+
+def engine_product_cycles(p):
+    """Tile engine: cycles from issuing a (filter, channel) pair to its product.
+
+    ``primitives=inferred``: the memory read, the words registered at the multipliers'
+    inputs, the product register (3). ``primitives=ecp5``: the U' store's read and output
+    registers (V: its read and a fabric register), the ``MULT18X18D``'s input and output
+    registers and a fabric register (5).
+    """
+    return 5 if p.primitives is Primitives.ECP5 else 3
+
 #: Tile engine: cycles from a product to the output written (accumulate, the output
 #: transform's column and row passes, the output register).
 ENGINE_DRAIN_CYCLES = 4
@@ -94,4 +102,4 @@ def engine_signature(p):
 
 def engine_latency(p):
     """Cycles from issuing the first channel of a filter to its tile on ``o`` (C = 1)."""
-    return ENGINE_PRODUCT_CYCLES + ENGINE_DRAIN_CYCLES + ResultBuffer.read_latency
+    return engine_product_cycles(p) + ENGINE_DRAIN_CYCLES + ResultBuffer.read_latency

@@ -45,16 +45,36 @@ def _separable(kernel, tile, rows, cols):
     return [v for row in mid for v in kernel(row)]
 
 
+def _separable_registered(m, kernel, tile, rows, cols, shape):
+    """:func:`_separable` with the column pass in a register of ``shape`` lanes."""
+    columns = [kernel([tile[r * cols + c] for r in range(rows)]) for c in range(cols)]
+    out_rows = len(columns[0])
+    mid = Signal(data.ArrayLayout(shape, out_rows * cols), reset_less=True)
+    for c, column in enumerate(columns):
+        m.d.sync += [mid[r * cols + c].eq(v) for r, v in enumerate(column)]
+    return [v for r in range(out_rows) for v in kernel([mid[r * cols + c] for c in range(cols)])]
+
+
 class _Transform(wiring.Component):
-    def __init__(self, in_shape, in_lanes, out_shape, out_lanes):
+    def __init__(self, in_shape, in_lanes, out_shape, out_lanes, registered=False):
+        self.registered = registered
         super().__init__({
             "i": In(data.ArrayLayout(in_shape, in_lanes)),
             "o": Out(data.ArrayLayout(out_shape, out_lanes)),
         })
 
+    @property
+    def latency(self):
+        """Cycles from ``i`` to ``o``: 0, or 1 with ``registered``."""
+        return int(self.registered)
+
 
 class InputTransform2D(_Transform):
-    """Combinational ``V = B^T d B`` of a 4x4 tile.
+    """``V = B^T d B`` of a 4x4 tile.
+
+    Combinational, or with ``registered`` the column pass ``B^T d`` (16 values, each |.| <=
+    2**data_width, held in ``v_width`` bits) in a register: ``o`` is the transform of ``i``
+    of the previous cycle.
 
     Members
     -------
@@ -62,18 +82,27 @@ class InputTransform2D(_Transform):
     o : Out(ArrayLayout(signed(v_width), 16)), |V| <= 2**(data_width+1).
     """
 
-    def __init__(self, params):
-        super().__init__(signed(params.data_width), 16, signed(params.v_width), 16)
+    def __init__(self, params, *, registered=False):
+        self.v_width = params.v_width
+        super().__init__(signed(params.data_width), 16, signed(params.v_width), 16, registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
-        out = _separable(input_1d, [self.i[n] for n in range(16)], 4, 4)
+        tile = [self.i[n] for n in range(16)]
+        if self.registered:
+            out = _separable_registered(m, input_1d, tile, 4, 4, signed(self.v_width))
+        else:
+            out = _separable(input_1d, tile, 4, 4)
         m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
         return m
 
 
 class FilterTransform2D(_Transform):
-    """Combinational ``U' = G' g G'^T`` (= 4U) of a 3x3 filter.
+    """``U' = G' g G'^T`` (= 4U) of a 3x3 filter.
+
+    Combinational, or with ``registered`` the column pass ``G' g`` (12 values, each |.| <=
+    3 * 2**(data_width-1), held in ``u_width`` bits) in a register: ``o`` is the transform of
+    ``i`` of the previous cycle.
 
     Members
     -------
@@ -81,12 +110,17 @@ class FilterTransform2D(_Transform):
     o : Out(ArrayLayout(signed(u_width), 16)), |U'| <= 9 * 2**(data_width-1).
     """
 
-    def __init__(self, params):
-        super().__init__(signed(params.data_width), 9, signed(params.u_width), 16)
+    def __init__(self, params, *, registered=False):
+        self.u_width = params.u_width
+        super().__init__(signed(params.data_width), 9, signed(params.u_width), 16, registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
-        out = _separable(filter_1d, [self.i[n] for n in range(9)], 3, 3)
+        tile = [self.i[n] for n in range(9)]
+        if self.registered:
+            out = _separable_registered(m, filter_1d, tile, 3, 3, signed(self.u_width))
+        else:
+            out = _separable(filter_1d, tile, 3, 3)
         m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
         return m
 
@@ -106,26 +140,14 @@ class OutputTransform2D(_Transform):
 
     def __init__(self, width, *, registered=False):
         self.width = width
-        self.registered = registered
-        super().__init__(signed(width), 16, signed(width), 4)
-
-    @property
-    def latency(self):
-        """Cycles from ``i`` to ``o``: 0 or 1."""
-        return int(self.registered)
+        super().__init__(signed(width), 16, signed(width), 4, registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
-        if not self.registered:
-            out = _separable(output_1d, [self.i[n] for n in range(16)], 4, 4)
-            m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
-            return m
-        # Columns first (lane 4*r + c of the 2x4 middle holds row r of column c's result),
-        # then rows, as _separable does.
-        mid = Signal(data.ArrayLayout(signed(self.width), 8), reset_less=True)
-        for c in range(4):
-            column = output_1d([self.i[4 * r + c] for r in range(4)])
-            m.d.sync += [mid[4 * r + c].eq(v) for r, v in enumerate(column)]
-        out = [v for r in range(2) for v in output_1d([mid[4 * r + c] for c in range(4)])]
+        tile = [self.i[n] for n in range(16)]
+        if self.registered:  # the column pass wraps to width: exact modulo 2**width
+            out = _separable_registered(m, output_1d, tile, 4, 4, signed(self.width))
+        else:
+            out = _separable(output_1d, tile, 4, 4)
         m.d.comb += [self.o[n].eq(v) for n, v in enumerate(out)]
         return m

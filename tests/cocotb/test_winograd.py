@@ -15,7 +15,8 @@ CONFIGS = [
     WinogradParams(c_max=16, k_max=4, h_max=16, w_max=16),
     WinogradParams(c_max=3, k_max=4, h_max=8, w_max=8, filter_input="transformed"),
     WinogradParams(c_max=16, k_max=2, h_max=8, w_max=8, acc_width=16),  # outputs wrap
-    WinogradParams(c_max=8, k_max=4, h_max=16, w_max=16, engines=2),
+    # Two engines on DP16KD and MULT18X18D blocks (npugen's models of the primitives).
+    WinogradParams(c_max=8, k_max=4, h_max=16, w_max=16, engines=2, primitives="ecp5"),
 ]
 SLOW = [WinogradParams(c_max=16, k_max=8, h_max=64, w_max=64)]
 

@@ -14,7 +14,8 @@ CONFIGS = [
     WinogradParams(c_max=1, k_max=1),
     WinogradParams(c_max=3, k_max=4),
     WinogradParams(c_max=16, k_max=4),
-    WinogradParams(c_max=16, k_max=4, filter_input="transformed"),
+    # DP16KD and MULT18X18D blocks with their registers (npugen's models of the primitives).
+    WinogradParams(c_max=16, k_max=4, filter_input="transformed", primitives="ecp5"),
     WinogradParams(c_max=16, k_max=2, acc_width=16),  # outputs really wrap
 ]
 

@@ -19,9 +19,11 @@ def test_grid_covers_ecp5_and_up5k():
               and pt.params.macs == 256]
     assert big.dsp_limit == 156  # 16x16: the PEs beyond the DSPs on fabric multipliers
     assert any(device == "ice40-up5k" for _, device in labels)
-    (wino,) = [(pt.label, pt.device, pt.part) for pt in points if pt.params.block == "winograd"]
-    assert wino == ("winograd tile engine (default)", "ecp5-85k",
-                    BLOCKS["winograd"].part("engine"))
+    wino = [(pt.label, pt.device, pt.part, pt.params.primitives.value) for pt in points
+            if pt.params.block == "winograd"]
+    engine = BLOCKS["winograd"].part("engine")
+    assert wino == [("winograd tile engine (default)", "ecp5-85k", engine, "inferred"),
+                    ("winograd tile engine ecp5", "ecp5-85k", engine, "ecp5")]
     sparse = [(pt.params.n_pe, pt.params.primitives.value, pt.params.acc_banks) for pt in points
               if pt.params.block == "sparse" and pt.device == "ecp5-85k"]
     assert sparse == [(n, prim, 1) for prim in ("inferred", "ecp5") for n in (1, 2, 4, 8)] \

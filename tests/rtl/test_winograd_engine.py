@@ -125,8 +125,9 @@ def test_latency_pinned(c, seed):
     """From a tile's last beat to its first output word: C + 9 cycles.
 
     The ``latency`` property (11, published in the manifest) is the pipeline after the last
-    channel's issue; both changed by +2 with the multiplier input registers and the
-    registered output-transform column pass.
+    channel's issue (+2 in issue 16: the multiplier input registers and the registered
+    output-transform column pass). The input transform's registered column pass adds no
+    cycle: the last channel's read takes the word being written.
     """
     p = WinogradParams(c_max=16, k_max=4)
     dut = WinogradF23(p)

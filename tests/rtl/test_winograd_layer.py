@@ -76,3 +76,45 @@ def test_extremes_with_wrapping_output(value, seed):
                                            fill=value)
     assert 4 * 9 * 128 * 128 > 1 << 15  # interior pixels overflow 16 bits
     assert received == expected and not error
+
+
+@pytest.mark.parametrize(("c", "k"), [(1, 1), (3, 2), (4, 3)])
+def test_one_tile_latency_pinned(c, k, seed):
+    """A 3x3 valid layer (one output tile) ends 16 + C + K*C cycles after its last pixel.
+
+    That is 5 + the tile engine's latency (11) + C + K*C, as the manifest says.
+    """
+    p = WinogradParams(c_max=4, k_max=3, h_max=8, w_max=8)
+    dut = WinogradConv(p)
+    assert dut.engine.latency == 11
+    nrng = np.random.default_rng(seed)
+    x = nrng.integers(-128, 128, (3, 3, c))
+    f = nrng.integers(-128, 128, (k, c, 3, 3))
+    measured = []
+
+    async def bench(ctx):
+        await send(ctx, dut.i_cfg, [cfg_beat(p, 3, 3, c, k, "valid")])
+        await send(ctx, dut.i_filter, filter_beats(p, f))
+        ctx.set(dut.o.ready, 1)
+        cycle = 0
+        for beat in pixel_beats(p, x):
+            ctx.set(dut.i_pixel.payload, beat)
+            ctx.set(dut.i_pixel.valid, 1)
+            taken = False
+            while not taken:
+                taken = ctx.get(dut.i_pixel.ready)
+                await ctx.tick()
+                cycle += 1
+        ctx.set(dut.i_pixel.valid, 0)
+        last_pixel = cycle
+        while not (ctx.get(dut.o.valid) and ctx.get(dut.o.payload.last)):
+            assert cycle < last_pixel + 500, "no last output"
+            await ctx.tick()
+            cycle += 1
+        measured.append(cycle - last_pixel + 1)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert measured == [16 + c + k * c]

@@ -36,3 +36,17 @@ def test_wrong_type():
 def test_wrong_filter_input():
     with pytest.raises(ValueError, match="filter_input must be one of raw, transformed"):
         WinogradParams(filter_input="rotated")
+
+
+def test_primitives():
+    q = WinogradParams(c_max=128, k_max=128, primitives="ecp5")
+    assert q.slug == "winograd_c128k128_h32w32_d8acc32_raw_ecp5"
+    assert WinogradParams.from_json(q.to_json()) == q
+    assert q.device_problem("ecp5") is None
+    assert q.device_problem("ice40") == "primitives=ecp5 is for ecp5 devices"
+    assert WinogradParams().device_problem("ice40") is None
+    with pytest.raises(ValueError, match=r"k_max \* c_max must be at most 16384 with "
+                                         r"primitives=ecp5, not 16512"):
+        WinogradParams(c_max=129, k_max=128, primitives="ecp5")
+    with pytest.raises(ValueError, match="primitives must be one of inferred, ecp5"):
+        WinogradParams(primitives="ice40")

@@ -149,3 +149,48 @@ def test_registered_output_transform_one_cycle_late(seed):
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+@pytest.mark.parametrize("data_width", [8, 12])
+def test_registered_filter_transform_one_cycle_late(data_width, seed):
+    """``registered=True``: o is U' of the previous cycle's g, extremes included."""
+    rng = np.random.default_rng(seed)
+    p = WinogradParams(data_width=data_width)
+    ft = FilterTransform2D(p, registered=True)
+    assert ft.latency == 1
+    lo, hi = signed_range(data_width)
+
+    async def bench(ctx):
+        for g in _stack(rng, 1000, (3, 3), lo, hi):
+            ctx.set(ft.i, [int(v) for v in g.flatten()])
+            await ctx.tick()
+            want = wg.filter_transform(p, g).flatten().tolist()
+            assert [ctx.get(ft.o[n]) for n in range(16)] == want
+            ctx.set(ft.i, [0] * 9)  # o must not follow i combinationally
+            assert [ctx.get(ft.o[n]) for n in range(16)] == want
+    sim = Simulator(ft)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def test_registered_input_transform_one_cycle_late(seed):
+    """``registered=True``: o is V of the previous cycle's d, extremes included."""
+    rng = np.random.default_rng(seed)
+    p = WinogradParams()
+    it = InputTransform2D(p, registered=True)
+    assert it.latency == 1
+    lo, hi = signed_range(p.data_width)
+
+    async def bench(ctx):
+        for d in _stack(rng, 1000, (4, 4), lo, hi):
+            ctx.set(it.i, [int(v) for v in d.flatten()])
+            await ctx.tick()
+            want = wg.input_transform(p, d).flatten().tolist()
+            assert [ctx.get(it.o[n]) for n in range(16)] == want
+            ctx.set(it.i, [0] * 16)  # o must not follow i combinationally
+            assert [ctx.get(it.o[n]) for n in range(16)] == want
+    sim = Simulator(it)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
