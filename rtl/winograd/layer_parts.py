@@ -393,7 +393,10 @@ class Collector(wiring.Component):
         oi = Signal(range(p.h_max // 2 + 2))
         oj = Signal(range(p.w_max // 2 + 2))
         ok = Signal(range(max(2, p.k_max)))
-        real_out = out_n < s.total
+        # out_n < total, kept in a register (updated with out_n) so that no compare sits on
+        # the path from ``o.ready`` into the engines' result buffers. out_n restarts at 0 and
+        # total >= 1 once counted, so each layer starts with a real tile.
+        real_out = Signal(init=1)
         src_valid = select([e.valid for e in srcs], oe) & self.counted
         src = select([e.payload.as_value() for e in srcs], oe)
         m.d.comb += [
@@ -412,12 +415,14 @@ class Collector(wiring.Component):
             m.d.sync += ok.eq(Mux(last_k, 0, ok + 1))
             with m.If(last_k):
                 m.d.sync += [out_n.eq(out_n + 1), oe.eq(Mux(oe == n_eng - 1, 0, oe + 1)),
-                             oj.eq(Mux(oj == s.tiles_w - 1, 0, oj + 1))]
+                             oj.eq(Mux(oj == s.tiles_w - 1, 0, oj + 1)),
+                             real_out.eq(out_n + 1 < s.total)]
                 with m.If(oj == s.tiles_w - 1):
                     m.d.sync += oi.eq(oi + 1)
                 # The layer ends with the last tile of the (padded) final round.
                 with m.If((out_n + 1 >= s.total) & (oe == n_eng - 1)):
-                    m.d.sync += [self.done.eq(1), out_n.eq(0), oe.eq(0), oi.eq(0), oj.eq(0)]
+                    m.d.sync += [self.done.eq(1), out_n.eq(0), oe.eq(0), oi.eq(0), oj.eq(0),
+                                 real_out.eq(1)]
         with m.If(self.clear):
             m.d.sync += self.done.eq(0)
         return m
