@@ -266,6 +266,10 @@ class TileFormer(wiring.Component):
         cap_en = Signal()
         window = Signal(data.ArrayLayout(_row_layout(p), 16))
         chan = Signal(range(max(2, p.c_max)))
+        # The beat on offer: channel ``chan`` of the window, in a register loaded a cycle
+        # ahead (channel 0 at capture, channel chan + 1 when a beat is taken), so that the
+        # channel select is not on the path into the engines' input transforms.
+        beat = Signal(data.ArrayLayout(signed(p.data_width), 16))
         last_tile = (ti == s.tiles_h - 1) & (tj == s.tiles_w - 1)
 
         # Rows the current tile row needs: row0 .. row0+3, the ones that exist.
@@ -284,7 +288,8 @@ class TileFormer(wiring.Component):
             with m.If(cap_en):
                 for cc in range(4):
                     with m.If(cap_col == cc):
-                        m.d.sync += window[rr * 4 + cc].eq(value)
+                        m.d.sync += [window[rr * 4 + cc].eq(value),
+                                     beat[rr * 4 + cc].eq(value[:p.data_width])]
 
         # Round-robin over the engines; the padding tiles close the last round.
         round_base = Signal(range(_max_tiles(p) + n_eng + 1))
@@ -293,7 +298,10 @@ class TileFormer(wiring.Component):
         emit = Signal()
         m.d.comb += final_round.eq(s.total - round_base <= n_eng)
         for n in range(16):
-            m.d.comb += self.tile.payload.d[n].eq(Mux(padding, 0, select(list(window[n]), chan)))
+            m.d.comb += self.tile.payload.d[n].eq(Mux(padding, 0, beat[n]))
+        with m.If(emit & self.tile.ready):
+            # After the last channel the next capture reloads the register.
+            m.d.sync += [beat[n].eq(select(list(window[n]), chan + 1)) for n in range(16)]
         m.d.comb += [
             self.tile.valid.eq(emit),
             self.tile.payload.last.eq(chan == s.channels - 1),
