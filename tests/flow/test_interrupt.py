@@ -47,13 +47,32 @@ def test_killing_the_demo_ends_its_builds(sig, tmp_path):
                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            text=True)
     deadline = time.monotonic() + 120
-    while not _compilers(_under(out)):
-        assert cli.poll() is None, "the demo ended before its first build"
-        assert time.monotonic() < deadline, "no build started"
-        time.sleep(0.1)
-    cli.send_signal(sig)
-    _, err = cli.communicate(timeout=60)
-    assert cli.returncode == 130 and "interrupted" in err, err
-    time.sleep(1)
-    left = _under(out)
-    assert not left, f"still running in the build folder: {_compilers(left) or left}"
+    try:
+        while not _compilers(_under(out)):
+            assert cli.poll() is None, "the demo ended before its first build"
+            assert time.monotonic() < deadline, "no build started"
+            time.sleep(0.1)
+        cli.send_signal(sig)
+        try:
+            _, err = cli.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            running = sorted(_compilers(_under(out)))
+            cli.kill()
+            stdout, err = cli.communicate()
+            pytest.fail(f"npugen demo still running 60 s after {sig.name}; build processes "
+                        f"{running}; its last output: {stdout.splitlines()[-3:]} / "
+                        f"{err.splitlines()[-3:]}")
+        assert cli.returncode == 130 and "interrupted" in err, err
+        time.sleep(1)
+        left = _under(out)
+        assert not left, f"still running in the build folder: {_compilers(left) or left}"
+    finally:
+        # A failure must not leave the CLI, its pipes or its builds behind for the next test.
+        if cli.poll() is None:
+            cli.kill()
+        cli.communicate()
+        for pid in _under(out):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
