@@ -4,7 +4,7 @@ Both helpers take a ``random.Random`` and a probability of an idle (or stalled) 
 test can exercise random gaps and random backpressure reproducibly from a seed.
 """
 
-__all__ = ["recv", "send", "simulate"]
+__all__ = ["cycles_until", "recv", "send", "simulate"]
 
 
 async def send(ctx, port, beats, rng=None, idle=0.0):
@@ -19,6 +19,25 @@ async def send(ctx, port, beats, rng=None, idle=0.0):
         ctx.set(port.valid, 1)
         await ctx.tick().until(port.ready)
         ctx.set(port.valid, 0)
+
+
+async def cycles_until(ctx, port, beats, condition, limit=1000):
+    """Send ``beats`` into ``port`` back to back; count the edges until ``condition``.
+
+    Returns the clock edges from the last handshake's edge until ``condition(ctx)`` holds
+    (0: it holds right after that edge). Raises AssertionError if it does not hold within
+    ``limit`` edges.
+    """
+    for beat in beats:
+        ctx.set(port.payload, beat)
+        ctx.set(port.valid, 1)
+        await ctx.tick().until(port.ready)
+    ctx.set(port.valid, 0)
+    for edges in range(limit):
+        if condition(ctx):
+            return edges
+        await ctx.tick()
+    raise AssertionError(f"condition not met {limit} cycles after the last beat")
 
 
 async def recv(ctx, port, count, rng=None, stall=0.0, timeout=100_000):

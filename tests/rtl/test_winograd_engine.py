@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradF23, WinogradParams
-from npugen.sim.flow.pysim import recv, send
+from npugen.sim.flow.pysim import cycles_until, recv, send, simulate
 from npugen.sim.formats.winograd import engine_cfg_beat, filter_beats, tile_beats
 from npugen.sim.models.winograd import conv2d_direct
 
@@ -142,25 +142,8 @@ def test_latency_pinned(c, seed):
         await send(ctx, dut.i_filter, filter_beats(p, w))
         await ctx.tick().repeat(20)
         ctx.set(dut.o.ready, 1)
-        cycle = 0
-        for beat in beats:
-            ctx.set(dut.i_tile.payload, beat)
-            ctx.set(dut.i_tile.valid, 1)
-            taken = False
-            while not taken:
-                taken = ctx.get(dut.i_tile.ready)
-                await ctx.tick()
-                cycle += 1
-        ctx.set(dut.i_tile.valid, 0)
-        last_beat = cycle
-        while not ctx.get(dut.o.valid):
-            assert cycle < last_beat + 100, "no output"
-            await ctx.tick()
-            cycle += 1
-        measured.append(cycle - last_beat)
+        measured.append(await cycles_until(ctx, dut.i_tile, beats,
+                                           lambda ctx: ctx.get(dut.o.valid)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert measured == [c + 9]

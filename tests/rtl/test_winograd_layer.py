@@ -7,7 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.winograd import WinogradConv, WinogradParams
-from npugen.sim.flow.pysim import recv, send
+from npugen.sim.flow.pysim import cycles_until, recv, send, simulate
 from npugen.sim.formats.winograd import cfg_beat, filter_beats, out_beats, pixel_beats
 from npugen.sim.models.winograd import conv2d_direct
 
@@ -96,25 +96,10 @@ def test_one_tile_latency_pinned(c, k, seed):
         await send(ctx, dut.i_cfg, [cfg_beat(p, 3, 3, c, k, "valid")])
         await send(ctx, dut.i_filter, filter_beats(p, f))
         ctx.set(dut.o.ready, 1)
-        cycle = 0
-        for beat in pixel_beats(p, x):
-            ctx.set(dut.i_pixel.payload, beat)
-            ctx.set(dut.i_pixel.valid, 1)
-            taken = False
-            while not taken:
-                taken = ctx.get(dut.i_pixel.ready)
-                await ctx.tick()
-                cycle += 1
-        ctx.set(dut.i_pixel.valid, 0)
-        last_pixel = cycle
-        while not (ctx.get(dut.o.valid) and ctx.get(dut.o.payload.last)):
-            assert cycle < last_pixel + 500, "no last output"
-            await ctx.tick()
-            cycle += 1
-        measured.append(cycle - last_pixel + 1)
+        edges = await cycles_until(
+            ctx, dut.i_pixel, pixel_beats(p, x),
+            lambda ctx: ctx.get(dut.o.valid) and ctx.get(dut.o.payload.last))
+        measured.append(edges + 1)  # counting the cycle of the last beat itself
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     assert measured == [16 + c + k * c]

@@ -122,75 +122,60 @@ def test_2d_transforms_against_stage_functions(data_width, seed):
     sim.run()
 
 
-def test_registered_output_transform_one_cycle_late(seed):
-    """``registered=True``: o is the transform of the previous cycle's i, over the full width.
+def _check_one_cycle_late(dut, inputs, expected):
+    """Each input set before an edge shows its ``expected`` output after it, and only then.
 
-    The column pass wraps to ``width``; the result must equal 4Y modulo 2**width even when the
-    intermediate sums overflow, so the inputs cover the whole signed range.
+    After the check the input is zeroed: ``o`` must not follow ``i`` combinationally.
     """
-    rng = np.random.default_rng(seed)
-    width = 20
-    ot = OutputTransform2D(width, registered=True)
-    assert ot.latency == 1
-    lo, hi = signed_range(width)
-
-    def wrap(v):
-        return ((v - lo) % (1 << width)) + lo
+    assert dut.latency == 1
 
     async def bench(ctx):
-        for mm in _stack(rng, 1000, (4, 4), lo, hi):
-            ctx.set(ot.i, [int(v) for v in mm.flatten()])
+        for x in inputs:
+            ctx.set(dut.i, [int(v) for v in x.flatten()])
             await ctx.tick()
-            want = [int(wrap(v)) for v in (wg.AT @ mm @ wg.AT.T).flatten()]
-            assert [ctx.get(ot.o[n]) for n in range(4)] == want
-            ctx.set(ot.i, [0] * 16)  # o must not follow i combinationally
-            assert [ctx.get(ot.o[n]) for n in range(4)] == want
-    sim = Simulator(ot)
+            want = expected(x)
+            assert [ctx.get(dut.o[n]) for n in range(len(want))] == want
+            ctx.set(dut.i, [0] * len(dut.i))
+            assert [ctx.get(dut.o[n]) for n in range(len(want))] == want
+    sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+
+
+def test_registered_output_transform_one_cycle_late(seed):
+    """4Y modulo 2**width, with the column pass wrapped to ``width``.
+
+    The inputs cover the whole signed range, so the intermediate sums really overflow.
+    """
+    rng = np.random.default_rng(seed)
+    width = 20
+    lo, hi = signed_range(width)
+
+    def wrap(v):
+        return int(((v - lo) % (1 << width)) + lo)
+
+    _check_one_cycle_late(OutputTransform2D(width, registered=True),
+                          _stack(rng, 1000, (4, 4), lo, hi),
+                          lambda mm: [wrap(v) for v in (wg.AT @ mm @ wg.AT.T).flatten()])
 
 
 @pytest.mark.parametrize("data_width", [8, 12])
 def test_registered_filter_transform_one_cycle_late(data_width, seed):
-    """``registered=True``: o is U' of the previous cycle's g, extremes included."""
+    """U' of the previous cycle's g, extremes included."""
     rng = np.random.default_rng(seed)
     p = WinogradParams(data_width=data_width)
-    ft = FilterTransform2D(p, registered=True)
-    assert ft.latency == 1
     lo, hi = signed_range(data_width)
-
-    async def bench(ctx):
-        for g in _stack(rng, 1000, (3, 3), lo, hi):
-            ctx.set(ft.i, [int(v) for v in g.flatten()])
-            await ctx.tick()
-            want = wg.filter_transform(p, g).flatten().tolist()
-            assert [ctx.get(ft.o[n]) for n in range(16)] == want
-            ctx.set(ft.i, [0] * 9)  # o must not follow i combinationally
-            assert [ctx.get(ft.o[n]) for n in range(16)] == want
-    sim = Simulator(ft)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _check_one_cycle_late(FilterTransform2D(p, registered=True),
+                          _stack(rng, 1000, (3, 3), lo, hi),
+                          lambda g: wg.filter_transform(p, g).flatten().tolist())
 
 
 def test_registered_input_transform_one_cycle_late(seed):
-    """``registered=True``: o is V of the previous cycle's d, extremes included."""
+    """V of the previous cycle's d, extremes included."""
     rng = np.random.default_rng(seed)
     p = WinogradParams()
-    it = InputTransform2D(p, registered=True)
-    assert it.latency == 1
     lo, hi = signed_range(p.data_width)
-
-    async def bench(ctx):
-        for d in _stack(rng, 1000, (4, 4), lo, hi):
-            ctx.set(it.i, [int(v) for v in d.flatten()])
-            await ctx.tick()
-            want = wg.input_transform(p, d).flatten().tolist()
-            assert [ctx.get(it.o[n]) for n in range(16)] == want
-            ctx.set(it.i, [0] * 16)  # o must not follow i combinationally
-            assert [ctx.get(it.o[n]) for n in range(16)] == want
-    sim = Simulator(it)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    _check_one_cycle_late(InputTransform2D(p, registered=True),
+                          _stack(rng, 1000, (4, 4), lo, hi),
+                          lambda d: wg.input_transform(p, d).flatten().tolist())
