@@ -1,8 +1,9 @@
 """Shared pytest options: --seed (reproduce a random run), --waves (FST dumps), --slow.
 
-Every Verilator bench of the session collects line and toggle coverage into a folder of
-its own, ``build/coverage/session-*`` (``NPUGEN_COVERAGE``; set it to ``off`` to build
-without); the table is printed at the end of the run and written to
+Every Verilator bench of the session collects line coverage (and toggle coverage with
+``--toggle-coverage``, three to four times slower) into a folder of its own,
+``build/coverage/session-*`` (``NPUGEN_COVERAGE``; set it to ``off`` to build without); the
+table is printed at the end of the run and written to
 ``build/coverage/summary.md``. Two sessions in one checkout never touch each other's files:
 a session holds a lock on its folder, and only folders whose lock is free (their session
 has ended) are removed.
@@ -28,6 +29,9 @@ def pytest_addoption(parser):
     parser.addoption("--waves", action="store_true",
                      help="dump an FST waveform from every cocotb run (same as NPUGEN_WAVES=fst)")
     parser.addoption("--slow", action="store_true", help="also run tests marked slow")
+    parser.addoption("--toggle-coverage", action="store_true",
+                     help="add Verilator toggle coverage to the line coverage (same as "
+                          "NPUGEN_COVERAGE_TOGGLES=1; the benches run 3-4x slower)")
 
 
 def pytest_configure(config):
@@ -44,6 +48,8 @@ def pytest_configure(config):
             os.environ.pop(coverage.ENV)
         elif coverage.ENV not in os.environ:
             os.environ[coverage.ENV] = str(_session_folder(COVERAGE_DIR))
+        if config.getoption("--toggle-coverage"):
+            os.environ[coverage.TOGGLES_ENV] = "1"
     if config.getoption("--waves"):
         os.environ["NPUGEN_WAVES"] = "fst"
 

