@@ -3,10 +3,11 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Array, Signal, Value
+from amaranth.hdl import Array, Mux, Signal, Value, unsigned
+from amaranth.lib.memory import Memory
 
-__all__ = ["LockstepPipeline", "delay", "in_range", "or_tree", "reduce_tree", "select",
-           "tree_levels"]
+__all__ = ["LockstepPipeline", "delay", "in_range", "or_tree", "ram_delay", "reduce_tree",
+           "select", "tree_levels"]
 
 
 def delay(m, value, cycles, *, name, reset_less=False):
@@ -20,6 +21,47 @@ def delay(m, value, cycles, *, name, reset_less=False):
         m.d.sync += nxt.eq(value)
         value = nxt
     return value
+
+
+def ram_delay(m, value, cycles, *, name, block_ram=None):
+    """Return ``value`` delayed by ``cycles``, through a memory instead of register stages.
+
+    A circular buffer written every cycle. By default ``cycles - 1`` words read
+    asynchronously at the write address just before the write lands, then one output
+    register: on ECP5 the words go into LUT RAM (``TRELLIS_DPR16X4``), so a ``w``-bit line
+    costs ``w`` flip-flops instead of ``w * cycles``. With ``block_ram`` (a
+    :class:`~.ram.BufferRam`, e.g. ``BufferRam.ECP5`` for ``DP16KD`` with its output
+    register) the words go into that RAM (read two cycles after the address, the oldest
+    word, one ahead of the write) and cost no fabric but the pointers. Devices without LUT
+    RAM (iCE40) would build the default memory from flip-flops and a read multiplexer: use
+    :func:`delay` there. The data carries no reset (qualify it elsewhere); the pointers
+    reset, which does not change the delay. Fewer than three cycles: plain registers.
+    """
+    value = Value.cast(value)
+    if cycles < 3:
+        return delay(m, value, cycles, name=name, reset_less=True)
+    depth = cycles - 1
+    ptr = Signal(range(depth), name=f"{name}_ptr")
+    m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+    out = Signal(value.shape(), name=f"{name}_q", reset_less=True)
+    if block_ram is not None:
+        from .ram import pipelined_ram
+
+        # The read address runs one ahead of the write address, in a register of its own:
+        # no adder between a flip-flop and the block RAMs' address pins.
+        rd_ptr = Signal(range(depth), name=f"{name}_rd_ptr", init=1)
+        m.d.sync += rd_ptr.eq(Mux(rd_ptr == depth - 1, 0, rd_ptr + 1))
+        m.submodules[name] = ram = pipelined_ram(block_ram, len(value), depth)
+        m.d.comb += [ram.w_en.eq(1), ram.w_addr.eq(ptr), ram.w_data.eq(value),
+                     ram.r_en.eq(1), ram.o_en.eq(1), ram.r_addr.eq(rd_ptr),
+                     out.eq(ram.r_data)]
+        return out
+    m.submodules[name] = mem = Memory(shape=unsigned(len(value)), depth=depth, init=[])
+    wr = mem.write_port()
+    rd = mem.read_port(domain="comb")
+    m.d.comb += [wr.addr.eq(ptr), wr.data.eq(value), wr.en.eq(1), rd.addr.eq(ptr)]
+    m.d.sync += out.eq(rd.data)
+    return out
 
 
 def tree_levels(n, fan_in=4):

@@ -55,7 +55,8 @@ class SystolicParams(Params, block="systolic"):
                               "limit", lo=0, hi=4096)
     result_ram: BufferRam = param(
         BufferRam.INFERRED, "result buffer storage: inferred = portable memory (the tool picks "
-        "LUT or block RAM); ecp5 = DP16KD block RAM with its output register")
+        "LUT or block RAM); ecp5 = DP16KD block RAM with its output register (the WS array's "
+        "psum delay line too, else LUT RAM)")
 
     def check(self):
         """Cross-field rules: the DSP limit needs DSPs; DSP operand widths."""

@@ -4,10 +4,10 @@ from amaranth.hdl import Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
 from ..common.params import Validated
-from ..common.pipeline import delay
+from ..common.pipeline import delay, ram_delay
 from ..common.result_buffer import ResultBuffer
 from .mul import attach_multipliers, multiplier_latency
-from .params import Dataflow, SystolicParams
+from .params import BufferRam, Dataflow, Multiplier, SystolicParams
 from .pe import WsPE, ws_psum_width
 from .ports import (
     out_layout,
@@ -230,12 +230,25 @@ class WsArray(Validated, wiring.Component):
         # Vector t (accepted in cycle t) reaches PE(r, c) in cycle t+1+r+c; its column sum
         # leaves PE(rows-1, c) in cycle t+rows+c+2+L, and is de-skewed to t+rows+cols+1+L,
         # where it meets i_act.psum delayed as long; the sum is registered once more.
+        # The partial sums wait in a memory (one pointer for all columns), not in
+        # cols * acc_width * psum_delay flip-flops (4608 of the 8x8 array's 10634): in the
+        # result buffer's block RAM kind when that is a vendor one (result_ram=ecp5: DP16KD,
+        # no fabric), else in LUT RAM. iCE40 has no LUT RAM, so its builds
+        # (multiplier=ice40) keep the registers.
         psum_delay = rows + cols + 1 + multiplier_latency(p)
+        psum_in = self.i_act.payload.psum
+        if p.multiplier is Multiplier.ICE40:
+            psum_late = delay(m, psum_in.as_value(), psum_delay, name="psum_delay",
+                              reset_less=True)
+        else:
+            psum_late = ram_delay(
+                m, psum_in.as_value(), psum_delay, name="psum_delay",
+                block_ram=None if p.result_ram is BufferRam.INFERRED else p.result_ram)
+        psum_late = psum_in.shape()(psum_late)
         for c in range(cols):
             column = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c,
                            name=f"y_deskew{c}", reset_less=True)
-            psum = delay(m, self.i_act.payload.psum[c], psum_delay, name=f"psum_delay{c}",
-                         reset_less=True)
+            psum = psum_late[c]
             y = Signal(signed(p.acc_width), name=f"y{c}", reset_less=True)
             m.d.sync += y.eq(psum + column)
             m.d.comb += results.w_data.y[c].eq(y)
