@@ -41,16 +41,20 @@ def ram_delay(m, value, cycles, *, name, block_ram=None):
     if cycles < 3:
         return delay(m, value, cycles, name=name, reset_less=True)
     depth = cycles - 1
-    ptr = Signal(range(depth), name=f"{name}_ptr")
-    m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))
+
+    def counter(suffix, init=0):  # counts 0 .. depth - 1 and wraps, one step per cycle
+        count = Signal(range(depth), name=f"{name}_{suffix}", init=init)
+        m.d.sync += count.eq(Mux(count == depth - 1, 0, count + 1))
+        return count
+
+    ptr = counter("ptr")
     out = Signal(value.shape(), name=f"{name}_q", reset_less=True)
     if block_ram is not None:
         from .ram import pipelined_ram
 
         # The read address runs one ahead of the write address, in a register of its own:
         # no adder between a flip-flop and the block RAMs' address pins.
-        rd_ptr = Signal(range(depth), name=f"{name}_rd_ptr", init=1)
-        m.d.sync += rd_ptr.eq(Mux(rd_ptr == depth - 1, 0, rd_ptr + 1))
+        rd_ptr = counter("rd_ptr", init=1)
         m.submodules[name] = ram = pipelined_ram(block_ram, len(value), depth)
         m.d.comb += [ram.w_en.eq(1), ram.w_addr.eq(ptr), ram.w_data.eq(value),
                      ram.r_en.eq(1), ram.o_en.eq(1), ram.r_addr.eq(rd_ptr),
