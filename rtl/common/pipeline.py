@@ -6,8 +6,8 @@ from operator import or_
 from amaranth.hdl import Array, Mux, Signal, Value, unsigned
 from amaranth.lib.memory import Memory
 
-__all__ = ["LockstepPipeline", "delay", "in_range", "or_tree", "ram_delay", "reduce_tree",
-           "select", "tree_levels"]
+__all__ = ["LockstepPipeline", "delay", "in_range", "next_wrapping", "or_tree", "ram_delay",
+           "reduce_tree", "select", "tree_levels"]
 
 
 def delay(m, value, cycles, *, name, reset_less=False):
@@ -44,7 +44,7 @@ def ram_delay(m, value, cycles, *, name, block_ram=None):
 
     def counter(suffix, init=0):  # counts 0 .. depth - 1 and wraps, one step per cycle
         count = Signal(range(depth), name=f"{name}_{suffix}", init=init)
-        m.d.sync += count.eq(Mux(count == depth - 1, 0, count + 1))
+        m.d.sync += count.eq(next_wrapping(count, depth))
         return count
 
     ptr = counter("ptr")
@@ -103,6 +103,15 @@ def reduce_tree(m, items, op, *, name, fan_in=4, reset_less=False):
 def or_tree(m, items, *, name, fan_in=4, reset_less=False):
     """:func:`reduce_tree` with OR (word-wise)."""
     return reduce_tree(m, items, or_, name=name, fan_in=fan_in, reset_less=reset_less)
+
+
+def next_wrapping(count, modulus):
+    """``count + 1``, or 0 after ``modulus - 1``: the next value of a counter modulo ``modulus``.
+
+    ``modulus`` is an int or a Value (a run-time bound); the caller's signal must hold
+    ``modulus - 1``.
+    """
+    return Mux(count == modulus - 1, 0, count + 1)
 
 
 def select(items, index):

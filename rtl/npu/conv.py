@@ -5,6 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..common.pipeline import next_wrapping
 from ..systolic.weight_stationary import WsArray
 from .decoder import group_divider
 from .isa import Op, insn_layout
@@ -177,7 +178,7 @@ class ConvUnit(wiring.Component):
         m.d.sync += inflight.eq(inflight + issue - array.o.valid)
         with m.If(array.o.valid):
             m.d.sync += [to_write.eq(to_write - 1),
-                         wr_pix.eq(Mux(wr_pix == pixels - 1, 0, wr_pix + 1))]
+                         wr_pix.eq(next_wrapping(wr_pix, pixels))]
 
         # Phase B: accumulators to the PostUnit.
         b_left = Signal(16)

@@ -15,7 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import in_range, select
+from ..common.pipeline import in_range, next_wrapping, select
 from .ports import cfg_layout, engine_out_layout, out_layout, pixel_layout, tile_layout
 
 __all__ = ["ROW_SLOTS", "Collector", "LayerShape", "LineBuffer", "TileFormer", "shape_layout"]
@@ -197,7 +197,7 @@ class LineBuffer(wiring.Component):
             m.d.sync += in_col.eq(Mux(last_col, 0, in_col + 1))
             with m.If(last_col):
                 m.d.sync += [self.in_row.eq(self.in_row + 1),
-                             in_slot.eq(Mux(in_slot == ROW_SLOTS - 1, 0, in_slot + 1))]
+                             in_slot.eq(next_wrapping(in_slot, ROW_SLOTS))]
         with m.If(self.clear):
             m.d.sync += [self.in_row.eq(0), in_col.eq(0), in_slot.eq(0)]
         read_data = [rd.data.as_value() for _, rd in slots]
@@ -422,8 +422,8 @@ class Collector(wiring.Component):
         with m.If(take):
             m.d.sync += ok.eq(Mux(last_k, 0, ok + 1))
             with m.If(last_k):
-                m.d.sync += [out_n.eq(out_n + 1), oe.eq(Mux(oe == n_eng - 1, 0, oe + 1)),
-                             oj.eq(Mux(oj == s.tiles_w - 1, 0, oj + 1)),
+                m.d.sync += [out_n.eq(out_n + 1), oe.eq(next_wrapping(oe, n_eng)),
+                             oj.eq(next_wrapping(oj, s.tiles_w)),
                              real_out.eq(out_n + 1 < s.total)]
                 with m.If(oj == s.tiles_w - 1):
                     m.d.sync += oi.eq(oi + 1)
