@@ -5,6 +5,7 @@ files appear complete or not at all) and :func:`run_bench` for tests and the dem
 a block's top, or one of its parts (:class:`~npugen.sim.blocks.Part`), built from params.
 """
 
+import contextlib
 import json
 import os
 import subprocess
@@ -27,7 +28,8 @@ from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
 __all__ = [
-    "LINT_PRAGMAS", "PRIMITIVE_MODELS", "core_files", "lint", "module_name", "read_results",
+    "BUILD_FAST", "LINT_PRAGMAS", "PRIMITIVE_MODELS", "RUN_FAST", "core_files", "lint",
+    "module_name", "read_results",
     "run_bench", "run_checked", "run_metric", "sim_sources", "write_core",
 ]
 
@@ -49,6 +51,34 @@ LINT_PRAGMAS = {
                     "named wire for debugging, many never read; unconnected logic is caught "
                     "by the bit-exact simulations instead",
 }
+
+
+#: C++ optimisation for a bench whose Verilator build takes longer than its simulation (the
+#: 16x16 systolic arrays: 161 -> 45 s (OS) and 92 -> 47 s (WS) each in the suite, line
+#: coverage on). Simulation-heavy benches lose with it (the 8-PE sparse bench 113 -> 147 s,
+#: the NPU over the UART 62 -> 151 s), so it is chosen per bench.
+BUILD_FAST = "-O0"
+#: C++ optimisation for everything else: Verilator's own default.
+RUN_FAST = "-Os"
+
+
+@contextlib.contextmanager
+def _cxx_opt(level):
+    """Make ``make`` (Verilator's ``Vtop.mk``) compile the model and runtime at ``level``.
+
+    ``verilated.mk`` sets ``OPT_FAST`` and ``OPT_GLOBAL`` itself; a definition in
+    ``MAKEFLAGS`` counts as one on make's command line and wins over it.
+    """
+    before = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = " ".join(filter(None, [before, f"OPT_FAST={level}",
+                                                     f"OPT_GLOBAL={level}"]))
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = before
 
 
 def _with_pragmas(text, name, params):
@@ -174,7 +204,7 @@ def lint(verilog_path):
 
 
 def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env=None,
-              test_filter=None, quiet=False, stage=None, isolate=False):
+              test_filter=None, quiet=False, stage=None, isolate=False, cxx_opt=RUN_FAST):
     """Build ``params``' core (or its ``part``) in Verilator and run a cocotb module on it.
 
     ``test_module`` defaults to the block's (or the part's) bench. Returns the path of
@@ -183,11 +213,13 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     when each step starts. With ``isolate`` the build and the simulation run in a child
     process group of their own (:func:`~.tools.run_tools`): Ctrl-C or SIGTERM then stop
     ``make``, the compilers and the simulation with the caller (a registry part only).
+    ``cxx_opt`` is the C++ compiler's optimisation level (:data:`BUILD_FAST`,
+    :data:`RUN_FAST`).
     """
     if isolate:
         return _run_isolated(params, build_dir=build_dir, seed=seed, part=part,
                              test_module=test_module, extra_env=extra_env,
-                             test_filter=test_filter, stage=stage)
+                             test_filter=test_filter, stage=stage, cxx_opt=cxx_opt)
     from cocotb_tools.runner import get_runner
 
     stage = stage or (lambda _: None)
@@ -204,9 +236,10 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
     sources = [v_path, *sim_sources(v_path.read_text(), build_dir)]
-    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                 build_args=wave_build_args(fmt, build_dir) + coverage.build_args(),
-                 waves=fmt is not None, **kwargs)
+    with _cxx_opt(cxx_opt):
+        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                     build_args=wave_build_args(fmt, build_dir) + coverage.build_args(),
+                     waves=fmt is not None, **kwargs)
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     if part is not None:
         env["NPUGEN_PART"] = part.name
@@ -219,12 +252,12 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
 
 
 def _run_isolated(params, *, build_dir, seed, part, test_module, extra_env, test_filter,
-                  stage):
+                  stage, cxx_opt):
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     spec = {"params": params.to_dict(), "build_dir": str(build_dir), "seed": seed,
             "part": part.name if part else None, "test_module": test_module,
-            "extra_env": extra_env or {}, "test_filter": test_filter}
+            "extra_env": extra_env or {}, "test_filter": test_filter, "cxx_opt": cxx_opt}
     result = build_dir / "results.path"
     if result.exists():
         result.unlink()
@@ -241,7 +274,7 @@ def _isolated_main(text):
     part = block_of(params).part(spec["part"]) if spec["part"] else None
     xml = run_bench(params, build_dir=spec["build_dir"], seed=spec["seed"], part=part,
                     test_module=spec["test_module"], extra_env=spec["extra_env"],
-                    test_filter=spec["test_filter"], quiet=True)
+                    test_filter=spec["test_filter"], quiet=True, cxx_opt=spec["cxx_opt"])
     Path(spec["build_dir"], "results.path").write_text(str(xml))
 
 

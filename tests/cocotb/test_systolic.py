@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from npugen.rtl.systolic import SystolicParams
-from npugen.sim.flow.build import run_checked
+from npugen.sim.flow.build import BUILD_FAST, run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,9 +34,9 @@ CONFIGS = [
 SLOW = [SystolicParams(rows=16, cols=16, dataflow=df) for df in ("ws", "os")]
 
 
-def _run(params, seed):
+def _run(params, seed, **kwargs):
     return run_checked(params, build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
-                       test_filter=f"test_{params.dataflow.value}_")
+                       test_filter=f"test_{params.dataflow.value}_", **kwargs)
 
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
@@ -49,4 +49,5 @@ def test_systolic(params, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("params", SLOW, ids=lambda p: p.slug)
 def test_systolic_large(params, seed):
-    _run(params, seed)
+    # 256 PEs: the Verilator build, not the simulation, is most of the time
+    _run(params, seed, cxx_opt=BUILD_FAST)
