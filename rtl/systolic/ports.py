@@ -10,12 +10,12 @@ from amaranth.lib.wiring import In, Out
 from ..common.pipeline import tree_levels
 from ..common.result_buffer import ResultBuffer
 from .mul import multiplier_latency
-from .params import Dataflow
+from .params import Dataflow, Multiplier
 
 __all__ = [
     "act_layout", "in_layout", "os_buffer_depth", "os_latency", "os_pipeline_cycles",
     "out_layout", "signature", "weight_layout", "ws_buffer_depth", "ws_latency",
-    "ws_lock_cycles", "ws_min_tile_vectors", "ws_pipeline_cycles",
+    "ws_column_stages", "ws_lock_cycles", "ws_min_tile_vectors", "ws_pipeline_cycles",
 ]
 
 
@@ -62,10 +62,20 @@ def signature(p):
 
 # Weight-stationary timing (derived from WsArray's structure; the benches check it exactly).
 
+def ws_column_stages(p):
+    """Return how many registers every column has between its last PE and its adder.
+
+    One with ``multiplier=ice40``: on the iCE40 UP5K the route from the last column's PE
+    into the 32-bit carry chain of the adder (3.5 of 17 ns) set Fmax; elsewhere none (the
+    ECP5 arrays are limited by other paths, and the flip-flops count against their budget).
+    """
+    return 1 if p.multiplier is Multiplier.ICE40 else 0
+
+
 def ws_pipeline_cycles(p):
     """Cycles from accepting an activation vector to writing its result."""
-    # Input register, rows + cols grid stages, the multiplier, the psum adder.
-    return p.rows + p.cols + multiplier_latency(p) + 2
+    # Input register, rows + cols grid stages, the multiplier, column stages, the psum adder.
+    return p.rows + p.cols + multiplier_latency(p) + ws_column_stages(p) + 2
 
 
 def ws_latency(p):

@@ -13,6 +13,7 @@ from .ports import (
     out_layout,
     signature,
     ws_buffer_depth,
+    ws_column_stages,
     ws_latency,
     ws_lock_cycles,
     ws_min_tile_vectors,
@@ -228,14 +229,16 @@ class WsArray(Validated, wiring.Component):
                     m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
 
         # Vector t (accepted in cycle t) reaches PE(r, c) in cycle t+1+r+c; its column sum
-        # leaves PE(rows-1, c) in cycle t+rows+c+2+L, and is de-skewed to t+rows+cols+1+L,
-        # where it meets i_act.psum delayed as long; the sum is registered once more.
+        # leaves PE(rows-1, c) in cycle t+rows+c+2+L, and is de-skewed to t+rows+cols+1+L
+        # (+ E, ws_column_stages: registers every column gets), where it meets i_act.psum
+        # delayed as long; the sum is registered once more.
         # The partial sums wait in a memory (one pointer for all columns), not in
         # cols * acc_width * psum_delay flip-flops (4608 of the 8x8 array's 10634): in the
         # result buffer's block RAM kind when that is a vendor one (result_ram=ecp5: DP16KD,
         # no fabric), else in LUT RAM. iCE40 has no LUT RAM, so its builds
         # (multiplier=ice40) keep the registers.
-        psum_delay = rows + cols + 1 + multiplier_latency(p)
+        extra = ws_column_stages(p)
+        psum_delay = rows + cols + 1 + multiplier_latency(p) + extra
         psum_in = self.i_act.payload.psum
         if p.multiplier is Multiplier.ICE40:
             psum_late = delay(m, psum_in.as_value(), psum_delay, name="psum_delay",
@@ -246,7 +249,7 @@ class WsArray(Validated, wiring.Component):
                 block_ram=None if p.result_ram is BufferRam.INFERRED else p.result_ram)
         psum_late = psum_in.shape()(psum_late)
         for c in range(cols):
-            column = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c,
+            column = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c + extra,
                            name=f"y_deskew{c}", reset_less=True)
             psum = psum_late[c]
             y = Signal(signed(p.acc_width), name=f"y{c}", reset_less=True)
