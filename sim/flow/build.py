@@ -54,8 +54,8 @@ LINT_PRAGMAS = {
 
 
 #: C++ optimisation for a bench whose Verilator build takes longer than its simulation (the
-#: 16x16 systolic arrays: 161 -> 45 s (OS) and 92 -> 47 s (WS) each in the suite, line
-#: coverage on). Simulation-heavy benches lose with it (the 8-PE sparse bench 113 -> 147 s,
+#: 16x16 systolic arrays in the fresh-clone CI, line coverage on: 161 -> 70 s (OS) and
+#: 92 -> 51 s (WS)). Simulation-heavy benches lose with it (the 8-PE sparse bench 113 -> 147 s,
 #: the NPU over the UART 62 -> 151 s), so it is chosen per bench.
 BUILD_FAST = "-O0"
 #: C++ optimisation for everything else: Verilator's own default.

@@ -16,13 +16,16 @@ in an order that depends on the CPU, and the orders round differently:
     ``fixed = zc - (rac * za + rbc * zb)`` and ``v = (fixed + a * rac) + b * rbc``, every
     operation rounded to float32; then as ``avx2``.
 
-On this project's reference machine (x86-64, AVX2 + FMA3, onnxruntime 1.32.0) :func:`ort_add`
-with the ``avx2`` kernel equals onnxruntime on every one of the 65,536 input pairs of every
-layer tested (tests/models/test_qladd.py); the ``sse2`` kernel differs from it in about one
-layer in eight (one to three of the 65,536 pairs), and so does rounding the exact real value.
-The same model therefore gives different int8 outputs on different CPUs: an NPU can be
-bit-exact with one kernel, not with "onnxruntime". AArch64 builds use a third, integer
-kernel (``MlasCalcQLinearAddParameters``, NEON) that is not modelled here.
+On this project's reference machine (Linux x86-64, AVX2 + FMA3, onnxruntime 1.32.0's PyPI
+wheel, built with GCC, whose contraction of the constant term the ``avx2`` model follows)
+:func:`ort_add` with the ``avx2`` kernel equals onnxruntime on every one of the 65,536 input
+pairs of every layer tested (tests/models/test_qladd.py). The ``sse2`` model, transcribed
+from MLAS's source and not yet checked against onnxruntime on a CPU without AVX2, differs
+from it in about one layer in eight (one to three of the 65,536 pairs), and so does rounding
+the exact real value: the same model gives different int8 outputs on different CPUs, and an
+NPU can be bit-exact with one kernel, not with "onnxruntime". AArch64 builds use a third,
+integer kernel (``MlasCalcQLinearAddParameters``, NEON; a float path for scale ratios
+outside [2**-14, 256)) that is not modelled here.
 
 float32 arithmetic is numpy's (IEEE round half to even); the fused multiply-add is exact:
 the product of two float32 values is exact in float64, the sum is formed with TwoSum and
