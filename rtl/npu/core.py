@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from .conv import ConvUnit
 from .decoder import Decoder
+from .eltwise import AddUnit
 from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, TABLE_ENTRY, ErrorCode, Op
 from .params import NpuParams, params_hash
 from .pool import AvgPoolUnit, MaxPoolUnit
@@ -42,10 +43,10 @@ class Npu(wiring.Component):
     Host commands and replies are 32-bit words (:mod:`.protocol`). Once started, the
     controller fetches, decodes and checks (:class:`~.decoder.Decoder`) one instruction at
     a time and runs it on its unit (:class:`~.conv.ConvUnit` with the systolic array,
-    :class:`~.pool.MaxPoolUnit`, :class:`~.pool.AvgPoolUnit`; the last two and CONV end in
-    the shared :class:`~.post.PostUnit`), until ``HALT`` or an error. A failing check
-    stops the program with the error code and the instruction's address; nothing of that
-    instruction is executed.
+    :class:`~.pool.MaxPoolUnit`, :class:`~.pool.AvgPoolUnit`, :class:`~.eltwise.AddUnit`;
+    AVGPOOL and CONV end in the shared :class:`~.post.PostUnit`), until ``HALT`` or an
+    error. A failing check stops the program with the error code and the instruction's
+    address; nothing of that instruction is executed.
 
     Members
     -------
@@ -158,9 +159,12 @@ class Npu(wiring.Component):
         conv = clear(ConvUnit(p)) if p.systolic is not None else None
         if conv is not None:
             m.submodules.conv = conv
+        adder = clear(AddUnit(p)) if p.add_units else None
+        if adder is not None:
+            m.submodules.add = adder
         insn = Signal(INSN_BITS)
         mode = Signal(2)
-        units = [u for u in (conv, maxpool, avgpool) if u is not None]
+        units = [u for u in (conv, maxpool, avgpool, adder) if u is not None]
         m.d.comb += [u.insn.eq(insn) for u in units]
         m.d.comb += [post.mode.eq(mode), post.tab_data.eq(tab_rd.data)]
         # The PostUnit's input: CONV's or AVGPOOL's (one runs at a time).
@@ -363,6 +367,10 @@ class Npu(wiring.Component):
         with m.Elif(maxpool.wr_en):
             m.d.comb += [act_waddr.eq(maxpool.wr_addr), act_wdata.eq(maxpool.wr_data),
                          act_wen.eq(1)]
+        if adder is not None:
+            with m.Elif(adder.wr_en):
+                m.d.comb += [act_waddr.eq(adder.wr_addr), act_wdata.eq(adder.wr_data),
+                             act_wen.eq(1)]
 
         # -- controller -------------------------------------------------------------------
         with m.If(running):
@@ -370,7 +378,7 @@ class Npu(wiring.Component):
             if conv is not None:
                 with m.If(conv.busy):
                     m.d.sync += busy_systolic.eq(busy_systolic + 1)
-            with m.If(maxpool.busy | avgpool.busy):
+            with m.If(reduce(or_, [u.busy for u in (maxpool, avgpool, adder) if u is not None])):
                 m.d.sync += busy_pool.eq(busy_pool + 1)
         op = Signal(4)
         m.d.comb += [decoder.i.payload.eq(imem_rd.data), decoder.o.ready.eq(1)]
@@ -422,6 +430,8 @@ class Npu(wiring.Component):
                     m.d.comb += conv.start.eq(op == Op.CONV)
                 m.d.comb += [maxpool.start.eq(op == Op.MAXPOOL),
                              avgpool.start.eq(op == Op.AVGPOOL)]
+                if adder is not None:
+                    m.d.comb += adder.start.eq(op == Op.ADD)
                 m.next = "EXECUTE"
                 with m.If(abort):
                     m.next = "WAIT"

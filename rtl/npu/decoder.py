@@ -40,10 +40,10 @@ class Decoder(wiring.Component):
 
     The checks and their order are the instruction-level simulator's
     (:mod:`npugen.sim.models.npu`): opcode, version, engine present, ``HEADER``'s params
-    hash, then per opcode the field rules (``SHAPE``), the regions (``ADDRESS``) and the
-    banks (``BANK``). The first failing check is the beat's ``error``; ``NONE`` means the
-    instruction may run. The word itself passes through for the execution units, which
-    view it with :func:`~.isa.insn_layout` of ``op``.
+    hash, then per opcode the field rules (``SHAPE``), ``ADD``'s constants (``CONST``), the
+    regions (``ADDRESS``) and the banks (``BANK``). The first failing check is the beat's
+    ``error``; ``NONE`` means the instruction may run. The word itself passes through for
+    the execution units, which view it with :func:`~.isa.insn_layout` of ``op``.
 
     Region sizes need products such as ``groups(cout) * kernel**2 * groups(cin) * lanes``
     (up to 34 bits); they are computed over three pipeline stages, and the comparisons
@@ -81,6 +81,7 @@ class Decoder(wiring.Component):
         conv = data.View(insn_layout(Op.CONV), word)
         pool = data.View(insn_layout(Op.MAXPOOL), word)
         avg = data.View(insn_layout(Op.AVGPOOL), word)
+        add = data.View(insn_layout(Op.ADD), word)
         head = data.View(insn_layout(Op.HEADER), word)
         opcode = word[:4]
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
@@ -95,7 +96,7 @@ class Decoder(wiring.Component):
         # Opcodes whose engine this build lacks (none in most builds: then no check at all,
         # rather than a constant-false one that lint flags as an overlapping case).
         lacking = [spec.op for spec in (spec_of(op) for op in Op)
-                   if spec.engine is not None and getattr(p, spec.engine) is None]
+                   if not spec.built_in(p)]
         missing = Signal()
         m.d.comb += missing.eq(sum(is_op[op] for op in lacking) != 0 if lacking else 0)
 
@@ -123,6 +124,16 @@ class Decoder(wiring.Component):
         with m.Elif(is_op[Op.AVGPOOL]):
             m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
                                      | (avg.channels == 0))
+        with m.Elif(is_op[Op.ADD]):
+            m.d.comb += early_bad.eq((add.mode != 0) | (add.pixels == 0) | (add.channels == 0))
+
+        # ADD's float32 constants (CONST): rac, rbc in [2**-64, 2**24), fixed zero or
+        # 2**-100 <= |fixed| < 2**64, read from the biased exponent fields.
+        def exp_outside(bits, lo, hi):
+            return (bits[23:31] < lo) | (bits[23:31] > hi)
+
+        const_bad = exp_outside(add.rac, 63, 150) | exp_outside(add.rbc, 63, 150) \
+            | ((add.fixed[:31] != 0) & exp_outside(add.fixed, 27, 190))
         reach_h = Signal(13)  # (out_h - 1) * stride: 8 x 4 bits
         reach_w = Signal(13)
         lim_h = Signal(9)
@@ -143,6 +154,8 @@ class Decoder(wiring.Component):
             m.d.comb += first.eq(ErrorCode.PARAMS)
         with m.Elif(early_bad):
             m.d.comb += first.eq(ErrorCode.SHAPE)
+        with m.Elif(is_op[Op.ADD] & const_bad):
+            m.d.comb += first.eq(ErrorCode.CONST)
         with m.Else():
             m.d.comb += first.eq(ErrorCode.NONE)
         shape = {"windowed": is_window & ~zero, "reach_h": reach_h, "reach_w": reach_w,
@@ -155,7 +168,8 @@ class Decoder(wiring.Component):
         sel = {"src": Signal(16), "dst": Signal(16), "src_h": Signal(8), "src_w": Signal(8),
                "dst_h": Signal(8), "dst_w": Signal(8), "c_in": Signal(10), "c_out": Signal(10),
                "wgt": Signal(16), "kernel": Signal(4), "tab": Signal(12),
-               "uses_wgt": Signal(), "uses_tab": Signal(), "checks": Signal()}
+               "uses_wgt": Signal(), "uses_tab": Signal(), "checks": Signal(),
+               "src_b": Signal(16), "uses_b": Signal()}
         with m.If(is_op[Op.CONV]):
             m.d.comb += [sel["src"].eq(conv.src), sel["dst"].eq(conv.dst),
                          sel["src_h"].eq(conv.in_h), sel["src_w"].eq(conv.in_w),
@@ -176,6 +190,11 @@ class Decoder(wiring.Component):
                          sel["dst_h"].eq(1), sel["dst_w"].eq(1),
                          sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
                          sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
+        with m.Elif(is_op[Op.ADD]):
+            m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
+                         sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
+                         sel["c_out"].eq(add.channels), sel["uses_b"].eq(1),
+                         sel["checks"].eq(1)]
         g_in = Signal(10)
         g_out = Signal(10)
         m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
@@ -183,11 +202,12 @@ class Decoder(wiring.Component):
         hw_in = Signal(16)
         hw_out = Signal(16)
         kk = Signal(8)
-        m.d.comb += [hw_in.eq(sel["src_h"] * sel["src_w"]),
-                     hw_out.eq(sel["dst_h"] * sel["dst_w"]),
+        m.d.comb += [hw_in.eq(Mux(is_op[Op.ADD], add.pixels, sel["src_h"] * sel["src_w"])),
+                     hw_out.eq(Mux(is_op[Op.ADD], add.pixels, sel["dst_h"] * sel["dst_w"])),
                      kk.eq(sel["kernel"] * sel["kernel"])]
         s1 = carry({"insn": word, "op": opcode, "first": first, "src": sel["src"],
                     "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
+                    "src_b": sel["src_b"], "uses_b": sel["uses_b"],
                     "cout": sel["c_out"], "uses_wgt": sel["uses_wgt"],
                     "uses_tab": sel["uses_tab"], "checks": sel["checks"], "g_in": g_in,
                     "g_out": g_out, "hw_in": hw_in, "hw_out": hw_out, "kk": kk} | shape, 1)
@@ -209,7 +229,8 @@ class Decoder(wiring.Component):
                      kkg.eq(s1["kk"] * s1["g_in"]),
                      tab_end.eq(s1["tab"] + s1["cout"])]
         s2 = carry({k: s1[k] for k in ("insn", "op", "src", "dst", "wgt", "g_out",
-                                       "uses_wgt", "uses_tab", "checks")} | {"first": first2}
+                                       "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
+                   | {"first": first2}
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
                       "tab_end": tab_end}, 2)
 
@@ -218,12 +239,15 @@ class Decoder(wiring.Component):
         wgt_end = Signal(36)
         src_end = Signal(27)
         dst_end = Signal(27)
+        srcb_end = Signal(27)
         m.d.comb += [wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["g_out"] * p.lanes),
                      src_end.eq(s2["src"] + s2["src_words"]),
+                     srcb_end.eq(s2["src_b"] + s2["src_words"]),
                      dst_end.eq(s2["dst"] + s2["dst_words"])]
         s3 = carry({k: s2[k] for k in ("insn", "op", "first", "src", "dst", "uses_wgt",
-                                       "uses_tab", "checks", "tab_end")}
-                   | {"wgt_end": wgt_end, "src_end": src_end, "dst_end": dst_end}, 3)
+                                       "uses_tab", "checks", "tab_end", "src_b", "uses_b")}
+                   | {"wgt_end": wgt_end, "src_end": src_end, "dst_end": dst_end,
+                      "srcb_end": srcb_end}, 3)
 
         # Stage 4: every region against its memory; banks; the first failing check.
         def act_bad(start, end):
@@ -231,8 +255,10 @@ class Decoder(wiring.Component):
 
         address_bad = act_bad(s3["src"], s3["src_end"]) | act_bad(s3["dst"], s3["dst_end"]) \
             | (s3["uses_wgt"] & (s3["wgt_end"] > p.wgt_words)) \
-            | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries))
-        bank_bad = (s3["src"] >= bank) == (s3["dst"] >= bank)
+            | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries)) \
+            | (s3["uses_b"] & act_bad(s3["src_b"], s3["srcb_end"]))
+        bank_bad = ((s3["src"] >= bank) == (s3["dst"] >= bank)) \
+            | (s3["uses_b"] & ((s3["src_b"] >= bank) != (s3["src"] >= bank)))
         error = Signal(ErrorCode)
         with m.If(s3["first"] != ErrorCode.NONE):
             m.d.comb += error.eq(s3["first"])

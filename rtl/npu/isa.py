@@ -26,7 +26,9 @@ instruction, not across instructions. Data layouts (word addresses, see
 
 Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32. ``CONV`` fills
 the padding with the input zero point ``zp_in`` (the compiler folds ``-zp_in * sum(w)``
-into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding.
+into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding. ``ADD``
+works on float32 bit patterns held in its instruction (onnxruntime's ``QLinearAdd``,
+:mod:`npugen.rtl.npu.qladd`).
 """
 
 import enum
@@ -39,7 +41,7 @@ __all__ = ["FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY", "
            "Field", "Op", "OpSpec", "decode", "insn_layout", "spec_of"]
 
 #: Bump on any change of an encoding, a field or a semantic rule.
-ISA_VERSION = 1
+ISA_VERSION = 2
 
 #: Width of one instruction word.
 INSN_BITS = 256
@@ -56,6 +58,7 @@ class Op(enum.IntEnum):
     CONV = 2
     MAXPOOL = 3
     AVGPOOL = 4
+    ADD = 5
 
 
 class ErrorCode(enum.IntEnum):
@@ -79,6 +82,9 @@ class ErrorCode(enum.IntEnum):
     BANK = 7
     #: The program counter ran past the instruction memory without a ``HALT``.
     PC = 8
+    #: An ``ADD``'s float32 constants outside the range its unit is exact for (``rac`` and
+    #: ``rbc`` in ``[2**-64, 2**24)``, ``fixed`` zero or ``2**-100 <= |fixed| < 2**64``).
+    CONST = 9
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,13 @@ class OpSpec:
     fields: tuple
     engine: str | None
     help: str
+
+    def built_in(self, p):
+        """Whether the NPU ``p`` has this opcode's engine (a parameter of None or 0: left out)."""
+        if self.engine is None:
+            return True
+        value = getattr(p, self.engine)
+        return value is not None and value != 0
 
 
 _MODE = Field("mode", 2, help="rounding: 0 ort, 1 tflite, 2 gemmlowp (Rounding)")
@@ -146,6 +159,16 @@ OPCODES = (
                         Field("channels", 10, help="channels")),
            None, "global average pool: acc = bias + sum over H x W of x (int32), then "
            "requantization per channel; output 1 x 1 x C"),
+    OpSpec(Op.ADD, (Field("mode", 2, help="rounding: 0 ort (the only one built for ADD)"),
+                    Field("src", 16, help="input tensor a, activation word address"),
+                    Field("src_b", 16, help="input tensor b, in a's bank"), _DST,
+                    Field("pixels", 16, help="pixels (H x W) of a, b and the output"),
+                    Field("channels", 10, help="channels"),
+                    Field("rac", 32, help="float32 bits of scale_a / scale_out"),
+                    Field("rbc", 32, help="float32 bits of scale_b / scale_out"),
+                    Field("fixed", 32, help="float32 bits of the zero-point term")),
+           "add_units", "element-wise add as onnxruntime's AVX2 QLinearAdd kernel: "
+           "out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, exact in integers"),
 )
 
 _BY_OP = {spec.op: spec for spec in OPCODES}

@@ -44,8 +44,9 @@ class NpuParams(Params, block="npu"):
         engine = "pool" if s is None else s.slug.removeprefix("systolic_ws_").split("_a8")[0]
         engine += s.slug.split("acc32", 1)[1] if s is not None else ""
         rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
+        ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         return (f"npu_l{self.lanes}_{engine}_a{self.act_words}w{self.wgt_words}"
-                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}")
+                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}")
 
     @property
     def post_lanes(self):
@@ -61,6 +62,8 @@ class NpuParams(Params, block="npu"):
                            hi=16384)
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
+    add_units: int = param(1, "QLinearAdd units for ADD, one int8 element per cycle each (a "
+                              "divisor of lanes; 0 = no ADD)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",
                              lo=2, hi=4096)
     imem_words: int = param(64, "instructions the instruction memory holds", lo=2, hi=4096)
@@ -86,6 +89,9 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
+        if self.add_units and self.lanes % self.add_units:
+            raise ValueError(f"add_units must divide lanes ({self.lanes}) or be 0, not "
+                             f"{self.add_units}")
         s = self.systolic
         if s is not None:
             for name in ("rows", "cols"):

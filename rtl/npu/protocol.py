@@ -68,7 +68,7 @@ STATUS_FIELDS = (
     "cycles",       # cycles since START (wrapping)
     "retired",      # instructions completed since START
     "busy_systolic",  # cycles the systolic array's unit was busy
-    "busy_pool",    # cycles the pooling units were busy
+    "busy_pool",    # cycles the pooling and ADD units were busy
     "params_hash",  # params_hash() of this NPU
     "reserved",     # 0
 )

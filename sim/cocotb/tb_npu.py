@@ -14,6 +14,7 @@ import os
 import time
 
 import cocotb
+import numpy as np
 from cocotb.triggers import FallingEdge, with_timeout
 
 from npugen.rtl.npu.isa import ErrorCode, Op, decode
@@ -29,6 +30,7 @@ from ..formats.program import (
 )
 from ..host import npu as host
 from ..models.npu import NpuModel, NpuState
+from ..models.qladd import avx2_constants
 from .bench import TRAFFIC, Bench, check_words, write_result
 
 
@@ -141,24 +143,50 @@ def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
     return program
 
 
+def _f32_bits(value):
+    return int(np.float32(value).view(np.uint32))
+
+
+def _add_case(p, nrng):
+    """Return an ``ADD`` of two random tensors in bank 0 (random layer) into bank 1."""
+    h, w, c = (int(v) for v in nrng.integers(1, 5, size=3))
+    c += p.lanes  # at least two channel groups, usually a partial one
+    words = h * w * -(-c // p.lanes)
+    a, b = (nrng.integers(-128, 128, size=(h, w, c)) for _ in range(2))
+    sa, sb, sc = (float(np.float32(2.0 ** nrng.uniform(-9, 0))) for _ in range(3))
+    za, zb, zc = (int(nrng.choice([-128, 127, nrng.integers(-128, 128)])) for _ in range(3))
+    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
+    src_b = 1 + words + int(nrng.integers(0, 3))
+    insn = assemble(Op.ADD, mode=0, src=1, src_b=src_b, dst=p.act_words + 2, pixels=h * w,
+                    channels=c, rac=_f32_bits(rac), rbc=_f32_bits(rbc),
+                    fixed=_f32_bits(fixed))
+    return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
+                   segments=[("act", 1, tensor_words(a, p.lanes)),
+                             ("act", src_b, tensor_words(b, p.lanes))])
+
+
 @cocotb.test()
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_programs(dut, traffic):
-    """Single-layer programs (each mode, strides, padding, 1x1, FC) under the traffic."""
+    """Single-layer programs (each mode, strides, padding, 1x1, FC; ADD) under the traffic."""
     h = NpuBench(dut, traffic)
     p, nrng = h.p, h.nrng
     await h.start()
     cases = [(3, 1, 1, 5, 3, 5, 0), (3, 2, 1, 6, 2, 3, 1), (1, 1, 0, 4, 5, 2, 2),
              (3, 1, 0, 3, 4, 6, 0)]
     model = NpuModel(p)  # one model for the whole test: the memories carry over
-    for n, (k, stride, pad, size, cin, cout, mode) in enumerate(cases):
-        program = _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode)
+    programs = [_conv_case(p, nrng, *case) for case in cases]
+    if p.add_units:
+        programs.append(_add_case(p, nrng))
+    for n, program in enumerate(programs):
         program.load_into(model)
         expected = model.run(0)
         assert expected.state is NpuState.DONE, f"case {n} does not fit {p.slug}"
         await _load(h, None, program)
-        await h.execute()
-        await h.check_against(model, expected, f"conv case {n} ({traffic})")
+        st, _ = await h.execute()
+        await h.check_against(model, expected, f"case {n} ({traffic})")
+        # every instruction's cycle count within 5% of the model
+        assert abs(st["cycles"] - expected.cycles) <= 0.05 * st["cycles"], (n, st, expected)
 
 
 @cocotb.test()
@@ -182,6 +210,10 @@ async def test_bad_programs(dut):
         ErrorCode.ADDRESS: assemble(Op.MAXPOOL, src=a - 2, dst=a, **pool),
         ErrorCode.BANK: assemble(Op.MAXPOOL, src=0, dst=10, **pool),
     }
+    if p.add_units:
+        cases[ErrorCode.CONST] = assemble(Op.ADD, mode=0, src=0, src_b=4, dst=a, pixels=2,
+                                          channels=1, rac=_f32_bits(2.0 ** 30),
+                                          rbc=_f32_bits(0.5), fixed=0)
     model = NpuModel(p)
     model.write("act", 0, act)
     for code, insn in cases.items():

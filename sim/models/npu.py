@@ -12,10 +12,12 @@ the first failing check):
 1. opcode known, else :attr:`ErrorCode.OPCODE`; version field equal to
    :data:`ISA_VERSION`, else ``VERSION``;
 2. the engine the opcode needs is built, else ``ENGINE``;
-3. field values allowed (sizes >= 1, rounding mode 0..2, padding < kernel, every output
-   window starting inside the input), else ``SHAPE``;
+3. field values allowed (sizes >= 1, rounding mode 0..2 (``ADD``: 0), padding < kernel,
+   every output window starting inside the input), else ``SHAPE``; ``ADD``'s float32
+   constants in the unit's range (:attr:`ErrorCode.CONST`), else ``CONST``;
 4. every region inside its memory, an activation region inside one bank, else
-   ``ADDRESS``; input and output in different activation banks, else ``BANK``;
+   ``ADDRESS``; input and output in different activation banks (``ADD``: both inputs in
+   one bank), else ``BANK``;
 5. compute and write the output region (nothing is written when a check fails).
 
 On an error the NPU stops: status ``ERROR`` with the code and the failing instruction's
@@ -36,6 +38,7 @@ from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
 
 from .intmath import wrap
+from .qladd import avx2_add
 from .requant import requantize
 
 __all__ = ["NpuModel", "NpuState", "Status", "cycles_of"]
@@ -186,8 +189,7 @@ class NpuModel:
         op, f = decode(word)
         if f["version"] != ISA_VERSION:
             raise _Stop(ErrorCode.VERSION)
-        engine = spec_of(op).engine
-        if engine is not None and getattr(self.p, engine) is None:
+        if not spec_of(op).built_in(self.p):
             raise _Stop(ErrorCode.ENGINE)
         lanes = self.p.lanes
         if op is Op.HEADER:
@@ -215,6 +217,13 @@ class NpuModel:
             g = _groups(f["channels"], lanes)
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
                                 tab=(f["tab"], f["channels"]))
+        elif op is Op.ADD:
+            if f["mode"] != 0 or min(f["pixels"], f["channels"]) < 1:
+                raise _Stop(ErrorCode.SHAPE)
+            if not _add_constants_ok(f):
+                raise _Stop(ErrorCode.CONST)
+            words = f["pixels"] * _groups(f["channels"], lanes)
+            self._check_regions(f["src"], words, f["dst"], words, src_b=(f["src_b"], words))
         return op, f
 
     def _execute(self, word):
@@ -225,11 +234,13 @@ class NpuModel:
             self._maxpool(f)
         elif op is Op.AVGPOOL:
             self._avgpool(f)
+        elif op is Op.ADD:
+            self._add(f)
         cost = cycles_of(self.p, op, f)
         self.status.cycles += cost
         if op in (Op.CONV,):
             self.status.busy["systolic"] += cost
-        elif op in (Op.MAXPOOL, Op.AVGPOOL):
+        elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
             self.status.busy["pool"] += cost
         return op
 
@@ -251,9 +262,10 @@ class NpuModel:
         if f["mode"] >= len(_MODES):
             raise _Stop(ErrorCode.SHAPE)
 
-    def _check_regions(self, src, src_words, dst, dst_words, wgt=None, tab=None):
+    def _check_regions(self, src, src_words, dst, dst_words, wgt=None, tab=None, src_b=None):
         bank = self.p.act_words
-        for start, count in ((src, src_words), (dst, dst_words)):
+        regions = [(src, src_words), (dst, dst_words)] + ([src_b] if src_b else [])
+        for start, count in regions:
             end = start + count
             if end > 2 * bank or start // bank != (end - 1) // bank:
                 raise _Stop(ErrorCode.ADDRESS)
@@ -262,6 +274,8 @@ class NpuModel:
         if tab is not None and tab[0] + tab[1] > self.p.tab_entries:
             raise _Stop(ErrorCode.ADDRESS)
         if src // bank == dst // bank:
+            raise _Stop(ErrorCode.BANK)
+        if src_b is not None and src_b[0] // bank != src // bank:
             raise _Stop(ErrorCode.BANK)
 
     # -- operations -----------------------------------------------------------------------
@@ -330,6 +344,13 @@ class NpuModel:
             out = np.maximum(out, view)
         self._output(f["dst"], out)
 
+    def _add(self, f):
+        c, pixels = f["channels"], f["pixels"]
+        a = self._input(f["src"], 1, pixels, c)
+        b = self._input(f["src_b"], 1, pixels, c)
+        rac, rbc, fixed = (np.uint32(f[k]).view(np.float32) for k in ("rac", "rbc", "fixed"))
+        self._output(f["dst"], avx2_add(a, b, rac, rbc, fixed).astype(np.int64))
+
     def _avgpool(self, f):
         c = f["channels"]
         x = self._input(f["src"], f["in_h"], f["in_w"], c)
@@ -337,11 +358,25 @@ class NpuModel:
         self._output(f["dst"], self._requantize(f["mode"], acc, f["tab"], c))
 
 
+def _add_constants_ok(f):
+    """Check ``ADD``'s float32 constants: the range where every intermediate is normal.
+
+    ``2**-64 <= |rac|, |rbc| < 2**24``; ``fixed`` 0 or ``2**-100 <= |fixed| < 2**64``.
+    """
+    rac, rbc, fixed = (abs(float(np.uint32(f[k]).view(np.float32)))
+                       for k in ("rac", "rbc", "fixed"))
+    return all(2.0 ** -64 <= r < 2.0 ** 24 for r in (rac, rbc)) \
+        and (fixed == 0 or 2.0 ** -100 <= fixed < 2.0 ** 64)
+
+
 #: Cycles the controller spends on every instruction: fetch, decode (the decoder's four
 #: stages), launch, retire.
 INSN_CYCLES = 6
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
+#: Stages of one QLinearAdd unit (:class:`npugen.rtl.npu.qladd.QLinearAdder`): an input
+#: register, two fused multiply-adds of 7 stages, the conversion's 2.
+ADD_LATENCY = 17
 
 
 def _post_tail():
@@ -367,6 +402,11 @@ def cycles_of(p, op, f):
       its register, the compare, the write).
     - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
       (``lanes + 2``); then the requantization tail.
+    - ``ADD``: ``words = pixels * G`` pairs of reads; a word every
+      ``max(lanes / add_units, 2)`` cycles (the units take ``add_units`` lanes per cycle;
+      the one read port reads two words per pair), the last one's ``lanes / add_units``
+      chunks, the QLinearAdd pipeline (:data:`ADD_LATENCY`) and 4 cycles of reads,
+      buffering and the write.
     """
     lanes = p.lanes
     if op is Op.CONV:
@@ -386,4 +426,9 @@ def cycles_of(p, op, f):
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + lanes + 2) \
             + _post_tail()
+    if op is Op.ADD:
+        words = f["pixels"] * _groups(f["channels"], lanes)
+        chunks = lanes // p.add_units
+        return INSN_CYCLES + SETUP_CYCLES + (words - 1) * max(chunks, 2) + chunks \
+            + ADD_LATENCY + 4
     return INSN_CYCLES

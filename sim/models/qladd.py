@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KERNELS", "fma_f32", "ort_add", "ort_kernel"]
+__all__ = ["KERNELS", "avx2_add", "avx2_constants", "fma_f32", "ort_add", "ort_kernel"]
 
 #: The kernels :func:`ort_add` models (see the module text).
 KERNELS = ("avx2", "sse2")
@@ -67,6 +67,25 @@ def _to_int8(v):
     return np.clip(r, -128, 127).astype(np.int8)
 
 
+def avx2_constants(sa, za, sb, zb, sc, zc):
+    """Return the ``avx2`` kernel's float32 layer constants ``(rac, rbc, fixed)``.
+
+    ``rac = sa / sc``, ``rbc = sb / sc``, ``fixed = zc - fma(rac, za, rbc * zb)``; each
+    element is then ``fma(a, rac, fma(b, rbc, fixed))``.
+    """
+    rac = _F32(sa) / _F32(sc)
+    rbc = _F32(sb) / _F32(sc)
+    fixed = _F32(int(zc)) - fma_f32(rac, _F32(int(za)), rbc * _F32(int(zb)))
+    return rac, rbc, _F32(fixed)
+
+
+def avx2_add(a, b, rac, rbc, fixed):
+    """Add int8 arrays ``a``, ``b`` as the ``avx2`` kernel does, given its layer constants."""
+    a = np.asarray(a, dtype=np.int8).astype(np.float32)
+    b = np.asarray(b, dtype=np.int8).astype(np.float32)
+    return _to_int8(fma_f32(a, rac, fma_f32(b, rbc, fixed)))
+
+
 def ort_add(kernel, a, b, sa, za, sb, zb, sc, zc):
     """``QLinearAdd`` of int8 arrays ``a``, ``b`` (same shape) as onnxruntime's ``kernel``.
 
@@ -82,16 +101,13 @@ def ort_add(kernel, a, b, sa, za, sb, zb, sc, zc):
     b = np.asarray(b, dtype=np.int8).astype(np.float32)
     if a.shape != b.shape:
         raise ValueError(f"a and b must have one shape, not {a.shape} and {b.shape}")
+    if kernel == "avx2":
+        return avx2_add(a, b, *avx2_constants(sa, za, sb, zb, sc, zc))
     rac = _F32(sa) / _F32(sc)
     rbc = _F32(sb) / _F32(sc)
     za, zb, zc = _F32(int(za)), _F32(int(zb)), _F32(int(zc))
-    if kernel == "avx2":
-        fixed = zc - fma_f32(rac, za, rbc * zb)
-        v = fma_f32(a, rac, fma_f32(b, rbc, fixed))
-    else:
-        fixed = zc - (rac * za + rbc * zb)
-        v = (fixed + a * rac) + b * rbc
-    return _to_int8(v)
+    fixed = zc - (rac * za + rbc * zb)
+    return _to_int8((fixed + a * rac) + b * rbc)
 
 
 def ort_kernel(cpuinfo="/proc/cpuinfo"):

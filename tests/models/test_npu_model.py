@@ -9,11 +9,12 @@ instruction writes nothing.
 import numpy as np
 import pytest
 
-from npugen.rtl.npu.isa import ErrorCode, Op
+from npugen.rtl.npu.isa import ISA_VERSION, ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.formats.program import Program, ProgramError, assemble, header_for, table_words
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
+from npugen.sim.models.qladd import avx2_constants, ort_add
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
 
 MODES = ("ort", "tflite", "gemmlowp")
@@ -272,13 +273,56 @@ def test_network_conv_pool_fc(seed):
     assert status.busy["systolic"] > 0 and status.busy["pool"] > 0
 
 
+def _bits(value):
+    return int(np.float32(value).view(np.uint32))
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+def test_add_random(seed, lanes):
+    """ADD against onnxruntime's kernel model, element by element, in a random layer."""
+    rng = np.random.default_rng([seed, lanes, 4])
+    p = small(lanes=lanes)
+    model = NpuModel(p)
+    model.act[:] = rng.integers(-128, 128, size=model.act.shape)
+    h, wd, c = int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 9))
+    a = rng.integers(-128, 128, size=(h, wd, c))
+    b = rng.integers(-128, 128, size=(h, wd, c))
+    sa, sb, sc = (float(np.float32(2.0 ** rng.uniform(-9, 0))) for _ in range(3))
+    za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
+    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
+    g = -(-c // lanes)
+    src_b = 5 + h * wd * g + int(rng.integers(0, 4))
+    model.write("act", 5, tensor_words(a, lanes))
+    model.write("act", src_b, tensor_words(b, lanes))
+    before = model.read("act", 0, 2 * p.act_words)
+    dst = p.act_words + 2
+    status = run_one(model, assemble(Op.ADD, mode=0, src=5, src_b=src_b, dst=dst,
+                                     pixels=h * wd, channels=c, rac=_bits(rac),
+                                     rbc=_bits(rbc), fixed=_bits(fixed)))
+    assert status.state is NpuState.DONE
+    expected = np.zeros((h, wd, c), dtype=np.int64)
+    for y in range(h):
+        for x in range(wd):
+            for ch in range(c):
+                expected[y, x, ch] = ort_add("avx2", a[y, x, ch], b[y, x, ch], sa, za, sb, zb,
+                                             sc, zc)
+    out = tensor_words(expected, lanes)
+    before[dst:dst + len(out)] = out
+    assert model.read("act", 0, 2 * p.act_words) == before
+    assert status.cycles == sum(cycles_of(p, *step) for step in [
+        (Op.HEADER, {}), (Op.ADD, {"pixels": h * wd, "channels": c}), (Op.HALT, {})])
+
+
+ADD = {"mode": 0, "src": 0, "src_b": 100, "dst": 256, "pixels": 8, "channels": 5,
+       "rac": _bits(0.75), "rbc": _bits(0.5), "fixed": _bits(3.0)}
+
 GOOD = {"mode": 0, "src": 0, "dst": 256, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
         "zp_in": 0}
 
 BAD = [
     ("opcode", 0xF, ErrorCode.OPCODE),
-    ("version", assemble(Op.CONV, version=2, **GOOD), ErrorCode.VERSION),
+    ("version", assemble(Op.CONV, version=ISA_VERSION + 1, **GOOD), ErrorCode.VERSION),
     ("halt_version_0", 0, ErrorCode.VERSION),
     ("header_hash", assemble(Op.HEADER, params_hash=1), ErrorCode.PARAMS),
     ("mode", assemble(Op.CONV, **{**GOOD, "mode": 3}), ErrorCode.SHAPE),
@@ -298,6 +342,17 @@ BAD = [
      ErrorCode.BANK),
     ("avg_zero", assemble(Op.AVGPOOL, mode=0, src=0, dst=256, tab=0, in_h=0, in_w=2,
                           channels=1), ErrorCode.SHAPE),
+    ("add_mode", assemble(Op.ADD, **{**ADD, "mode": 1}), ErrorCode.SHAPE),
+    ("add_zero", assemble(Op.ADD, **{**ADD, "pixels": 0}), ErrorCode.SHAPE),
+    ("add_rac_big", assemble(Op.ADD, **{**ADD, "rac": _bits(2.0 ** 24)}), ErrorCode.CONST),
+    ("add_rbc_small", assemble(Op.ADD, **{**ADD, "rbc": _bits(2.0 ** -65)}), ErrorCode.CONST),
+    ("add_fixed_nan", assemble(Op.ADD, **{**ADD, "fixed": _bits(np.nan)}), ErrorCode.CONST),
+    ("add_fixed_tiny", assemble(Op.ADD, **{**ADD, "fixed": _bits(2.0 ** -101)}),
+     ErrorCode.CONST),
+    ("add_b_past_bank", assemble(Op.ADD, **{**ADD, "src_b": 250}), ErrorCode.ADDRESS),
+    ("add_b_other_bank", assemble(Op.ADD, **{**ADD, "src_b": 300, "dst": 150}),
+     ErrorCode.BANK),
+    ("add_same_bank", assemble(Op.ADD, **{**ADD, "dst": 200}), ErrorCode.BANK),
 ]
 
 
@@ -318,10 +373,11 @@ def test_bad_instruction_stops_and_writes_nothing(seed, name, insn, code):
     assert (status.state, status.error) == (NpuState.DONE, ErrorCode.NONE)
 
 
-def test_missing_engine():
-    p = NpuParams(lanes=4, act_words=256, systolic=None)
+@pytest.mark.parametrize("op,fields", [(Op.CONV, GOOD), (Op.ADD, ADD)], ids=["conv", "add"])
+def test_missing_engine(op, fields):
+    p = NpuParams(lanes=4, act_words=256, systolic=None, add_units=0)
     model = NpuModel(p)
-    model.write("imem", 0, [header_for(p), assemble(Op.CONV, **GOOD)])
+    model.write("imem", 0, [header_for(p), assemble(op, **fields)])
     status = model.run(0)
     assert (status.state, status.error, status.pc) == (NpuState.ERROR, ErrorCode.ENGINE, 1)
 

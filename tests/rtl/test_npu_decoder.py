@@ -7,6 +7,7 @@ checks), under random gaps and backpressure; and reset mid-stream.
 
 import random
 
+import numpy as np
 import pytest
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.sim import Simulator
@@ -26,17 +27,33 @@ def small(lanes=3, **kw):
     return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=lanes), **sizes)
 
 
+def _f32(value):
+    return int(np.float32(value).view(np.uint32))
+
+
+#: ADD constants on both sides of the CONST check's edges, and ones well inside.
+EDGE_FLOATS = [_f32(v) for v in (2.0 ** -64, np.nextafter(np.float32(2.0 ** -64), 0), 2.0 ** 24,
+                                 np.nextafter(np.float32(2.0 ** 24), 0), 0.0, -0.0, 1e-40,
+                                 np.inf, np.nan, 2.0 ** -100, 2.0 ** -101, 2.0 ** 64,
+                                 np.nextafter(np.float32(2.0 ** 64), 0), -(2.0 ** 64), -3.5)]
+GOOD_FLOATS = [_f32(v) for v in (0.5, 0.0123, 1.75, -3.25, 0.0)]
+
+
 def random_word(rng, p):
     """Return a random instruction whose fields sit near the decoder's decision edges."""
     if rng.random() < 0.05:
         return rng.getrandbits(256)
-    spec = OPCODES[rng.choice([2, 2, 2, 3, 3, 4, 4, 1, 0])]
+    spec = OPCODES[rng.choice([2, 2, 2, 3, 3, 4, 4, 5, 5, 5, 1, 0])]
     fields = {}
     for f in spec.fields:
         lo, hi = f.range
         if f.name == "params_hash":
             value = params_hash(p) if rng.random() < 0.5 else rng.randint(lo, hi)
-        elif f.name in ("src", "dst"):
+        elif f.name in ("rac", "rbc", "fixed"):
+            value = rng.choice(EDGE_FLOATS) if rng.random() < 0.3 else rng.choice(GOOD_FLOATS)
+        elif f.name == "pixels":
+            value = rng.choice([0, 1, 2, rng.randint(0, 40), rng.randint(lo, hi)])
+        elif f.name in ("src", "dst", "src_b"):
             value = rng.choice([0, 1, p.act_words - 5, p.act_words, p.act_words + 3,
                                 2 * p.act_words - 2, rng.randint(lo, hi), rng.randint(0, 20)])
         elif f.name in ("wgt", "tab"):
@@ -87,6 +104,11 @@ GOOD = {"mode": 0, "src": 0, "dst": 100, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 
         "zp_in": 0}
 
 
+#: A valid ADD for small(): 10 pixels x 4 channels = 20 words each, a and b in bank 0.
+ADD = {"mode": 0, "src": 0, "src_b": 40, "dst": 100, "pixels": 10, "channels": 4,
+       "rac": _f32(0.5), "rbc": _f32(0.25), "fixed": _f32(-1.5)}
+
+
 def directed(p):
     return [
         assemble(Op.HALT), assemble(Op.HEADER, params_hash=params_hash(p)),
@@ -106,6 +128,15 @@ def directed(p):
                  kernel=2, stride=2, pad_t=1, pad_l=1),
         assemble(Op.AVGPOOL, mode=1, src=150, dst=99, tab=0, in_h=5, in_w=5, channels=4),
         assemble(Op.AVGPOOL, mode=1, src=150, dst=98, tab=0, in_h=5, in_w=5, channels=4),
+        assemble(Op.ADD, **ADD), assemble(Op.ADD, **{**ADD, "mode": 1}),
+        assemble(Op.ADD, **{**ADD, "pixels": 0}), assemble(Op.ADD, **{**ADD, "channels": 0}),
+        assemble(Op.ADD, **{**ADD, "rac": _f32(2.0 ** 24)}),
+        assemble(Op.ADD, **{**ADD, "rbc": _f32(2.0 ** -65)}),
+        assemble(Op.ADD, **{**ADD, "fixed": _f32(-(2.0 ** -101))}),
+        assemble(Op.ADD, **{**ADD, "fixed": _f32(-0.0)}),
+        assemble(Op.ADD, **{**ADD, "src_b": 81}), assemble(Op.ADD, **{**ADD, "src_b": 80}),
+        assemble(Op.ADD, **{**ADD, "src_b": 150}), assemble(Op.ADD, **{**ADD, "dst": 60}),
+        assemble(Op.ADD, **{**ADD, "dst": 181}),
     ]
 
 
@@ -117,12 +148,13 @@ def test_directed_cases_cover_every_code(seed):
 
 
 def test_missing_engine(seed):
-    p = NpuParams(lanes=4, act_words=100, systolic=None)
+    p = NpuParams(lanes=4, act_words=100, systolic=None, add_units=0)
     words = [assemble(Op.CONV, **GOOD), assemble(Op.MAXPOOL, src=150, dst=0, in_h=5, in_w=5,
                                                  channels=4, out_h=2, out_w=2, kernel=2,
-                                                 stride=2, pad_t=1, pad_l=1)]
+                                                 stride=2, pad_t=1, pad_l=1),
+             assemble(Op.ADD, **ADD)]
     codes = check(p, words, run_decoder(p, words, seed))
-    assert codes == [ErrorCode.ENGINE, ErrorCode.NONE]
+    assert codes == [ErrorCode.ENGINE, ErrorCode.NONE, ErrorCode.ENGINE]
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 8])

@@ -1,0 +1,275 @@
+"""The QLinearAdd unit in the Amaranth simulator against the float32 golden models.
+
+:class:`Fma8` against :func:`fma_f32` (exact float32 fused multiply-add by TwoSum and
+round-to-odd in float64) on every alignment case, ties, cancellations and the domain
+flags; :class:`QLinearAdder` against :func:`ort_add` (the ``avx2`` kernel, which equals
+onnxruntime on this machine) on random layers with zero points at their extremes; random
+gaps, backpressure and a reset mid-stream. Every output word is compared.
+"""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.sim import Simulator
+
+from npugen.rtl.npu.qladd import Fma8, QLinearAdder
+from npugen.sim.flow.pysim import recv, send
+from npugen.sim.models.qladd import avx2_constants, fma_f32, ort_add
+
+MIN_NORMAL = 2.0 ** -126
+
+
+def _bits(v):
+    return int(np.float32(v).view(np.uint32))
+
+
+def _float(bits):
+    return np.uint32(bits).view(np.float32)
+
+
+def _simulate(dut, beats, seed, idle, stall):
+    rng = random.Random(seed)
+    got = []
+
+    async def producer(ctx):
+        await send(ctx, dut.i, beats, rng, idle)
+
+    async def consumer(ctx):
+        for payload in await recv(ctx, dut.o, len(beats), rng, stall):
+            got.append((int(payload.value), int(payload.invalid)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    return got
+
+
+def _fma_expected(x, y, z):
+    """Return ``(result bits or None, invalid)`` that the unit's contract requires."""
+    yb, zb = _bits(y), _bits(z)
+    ey, ez, fz = (yb >> 23) & 0xFF, (zb >> 23) & 0xFF, zb & 0x7FFFFF
+    bad = ey in (0, 255) or ez == 255 or (ez == 0 and fz)
+    if bad:
+        return None, 1
+    with np.errstate(over="ignore"):
+        r = fma_f32(np.int8(x), y, z)
+    if not np.isfinite(r) or (r != 0 and abs(float(r)) < MIN_NORMAL):
+        return None, 1
+    return _bits(abs(r) if r == 0 else r), 0
+
+
+def _check_fma(cases, seed, idle=0.3, stall=0.3):
+    beats = [{"x": int(x), "y": _bits(y), "z": _bits(z)} for x, y, z in cases]
+    got = _simulate(Fma8(), beats, seed, idle, stall)
+    bad = []
+    for (x, y, z), (value, invalid) in zip(cases, got, strict=True):
+        want, want_invalid = _fma_expected(x, y, z)
+        if want_invalid:
+            ok = invalid == 1
+        elif invalid:
+            # The unit rounds as if the exponent were unbounded, then requires a normal
+            # result: just below 2**-126 it may flag what IEEE rounds up to 2**-126.
+            ok = abs(float(_float(want))) == MIN_NORMAL
+        else:
+            ok = value == want or (value & 0x7FFFFFFF) == (want & 0x7FFFFFFF) == 0
+        if not ok:
+            bad.append((int(x), float(y), float(z), hex(value), invalid,
+                        None if want is None else hex(want), want_invalid))
+    assert not bad, f"{len(bad)} of {len(cases)} wrong, first: {bad[:5]}"
+
+
+def _f32(m, e, sign=1):
+    """Return ``sign * m * 2**e`` as float32 (``m`` a 24-bit significand)."""
+    return np.float32(sign * np.ldexp(float(m), int(e)))
+
+
+def _mantissa(rng):
+    kind = rng.integers(4)
+    if kind == 0:
+        return int(rng.integers(1 << 23, 1 << 24))
+    if kind == 1:
+        return (1 << 23) + int(rng.integers(0, 8))
+    if kind == 2:
+        return (1 << 24) - 1 - int(rng.integers(0, 8))
+    return (1 << 23) | (1 << int(rng.integers(0, 23)))
+
+
+def test_fma_alignment_cases(seed):
+    """Every d = ez - ey from -40 to 40, both signs, mantissas with few and many bits."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for d in range(-40, 41):
+        for _ in range(12):
+            ey = int(rng.integers(-40, 10))
+            x = int(rng.integers(-128, 128)) or 1
+            y = _f32(_mantissa(rng), ey - 23, rng.choice([-1, 1]))
+            z = _f32(_mantissa(rng), ey + d - 23, rng.choice([-1, 1]))
+            cases.append((x, y, z))
+    _check_fma(cases, seed)
+
+
+def test_fma_ties_and_cancellation(seed):
+    """Sums near zero (z near -x*y): exact zeros, deep cancellation, exact halfway sums."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(300):
+        x = int(rng.integers(-128, 128)) or -128
+        y = _f32(_mantissa(rng), int(rng.integers(-30, 5)), rng.choice([-1, 1]))
+        exact = float(x) * float(y)  # exact in float64 (8 x 24 bits)
+        base = float(np.float32(exact))  # x * y rounded
+        step = float(np.spacing(np.float32(abs(base))))
+        z = rng.choice([-base, -base + step, -base - step, -exact + step / 2,
+                        -(exact - base), step / 2 - (exact - base)])
+        cases.append((x, y, np.float32(z)))
+    # Halfway cases: x * y has more than 24 bits; z = 0 leaves the tie to the rounding.
+    for m in ((1 << 23) + 1, (1 << 24) - 1, (1 << 23) + (1 << 22) + 1):
+        for x in (3, 5, 127, -128, -3, 96, 65):
+            cases.append((x, _f32(m, -23), np.float32(0)))
+            cases.append((x, _f32(m, -23), _f32(1 << 23, -30)))
+    _check_fma(cases, seed)
+
+
+def test_fma_special_operands(seed):
+    """Zeros (x = 0, z = +-0), the int8 extremes, the float32 range edges and the domain flags."""
+    tiny, huge = np.float32(MIN_NORMAL), np.float32(3.0e38)
+    sub = np.float32(1e-40)
+    inf, nan = np.float32(np.inf), np.float32(np.nan)
+    cases = []
+    for x in (0, 1, -1, 127, -128):
+        for y in (np.float32(1.5), np.float32(-0.1), tiny, huge, np.float32(2.0 ** -100)):
+            for z in (np.float32(0), np.float32(-0.0), np.float32(7.25), np.float32(-1e-30),
+                      tiny, -huge, np.float32(3.0e37)):
+                cases.append((x, y, z))
+    for y, z in ((np.float32(0), np.float32(1)), (sub, np.float32(1)), (inf, np.float32(1)),
+                 (nan, np.float32(1)), (np.float32(1), sub), (np.float32(1), inf),
+                 (np.float32(1), nan), (np.float32(2.0 ** -120), np.float32(2.0 ** -127))):
+        cases.append((5, y, z))
+    # Results below 2**-126 (flagged), and the smallest normal results (not flagged).
+    for x, y, z in ((1, 1.5 * tiny, -tiny), (-1, tiny, np.nextafter(tiny, 1)), (3, tiny, -tiny),
+                    (2, tiny, -tiny), (-2, 0.75 * 2 * tiny, tiny), (1, 1.25 * tiny, -tiny)):
+        cases.append((x, np.float32(y), np.float32(z)))
+    _check_fma(cases, seed, idle=0.0, stall=0.0)
+
+
+def test_fma_random(seed):
+    """Random operands with exponents close enough to interact, under gaps and stalls."""
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(1500):
+        ey = int(rng.integers(-30, 20))
+        x = int(rng.integers(-128, 128))
+        y = _f32(int(rng.integers(1 << 23, 1 << 24)), ey - 23, rng.choice([-1, 1]))
+        z = _f32(int(rng.integers(1 << 23, 1 << 24)), ey + int(rng.integers(-12, 12)) - 23,
+                 rng.choice([-1, 1]))
+        cases.append((x, y, z))
+    _check_fma(cases, seed)
+
+
+def _layer_beats(rng, n):
+    sa, sb, sc = (float(np.float32(rng.choice([rng.uniform(1e-3, 1.0),
+                                                2.0 ** int(rng.integers(-8, 3))])))
+                  for _ in range(3))
+    za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
+    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
+    a = rng.integers(-128, 128, n).astype(np.int8)
+    b = rng.integers(-128, 128, n).astype(np.int8)
+    want = ort_add("avx2", a, b, sa, za, sb, zb, sc, zc)
+    beats = [{"a": int(x), "b": int(y), "rac": _bits(rac), "rbc": _bits(rbc),
+              "fixed": _bits(fixed)} for x, y in zip(a, b, strict=True)]
+    return beats, [int(v) for v in want], (sa, za, sb, zb, sc, zc)
+
+
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.4)])
+def test_qladd_random_layers(seed, idle, stall):
+    """Random layers (scales, zero points at -128/127/random), random int8 pairs."""
+    rng = np.random.default_rng(seed)
+    beats, want, layers = [], [], []
+    for _ in range(12):
+        b, w, layer = _layer_beats(rng, 120)
+        beats += b
+        want += w
+        layers += [layer] * len(w)
+    got = _simulate(QLinearAdder(), beats, seed, idle, stall)
+    wrong = [(layers[k], beats[k]["a"], beats[k]["b"], got[k], want[k])
+             for k in range(len(want)) if got[k] != (want[k], 0)]
+    assert not wrong, f"{len(wrong)} of {len(want)} wrong, first: {wrong[:3]}"
+
+
+def test_qladd_saturation_and_int32_overflow(seed):
+    """Scale ratios that saturate to -128/127, and v beyond int32 (INT32_MIN -> -128)."""
+    rng = np.random.default_rng(seed)
+    beats, want = [], []
+    for sa, sb, sc in ((1.0, 1.0, 1.0 / 64), (2.0 ** 20, 1.0, 1.0 / 4096), (1.0, 1.0, 2.0 ** -30),
+                       (3.0, 0.5, 1.0)):
+        rac, rbc, fixed = avx2_constants(sa, 0, sb, 0, sc, 0)
+        a = np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 40)]).astype(np.int8)
+        b = np.resize(np.arange(127, -129, -1), len(a)).astype(np.int8)
+        want += [int(v) for v in ort_add("avx2", a, b, sa, 0, sb, 0, sc, 0)]
+        beats += [{"a": int(x), "b": int(y), "rac": _bits(rac), "rbc": _bits(rbc),
+                   "fixed": _bits(fixed)} for x, y in zip(a, b, strict=True)]
+    got = _simulate(QLinearAdder(), beats, seed, 0.0, 0.0)
+    assert [v for v, _ in got] == want
+    assert not any(flag for _, flag in got)
+    assert -128 in want and 127 in want
+
+
+def test_qladd_flags_constants_outside_the_domain(seed):
+    """A subnormal or infinite constant raises ``invalid``; the stream keeps flowing."""
+    good = avx2_constants(0.02, 3, 0.03, -5, 0.04, 1)
+    beats = []
+    for rac, rbc, fixed in ((good[0], good[1], good[2]), (np.float32(1e-40), *good[1:]),
+                            (good[0], np.float32(np.inf), good[2]),
+                            (good[0], good[1], np.float32(np.nan)), good):
+        beats.append({"a": 17, "b": -9, "rac": _bits(rac), "rbc": _bits(rbc),
+                      "fixed": _bits(fixed)})
+    got = _simulate(QLinearAdder(), beats, seed, 0.0, 0.0)
+    want = int(ort_add("avx2", np.int8(17), np.int8(-9), 0.02, 3, 0.03, -5, 0.04, 1))
+    assert [flag for _, flag in got] == [0, 1, 1, 1, 0]
+    assert got[0][0] == got[4][0] == want
+
+
+def test_reset_mid_stream(seed):
+    """A reset with beats in the pipeline drops them all; the next stream is exact."""
+    rng = np.random.default_rng(seed)
+    before, _, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1)
+    after, want, _ = _layer_beats(rng, 8)
+    dut = QLinearAdder()
+    rst = Signal()
+    top = Module()
+    top.submodules.dut = ResetInserter(rst)(dut)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)  # hold everything inside
+        for beat in before:
+            ctx.set(dut.i.payload, beat)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick()
+        ctx.set(dut.i.valid, 0)
+        await ctx.tick()
+        assert ctx.get(dut.o.valid)  # a word waits at the output
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(QLinearAdder.LATENCY + 2):
+            assert not ctx.get(dut.o.valid)
+            await ctx.tick()
+        await send(ctx, dut.i, after)
+
+    async def consumer(ctx):
+        await ctx.tick().until(rst)
+        await ctx.tick()
+        for payload in await recv(ctx, dut.o, len(after)):
+            got.append(int(payload.value))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == want
