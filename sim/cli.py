@@ -415,6 +415,11 @@ def _infer(args):
             print(f"... {len(r.mismatches) - 50} more")
         print(f"check: {len(r.mismatches)} of {r.outputs.size} elements differ from "
               "onnxruntime" + (" (bit-exact)" if not r.mismatches else ""))
+        if r.kernel is not None:
+            print(f"check: onnxruntime's QLinearAdd kernel on this CPU: {r.kernel or 'unknown'}"
+                  "; the NPU's ADD computes the x86-64 AVX2+FMA kernel's float32 arithmetic"
+                  + ("" if r.kernel == "avx2" else ": other kernels round differently in rare "
+                     "elements (docs/compiler.md, QLinearAdd)"))
         return 1 if r.mismatches else 0
     return 0
 

@@ -44,7 +44,7 @@ from .requant import _bit_length, _shift_parts
 __all__ = ["FMA_STAGES", "Fma8", "QLinearAdder", "fma8_in_layout", "qladd_in_layout"]
 
 #: Pipeline stages of one fused multiply-add.
-FMA_STAGES = 7
+FMA_STAGES = 9
 
 #: ``d = ez - ey`` from which ``z`` alone is the result (see the module text).
 _Z_ONLY = 33
@@ -79,111 +79,133 @@ def fma_stages(m, pipe, x, y, z, k, extra, name):
 
     ``x``, ``y``, ``z`` and the values of ``extra`` (``{name: value}``, carried along) are
     stage ``k``'s registers. Returns ``(result, invalid, extra)``: the float32 bit pattern,
-    the invalid flag and ``extra``, all registers of stage ``k + FMA_STAGES``.
+    the invalid flag and ``extra``, all registers of stage ``k + FMA_STAGES``. No stage
+    holds more than one carry chain, one shifter or one wide OR.
     """
-    carry = pipe.carry
     keys = list(extra)
-    internal = {"p", "d", "mz", "sz", "ey", "z", "only_z", "bad", "p4", "al", "sticky", "sum",
-                "neg", "mag", "n", "exp", "base", "inc", "zero", "result", "invalid"}
-    if internal & set(keys):  # pragma: no cover - a caller's naming mistake
-        raise ValueError(f"extra must not use the names {sorted(internal & set(keys))}")
+    if {"s_" + key for key in keys} & set(keys):  # pragma: no cover - naming mistake
+        raise ValueError("extra keys must not start with 's_'")
+    stage = [k]
 
-    def keep(s):
-        return {key: s[key] for key in keys}
+    def carry(values, s_prev=None):
+        """Register ``values`` (internal names get an ``s_`` prefix) and the extras."""
+        stage[0] += 1
+        kept = {key: s_prev[key] for key in keys} if s_prev is not None else dict(extra)
+        regs = pipe.carry({**kept, **{f"s_{n}": v for n, v in values.items()}}, stage[0])
+        out = {n: regs[f"s_{n}"] for n in values}
+        out.update({key: regs[key] for key in keys})
+        return out
 
-    # 1: decode; the product x * my (x negated for a negative y); d; the domain checks.
+    # 1: decode; the two halves of the product x * my (12 significand bits each, so each
+    # fits one DSP multiplier); up = d + 2 with d = ez - ey; the domain checks.
     sy, ey, fy = _fields(m, y, f"{name}_y")
     sz, ez, fz = _fields(m, z, f"{name}_z")
-    xs = Signal(signed(9), name=f"{name}_xs")
-    m.d.comb += xs.eq(Mux(sy, -x, x))
-    product = Signal(signed(33), name=f"{name}_p")
-    m.d.comb += product.eq(xs * Cat(fy, Const(1, 1)))
-    d = Signal(signed(10), name=f"{name}_d")
-    m.d.comb += d.eq(ez - ey)
+    my = Cat(fy, Const(1, 1))
+    p_lo = Signal(signed(21), name=f"{name}_plo")
+    p_hi = Signal(signed(21), name=f"{name}_phi")
+    m.d.comb += [p_lo.eq(x * my[:12]), p_hi.eq(x * my[12:])]
+    up = Signal(signed(11), name=f"{name}_up")
+    m.d.comb += up.eq(ez + 2 - ey)
     z_zero = (ez == 0) & (fz == 0)
     bad = (ey == 0) | (ey == 255) | (ez == 255) | ((ez == 0) & (fz != 0))
-    only_z = (x == 0) | ((d >= _Z_ONLY) & ~z_zero)
-    s1 = carry({**extra, "p": product, "d": d, "mz": Mux(z_zero, 0, Cat(fz, Const(1, 1))),
-                "sz": sz, "ey": ey, "z": z, "only_z": only_z, "bad": bad}, k + 1)
+    s1 = carry({"p_lo": p_lo, "p_hi": p_hi, "sy": sy, "up": up,
+                "mz": Mux(z_zero, 0, Cat(fz, Const(1, 1))), "sz": sz, "ey": ey, "z": z,
+                "x_zero": x == 0, "z_zero": z_zero, "bad": bad})
 
-    # 2: z's significand on the grid g (left by d + 2, or right with a sticky bit).
+    # 2: the product (|x * my| < 2**31); z's signed significand; the shift amounts (left
+    # by d + 2 up to 34, or right with a sticky bit, at most _MAX_RIGHT); whether z alone
+    # is the result.
+    product = Signal(signed(33), name=f"{name}_p")
+    m.d.comb += product.eq(s1["p_lo"] + (s1["p_hi"] << 12))
     mz = Signal(signed(26), name=f"{name}_mz")
     m.d.comb += mz.eq(Mux(s1["sz"], -s1["mz"], s1["mz"]))
-    up = s1["d"] + 2
+    u = s1["up"]
     left = Signal(range(_Z_ONLY + 2), name=f"{name}_left")
-    m.d.comb += left.eq(Mux(up < 0, 0, Mux(up > _Z_ONLY + 1, _Z_ONLY + 1, up)))
+    m.d.comb += left.eq(Mux(u < 0, 0, Mux(u > _Z_ONLY + 1, _Z_ONLY + 1, u)))
     right = Signal(range(_MAX_RIGHT + 1), name=f"{name}_right")
-    m.d.comb += right.eq(Mux(up >= 0, 0, Mux(-up > _MAX_RIGHT, _MAX_RIGHT, -up)))
+    m.d.comb += right.eq(Mux(u >= 0, 0, Mux(-u > _MAX_RIGHT, _MAX_RIGHT, -u)))
+    only_z = s1["x_zero"] | ((u >= _Z_ONLY + 2) & ~s1["z_zero"])
+    common = {"ey": s1["ey"], "z": s1["z"], "bad": s1["bad"]}
+    s2 = carry({**common, "p": product, "sy": s1["sy"], "szm": mz, "mz": s1["mz"],
+                "left": left, "right": right, "rshift": u < 0, "only_z": only_z}, s1)
+
+    # 3: x * y on the grid g (the sign of y applied); z on the grid g, and the sticky bit
+    # of what a right shift drops.
+    p4 = Signal(signed(36), name=f"{name}_p4")
+    m.d.comb += p4.eq(Mux(s2["sy"], -s2["p"], s2["p"]) << 2)
     aligned = Signal(signed(_SUM_BITS), name=f"{name}_al")
-    m.d.comb += aligned.eq(Mux(up >= 0, mz << left, mz >> right))
-    mask = Signal(24, name=f"{name}_mask")
-    m.d.comb += mask.eq((Const(1, 27) << right) - 1)
+    m.d.comb += aligned.eq(Mux(s2["rshift"], s2["szm"] >> s2["right"],
+                               s2["szm"] << s2["left"]))
+    dropped = Cat(*(s2["right"] > i for i in range(24)))  # ones below the shift
     sticky = Signal(name=f"{name}_sticky")
-    m.d.comb += sticky.eq((s1["mz"][:24] & mask) != 0)
-    s2 = carry({**keep(s1), "p4": s1["p"] << 2, "al": aligned, "sticky": sticky,
-                "ey": s1["ey"], "z": s1["z"], "only_z": s1["only_z"], "bad": s1["bad"]},
-               k + 2)
+    m.d.comb += sticky.eq((s2["mz"][:24] & dropped) != 0)
+    common = {c: s2[c] for c in ("ey", "z", "bad", "only_z")}
+    s3 = carry({**common, "p4": p4, "al": aligned, "sticky": sticky}, s2)
 
-    # 3: the exact sum, in units of g / 2 (the sticky bit is the half).
+    # 4: the exact sum, in units of g / 2 (the sticky bit is the half).
     total = Signal(signed(_SUM_BITS + 1), name=f"{name}_sum")
-    m.d.comb += total.eq(Cat(s2["sticky"], (s2["p4"] + s2["al"])[:_SUM_BITS]))
-    common = {"ey": s2["ey"], "z": s2["z"], "only_z": s2["only_z"], "bad": s2["bad"]}
-    s3 = carry({**keep(s2), **common, "sum": total}, k + 3)
-
-    # 4: sign and magnitude.
-    neg = s3["sum"][-1]
-    mag = Signal(unsigned(_SUM_BITS + 1), name=f"{name}_mag")
-    m.d.comb += mag.eq(Mux(neg, -s3["sum"], s3["sum"]))
+    m.d.comb += total.eq(Cat(s3["sticky"], (s3["p4"] + s3["al"])[:_SUM_BITS]))
     common = {c: s3[c] for c in common}
-    s4 = carry({**keep(s3), **common, "neg": neg, "mag": mag}, k + 4)
+    s4 = carry({**common, "sum": total}, s3)
 
-    # 5: the bit length n; the value is mag * 2**(ey - 150 - 3), so the biased exponent of
+    # 5: sign and magnitude.
+    neg = s4["sum"][-1]
+    mag = Signal(unsigned(_SUM_BITS + 1), name=f"{name}_mag")
+    m.d.comb += mag.eq(Mux(neg, -s4["sum"], s4["sum"]))
+    common = {c: s4[c] for c in common}
+    s5 = carry({**common, "neg": neg, "mag": mag}, s4)
+
+    # 6: the bit length n; the value is mag * 2**(ey - 150 - 3), so the biased exponent of
     # its leading one is n - 1 + ey - 153 + 127.
-    n = _bit_length(m, s4["mag"], f"{name}_n")
+    n = _bit_length(m, s5["mag"], f"{name}_n")
     exp = Signal(signed(11), name=f"{name}_exp")
-    m.d.comb += exp.eq(n + s4["ey"] - 27)
-    s5 = carry({**keep(s4), **{c: s4[c] for c in ("z", "only_z", "bad")}, "neg": s4["neg"],
-                "mag": s4["mag"], "n": n, "exp": exp}, k + 5)
+    m.d.comb += exp.eq(n + s5["ey"] - 27)
+    tail = {c: s5[c] for c in ("z", "bad", "only_z", "neg")}
+    s6 = carry({**tail, "mag": s5["mag"], "n": n, "exp": exp}, s5)
 
-    # 6: 24 significant bits: right by n - 24 rounding half to even, or left by 24 - n.
-    cut = Signal(range(_SUM_BITS + 2), name=f"{name}_cut")
-    m.d.comb += cut.eq(Mux(s5["n"] > 24, s5["n"] - 24, 0))
-    q, inc = _shift_parts(m, Cat(s5["mag"], Const(0, 1)).as_signed(), cut, "half_even",
-                          f"{name}_r")
-    lift = Signal(range(25), name=f"{name}_lift")
-    m.d.comb += lift.eq(Mux(s5["n"] > 24, 0, 24 - s5["n"]))
-    base = Signal(24, name=f"{name}_base")
-    m.d.comb += base.eq(Mux(s5["n"] > 24, q, s5["mag"][:24] << lift))
-    s6 = carry({**keep(s5), **{c: s5[c] for c in ("z", "only_z", "bad", "neg", "exp")},
-                "base": base, "inc": inc & (s5["n"] > 24), "zero": s5["n"] == 0}, k + 6)
+    # 7: normalized: the leading one at the top bit (a left shift by _SUM_BITS + 1 - n).
+    top = _SUM_BITS + 1
+    norm = Signal(top, name=f"{name}_norm")
+    m.d.comb += norm.eq(s6["mag"] << (top - s6["n"])[:6])
+    tail = {c: s6[c] for c in tail}
+    s7 = carry({**tail, "norm": norm, "exp": s6["exp"], "zero": s6["n"] == 0}, s6)
 
-    # 7: the increment (a carry out makes the significand 2**23 of the next binade), the
+    # 8: 24 significant bits, rounded half to even on the guard bit and the sticky rest.
+    mant = s7["norm"][top - 24:]
+    guard = s7["norm"][top - 25]
+    rest = s7["norm"][:top - 25] != 0
+    tail = {c: s7[c] for c in tail}
+    s8 = carry({**tail, "mant": mant, "inc": guard & (rest | mant[0]), "exp": s7["exp"],
+                "zero": s7["zero"]}, s7)
+
+    # 9: the increment (a carry out makes the significand 2**23 of the next binade), the
     # result or z, and the range check.
     rounded = Signal(25, name=f"{name}_rounded")
-    m.d.comb += rounded.eq(s6["base"] + s6["inc"])
+    m.d.comb += rounded.eq(s8["mant"] + s8["inc"])
     biased = Signal(signed(11), name=f"{name}_biased")
-    m.d.comb += biased.eq(s6["exp"] + rounded[24])
+    m.d.comb += biased.eq(s8["exp"] + rounded[24])
     frac = Signal(23, name=f"{name}_frac")
     m.d.comb += frac.eq(Mux(rounded[24], 0, rounded[:23]))
     result = Signal(32, name=f"{name}_result")
     invalid = Signal(name=f"{name}_invalid")
-    with m.If(s6["only_z"]):
-        m.d.comb += result.eq(s6["z"])
-        m.d.comb += invalid.eq(s6["bad"])
-    with m.Elif(s6["zero"]):
-        m.d.comb += invalid.eq(s6["bad"])
+    with m.If(s8["only_z"]):
+        m.d.comb += result.eq(s8["z"])
+        m.d.comb += invalid.eq(s8["bad"])
+    with m.Elif(s8["zero"]):
+        m.d.comb += invalid.eq(s8["bad"])
     with m.Else():
-        m.d.comb += result.eq(Cat(frac, biased[:8], s6["neg"]))
-        m.d.comb += invalid.eq(s6["bad"] | (biased < 1) | (biased > 254))
-    s7 = carry({**keep(s6), "result": result, "invalid": invalid}, k + 7)
-    return s7["result"], s7["invalid"], keep(s7)
+        m.d.comb += result.eq(Cat(frac, biased[:8], s8["neg"]))
+        m.d.comb += invalid.eq(s8["bad"] | (biased < 1) | (biased > 254))
+    s9 = carry({"result": result, "invalid": invalid}, s8)
+    assert stage[0] == k + FMA_STAGES
+    return s9["result"], s9["invalid"], {key: s9[key] for key in keys}
 
 
 def to_int8_stages(m, pipe, v, k, extra, name):
-    """Add the two stages of ``cvtps2dq`` + saturating packs of ``v`` after stage ``k``.
+    """Add the three stages of ``cvtps2dq`` + saturating packs of ``v`` after stage ``k``.
 
-    Returns ``(value, extra)``; ``value`` is combinational from stage ``k + 1``'s registers
-    (the caller registers it as stage ``k + 2``).
+    Returns ``(value, extra)``; ``value`` is combinational from stage ``k + 2``'s registers
+    (the caller registers it as stage ``k + 3``).
     """
     sign, exp, frac = _fields(m, v, name)
     mant = Signal(28, name=f"{name}_m")  # the significand, zeros on top (shifts up to 26)
@@ -192,19 +214,21 @@ def to_int8_stages(m, pipe, v, k, extra, name):
     # shift of 26 or more gives 0 (|v| < 2**-2), so it is clamped there.
     shift = Signal(range(27), name=f"{name}_shift")
     m.d.comb += shift.eq(Mux(exp >= 150, 0, Mux(exp < 124, 26, 150 - exp)))
-    q, inc = _shift_parts(m, mant.as_signed(), shift, "half_even", name)
-    s1 = pipe.carry({**extra, "q": q, "inc": inc, "sign": sign, "big": exp >= 150,
+    s1 = pipe.carry({**extra, "mant": mant, "shift": shift, "sign": sign, "big": exp >= 150,
                      "huge": exp >= 158}, k + 1)
+    q, inc = _shift_parts(m, s1["mant"].as_signed(), s1["shift"], "half_even", name)
+    s2 = pipe.carry({**{key: s1[key] for key in extra}, "q": q, "inc": inc,
+                     "sign": s1["sign"], "big": s1["big"], "huge": s1["huge"]}, k + 2)
     r = Signal(signed(26), name=f"{name}_int")
-    m.d.comb += r.eq(s1["q"] + s1["inc"])
+    m.d.comb += r.eq(s2["q"] + s2["inc"])
     value = Signal(signed(8), name=f"{name}_value")
-    with m.If(s1["huge"]):  # out of int32's range: INT32_MIN, packed to -128
+    with m.If(s2["huge"]):  # out of int32's range: INT32_MIN, packed to -128
         m.d.comb += value.eq(-128)
-    with m.Elif(s1["sign"]):
-        m.d.comb += value.eq(Mux(s1["big"] | (r > 128), -128, -r))
+    with m.Elif(s2["sign"]):
+        m.d.comb += value.eq(Mux(s2["big"] | (r > 128), -128, -r))
     with m.Else():
-        m.d.comb += value.eq(Mux(s1["big"] | (r > 127), 127, r))
-    return value, {key: s1[key] for key in extra}
+        m.d.comb += value.eq(Mux(s2["big"] | (r > 127), 127, r))
+    return value, {key: s2[key] for key in extra}
 
 
 class Fma8(wiring.Component):
@@ -258,7 +282,7 @@ class QLinearAdder(wiring.Component):
     one beat per cycle; the stages advance together (``i.ready = ~o.valid | o.ready``).
     """
 
-    LATENCY = 1 + 2 * FMA_STAGES + 2
+    LATENCY = 1 + 2 * FMA_STAGES + 3
 
     def __init__(self):
         super().__init__({

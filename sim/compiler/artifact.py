@@ -30,7 +30,7 @@ from .ir import TensorQuant
 __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
 PLAN_VERSION = 1
-_ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool"}
+_ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add"}
 
 
 @dataclass
@@ -59,14 +59,17 @@ def plan_of(network, lowered, p):
     for n, (layer, (first, end)) in enumerate(zip(network.layers, lowered.spans, strict=True)):
         kind = type(layer).__name__
         bands = insns[first:end]
+        sources = network.sources(n)
+        rounding = {"MaxPool": None, "Add": f"{network.mode} (AVX2 QLinearAdd kernel)"}
         layers.append({
-            "name": layer.name, "op": kind, "engine": _ENGINE[bands[0][0]],
-            "input": list(shapes[n]), "output": list(shapes[n + 1]),
+            "name": layer.name, "op": kind, "engine": _ENGINE[bands[-1][0]],
+            "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input
+            "input": list(shapes[sources[0]]), "output": list(shapes[n + 1]),
             "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),
             "pads": list(getattr(layer, "pads", ())) or None,
-            "tiles": len(bands), "macs": layer.macs(shapes[n]),
+            "tiles": len(bands), "macs": layer.macs(shapes[sources[0]]),
             "predicted_cycles": sum(cycles_of(p, op, f) for op, f in bands),
-            "rounding": network.mode if kind != "MaxPool" else None,
+            "rounding": rounding.get(kind, network.mode),
         })
     return {
         "plan_version": PLAN_VERSION,

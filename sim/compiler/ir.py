@@ -1,10 +1,13 @@
-"""The compiler's network form: a chain of integer layers, free of any model format.
+"""The compiler's network form: integer layers in a graph, free of any model format.
 
 A :class:`Network` is what a frontend (ONNX today; TFLite later) produces and what
-:mod:`.lower` turns into NPU instructions. Tensors are int8 ``H x W x C`` with one float32
-scale and one zero point (per tensor); layers hold their integer weights, int32 biases and
-per-output-channel float32 requantization scales exactly as the source model defines them,
-so the lowering does not round anything the model did not round.
+:mod:`.lower` turns into NPU instructions. Its layers are in execution order; each reads
+one or two earlier values (value 0 is the network input, value ``n + 1`` layer ``n``'s
+output), so residual connections are expressed as an :class:`Add` of two values. Tensors
+are int8 ``H x W x C`` with one float32 scale and one zero point (per tensor); layers hold
+their integer weights, int32 biases and per-output-channel float32 requantization scales
+exactly as the source model defines them, so the lowering does not round anything the
+model did not round.
 
 Rounding modes (:data:`MODES`) name the runtime whose requantization the network follows:
 ``ort`` (onnxruntime's float32 multiply), ``tflite`` (single rounding), ``gemmlowp``
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["MODES", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
+__all__ = ["MODES", "Add", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
            "out_size"]
 
 MODES = ("ort", "tflite", "gemmlowp")
@@ -120,14 +123,41 @@ class GlobalAvgPool:
 
 
 @dataclass
+class Add:
+    """Element-wise ``c = a + b`` of two int8 tensors of one shape, each with its quantization.
+
+    The real-valued sum ``a_quant.scale * (a - a_zp) + b_quant.scale * (b - b_zp)`` is
+    quantized to ``out_quant``; how it is rounded is the runtime's (``network.mode``), so
+    the layer keeps the three quantizations and the lowering derives the runtime's
+    constants (``ort``: onnxruntime's AVX2 ``QLinearAdd`` kernel,
+    :mod:`npugen.sim.models.qladd`).
+    """
+
+    a_quant: TensorQuant
+    b_quant: TensorQuant
+    out_quant: TensorQuant
+    name: str = ""
+
+    def out_shape(self, in_shape):
+        """Output ``(H, W, C)``: the inputs' shape."""
+        return tuple(in_shape)
+
+    def macs(self, in_shape):
+        """Return 0: the add multiplies by scales, not weights."""
+        return 0
+
+
+@dataclass
 class Network:
-    """A chain of layers from one int8 input to one int8 output.
+    """Layers from one int8 input to one int8 output.
 
     ``input_shape``: ``(H, W, C)`` of the quantized input; ``input_quant`` how the float
     input becomes int8 (the model's first quantization). ``output_quant`` how the int8
     output becomes float; ``output_layout``: ``"chw"`` (a 4-D ``N x C x H x W`` output) or
     ``"flat"`` (``N x C`` after a fully connected layer). ``input_name``/``output_name`` and
     ``model_input_shape`` keep the source model's names and shape (without the batch axis).
+    ``inputs[n]``: the values layer ``n`` reads (empty list: a chain, layer ``n`` reads value
+    ``n``); ``output_value``: the value the network returns (None: the last layer's).
     """
 
     input_shape: tuple
@@ -140,20 +170,32 @@ class Network:
     output_name: str = "output"
     model_input_shape: tuple = ()
     notes: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    output_value: int | None = None
+
+    def sources(self, n):
+        """Return the values layer ``n`` reads, as a tuple (value 0: the network input)."""
+        return tuple(self.inputs[n]) if self.inputs else (n,)
+
+    @property
+    def output(self):
+        """The value the network returns."""
+        return len(self.layers) if self.output_value is None else self.output_value
 
     def shapes(self):
-        """``[input shape, shape after layer 0, ...]`` as ``(H, W, C)`` tuples."""
+        """``[input shape, layer 0's output shape, ...]``: each value's ``(H, W, C)``."""
         out = [tuple(self.input_shape)]
-        for layer in self.layers:
-            out.append(layer.out_shape(out[-1]))
+        for n, layer in enumerate(self.layers):
+            out.append(layer.out_shape(out[self.sources(n)[0]]))
         return out
 
     @property
     def output_shape(self):
         """The output's ``(H, W, C)``."""
-        return self.shapes()[-1]
+        return self.shapes()[self.output]
 
     def macs(self):
         """Return the useful multiply-accumulates of one inference."""
         shapes = self.shapes()
-        return sum(layer.macs(s) for layer, s in zip(self.layers, shapes, strict=False))
+        return sum(layer.macs(shapes[self.sources(n)[0]])
+                   for n, layer in enumerate(self.layers))

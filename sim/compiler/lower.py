@@ -3,9 +3,13 @@
 Memory plan (all checked against the NPU's params, each shortfall a :class:`LowerError`
 naming the param to raise):
 
-- activations: the input at word 0 of bank 0; layer ``n`` reads bank ``n % 2`` and writes
-  the other bank, each tensor at its bank's first word (``H * W * ceil(C / lanes)`` words
-  must fit ``act_words``).
+- activations: the input at word 0 of bank 0; every layer writes the bank its input is not
+  in (an ``ADD`` reads both inputs from one bank: when they are in different banks, a
+  ``MAXPOOL`` with a 1 x 1 window first copies the second one over). Inside a bank each
+  tensor takes the lowest words free of every tensor still to be read (first fit; a tensor
+  is free after its last reader; the network's output is kept). A chain therefore
+  alternates the banks with every tensor at word 0 of its bank. ``H * W * ceil(C /
+  lanes)`` words per tensor, all live ones of a bank within ``act_words``.
 - weights: every layer's tiles one after another from word 0 (``wgt_words``).
 - table: one entry per output channel of every CONV and AVGPOOL, in layer order
   (``tab_entries``); the entry's bias is the model's bias with ``-zp_in * sum(w)`` folded
@@ -16,6 +20,8 @@ naming the param to raise):
 """
 
 from dataclasses import dataclass
+
+import numpy as np
 
 from npugen.rtl.npu.isa import Op
 from npugen.rtl.npu.params import params_hash
@@ -28,8 +34,9 @@ from ..formats.program import (
     weight_words,
 )
 from ..models.intmath import wrap
+from ..models.qladd import avx2_constants
 from ..models.requant import float32_scale, quantize_multiplier
-from .ir import MODES, Conv, GlobalAvgPool, MaxPool
+from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool
 
 __all__ = ["Lowered", "LowerError", "lower"]
 
@@ -71,6 +78,60 @@ def _conv_bands(out_h, out_w, acc_words):
     return [(r, min(rows, out_h - r)) for r in range(0, out_h, rows)]
 
 
+def _f32_bits(value):
+    return int(np.float32(value).view(np.uint32))
+
+
+def _add_constants(network, layer, where):
+    """Return the ``ADD`` instruction's float32 constants (bit patterns) for ``layer``."""
+    if network.mode != "ort":
+        raise LowerError(f"{where}: an element-wise add in {network.mode} rounding is not "
+                         "built (the NPU's ADD follows onnxruntime's QLinearAdd)")
+    a, b, out = layer.a_quant, layer.b_quant, layer.out_quant
+    rac, rbc, fixed = avx2_constants(a.scale, a.zero_point, b.scale, b.zero_point, out.scale,
+                                     out.zero_point)
+    if not all(2.0 ** -64 <= float(r) < 2.0 ** 24 for r in (rac, rbc)) or \
+            not (fixed == 0 or 2.0 ** -100 <= abs(float(fixed)) < 2.0 ** 64):
+        raise LowerError(f"{where}: the scale ratios {float(rac):g} and {float(rbc):g} (or "
+                         f"the zero-point term {float(fixed):g}) are outside the range the "
+                         "NPU's ADD computes exactly (ratios in [2**-64, 2**24))")
+    return _f32_bits(rac), _f32_bits(rbc), _f32_bits(fixed)
+
+
+class _Banks:
+    """First-fit placement of tensors in the two activation banks (see the module text)."""
+
+    def __init__(self, act_words, last_read):
+        self.act_words = act_words
+        self.last_read = last_read  # value -> index of the last layer reading it
+        self.placed = {}  # value -> (bank, word offset, words)
+
+    def place(self, value, bank, words, now, what):
+        """Put ``value`` into ``bank`` at layer ``now``; return its unified word address."""
+        busy = sorted((off, off + n) for v, (b, off, n) in self.placed.items()
+                      if b == bank and self.last_read[v] >= now)
+        start = 0
+        for lo, hi in busy:
+            if start + words <= lo:
+                break
+            start = max(start, hi)
+        if start + words > self.act_words:
+            raise LowerError(f"{what} needs {words} activation words next to the "
+                             f"{sum(hi - lo for lo, hi in busy)} still to be read in its bank; "
+                             f"act_words is {self.act_words} (raise --act-words)")
+        self.placed[value] = (bank, start, words)
+        return bank * self.act_words + start
+
+    def bank(self, value):
+        """Return the bank ``value`` is in."""
+        return self.placed[value][0]
+
+    def address(self, value):
+        """Return the unified word address of ``value``."""
+        bank, off, _ = self.placed[value]
+        return bank * self.act_words + off
+
+
 def lower(network, p):
     """Return the :class:`Lowered` program of ``network`` for NPU params ``p``."""
     if network.mode not in MODES:
@@ -78,22 +139,45 @@ def lower(network, p):
     if p.systolic is None and any(isinstance(x, Conv) for x in network.layers):
         raise LowerError("the network has convolutions or matrix products; the NPU was built "
                          "without the systolic array (--systolic on)")
+    if not p.add_units and any(isinstance(x, Add) for x in network.layers):
+        raise LowerError("the network has element-wise adds; the NPU was built without ADD "
+                         "units (--add-units 1)")
     lanes, mode = p.lanes, MODES.index(network.mode)
     shapes = network.shapes()
+    words_of = [h * w * _groups(c, lanes) for h, w, c in shapes]
     for n, (h, w, c) in enumerate(shapes):
-        words = h * w * _groups(c, lanes)
-        if words > p.act_words:
+        if words_of[n] > p.act_words:
             what = "the input" if n == 0 else f"layer {n - 1}'s output"
-            raise LowerError(f"{what} ({h}x{w}x{c}) needs {words} activation words; "
+            raise LowerError(f"{what} ({h}x{w}x{c}) needs {words_of[n]} activation words; "
                              f"act_words is {p.act_words} (raise --act-words)")
+    last_read = dict.fromkeys(range(len(shapes)), -1)
+    for n in range(len(network.layers)):
+        for v in network.sources(n):
+            last_read[v] = max(last_read[v], n)
+    last_read[network.output] = len(network.layers)  # the host reads it after HALT
+    banks = _Banks(p.act_words, last_read)
+    banks.place(0, 0, words_of[0], 0, "the input")
     insns = [header_for(p)]
     wgt, tab, spans = [], [], []
-    for n, (layer, (h, w, c)) in enumerate(zip(network.layers, shapes, strict=False)):
-        src = (n % 2) * p.act_words
-        dst = ((n + 1) % 2) * p.act_words
+    for n, layer in enumerate(network.layers):
+        sources = network.sources(n)
+        h, w, c = shapes[sources[0]]
         oh, ow, oc = shapes[n + 1]
         where = f"layer {n} ({type(layer).__name__} {layer.name or ''})".replace(" )", ")")
         first = len(insns)
+        src = banks.address(sources[0])
+        if isinstance(layer, Add) and banks.bank(sources[1]) != banks.bank(sources[0]):
+            # ADD reads a and b from one bank: copy b next to a (a 1 x 1 MAXPOOL).
+            copy = ("copy", n)
+            last_read[copy] = n
+            to = banks.place(copy, banks.bank(sources[0]), words_of[sources[1]], n,
+                             f"{where}: the copy of its second input")
+            insns.append(assemble(Op.MAXPOOL, src=banks.address(sources[1]), dst=to, in_h=h,
+                                  in_w=w, channels=c, out_h=h, out_w=w, kernel=1, stride=1,
+                                  pad_t=0, pad_l=0))
+            sources = (sources[0], copy)
+        dst = banks.place(n + 1, 1 - banks.bank(sources[0]), words_of[n + 1], n,
+                          f"{where}'s output ({oh}x{ow}x{oc})")
         try:
             if isinstance(layer, Conv):
                 bias = wrap(layer.bias - layer.zp_in * layer.weights.sum(axis=(1, 2, 3)), 32)
@@ -128,6 +212,11 @@ def lower(network, p):
                                       channels=c, out_h=oh, out_w=ow, kernel=layer.kernel,
                                       stride=layer.stride, pad_t=layer.pads[0],
                                       pad_l=layer.pads[1]))
+            elif isinstance(layer, Add):
+                rac, rbc, fixed = _add_constants(network, layer, where)
+                insns.append(assemble(Op.ADD, mode=mode, src=src,
+                                      src_b=banks.address(sources[1]), dst=dst, pixels=h * w,
+                                      channels=c, rac=rac, rbc=rbc, fixed=fixed))
             elif isinstance(layer, GlobalAvgPool):
                 t0 = len(tab)
                 tab += _entries(network.mode, wrap(layer.bias, 32), layer.scales, layer.zp_out,
@@ -156,6 +245,6 @@ def lower(network, p):
         except ValueError as exc:
             raise LowerError(f"requantization table: {exc}") from None
     program = Program(params_hash=params_hash(p), insns=insns, segments=segments)
-    out_bank = (len(network.layers) % 2) * p.act_words
-    return Lowered(program=program, input_address=0, output_address=out_bank,
-                   output_shape=shapes[-1], macs=network.macs(), spans=spans)
+    return Lowered(program=program, input_address=0,
+                   output_address=banks.address(network.output),
+                   output_shape=shapes[network.output], macs=network.macs(), spans=spans)

@@ -4,9 +4,11 @@ Both of the quantizer's formats are read:
 
 - **QOperator**: ``QuantizeLinear`` on the float input, ``QLinearConv``, ``MaxPool`` on
   int8, ``Flatten``/``Reshape``, ``QGemm`` (com.microsoft), ``QLinearMatMul``,
-  ``QLinearGlobalAveragePool`` (com.microsoft), and ``DequantizeLinear`` on the output.
+  ``QLinearGlobalAveragePool`` and ``QLinearAdd`` (com.microsoft), and ``DequantizeLinear``
+  on the output. An activation may feed several nodes (residual connections).
 - **QDQ**: float ``Conv``/``Gemm``/``MatMul``/``MaxPool``/``GlobalAveragePool``/
-  ``Flatten``/``Reshape`` between ``DequantizeLinear`` and ``QuantizeLinear`` nodes. Each
+  ``Flatten``/``Reshape`` between ``DequantizeLinear`` and ``QuantizeLinear`` nodes; an
+  ``Add`` is refused (onnxruntime runs it unfused, in float32). Each
   such group is rewritten to the QOperator node onnxruntime fuses it into at load time
   (its QDQ transformers), so both forms of one model compile to the same program.
 
@@ -24,7 +26,7 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .ir import Conv, GlobalAvgPool, MaxPool, Network, TensorQuant
+from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant
 
 __all__ = ["ModelError", "load_onnx", "network_from_onnx"]
 
@@ -54,11 +56,12 @@ class _Node:
 
 @dataclass
 class _Value:
-    """An int8 activation in flight: NPU shape (H, W, C), quantization, flattened or not."""
+    """An int8 activation: NPU shape (H, W, C), quantization, flattened or not, value id."""
 
     shape: tuple
     quant: TensorQuant
     flat: bool = False
+    vid: int = 0  # the Network's value: 0 the input, n + 1 layer n's output
 
 
 def load_onnx(path):
@@ -158,6 +161,13 @@ def _qdq_to_qoperator(graph, consts):
             else:
                 out.append(_Node("QLinearMatMul", x + w + y, list(q.output), _attrs(n),
                                  n.name))
+        elif n.op_type == "Add":
+            # Measured (onnxruntime 1.32, CPU): DequantizeLinear -> Add -> QuantizeLinear
+            # stays unfused in residual graphs and runs in float32 (docs/compiler.md).
+            raise ModelError(f"{where}: in QDQ form onnxruntime computes Add in float32 "
+                             "(DequantizeLinear, Add, QuantizeLinear; not fused into "
+                             "QLinearAdd), which the NPU does not reproduce bit for bit; "
+                             "quantize with QuantFormat.QOperator (QLinearAdd)")
         elif n.op_type == "GlobalAveragePool":
             out.append(_Node("QLinearGlobalAveragePool", x + y, list(q.output),
                              {"channels_last": 0}, n.name))
@@ -191,6 +201,8 @@ class _Importer:
         self.consts = _consts(graph)
         self.values = {}
         self.layers = []
+        self.inputs = []  # per layer, the value ids it reads
+        self.output_vid = None
         self.input_quant = None
         self.output_quant = None
 
@@ -233,8 +245,8 @@ class _Importer:
     def value(self, node, name):
         if name not in self.values:
             raise ModelError(f"{node.where()}: input {name!r} is not an int8 activation this "
-                             "compiler produced (the graph must be one chain)")
-        return self.values.pop(name)  # each activation feeds one node
+                             "compiler produced")
+        return self.values[name]
 
     def weights(self, node, w_name, ws_name, wzp_name, cout_axis):
         w = self.const(node, w_name, "weight", None)
@@ -359,7 +371,7 @@ class _Importer:
         layer = Conv(weights=weights, bias=bias, scales=self.requant_scales(
             x.quant.scale, ws, yq.scale), zp_in=x.quant.zero_point, zp_out=yq.zero_point,
             pads=(0, 0, k - h, k - wd), name=node.name)
-        self.add(node, layer, _Value(x.shape, x.quant), yq, flat=True)
+        self.add(node, layer, _Value(x.shape, x.quant, vid=x.vid), yq, flat=True)
 
     def qgemm(self, node):
         i = node.inputs + [""] * (9 - len(node.inputs))
@@ -436,7 +448,7 @@ class _Importer:
             if not ok:
                 raise ModelError(f"{node.where()}: only a reshape to N x {total} is supported, "
                                  f"not {shape}")
-        self.values[node.outputs[0]] = _Value(x.shape, x.quant, flat=True)
+        self.values[node.outputs[0]] = _Value(x.shape, x.quant, flat=True, vid=x.vid)
 
     def dequantize_output(self, node):
         x = self.value(node, node.inputs[0])
@@ -449,21 +461,38 @@ class _Importer:
             raise ModelError(f"{node.where()}: the dequantized tensor must be the graph's only "
                              "output")
         self.output_quant = q
+        self.output_vid = x.vid
         self.output_layout = "flat" if x.flat else "chw"
         self.output_name = node.outputs[0]
         self.output_shape = x.shape
 
-    def add(self, node, layer, x, yq, flat=False):
+    def qlinearadd(self, node):
+        i = node.inputs + [""] * (8 - len(node.inputs))
+        a, b = self.value(node, i[0]), self.value(node, i[3])
+        aq, bq = self.quant(node, i[1], i[2], "A"), self.quant(node, i[4], i[5], "B")
+        if aq != a.quant or bq != b.quant:
+            raise ModelError(f"{node.where()}: A's or B's scale/zero point differ from their "
+                             "producers'")
+        if a.shape != b.shape or a.flat != b.flat:
+            raise ModelError(f"{node.where()}: A {a.shape} and B {b.shape} must have one shape "
+                             "(broadcasting is not supported)")
+        cq = self.quant(node, i[6], i[7], "C")
+        self.add(node, Add(a_quant=aq, b_quant=bq, out_quant=cq, name=node.name), a, cq,
+                 flat=a.flat, sources=(a.vid, b.vid))
+
+    def add(self, node, layer, x, yq, flat=False, sources=None):
         self.layers.append(layer)
+        self.inputs.append(sources or (x.vid,))
         shape = layer.out_shape(x.shape)
         if min(shape) < 1:
             raise ModelError(f"{node.where()}: the output is empty for input {x.shape}")
-        self.values[node.outputs[0]] = _Value(shape, yq, flat)
+        self.values[node.outputs[0]] = _Value(shape, yq, flat, vid=len(self.layers))
 
     HANDLERS = {"QuantizeLinear": "quantize_input", "QLinearConv": "qlinearconv",
                 "QGemm": "qgemm", "QLinearMatMul": "qlinearmatmul", "MaxPool": "maxpool",
                 "QLinearGlobalAveragePool": "global_avgpool", "Flatten": "flatten",
-                "Reshape": "flatten", "DequantizeLinear": "dequantize_output"}
+                "Reshape": "flatten", "DequantizeLinear": "dequantize_output",
+                "QLinearAdd": "qlinearadd"}
 
     def run(self, nodes):
         for node in nodes:
@@ -471,9 +500,7 @@ class _Importer:
                 continue
             handler = self.HANDLERS.get(node.op)
             if handler is None:
-                hint = (" (element-wise add: the NPU has no ADD instruction yet)"
-                        if node.op == "QLinearAdd" else "")
-                raise ModelError(f"{node.where()}: operator {node.op} is not supported{hint}; "
+                raise ModelError(f"{node.where()}: operator {node.op} is not supported; "
                                  "supported: " + ", ".join(sorted(self.HANDLERS)))
             getattr(self, handler)(node)
         if self.input_quant is None or self.output_quant is None:
@@ -494,4 +521,5 @@ def network_from_onnx(model):
                    layers=importer.layers, output_quant=importer.output_quant,
                    output_layout=importer.output_layout, mode="ort",
                    input_name=importer.input_name, output_name=importer.output_name,
-                   model_input_shape=importer.model_input_shape)
+                   model_input_shape=importer.model_input_shape, inputs=importer.inputs,
+                   output_value=importer.output_vid)

@@ -21,6 +21,7 @@ from ..compiler.execute import input_words, outputs_of, run_isa
 from ..compiler.lower import lower
 from ..compiler.onnx_import import load_onnx, network_from_onnx
 from ..compiler.quant import dequantize
+from ..models.qladd import ort_kernel
 from .build import module_name, run_bench
 
 __all__ = ["ENGINES", "InferResult", "compile_model", "infer", "onnxruntime_outputs"]
@@ -49,6 +50,9 @@ class InferResult:
     seconds: float | None = None  # wall time of the simulation (verilator)
     mismatches: list = field(default_factory=list)  # (index tuple, ours, onnxruntime)
     checked: bool = False
+    #: The check's onnxruntime QLinearAdd kernel on this CPU (``avx2``, ``sse2``, None:
+    #: unknown); the NPU's ADD follows ``avx2``. None unless the network has an add.
+    kernel: str | None = None
 
 
 def onnxruntime_outputs(model_path, x):
@@ -119,4 +123,6 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         result.mismatches = [(tuple(int(i) for i in idx), float(ours[tuple(idx)]),
                               float(ref[tuple(idx)])) for idx in bad]
         result.checked = True
+        if any(layer["op"] == "Add" for layer in compiled.plan["layers"]):
+            result.kernel = ort_kernel()
     return result

@@ -375,8 +375,8 @@ INSN_CYCLES = 6
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
 #: Stages of one QLinearAdd unit (:class:`npugen.rtl.npu.qladd.QLinearAdder`): an input
-#: register, two fused multiply-adds of 7 stages, the conversion's 2.
-ADD_LATENCY = 17
+#: register, two fused multiply-adds of 9 stages, the conversion's 3.
+ADD_LATENCY = 22
 
 
 def _post_tail():

@@ -36,3 +36,26 @@ def test_digits_in_verilator(tmp_path, seed, name):
     print(f"{name}: labels {y_te[pick].tolist()}, predicted {r.outputs.argmax(1).tolist()}, "
           f"{r.cycles[0]} cycles/image (plan {plan['predicted_cycles']}), "
           f"{sum(r.cycles) / r.seconds:,.0f} Verilator cycles/s")
+
+
+def test_residual_network_in_verilator(tmp_path, seed):
+    """Two residual blocks (QLinearAdd, one through a copy between the banks) on the NPU."""
+    from ..compiler.onnx_models import build  # the compiler tests' model generator
+
+    rng = np.random.default_rng(seed)
+    same = {"cout": 5, "k": 3, "pads": [1, 1, 1, 1]}
+    spec = [("conv", {**same, "act": "relu"}), ("mark", {"as": "s"}), ("conv", same),
+            ("conv", same), ("add", {"with": "s", "act": "relu"}), ("mark", {"as": "t"}),
+            ("conv", same), ("add", {"with": "t"}), ("maxpool", {"k": 2, "stride": 2}),
+            ("flatten", {}), ("gemm", {"cout": 10})]
+    q, _ = build(tmp_path, rng, (1, 8, 8), spec)
+    x = rng.uniform(-1.5, 1.5, size=(4, 1, 8, 8)).astype(np.float32)
+    compile_model(q, tmp_path / "residual", NPU_DEMO)
+    plan = json.loads((tmp_path / "residual" / "plan.json").read_text())
+    assert [layer["op"] for layer in plan["layers"]].count("Add") == 2
+    r = infer(tmp_path / "residual", x, engine="verilator", check=True,
+              build_root=ROOT / "build" / "cocotb", seed=seed)
+    assert r.checked and r.mismatches == [], r.mismatches[:10]
+    for cycles in r.cycles:
+        assert abs(cycles - plan["predicted_cycles"]) <= 0.05 * cycles
+    print(f"residual: {r.cycles[0]} cycles/image (plan {plan['predicted_cycles']})")

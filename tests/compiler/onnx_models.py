@@ -17,9 +17,12 @@ def float_model(rng, input_shape, spec):
     """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
 
     ops: ``conv`` (cout, k, stride, pads, act: none|relu|relu6), ``maxpool`` (k, stride,
-    pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul`` (cout).
+    pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul`` (cout), ``mark`` (as:
+    remember the current tensor under a name), ``add`` (with: add the tensor remembered
+    under that name, a residual connection; act as for conv).
     """
     nodes, inits = [], []
+    marked = {}
     name, shape = "x", list(input_shape)  # C H W or F
 
     def new(prefix):
@@ -69,6 +72,17 @@ def float_model(rng, input_shape, spec):
                 ins.append(init(new("B"), rng.normal(0, 0.2, kw["cout"])))
             nodes.append(helper.make_node("Gemm", ins, [out], transB=1))
             shape = [kw["cout"]]
+        elif op == "mark":
+            marked[kw["as"]] = (name, list(shape))
+            continue
+        elif op == "add":
+            other, other_shape = marked[kw["with"]]
+            assert other_shape == shape, (other_shape, shape)
+            nodes.append(helper.make_node("Add", [name, other], [out]))
+            if kw.get("act", "none") == "relu":
+                after = new("act")
+                nodes.append(helper.make_node("Relu", [out], [after]))
+                out = after
         elif op == "matmul":
             wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(shape[0]), (shape[0], kw["cout"])))
             nodes.append(helper.make_node("MatMul", [name, wgt], [out]))

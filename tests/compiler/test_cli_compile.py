@@ -139,14 +139,29 @@ def test_grouped_convolution(tmp_path, capsys):
              match="grouped convolution is not supported")
 
 
-def test_residual_add(tmp_path, capsys):
+def test_add_with_a_scale_ratio_the_npu_cannot_run_exactly(tmp_path, capsys):
     def add(nodes, inits):
-        nodes.append(helper.make_node("QLinearAdd", ["xq", "s", "z", "xq", "s", "z", "s", "z"],
+        inits += [numpy_helper.from_array(np.float32(2.0 ** 30), "big"),
+                  numpy_helper.from_array(np.ones((2, 2, 3, 3), np.int8), "w2"),
+                  numpy_helper.from_array(np.full(2, 0.01, np.float32), "ws2"),
+                  numpy_helper.from_array(np.zeros(2, np.int8), "wz2")]
+        nodes.append(helper.make_node("QLinearConv", ["xq", "s", "z", "w2", "ws2", "wz2",
+                                                      "big", "z"], ["c"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("QLinearAdd", ["xq", "s", "z", "c", "big", "z", "s",
+                                                     "z"], ["a"], domain="com.microsoft"))
+        return "a"
+    _refused(capsys, "compile", _qop_model(tmp_path, add), "-o", tmp_path / "out",
+             match="outside the range the NPU's ADD computes exactly")
+
+
+def test_add_of_two_shapes(tmp_path, capsys):
+    def add(nodes, inits):
+        nodes.append(helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[2, 2]))
+        nodes.append(helper.make_node("QLinearAdd", ["xq", "s", "z", "p", "s", "z", "s", "z"],
                                       ["a"], domain="com.microsoft"))
         return "a"
     _refused(capsys, "compile", _qop_model(tmp_path, add), "-o", tmp_path / "out",
-             match="operator QLinearAdd is not supported (element-wise add: the NPU has no "
-                   "ADD instruction yet)")
+             match="must have one shape (broadcasting is not supported)")
 
 
 def test_uint8_activations(tmp_path, capsys, seed):

@@ -77,6 +77,38 @@ def test_zero_point_extremes(tmp_path, seed, input_range):
     _check(tmp_path, q, shape, rng, input_range=input_range)
 
 
+def _residual_spec(rng, branch):
+    c = int(rng.integers(1, 7))
+    same = {"cout": c, "k": 3, "pads": [1, 1, 1, 1], "stride": 1}
+    spec = [("conv", {**same, "act": "relu"}), ("mark", {"as": "s"})]
+    spec += [("conv", {**same, "act": str(rng.choice(["none", "relu"]))})] * branch
+    return spec + [("add", {"with": "s", "act": "relu"}), ("mark", {"as": "t"}),
+                   ("conv", same), ("add", {"with": "t"})]
+
+
+@pytest.mark.parametrize("branch", [1, 2], ids=["copy", "same_bank"])
+def test_residual_add(tmp_path, seed, branch):
+    """Residual blocks, conv -> (branch convs) + skip -> ReLU -> conv -> + skip, on ADD.
+
+    A branch of one convolution leaves the two addends in different banks (the compiler
+    copies one); two convolutions bring them back to one bank.
+    """
+    rng = np.random.default_rng([seed, branch])
+    shape = (int(rng.integers(1, 4)), int(rng.integers(3, 8)), int(rng.integers(3, 8)))
+    q, _ = build(tmp_path, rng, shape, _residual_spec(rng, branch))
+    assert ops_of(q).count("QLinearAdd") == 2, ops_of(q)
+    r = _check(tmp_path, q, shape, rng, p=SMALL, n=20)
+    assert r.kernel == "avx2"  # this machine's onnxruntime kernel, the one ADD follows
+
+
+def test_residual_add_in_qdq_form_is_refused(tmp_path, seed):
+    """Onnxruntime runs a QDQ Add unfused in float32: not what ADD computes."""
+    rng = np.random.default_rng(seed)
+    q, _ = build(tmp_path, rng, (2, 4, 4), _residual_spec(rng, 2), fmt="QDQ")
+    with pytest.raises(ValueError, match="in QDQ form onnxruntime computes Add in float32"):
+        compile_model(q, tmp_path / "compiled", SMALL)
+
+
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 def test_pool_fc(tmp_path, seed, fmt):
     rng = np.random.default_rng(seed)
