@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from npugen.rtl.npu.qladd import Fma8, QLinearAdder
 from npugen.sim.flow.pysim import recv, send
-from npugen.sim.models.qladd import avx2_constants, fma_f32, ort_add
+from npugen.sim.models.qladd import avx2_constants, fma_f32, ort_add, ort_kernel
 
 MIN_NORMAL = 2.0 ** -126
 
@@ -273,3 +273,62 @@ def test_reset_mid_stream(seed):
     sim.add_testbench(consumer)
     sim.run()
     assert got == want
+
+
+def _onnxruntime_qladd(layer, a, b):
+    """Run this machine's onnxruntime ``QLinearAdd`` on int8 vectors ``a``, ``b``."""
+    import onnxruntime
+    from onnx import TensorProto, helper, numpy_helper
+
+    init = [numpy_helper.from_array(np.array(v, dtype=t), n) for n, v, t in zip(
+        ("sa", "za", "sb", "zb", "sc", "zc"), layer,
+        (np.float32, np.int8, np.float32, np.int8, np.float32, np.int8), strict=True)]
+    node = helper.make_node("QLinearAdd", ["a", "sa", "za", "b", "sb", "zb", "sc", "zc"],
+                            ["c"], domain="com.microsoft")
+    io = [helper.make_tensor_value_info(n, TensorProto.INT8, [a.size]) for n in "abc"]
+    model = helper.make_model(helper.make_graph([node], "qladd", io[:2], io[2:], init),
+                              opset_imports=[helper.make_opsetid("", 17),
+                                             helper.make_opsetid("com.microsoft", 1)])
+    session = onnxruntime.InferenceSession(model.SerializeToString(),
+                                           providers=["CPUExecutionProvider"])
+    return session.run(None, {"a": a, "b": b})[0]
+
+
+@pytest.mark.slow
+def test_every_input_pair_against_onnxruntime(seed):
+    """All 65,536 (a, b) pairs of a random layer, back to back, against onnxruntime itself."""
+    assert ort_kernel() == "avx2", "this machine's onnxruntime runs another QLinearAdd kernel"
+    rng = np.random.default_rng(seed)
+    layer = (*(v for _ in range(3) for v in (np.float32(10 ** rng.uniform(-3, -1)),
+                                              int(rng.integers(-128, 128)))),)
+    a = np.repeat(np.arange(-128, 128), 256).astype(np.int8)
+    b = np.tile(np.arange(-128, 128), 256).astype(np.int8)
+    want = _onnxruntime_qladd(layer, a, b)
+    rac, rbc, fixed = avx2_constants(*layer)
+    dut = QLinearAdder()
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.payload, {"a": 0, "b": 0, "rac": _bits(rac), "rbc": _bits(rbc),
+                                "fixed": _bits(fixed)})
+        n = 0
+        while len(got) < a.size:
+            ctx.set(dut.i.valid, n < a.size)
+            if n < a.size:
+                ctx.set(dut.i.payload.a, int(a[n]))
+                ctx.set(dut.i.payload.b, int(b[n]))
+            _, _, valid, value, flag = await ctx.tick().sample(
+                dut.o.valid, dut.o.payload.value, dut.o.payload.invalid)
+            n += 1
+            if valid:
+                assert not flag
+                got.append(value)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    bad = np.flatnonzero(np.array(got) != want.astype(np.int64))
+    assert bad.size == 0, (f"layer {layer}: {bad.size} pairs differ, first (a, b) = "
+                           f"{(int(a[bad[0]]), int(b[bad[0]]))}")
