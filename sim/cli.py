@@ -416,7 +416,7 @@ def _infer(args):
         print(f"check: {len(r.mismatches)} of {r.outputs.size} elements differ from "
               "onnxruntime" + (" (bit-exact)" if not r.mismatches else ""))
         if r.kernel is not None:
-            print(f"check: onnxruntime's QLinearAdd kernel on this CPU: {r.kernel or 'unknown'}"
+            print(f"check: onnxruntime's QLinearAdd kernel on this CPU: {r.kernel}"
                   "; the NPU's ADD computes the x86-64 AVX2+FMA kernel's float32 arithmetic"
                   + ("" if r.kernel == "avx2" else ": other kernels round differently in rare "
                      "elements (docs/compiler.md, QLinearAdd)"))

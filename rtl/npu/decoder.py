@@ -127,7 +127,7 @@ class Decoder(wiring.Component):
         with m.Elif(is_op[Op.ADD]):
             m.d.comb += early_bad.eq((add.mode != 0) | (add.pixels == 0) | (add.channels == 0))
 
-        # ADD's float32 constants (CONST): rac, rbc in [2**-64, 2**24), fixed zero or
+        # ADD's float32 constants (CONST): |rac|, |rbc| in [2**-64, 2**24), fixed zero or
         # 2**-100 <= |fixed| < 2**64, read from the biased exponent fields.
         def exp_outside(bits, lo, hi):
             return (bits[23:31] < lo) | (bits[23:31] > hi)

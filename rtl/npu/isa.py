@@ -82,8 +82,8 @@ class ErrorCode(enum.IntEnum):
     BANK = 7
     #: The program counter ran past the instruction memory without a ``HALT``.
     PC = 8
-    #: An ``ADD``'s float32 constants outside the range its unit is exact for (``rac`` and
-    #: ``rbc`` in ``[2**-64, 2**24)``, ``fixed`` zero or ``2**-100 <= |fixed| < 2**64``).
+    #: An ``ADD``'s float32 constants outside the range its unit is exact for (``|rac|`` and
+    #: ``|rbc|`` in ``[2**-64, 2**24)``, ``fixed`` zero or ``2**-100 <= |fixed| < 2**64``).
     CONST = 9
 
 

@@ -25,8 +25,8 @@ the hidden one):
   a magnitude, normalized by its bit length and rounded half to even to 24 significant bits.
 - The result is flagged ``invalid`` when an operand is outside that domain (``y`` zero,
   subnormal, infinite or NaN; ``z`` subnormal, infinite or NaN) or the rounded result is not
-  a normal float32 (overflow, or below ``2**-126``). The sign of a zero result is not kept
-  (``+0``); no conversion to an integer tells them apart.
+  a normal float32 (overflow, or below ``2**-126``). A zero result may carry either sign
+  (IEEE gives ``+0`` for a sum that cancels); no conversion to an integer tells them apart.
 
 Conversion (``cvtps2dq`` and two saturating packs): ``|v|`` rounded half to even to an integer
 by a right shift; ``v >= 2**23`` is an integer already and saturates; ``|v| >= 2**31`` is out

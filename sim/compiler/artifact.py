@@ -29,7 +29,8 @@ from .ir import TensorQuant
 
 __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
-PLAN_VERSION = 1
+#: 2: ISA version 2 (ADD), layers read earlier values (``reads``).
+PLAN_VERSION = 2
 _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add"}
 
 
@@ -127,7 +128,8 @@ def read_compiled(path):
     try:
         plan = json.loads(plan_path.read_text())
         if plan.get("plan_version") != PLAN_VERSION:
-            raise ValueError(f"plan_version must be {PLAN_VERSION}")
+            raise ValueError(f"plan_version must be {PLAN_VERSION} (compiled by another "
+                             "npugen version: run 'npugen compile' again)")
         p = NpuParams.from_json(json.dumps(plan["npu"]))
         for side in ("input", "output"):
             part = plan[side]

@@ -202,6 +202,7 @@ class _Importer:
         self.values = {}
         self.layers = []
         self.inputs = []  # per layer, the value ids it reads
+        self.wheres = []  # per layer, its node for messages
         self.output_vid = None
         self.input_quant = None
         self.output_quant = None
@@ -483,6 +484,7 @@ class _Importer:
     def add(self, node, layer, x, yq, flat=False, sources=None):
         self.layers.append(layer)
         self.inputs.append(sources or (x.vid,))
+        self.wheres.append(node.where())
         shape = layer.out_shape(x.shape)
         if min(shape) < 1:
             raise ModelError(f"{node.where()}: the output is empty for input {x.shape}")
@@ -508,6 +510,11 @@ class _Importer:
                              "dequantize its output (DequantizeLinear)")
         if not self.layers:
             raise ModelError("the model has no layer to run")
+        read = {v for sources in self.inputs for v in sources} | {self.output_vid}
+        for n, where in enumerate(self.wheres):
+            if n + 1 not in read:
+                raise ModelError(f"{where}: its output is never used (the NPU computes the "
+                                 "one graph output; remove the dead branch)")
 
 
 def network_from_onnx(model):

@@ -50,8 +50,8 @@ class InferResult:
     seconds: float | None = None  # wall time of the simulation (verilator)
     mismatches: list = field(default_factory=list)  # (index tuple, ours, onnxruntime)
     checked: bool = False
-    #: The check's onnxruntime QLinearAdd kernel on this CPU (``avx2``, ``sse2``, None:
-    #: unknown); the NPU's ADD follows ``avx2``. None unless the network has an add.
+    #: The check's onnxruntime QLinearAdd kernel on this CPU (``avx2``, ``sse2`` or
+    #: ``unknown``); the NPU's ADD follows ``avx2``. None unless the network has an add.
     kernel: str | None = None
 
 
@@ -124,5 +124,5 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
                               float(ref[tuple(idx)])) for idx in bad]
         result.checked = True
         if any(layer["op"] == "Add" for layer in compiled.plan["layers"]):
-            result.kernel = ort_kernel()
+            result.kernel = ort_kernel() or "unknown"
     return result

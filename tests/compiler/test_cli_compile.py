@@ -257,3 +257,13 @@ def test_huge_inputs_saturate_like_onnxruntime(tmp_path, seed):
     x = np.array([[3e38, -3e38, 1e19, -1e19, 0.5, -0.5]] * 2, dtype=np.float32)
     r = infer(tmp_path / "c", x, check=True)
     assert r.checked and r.mismatches == [], r.mismatches
+
+
+def test_dead_branch(tmp_path, capsys):
+    def nodes(nodes, inits):
+        nodes.append(helper.make_node("MaxPool", ["xq"], ["dead"], kernel_shape=[2, 2],
+                                      name="unused_pool"))
+        nodes.append(helper.make_node("MaxPool", ["xq"], ["p"], kernel_shape=[3, 3]))
+        return "p"
+    _refused(capsys, "compile", _qop_model(tmp_path, nodes), "-o", tmp_path / "out",
+             match="node 'unused_pool' (MaxPool): its output is never used")

@@ -309,8 +309,6 @@ def test_add_random(seed, lanes):
     out = tensor_words(expected, lanes)
     before[dst:dst + len(out)] = out
     assert model.read("act", 0, 2 * p.act_words) == before
-    assert status.cycles == sum(cycles_of(p, *step) for step in [
-        (Op.HEADER, {}), (Op.ADD, {"pixels": h * wd, "channels": c}), (Op.HALT, {})])
 
 
 ADD = {"mode": 0, "src": 0, "src_b": 100, "dst": 256, "pixels": 8, "channels": 5,

@@ -17,6 +17,7 @@ from npugen.rtl.npu.core import Npu
 from npugen.rtl.npu.isa import ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.npu.protocol import HostError
+from npugen.rtl.npu.qladd import QLinearAdder
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.program import (
@@ -28,7 +29,7 @@ from npugen.sim.formats.program import (
     weight_words,
 )
 from npugen.sim.host import npu as host
-from npugen.sim.models.npu import NpuModel, NpuState
+from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
 from npugen.sim.models.qladd import avx2_constants
 from npugen.sim.models.requant import float32_scale, quantize_multiplier
 
@@ -218,7 +219,8 @@ def test_add(seed, lanes, add_units):
     program = Program(params_hash=params_hash(p), insns=insns)
     st, expected = check_program(p, program, seed, act=act)
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
-    print(f"cycles: RTL {st['cycles']}, model {expected.cycles}")
+    assert st["cycles"] == expected.cycles  # the ADD cycle model is exact
+    assert ADD_LATENCY == QLinearAdder.LATENCY  # the model's constant is the unit's
 
 
 BAD = [

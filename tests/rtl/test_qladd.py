@@ -109,6 +109,16 @@ def test_fma_alignment_cases(seed):
             y = _f32(_mantissa(rng), ey - 23, rng.choice([-1, 1]))
             z = _f32(_mantissa(rng), ey + d - 23, rng.choice([-1, 1]))
             cases.append((x, y, z))
+    # The edges of the two shortcuts: z alone (d >= 33) next to the largest |x * y| and z a
+    # power of two of the other sign; the sticky bit (d = -3, -2) with z's last bit set.
+    big = (1 << 24) - 1
+    for d in (31, 32, 33, 34):
+        for x, zs in ((-128, 1), (127, -1), (-128, -1)):
+            cases.append((x, _f32(big, -23), _f32(1 << 23, d - 23, zs)))
+    for d in (-4, -3, -2, -1):
+        for m in (1 << 23, (1 << 23) + 1, big):
+            for x, zs in ((1, -1), (-1, 1), (3, 1), (-128, -1)):
+                cases.append((x, _f32(1 << 23, -23), _f32(m, d - 23, zs)))
     _check_fma(cases, seed)
 
 
