@@ -347,9 +347,12 @@ def _compile(args):
           f"{plan['instructions']} instructions, {plan['macs']} MACs, "
           f"{plan['predicted_cycles']} cycles predicted per inference")
     for n, layer in enumerate(plan["layers"]):
+        reads = layer["reads"]
+        edges = "" if reads == [n - 1] else "  reads " + ", ".join(
+            "input" if r < 0 else f"{r}" for r in reads)
         print(f"  {n}: {layer['op']:<13} {'x'.join(map(str, layer['input'])):>9} -> "
               f"{'x'.join(map(str, layer['output'])):<9} {layer['engine']:<8} "
-              f"{layer['tiles']} tile(s) {layer['predicted_cycles']:>7} cycles")
+              f"{layer['tiles']} tile(s) {layer['predicted_cycles']:>7} cycles{edges}")
     print(f"wrote {args.output}")
     return 0
 

@@ -267,3 +267,22 @@ def test_dead_branch(tmp_path, capsys):
         return "p"
     _refused(capsys, "compile", _qop_model(tmp_path, nodes), "-o", tmp_path / "out",
              match="node 'unused_pool' (MaxPool): its output is never used")
+
+
+def test_compile_and_check_a_residual_network(tmp_path, capsys, seed):
+    """The summary shows where a layer reads from; --check names the QLinearAdd kernel."""
+    rng = np.random.default_rng(seed)
+    same = {"cout": 3, "k": 3, "pads": [1, 1, 1, 1]}
+    spec = [("conv", {**same, "act": "relu"}), ("mark", {"as": "s"}), ("conv", same),
+            ("add", {"with": "s"})]
+    q, _ = build(tmp_path, rng, (2, 5, 5), spec)
+    code, out, _ = _run(capsys, "compile", q, "-o", tmp_path / "res")
+    assert code == 0, out
+    layer = {line.split(":")[0].strip(): line for line in out.splitlines()
+             if line.startswith("  ")}
+    assert "reads" not in layer["1"] and layer["2"].endswith("reads 1, 0"), out
+    np.save(tmp_path / "x.npy", rng.uniform(-1, 1, size=(3, 2, 5, 5)).astype(np.float32))
+    code, out, _ = _run(capsys, "infer", tmp_path / "res", "--input", tmp_path / "x.npy",
+                        "-o", tmp_path / "y.npy", "--check")
+    assert "check: onnxruntime's QLinearAdd kernel on this CPU: " in out, out
+    assert code == 0 or "other kernels round differently" in out, out
