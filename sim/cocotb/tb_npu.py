@@ -30,7 +30,7 @@ from ..formats.program import (
 )
 from ..host import npu as host
 from ..models.npu import NpuModel, NpuState
-from ..models.qladd import avx2_constants
+from ..models.qladd import avx2_constants, f32_bits
 from .bench import TRAFFIC, Bench, check_words, write_result
 
 
@@ -143,10 +143,6 @@ def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
     return program
 
 
-def _f32_bits(value):
-    return int(np.float32(value).view(np.uint32))
-
-
 def _add_case(p, nrng):
     """Return an ``ADD`` of two random tensors in bank 0 (random layer) into bank 1."""
     h, w, c = (int(v) for v in nrng.integers(1, 5, size=3))
@@ -158,8 +154,8 @@ def _add_case(p, nrng):
     rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
     src_b = 1 + words + int(nrng.integers(0, 3))
     insn = assemble(Op.ADD, mode=0, src=1, src_b=src_b, dst=p.act_words + 2, pixels=h * w,
-                    channels=c, rac=_f32_bits(rac), rbc=_f32_bits(rbc),
-                    fixed=_f32_bits(fixed))
+                    channels=c, rac=f32_bits(rac), rbc=f32_bits(rbc),
+                    fixed=f32_bits(fixed))
     return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
                    segments=[("act", 1, tensor_words(a, p.lanes)),
                              ("act", src_b, tensor_words(b, p.lanes))])
@@ -212,8 +208,8 @@ async def test_bad_programs(dut):
     }
     if p.add_units:
         cases[ErrorCode.CONST] = assemble(Op.ADD, mode=0, src=0, src_b=4, dst=a, pixels=2,
-                                          channels=1, rac=_f32_bits(2.0 ** 30),
-                                          rbc=_f32_bits(0.5), fixed=0)
+                                          channels=1, rac=f32_bits(2.0 ** 30),
+                                          rbc=f32_bits(0.5), fixed=0)
     model = NpuModel(p)
     model.write("act", 0, act)
     for code, insn in cases.items():

@@ -21,8 +21,6 @@ naming the param to raise):
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from npugen.rtl.npu.isa import Op
 from npugen.rtl.npu.params import params_hash
 
@@ -34,7 +32,7 @@ from ..formats.program import (
     weight_words,
 )
 from ..models.intmath import wrap
-from ..models.qladd import avx2_constants
+from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
 from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool
 
@@ -78,10 +76,6 @@ def _conv_bands(out_h, out_w, acc_words):
     return [(r, min(rows, out_h - r)) for r in range(0, out_h, rows)]
 
 
-def _f32_bits(value):
-    return int(np.float32(value).view(np.uint32))
-
-
 def _add_constants(network, layer, where):
     """Return the ``ADD`` instruction's float32 constants (bit patterns) for ``layer``."""
     if network.mode != "ort":
@@ -95,7 +89,7 @@ def _add_constants(network, layer, where):
         raise LowerError(f"{where}: the scale ratios {float(rac):g} and {float(rbc):g} (or "
                          f"the zero-point term {float(fixed):g}) are outside the range the "
                          "NPU's ADD computes exactly (ratios in [2**-64, 2**24))")
-    return _f32_bits(rac), _f32_bits(rbc), _f32_bits(fixed)
+    return f32_bits(rac), f32_bits(rbc), f32_bits(fixed)
 
 
 class _Banks:

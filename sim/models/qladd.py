@@ -39,12 +39,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["KERNELS", "avx2_add", "avx2_constants", "fma_f32", "ort_add", "ort_kernel"]
+__all__ = ["KERNELS", "avx2_add", "avx2_constants", "f32_bits", "fma_f32", "ort_add",
+           "ort_kernel"]
 
 #: The kernels :func:`ort_add` models (see the module text).
 KERNELS = ("avx2", "sse2")
 
 _F32 = np.float32
+
+
+def f32_bits(value):
+    """Return the bit pattern of ``value`` as float32 (an int), as ``ADD`` carries its constants."""
+    return int(np.float32(value).view(np.uint32))
 
 
 def fma_f32(x, y, z):

@@ -14,7 +14,7 @@ from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.formats.program import Program, ProgramError, assemble, header_for, table_words
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
-from npugen.sim.models.qladd import avx2_constants, ort_add
+from npugen.sim.models.qladd import avx2_constants, f32_bits, ort_add
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
 
 MODES = ("ort", "tflite", "gemmlowp")
@@ -273,10 +273,6 @@ def test_network_conv_pool_fc(seed):
     assert status.busy["systolic"] > 0 and status.busy["pool"] > 0
 
 
-def _bits(value):
-    return int(np.float32(value).view(np.uint32))
-
-
 @pytest.mark.parametrize("lanes", [1, 3, 4])
 def test_add_random(seed, lanes):
     """ADD against onnxruntime's kernel model, element by element, in a random layer."""
@@ -297,8 +293,8 @@ def test_add_random(seed, lanes):
     before = model.read("act", 0, 2 * p.act_words)
     dst = p.act_words + 2
     status = run_one(model, assemble(Op.ADD, mode=0, src=5, src_b=src_b, dst=dst,
-                                     pixels=h * wd, channels=c, rac=_bits(rac),
-                                     rbc=_bits(rbc), fixed=_bits(fixed)))
+                                     pixels=h * wd, channels=c, rac=f32_bits(rac),
+                                     rbc=f32_bits(rbc), fixed=f32_bits(fixed)))
     assert status.state is NpuState.DONE
     expected = np.zeros((h, wd, c), dtype=np.int64)
     for y in range(h):
@@ -312,7 +308,7 @@ def test_add_random(seed, lanes):
 
 
 ADD = {"mode": 0, "src": 0, "src_b": 100, "dst": 256, "pixels": 8, "channels": 5,
-       "rac": _bits(0.75), "rbc": _bits(0.5), "fixed": _bits(3.0)}
+       "rac": f32_bits(0.75), "rbc": f32_bits(0.5), "fixed": f32_bits(3.0)}
 
 GOOD = {"mode": 0, "src": 0, "dst": 256, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
@@ -342,10 +338,10 @@ BAD = [
                           channels=1), ErrorCode.SHAPE),
     ("add_mode", assemble(Op.ADD, **{**ADD, "mode": 1}), ErrorCode.SHAPE),
     ("add_zero", assemble(Op.ADD, **{**ADD, "pixels": 0}), ErrorCode.SHAPE),
-    ("add_rac_big", assemble(Op.ADD, **{**ADD, "rac": _bits(2.0 ** 24)}), ErrorCode.CONST),
-    ("add_rbc_small", assemble(Op.ADD, **{**ADD, "rbc": _bits(2.0 ** -65)}), ErrorCode.CONST),
-    ("add_fixed_nan", assemble(Op.ADD, **{**ADD, "fixed": _bits(np.nan)}), ErrorCode.CONST),
-    ("add_fixed_tiny", assemble(Op.ADD, **{**ADD, "fixed": _bits(2.0 ** -101)}),
+    ("add_rac_big", assemble(Op.ADD, **{**ADD, "rac": f32_bits(2.0 ** 24)}), ErrorCode.CONST),
+    ("add_rbc_small", assemble(Op.ADD, **{**ADD, "rbc": f32_bits(2.0 ** -65)}), ErrorCode.CONST),
+    ("add_fixed_nan", assemble(Op.ADD, **{**ADD, "fixed": f32_bits(np.nan)}), ErrorCode.CONST),
+    ("add_fixed_tiny", assemble(Op.ADD, **{**ADD, "fixed": f32_bits(2.0 ** -101)}),
      ErrorCode.CONST),
     ("add_b_past_bank", assemble(Op.ADD, **{**ADD, "src_b": 250}), ErrorCode.ADDRESS),
     ("add_b_other_bank", assemble(Op.ADD, **{**ADD, "src_b": 300, "dst": 150}),

@@ -30,7 +30,7 @@ from npugen.sim.formats.program import (
 )
 from npugen.sim.host import npu as host
 from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
-from npugen.sim.models.qladd import avx2_constants
+from npugen.sim.models.qladd import avx2_constants, f32_bits
 from npugen.sim.models.requant import float32_scale, quantize_multiplier
 
 MODES = ("ort", "tflite", "gemmlowp")
@@ -192,16 +192,12 @@ def test_pools(seed):
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
 
 
-def _bits(value):
-    return int(np.float32(value).view(np.uint32))
-
-
 def add_insn(rng, **regions):
     """Return an ``ADD`` of a random layer (zero points at their extremes or random)."""
     sa, sb, sc = (float(2.0 ** rng.uniform(-9, -2)) for _ in range(3))
     za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
     rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
-    return assemble(Op.ADD, mode=0, rac=_bits(rac), rbc=_bits(rbc), fixed=_bits(fixed),
+    return assemble(Op.ADD, mode=0, rac=f32_bits(rac), rbc=f32_bits(rbc), fixed=f32_bits(fixed),
                     **regions)
 
 
@@ -234,9 +230,9 @@ BAD = [
     ("bank", assemble(Op.MAXPOOL, src=0, dst=20, in_h=2, in_w=2, channels=1, out_h=1,
                       out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.BANK),
     ("const", assemble(Op.ADD, mode=0, src=0, src_b=10, dst=60, pixels=4, channels=2,
-                       rac=_bits(2.0 ** 24), rbc=_bits(0.5), fixed=0), ErrorCode.CONST),
+                       rac=f32_bits(2.0 ** 24), rbc=f32_bits(0.5), fixed=0), ErrorCode.CONST),
     ("bank_b", assemble(Op.ADD, mode=0, src=0, src_b=50, dst=60, pixels=4, channels=2,
-                        rac=_bits(0.5), rbc=_bits(0.5), fixed=0), ErrorCode.BANK),
+                        rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0), ErrorCode.BANK),
 ]
 
 

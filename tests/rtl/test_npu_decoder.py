@@ -19,6 +19,7 @@ from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.program import assemble
 from npugen.sim.models.npu import NpuModel
+from npugen.sim.models.qladd import f32_bits
 
 
 def small(lanes=3, **kw):
@@ -27,16 +28,12 @@ def small(lanes=3, **kw):
     return NpuParams(lanes=lanes, systolic=SystolicParams(rows=lanes, cols=lanes), **sizes)
 
 
-def _f32(value):
-    return int(np.float32(value).view(np.uint32))
-
-
 #: ADD constants on both sides of the CONST check's edges, and ones well inside.
-EDGE_FLOATS = [_f32(v) for v in (2.0 ** -64, np.nextafter(np.float32(2.0 ** -64), 0), 2.0 ** 24,
+EDGE_FLOATS = [f32_bits(v) for v in (2.0 ** -64, np.nextafter(np.float32(2.0 ** -64), 0), 2.0 ** 24,
                                  np.nextafter(np.float32(2.0 ** 24), 0), 0.0, -0.0, 1e-40,
                                  np.inf, np.nan, 2.0 ** -100, 2.0 ** -101, 2.0 ** 64,
                                  np.nextafter(np.float32(2.0 ** 64), 0), -(2.0 ** 64), -3.5)]
-GOOD_FLOATS = [_f32(v) for v in (0.5, 0.0123, 1.75, -3.25, 0.0)]
+GOOD_FLOATS = [f32_bits(v) for v in (0.5, 0.0123, 1.75, -3.25, 0.0)]
 
 
 def random_word(rng, p):
@@ -106,7 +103,7 @@ GOOD = {"mode": 0, "src": 0, "dst": 100, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 
 
 #: A valid ADD for small(): 10 pixels x 4 channels = 20 words each, a and b in bank 0.
 ADD = {"mode": 0, "src": 0, "src_b": 40, "dst": 100, "pixels": 10, "channels": 4,
-       "rac": _f32(0.5), "rbc": _f32(0.25), "fixed": _f32(-1.5)}
+       "rac": f32_bits(0.5), "rbc": f32_bits(0.25), "fixed": f32_bits(-1.5)}
 
 
 def directed(p):
@@ -130,10 +127,10 @@ def directed(p):
         assemble(Op.AVGPOOL, mode=1, src=150, dst=98, tab=0, in_h=5, in_w=5, channels=4),
         assemble(Op.ADD, **ADD), assemble(Op.ADD, **{**ADD, "mode": 1}),
         assemble(Op.ADD, **{**ADD, "pixels": 0}), assemble(Op.ADD, **{**ADD, "channels": 0}),
-        assemble(Op.ADD, **{**ADD, "rac": _f32(2.0 ** 24)}),
-        assemble(Op.ADD, **{**ADD, "rbc": _f32(2.0 ** -65)}),
-        assemble(Op.ADD, **{**ADD, "fixed": _f32(-(2.0 ** -101))}),
-        assemble(Op.ADD, **{**ADD, "fixed": _f32(-0.0)}),
+        assemble(Op.ADD, **{**ADD, "rac": f32_bits(2.0 ** 24)}),
+        assemble(Op.ADD, **{**ADD, "rbc": f32_bits(2.0 ** -65)}),
+        assemble(Op.ADD, **{**ADD, "fixed": f32_bits(-(2.0 ** -101))}),
+        assemble(Op.ADD, **{**ADD, "fixed": f32_bits(-0.0)}),
         assemble(Op.ADD, **{**ADD, "src_b": 81}), assemble(Op.ADD, **{**ADD, "src_b": 80}),
         assemble(Op.ADD, **{**ADD, "src_b": 150}), assemble(Op.ADD, **{**ADD, "dst": 60}),
         assemble(Op.ADD, **{**ADD, "dst": 181}),

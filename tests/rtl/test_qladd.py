@@ -11,18 +11,12 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, ResetInserter, Signal
-from amaranth.sim import Simulator
 
 from npugen.rtl.npu.qladd import Fma8, QLinearAdder
-from npugen.sim.flow.pysim import recv, send
-from npugen.sim.models.qladd import avx2_constants, fma_f32, ort_add, ort_kernel
+from npugen.sim.flow.pysim import recv, reset_mid_stream, send, simulate
+from npugen.sim.models.qladd import avx2_constants, f32_bits, fma_f32, ort_add, ort_kernel
 
 MIN_NORMAL = 2.0 ** -126
-
-
-def _bits(v):
-    return int(np.float32(v).view(np.uint32))
 
 
 def _float(bits):
@@ -40,17 +34,13 @@ def _simulate(dut, beats, seed, idle, stall):
         for payload in await recv(ctx, dut.o, len(beats), rng, stall):
             got.append((int(payload.value), int(payload.invalid)))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(dut, producer, consumer)
     return got
 
 
 def _fma_expected(x, y, z):
     """Return ``(result bits or None, invalid)`` that the unit's contract requires."""
-    yb, zb = _bits(y), _bits(z)
+    yb, zb = f32_bits(y), f32_bits(z)
     ey, ez, fz = (yb >> 23) & 0xFF, (zb >> 23) & 0xFF, zb & 0x7FFFFF
     bad = ey in (0, 255) or ez == 255 or (ez == 0 and fz)
     if bad:
@@ -59,11 +49,11 @@ def _fma_expected(x, y, z):
         r = fma_f32(np.int8(x), y, z)
     if not np.isfinite(r) or (r != 0 and abs(float(r)) < MIN_NORMAL):
         return None, 1
-    return _bits(abs(r) if r == 0 else r), 0
+    return f32_bits(abs(r) if r == 0 else r), 0
 
 
 def _check_fma(cases, seed, idle=0.3, stall=0.3):
-    beats = [{"x": int(x), "y": _bits(y), "z": _bits(z)} for x, y, z in cases]
+    beats = [{"x": int(x), "y": f32_bits(y), "z": f32_bits(z)} for x, y, z in cases]
     got = _simulate(Fma8(), beats, seed, idle, stall)
     bad = []
     for (x, y, z), (value, invalid) in zip(cases, got, strict=True):
@@ -188,8 +178,8 @@ def _layer_beats(rng, n):
     a = rng.integers(-128, 128, n).astype(np.int8)
     b = rng.integers(-128, 128, n).astype(np.int8)
     want = ort_add("avx2", a, b, sa, za, sb, zb, sc, zc)
-    beats = [{"a": int(x), "b": int(y), "rac": _bits(rac), "rbc": _bits(rbc),
-              "fixed": _bits(fixed)} for x, y in zip(a, b, strict=True)]
+    beats = [{"a": int(x), "b": int(y), "rac": f32_bits(rac), "rbc": f32_bits(rbc),
+              "fixed": f32_bits(fixed)} for x, y in zip(a, b, strict=True)]
     return beats, [int(v) for v in want], (sa, za, sb, zb, sc, zc)
 
 
@@ -219,8 +209,8 @@ def test_qladd_saturation_and_int32_overflow(seed):
         a = np.concatenate([np.arange(-128, 128), rng.integers(-128, 128, 40)]).astype(np.int8)
         b = np.resize(np.arange(127, -129, -1), len(a)).astype(np.int8)
         want += [int(v) for v in ort_add("avx2", a, b, sa, 0, sb, 0, sc, 0)]
-        beats += [{"a": int(x), "b": int(y), "rac": _bits(rac), "rbc": _bits(rbc),
-                   "fixed": _bits(fixed)} for x, y in zip(a, b, strict=True)]
+        beats += [{"a": int(x), "b": int(y), "rac": f32_bits(rac), "rbc": f32_bits(rbc),
+                   "fixed": f32_bits(fixed)} for x, y in zip(a, b, strict=True)]
     got = _simulate(QLinearAdder(), beats, seed, 0.0, 0.0)
     assert [v for v, _ in got] == want
     assert not any(flag for _, flag in got)
@@ -234,8 +224,8 @@ def test_qladd_flags_constants_outside_the_domain(seed):
     for rac, rbc, fixed in ((good[0], good[1], good[2]), (np.float32(1e-40), *good[1:]),
                             (good[0], np.float32(np.inf), good[2]),
                             (good[0], good[1], np.float32(np.nan)), good):
-        beats.append({"a": 17, "b": -9, "rac": _bits(rac), "rbc": _bits(rbc),
-                      "fixed": _bits(fixed)})
+        beats.append({"a": 17, "b": -9, "rac": f32_bits(rac), "rbc": f32_bits(rbc),
+                      "fixed": f32_bits(fixed)})
     got = _simulate(QLinearAdder(), beats, seed, 0.0, 0.0)
     want = int(ort_add("avx2", np.int8(17), np.int8(-9), 0.02, 3, 0.03, -5, 0.04, 1))
     assert [flag for _, flag in got] == [0, 1, 1, 1, 0]
@@ -247,42 +237,8 @@ def test_reset_mid_stream(seed):
     rng = np.random.default_rng(seed)
     before, _, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1)
     after, want, _ = _layer_beats(rng, 8)
-    dut = QLinearAdder()
-    rst = Signal()
-    top = Module()
-    top.submodules.dut = ResetInserter(rst)(dut)
-    got = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 0)  # hold everything inside
-        for beat in before:
-            ctx.set(dut.i.payload, beat)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.i.valid, 0)
-        await ctx.tick()
-        assert ctx.get(dut.o.valid)  # a word waits at the output
-        ctx.set(rst, 1)
-        await ctx.tick()
-        ctx.set(rst, 0)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(QLinearAdder.LATENCY + 2):
-            assert not ctx.get(dut.o.valid)
-            await ctx.tick()
-        await send(ctx, dut.i, after)
-
-    async def consumer(ctx):
-        await ctx.tick().until(rst)
-        await ctx.tick()
-        for payload in await recv(ctx, dut.o, len(after)):
-            got.append(int(payload.value))
-
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.add_testbench(consumer)
-    sim.run()
-    assert got == want
+    got = reset_mid_stream(QLinearAdder(), before, after, QLinearAdder.LATENCY)
+    assert [int(v.value) for v in got] == want
 
 
 def _onnxruntime_qladd(layer, a, b):
@@ -320,8 +276,8 @@ def test_every_input_pair_against_onnxruntime(seed):
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.payload, {"a": 0, "b": 0, "rac": _bits(rac), "rbc": _bits(rbc),
-                                "fixed": _bits(fixed)})
+        ctx.set(dut.i.payload, {"a": 0, "b": 0, "rac": f32_bits(rac), "rbc": f32_bits(rbc),
+                                "fixed": f32_bits(fixed)})
         n = 0
         while len(got) < a.size:
             ctx.set(dut.i.valid, n < a.size)
@@ -335,10 +291,7 @@ def test_every_input_pair_against_onnxruntime(seed):
                 assert not flag
                 got.append(value)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
+    simulate(dut, bench)
     bad = np.flatnonzero(np.array(got) != want.astype(np.int64))
     assert bad.size == 0, (f"layer {layer}: {bad.size} pairs differ, first (a, b) = "
                            f"{(int(a[bad[0]]), int(b[bad[0]]))}")

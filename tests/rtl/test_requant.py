@@ -8,11 +8,10 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from npugen.rtl.npu.requant import Requantizer, Rounding
-from npugen.sim.flow.pysim import recv, send
+from npugen.sim.flow.pysim import recv, reset_mid_stream, send
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -129,44 +128,8 @@ def test_reset_mid_stream(seed):
               for a in rng.integers(-99, 99, Requantizer.LATENCY - 1)]  # fills it
     after = [(int(a), Rounding.ORT, *float32_scale(0.25), 3, -128, 127)
              for a in rng.integers(-999, 999, 6)]
-    dut = Requantizer(8)
-    rst = Signal()
-    top = Module()
-    top.submodules.dut = ResetInserter(rst)(dut)
-    got = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 0)  # hold everything inside
-        for beat in _beats(before):
-            ctx.set(dut.i.payload, beat)
-            ctx.set(dut.i.valid, 1)
-            await ctx.tick()
-        ctx.set(dut.i.valid, 0)
-        await ctx.tick()
-        assert ctx.get(dut.o.valid)  # a word waits at the output
-        ctx.set(rst, 1)
-        await ctx.tick()
-        ctx.set(rst, 0)
-        ctx.set(dut.o.ready, 1)
-        for _ in range(Requantizer.LATENCY + 2):
-            assert not ctx.get(dut.o.valid)
-            await ctx.tick()
-
-    async def producer(ctx):
-        await ctx.tick().repeat(30)
-        await send(ctx, dut.i, _beats(after))
-
-    async def consumer(ctx):
-        await ctx.tick().repeat(30)
-        got.extend(int(v) for v in await recv(ctx, dut.o, len(after)))
-
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    assert got == _expected(after)
+    got = reset_mid_stream(Requantizer(8), _beats(before), _beats(after), Requantizer.LATENCY)
+    assert [int(v) for v in got] == _expected(after)
 
 
 @pytest.mark.parametrize("width", [1, 17, "8"])
