@@ -160,13 +160,15 @@ def _parser():
                        help="block to wrap")
     _add_common(board, "baud", "output")
     compile_ = sub.add_parser(
-        "compile", help="compile an int8 ONNX model (onnxruntime quantize_static, QOperator "
-                        "or QDQ) into an NPU program",
-        description="Compile an int8 ONNX model into DIR: program.npup (instructions, weight "
-                    "image, requantization tables), plan.json (per layer: op, shapes, engine, "
-                    "tiles, predicted cycles, rounding) and a copy of the model. NPU "
+        "compile", help="compile an int8 ONNX model (onnxruntime quantize_static, "
+                        "QOperator or QDQ) or an int8 .tflite model into an NPU program",
+        description="Compile an int8 ONNX or TFLite model into DIR: program.npup "
+                    "(instructions, weight image, requantization tables), plan.json (per "
+                    "layer: op, shapes, engine, tiles, predicted cycles, rounding) and a "
+                    "copy of the model. NPU "
                     "parameters as for 'npugen generate npu'.")
-    compile_.add_argument("model", metavar="MODEL.onnx", help="the quantized model")
+    compile_.add_argument("model", metavar="MODEL.onnx", help="the quantized model (.onnx, "
+                                                              "or .tflite)")
     compile_.add_argument("-o", "--output", required=True, metavar="DIR", action=_Once,
                           help="output folder (replaced whole)")
     compile_.add_argument("--engine-for", default=None, action=_Once, metavar="KIND=ENGINE",
@@ -189,7 +191,8 @@ def _parser():
     _add_common(infer, "baud")
     infer.add_argument("--raw", action="store_true", help="write the int8 output instead")
     infer.add_argument("--check", action="store_true",
-                       help="also run onnxruntime and report every mismatching element")
+                       help="also run onnxruntime (LiteRT for a .tflite model) and report "
+                            "every mismatching element")
     infer.add_argument("--fmax", type=_value, default=None, action=_Once, metavar="MHZ",
                        help="clock for the inferences/s figure (default: the board clocks, "
                             "12 and 25 MHz)")
@@ -413,11 +416,11 @@ def _infer(args):
         print(f"Verilator: {sum(r.cycles) / r.seconds:,.0f} cycles/s")
     if r.checked:
         for index, ours, ref in r.mismatches[:50]:
-            print(f"mismatch at {index}: npu {ours!r}, onnxruntime {ref!r}")
+            print(f"mismatch at {index}: npu {ours!r}, {r.runtime} {ref!r}")
         if len(r.mismatches) > 50:
             print(f"... {len(r.mismatches) - 50} more")
         print(f"check: {len(r.mismatches)} of {r.outputs.size} elements differ from "
-              "onnxruntime" + (" (bit-exact)" if not r.mismatches else ""))
+              f"{r.runtime}" + (" (bit-exact)" if not r.mismatches else ""))
         if r.kernel is not None:
             print(f"check: onnxruntime's QLinearAdd kernel on this CPU: {r.kernel}"
                   "; the NPU's ADD computes the x86-64 AVX2+FMA kernel's float32 arithmetic"

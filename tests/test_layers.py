@@ -19,12 +19,12 @@ LAYERS = [
     ("npugen.boards", {"amaranth", "amaranth_boards"}),
     ("npugen.sim.models", {"numpy"}),
     ("npugen.sim.formats", {"numpy", "amaranth"}),
-    ("npugen.sim.compiler", {"numpy", "amaranth", "onnx"}),
+    ("npugen.sim.compiler", {"numpy", "amaranth", "onnx", "ai_edge_litert"}),
     ("npugen.sim.host", {"numpy", "amaranth", "serial"}),
     ("npugen.sim.blocks", {"amaranth"}),
     ("npugen.sim.cocotb", {"numpy", "amaranth", "cocotb"}),
     ("npugen.sim.flow", {"numpy", "amaranth", "cocotb_tools", "matplotlib", "onnxruntime",
-                         "onnx", "sklearn"}),
+                         "onnx", "sklearn", "ai_edge_litert"}),
     ("npugen.sim.cli", {"numpy"}),
     ("npugen.sim", set()),  # the package's own __init__: no imports at all
 ]

@@ -7,7 +7,7 @@
     the NPU params, the rounding mode, the input's and output's shapes, quantization and
     scratchpad addresses, and per layer: op, shapes, engine, bands (tiles), MACs and the
     predicted cycles (:func:`npugen.sim.models.npu.cycles_of`).
-``DIR/model.onnx``
+``DIR/model.onnx`` (or ``DIR/model.tflite``)
     a copy of the source model, for ``npugen infer --check``.
 
 The folder is written next to its final place and renamed into it, so a failed compile
@@ -48,6 +48,16 @@ class Compiled:
         return TensorQuant(**self.plan["input"]["quant"])
 
     @property
+    def input_layout(self):
+        """``"chw"`` (ONNX) or ``"hwc"`` (TFLite): the axis order of a 3-D model input."""
+        return self.plan["input"].get("layout", "chw")
+
+    @property
+    def quantize_rule(self):
+        """How the float input is quantized (:data:`.quant.RULES`)."""
+        return self.plan["input"].get("quantize", "div")
+
+    @property
     def output_quant(self):
         """The output's :class:`~.ir.TensorQuant`."""
         return TensorQuant(**self.plan["output"]["quant"])
@@ -78,6 +88,7 @@ def plan_of(network, lowered, p):
         "mode": network.mode,
         "input": {"name": network.input_name, "model_shape": list(network.model_input_shape),
                   "shape_hwc": list(network.input_shape), "address": lowered.input_address,
+                  "layout": network.input_layout, "quantize": network.quantize_rule,
                   "quant": {"scale": network.input_quant.scale,
                             "zero_point": network.input_quant.zero_point}},
         "output": {"name": network.output_name, "layout": network.output_layout,
@@ -102,7 +113,8 @@ def write_compiled(out_dir, network, lowered, p, model_path=None):
         (tmp / "plan.json").write_text(json.dumps(plan_of(network, lowered, p), indent=1)
                                        + "\n")
         if model_path is not None:
-            shutil.copyfile(model_path, tmp / "model.onnx")
+            suffix = ".tflite" if Path(model_path).suffix == ".tflite" else ".onnx"
+            shutil.copyfile(model_path, tmp / f"model{suffix}")
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
             shutil.rmtree(old, ignore_errors=True)

@@ -1,6 +1,7 @@
 """Run a compiled network: float in, float out, on the instruction-level simulator.
 
 :func:`input_words` quantizes a batch exactly as the model's first ``QuantizeLinear``
+(or TFLite ``QUANTIZE``)
 and lays each input out as activation words; :func:`outputs_of` turns output words back
 into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``).
 The same functions serve the Verilator and board engines (they only move words).
@@ -32,9 +33,12 @@ def check_batch(compiled, x):
 def input_words(compiled, x):
     """Activation words of each input of a float batch ``x``: a list of word lists."""
     x = check_batch(compiled, x)
-    q = quantize(x, compiled.input_quant)
+    q = quantize(x, compiled.input_quant, compiled.quantize_rule)
     h, w, c = compiled.plan["input"]["shape_hwc"]
-    q = q.reshape(len(q), c, h, w).transpose(0, 2, 3, 1)  # N C H W (or N F) -> N H W C
+    if compiled.input_layout == "hwc":
+        q = q.reshape(len(q), h, w, c)
+    else:
+        q = q.reshape(len(q), c, h, w).transpose(0, 2, 3, 1)  # N C H W (or N F) -> N H W C
     return [tensor_words(image, compiled.params.lanes) for image in q]
 
 
@@ -47,9 +51,11 @@ def output_words_count(compiled):
 def outputs_of(compiled, words_per_image, raw=False):
     """Return the model's output batch from each image's output words (int8 if ``raw``)."""
     shape, lanes = compiled.plan["output"]["shape_hwc"], compiled.params.lanes
-    q = np.stack([tensor_of(words, shape, lanes).transpose(2, 0, 1)  # H W C -> C H W
+    layout = compiled.plan["output"]["layout"]
+    q = np.stack([tensor_of(words, shape, lanes) if layout == "hwc"
+                  else tensor_of(words, shape, lanes).transpose(2, 0, 1)  # H W C -> C H W
                   for words in words_per_image])
-    if compiled.plan["output"]["layout"] == "flat":
+    if layout == "flat":
         q = q.reshape(len(q), -1)
     return q.astype(np.int8) if raw else dequantize(q, compiled.output_quant)
 

@@ -154,7 +154,11 @@ class Network:
     ``input_shape``: ``(H, W, C)`` of the quantized input; ``input_quant`` how the float
     input becomes int8 (the model's first quantization). ``output_quant`` how the int8
     output becomes float; ``output_layout``: ``"chw"`` (a 4-D ``N x C x H x W`` output) or
-    ``"flat"`` (``N x C`` after a fully connected layer). ``input_name``/``output_name`` and
+    ``"flat"`` (``N x C`` after a fully connected layer) or ``"hwc"`` (``N x H x W x C``,
+    TFLite's order); ``input_layout`` the same for the input (``"chw"``, ``"hwc"``; a flat
+    input is either). ``quantize_rule``: how the float input is quantized, ``"div"``
+    (``x / scale``, onnxruntime) or ``"mul_inverse"`` (``x * float32(1 / scale)``, LiteRT's
+    XNNPACK); see :mod:`.quant`. ``input_name``/``output_name`` and
     ``model_input_shape`` keep the source model's names and shape (without the batch axis).
     ``inputs[n]``: the values layer ``n`` reads (empty list: a chain, layer ``n`` reads value
     ``n``); ``output_value``: the value the network returns (None: the last layer's).
@@ -172,6 +176,8 @@ class Network:
     notes: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     output_value: int | None = None
+    input_layout: str = "chw"
+    quantize_rule: str = "div"
 
     def sources(self, n):
         """Return the values layer ``n`` reads, as a tuple (value 0: the network input)."""

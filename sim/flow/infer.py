@@ -1,10 +1,10 @@
-"""``npugen compile`` and ``npugen infer``: ONNX model -> compiled folder -> outputs.
+"""``npugen compile`` and ``npugen infer``: ONNX or TFLite model -> compiled folder -> outputs.
 
 Engines: ``isa`` (the instruction-level simulator), ``verilator`` (the NPU's Verilator
 model, autonomous per image: the cocotb bench ``tb_npu_infer``), ``board`` (a board built
 with ``npugen board --block npu`` behind its UART link). ``check`` runs onnxruntime
-(CPUExecutionProvider) on the compiled folder's copy of the model and lists every
-mismatching element.
+(CPUExecutionProvider) on the compiled folder's copy of the model - LiteRT with its
+default delegate (XNNPACK) for a ``.tflite`` model - and lists every mismatching element.
 """
 
 import fcntl
@@ -21,10 +21,12 @@ from ..compiler.execute import input_words, outputs_of, run_isa
 from ..compiler.lower import lower
 from ..compiler.onnx_import import load_onnx, network_from_onnx
 from ..compiler.quant import dequantize
+from ..compiler.tflite_import import load_tflite, network_from_tflite
 from ..models.qladd import ort_kernel
 from .build import module_name, run_bench
 
-__all__ = ["ENGINES", "InferResult", "compile_model", "infer", "onnxruntime_outputs"]
+__all__ = ["ENGINES", "InferResult", "compile_model", "infer", "litert_outputs",
+           "onnxruntime_outputs"]
 
 ENGINES = ("isa", "verilator", "board")
 
@@ -35,7 +37,10 @@ def compile_model(model_path, out_dir, p):
     Raises ValueError (:class:`~..compiler.onnx_import.ModelError` or
     :class:`~..compiler.lower.LowerError`) before anything is written.
     """
-    network = network_from_onnx(load_onnx(model_path))
+    if Path(model_path).suffix == ".tflite":
+        network = network_from_tflite(load_tflite(model_path))
+    else:
+        network = network_from_onnx(load_onnx(model_path))
     lowered = lower(network, p)
     write_compiled(out_dir, network, lowered, p, model_path)
     return read_compiled(out_dir).plan
@@ -50,6 +55,7 @@ class InferResult:
     seconds: float | None = None  # wall time of the simulation (verilator)
     mismatches: list = field(default_factory=list)  # (index tuple, ours, onnxruntime)
     checked: bool = False
+    runtime: str = "onnxruntime"  # what the check ran
     #: The check's onnxruntime QLinearAdd kernel on this CPU (``avx2``, ``sse2`` or
     #: ``unknown``); the NPU's ADD follows ``avx2``. None unless the network has an add.
     kernel: str | None = None
@@ -63,6 +69,24 @@ def onnxruntime_outputs(model_path, x):
                                            providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return session.run(None, {name: x})[0]
+
+
+def litert_outputs(model_path, x):
+    """LiteRT's output of ``.tflite`` ``model_path`` for float batch ``x``, one item at a time.
+
+    The interpreter's default resolver: XNNPACK on x86-64, the path the compiler follows.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(model_path))
+    interp.allocate_tensors()
+    (i,), (o,) = interp.get_input_details(), interp.get_output_details()
+    out = []
+    for item in x:
+        interp.set_tensor(i["index"], item[None].astype(np.float32))
+        interp.invoke()
+        out.append(interp.get_tensor(o["index"])[0].copy())
+    return np.stack(out)
 
 
 def _verilator(compiled, folder, x, build_root, seed):
@@ -108,21 +132,24 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         y = outputs_of(compiled, words, raw=raw)
     result = InferResult(outputs=y, cycles=list(cycles), seconds=seconds)
     if check:
-        model = Path(folder, "model.onnx")
+        tflite = Path(folder, "model.tflite")
+        model = tflite if tflite.is_file() else Path(folder, "model.onnx")
+        runtime, run = (("LiteRT", litert_outputs) if model == tflite
+                        else ("onnxruntime", onnxruntime_outputs))
         if not model.is_file():
             raise ValueError(f"{str(folder)!r} has no model.onnx to check against")
         try:
-            ref = onnxruntime_outputs(model, np.asarray(x, dtype=np.float32))
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            raise RuntimeError(f"onnxruntime could not run {model}: {exc}") from None
+            ref = run(model, np.asarray(x, dtype=np.float32))
+        except Exception as exc:  # the runtimes' errors derive from Exception only
+            raise RuntimeError(f"{runtime} could not run {model}: {exc}") from None
         ours = dequantize(y, compiled.output_quant) if raw else y
         if ref.shape != ours.shape:
-            raise RuntimeError(f"onnxruntime's output has shape {ref.shape}, ours "
+            raise RuntimeError(f"{runtime}'s output has shape {ref.shape}, ours "
                                f"{ours.shape}")
         bad = np.argwhere(ref.view(np.uint32) != ours.astype(np.float32).view(np.uint32))
         result.mismatches = [(tuple(int(i) for i in idx), float(ours[tuple(idx)]),
                               float(ref[tuple(idx)])) for idx in bad]
-        result.checked = True
+        result.checked, result.runtime = True, runtime
         if any(layer["op"] == "Add" for layer in compiled.plan["layers"]):
             result.kernel = ort_kernel() or "unknown"
     return result

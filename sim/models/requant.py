@@ -10,9 +10,12 @@ each model against a straightforward reference over the int32 edges and 10^6 ran
     leading one, see :func:`float32_scale`). Modelled in integers: each float32 rounding is
     a round-half-to-even of the exact value to 24 significant bits.
 ``tflite``
-    TFLite with XNNPACK, single rounding: ``(acc * q + 2**(30 - s)) >> (31 - s)`` with
-    ``q`` in ``[2**30, 2**31)`` (the multiplier is ``q * 2**(s - 31)``): the exact product
-    rounded half up (towards +infinity), then zero point and clamp.
+    TFLite's integer single rounding (``TFLITE_SINGLE_ROUNDING``, LiteRT's reference
+    kernels): ``(acc * q + 2**(30 - s)) >> (31 - s)`` with ``q`` in ``[2**30, 2**31)`` (the
+    multiplier is ``q * 2**(s - 31)``): the exact product rounded half up (towards
+    +infinity), then zero point and clamp. Measured against LiteRT 2.3 (docs/compiler.md,
+    "Which rounding LiteRT uses"): its default path on x86-64, XNNPACK, does *not* round
+    this way but in float32, exactly as ``ort``.
 ``gemmlowp``
     TFLite's reference kernels and TFLite Micro, double rounding:
     ``RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(acc * 2**max(s, 0), q),
@@ -124,7 +127,7 @@ def requantize_ort(acc, mantissa, exponent, zero_point, lo, hi):
 
 
 def requantize_tflite(acc, q, s, zero_point, lo, hi):
-    """TFLite/XNNPACK single rounding (see the module text)."""
+    """TFLite integer single rounding (see the module text)."""
     acc = np.asarray(acc, dtype=np.int64)
     shift = 31 - np.asarray(s, dtype=np.int64)
     value = (acc * np.asarray(q, dtype=np.int64) + (np.int64(1) << (shift - 1))) >> shift

@@ -1,0 +1,346 @@
+"""Read an int8 ``.tflite`` model into a :class:`Network`, bit-exact with LiteRT's default path.
+
+The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
+``CONV_2D``, ``FULLY_CONNECTED``, ``MAX_POOL_2D`` and ``RESHAPE``, then ``DEQUANTIZE`` on
+the output (what TFLite's converter writes for a fully int8 model with float input and
+output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
+
+Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measured (see
+``docs/compiler.md`` and ``tests/compiler/test_litert_rounding.py``):
+
+- ``QUANTIZE``: ``x * float32(1 / scale)`` in float32, rounded half to even, plus the zero
+  point, saturated (a multiply by the reciprocal, where onnxruntime divides);
+- convolutions and fully connected layers requantize in float32: ``float32(acc) *
+  float32(float32(s_in * s_w) / s_out)``, rounded half to even - onnxruntime's arithmetic,
+  so the network's rounding mode is ``ort`` (not TFLite's integer single rounding, which
+  LiteRT's reference kernels use);
+- a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``zero_point + rint(bound / s_out)``;
+- ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
+
+Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
+operator or attribute the NPU cannot run exactly is refused with :class:`ModelError`
+naming the operator, never approximated.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from .ir import Conv, MaxPool, Network, TensorQuant
+from .onnx_import import MAX_MODEL_BYTES, ModelError
+
+__all__ = ["load_tflite", "network_from_tflite"]
+
+_F32 = np.float32
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated
+    except ImportError:
+        raise ModelError("reading .tflite models needs ai-edge-litert: "
+                         "pip install 'npugen[tflite]'") from None
+    return schema_py_generated
+
+
+def load_tflite(path):
+    """Read a ``.tflite`` file into the schema's object form; :class:`ModelError` if bad."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise ModelError(f"cannot read model {str(path)!r}: {exc.strerror}") from None
+    if size > MAX_MODEL_BYTES:
+        raise ModelError(f"model {str(path)!r} is {size} bytes; at most {MAX_MODEL_BYTES}")
+    data = path.read_bytes()
+    tfl = _schema()
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{str(path)!r} is not a TFLite model (no TFL3 identifier)")
+    try:
+        model = tfl.ModelT.InitFromPackedBuf(data, 0)
+    except Exception as exc:  # a malformed flatbuffer raises anything from struct to Index
+        raise ModelError(f"{str(path)!r} is not a valid TFLite model: "
+                         f"{type(exc).__name__}") from None
+    return model
+
+
+class _Importer:
+    def __init__(self, model, tfl):
+        self.tfl, self.model = tfl, model
+        if not model.subgraphs or len(model.subgraphs) != 1:
+            raise ModelError("the model must have exactly one subgraph")
+        self.graph = model.subgraphs[0]
+        self.names = {v: k for k, v in vars(tfl.BuiltinOperator).items()
+                      if not k.startswith("_")}
+        self.layers, self.values = [], {}  # values: tensor index -> (shape, quant, flat)
+        self.input_quant = self.output_quant = None
+
+    # -- tensors -------------------------------------------------------------------------
+    def tensor(self, i):
+        if i is None or not 0 <= i < len(self.graph.tensors or []):
+            raise ModelError(f"tensor index {i} is out of range")
+        return self.graph.tensors[i]
+
+    def name(self, i):
+        t = self.tensor(i)
+        return t.name.decode() if isinstance(t.name, bytes) else str(t.name)
+
+    def shape(self, i):
+        return tuple(int(v) for v in (self.tensor(i).shape if self.tensor(i).shape is not None
+                                      else ()))
+
+    def data(self, i, dtype):
+        """Return a constant tensor's values (``dtype``), shaped; ModelError if not constant."""
+        t = self.tensor(i)
+        buffers = self.model.buffers or []
+        buf = buffers[t.buffer] if 0 <= t.buffer < len(buffers) else None
+        if buf is None or buf.data is None or len(buf.data) == 0:
+            raise ModelError(f"tensor {self.name(i)!r} must be a constant")
+        raw = np.asarray(buf.data, dtype=np.uint8).tobytes()
+        shape = self.shape(i)
+        if len(raw) != np.dtype(dtype).itemsize * int(np.prod(shape)):
+            raise ModelError(f"tensor {self.name(i)!r}: its buffer holds {len(raw)} bytes, "
+                             f"not what shape {shape} needs")
+        return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(np.int64)
+
+    def quant(self, i, per_channel=False):
+        """Scales (float32 array) and zero points (int array) of tensor ``i``."""
+        q = self.tensor(i).quantization
+        if q is None or q.scale is None or len(q.scale) == 0:
+            raise ModelError(f"tensor {self.name(i)!r} is not quantized")
+        scale = np.asarray(q.scale, dtype=_F32)
+        zp = np.asarray(q.zeroPoint if q.zeroPoint is not None else [0] * len(scale),
+                        dtype=np.int64)
+        if not per_channel and len(scale) != 1:
+            raise ModelError(f"tensor {self.name(i)!r} must be quantized per tensor")
+        if not (np.isfinite(scale).all() and (scale > 0).all()):
+            raise ModelError(f"tensor {self.name(i)!r}: scales must be positive and finite")
+        return scale, zp
+
+    def act_quant(self, i):
+        t = self.tensor(i)
+        if t.type != self.tfl.TensorType.INT8:
+            raise ModelError(f"tensor {self.name(i)!r} must be int8")
+        scale, zp = self.quant(i)
+        if not -128 <= int(zp[0]) <= 127:
+            raise ModelError(f"tensor {self.name(i)!r}: zero point {int(zp[0])} is not int8")
+        return TensorQuant(float(scale[0]), int(zp[0]))
+
+    def value(self, i, where):
+        if i not in self.values:
+            raise ModelError(f"{where}: reads tensor {self.name(i)!r}, which no earlier "
+                             "operator writes")
+        return self.values[i]
+
+    # -- operators -----------------------------------------------------------------------
+    def range_of(self, act, yq, where):
+        f = self.tfl.ActivationFunctionType
+        bounds = {f.NONE: (None, None), f.RELU: (0.0, None), f.RELU6: (0.0, 6.0),
+                  f.RELU_N1_TO_1: (-1.0, 1.0)}
+        if act not in bounds:
+            raise ModelError(f"{where}: fused activation {act} is not supported "
+                             "(NONE, RELU, RELU6, RELU_N1_TO_1)")
+        lo, hi = -128, 127
+        for k, bound in enumerate(bounds[act]):
+            if bound is None:
+                continue
+            q = int(np.rint(_F32(bound) / _F32(yq.scale))) + yq.zero_point
+            lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
+        return lo, hi
+
+    def conv_layer(self, op, where, weights, stride, pads, act, flat=False):
+        x, yq = self.value(op.inputs[0], where), self.act_quant(op.outputs[0])
+        xq = x[1]
+        w_scale, w_zp = self.quant(op.inputs[1], per_channel=True)
+        cout = weights.shape[0]
+        if np.any(w_zp != 0):
+            raise ModelError(f"{where}: weight zero points must be 0 (symmetric)")
+        if len(w_scale) not in (1, cout):
+            raise ModelError(f"{where}: {len(w_scale)} weight scales for {cout} channels")
+        w_scale = np.broadcast_to(w_scale, cout)
+        if len(op.inputs) > 2 and op.inputs[2] >= 0:
+            if self.tensor(op.inputs[2]).type != self.tfl.TensorType.INT32:
+                raise ModelError(f"{where}: the bias must be int32")
+            bias = self.data(op.inputs[2], np.int32).reshape(-1)
+            if bias.shape != (cout,):
+                raise ModelError(f"{where}: the bias has {bias.size} values, not {cout}")
+        else:
+            bias = np.zeros(cout, dtype=np.int64)
+        # XNNPACK: float32(float32(s_in * s_w) / s_out), left to right in float32.
+        scales = (_F32(xq.scale) * w_scale.astype(_F32)) / _F32(yq.scale)
+        if not (np.isfinite(scales).all() and (scales > 0).all()):
+            raise ModelError(f"{where}: the requantization scale is not a positive float32")
+        lo, hi = self.range_of(act, yq, where)
+        layer = Conv(weights=weights, bias=bias, scales=scales.astype(_F32),
+                     zp_in=xq.zero_point, zp_out=yq.zero_point, stride=stride, pads=pads,
+                     lo=lo, hi=hi, name=self.name(op.outputs[0]))
+        self.add(op, layer, x, yq, flat=flat)
+
+    def conv_2d(self, op, where):
+        o = op.builtinOptions
+        shape = self.value(op.inputs[0], where)[0]
+        w = self.data(op.inputs[1], np.int8)  # (cout, kh, kw, cin)
+        if w.ndim != 4:
+            raise ModelError(f"{where}: the filter must be 4-D (O, H, W, I)")
+        cout, kh, kw, cin = w.shape
+        if kh != kw:
+            raise ModelError(f"{where}: kernel {kh}x{kw} is not square")
+        if cin != shape[2]:
+            raise ModelError(f"{where}: filter has {cin} input channels, input has {shape[2]}")
+        if o.strideH != o.strideW or o.strideH < 1:
+            raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
+        if o.dilationHFactor != 1 or o.dilationWFactor != 1:
+            raise ModelError(f"{where}: dilation is not supported")
+        pads = self.pads(shape, kh, o.strideH, o.padding, where)
+        self.conv_layer(op, where, w.transpose(0, 3, 1, 2), o.strideH, pads,
+                        o.fusedActivationFunction)
+
+    def pads(self, shape, k, stride, padding, where):
+        if padding == self.tfl.Padding.VALID:
+            return (0, 0, 0, 0)
+        if padding != self.tfl.Padding.SAME:
+            raise ModelError(f"{where}: padding {padding} is not supported")
+        out = []
+        for size in shape[:2]:
+            total = max((-(-size // stride) - 1) * stride + k - size, 0)
+            out.append((total // 2, total - total // 2))
+        (t, b), (left, r) = out
+        return (t, left, b, r)
+
+    def fully_connected(self, op, where):
+        o = op.builtinOptions
+        shape = self.value(op.inputs[0], where)[0]
+        w = self.data(op.inputs[1], np.int8)
+        h, wd, c = shape
+        if w.ndim != 2 or w.shape[1] != h * wd * c:
+            raise ModelError(f"{where}: weights {w.shape} do not match input {shape}")
+        if h != wd:
+            raise ModelError(f"{where}: a fully connected layer on a {h}x{wd} map (not "
+                             "square) is not supported")
+        if o is not None and (o.keepNumDims or o.weightsFormat != 0):
+            raise ModelError(f"{where}: keep_num_dims and shuffled weights are not supported")
+        # TFLite flattens NHWC: column (y * W + x) * C + c.
+        weights = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2)
+        act = o.fusedActivationFunction if o is not None else 0
+        self.conv_layer(op, where, weights, 1, (0, 0, 0, 0), act, flat=True)
+
+    def max_pool_2d(self, op, where):
+        o = op.builtinOptions
+        x = self.value(op.inputs[0], where)
+        if o.filterHeight != o.filterWidth or o.strideH != o.strideW or o.strideH < 1:
+            raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} and strides "
+                             f"{o.strideH}x{o.strideW} must be square")
+        if o.fusedActivationFunction != self.tfl.ActivationFunctionType.NONE:
+            raise ModelError(f"{where}: a fused activation on max-pool is not supported")
+        yq = self.act_quant(op.outputs[0])
+        if yq != x[1]:
+            raise ModelError(f"{where}: input and output quantization must be equal")
+        pads = self.pads(x[0], o.filterHeight, o.strideH, o.padding, where)
+        self.add(op, MaxPool(kernel=o.filterHeight, stride=o.strideH, pads=pads,
+                             name=self.name(op.outputs[0])), x, yq, flat=x[2])
+
+    def reshape(self, op, where):
+        x = self.value(op.inputs[0], where)
+        if self.act_quant(op.outputs[0]) != x[1]:
+            raise ModelError(f"{where}: input and output quantization must be equal")
+        out = self.shape(op.outputs[0])
+        if int(np.prod(out)) != int(np.prod(x[0])):
+            raise ModelError(f"{where}: cannot reshape {x[0]} to {out}")
+        if len(out) == 2:
+            self.values[op.outputs[0]] = (x[0], x[1], True, x[3])
+        elif len(out) == 4 and tuple(out[1:]) == tuple(x[0]):
+            self.values[op.outputs[0]] = x
+        else:
+            raise ModelError(f"{where}: only a flatten to (N, features) is supported")
+
+    def quantize(self, op, where):
+        i = op.inputs[0]
+        if self.input_quant is not None or list(self.graph.inputs) != [i]:
+            raise ModelError(f"{where}: only the graph's float input may be quantized")
+        if self.tensor(i).type != self.tfl.TensorType.FLOAT32:
+            raise ModelError(f"{where}: the graph input must be float32")
+        shape = self.shape(i)
+        if len(shape) == 4:
+            hwc = shape[1:]
+        elif len(shape) == 2:
+            hwc = (1, 1, shape[1])
+        else:
+            raise ModelError(f"{where}: input shape {shape} is not (N, H, W, C) or (N, F)")
+        if min(hwc) < 1:
+            raise ModelError(f"{where}: input shape {shape} has an empty or dynamic axis")
+        self.input_quant = self.act_quant(op.outputs[0])
+        self.input_shape, self.model_input_shape = tuple(hwc), tuple(shape[1:])
+        self.input_name = self.name(i)
+        self.values[op.outputs[0]] = (tuple(hwc), self.input_quant, len(shape) == 2, 0)
+
+    def dequantize(self, op, where):
+        x = self.value(op.inputs[0], where)
+        if list(self.graph.outputs) != [op.outputs[0]]:
+            raise ModelError(f"{where}: only the graph's output may be dequantized")
+        self.output_quant, self.output_value = x[1], x[3]
+        self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
+
+    def add(self, op, layer, x, yq, flat):
+        shape = layer.out_shape(x[0])
+        if min(shape) < 1:
+            raise ModelError(f"{self.where(op)}: the output is empty for input {x[0]}")
+        want = self.shape(op.outputs[0])
+        got = (1, *shape) if not flat else (1, shape[2])
+        if want and tuple(want) != got and tuple(want) != (1, *shape):
+            raise ModelError(f"{self.where(op)}: output shape {want}, the layer gives {got}")
+        if x[3] != len(self.layers):
+            raise ModelError(f"{self.where(op)}: reads an earlier value; only chains of "
+                             "layers are supported from TFLite")
+        self.layers.append(layer)
+        self.values[op.outputs[0]] = (shape, yq, flat, len(self.layers))
+
+    def where(self, op):
+        code = self.model.operatorCodes[op.opcodeIndex]
+        builtin = max(code.builtinCode, code.deprecatedBuiltinCode)
+        return (f"operator {self.names.get(builtin, builtin)} writing "
+                f"{self.name(op.outputs[0])!r}")
+
+    HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
+                "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
+                "RESHAPE": "reshape", "DEQUANTIZE": "dequantize"}
+
+    def run(self):
+        codes = self.model.operatorCodes or []
+        graph = self.graph
+        graph.inputs = [int(v) for v in (graph.inputs if graph.inputs is not None else [])]
+        graph.outputs = [int(v) for v in (graph.outputs if graph.outputs is not None else [])]
+        if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+            raise ModelError("the model must have exactly one input and one output")
+        for op in graph.operators or []:
+            if not 0 <= op.opcodeIndex < len(codes):
+                raise ModelError(f"operator code index {op.opcodeIndex} is out of range")
+            code = codes[op.opcodeIndex]
+            name = self.names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+            if name not in self.HANDLERS:
+                raise ModelError(f"operator {name} is not supported; supported: "
+                                 + ", ".join(sorted(self.HANDLERS)))
+            # the schema's object form holds index vectors as numpy arrays (or None)
+            op.inputs = [int(v) for v in (op.inputs if op.inputs is not None else [])]
+            op.outputs = [int(v) for v in (op.outputs if op.outputs is not None else [])]
+            if not op.inputs or len(op.outputs) != 1:
+                raise ModelError(f"operator {name}: needs inputs and one output")
+            getattr(self, self.HANDLERS[name])(op, self.where(op))
+        if self.input_quant is None or self.output_quant is None:
+            raise ModelError("the model must quantize its float input (QUANTIZE) and "
+                             "dequantize its output (DEQUANTIZE)")
+        if not self.layers:
+            raise ModelError("the model has no layer to run")
+        if self.output_value != len(self.layers):
+            raise ModelError("the output must be the last layer's")
+
+
+def network_from_tflite(model):
+    """Return the :class:`~.ir.Network` of a model read by :func:`load_tflite`."""
+    importer = _Importer(model, _schema())
+    importer.run()
+    return Network(input_shape=importer.input_shape, input_quant=importer.input_quant,
+                   layers=importer.layers, output_quant=importer.output_quant,
+                   output_layout="flat" if importer.output_flat else "hwc", mode="ort",
+                   input_name=importer.input_name, output_name=importer.output_name,
+                   model_input_shape=importer.model_input_shape, input_layout="hwc",
+                   quantize_rule="mul_inverse")

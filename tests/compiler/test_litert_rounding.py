@@ -1,0 +1,103 @@
+"""Which rounding LiteRT (TFLite) really uses on this machine, measured on int8 FULLY_CONNECTED.
+
+LiteRT's default CPU path on x86-64 is XNNPACK. Its int8 layers requantize in float32:
+``float32(acc) * float32(float32(s_in * s_w) / s_out)``, rounded half to even - the ``ort``
+mode's arithmetic, not TFLite's integer single rounding (the ``tflite`` mode). The test
+picks accumulators on which the ``ort`` and ``tflite`` golden models disagree (and a few
+where they agree), writes them as the biases of a one-input FULLY_CONNECTED layer, runs it
+in LiteRT and compares every output with both models: all must equal ``ort``, and some must
+differ from ``tflite`` (else the test could not tell the modes apart). A second test
+runs random weights and inputs (zero points included) through the same comparison.
+"""
+
+import numpy as np
+import pytest
+
+from npugen.sim.models.requant import (
+    float32_scale,
+    quantize_multiplier,
+    requantize_ort,
+    requantize_tflite,
+)
+
+pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
+
+from .tflite_models import fc_model, run  # noqa: E402 (after the import check)
+
+
+def _scales(s_in, s_w, s_out):
+    """``ort`` (mantissa, exponent) and ``tflite`` (q, s) per output channel."""
+    ort = [float32_scale(np.float32(np.float32(s_in) * w) / np.float32(s_out)) for w in s_w]
+    tfl = [quantize_multiplier(float(s_in) * float(w) / float(s_out)) for w in s_w]
+    return ort, tfl
+
+
+def _models(acc, ort, tfl, zp_out):
+    """Both golden models on ``acc`` (rows x channels)."""
+    want_ort = np.stack([requantize_ort(acc[:, c], m, e, zp_out, -128, 127)
+                         for c, (m, e) in enumerate(ort)], axis=1)
+    want_tfl = np.stack([requantize_tflite(acc[:, c], q, s, zp_out, -128, 127)
+                         for c, (q, s) in enumerate(tfl)], axis=1)
+    return want_ort, want_tfl
+
+
+def _random_scales(rng, n, per_channel, span):
+    s_in = np.float32(rng.uniform(1e-3, 0.1))
+    s_w = rng.uniform(1e-3, 0.05, n if per_channel else 1).astype(np.float32)
+    # Outputs near +-100 for accumulators near +-span.
+    s_out = np.float32(s_in * s_w.max() * span / 100 * rng.uniform(0.7, 1.4))
+    return s_in, np.broadcast_to(s_w, n).copy(), s_out
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_xnnpack_requantizes_like_ort(seed, per_channel):
+    rng = np.random.default_rng([seed, per_channel])
+    n, told_apart, checked = 48, 0, 0
+    for _ in range(12):
+        span = 2 ** int(rng.integers(10, 30))
+        s_in, s_w, s_out = _random_scales(rng, n, per_channel, span)
+        zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-100, 101))
+        ort, tfl = _scales(s_in, s_w, s_out)
+        # Per channel: an accumulator next to a rounding tie (output t + 1/2) on which the
+        # two models disagree, if there is one.
+        bias = np.empty(n, dtype=np.int64)
+        for c in range(n):
+            real = float(s_in) * float(s_w[c]) / float(s_out)
+            ties = np.round((np.arange(-100, 100) + 0.5) / real).astype(np.int64)
+            near = (ties[:, None] + np.arange(-3, 4)).ravel()
+            near = near[np.abs(near) < 1 << 31]  # an int32 bias
+            a, b = _models(near[:, None], [ort[c]], [tfl[c]], zp_out)
+            differ = np.flatnonzero(a[:, 0] != b[:, 0])
+            bias[c] = near[differ[rng.integers(len(differ))]] if len(differ) else near[0]
+        model = fc_model(np.ones((n, 1)), bias, s_in, zp_in, s_w if per_channel else s_w[0],
+                         s_out, zp_out)
+        # x = zp_in: the accumulator is the bias alone.
+        got = run(model, np.full((1, 1), zp_in))
+        want_ort, want_tfl = _models(bias[None, :], ort, tfl, zp_out)
+        mismatch = np.flatnonzero(got[0] != want_ort[0])
+        assert len(mismatch) == 0, (f"LiteRT/XNNPACK differs from the ort model at accumulators "
+                                    f"{bias[mismatch].tolist()}: got {got[0, mismatch]}, "
+                                    f"ort model {want_ort[0, mismatch]}")
+        told_apart += int((got != want_tfl).sum())
+        checked += n
+    print(f"seed {seed}: {checked} outputs equal the ort model; {told_apart} of them differ "
+          f"from the tflite model")
+    assert told_apart > checked // 10  # the accumulators really separate the two modes
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_xnnpack_random_layers(seed, per_channel):
+    rng = np.random.default_rng([seed, per_channel, 1])
+    for _ in range(4):
+        k, n = int(rng.integers(1, 300)), int(rng.integers(1, 40))
+        w = rng.integers(-127, 128, (n, k))
+        bias = rng.integers(-(1 << 16), 1 << 16, n)
+        span = int(np.abs(w).sum(axis=1).max()) * 128
+        s_in, s_w, s_out = _random_scales(rng, n, per_channel, span // 4 + 1)
+        zp_in, zp_out = int(rng.integers(-128, 128)), int(rng.integers(-128, 128))
+        x = rng.integers(-128, 128, (64, k))
+        model = fc_model(w, bias, s_in, zp_in, s_w if per_channel else s_w[0], s_out, zp_out)
+        got = run(model, x)
+        acc = (x - zp_in) @ w.T + bias
+        want, _ = _models(acc, *_scales(s_in, s_w, s_out), zp_out)
+        assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} differ"
