@@ -3,7 +3,8 @@
 Shipped as small ONNX files (``sim/flow/networks/``):
 
 - ``digits_cnn``: conv 3x3 (1 -> 8, same) -> ReLU -> conv 3x3 (8 -> 16, same) -> ReLU ->
-  max-pool 2x2 -> fully connected (256 -> 10). Per-channel int8 weights.
+  max-pool 2x2 -> fully connected (256 -> 10). Per-channel int8 weights. Also in TFLite
+  form (``digits_cnn_int8.tflite``, :mod:`.digits_tflite`).
 - ``digits_mlp``: fully connected 64 -> 32 -> ReLU -> 10; the hidden layer pruned to 20 %
   density by magnitude, retrained under its mask, then weight-shared: its non-zero weights
   take at most 15 distinct values, each a multiple of the layer's int8 step, so the
@@ -292,6 +293,10 @@ def build(out_dir=HERE, seed=SEED, log=print):
         onnx.save(_float_model(name, w), float_path)
         quantize(float_path, out_dir / f"{name}_int8.onnx", shape(x_tr[:256]),
                  per_channel=cnn)
+        if cnn:  # the same weights in TFLite form (TFLite's converter's quantization)
+            from .digits_tflite import write_cnn_tflite  # noqa: PLC0415 - imports this
+
+            write_cnn_tflite(out_dir / f"{name}_int8.tflite", float_path, seed)
         stats[name] = {"float_accuracy": acc}
         if not cnn:
             nz = w["W1"][w["W1"] != 0]

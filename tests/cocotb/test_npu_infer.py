@@ -2,7 +2,8 @@
 
 A few held-out images per network through ``npugen infer --engine verilator``'s path: the
 program loaded once, each image run autonomously; every output element compared with
-onnxruntime, and the cycle counts with the plan's prediction.
+onnxruntime (LiteRT for the CNN's TFLite form), and the cycle counts with the plan's
+prediction.
 """
 
 import json
@@ -13,19 +14,22 @@ import pytest
 
 from npugen.sim.blocks import NPU_DEMO
 from npugen.sim.flow.digits import NETWORKS, held_out_split, network_path
+from npugen.sim.flow.digits_tflite import TFLITE_PATH
 from npugen.sim.flow.infer import compile_model, infer
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", NETWORKS)
+@pytest.mark.parametrize("name", [*NETWORKS, "digits_cnn_tflite"])
 def test_digits_in_verilator(tmp_path, seed, name):
     rng = np.random.default_rng(seed)
     x_te, y_te = held_out_split()
     pick = rng.choice(len(x_te), size=6, replace=False)
-    x = x_te[pick] if name == "digits_cnn" else x_te[pick].reshape(6, -1)
+    x = {"digits_cnn": x_te[pick], "digits_mlp": x_te[pick].reshape(6, -1),
+         "digits_cnn_tflite": x_te[pick].transpose(0, 2, 3, 1)}[name]
     p = NPU_DEMO  # 4 lanes: its memories hold both networks; quick to build and run
-    compile_model(network_path(name), tmp_path / name, p)
+    compile_model(TFLITE_PATH if name.endswith("tflite") else network_path(name),
+                  tmp_path / name, p)
     r = infer(tmp_path / name, x, engine="verilator", check=True,
               build_root=ROOT / "build" / "cocotb", seed=seed)
     assert r.checked and r.mismatches == [], r.mismatches[:10]

@@ -1,8 +1,8 @@
 """The shipped digits networks, end to end on the instruction-level simulator.
 
 The whole held-out split (450 images) through each network; every output element equal to
-onnxruntime's; the int8 accuracy next to the float model's. The training script reproduces
-the shipped models.
+onnxruntime's; the int8 accuracy next to the float model's. The CNN's TFLite form too,
+every element equal to LiteRT's. The training script reproduces the shipped models.
 """
 
 import numpy as np
@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from npugen.rtl.npu import NpuParams
 from npugen.sim.flow.digits import NETWORKS, build, dataset, held_out_split, network_path
+from npugen.sim.flow.digits_tflite import TFLITE_PATH
 from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
 
 
@@ -32,6 +33,22 @@ def test_test_split_bit_exact(tmp_path, name):
                 == y_te).mean())
     print(f"{name}: float {fp:.4f}, int8 {int8:.4f}, cycles/image {r.cycles[0]}")
     assert fp >= 0.95 and int8 >= fp - 0.01
+
+
+def test_tflite_cnn_test_split_bit_exact(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
+    x_te, y_te = held_out_split()
+    x = x_te.transpose(0, 2, 3, 1)  # TFLite's NHWC input
+    plan = compile_model(TFLITE_PATH, tmp_path / "cnn", NpuParams())
+    assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv", "MaxPool", "Conv"]
+    r = infer(tmp_path / "cnn", x, check=True)
+    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
+    int8 = float((r.outputs.argmax(1) == y_te).mean())
+    fp = float((onnxruntime_outputs(network_path("digits_cnn", int8=False), x_te).argmax(1)
+                == y_te).mean())
+    print(f"digits_cnn (TFLite): float {fp:.4f}, int8 {int8:.4f}, cycles/image "
+          f"{r.cycles[0]}")
+    assert int8 >= fp - 0.01
 
 
 def test_shipped_split_is_the_held_out_split():
@@ -64,6 +81,8 @@ def test_training_reproduces_the_shipped_models(tmp_path):
             assert np.array_equal(got, want), (name, int8)
             if not int8:  # the script's own numpy accuracy agrees with onnxruntime's
                 assert stats[name]["float_accuracy"] == float((want == y_te).mean())
+    # the TFLite form, written from the float ONNX file's weights: byte for byte the shipped
+    assert (tmp_path / TFLITE_PATH.name).read_bytes() == TFLITE_PATH.read_bytes()
     ops = [[n.op_type for n in onnx.load(tmp_path / network_path(n).name).graph.node]
            for n in NETWORKS]
     assert ops == [[n.op_type for n in onnx.load(network_path(n)).graph.node]
