@@ -7,18 +7,23 @@ picks accumulators on which the ``ort`` and ``tflite`` golden models disagree (a
 where they agree), writes them as the biases of a one-input FULLY_CONNECTED layer, runs it
 in LiteRT and compares every output with both models: all must equal ``ort``, and some must
 differ from ``tflite`` (else the test could not tell the modes apart). A second test
-runs random weights and inputs (zero points included) through the same comparison.
+runs random weights and inputs (zero points included) through the same comparison. A
+third checks XNNPACK's int8 ADD formula (:mod:`npugen.sim.models.xnn_add`) on every input
+pair of random layers.
 """
 
 import numpy as np
 import pytest
 
+from npugen.sim.compiler.tflite_write import Graph
+from npugen.sim.models.qladd import ort_add
 from npugen.sim.models.requant import (
     float32_scale,
     quantize_multiplier,
     requantize_ort,
     requantize_tflite,
 )
+from npugen.sim.models.xnn_add import xnnpack_add
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
@@ -101,3 +106,43 @@ def test_xnnpack_random_layers(seed, per_channel):
         acc = (x - zp_in) @ w.T + bias
         want, _ = _models(acc, *_scales(s_in, s_w, s_out), zp_out)
         assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} differ"
+
+
+def _add_model(sa, za, sb, zb, sc, zc, n):
+    g = Graph()
+    a = g.tensor([1, n], np.int8, sa, za)
+    b = g.tensor([1, n], np.int8, sb, zb)
+    c = g.tensor([1, n], np.int8, sc, zc)
+    g.op("ADD", [a, b], [c], g.tfl.AddOptionsT())
+    return g.model([a, b], [c])
+
+
+def _run2(model, a, b):
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    interp = Interpreter(model_content=model)
+    interp.allocate_tensors()
+    ia, ib = interp.get_input_details()
+    interp.set_tensor(ia["index"], a[None])
+    interp.set_tensor(ib["index"], b[None])
+    interp.invoke()
+    return interp.get_tensor(interp.get_output_details()[0]["index"])[0].astype(np.int64)
+
+
+def test_xnnpack_add_exhaustive(seed):
+    """Every int8 pair of random layers: LiteRT's ADD equals :func:`xnnpack_add`."""
+    rng = np.random.default_rng([seed, 2])
+    a, b = (v.ravel().astype(np.int8) for v in np.meshgrid(np.arange(-128, 128),
+                                                           np.arange(-128, 128)))
+    differ_from_ort = 0
+    for _ in range(4):
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        za, zb, zc = (int(v) for v in rng.integers(-128, 128, 3))
+        got = _run2(_add_model(sa, za, sb, zb, sc, zc, a.size), a, b)
+        want = xnnpack_add(a, b, sa, za, sb, zb, sc, zc)
+        bad = np.flatnonzero(got != want)
+        assert len(bad) == 0, (f"scales {sa, sb, sc}, zero points {za, zb, zc}: pairs "
+                               f"{list(zip(a[bad][:5], b[bad][:5], strict=True))} differ")
+        differ_from_ort += int((ort_add("avx2", a, b, sa, za, sb, zb, sc, zc) != got).sum())
+    print(f"seed {seed}: 4 x 65,536 pairs equal; onnxruntime's QLinearAdd (avx2) formula "
+          f"differs on {differ_from_ort}")
