@@ -19,7 +19,7 @@ LAYERS = [
     ("npugen.boards", {"amaranth", "amaranth_boards"}),
     ("npugen.sim.models", {"numpy"}),
     ("npugen.sim.formats", {"numpy", "amaranth"}),
-    ("npugen.sim.compiler", {"numpy", "amaranth", "onnx", "ai_edge_litert"}),
+    ("npugen.sim.compiler", {"numpy", "amaranth", "onnx", "ai_edge_litert", "flatbuffers"}),
     ("npugen.sim.host", {"numpy", "amaranth", "serial"}),
     ("npugen.sim.blocks", {"amaranth"}),
     ("npugen.sim.cocotb", {"numpy", "amaranth", "cocotb"}),

@@ -7,7 +7,6 @@ are written with it. It writes only what it is told: quantizing a float network 
 caller's business, and LiteRT's interpreter, not this module, is the judge of the result.
 """
 
-import flatbuffers
 import numpy as np
 
 __all__ = ["Graph", "schema"]
@@ -76,6 +75,8 @@ class Graph:
 
     def model(self, inputs, outputs, description="npugen"):
         """Return the model's bytes with graph inputs and outputs ``inputs``/``outputs``."""
+        import flatbuffers  # noqa: PLC0415 - in the tflite extra, as LiteRT
+
         tfl = self.tfl
         graph = tfl.SubGraphT()
         graph.tensors, graph.operators = self.tensors, self.ops
