@@ -26,11 +26,15 @@ from npugen.rtl.npu.params import NpuParams
 from ..formats.program import disassemble, from_bytes, to_bytes
 from ..models.npu import cycles_of
 from .ir import TensorQuant
+from .quant import RULES
 
 __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
-#: 2: ISA version 2 (ADD), layers read earlier values (``reads``).
-PLAN_VERSION = 2
+#: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: TFLite models: the
+#: input's ``layout`` and ``quantize`` rule, the ``hwc`` and ``flat_hwc`` output layouts.
+PLAN_VERSION = 3
+#: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
+INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
 _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add"}
 
 
@@ -50,12 +54,12 @@ class Compiled:
     @property
     def input_layout(self):
         """``"chw"`` (ONNX) or ``"hwc"`` (TFLite): the axis order of a 3-D model input."""
-        return self.plan["input"].get("layout", "chw")
+        return self.plan["input"]["layout"]
 
     @property
     def quantize_rule(self):
         """How the float input is quantized (:data:`.quant.RULES`)."""
-        return self.plan["input"].get("quantize", "div")
+        return self.plan["input"]["quantize"]
 
     @property
     def output_quant(self):
@@ -113,7 +117,7 @@ def write_compiled(out_dir, network, lowered, p, model_path=None):
         (tmp / "plan.json").write_text(json.dumps(plan_of(network, lowered, p), indent=1)
                                        + "\n")
         if model_path is not None:
-            suffix = ".tflite" if Path(model_path).suffix == ".tflite" else ".onnx"
+            suffix = ".tflite" if Path(model_path).suffix.lower() == ".tflite" else ".onnx"
             shutil.copyfile(model_path, tmp / f"model{suffix}")
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")
@@ -148,7 +152,13 @@ def read_compiled(path):
             for key in ("shape_hwc", "address", "quant"):
                 part[key]  # noqa: B018 - a KeyError names what is missing
             TensorQuant(**part["quant"])
-        plan["input"]["model_shape"], plan["output"]["layout"]  # noqa: B018
+        plan["input"]["model_shape"]  # noqa: B018
+        checks = (("input.layout", plan["input"]["layout"], INPUT_LAYOUTS),
+                  ("input.quantize", plan["input"]["quantize"], RULES),
+                  ("output.layout", plan["output"]["layout"], OUTPUT_LAYOUTS))
+        for name, value, valid in checks:
+            if value not in valid:
+                raise ValueError(f"{name} must be one of {', '.join(valid)}, not {value!r}")
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{str(plan_path)!r} is malformed: {exc}") from None
     program = from_bytes(program_path.read_bytes(), p.lanes)

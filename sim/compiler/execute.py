@@ -51,11 +51,11 @@ def output_words_count(compiled):
 def outputs_of(compiled, words_per_image, raw=False):
     """Return the model's output batch from each image's output words (int8 if ``raw``)."""
     shape, lanes = compiled.plan["output"]["shape_hwc"], compiled.params.lanes
-    layout = compiled.plan["output"]["layout"]
-    q = np.stack([tensor_of(words, shape, lanes) if layout == "hwc"
+    layout = compiled.plan["output"]["layout"]  # chw, flat (ONNX); hwc, flat_hwc (TFLite)
+    q = np.stack([tensor_of(words, shape, lanes) if layout in ("hwc", "flat_hwc")
                   else tensor_of(words, shape, lanes).transpose(2, 0, 1)  # H W C -> C H W
                   for words in words_per_image])
-    if layout == "flat":
+    if layout.startswith("flat"):
         q = q.reshape(len(q), -1)
     return q.astype(np.int8) if raw else dequantize(q, compiled.output_quant)
 

@@ -154,8 +154,9 @@ class Network:
     ``input_shape``: ``(H, W, C)`` of the quantized input; ``input_quant`` how the float
     input becomes int8 (the model's first quantization). ``output_quant`` how the int8
     output becomes float; ``output_layout``: ``"chw"`` (a 4-D ``N x C x H x W`` output) or
-    ``"flat"`` (``N x C`` after a fully connected layer) or ``"hwc"`` (``N x H x W x C``,
-    TFLite's order); ``input_layout`` the same for the input (``"chw"``, ``"hwc"``; a flat
+    ``"flat"`` (``N x F`` flattened in C, H, W order, ONNX's), ``"hwc"`` (``N x H x W x C``,
+    TFLite's order) or ``"flat_hwc"`` (``N x F`` flattened in H, W, C order, TFLite's);
+    ``input_layout`` the same for the input (``"chw"``, ``"hwc"``; a flat
     input is either). ``quantize_rule``: how the float input is quantized, ``"div"``
     (``x / scale``, onnxruntime) or ``"mul_inverse"`` (``x * float32(1 / scale)``, LiteRT's
     XNNPACK); see :mod:`.quant`. ``input_name``/``output_name`` and

@@ -14,7 +14,8 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
   float32(float32(s_in * s_w) / s_out)``, rounded half to even - onnxruntime's arithmetic,
   so the network's rounding mode is ``ort`` (not TFLite's integer single rounding, which
   LiteRT's reference kernels use);
-- a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``zero_point + rint(bound / s_out)``;
+- a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``rint(bound / s_out + zero_point)`` (in
+  float32: the zero point is added before rounding);
 - ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
 
 Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
@@ -32,6 +33,9 @@ from .onnx_import import MAX_MODEL_BYTES, ModelError
 __all__ = ["load_tflite", "network_from_tflite"]
 
 _F32 = np.float32
+
+#: Scales accepted (LiteRT itself crashes on some beyond them, e.g. an input scale of 1e-38).
+SCALE_RANGE = (2.0 ** -32, 2.0 ** 32)
 
 
 def _schema():
@@ -113,8 +117,15 @@ class _Importer:
                         dtype=np.int64)
         if not per_channel and len(scale) != 1:
             raise ModelError(f"tensor {self.name(i)!r} must be quantized per tensor")
-        if not (np.isfinite(scale).all() and (scale > 0).all()):
-            raise ModelError(f"tensor {self.name(i)!r}: scales must be positive and finite")
+        if len(zp) != len(scale):
+            raise ModelError(f"tensor {self.name(i)!r}: {len(scale)} scales but {len(zp)} "
+                             "zero points")
+        if not (np.isfinite(scale).all() and (scale >= SCALE_RANGE[0]).all()
+                and (scale <= SCALE_RANGE[1]).all()):
+            raise ModelError(f"tensor {self.name(i)!r}: scales must be in [2**-32, 2**32]")
+        if per_channel and len(scale) > 1 and q.quantizedDimension != 0:
+            raise ModelError(f"tensor {self.name(i)!r}: per-channel scales must run along "
+                             "axis 0 (output channels)")
         return scale, zp
 
     def act_quant(self, i):
@@ -144,13 +155,17 @@ class _Importer:
         for k, bound in enumerate(bounds[act]):
             if bound is None:
                 continue
-            q = int(np.rint(_F32(bound) / _F32(yq.scale))) + yq.zero_point
+            # XNNPACK: the zero point is added before rounding, in float32
+            q = int(np.rint(np.clip(_F32(bound) / _F32(yq.scale) + _F32(yq.zero_point),
+                                    -128, 127)))
             lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
         return lo, hi
 
     def conv_layer(self, op, where, weights, stride, pads, act, flat=False):
         x, yq = self.value(op.inputs[0], where), self.act_quant(op.outputs[0])
         xq = x[1]
+        if self.tensor(op.inputs[1]).type != self.tfl.TensorType.INT8:
+            raise ModelError(f"{where}: the weights must be int8")
         w_scale, w_zp = self.quant(op.inputs[1], per_channel=True)
         cout = weights.shape[0]
         if np.any(w_zp != 0):
@@ -176,8 +191,13 @@ class _Importer:
                      lo=lo, hi=hi, name=self.name(op.outputs[0]))
         self.add(op, layer, x, yq, flat=flat)
 
+    def options(self, op, where):
+        if op.builtinOptions is None:
+            raise ModelError(f"{where}: its options are missing")
+        return op.builtinOptions
+
     def conv_2d(self, op, where):
-        o = op.builtinOptions
+        o = self.options(op, where)
         shape = self.value(op.inputs[0], where)[0]
         w = self.data(op.inputs[1], np.int8)  # (cout, kh, kw, cin)
         if w.ndim != 4:
@@ -214,18 +234,19 @@ class _Importer:
         h, wd, c = shape
         if w.ndim != 2 or w.shape[1] != h * wd * c:
             raise ModelError(f"{where}: weights {w.shape} do not match input {shape}")
-        if h != wd:
-            raise ModelError(f"{where}: a fully connected layer on a {h}x{wd} map (not "
-                             "square) is not supported")
         if o is not None and (o.keepNumDims or o.weightsFormat != 0):
             raise ModelError(f"{where}: keep_num_dims and shuffled weights are not supported")
-        # TFLite flattens NHWC: column (y * W + x) * C + c.
-        weights = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2)
+        # TFLite flattens NHWC: column (y * W + x) * C + c. A rectangular map runs as one
+        # max(H, W) square window whose extra positions (padding, filled with zp_in) have
+        # zero weights.
+        k = max(h, wd)
+        weights = np.zeros((w.shape[0], c, k, k), dtype=np.int64)
+        weights[:, :, :h, :wd] = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2)
         act = o.fusedActivationFunction if o is not None else 0
-        self.conv_layer(op, where, weights, 1, (0, 0, 0, 0), act, flat=True)
+        self.conv_layer(op, where, weights, 1, (0, 0, k - h, k - wd), act, flat=True)
 
     def max_pool_2d(self, op, where):
-        o = op.builtinOptions
+        o = self.options(op, where)
         x = self.value(op.inputs[0], where)
         if o.filterHeight != o.filterWidth or o.strideH != o.strideW or o.strideH < 1:
             raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} and strides "
@@ -246,12 +267,13 @@ class _Importer:
         out = self.shape(op.outputs[0])
         if int(np.prod(out)) != int(np.prod(x[0])):
             raise ModelError(f"{where}: cannot reshape {x[0]} to {out}")
-        if len(out) == 2:
+        if len(out) == 2 and out[0] == 1:
             self.values[op.outputs[0]] = (x[0], x[1], True, x[3])
-        elif len(out) == 4 and tuple(out[1:]) == tuple(x[0]):
+        elif len(out) == 4 and out[0] == 1 and tuple(out[1:]) == tuple(x[0]):
             self.values[op.outputs[0]] = x
         else:
-            raise ModelError(f"{where}: only a flatten to (N, features) is supported")
+            raise ModelError(f"{where}: only a flatten to (1, features) is supported, not "
+                             f"{out}")
 
     def quantize(self, op, where):
         i = op.inputs[0]
@@ -260,6 +282,8 @@ class _Importer:
         if self.tensor(i).type != self.tfl.TensorType.FLOAT32:
             raise ModelError(f"{where}: the graph input must be float32")
         shape = self.shape(i)
+        if not shape or shape[0] != 1:
+            raise ModelError(f"{where}: the input's batch axis must be 1, not {shape[:1]}")
         if len(shape) == 4:
             hwc = shape[1:]
         elif len(shape) == 2:
@@ -277,6 +301,8 @@ class _Importer:
         x = self.value(op.inputs[0], where)
         if list(self.graph.outputs) != [op.outputs[0]]:
             raise ModelError(f"{where}: only the graph's output may be dequantized")
+        if self.tensor(op.outputs[0]).type != self.tfl.TensorType.FLOAT32:
+            raise ModelError(f"{where}: the output must be float32")
         self.output_quant, self.output_value = x[1], x[3]
         self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
 
@@ -300,6 +326,7 @@ class _Importer:
         return (f"operator {self.names.get(builtin, builtin)} writing "
                 f"{self.name(op.outputs[0])!r}")
 
+    MIN_INPUTS = {"CONV_2D": 2, "FULLY_CONNECTED": 2}
     HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
                 "RESHAPE": "reshape", "DEQUANTIZE": "dequantize"}
@@ -311,6 +338,9 @@ class _Importer:
         graph.outputs = [int(v) for v in (graph.outputs if graph.outputs is not None else [])]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise ModelError("the model must have exactly one input and one output")
+        if self.tensor(graph.inputs[0]).type != self.tfl.TensorType.FLOAT32:
+            raise ModelError("the model's input must be float32 and quantized by QUANTIZE "
+                             "(int8 model inputs are not supported yet)")
         for op in graph.operators or []:
             if not 0 <= op.opcodeIndex < len(codes):
                 raise ModelError(f"operator code index {op.opcodeIndex} is out of range")
@@ -322,8 +352,9 @@ class _Importer:
             # the schema's object form holds index vectors as numpy arrays (or None)
             op.inputs = [int(v) for v in (op.inputs if op.inputs is not None else [])]
             op.outputs = [int(v) for v in (op.outputs if op.outputs is not None else [])]
-            if not op.inputs or len(op.outputs) != 1:
-                raise ModelError(f"operator {name}: needs inputs and one output")
+            if len(op.inputs) < self.MIN_INPUTS.get(name, 1) or len(op.outputs) != 1:
+                raise ModelError(f"operator {name}: needs {self.MIN_INPUTS.get(name, 1)} "
+                                 "or more inputs and one output")
             getattr(self, self.HANDLERS[name])(op, self.where(op))
         if self.input_quant is None or self.output_quant is None:
             raise ModelError("the model must quantize its float input (QUANTIZE) and "
@@ -337,10 +368,14 @@ class _Importer:
 def network_from_tflite(model):
     """Return the :class:`~.ir.Network` of a model read by :func:`load_tflite`."""
     importer = _Importer(model, _schema())
-    importer.run()
+    try:
+        importer.run()
+    except (AttributeError, IndexError, KeyError, TypeError) as exc:
+        # a field of an unexpected type or length the checks above did not foresee
+        raise ModelError(f"the model is malformed ({type(exc).__name__}: {exc})") from None
     return Network(input_shape=importer.input_shape, input_quant=importer.input_quant,
                    layers=importer.layers, output_quant=importer.output_quant,
-                   output_layout="flat" if importer.output_flat else "hwc", mode="ort",
+                   output_layout="flat_hwc" if importer.output_flat else "hwc", mode="ort",
                    input_name=importer.input_name, output_name=importer.output_name,
                    model_input_shape=importer.model_input_shape, input_layout="hwc",
                    quantize_rule="mul_inverse")

@@ -37,7 +37,7 @@ def compile_model(model_path, out_dir, p):
     Raises ValueError (:class:`~..compiler.onnx_import.ModelError` or
     :class:`~..compiler.lower.LowerError`) before anything is written.
     """
-    if Path(model_path).suffix == ".tflite":
+    if Path(model_path).suffix.lower() == ".tflite":
         network = network_from_tflite(load_tflite(model_path))
     else:
         network = network_from_onnx(load_onnx(model_path))
@@ -137,7 +137,8 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         runtime, run = (("LiteRT", litert_outputs) if model == tflite
                         else ("onnxruntime", onnxruntime_outputs))
         if not model.is_file():
-            raise ValueError(f"{str(folder)!r} has no model.onnx to check against")
+            raise ValueError(f"{str(folder)!r} has no model.onnx or model.tflite to check "
+                             "against")
         try:
             ref = run(model, np.asarray(x, dtype=np.float32))
         except Exception as exc:  # the runtimes' errors derive from Exception only

@@ -24,13 +24,13 @@ from npugen.sim.flow.infer import compile_model, infer
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
-from .tflite_models import Graph, OpResolverType, run, tfl  # noqa: E402
+from .tflite_models import Graph, run, tfl  # noqa: E402
 
 # Odd lanes and a small array: convolutions run as bands, channels split across words.
 NPU = NpuParams(lanes=3, act_words=2048, wgt_words=8192, acc_words=32, tab_entries=64,
                 imem_words=64, systolic=SystolicParams(rows=3, cols=3))
 ACTS = [tfl.ActivationFunctionType.NONE, tfl.ActivationFunctionType.RELU,
-        tfl.ActivationFunctionType.RELU6]
+        tfl.ActivationFunctionType.RELU6, tfl.ActivationFunctionType.RELU_N1_TO_1]
 
 
 def _quant(rng):
@@ -61,20 +61,51 @@ def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act):
     return y, (oh, ow, cout)
 
 
-def _network(rng, per_channel):
-    """Return a random chain: conv, conv (stride 2 or max-pool), flatten, fully connected."""
+def _flatten(g, x, shape):
+    q = g.tensors[x].quantization
+    features = int(np.prod(shape))
+    flat = g.tensor([1, features], np.int8, q.scale[0], q.zeroPoint[0])
+    new = g.tensor([2], np.int32, data=[1, features])
+    o = tfl.ReshapeOptionsT()
+    o.newShape = [1, features]
+    g.op("RESHAPE", [x, new], [flat], o)
+    return flat, features
+
+
+def _fc(g, rng, x, features, n, per_channel, act, out_scale=None, out_zp=None):
+    s_in = g.tensors[x].quantization.scale[0]
+    s_w = rng.uniform(0.002, 0.02, n if per_channel else 1).astype(np.float32)
+    wt = g.tensor([n, features], np.int8, s_w, 0, data=rng.integers(-127, 128, (n, features)))
+    bt = g.tensor([n], np.int32, np.float32(s_in) * s_w, 0,
+                  data=rng.integers(-3000, 3000, n))
+    s_out, zp = _quant(rng)
+    y = g.tensor([1, n], np.int8, out_scale or s_out * 8, zp if out_zp is None else out_zp)
+    o = tfl.FullyConnectedOptionsT()
+    o.fusedActivationFunction = act
+    g.op("FULLY_CONNECTED", [x, wt, bt], [y], o)
+    return y
+
+
+def _network(rng, per_channel, tail):
+    """Return ``(model, input shape)``: a random chain.
+
+    conv -> (conv stride 2 | max-pool) -> tail; ``tail``: ``fc`` (flatten, then a fully
+    connected layer; the map may be rectangular), ``fc4d`` (fully connected straight on
+    the map), ``map`` (the map is the output, NHWC) or ``flat`` (the flattened map is the
+    output).
+    """
     g = Graph()
-    h = int(rng.integers(5, 10))
+    h, w = (int(v) for v in rng.integers(5, 10, 2))
     c = int(rng.integers(1, 6))
-    xf = g.tensor([1, h, h, c], np.float32, name="image")
+    xf = g.tensor([1, h, w, c], np.float32, name="image")
     s, zp = _quant(rng)
-    x = g.tensor([1, h, h, c], np.int8, s, zp)
+    x = g.tensor([1, h, w, c], np.int8, s, zp)
     g.op("QUANTIZE", [xf], [x])
-    x, shape = _conv(g, rng, x, (h, h, c), int(rng.integers(1, 9)), 3, 1,
-                     bool(rng.integers(2)), per_channel, ACTS[rng.integers(3)])
+    x, shape = _conv(g, rng, x, (h, w, c), int(rng.integers(1, 9)), 3, 1,
+                     bool(rng.integers(2)), per_channel, ACTS[rng.integers(len(ACTS))])
     if rng.integers(2):
         x, shape = _conv(g, rng, x, shape, int(rng.integers(1, 9)), int(rng.integers(1, 4)),
-                         2, True, per_channel, ACTS[rng.integers(3)])
+                         2, True, per_channel, ACTS[rng.integers(len(ACTS))])
     else:
         o = tfl.Pool2DOptionsT()
         o.padding, o.strideH, o.strideW = tfl.Padding.SAME, 2, 2
@@ -84,47 +115,85 @@ def _network(rng, per_channel):
                      q.scale[0], q.zeroPoint[0])
         g.op("MAX_POOL_2D", [x], [y], o)
         x, shape = y, (-(-shape[0] // 2), -(-shape[1] // 2), shape[2])
-    q = g.tensors[x].quantization
-    features = int(np.prod(shape))
-    flat = g.tensor([1, features], np.int8, q.scale[0], q.zeroPoint[0])
-    new = g.tensor([2], np.int32, data=[1, features])
-    o = tfl.ReshapeOptionsT()
-    o.newShape = [1, features]
-    g.op("RESHAPE", [x, new], [flat], o)
-    n = int(rng.integers(2, 12))
-    s_w = rng.uniform(0.002, 0.02, n if per_channel else 1).astype(np.float32)
-    wt = g.tensor([n, features], np.int8, s_w, 0, data=rng.integers(-127, 128, (n, features)))
-    bt = g.tensor([n], np.int32, np.float32(q.scale[0]) * s_w, 0,
-                  data=rng.integers(-3000, 3000, n))
-    s_out, zp = _quant(rng)
-    y = g.tensor([1, n], np.int8, s_out * 8, zp)
-    o = tfl.FullyConnectedOptionsT()
-    o.fusedActivationFunction = ACTS[rng.integers(3)]
-    g.op("FULLY_CONNECTED", [flat, wt, bt], [y], o)
-    out = g.tensor([1, n], np.float32, name="logits")
-    g.op("DEQUANTIZE", [y], [out])
-    return g.model([xf], [out]), (h, h, c)
+    out_shape = [1, *shape]
+    if tail in ("fc", "flat"):
+        x, features = _flatten(g, x, shape)
+        out_shape = [1, features]
+    if tail in ("fc", "fc4d"):
+        n = int(rng.integers(2, 12))
+        x = _fc(g, rng, x, int(np.prod(shape)), n, per_channel,
+                ACTS[rng.integers(len(ACTS))])
+        out_shape = [1, n]
+    out = g.tensor(out_shape, np.float32, name="out")
+    g.op("DEQUANTIZE", [x], [out])
+    return g.model([xf], [out]), (h, w, c)
 
 
+def _compare(tmp_path, name, model, x):
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(model)
+    plan = compile_model(path, tmp_path / name, NPU)
+    # XNNPACK's arithmetic (test_litert_rounding.py and test_quantize_follows_xnnpack
+    # measure it; random layers rarely tell the roundings apart)
+    assert plan["mode"] == "ort" and plan["input"]["quantize"] == "mul_inverse"
+    r = infer(tmp_path / name, x, check=True)
+    assert r.checked and r.runtime == "LiteRT"
+    assert not r.mismatches, (f"{name}: {len(r.mismatches)} of {r.outputs.size} differ "
+                              f"from LiteRT, first {r.mismatches[:3]}")
+    return r, plan
+
+
+@pytest.mark.parametrize("tail", ["fc", "fc4d", "map", "flat"])
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
-def test_random_chains_match_litert(tmp_path, seed, per_channel):
-    rng = np.random.default_rng([seed, per_channel])
-    for n in range(3):
-        model, shape = _network(rng, per_channel)
-        path = tmp_path / f"m{n}.tflite"
-        path.write_bytes(model)
-        plan = compile_model(path, tmp_path / f"c{n}", NPU)
-        # XNNPACK's arithmetic (test_litert_rounding.py and test_quantize_follows_xnnpack
-        # measure it; random layers rarely tell the roundings apart)
-        assert plan["mode"] == "ort" and plan["input"]["quantize"] == "mul_inverse"
+def test_random_chains_match_litert(tmp_path, seed, per_channel, tail):
+    rng = np.random.default_rng([seed, per_channel, len(tail)])
+    for n in range(2):
+        model, shape = _network(rng, per_channel, tail)
         x = rng.uniform(-2.5, 2.5, (6, *shape)).astype(np.float32)
-        r = infer(tmp_path / f"c{n}", x, check=True)
-        assert r.checked and r.runtime == "LiteRT"
-        assert not r.mismatches, (f"model {n}: {len(r.mismatches)} of {r.outputs.size} "
-                                  f"differ from LiteRT, first {r.mismatches[:3]}")
-        # the int8 outputs too (the dequantized check could hide a constant offset)
-        raw = infer(tmp_path / f"c{n}", x, raw=True).outputs.astype(np.int64)
-        assert raw.std() > 0 or n > 0
+        r, plan = _compare(tmp_path, f"m{n}", model, x)
+        layout = {"fc": "flat_hwc", "fc4d": "flat_hwc", "map": "hwc", "flat": "flat_hwc"}
+        assert plan["output"]["layout"] == layout[tail]
+        assert r.outputs.shape[0] == 6 and r.outputs.ndim == (4 if tail == "map" else 2)
+
+
+def test_mlp_on_a_flat_input(tmp_path, seed):
+    """A 2-D ``(N, F)`` input through two fully connected layers."""
+    rng = np.random.default_rng(seed)
+    g = Graph()
+    f = int(rng.integers(3, 40))
+    xf = g.tensor([1, f], np.float32)
+    s, zp = _quant(rng)
+    x = g.tensor([1, f], np.int8, s, zp)
+    g.op("QUANTIZE", [xf], [x])
+    h = _fc(g, rng, x, f, 16, True, tfl.ActivationFunctionType.RELU)
+    y = _fc(g, rng, h, 16, 5, False, tfl.ActivationFunctionType.RELU_N1_TO_1)
+    out = g.tensor([1, 5], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    _compare(tmp_path, "mlp", g.model([xf], [out]), rng.uniform(-3, 3, (8, f)))
+
+
+@pytest.mark.parametrize("act", [tfl.ActivationFunctionType.RELU6,
+                                 tfl.ActivationFunctionType.RELU_N1_TO_1])
+def test_activation_bound_on_a_rounding_tie(tmp_path, seed, act):
+    """6 / 0.8 = 7.5 and 1 / 0.4 = 2.5: XNNPACK rounds bound / scale + zero point."""
+    rng = np.random.default_rng(seed)
+    scale = np.float32(0.8 if act == tfl.ActivationFunctionType.RELU6 else 0.4)
+    g = Graph()
+    xf = g.tensor([1, 16], np.float32)
+    x = g.tensor([1, 16], np.int8, 0.05, 0)
+    g.op("QUANTIZE", [xf], [x])
+    y = g.tensor([1, 24], np.int8, scale, 1)
+    s_w = np.float32(0.05)
+    wt = g.tensor([24, 16], np.int8, s_w, 0, data=rng.integers(-127, 128, (24, 16)))
+    bt = g.tensor([24], np.int32, np.float32(0.05) * s_w, 0, data=np.zeros(24))
+    o = tfl.FullyConnectedOptionsT()
+    o.fusedActivationFunction = act
+    g.op("FULLY_CONNECTED", [x, wt, bt], [y], o)
+    out = g.tensor([1, 24], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    r, _ = _compare(tmp_path, "tie", g.model([xf], [out]), rng.uniform(-6, 6, (16, 16)))
+    q = np.rint(r.outputs / scale).astype(int) + 1
+    assert q.max() == (8 if act == tfl.ActivationFunctionType.RELU6 else 4)  # bound reached
 
 
 def test_quantize_follows_xnnpack(seed):
@@ -142,7 +211,6 @@ def test_quantize_follows_xnnpack(seed):
     assert np.array_equal(got, want)
     # the onnxruntime rule differs on these inputs: the test tells the two apart
     assert (quantize(x, TensorQuant(float(s), zp), "div") != got).any()
-    assert (run(g.model([a], [b]), x[None], OpResolverType.AUTO)[0] == got).all()
 
 
 def test_unsupported_operator_is_named(tmp_path):
@@ -171,7 +239,7 @@ def test_malformed_file_is_refused(tmp_path):
 
 def test_cli_compile_and_check(tmp_path, capsys, seed):
     rng = np.random.default_rng(seed)
-    model, shape = _network(rng, True)
+    model, shape = _network(rng, True, "fc")
     path = tmp_path / "net.tflite"
     path.write_bytes(model)
     folder = tmp_path / "net"
@@ -180,7 +248,7 @@ def test_cli_compile_and_check(tmp_path, capsys, seed):
     assert sorted(p.name for p in folder.iterdir()) == ["model.tflite", "plan.json",
                                                        "program.npup"]
     plan = json.loads((folder / "plan.json").read_text())
-    assert plan["output"]["layout"] == "flat" and plan["input"]["layout"] == "hwc"
+    assert plan["output"]["layout"] == "flat_hwc" and plan["input"]["layout"] == "hwc"
     x = rng.uniform(-2, 2, (4, *shape)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
     capsys.readouterr()
@@ -191,3 +259,64 @@ def test_cli_compile_and_check(tmp_path, capsys, seed):
     n = plan["output"]["shape_hwc"][2]
     assert f"check: 0 of {4 * n} elements differ from LiteRT (bit-exact)" in out, out
     assert np.load(tmp_path / "y.npy").shape == (4, n)
+
+
+def _fc_graph(**change):
+    """Return a QUANTIZE -> FULLY_CONNECTED -> DEQUANTIZE model with one thing broken."""
+    g = Graph()
+    batch = change.get("batch", 1)
+    xf = g.tensor([batch, 8], np.int8 if change.get("int8_input") else np.float32)
+    x = g.tensor([batch, 8], np.int8, 0.05, 0)
+    if not change.get("int8_input"):
+        g.op("QUANTIZE", [xf], [x])
+    s_w = np.float32(change.get("w_scale", 0.01))
+    wt = g.tensor([4, 8], np.int8, s_w, 0, data=np.ones((4, 8)))
+    bt = g.tensor([4], np.int32, np.float32(0.05) * s_w, 0, data=np.zeros(4))
+    y = g.tensor([batch, 4], np.int8, 0.1, 0)
+    g.op("FULLY_CONNECTED", [x, wt, bt][:change.get("inputs", 3)], [y],
+         tfl.FullyConnectedOptionsT())
+    if change.get("bad_reshape"):
+        r = g.tensor([2, 2], np.int8, 0.1, 0)
+        o = tfl.ReshapeOptionsT()
+        o.newShape = [2, 2]
+        g.op("RESHAPE", [y, g.tensor([2], np.int32, data=[2, 2])], [r], o)
+        y = r
+    if change.get("no_zero_point"):
+        g.tensors[y].quantization.zeroPoint = []
+    shape = g.tensors[y].shape
+    out = g.tensor(shape, np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    return g.model([xf], [out])
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"inputs": 1}, "operator FULLY_CONNECTED: needs 2 or more inputs"),
+    ({"int8_input": True}, "input must be float32"),
+    ({"batch": 4}, "batch axis must be 1"),
+    ({"bad_reshape": True}, "only a flatten to (1, features)"),
+    ({"no_zero_point": True}, "1 scales but 0 zero points"),
+    ({"w_scale": 1e-38}, "scales must be in [2**-32, 2**32]"),
+], ids=["one_input", "int8_input", "batch4", "reshape", "zero_points", "tiny_scale"])
+def test_malformed_models_get_one_line(tmp_path, capsys, change, match):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_fc_graph(**change))
+    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("npugen: error: ") and err.count("\n") == 1, err
+    assert match in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_options_are_named(tmp_path):
+    g = Graph()
+    xf = g.tensor([1, 4, 4, 1], np.float32)
+    x = g.tensor([1, 4, 4, 1], np.int8, 0.05, 0)
+    g.op("QUANTIZE", [xf], [x])
+    y = g.tensor([1, 2, 2, 1], np.int8, 0.05, 0)
+    g.op("MAX_POOL_2D", [x], [y])  # no Pool2DOptions
+    out = g.tensor([1, 2, 2, 1], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.model([xf], [out]))
+    with pytest.raises(ModelError, match="MAX_POOL_2D .*options are missing"):
+        compile_model(path, tmp_path / "out", NPU)
