@@ -125,15 +125,23 @@ class Decoder(wiring.Component):
             m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
                                      | (avg.channels == 0))
         with m.Elif(is_op[Op.ADD]):
-            m.d.comb += early_bad.eq((add.mode != 0) | (add.pixels == 0) | (add.channels == 0))
+            m.d.comb += early_bad.eq((add.mode > 1) | (add.pixels == 0) | (add.channels == 0))
 
         # ADD's float32 constants (CONST): |rac|, |rbc| in [2**-64, 2**24), fixed zero or
         # 2**-100 <= |fixed| < 2**64, read from the biased exponent fields.
         def exp_outside(bits, lo, hi):
             return (bits[23:31] < lo) | (bits[23:31] > hi)
 
-        const_bad = exp_outside(add.rac, 63, 150) | exp_outside(add.rbc, 63, 150) \
+        float_bad = exp_outside(add.rac, 63, 150) | exp_outside(add.rbc, 63, 150) \
             | ((add.fixed[:31] != 0) & exp_outside(add.fixed, 27, 190))
+
+        # mode 1 (XNNPACK): |rac|, |rbc| <= 2**21 as integers (any shift is exact).
+        def int_outside(bits):
+            v = bits.as_signed()
+            return (v < -(1 << 21)) | (v > (1 << 21))
+
+        int_bad = int_outside(add.rac) | int_outside(add.rbc)
+        const_bad = Mux(add.mode[0], int_bad, float_bad)
         reach_h = Signal(13)  # (out_h - 1) * stride: 8 x 4 bits
         reach_w = Signal(13)
         lim_h = Signal(9)

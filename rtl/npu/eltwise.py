@@ -110,7 +110,8 @@ class AddUnit(wiring.Component):
         for k, adder in enumerate(adders):
             pay = adder.i.payload
             m.d.comb += [adder.i.valid.eq(feed), pay.rac.eq(f.rac), pay.rbc.eq(f.rbc),
-                         pay.fixed.eq(f.fixed)]
+                         pay.fixed.eq(f.fixed), pay.mode.eq(f.mode[0]), pay.shift.eq(f.shift),
+                         pay.zc.eq(f.zp_out)]
             with m.Switch(chunk):
                 for j in range(chunks):
                     lane = j * units + k

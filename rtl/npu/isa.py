@@ -27,8 +27,9 @@ instruction, not across instructions. Data layouts (word addresses, see
 Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32. ``CONV`` fills
 the padding with the input zero point ``zp_in`` (the compiler folds ``-zp_in * sum(w)``
 into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding. ``ADD``
-works on float32 bit patterns held in its instruction (onnxruntime's ``QLinearAdd``,
-:mod:`npugen.rtl.npu.qladd`).
+mode 0 works on float32 bit patterns held in its instruction (onnxruntime's ``QLinearAdd``),
+mode 1 on integer multipliers, a bias and a shift (XNNPACK's int8 add, LiteRT's default);
+:mod:`npugen.rtl.npu.qladd`.
 """
 
 import enum
@@ -41,7 +42,7 @@ __all__ = ["FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY", "
            "Field", "Op", "OpSpec", "decode", "insn_layout", "spec_of"]
 
 #: Bump on any change of an encoding, a field or a semantic rule.
-ISA_VERSION = 2
+ISA_VERSION = 3
 
 #: Width of one instruction word.
 INSN_BITS = 256
@@ -82,8 +83,9 @@ class ErrorCode(enum.IntEnum):
     BANK = 7
     #: The program counter ran past the instruction memory without a ``HALT``.
     PC = 8
-    #: An ``ADD``'s float32 constants outside the range its unit is exact for (``|rac|`` and
-    #: ``|rbc|`` in ``[2**-64, 2**24)``, ``fixed`` zero or ``2**-100 <= |fixed| < 2**64``).
+    #: An ``ADD``'s constants outside the range its unit is exact for: mode 0, the float32
+    #: ``|rac|`` and ``|rbc|`` in ``[2**-64, 2**24)``, ``fixed`` zero or
+    #: ``2**-100 <= |fixed| < 2**64``; mode 1, the integers ``|rac|, |rbc| <= 2**21``.
     CONST = 9
 
 
@@ -159,16 +161,23 @@ OPCODES = (
                         Field("channels", 10, help="channels")),
            None, "global average pool: acc = bias + sum over H x W of x (int32), then "
            "requantization per channel; output 1 x 1 x C"),
-    OpSpec(Op.ADD, (Field("mode", 2, help="rounding: 0 ort (the only one built for ADD)"),
+    OpSpec(Op.ADD, (Field("mode", 2, help="kernel: 0 onnxruntime's QLinearAdd (AVX2), 1 "
+                                          "XNNPACK's int8 add (LiteRT)"),
                     Field("src", 16, help="input tensor a, activation word address"),
                     Field("src_b", 16, help="input tensor b, in a's bank"), _DST,
                     Field("pixels", 16, help="pixels (H x W) of a, b and the output"),
                     Field("channels", 10, help="channels"),
-                    Field("rac", 32, help="float32 bits of scale_a / scale_out"),
-                    Field("rbc", 32, help="float32 bits of scale_b / scale_out"),
-                    Field("fixed", 32, help="float32 bits of the zero-point term")),
-           "add_units", "element-wise add as onnxruntime's AVX2 QLinearAdd kernel: "
-           "out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, exact in integers"),
+                    Field("rac", 32, help="mode 0: float32 bits of scale_a / scale_out; "
+                                          "mode 1: the int multiplier of a"),
+                    Field("rbc", 32, help="mode 0: float32 bits of scale_b / scale_out; "
+                                          "mode 1: the int multiplier of b"),
+                    Field("fixed", 32, help="mode 0: float32 bits of the zero-point term; "
+                                            "mode 1: the int32 bias"),
+                    Field("shift", 5, help="mode 1: right shift"),
+                    Field("zp_out", 8, signed=True, help="mode 1: output zero point")),
+           "add_units", "element-wise add. Mode 0 as onnxruntime's AVX2 QLinearAdd kernel: "
+           "out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, exact in integers; "
+           "mode 1 as XNNPACK: out = sat8(((fixed + a * rac + b * rbc) >> shift) + zp_out)"),
 )
 
 _BY_OP = {spec.op: spec for spec in OPCODES}

@@ -60,9 +60,46 @@ def fma8_in_layout():
 
 
 def qladd_in_layout():
-    """Two int8 elements and the layer's float32 constants (bit patterns)."""
+    """Two int8 elements and the layer's constants.
+
+    ``mode`` 0 (onnxruntime): ``rac``, ``rbc``, ``fixed`` are float32 bit patterns; ``shift``
+    and ``zc`` unused. ``mode`` 1 (XNNPACK): ``rac`` and ``rbc`` are the integer multipliers
+    (two's complement, ``|m| <= 2**21``), ``fixed`` the int32 bias, ``shift`` the right
+    shift and ``zc`` the output zero point.
+    """
     return data.StructLayout({"a": signed(8), "b": signed(8), "rac": unsigned(32),
-                              "rbc": unsigned(32), "fixed": unsigned(32)})
+                              "rbc": unsigned(32), "fixed": unsigned(32), "mode": 1,
+                              "shift": unsigned(5), "zc": signed(8)})
+
+
+#: Multiplier bits the XNNPACK path uses (the decoder keeps ``|m| <= 2**21``).
+XNN_MULT_BITS = 23
+
+
+def xnn_stages(m, pipe, s, name):
+    """XNNPACK's integer add after stage 1 (``s``: stage 1's registers); 4 stages.
+
+    Returns stage 5's registers: ``value`` (int8) and ``mode``. Stage 2: the two 8 x 23-bit
+    products; 3: the 34-bit sum with the bias (exact: no wrap); 4: the arithmetic right shift
+    (floor; the bias holds the rounding half); 5: + zero point, saturated to int8.
+    """
+    pa = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pa")
+    pb = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pb")
+    m.d.comb += [pa.eq(s["a"] * s["rac"][:XNN_MULT_BITS].as_signed()),
+                 pb.eq(s["b"] * s["rbc"][:XNN_MULT_BITS].as_signed())]
+    keep = {"shift": s["shift"], "zc": s["zc"], "mode": s["mode"]}
+    s2 = pipe.carry({**keep, "pa": pa, "pb": pb, "bias": s["fixed"].as_signed()}, 2)
+    acc = Signal(signed(34), name=f"{name}_acc")
+    m.d.comb += acc.eq(s2["bias"] + s2["pa"] + s2["pb"])
+    s3 = pipe.carry({**{k: s2[k] for k in keep}, "acc": acc}, 3)
+    shifted = Signal(signed(34), name=f"{name}_shifted")
+    m.d.comb += shifted.eq(s3["acc"] >> s3["shift"])
+    s4 = pipe.carry({"zc": s3["zc"], "mode": s3["mode"], "shifted": shifted}, 4)
+    total = Signal(signed(35), name=f"{name}_total")
+    m.d.comb += total.eq(s4["shifted"] + s4["zc"])
+    value = Signal(signed(8), name=f"{name}_value")
+    m.d.comb += value.eq(Mux(total < -128, -128, Mux(total > 127, 127, total)))
+    return pipe.carry({"value": value, "mode": s4["mode"]}, 5)
 
 
 def _fields(m, bits, name):
@@ -294,14 +331,23 @@ class QLinearAdder(wiring.Component):
         m = Module()
         pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
         p = self.i.payload
-        s0 = pipe.carry({"a": p.a, "b": p.b, "rac": p.rac, "rbc": p.rbc, "fixed": p.fixed}, 1)
+        s0 = pipe.carry({"a": p.a, "b": p.b, "rac": p.rac, "rbc": p.rbc, "fixed": p.fixed,
+                         "mode": p.mode, "shift": p.shift, "zc": p.zc}, 1)
+        # mode 1: XNNPACK's integer add, stages 2-5, then carried to the float path's end
+        xnn = xnn_stages(m, pipe, s0, "xnn")
+        for k in range(6, 1 + FMA_STAGES + 1):
+            xnn = pipe.carry(xnn, k)
         inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], s0["rbc"], s0["fixed"], 1,
                                           {"a": s0["a"], "rac": s0["rac"]}, "inner")
         k = 1 + FMA_STAGES
         outer, bad_outer, s2 = fma_stages(m, pipe, s1["a"], s1["rac"], inner, k,
-                                          {"flag": bad_inner}, "outer")
+                                          {"flag": bad_inner, "xnn": xnn["value"],
+                                           "mode": xnn["mode"]}, "outer")
         k += FMA_STAGES
-        value, s3 = to_int8_stages(m, pipe, outer, k, {"flag": s2["flag"] | bad_outer}, "cvt")
+        value, s3 = to_int8_stages(m, pipe, outer, k, {"flag": s2["flag"] | bad_outer,
+                                                       "xnn": s2["xnn"], "mode": s2["mode"]},
+                                   "cvt")
         with m.If(pipe.go):
-            m.d.sync += [self.o.payload.value.eq(value), self.o.payload.invalid.eq(s3["flag"])]
+            m.d.sync += [self.o.payload.value.eq(Mux(s3["mode"], s3["xnn"], value)),
+                         self.o.payload.invalid.eq(s3["flag"] & ~s3["mode"])]
         return m

@@ -31,6 +31,7 @@ from ..formats.program import (
 from ..host import npu as host
 from ..models.npu import NpuModel, NpuState
 from ..models.qladd import avx2_constants, f32_bits
+from ..models.xnn_add import xnnpack_add_params
 from .bench import TRAFFIC, Bench, check_words, write_result
 
 
@@ -143,19 +144,30 @@ def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
     return program
 
 
-def _add_case(p, nrng):
-    """Return an ``ADD`` of two random tensors in bank 0 (random layer) into bank 1."""
+def _add_case(p, nrng, xnn):
+    """Return an ``ADD`` of two random tensors in bank 0 (random layer) into bank 1.
+
+    Mode 0 (onnxruntime's kernel) or, with ``xnn``, 1 (XNNPACK's).
+    """
     h, w, c = (int(v) for v in nrng.integers(1, 5, size=3))
     c += p.lanes  # at least two channel groups, usually a partial one
     words = h * w * -(-c // p.lanes)
     a, b = (nrng.integers(-128, 128, size=(h, w, c)) for _ in range(2))
     sa, sb, sc = (float(np.float32(2.0 ** nrng.uniform(-9, 0))) for _ in range(3))
     za, zb, zc = (int(nrng.choice([-128, 127, nrng.integers(-128, 128)])) for _ in range(3))
-    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
     src_b = 1 + words + int(nrng.integers(0, 3))
-    insn = assemble(Op.ADD, mode=0, src=1, src_b=src_b, dst=p.act_words + 2, pixels=h * w,
-                    channels=c, rac=f32_bits(rac), rbc=f32_bits(rbc),
-                    fixed=f32_bits(fixed))
+    regions = {"src": 1, "src_b": src_b, "dst": p.act_words + 2, "pixels": h * w,
+               "channels": c}
+    if xnn:  # mode 1: XNNPACK's integer add (scale ratios in its range)
+        sc = max(sc, sa / 200, sb / 200)
+        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
+        u32 = (1 << 32) - 1
+        insn = assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
+                        shift=shift, zp_out=zc, **regions)
+    else:
+        rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
+        insn = assemble(Op.ADD, mode=0, rac=f32_bits(rac), rbc=f32_bits(rbc),
+                        fixed=f32_bits(fixed), shift=0, zp_out=0, **regions)
     return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
                    segments=[("act", 1, tensor_words(a, p.lanes)),
                              ("act", src_b, tensor_words(b, p.lanes))])
@@ -173,7 +185,7 @@ async def test_programs(dut, traffic):
     model = NpuModel(p)  # one model for the whole test: the memories carry over
     programs = [_conv_case(p, nrng, *case) for case in cases]
     if p.add_units:
-        programs.append(_add_case(p, nrng))
+        programs += [_add_case(p, nrng, xnn=False), _add_case(p, nrng, xnn=True)]
     for n, program in enumerate(programs):
         program.load_into(model)
         expected = model.run(0)
@@ -207,9 +219,9 @@ async def test_bad_programs(dut):
         ErrorCode.BANK: assemble(Op.MAXPOOL, src=0, dst=10, **pool),
     }
     if p.add_units:
-        cases[ErrorCode.CONST] = assemble(Op.ADD, mode=0, src=0, src_b=4, dst=a, pixels=2,
-                                          channels=1, rac=f32_bits(2.0 ** 30),
-                                          rbc=f32_bits(0.5), fixed=0)
+        cases[ErrorCode.CONST] = assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=4,
+                                          dst=a, pixels=2, channels=1,
+                                          rac=f32_bits(2.0 ** 30), rbc=f32_bits(0.5), fixed=0)
     model = NpuModel(p)
     model.write("act", 0, act)
     for code, insn in cases.items():

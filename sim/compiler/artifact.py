@@ -30,8 +30,9 @@ from .quant import RULES
 
 __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
-#: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: TFLite models: the
-#: input's ``layout`` and ``quantize`` rule, the ``hwc`` and ``flat_hwc`` output layouts.
+#: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: ISA version 3 (ADD
+#: mode 1); TFLite models: the input's ``layout`` and ``quantize`` rule, the ``hwc`` and
+#: ``flat_hwc`` output layouts.
 PLAN_VERSION = 3
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
@@ -75,7 +76,9 @@ def plan_of(network, lowered, p):
         kind = type(layer).__name__
         bands = insns[first:end]
         sources = network.sources(n)
-        rounding = {"MaxPool": None, "Add": f"{network.mode} (AVX2 QLinearAdd kernel)"}
+        add = ("xnnpack (LiteRT's int8 add)" if network.add_kernel == "xnnpack"
+               else f"{network.mode} (AVX2 QLinearAdd kernel)")
+        rounding = {"MaxPool": None, "Add": add}
         layers.append({
             "name": layer.name, "op": kind, "engine": _ENGINE[bands[-1][0]],
             "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input

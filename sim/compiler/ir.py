@@ -159,7 +159,9 @@ class Network:
     ``input_layout`` the same for the input (``"chw"``, ``"hwc"``; a flat
     input is either). ``quantize_rule``: how the float input is quantized, ``"div"``
     (``x / scale``, onnxruntime) or ``"mul_inverse"`` (``x * float32(1 / scale)``, LiteRT's
-    XNNPACK); see :mod:`.quant`. ``input_name``/``output_name`` and
+    XNNPACK); see :mod:`.quant`. ``add_kernel``: whose int8 add an :class:`Add` follows,
+    ``"onnxruntime"`` (``QLinearAdd``, AVX2) or ``"xnnpack"`` (LiteRT's default).
+    ``input_name``/``output_name`` and
     ``model_input_shape`` keep the source model's names and shape (without the batch axis).
     ``inputs[n]``: the values layer ``n`` reads (empty list: a chain, layer ``n`` reads value
     ``n``); ``output_value``: the value the network returns (None: the last layer's).
@@ -179,6 +181,7 @@ class Network:
     output_value: int | None = None
     input_layout: str = "chw"
     quantize_rule: str = "div"
+    add_kernel: str = "onnxruntime"
 
     def sources(self, n):
         """Return the values layer ``n`` reads, as a tuple (value 0: the network input)."""

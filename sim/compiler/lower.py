@@ -34,6 +34,7 @@ from ..formats.program import (
 from ..models.intmath import wrap
 from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
+from ..models.xnn_add import xnnpack_add_params
 from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool
 
 __all__ = ["Lowered", "LowerError", "lower"]
@@ -77,11 +78,21 @@ def _conv_bands(out_h, out_w, acc_words):
 
 
 def _add_constants(network, layer, where):
-    """Return the ``ADD`` instruction's float32 constants (bit patterns) for ``layer``."""
+    """Return the ``ADD`` instruction's mode and constants for ``layer``.
+
+    ``add_kernel == "xnnpack"``: mode 1, XNNPACK's integer multipliers, bias and shift;
+    else mode 0, onnxruntime's AVX2 kernel's float32 constants (bit patterns).
+    """
+    a, b, out = layer.a_quant, layer.b_quant, layer.out_quant
+    if network.add_kernel == "xnnpack":
+        ma, mb, bias, shift = xnnpack_add_params(a.scale, a.zero_point, b.scale, b.zero_point,
+                                                 out.scale, out.zero_point)
+        u32 = (1 << 32) - 1
+        return {"mode": 1, "rac": ma & u32, "rbc": mb & u32, "fixed": bias & u32,
+                "shift": shift, "zp_out": out.zero_point}
     if network.mode != "ort":
         raise LowerError(f"{where}: an element-wise add in {network.mode} rounding is not "
-                         "built (the NPU's ADD follows onnxruntime's QLinearAdd)")
-    a, b, out = layer.a_quant, layer.b_quant, layer.out_quant
+                         "built (the NPU's ADD follows onnxruntime's QLinearAdd or XNNPACK)")
     rac, rbc, fixed = avx2_constants(a.scale, a.zero_point, b.scale, b.zero_point, out.scale,
                                      out.zero_point)
     if not all(2.0 ** -64 <= float(r) < 2.0 ** 24 for r in (rac, rbc)) or \
@@ -89,7 +100,8 @@ def _add_constants(network, layer, where):
         raise LowerError(f"{where}: the scale ratios {float(rac):g} and {float(rbc):g} (or "
                          f"the zero-point term {float(fixed):g}) are outside the range the "
                          "NPU's ADD computes exactly (ratios in [2**-64, 2**24))")
-    return f32_bits(rac), f32_bits(rbc), f32_bits(fixed)
+    return {"mode": 0, "rac": f32_bits(rac), "rbc": f32_bits(rbc), "fixed": f32_bits(fixed),
+            "shift": 0, "zp_out": 0}
 
 
 class _Banks:
@@ -207,10 +219,9 @@ def lower(network, p):
                                       stride=layer.stride, pad_t=layer.pads[0],
                                       pad_l=layer.pads[1]))
             elif isinstance(layer, Add):
-                rac, rbc, fixed = _add_constants(network, layer, where)
-                insns.append(assemble(Op.ADD, mode=mode, src=src,
-                                      src_b=banks.address(sources[1]), dst=dst, pixels=h * w,
-                                      channels=c, rac=rac, rbc=rbc, fixed=fixed))
+                insns.append(assemble(Op.ADD, src=src, src_b=banks.address(sources[1]),
+                                      dst=dst, pixels=h * w, channels=c,
+                                      **_add_constants(network, layer, where)))
             elif isinstance(layer, GlobalAvgPool):
                 t0 = len(tab)
                 tab += _entries(network.mode, wrap(layer.bias, 32), layer.scales, layer.zp_out,

@@ -1,7 +1,8 @@
 """Read an int8 ``.tflite`` model into a :class:`Network`, bit-exact with LiteRT's default path.
 
 The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
-``CONV_2D``, ``FULLY_CONNECTED``, ``MAX_POOL_2D`` and ``RESHAPE``, then ``DEQUANTIZE`` on
+``CONV_2D``, ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``RESHAPE`` and ``ADD`` (a tensor may
+feed several operators: residual connections), then ``DEQUANTIZE`` on
 the output (what TFLite's converter writes for a fully int8 model with float input and
 output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
 
@@ -16,6 +17,8 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
   LiteRT's reference kernels use);
 - a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``rint(bound / s_out + zero_point)`` (in
   float32: the zero point is added before rounding);
+- ``ADD``: XNNPACK's integer add (:mod:`npugen.sim.models.xnn_add`), the NPU's ``ADD``
+  mode 1;
 - ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
 
 Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import Conv, MaxPool, Network, TensorQuant
+from .ir import Add, Conv, MaxPool, Network, TensorQuant
 from .onnx_import import MAX_MODEL_BYTES, ModelError
 
 __all__ = ["load_tflite", "network_from_tflite"]
@@ -76,7 +79,8 @@ class _Importer:
         self.graph = model.subgraphs[0]
         self.names = {v: k for k, v in vars(tfl.BuiltinOperator).items()
                       if not k.startswith("_")}
-        self.layers, self.values = [], {}  # values: tensor index -> (shape, quant, flat)
+        # values: tensor index -> (shape, quant, flat, the Network's value id)
+        self.layers, self.values, self.inputs, self.wheres = [], {}, [], []
         self.input_quant = self.output_quant = None
 
     # -- tensors -------------------------------------------------------------------------
@@ -306,7 +310,23 @@ class _Importer:
         self.output_quant, self.output_value = x[1], x[3]
         self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
 
-    def add(self, op, layer, x, yq, flat):
+    def add_op(self, op, where):
+        """``ADD``: two int8 tensors of one shape, XNNPACK's integer add (no activation)."""
+        if len(op.inputs) != 2:
+            raise ModelError(f"{where}: needs two inputs")
+        a, b = (self.value(i, where) for i in op.inputs)
+        if a[0] != b[0] or a[2] != b[2]:
+            raise ModelError(f"{where}: inputs of shapes {a[0]} and {b[0]} (broadcasting is "
+                             "not supported)")
+        o = op.builtinOptions
+        if o is not None and o.fusedActivationFunction != \
+                self.tfl.ActivationFunctionType.NONE:
+            raise ModelError(f"{where}: a fused activation on ADD is not supported")
+        yq = self.act_quant(op.outputs[0])
+        layer = Add(a_quant=a[1], b_quant=b[1], out_quant=yq, name=self.name(op.outputs[0]))
+        self.add(op, layer, a, yq, flat=a[2], sources=(a[3], b[3]))
+
+    def add(self, op, layer, x, yq, flat, sources=None):
         shape = layer.out_shape(x[0])
         if min(shape) < 1:
             raise ModelError(f"{self.where(op)}: the output is empty for input {x[0]}")
@@ -314,10 +334,9 @@ class _Importer:
         got = (1, *shape) if not flat else (1, shape[2])
         if want and tuple(want) != got and tuple(want) != (1, *shape):
             raise ModelError(f"{self.where(op)}: output shape {want}, the layer gives {got}")
-        if x[3] != len(self.layers):
-            raise ModelError(f"{self.where(op)}: reads an earlier value; only chains of "
-                             "layers are supported from TFLite")
         self.layers.append(layer)
+        self.inputs.append(sources or (x[3],))
+        self.wheres.append(self.where(op))
         self.values[op.outputs[0]] = (shape, yq, flat, len(self.layers))
 
     def where(self, op):
@@ -329,7 +348,7 @@ class _Importer:
     MIN_INPUTS = {"CONV_2D": 2, "FULLY_CONNECTED": 2}
     HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
-                "RESHAPE": "reshape", "DEQUANTIZE": "dequantize"}
+                "RESHAPE": "reshape", "DEQUANTIZE": "dequantize", "ADD": "add_op"}
 
     def run(self):
         codes = self.model.operatorCodes or []
@@ -361,8 +380,11 @@ class _Importer:
                              "dequantize its output (DEQUANTIZE)")
         if not self.layers:
             raise ModelError("the model has no layer to run")
-        if self.output_value != len(self.layers):
-            raise ModelError("the output must be the last layer's")
+        read = {v for sources in self.inputs for v in sources} | {self.output_value}
+        for n, where in enumerate(self.wheres):
+            if n + 1 not in read:
+                raise ModelError(f"{where}: its output is never used (the NPU computes the "
+                                 "one graph output; remove the dead branch)")
 
 
 def network_from_tflite(model):
@@ -378,4 +400,5 @@ def network_from_tflite(model):
                    output_layout="flat_hwc" if importer.output_flat else "hwc", mode="ort",
                    input_name=importer.input_name, output_name=importer.output_name,
                    model_input_shape=importer.model_input_shape, input_layout="hwc",
-                   quantize_rule="mul_inverse")
+                   quantize_rule="mul_inverse", add_kernel="xnnpack", inputs=importer.inputs,
+                   output_value=importer.output_value)

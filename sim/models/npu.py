@@ -12,8 +12,8 @@ the first failing check):
 1. opcode known, else :attr:`ErrorCode.OPCODE`; version field equal to
    :data:`ISA_VERSION`, else ``VERSION``;
 2. the engine the opcode needs is built, else ``ENGINE``;
-3. field values allowed (sizes >= 1, rounding mode 0..2 (``ADD``: 0), padding < kernel,
-   every output window starting inside the input), else ``SHAPE``; ``ADD``'s float32
+3. field values allowed (sizes >= 1, rounding mode 0..2 (``ADD``: 0..1), padding <
+   kernel, every output window starting inside the input), else ``SHAPE``; ``ADD``'s
    constants in the unit's range (:attr:`ErrorCode.CONST`), else ``CONST``;
 4. every region inside its memory, an activation region inside one bank, else
    ``ADDRESS``; input and output in different activation banks (``ADD``: both inputs in
@@ -40,6 +40,7 @@ from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
 from .intmath import wrap
 from .qladd import avx2_add
 from .requant import requantize
+from .xnn_add import MULT_MAX, xnnpack_add_int
 
 __all__ = ["NpuModel", "NpuState", "Status", "cycles_of"]
 
@@ -218,7 +219,7 @@ class NpuModel:
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
                                 tab=(f["tab"], f["channels"]))
         elif op is Op.ADD:
-            if f["mode"] != 0 or min(f["pixels"], f["channels"]) < 1:
+            if f["mode"] > 1 or min(f["pixels"], f["channels"]) < 1:
                 raise _Stop(ErrorCode.SHAPE)
             if not _add_constants_ok(f):
                 raise _Stop(ErrorCode.CONST)
@@ -348,6 +349,11 @@ class NpuModel:
         c, pixels = f["channels"], f["pixels"]
         a = self._input(f["src"], 1, pixels, c)
         b = self._input(f["src_b"], 1, pixels, c)
+        if f["mode"] == 1:  # XNNPACK: the 32-bit fields as two's complement integers
+            ma, mb, bias = (int(np.uint32(f[k]).view(np.int32)) for k in ("rac", "rbc", "fixed"))
+            self._output(f["dst"], xnnpack_add_int(a, b, ma, mb, bias, f["shift"],
+                                                   f["zp_out"]))
+            return
         rac, rbc, fixed = (np.uint32(f[k]).view(np.float32) for k in ("rac", "rbc", "fixed"))
         self._output(f["dst"], avx2_add(a, b, rac, rbc, fixed).astype(np.int64))
 
@@ -359,10 +365,15 @@ class NpuModel:
 
 
 def _add_constants_ok(f):
-    """Check ``ADD``'s float32 constants: the range where every intermediate is normal.
+    """Check ``ADD``'s constants: the range where the unit is exact.
 
-    ``2**-64 <= |rac|, |rbc| < 2**24``; ``fixed`` 0 or ``2**-100 <= |fixed| < 2**64``.
+    Mode 0 (float32): ``2**-64 <= |rac|, |rbc| < 2**24``; ``fixed`` 0 or
+    ``2**-100 <= |fixed| < 2**64`` (every intermediate is normal). Mode 1 (integers):
+    ``|rac|, |rbc| <= 2**21`` (any shift is exact).
     """
+    if f["mode"] == 1:
+        ma, mb = (int(np.uint32(f[k]).view(np.int32)) for k in ("rac", "rbc"))
+        return abs(ma) <= MULT_MAX and abs(mb) <= MULT_MAX
     rac, rbc, fixed = (abs(float(np.uint32(f[k]).view(np.float32)))
                        for k in ("rac", "rbc", "fixed"))
     return all(2.0 ** -64 <= r < 2.0 ** 24 for r in (rac, rbc)) \

@@ -129,6 +129,65 @@ def _network(rng, per_channel, tail):
     return g.model([xf], [out]), (h, w, c)
 
 
+def _residual(rng, per_channel):
+    """Return ``(model, input shape)``: two residual blocks, the first adding the input."""
+    g = Graph()
+    h, w = (int(v) for v in rng.integers(3, 8, 2))
+    c = int(rng.integers(1, 7))
+    xf = g.tensor([1, h, w, c], np.float32, name="image")
+    s, zp = _quant(rng)
+    x = g.tensor([1, h, w, c], np.int8, s, zp)
+    g.op("QUANTIZE", [xf], [x])
+    shape = (h, w, c)
+    for block in range(2):
+        y, _ = _conv(g, rng, x, shape, c, 3, 1, True, per_channel,
+                     ACTS[rng.integers(len(ACTS))])
+        if block:  # the second block adds two convolutions of one input
+            y2, _ = _conv(g, rng, x, shape, c, 1, 1, True, per_channel,
+                          ACTS[rng.integers(len(ACTS))])
+            x = y2
+        s_out, zp = _quant(rng)
+        out = g.tensor([1, h, w, c], np.int8, s_out * 2, zp)
+        g.op("ADD", [x, y], [out], tfl.AddOptionsT())
+        x = out
+    flat, features = _flatten(g, x, shape)
+    y = _fc(g, rng, flat, features, int(rng.integers(2, 9)), per_channel,
+            ACTS[rng.integers(len(ACTS))])
+    out = g.tensor(g.tensors[y].shape, np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    return g.model([xf], [out]), shape
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_residual_networks_match_litert(tmp_path, seed, per_channel):
+    """ADD (XNNPACK's integer add, the NPU's ADD mode 1) in residual graphs."""
+    rng = np.random.default_rng([seed, per_channel, 7])
+    for n in range(3):
+        model, shape = _residual(rng, per_channel)
+        x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
+        _, plan = _compare(tmp_path, f"r{n}", model, x)
+        adds = [layer for layer in plan["layers"] if layer["op"] == "Add"]
+        assert len(adds) == 2 and all(a["rounding"].startswith("xnnpack") for a in adds)
+        assert adds[0]["reads"][0] == -1  # the first block adds the network input
+
+
+def test_add_refusals(tmp_path):
+    g = Graph()
+    xf = g.tensor([1, 2, 2, 3], np.float32)
+    x = g.tensor([1, 2, 2, 3], np.int8, 0.05, 0)
+    g.op("QUANTIZE", [xf], [x])
+    y = g.tensor([1, 2, 2, 3], np.int8, 0.1, 0)
+    o = tfl.AddOptionsT()
+    o.fusedActivationFunction = tfl.ActivationFunctionType.RELU
+    g.op("ADD", [x, x], [y], o)
+    out = g.tensor([1, 2, 2, 3], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.model([xf], [out]))
+    with pytest.raises(ModelError, match="fused activation on ADD"):
+        compile_model(path, tmp_path / "out", NPU)
+
+
 def _compare(tmp_path, name, model, x):
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(model)

@@ -6,6 +6,8 @@ memory is compared after every instruction. Every error code is provoked, and a 
 instruction writes nothing.
 """
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -16,6 +18,7 @@ from npugen.sim.formats.program import Program, ProgramError, assemble, header_f
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
 from npugen.sim.models.qladd import avx2_constants, f32_bits, ort_add
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
+from npugen.sim.models.xnn_add import xnnpack_add, xnnpack_add_params
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -273,9 +276,10 @@ def test_network_conv_pool_fc(seed):
     assert status.busy["systolic"] > 0 and status.busy["pool"] > 0
 
 
+@pytest.mark.parametrize("xnn", [False, True], ids=["ort", "xnnpack"])
 @pytest.mark.parametrize("lanes", [1, 3, 4])
-def test_add_random(seed, lanes):
-    """ADD against onnxruntime's kernel model, element by element, in a random layer."""
+def test_add_random(seed, lanes, xnn):
+    """ADD against onnxruntime's or XNNPACK's kernel model, element by element."""
     rng = np.random.default_rng([seed, lanes, 4])
     p = small(lanes=lanes)
     model = NpuModel(p)
@@ -292,23 +296,32 @@ def test_add_random(seed, lanes):
     model.write("act", src_b, tensor_words(b, lanes))
     before = model.read("act", 0, 2 * p.act_words)
     dst = p.act_words + 2
-    status = run_one(model, assemble(Op.ADD, mode=0, src=5, src_b=src_b, dst=dst,
-                                     pixels=h * wd, channels=c, rac=f32_bits(rac),
-                                     rbc=f32_bits(rbc), fixed=f32_bits(fixed)))
+    regions = {"src": 5, "src_b": src_b, "dst": dst, "pixels": h * wd, "channels": c}
+    if xnn:
+        sc = max(sc, sa / 200, sb / 200)  # ratios in XNNPACK's range
+        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
+        u32 = (1 << 32) - 1
+        insn = assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
+                        shift=shift, zp_out=zc, **regions)
+    else:
+        insn = assemble(Op.ADD, mode=0, shift=0, zp_out=0, rac=f32_bits(rac),
+                        rbc=f32_bits(rbc), fixed=f32_bits(fixed), **regions)
+    status = run_one(model, insn)
     assert status.state is NpuState.DONE
     expected = np.zeros((h, wd, c), dtype=np.int64)
     for y in range(h):
         for x in range(wd):
             for ch in range(c):
-                expected[y, x, ch] = ort_add("avx2", a[y, x, ch], b[y, x, ch], sa, za, sb, zb,
-                                             sc, zc)
+                expected[y, x, ch] = (xnnpack_add if xnn else partial(ort_add, "avx2"))(
+                    a[y, x, ch], b[y, x, ch], sa, za, sb, zb, sc, zc)
     out = tensor_words(expected, lanes)
     before[dst:dst + len(out)] = out
     assert model.read("act", 0, 2 * p.act_words) == before
 
 
 ADD = {"mode": 0, "src": 0, "src_b": 100, "dst": 256, "pixels": 8, "channels": 5,
-       "rac": f32_bits(0.75), "rbc": f32_bits(0.5), "fixed": f32_bits(3.0)}
+       "rac": f32_bits(0.75), "rbc": f32_bits(0.5), "fixed": f32_bits(3.0), "shift": 0,
+       "zp_out": 0}
 
 GOOD = {"mode": 0, "src": 0, "dst": 256, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
@@ -336,7 +349,13 @@ BAD = [
      ErrorCode.BANK),
     ("avg_zero", assemble(Op.AVGPOOL, mode=0, src=0, dst=256, tab=0, in_h=0, in_w=2,
                           channels=1), ErrorCode.SHAPE),
-    ("add_mode", assemble(Op.ADD, **{**ADD, "mode": 1}), ErrorCode.SHAPE),
+    ("add_mode", assemble(Op.ADD, **{**ADD, "mode": 2}), ErrorCode.SHAPE),
+    ("add_float_as_xnn", assemble(Op.ADD, **{**ADD, "mode": 1}), ErrorCode.CONST),
+    ("add_xnn_mult", assemble(Op.ADD, **{**ADD, "mode": 1, "rac": (1 << 21) + 1, "rbc": 5,
+                                         "fixed": 0, "shift": 20}), ErrorCode.CONST),
+    ("add_xnn_mult_b", assemble(Op.ADD, **{**ADD, "mode": 1, "rac": 5,
+                                           "rbc": (1 << 32) - (1 << 21) - 1, "fixed": 0,
+                                           "shift": 20}), ErrorCode.CONST),
     ("add_zero", assemble(Op.ADD, **{**ADD, "pixels": 0}), ErrorCode.SHAPE),
     ("add_rac_big", assemble(Op.ADD, **{**ADD, "rac": f32_bits(2.0 ** 24)}), ErrorCode.CONST),
     ("add_rbc_small", assemble(Op.ADD, **{**ADD, "rbc": f32_bits(2.0 ** -65)}), ErrorCode.CONST),

@@ -32,6 +32,7 @@ from npugen.sim.host import npu as host
 from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
 from npugen.sim.models.qladd import avx2_constants, f32_bits
 from npugen.sim.models.requant import float32_scale, quantize_multiplier
+from npugen.sim.models.xnn_add import xnnpack_add_params
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -192,25 +193,35 @@ def test_pools(seed):
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
 
 
-def add_insn(rng, **regions):
-    """Return an ``ADD`` of a random layer (zero points at their extremes or random)."""
+def add_insn(rng, xnn=None, **regions):
+    """Return an ``ADD`` of a random layer (zero points at their extremes or random).
+
+    ``xnn``: mode 1 (XNNPACK's constants) if true, mode 0 if false, at random if None.
+    """
     sa, sb, sc = (float(2.0 ** rng.uniform(-9, -2)) for _ in range(3))
     za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
+    if rng.integers(2) if xnn is None else xnn:
+        sc = max(sc, sa / 200, sb / 200)  # ratios in XNNPACK's range
+        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
+        u32 = (1 << 32) - 1
+        return assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
+                        shift=shift, zp_out=zc, **regions)
     rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
-    return assemble(Op.ADD, mode=0, rac=f32_bits(rac), rbc=f32_bits(rbc), fixed=f32_bits(fixed),
-                    **regions)
+    return assemble(Op.ADD, mode=0, shift=0, zp_out=0, rac=f32_bits(rac), rbc=f32_bits(rbc),
+                    fixed=f32_bits(fixed), **regions)
 
 
 @pytest.mark.parametrize("lanes,add_units", [(2, 1), (4, 2), (3, 3), (4, 1)])
 def test_add(seed, lanes, add_units):
-    """Two ADDs in a chain (a and b in one bank; channels not a multiple of lanes)."""
+    """Two ADDs in a chain, modes 0 then 1 (one bank; channels not a multiple of lanes)."""
     p = small(lanes=lanes, add_units=add_units)
     rng = np.random.default_rng([seed, 30 + lanes + add_units])
     act = [int(v) for v in rng.integers(0, 1 << (8 * lanes), size=2 * p.act_words)]
     a = p.act_words
     insns = [header_for(p),
-             add_insn(rng, src=0, src_b=13, dst=a + 1, pixels=6, channels=lanes + 1),
-             add_insn(rng, src=a + 1, src_b=a + 20, dst=30, pixels=3, channels=2 * lanes),
+             add_insn(rng, False, src=0, src_b=13, dst=a + 1, pixels=6, channels=lanes + 1),
+             add_insn(rng, True, src=a + 1, src_b=a + 20, dst=30, pixels=3,
+                      channels=2 * lanes),
              assemble(Op.HALT)]
     program = Program(params_hash=params_hash(p), insns=insns)
     st, expected = check_program(p, program, seed, act=act)
@@ -229,10 +240,15 @@ BAD = [
                          out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.ADDRESS),
     ("bank", assemble(Op.MAXPOOL, src=0, dst=20, in_h=2, in_w=2, channels=1, out_h=1,
                       out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.BANK),
-    ("const", assemble(Op.ADD, mode=0, src=0, src_b=10, dst=60, pixels=4, channels=2,
-                       rac=f32_bits(2.0 ** 24), rbc=f32_bits(0.5), fixed=0), ErrorCode.CONST),
-    ("bank_b", assemble(Op.ADD, mode=0, src=0, src_b=50, dst=60, pixels=4, channels=2,
-                        rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0), ErrorCode.BANK),
+    ("const", assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=10, dst=60, pixels=4,
+                       channels=2, rac=f32_bits(2.0 ** 24), rbc=f32_bits(0.5), fixed=0),
+     ErrorCode.CONST),
+    ("const_xnn", assemble(Op.ADD, mode=1, shift=20, zp_out=0, src=0, src_b=10, dst=60,
+                           pixels=4, channels=2, rac=(1 << 21) + 1, rbc=5, fixed=0),
+     ErrorCode.CONST),
+    ("bank_b", assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=50, dst=60, pixels=4,
+                        channels=2, rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0),
+     ErrorCode.BANK),
 ]
 
 

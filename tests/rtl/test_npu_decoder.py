@@ -103,7 +103,11 @@ GOOD = {"mode": 0, "src": 0, "dst": 100, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 
 
 #: A valid ADD for small(): 10 pixels x 4 channels = 20 words each, a and b in bank 0.
 ADD = {"mode": 0, "src": 0, "src_b": 40, "dst": 100, "pixels": 10, "channels": 4,
-       "rac": f32_bits(0.5), "rbc": f32_bits(0.25), "fixed": f32_bits(-1.5)}
+       "rac": f32_bits(0.5), "rbc": f32_bits(0.25), "fixed": f32_bits(-1.5), "shift": 0,
+       "zp_out": 0}
+# mode 1 (XNNPACK): integer multipliers, a bias, a shift
+XADD = {**ADD, "mode": 1, "rac": 3 << 18, "rbc": (1 << 32) - 5, "fixed": (1 << 32) - 7,
+        "shift": 20, "zp_out": -3}
 
 
 def directed(p):
@@ -126,6 +130,14 @@ def directed(p):
         assemble(Op.AVGPOOL, mode=1, src=150, dst=99, tab=0, in_h=5, in_w=5, channels=4),
         assemble(Op.AVGPOOL, mode=1, src=150, dst=98, tab=0, in_h=5, in_w=5, channels=4),
         assemble(Op.ADD, **ADD), assemble(Op.ADD, **{**ADD, "mode": 1}),
+        assemble(Op.ADD, **{**ADD, "mode": 2}), assemble(Op.ADD, **{**ADD, "mode": 3}),
+        assemble(Op.ADD, **XADD),
+        assemble(Op.ADD, **{**XADD, "rac": 1 << 21}),
+        assemble(Op.ADD, **{**XADD, "rac": (1 << 21) + 1}),
+        assemble(Op.ADD, **{**XADD, "rbc": (1 << 32) - (1 << 21)}),
+        assemble(Op.ADD, **{**XADD, "rbc": (1 << 32) - (1 << 21) - 1}),
+        assemble(Op.ADD, **{**XADD, "shift": 11}), assemble(Op.ADD, **{**XADD, "shift": 12}),
+        assemble(Op.ADD, **{**XADD, "shift": 30}), assemble(Op.ADD, **{**XADD, "shift": 31}),
         assemble(Op.ADD, **{**ADD, "pixels": 0}), assemble(Op.ADD, **{**ADD, "channels": 0}),
         assemble(Op.ADD, **{**ADD, "rac": f32_bits(2.0 ** 24)}),
         assemble(Op.ADD, **{**ADD, "rbc": f32_bits(2.0 ** -65)}),

@@ -15,6 +15,7 @@ import pytest
 from npugen.rtl.npu.qladd import Fma8, QLinearAdder
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send, simulate
 from npugen.sim.models.qladd import avx2_constants, f32_bits, fma_f32, ort_add, ort_kernel
+from npugen.sim.models.xnn_add import MULT_MAX, SHIFT_RANGE, xnnpack_add_int, xnnpack_add_params
 
 MIN_NORMAL = 2.0 ** -126
 
@@ -295,3 +296,41 @@ def test_every_input_pair_against_onnxruntime(seed):
     bad = np.flatnonzero(np.array(got) != want.astype(np.int64))
     assert bad.size == 0, (f"layer {layer}: {bad.size} pairs differ, first (a, b) = "
                            f"{(int(a[bad[0]]), int(b[bad[0]]))}")
+
+
+def _xnn_beats(rng, n, edge=False):
+    """Return a random mode-1 layer: from random scales, or (``edge``) extreme constants."""
+    if edge:
+        ma, mb = (int(rng.choice([-MULT_MAX, MULT_MAX, rng.integers(-MULT_MAX, MULT_MAX + 1)]))
+                  for _ in range(2))
+        bias = int(rng.choice([-(1 << 31), (1 << 31) - 1, rng.integers(-(1 << 31), 1 << 31)]))
+        shift = int(rng.choice([0, 31, SHIFT_RANGE[0], SHIFT_RANGE[1], rng.integers(0, 32)]))
+        zc = int(rng.integers(-128, 128))
+    else:
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
+        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
+    a = rng.integers(-128, 128, n).astype(np.int8)
+    b = rng.integers(-128, 128, n).astype(np.int8)
+    want = xnnpack_add_int(a, b, ma, mb, bias, shift, zc)
+    u32 = (1 << 32) - 1
+    beats = [{"a": int(x), "b": int(y), "rac": ma & u32, "rbc": mb & u32, "fixed": bias & u32,
+              "mode": 1, "shift": shift, "zc": zc} for x, y in zip(a, b, strict=True)]
+    return beats, [int(v) for v in want]
+
+
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.4)])
+def test_xnnpack_mode_interleaved_with_ort(seed, idle, stall):
+    """Mode 1 (XNNPACK's integer add) layers, edge constants, and mode-0 layers in between."""
+    rng = np.random.default_rng([seed, 1])
+    beats, want = [], []
+    for k in range(12):
+        if k % 3 == 2:
+            b, w, _ = _layer_beats(rng, 40)
+        else:
+            b, w = _xnn_beats(rng, 60, edge=k % 3 == 1)
+        beats += b
+        want += w
+    got = _simulate(QLinearAdder(), beats, seed, idle, stall)
+    wrong = [(beats[k], got[k], want[k]) for k in range(len(want)) if got[k] != (want[k], 0)]
+    assert not wrong, f"{len(wrong)} of {len(want)} wrong, first: {wrong[:3]}"
