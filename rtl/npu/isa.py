@@ -24,7 +24,9 @@ instruction, not across instructions. Data layouts (word addresses, see
   ``Cout`` and ``Cin``); ``G_out * K * K * G_in * lanes`` words in all.
 - requantization table: entry ``t + co`` for output channel ``co`` (:data:`TABLE_ENTRY`).
 
-Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32. ``CONV`` fills
+Arithmetic: products int8 x int8, sums and the bias add wrap modulo 2**32 (``ADD`` mode 1:
+an exact 34-bit sum, which equals XNNPACK's int32 one for every constant set XNNPACK
+derives). ``CONV`` fills
 the padding with the input zero point ``zp_in`` (the compiler folds ``-zp_in * sum(w)``
 into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding. ``ADD``
 mode 0 works on float32 bit patterns held in its instruction (onnxruntime's ``QLinearAdd``),

@@ -1,5 +1,8 @@
 """Element-wise int8 add as onnxruntime's AVX2 ``QLinearAdd`` kernel computes it, in integers.
 
+(The unit also computes XNNPACK's integer add, the ``ADD`` instruction's mode 1: see
+:func:`xnn_stages`; everything below is about mode 0.)
+
 onnxruntime evaluates ``QLinearAdd`` in float32 (:mod:`npugen.sim.models.qladd` is the golden
 model and explains why the kernel, not the operator, defines the answer). On x86-64 with
 AVX2 and FMA3 each element is ``v = fma(a, rac, fma(b, rbc, fixed))``, converted to int32
@@ -77,29 +80,42 @@ XNN_MULT_BITS = 23
 
 
 def xnn_stages(m, pipe, s, name):
-    """XNNPACK's integer add after stage 1 (``s``: stage 1's registers); 4 stages.
+    """XNNPACK's integer add after stage 1 (``s``: stage 1's registers); 6 stages.
 
-    Returns stage 5's registers: ``value`` (int8) and ``mode``. Stage 2: the two 8 x 23-bit
-    products; 3: the 34-bit sum with the bias (exact: no wrap); 4: the arithmetic right shift
-    (floor; the bias holds the rounding half); 5: + zero point, saturated to int8.
+    Returns stage 7's registers: ``value`` (int8) and ``mode``. One carry chain or one
+    shifter per stage, as the float path: 2, each 8 x 23-bit product in two halves (8 x 12
+    unsigned low, 8 x 11 signed high: one DSP multiplier each); 3, the halves joined;
+    4, ``bias + a * ma``; 5, ``+ b * mb`` (34 bits, exact: no wrap); 6, the arithmetic right
+    shift (floor; the bias holds the rounding half); 7, + zero point, saturated to int8.
     """
+    low, high = 12, XNN_MULT_BITS - 12
+    parts = {}
+    for x, mult, tag in ((s["a"], s["rac"], "a"), (s["b"], s["rbc"], "b")):
+        lo = Signal(signed(8 + low + 1), name=f"{name}_{tag}lo")
+        hi = Signal(signed(8 + high), name=f"{name}_{tag}hi")
+        m.d.comb += [lo.eq(x * Cat(mult[:low], Const(0, 1)).as_signed()),
+                     hi.eq(x * mult[low:XNN_MULT_BITS].as_signed())]
+        parts.update({f"{tag}lo": lo, f"{tag}hi": hi})
+    keep = {"shift": s["shift"], "zc": s["zc"], "mode": s["mode"]}
+    s2 = pipe.carry({**keep, **parts, "bias": s["fixed"].as_signed()}, 2)
     pa = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pa")
     pb = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pb")
-    m.d.comb += [pa.eq(s["a"] * s["rac"][:XNN_MULT_BITS].as_signed()),
-                 pb.eq(s["b"] * s["rbc"][:XNN_MULT_BITS].as_signed())]
-    keep = {"shift": s["shift"], "zc": s["zc"], "mode": s["mode"]}
-    s2 = pipe.carry({**keep, "pa": pa, "pb": pb, "bias": s["fixed"].as_signed()}, 2)
+    m.d.comb += [pa.eq((s2["ahi"] << low) + s2["alo"]), pb.eq((s2["bhi"] << low) + s2["blo"])]
+    s3 = pipe.carry({**{k: s2[k] for k in keep}, "bias": s2["bias"], "pa": pa, "pb": pb}, 3)
+    part = Signal(signed(33), name=f"{name}_part")
+    m.d.comb += part.eq(s3["bias"] + s3["pa"])
+    s4 = pipe.carry({**{k: s3[k] for k in keep}, "part": part, "pb": s3["pb"]}, 4)
     acc = Signal(signed(34), name=f"{name}_acc")
-    m.d.comb += acc.eq(s2["bias"] + s2["pa"] + s2["pb"])
-    s3 = pipe.carry({**{k: s2[k] for k in keep}, "acc": acc}, 3)
+    m.d.comb += acc.eq(s4["part"] + s4["pb"])
+    s5 = pipe.carry({**{k: s4[k] for k in keep}, "acc": acc}, 5)
     shifted = Signal(signed(34), name=f"{name}_shifted")
-    m.d.comb += shifted.eq(s3["acc"] >> s3["shift"])
-    s4 = pipe.carry({"zc": s3["zc"], "mode": s3["mode"], "shifted": shifted}, 4)
+    m.d.comb += shifted.eq(s5["acc"] >> s5["shift"])
+    s6 = pipe.carry({"zc": s5["zc"], "mode": s5["mode"], "shifted": shifted}, 6)
     total = Signal(signed(35), name=f"{name}_total")
-    m.d.comb += total.eq(s4["shifted"] + s4["zc"])
+    m.d.comb += total.eq(s6["shifted"] + s6["zc"])
     value = Signal(signed(8), name=f"{name}_value")
     m.d.comb += value.eq(Mux(total < -128, -128, Mux(total > 127, 127, total)))
-    return pipe.carry({"value": value, "mode": s4["mode"]}, 5)
+    return pipe.carry({"value": value, "mode": s6["mode"]}, 7)
 
 
 def _fields(m, bits, name):
@@ -304,6 +320,10 @@ class Fma8(wiring.Component):
 class QLinearAdder(wiring.Component):
     """One int8 element of ``QLinearAdd`` per cycle, as onnxruntime's AVX2 kernel computes it.
 
+    With ``mode = 1`` the element is XNNPACK's integer add instead
+    (:func:`xnn_stages`; golden model :func:`npugen.sim.models.xnn_add.xnnpack_add_int`),
+    computed beside the float path in the same stages; ``invalid`` is then 0.
+
     ``c = int8(fma(a, rac, fma(b, rbc, fixed)))`` (module text); the golden model is
     :func:`npugen.sim.models.qladd.ort_add` with ``kernel="avx2"``, the constants
     :func:`npugen.sim.models.qladd.avx2_constants`.
@@ -335,7 +355,7 @@ class QLinearAdder(wiring.Component):
                          "mode": p.mode, "shift": p.shift, "zc": p.zc}, 1)
         # mode 1: XNNPACK's integer add, stages 2-5, then carried to the float path's end
         xnn = xnn_stages(m, pipe, s0, "xnn")
-        for k in range(6, 1 + FMA_STAGES + 1):
+        for k in range(8, 1 + FMA_STAGES + 1):
             xnn = pipe.carry(xnn, k)
         inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], s0["rbc"], s0["fixed"], 1,
                                           {"a": s0["a"], "rac": s0["rac"]}, "inner")

@@ -30,10 +30,10 @@ from .quant import RULES
 
 __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
-#: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: ISA version 3 (ADD
-#: mode 1); TFLite models: the input's ``layout`` and ``quantize`` rule, the ``hwc`` and
-#: ``flat_hwc`` output layouts.
-PLAN_VERSION = 3
+#: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: TFLite models: the
+#: input's ``layout`` and ``quantize`` rule, the ``hwc`` and ``flat_hwc`` output layouts.
+#: 4: ISA version 3 (ADD mode 1, XNNPACK's add).
+PLAN_VERSION = 4
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
 _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add"}

@@ -315,9 +315,12 @@ class _Importer:
         if len(op.inputs) != 2:
             raise ModelError(f"{where}: needs two inputs")
         a, b = (self.value(i, where) for i in op.inputs)
-        if a[0] != b[0] or a[2] != b[2]:
+        if a[0] != b[0]:
             raise ModelError(f"{where}: inputs of shapes {a[0]} and {b[0]} (broadcasting is "
                              "not supported)")
+        if a[2] != b[2]:
+            raise ModelError(f"{where}: one input is flattened and the other is not (their "
+                             "element orders differ)")
         o = op.builtinOptions
         if o is not None and o.fusedActivationFunction != \
                 self.tfl.ActivationFunctionType.NONE:
@@ -331,7 +334,7 @@ class _Importer:
         if min(shape) < 1:
             raise ModelError(f"{self.where(op)}: the output is empty for input {x[0]}")
         want = self.shape(op.outputs[0])
-        got = (1, *shape) if not flat else (1, shape[2])
+        got = (1, *shape) if not flat else (1, int(np.prod(shape)))
         if want and tuple(want) != got and tuple(want) != (1, *shape):
             raise ModelError(f"{self.where(op)}: output shape {want}, the layer gives {got}")
         self.layers.append(layer)

@@ -379,3 +379,47 @@ def test_missing_options_are_named(tmp_path):
     path.write_bytes(g.model([xf], [out]))
     with pytest.raises(ModelError, match="MAX_POOL_2D .*options are missing"):
         compile_model(path, tmp_path / "out", NPU)
+
+
+def _add_graph(kind):
+    """Return a model around one ADD; ``kind`` picks what is special about it."""
+    g = Graph()
+    xf = g.tensor([1, 12], np.float32)
+    x = g.tensor([1, 12], np.int8, 0.05, 3)
+    g.op("QUANTIZE", [xf], [x])
+    rng = np.random.default_rng(5)
+    h1 = _fc(g, rng, x, 12, 6, True, tfl.ActivationFunctionType.NONE, 0.2, -4)
+    h2 = h1 if kind == "same" else _fc(g, rng, x, 12, 6 if kind != "broadcast" else 3, False,
+                                       tfl.ActivationFunctionType.RELU, 0.1, 7)
+    sc = {"ratio": 1e-4}.get(kind, 0.15)  # 0.2 / 1e-4 is beyond XNNPACK's 2**8
+    inputs = {"same": [h1, h1], "three": [h1, h2, h2]}.get(kind, [h1, h2])
+    y = g.tensor([1, 6], np.int8, sc, 2)
+    g.op("ADD", inputs, [y], tfl.AddOptionsT())
+    last = y
+    if kind == "dead":  # an extra layer whose output nothing reads
+        _fc(g, rng, y, 6, 4, False, tfl.ActivationFunctionType.NONE)
+    out = g.tensor([1, 6], np.float32)
+    g.op("DEQUANTIZE", [last], [out])
+    return g.model([xf], [out])
+
+
+@pytest.mark.parametrize("kind", ["flat", "same"])
+def test_add_of_flat_tensors_matches_litert(tmp_path, seed, kind):
+    """ADD of two fully connected outputs, and of one tensor with itself."""
+    x = np.random.default_rng(seed).uniform(-3, 3, (16, 12)).astype(np.float32)
+    _compare(tmp_path, kind, _add_graph(kind), x)
+
+
+@pytest.mark.parametrize("kind, match", [
+    ("broadcast", "broadcasting is not supported"),
+    ("three", "needs two inputs"),
+    ("ratio", "outside XNNPACK's range"),
+    ("dead", "never used"),
+])
+def test_add_graph_refusals(tmp_path, capsys, kind, match):
+    path = tmp_path / "m.tflite"
+    path.write_bytes(_add_graph(kind))
+    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "out").exists()

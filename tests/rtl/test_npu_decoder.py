@@ -47,7 +47,12 @@ def random_word(rng, p):
         if f.name == "params_hash":
             value = params_hash(p) if rng.random() < 0.5 else rng.randint(lo, hi)
         elif f.name in ("rac", "rbc", "fixed"):
-            value = rng.choice(EDGE_FLOATS) if rng.random() < 0.3 else rng.choice(GOOD_FLOATS)
+            if rng.random() < 0.3:  # mode 1 reads them as integers: |m| <= 2**21
+                m = rng.choice([1 << 21, (1 << 21) + 1, rng.randint(0, 1 << 21), 0, 1])
+                value = (m if rng.random() < 0.5 else -m) & 0xFFFFFFFF
+            else:
+                value = rng.choice(EDGE_FLOATS) if rng.random() < 0.3 \
+                    else rng.choice(GOOD_FLOATS)
         elif f.name == "pixels":
             value = rng.choice([0, 1, 2, rng.randint(0, 40), rng.randint(lo, hi)])
         elif f.name in ("src", "dst", "src_b"):
