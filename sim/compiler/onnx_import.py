@@ -28,7 +28,7 @@ from onnx import helper, numpy_helper
 
 from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant
 
-__all__ = ["ModelError", "load_onnx", "network_from_onnx"]
+__all__ = ["ModelError", "check_graph", "load_onnx", "network_from_onnx"]
 
 #: Refuse model files bigger than this before parsing them (bounded memory).
 MAX_MODEL_BYTES = 256 << 20
@@ -505,16 +505,26 @@ class _Importer:
                 raise ModelError(f"{node.where()}: operator {node.op} is not supported; "
                                  "supported: " + ", ".join(sorted(self.HANDLERS)))
             getattr(self, handler)(node)
-        if self.input_quant is None or self.output_quant is None:
-            raise ModelError("the model must quantize its float input (QuantizeLinear) and "
-                             "dequantize its output (DequantizeLinear)")
-        if not self.layers:
-            raise ModelError("the model has no layer to run")
-        read = {v for sources in self.inputs for v in sources} | {self.output_vid}
-        for n, where in enumerate(self.wheres):
-            if n + 1 not in read:
-                raise ModelError(f"{where}: its output is never used (the NPU computes the "
-                                 "one graph output; remove the dead branch)")
+        check_graph(self, self.output_vid, "QuantizeLinear", "DequantizeLinear")
+
+
+def check_graph(importer, output_value, quantize, dequantize):
+    """Refuse a graph with no float edges, no layer, or a layer whose output nobody reads.
+
+    ``importer``: a frontend's importer (``input_quant``, ``output_quant``, ``layers``,
+    ``inputs``: the values each layer reads, ``wheres``: each layer's description);
+    ``quantize``/``dequantize``: the format's names of its edge operators.
+    """
+    if importer.input_quant is None or importer.output_quant is None:
+        raise ModelError(f"the model must quantize its float input ({quantize}) and "
+                         f"dequantize its output ({dequantize})")
+    if not importer.layers:
+        raise ModelError("the model has no layer to run")
+    read = {v for sources in importer.inputs for v in sources} | {output_value}
+    for n, where in enumerate(importer.wheres):
+        if n + 1 not in read:
+            raise ModelError(f"{where}: its output is never used (the NPU computes the "
+                             "one graph output; remove the dead branch)")
 
 
 def network_from_onnx(model):

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .ir import Add, Conv, MaxPool, Network, TensorQuant
-from .onnx_import import MAX_MODEL_BYTES, ModelError
+from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
 __all__ = ["load_tflite", "network_from_tflite"]
 
@@ -81,7 +81,7 @@ class _Importer:
                       if not k.startswith("_")}
         # values: tensor index -> (shape, quant, flat, the Network's value id)
         self.layers, self.values, self.inputs, self.wheres = [], {}, [], []
-        self.input_quant = self.output_quant = None
+        self.input_quant = self.output_quant = self.output_value = None
 
     # -- tensors -------------------------------------------------------------------------
     def tensor(self, i):
@@ -378,16 +378,7 @@ class _Importer:
                 raise ModelError(f"operator {name}: needs {self.MIN_INPUTS.get(name, 1)} "
                                  "or more inputs and one output")
             getattr(self, self.HANDLERS[name])(op, self.where(op))
-        if self.input_quant is None or self.output_quant is None:
-            raise ModelError("the model must quantize its float input (QUANTIZE) and "
-                             "dequantize its output (DEQUANTIZE)")
-        if not self.layers:
-            raise ModelError("the model has no layer to run")
-        read = {v for sources in self.inputs for v in sources} | {self.output_value}
-        for n, where in enumerate(self.wheres):
-            if n + 1 not in read:
-                raise ModelError(f"{where}: its output is never used (the NPU computes the "
-                                 "one graph output; remove the dead branch)")
+        check_graph(self, self.output_value, "QUANTIZE", "DEQUANTIZE")
 
 
 def network_from_tflite(model):

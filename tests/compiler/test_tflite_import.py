@@ -61,6 +61,15 @@ def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act):
     return y, (oh, ow, cout)
 
 
+def _quantized_input(g, rng, shape):
+    """Add the float input ``(1, *shape)`` and its QUANTIZE; return both tensors."""
+    xf = g.tensor([1, *shape], np.float32, name="image")
+    s, zp = _quant(rng)
+    x = g.tensor([1, *shape], np.int8, s, zp)
+    g.op("QUANTIZE", [xf], [x])
+    return xf, x
+
+
 def _flatten(g, x, shape):
     q = g.tensors[x].quantization
     features = int(np.prod(shape))
@@ -97,10 +106,7 @@ def _network(rng, per_channel, tail):
     g = Graph()
     h, w = (int(v) for v in rng.integers(5, 10, 2))
     c = int(rng.integers(1, 6))
-    xf = g.tensor([1, h, w, c], np.float32, name="image")
-    s, zp = _quant(rng)
-    x = g.tensor([1, h, w, c], np.int8, s, zp)
-    g.op("QUANTIZE", [xf], [x])
+    xf, x = _quantized_input(g, rng, (h, w, c))
     x, shape = _conv(g, rng, x, (h, w, c), int(rng.integers(1, 9)), 3, 1,
                      bool(rng.integers(2)), per_channel, ACTS[rng.integers(len(ACTS))])
     if rng.integers(2):
@@ -134,10 +140,7 @@ def _residual(rng, per_channel):
     g = Graph()
     h, w = (int(v) for v in rng.integers(3, 8, 2))
     c = int(rng.integers(1, 7))
-    xf = g.tensor([1, h, w, c], np.float32, name="image")
-    s, zp = _quant(rng)
-    x = g.tensor([1, h, w, c], np.int8, s, zp)
-    g.op("QUANTIZE", [xf], [x])
+    xf, x = _quantized_input(g, rng, (h, w, c))
     shape = (h, w, c)
     for block in range(2):
         y, _ = _conv(g, rng, x, shape, c, 3, 1, True, per_channel,
@@ -220,10 +223,7 @@ def test_mlp_on_a_flat_input(tmp_path, seed):
     rng = np.random.default_rng(seed)
     g = Graph()
     f = int(rng.integers(3, 40))
-    xf = g.tensor([1, f], np.float32)
-    s, zp = _quant(rng)
-    x = g.tensor([1, f], np.int8, s, zp)
-    g.op("QUANTIZE", [xf], [x])
+    xf, x = _quantized_input(g, rng, (f,))
     h = _fc(g, rng, x, f, 16, True, tfl.ActivationFunctionType.RELU)
     y = _fc(g, rng, h, 16, 5, False, tfl.ActivationFunctionType.RELU_N1_TO_1)
     out = g.tensor([1, 5], np.float32)
