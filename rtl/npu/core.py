@@ -17,6 +17,7 @@ from .pool import AvgPoolUnit, MaxPoolUnit
 from .post import PostUnit
 from .protocol import STATUS_WORDS, Command, HostError, chunks
 from .protocol import Memory as MemId
+from .spfc import SparseFcUnit
 
 __all__ = ["Npu", "NpuState", "signature"]
 
@@ -146,6 +147,7 @@ class Npu(wiring.Component):
         retired = Signal(32)
         busy_systolic = Signal(32)
         busy_pool = Signal(32)
+        busy_sparse = Signal(32)
         running = state == NpuState.RUNNING
         m.d.comb += [self.error.eq((state == NpuState.ERROR) | (host_error != HostError.NONE)),
                      self.running.eq(running)]
@@ -162,13 +164,16 @@ class Npu(wiring.Component):
         adder = clear(AddUnit(p)) if p.add_units else None
         if adder is not None:
             m.submodules.add = adder
+        spfc = clear(SparseFcUnit(p)) if p.sparse is not None else None
+        if spfc is not None:
+            m.submodules.spfc = spfc
         insn = Signal(INSN_BITS)
         mode = Signal(2)
-        units = [u for u in (conv, maxpool, avgpool, adder) if u is not None]
+        units = [u for u in (conv, maxpool, avgpool, adder, spfc) if u is not None]
         m.d.comb += [u.insn.eq(insn) for u in units]
         m.d.comb += [post.mode.eq(mode), post.tab_data.eq(tab_rd.data)]
-        # The PostUnit's input: CONV's or AVGPOOL's (one runs at a time).
-        sources = [u for u in (conv, avgpool) if u is not None]
+        # The PostUnit's input: CONV's, AVGPOOL's or SPFC's (one runs at a time).
+        sources = [u for u in (conv, avgpool, spfc) if u is not None]
         for s in sources:
             m.d.comb += s.post.ready.eq(post.i.ready)
         m.d.comb += post.i.valid.eq(reduce(or_, [s.post.valid for s in sources]))
@@ -177,6 +182,9 @@ class Npu(wiring.Component):
         if conv is not None:
             with m.Elif(conv.post.valid):
                 m.d.comb += post.i.payload.eq(conv.post.payload)
+        if spfc is not None:
+            with m.Elif(spfc.post.valid):
+                m.d.comb += post.i.payload.eq(spfc.post.payload)
         # Read ports: units drive 0 when inactive.
         for u in units:
             m.d.comb += u.act_data.eq(act_rdata)
@@ -185,8 +193,9 @@ class Npu(wiring.Component):
         # Inactive units drive 0: an OR merges them (no adder on the memory address).
         m.d.comb += [unit_raddr.eq(reduce(or_, [u.act_addr for u in units])),
                      unit_ren.eq(reduce(or_, [u.act_en for u in units]))]
-        if conv is not None:
-            m.d.comb += conv.wgt_data.eq(wgt_rd.data)
+        wgt_users = [u for u in (conv, spfc) if u is not None]
+        for u in wgt_users:
+            m.d.comb += u.wgt_data.eq(wgt_rd.data)
         unit_busy = Signal()
         m.d.comb += unit_busy.eq(reduce(or_, [u.busy for u in units]) | ~post.idle)
 
@@ -217,7 +226,7 @@ class Npu(wiring.Component):
                          Const(ISA_VERSION, 8), Const(0, 8))
         m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16), cycles, retired,
                                   busy_systolic, busy_pool, Const(params_hash(p), 32),
-                                  Const(0, 32)))
+                                  busy_sparse))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle
         host_write = Signal()
         host_wdata = Signal(INSN_BITS)
@@ -347,8 +356,9 @@ class Npu(wiring.Component):
         with m.Else():
             m.d.comb += [act_raddr.eq(unit_raddr), act_ren.eq(unit_ren),
                          tab_rd.addr.eq(post.tab_addr), tab_rd.en.eq(post.tab_en)]
-            if conv is not None:
-                m.d.comb += [wgt_rd.addr.eq(conv.wgt_addr), wgt_rd.en.eq(conv.wgt_en)]
+            if wgt_users:
+                m.d.comb += [wgt_rd.addr.eq(reduce(or_, [u.wgt_addr for u in wgt_users])),
+                             wgt_rd.en.eq(reduce(or_, [u.wgt_en for u in wgt_users]))]
         with m.If(host_write):
             with m.Switch(mem_id):
                 with m.Case(MemId.ACT):
@@ -356,6 +366,8 @@ class Npu(wiring.Component):
                 with m.Case(MemId.WGT):
                     m.d.comb += [wgt_wr.addr.eq(local), wgt_wr.data.eq(host_wdata),
                                  wgt_wr.en.eq(1)]
+                    if spfc is not None:
+                        m.d.comb += spfc.invalidate.eq(1)
                 with m.Case(MemId.TAB):
                     m.d.comb += [tab_wr.addr.eq(local), tab_wr.data.eq(host_wdata),
                                  tab_wr.en.eq(1)]
@@ -380,6 +392,9 @@ class Npu(wiring.Component):
                     m.d.sync += busy_systolic.eq(busy_systolic + 1)
             with m.If(reduce(or_, [u.busy for u in (maxpool, avgpool, adder) if u is not None])):
                 m.d.sync += busy_pool.eq(busy_pool + 1)
+            if spfc is not None:
+                with m.If(spfc.busy):
+                    m.d.sync += busy_sparse.eq(busy_sparse + 1)
         op = Signal(4)
         m.d.comb += [decoder.i.payload.eq(imem_rd.data), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
@@ -387,7 +402,7 @@ class Npu(wiring.Component):
                 with m.If(start):
                     m.d.sync += [state.eq(NpuState.RUNNING), error.eq(ErrorCode.NONE),
                                  pc.eq(arg[:16]), cycles.eq(0), retired.eq(0),
-                                 busy_systolic.eq(0), busy_pool.eq(0)]
+                                 busy_systolic.eq(0), busy_pool.eq(0), busy_sparse.eq(0)]
                     m.next = "FETCH"
                 with m.If(abort):
                     m.next = "WAIT"
@@ -432,13 +447,23 @@ class Npu(wiring.Component):
                              avgpool.start.eq(op == Op.AVGPOOL)]
                 if adder is not None:
                     m.d.comb += adder.start.eq(op == Op.ADD)
+                if spfc is not None:
+                    m.d.comb += spfc.start.eq(op == Op.SPFC)
                 m.next = "EXECUTE"
                 with m.If(abort):
                     m.next = "WAIT"
             with m.State("EXECUTE"):
                 with m.If(~unit_busy):
-                    m.d.sync += [retired.eq(retired + 1), pc.eq(pc + 1)]
-                    m.next = "FETCH"
+                    if spfc is not None:
+                        with m.If(spfc.failed):
+                            m.d.sync += [state.eq(NpuState.ERROR), error.eq(ErrorCode.SPARSE)]
+                            m.next = "WAIT"
+                        with m.Else():
+                            m.d.sync += [retired.eq(retired + 1), pc.eq(pc + 1)]
+                            m.next = "FETCH"
+                    else:
+                        m.d.sync += [retired.eq(retired + 1), pc.eq(pc + 1)]
+                        m.next = "FETCH"
                 with m.If(abort):
                     m.next = "WAIT"
         with m.If(abort):

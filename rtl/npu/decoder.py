@@ -1,11 +1,11 @@
 """Instruction decoder and checker: the ISA spec's fields, and the error an instruction earns."""
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import LockstepPipeline
-from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, insn_layout, spec_of
+from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, spec_of
 from .params import NpuParams, params_hash
 
 __all__ = ["Decoder", "decoded_layout", "group_divider"]
@@ -82,6 +82,7 @@ class Decoder(wiring.Component):
         pool = data.View(insn_layout(Op.MAXPOOL), word)
         avg = data.View(insn_layout(Op.AVGPOOL), word)
         add = data.View(insn_layout(Op.ADD), word)
+        spfc = data.View(insn_layout(Op.SPFC), word)
         head = data.View(insn_layout(Op.HEADER), word)
         opcode = word[:4]
         is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
@@ -126,6 +127,12 @@ class Decoder(wiring.Component):
                                      | (avg.channels == 0))
         with m.Elif(is_op[Op.ADD]):
             m.d.comb += early_bad.eq((add.mode > 1) | (add.pixels == 0) | (add.channels == 0))
+        with m.Elif(is_op[Op.SPFC]):
+            sp = p.sparse
+            too_big = Const(0) if sp is None else (spfc.cin > sp.cols_max) | (
+                spfc.cout > sp.rows_max)
+            m.d.comb += early_bad.eq((spfc.mode == 3) | (spfc.cin == 0) | (spfc.cout == 0)
+                                     | (spfc.beats == 0) | too_big)
 
         # ADD's float32 constants (CONST): |rac|, |rbc| in [2**-64, 2**24), fixed zero or
         # 2**-100 <= |fixed| < 2**64, read from the biased exponent fields.
@@ -198,6 +205,13 @@ class Decoder(wiring.Component):
                          sel["dst_h"].eq(1), sel["dst_w"].eq(1),
                          sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
                          sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
+        with m.Elif(is_op[Op.SPFC]):
+            m.d.comb += [sel["src"].eq(spfc.src), sel["dst"].eq(spfc.dst),
+                         sel["src_h"].eq(1), sel["src_w"].eq(1),
+                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                         sel["c_in"].eq(spfc.cin), sel["c_out"].eq(spfc.cout),
+                         sel["wgt"].eq(spfc.wgt), sel["tab"].eq(spfc.tab),
+                         sel["uses_wgt"].eq(1), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
         with m.Elif(is_op[Op.ADD]):
             m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
                          sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
@@ -213,7 +227,10 @@ class Decoder(wiring.Component):
         m.d.comb += [hw_in.eq(Mux(is_op[Op.ADD], add.pixels, sel["src_h"] * sel["src_w"])),
                      hw_out.eq(Mux(is_op[Op.ADD], add.pixels, sel["dst_h"] * sel["dst_w"])),
                      kk.eq(sel["kernel"] * sel["kernel"])]
+        spfc_words = Signal(19)  # SPFC's weight region: beats x cfg_words
+        m.d.comb += spfc_words.eq(spfc.beats * cfg_words(p.lanes))
         s1 = carry({"insn": word, "op": opcode, "first": first, "src": sel["src"],
+                    "is_spfc": is_op[Op.SPFC], "spfc_words": spfc_words,
                     "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
                     "src_b": sel["src_b"], "uses_b": sel["uses_b"],
                     "cout": sel["c_out"], "uses_wgt": sel["uses_wgt"],
@@ -237,6 +254,7 @@ class Decoder(wiring.Component):
                      kkg.eq(s1["kk"] * s1["g_in"]),
                      tab_end.eq(s1["tab"] + s1["cout"])]
         s2 = carry({k: s1[k] for k in ("insn", "op", "src", "dst", "wgt", "g_out",
+                                       "is_spfc", "spfc_words",
                                        "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
                    | {"first": first2}
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
@@ -248,7 +266,8 @@ class Decoder(wiring.Component):
         src_end = Signal(27)
         dst_end = Signal(27)
         srcb_end = Signal(27)
-        m.d.comb += [wgt_end.eq(s2["wgt"] + s2["kkg"] * s2["g_out"] * p.lanes),
+        m.d.comb += [wgt_end.eq(s2["wgt"] + Mux(s2["is_spfc"], s2["spfc_words"],
+                                                s2["kkg"] * s2["g_out"] * p.lanes)),
                      src_end.eq(s2["src"] + s2["src_words"]),
                      srcb_end.eq(s2["src_b"] + s2["src_words"]),
                      dst_end.eq(s2["dst"] + s2["dst_words"])]

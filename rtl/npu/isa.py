@@ -40,17 +40,28 @@ from dataclasses import dataclass
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data
 
-__all__ = ["FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY", "ErrorCode",
-           "Field", "Op", "OpSpec", "decode", "insn_layout", "spec_of"]
+__all__ = [
+    "CFG_BITS", "FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY",
+    "ErrorCode", "Field", "Op", "OpSpec", "cfg_words", "decode", "insn_layout", "spec_of",
+]
 
 #: Bump on any change of an encoding, a field or a semantic rule.
-ISA_VERSION = 3
+ISA_VERSION = 4
 
 #: Width of one instruction word.
 INSN_BITS = 256
 
 #: First bit of the opcode-specific fields (opcode: bits 0-3, version: bits 4-7).
 FIELD_BASE = 8
+
+#: Bits of one sparse-engine configuration beat as ``SPFC`` finds it in the weight
+#: scratchpad (the engine's ``CFG_LAYOUT``: op bits 0-1, pe 2-7, addr 8-23, data 24-39).
+CFG_BITS = 40
+
+
+def cfg_words(lanes):
+    """Weight words per configuration beat: ``ceil(CFG_BITS / (8 * lanes))``."""
+    return -(-CFG_BITS // (8 * lanes))
 
 
 class Op(enum.IntEnum):
@@ -62,6 +73,7 @@ class Op(enum.IntEnum):
     MAXPOOL = 3
     AVGPOOL = 4
     ADD = 5
+    SPFC = 6
 
 
 class ErrorCode(enum.IntEnum):
@@ -89,6 +101,10 @@ class ErrorCode(enum.IntEnum):
     #: ``|rac|`` and ``|rbc|`` in ``[2**-64, 2**24)``, ``fixed`` zero or
     #: ``2**-100 <= |fixed| < 2**64``; mode 1, the integers ``|rac|, |rbc| <= 2**21``.
     CONST = 9
+    #: The sparse engine refused its load (a configuration beat out of range) or its run (a
+    #: column's pointers out of order, an entry past the matrix's rows), or the matrix it
+    #: holds is not ``cout x cin``; an ``SPFC`` that stops so writes no activation.
+    SPARSE = 10
 
 
 @dataclass(frozen=True)
@@ -180,6 +196,19 @@ OPCODES = (
            "add_units", "element-wise add. Mode 0 as onnxruntime's AVX2 QLinearAdd kernel: "
            "out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, exact in integers; "
            "mode 1 as XNNPACK: out = sat8(((fixed + a * rac + b * rbc) >> shift) + zp_out)"),
+    OpSpec(Op.SPFC, (_MODE, Field("src", 16, help="input vector (1 x 1 x cin), activation "
+                                                  "word address"),
+                     _DST, Field("wgt", 16, help="the matrix's configuration beats, weight "
+                                                 "word address (cfg_words(lanes) words each)"),
+                     Field("beats", 16, help="configuration beats (>= 1)"), _TAB,
+                     Field("cin", 10, help="input channels = the matrix's columns"),
+                     Field("cout", 10, help="output channels = the matrix's rows"),
+                     Field("zp_in", 8, signed=True, help="input zero point, subtracted")),
+           "sparse", "fully connected layer on the sparse engine: load the pruned, "
+           "weight-shared matrix W (skipped when the engine holds this wgt/beats load and "
+           "the weight scratchpad was not written since), then acc = bias + sum(W * (x - "
+           "zp_in)) (int32, wrapping) over the non-zero x - zp_in only, then requantization "
+           "per channel"),
 )
 
 _BY_OP = {spec.op: spec for spec in OPCODES}

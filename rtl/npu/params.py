@@ -45,8 +45,11 @@ class NpuParams(Params, block="npu"):
         engine += s.slug.split("acc32", 1)[1] if s is not None else ""
         rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
+        sp = self.sparse
+        sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
+              + ("x" if sp.primitives.value == "ecp5" else "")) if sp is not None else ""
         return (f"npu_l{self.lanes}_{engine}_a{self.act_words}w{self.wgt_words}"
-                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}")
+                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}{sp}")
 
     @property
     def post_lanes(self):
@@ -74,18 +77,31 @@ class NpuParams(Params, block="npu"):
         WinogradParams, "Winograd layer for 3x3 stride-1 convolutions (not integrated yet: "
         "must be none)", optional=True)
     sparse: SparseParams | None = nested(
-        SparseParams, "sparse engine for pruned fully connected layers (not integrated yet: "
-        "must be none)", optional=True)
+        SparseParams, "sparse engine for pruned, weight-shared fully connected layers (SPFC; "
+        "in the NPU: act_width 16, acc_width 32, act_lanes = lanes, one accumulator bank, "
+        "no relu)", optional=True)
 
     def check(self):
         """Cross-field rules: engines that exist; int8 operands, int32 sums; WS array.
 
         Without the systolic array the NPU still pools (a CONV stops with error ENGINE).
         """
-        for name in ("winograd", "sparse"):
-            if getattr(self, name) is not None:
-                raise ValueError(f"{name} must be none: the {name} engine is not integrated "
-                                 "into the NPU yet")
+        if self.winograd is not None:
+            raise ValueError("winograd must be none: the winograd engine is not integrated "
+                             "into the NPU yet")
+        sp = self.sparse
+        if sp is not None:
+            # x - zp_in spans 9 bits; the requantization clamps (no engine relu); the unit
+            # hands the engine one scratchpad word per beat and one vector per instruction.
+            for name, want, why in (
+                    ("act_width", 16, "x - zp_in takes 9 bits"),
+                    ("acc_width", 32, "int32 sums, as the ONNX and TFLite operators"),
+                    ("act_lanes", self.lanes, "one scratchpad word per beat; = lanes"),
+                    ("acc_banks", 1, "one vector per instruction"),
+                    ("relu", False, "the requantization clamps")):
+                if getattr(sp, name) != want:
+                    raise ValueError(f"sparse.{name} must be {want} in the NPU ({why}), not "
+                                     f"{getattr(sp, name)}")
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")

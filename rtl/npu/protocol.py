@@ -70,7 +70,7 @@ STATUS_FIELDS = (
     "busy_systolic",  # cycles the systolic array's unit was busy
     "busy_pool",    # cycles the pooling and ADD units were busy
     "params_hash",  # params_hash() of this NPU
-    "reserved",     # 0
+    "busy_sparse",  # cycles the sparse engine's unit was busy
 )
 STATUS_WORDS = len(STATUS_FIELDS)
 

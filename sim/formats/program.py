@@ -34,15 +34,18 @@ from npugen.rtl.npu.isa import (
     OPCODES,
     TABLE_ENTRY,
     Op,
+    cfg_words,
     decode,
     insn_layout,
     spec_of,
 )
 from npugen.rtl.npu.params import NpuParams, params_hash
 
-__all__ = ["MAGIC", "MAX_INSNS", "MAX_SEGMENTS", "MEMORIES", "Program", "ProgramError",
-           "assemble", "disassemble", "from_bytes", "header_for", "isa_markdown", "table_words",
-           "tensor_words", "to_bytes", "weight_words"]
+__all__ = [
+    "MAGIC", "MAX_INSNS", "MAX_SEGMENTS", "MEMORIES", "Program", "ProgramError", "assemble",
+    "cfg_beat_words", "disassemble", "from_bytes", "header_for", "isa_markdown", "table_words",
+    "tensor_words", "to_bytes", "weight_words",
+]
 
 MAGIC = b"NPUP"
 MAX_INSNS = 4096
@@ -144,6 +147,26 @@ def weight_words(w, lanes):
     # (j, l, g, r, ky, kx) -> (j, ky, kx, g, r, l)
     tiles = padded.reshape(g_out, lanes, g_in, lanes, k, k).transpose(0, 4, 5, 2, 3, 1)
     return [_pack(row) for row in tiles.reshape(-1, lanes)]
+
+
+def cfg_beat_words(beats, lanes):
+    """Weight words of sparse-engine configuration beats, as ``SPFC`` reads them.
+
+    ``beats``: dicts ``{op, pe, addr, data}`` (:func:`npugen.sim.formats.sparse.
+    load_program`). Beat ``k`` fills words ``k * n .. k * n + n - 1``, ``n =
+    cfg_words(lanes)``, with ``op | pe << 2 | addr << 8 | data << 24`` (word 0 lowest).
+    """
+    n, bits = cfg_words(lanes), 8 * lanes
+    words = []
+    for b in beats:
+        fields = {k: int(b[k]) for k in ("op", "pe", "addr", "data")}
+        for name, width in (("op", 2), ("pe", 6), ("addr", 16), ("data", 16)):
+            if not 0 <= fields[name] < 1 << width:
+                raise ValueError(f"beat {name} must be in 0..{(1 << width) - 1}, not "
+                                 f"{fields[name]}")
+        value = fields["op"] | fields["pe"] << 2 | fields["addr"] << 8 | fields["data"] << 24
+        words += [(value >> (bits * i)) & ((1 << bits) - 1) for i in range(n)]
+    return words
 
 
 @dataclass

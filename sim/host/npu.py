@@ -99,7 +99,6 @@ def status_of(replies):
         raise ValueError(f"a status reply is {STATUS_WORDS} words, not {len(replies)}")
     values = dict(zip(STATUS_FIELDS, (int(r) for r in replies), strict=True))
     word = values.pop("state")
-    values.pop("reserved")
     values.update(state=NpuState(word & 3), error=ErrorCode((word >> 4) & 0xF),
                   host_error=HostError((word >> 8) & 0xF), version=(word >> 16) & 0xFF)
     values["pc"] &= 0xFFFF

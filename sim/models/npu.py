@@ -33,7 +33,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from npugen.rtl.npu.isa import ISA_VERSION, TABLE_ENTRY, ErrorCode, Op, decode, spec_of
+from npugen.rtl.npu.isa import (
+    ISA_VERSION,
+    TABLE_ENTRY,
+    ErrorCode,
+    Op,
+    cfg_words,
+    decode,
+    spec_of,
+)
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
 
@@ -42,7 +50,7 @@ from .qladd import avx2_add
 from .requant import requantize
 from .xnn_add import MULT_MAX, xnnpack_add_int
 
-__all__ = ["NpuModel", "NpuState", "Status", "cycles_of"]
+__all__ = ["NpuModel", "NpuState", "SparseEngineModel", "Status", "cycles_of", "spfc_cycles"]
 
 _MODES = ("ort", "tflite", "gemmlowp")
 _TABLE_FIELDS = tuple(TABLE_ENTRY.members)
@@ -65,7 +73,7 @@ class Status:
     error: ErrorCode = ErrorCode.NONE
     pc: int = 0
     cycles: int = 0
-    busy: dict = field(default_factory=lambda: {"systolic": 0, "pool": 0})
+    busy: dict = field(default_factory=lambda: {"systolic": 0, "pool": 0, "sparse": 0})
     retired: int = 0
 
 
@@ -77,6 +85,97 @@ class _Stop(Exception):
 
 def _groups(channels, lanes):
     return -(-channels // lanes)
+
+
+class SparseEngineModel:
+    """The sparse engine as ``SPFC`` sees it: its memories, its shape, its error rules.
+
+    Written from the engine's documented contract (:mod:`npugen.rtl.sparse.params`,
+    ``ports.CfgOp``): configuration beats write the shape, the codebook, per-PE column
+    pointers and entries, and a beat with a field out of range is ignored and raises the
+    error; a run walks, for every non-zero activation ``x_j`` and every PE, the column's
+    entries between its pointers (a column whose pointers are not ``ptr[j] <= ptr[j+1] <=
+    entries_max`` is skipped with an error; an entry whose row reaches ``rows`` ends the
+    column with an error) and adds ``codebook[index] * x_j`` to the row's int32 sum. The
+    memories and the shape survive everything (initially zero and the maxima).
+    """
+
+    def __init__(self, sp):
+        self.sp = sp
+        self.rows, self.cols = sp.rows_max, sp.cols_max
+        self.codebook = np.zeros(16, dtype=np.int64)
+        self.ptr = np.zeros((sp.n_pe, sp.cols_max + 1), dtype=np.int64)
+        self.entries = np.zeros((sp.n_pe, sp.entries_max), dtype=np.int64)
+
+    def load(self, beats):
+        """Apply configuration beats (40-bit ints); return False if one was refused."""
+        sp, ok = self.sp, True
+        for bits in beats:
+            op, pe = bits & 3, (bits >> 2) & 63
+            addr, value = (bits >> 8) & 0xFFFF, (bits >> 24) & 0xFFFF
+            if op == 0:  # SHAPE
+                good = 1 <= addr <= sp.rows_max and 1 <= value <= sp.cols_max
+                if good:
+                    self.rows, self.cols = addr, value
+            elif op == 1:  # CODEBOOK
+                good = addr < 16
+                if good:
+                    self.codebook[addr] = value - (1 << 16) if value >> 15 else value
+            elif op == 2:  # POINTER
+                good = pe < sp.n_pe and addr <= sp.cols_max and value <= sp.entries_max
+                if good:
+                    self.ptr[pe, addr] = value
+            else:  # ENTRY
+                good = pe < sp.n_pe and addr < sp.entries_max and value < 256
+                if good:
+                    self.entries[pe, addr] = value
+            ok &= good
+        return ok
+
+    def _columns(self, x):
+        """Yield ``(pe, j, entries)`` of every walked column; None entries: bad pointers."""
+        for j in np.flatnonzero(x):
+            for pe in range(self.sp.n_pe):
+                lo, hi = int(self.ptr[pe, j]), int(self.ptr[pe, j + 1])
+                good = lo <= hi <= self.sp.entries_max
+                yield pe, int(j), (self.entries[pe, lo:hi] if good else None)
+
+    def run(self, x):
+        """Return the int32 sums (wrapped) for activations ``x``, or None on an error."""
+        n_pe = self.sp.n_pe
+        y = np.zeros(self.rows, dtype=np.int64)
+        error = False
+        for pe, j, entries in self._columns(x):
+            if entries is None:
+                error = True
+                continue
+            local = -1
+            for e in entries:
+                local += (int(e) >> 4) + 1
+                row = local * n_pe + pe
+                if row >= self.rows:
+                    error = True
+                    break
+                if e & 15:
+                    y[row] += int(self.codebook[e & 15]) * int(x[j])
+        return None if error else wrap(y, 32)
+
+    def work(self, x, lanes):
+        """Cycle at which the busiest PE finishes walking, by a queue model.
+
+        Input word ``k`` reaches the engine at cycle ``2 k``; its non-zero activations
+        leave the leading-non-zero detector one per cycle (not before their word); each PE
+        walks a column's stored entries one per cycle (at least one cycle per column), in
+        order.
+        """
+        done = np.zeros(self.sp.n_pe, dtype=np.int64)
+        arrival = -1
+        for pe, j, entries in self._columns(x):
+            if pe == 0:
+                arrival = max(2 * (j // lanes), arrival + 1)
+            count = 0 if entries is None else len(entries)
+            done[pe] = max(done[pe], arrival) + max(1, count)
+        return int(done.max()) if done.size else 0
 
 
 class NpuModel:
@@ -91,6 +190,9 @@ class NpuModel:
         self.tab = {name: np.zeros(p.tab_entries, dtype=np.int64) for name in _TABLE_FIELDS}
         self.imem = [0] * p.imem_words
         self.status = Status()
+        self.engine = SparseEngineModel(p.sparse) if p.sparse is not None else None
+        #: ``(wgt, beats)`` of the load the sparse engine holds, or None.
+        self.sparse_tag = None
 
     # -- host access ----------------------------------------------------------------------
 
@@ -120,6 +222,8 @@ class NpuModel:
                 for name in _TABLE_FIELDS:
                     self.tab[name][a] = getattr(view, name)
             else:
+                if memory == "wgt":
+                    self.sparse_tag = None
                 target = self.act if memory == "act" else self.wgt
                 target[a] = [((int(word) >> (8 * lane)) & 0xFF) - (
                     256 if (int(word) >> (8 * lane + 7)) & 1 else 0)
@@ -225,6 +329,16 @@ class NpuModel:
                 raise _Stop(ErrorCode.CONST)
             words = f["pixels"] * _groups(f["channels"], lanes)
             self._check_regions(f["src"], words, f["dst"], words, src_b=(f["src_b"], words))
+        elif op is Op.SPFC:
+            self._check_mode(f)
+            sp = self.p.sparse
+            if min(f["cin"], f["cout"], f["beats"]) < 1 or f["cin"] > sp.cols_max \
+                    or f["cout"] > sp.rows_max:
+                raise _Stop(ErrorCode.SHAPE)
+            self._check_regions(f["src"], _groups(f["cin"], lanes), f["dst"],
+                                _groups(f["cout"], lanes),
+                                wgt=(f["wgt"], f["beats"] * cfg_words(lanes)),
+                                tab=(f["tab"], f["cout"]))
         return op, f
 
     def _execute(self, word):
@@ -237,9 +351,14 @@ class NpuModel:
             self._avgpool(f)
         elif op is Op.ADD:
             self._add(f)
-        cost = cycles_of(self.p, op, f)
+        if op is Op.SPFC:
+            cost = self._spfc(f)
+        else:
+            cost = cycles_of(self.p, op, f)
         self.status.cycles += cost
-        if op in (Op.CONV,):
+        if op is Op.SPFC:
+            self.status.busy["sparse"] += cost - INSN_CYCLES
+        elif op in (Op.CONV,):
             self.status.busy["systolic"] += cost
         elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
             self.status.busy["pool"] += cost
@@ -357,6 +476,31 @@ class NpuModel:
         rac, rbc, fixed = (np.uint32(f[k]).view(np.float32) for k in ("rac", "rbc", "fixed"))
         self._output(f["dst"], avx2_add(a, b, rac, rbc, fixed).astype(np.int64))
 
+    def _spfc(self, f):
+        """Run ``SPFC``; return its cycles (they depend on the data and the load tag)."""
+        lanes, eng = self.p.lanes, self.engine
+        key = (f["wgt"], f["beats"])
+        loaded = self.sparse_tag == key
+        if not loaded:
+            self.sparse_tag = None
+            n = cfg_words(lanes)
+            rows = self.wgt[f["wgt"]:f["wgt"] + f["beats"] * n]
+            bits = [sum((int(v) & 0xFF) << (8 * i) for i, v in enumerate(
+                np.concatenate(rows[k * n:(k + 1) * n]))) for k in range(f["beats"])]
+            if not eng.load(bits):
+                raise _Stop(ErrorCode.SPARSE)
+            self.sparse_tag = key
+        if (eng.rows, eng.cols) != (f["cout"], f["cin"]):
+            raise _Stop(ErrorCode.SPARSE)
+        x = self._input(f["src"], 1, 1, f["cin"]).reshape(-1) - f["zp_in"]
+        y = eng.run(x)
+        if y is None:
+            self.sparse_tag = None
+            raise _Stop(ErrorCode.SPARSE)
+        out = self._requantize(f["mode"], y, f["tab"], f["cout"])
+        self._output(f["dst"], out.reshape(1, 1, -1))
+        return spfc_cycles(self.p, f, 0 if loaded else f["beats"], eng.work(x, lanes))
+
     def _avgpool(self, f):
         c = f["channels"]
         x = self._input(f["src"], f["in_h"], f["in_w"], c)
@@ -443,3 +587,22 @@ def cycles_of(p, op, f):
         return INSN_CYCLES + SETUP_CYCLES + (words - 1) * max(chunks, 2) + chunks \
             + ADD_LATENCY + 4
     return INSN_CYCLES
+
+
+def spfc_cycles(p, f, load_beats, walk):
+    """Predicted cycles of one ``SPFC`` (``walk``: :meth:`SparseEngineModel.work`).
+
+    Terms: the instruction (:data:`INSN_CYCLES`); a load of ``load_beats`` beats (0 when
+    the engine holds it) at ``cfg_words + 2`` cycles each, the engine's accumulator clear
+    where it outlasts the first beat's reads, then the settle; the walk of the
+    busiest PE and the engine's pipeline; the readout, ``cout`` rows, each group of
+    ``lanes`` rows waiting for the PostUnit's table load (``lanes + 4``); the
+    requantization tail.
+    """
+    lanes = p.lanes
+    sp = p.sparse
+    # The engine's accumulator clear after its reset overlaps the first beat's reads.
+    clear = max(0, max(2, sp.rows_pe_max) - cfg_words(lanes) - 1)
+    load = load_beats * (cfg_words(lanes) + 2) + 5 + clear if load_beats else 0
+    return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + _groups(f["cout"], lanes) * (
+        lanes + 4) + _post_tail()

@@ -18,16 +18,21 @@ from npugen.rtl.npu.isa import ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.npu.protocol import HostError
 from npugen.rtl.npu.qladd import QLinearAdder
+from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.flow.pysim import recv, send
+from npugen.sim.formats.compress import encode
 from npugen.sim.formats.program import (
     Program,
     assemble,
+    cfg_beat_words,
+    disassemble,
     header_for,
     table_words,
     tensor_words,
     weight_words,
 )
+from npugen.sim.formats.sparse import load_program
 from npugen.sim.host import npu as host
 from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
 from npugen.sim.models.qladd import avx2_constants, f32_bits
@@ -249,6 +254,8 @@ BAD = [
     ("bank_b", assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=50, dst=60, pixels=4,
                         channels=2, rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0),
      ErrorCode.BANK),
+    ("engine", assemble(Op.SPFC, mode=0, src=0, dst=60, wgt=0, beats=1, tab=0, cin=2, cout=2,
+                        zp_in=0), ErrorCode.ENGINE),
 ]
 
 
@@ -338,3 +345,124 @@ def test_reset_mid_program_then_a_good_program(seed):
     assert seen["after_reset"]["state"] is NpuState.IDLE
     assert seen["status"]["state"] is NpuState.DONE
     assert seen["act"] == model.read("act", 0, 2 * p.act_words)
+
+
+def sparse_small(lanes=4, n_pe=2, **kw):
+    sp = SparseParams(n_pe=n_pe, rows_max=24, cols_max=20, entries_max=96, act_width=16,
+                      act_lanes=lanes, queue_depth=4)
+    return small(lanes=lanes, sparse=sp, wgt_words=640, tab_entries=32, act_words=64, **kw)
+
+
+def sparse_layer(rng, p, cin, cout, density=0.3, distinct=6):
+    """Return the beats and the dense form of a random pruned, weight-shared int8 matrix."""
+    values = rng.choice([v for v in range(-128, 128) if v], size=distinct, replace=False)
+    codebook = [0] + [int(v) for v in values] + [0] * (15 - distinct)
+    w_idx = np.where(rng.random((cout, cin)) < density,
+                     rng.integers(1, distinct + 1, size=(cout, cin)), 0)
+    enc = encode(w_idx, p.sparse.n_pe, codebook=codebook)
+    return load_program(enc), np.asarray(codebook)[w_idx]
+
+
+def spfc_program(p, rng, *, cin, cout, mode, zp_in=None, **kw):
+    beats, _ = sparse_layer(rng, p, cin, cout, **kw)
+    x = rng.integers(-128, 128, size=(1, 1, cin))
+    if zp_in is None:
+        zp_in = int(rng.integers(-128, 128))
+    # Many inputs at the zero point: the engine skips them.
+    x = np.where(rng.random(x.shape) < 0.4, zp_in, x)
+    table = random_table(rng, cout, mode)
+    insn = assemble(Op.SPFC, mode=MODES.index(mode), src=3, dst=p.act_words + 1, wgt=5,
+                    beats=len(beats), tab=2, cin=cin, cout=cout, zp_in=zp_in)
+    return insn, [("act", 3, tensor_words(x, p.lanes)),
+                  ("wgt", 5, cfg_beat_words(beats, p.lanes)),
+                  ("tab", 2, table_words(table))]
+
+
+@pytest.mark.parametrize("lanes,n_pe,cin,cout,mode", [
+    (4, 2, 20, 24, "ort"), (4, 1, 7, 5, "tflite"), (8, 3, 17, 9, "gemmlowp")])
+def test_spfc(seed, lanes, n_pe, cin, cout, mode):
+    """SPFC twice: the first loads the matrix, the second finds it loaded (cycles drop)."""
+    p = sparse_small(lanes=lanes, n_pe=n_pe)
+    rng = np.random.default_rng([seed, cin])
+    insn, segments = spfc_program(p, rng, cin=cin, cout=cout, mode=mode)
+    again = assemble(Op.SPFC, **{**disassemble(insn)[1], "dst": p.act_words + 10})
+    program = Program(params_hash=params_hash(p),
+                      insns=[header_for(p), insn, again, assemble(Op.HALT)],
+                      segments=segments)
+    st, expected = check_program(p, program, seed)
+    assert st["state"] is NpuState.DONE and st["busy_sparse"] > 0
+    print(f"cycles: RTL {st['cycles']}, model {expected.cycles}")
+
+
+SPFC_BAD = {
+    # field checks in the decoder
+    "zero_beats": lambda insn, beats, p: (dict(insn, beats=0), beats, ErrorCode.SHAPE),
+    "too_many_cols": lambda insn, beats, p: (dict(insn, cin=p.sparse.cols_max + 1), beats,
+                                             ErrorCode.SHAPE),
+    "wgt_region": lambda insn, beats, p: (dict(insn, wgt=p.wgt_words - 1), beats,
+                                          ErrorCode.ADDRESS),
+    # the engine: a refused beat, a shape that is not the instruction's, a bad column, a row
+    # past the matrix
+    "refused": lambda insn, beats, p: (insn, beats + [
+        {"op": 2, "pe": 0, "addr": 0, "data": p.sparse.entries_max + 1}], ErrorCode.SPARSE),
+    "shape": lambda insn, beats, p: (dict(insn, cout=insn["cout"] - 1), beats,
+                                     ErrorCode.SPARSE),
+    "pointers": lambda insn, beats, p: (insn, beats + [
+        {"op": 2, "pe": 0, "addr": 1, "data": p.sparse.entries_max}], ErrorCode.SPARSE),
+    "row": lambda insn, beats, p: (insn, beats + [
+        {"op": 3, "pe": 0, "addr": 0, "data": 0xF1}, {"op": 3, "pe": 0, "addr": 1,
+                                                     "data": 0xF1}], ErrorCode.SPARSE),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPFC_BAD))
+def test_spfc_bad_matrix_then_a_good_program(seed, case):
+    """A bad SPFC stops with its code and writes nothing; the same NPU then runs a good one.
+
+    The bad program's matrix differs from the good one's only where the case says; every
+    activation differs from the zero point, so every column is walked.
+    """
+    p = sparse_small(lanes=4, n_pe=2)
+    rng = np.random.default_rng([seed, 31])
+    cin, cout = 9, 11
+    beats, _ = sparse_layer(rng, p, cin, cout, density=0.4)
+    zp_in = int(rng.integers(-128, 128))
+    x = rng.integers(-128, 128, size=(1, 1, cin))
+    x = np.where(x == zp_in, zp_in ^ 1, x)
+    table = random_table(rng, cout, "ort")
+    fields = {"mode": 0, "src": 3, "dst": p.act_words + 1, "wgt": 5, "tab": 2, "cin": cin,
+              "cout": cout, "zp_in": zp_in}
+
+    def program(insn, beats):
+        insn = dict(insn, beats=insn.get("beats", len(beats)))
+        return Program(params_hash=params_hash(p),
+                       insns=[header_for(p), assemble(Op.SPFC, **insn), assemble(Op.HALT)],
+                       segments=[("act", 3, tensor_words(x, p.lanes)),
+                                 ("wgt", 5, cfg_beat_words(beats, p.lanes)),
+                                 ("tab", 2, table_words(table))])
+
+    bad_insn, bad_beats, code = SPFC_BAD[case](fields, beats, p)
+    programs = [program(bad_insn, bad_beats), program(fields, beats)]
+    model = NpuModel(p)
+    bench = Bench(p, seed)
+    seen = []
+
+    async def testbench(ctx):
+        for prog in programs:
+            await bench.send(ctx, host.load_program(prog, p.lanes))
+            st = await bench.run(ctx)
+            seen.append((st, await bench.read(ctx, "act", 0, 2 * p.act_words)))
+
+    bench.simulate(testbench)
+    before = model.read("act", 0, 2 * p.act_words)
+    for k, prog in enumerate(programs):
+        prog.load_into(model)
+        expected = model.run(0)
+        st, act = seen[k]
+        assert (st["state"], st["error"], st["pc"]) == (expected.state, expected.error,
+                                                        expected.pc)
+        assert act == model.read("act", 0, 2 * p.act_words)
+        if k == 0:
+            assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, code, 1)
+            assert model.read("act", p.act_words, p.act_words) == before[p.act_words:]
+    assert seen[1][0]["state"] is NpuState.DONE
