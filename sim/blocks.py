@@ -8,7 +8,7 @@ the list at the end of this module.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from npugen.rtl import npu, sparse, systolic, winograd
 from npugen.rtl.common.params import Params
@@ -219,6 +219,11 @@ NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=1024, acc_words=64,
 #: the digits CNN (``npugen demo``'s end-to-end step).
 NPU_DEMO = _npu_params(4, act_words=256, wgt_words=2048, acc_words=64, tab_entries=64,
                        imem_words=16)
+
+#: ``NPU_DEMO`` with a 4-PE sparse engine: the digits MLP's pruned hidden layer runs as an
+#: ``SPFC`` (the Verilator inference test).
+NPU_SPARSE_DEMO = replace(NPU_DEMO, sparse=sparse.SparseParams(
+    n_pe=4, rows_max=64, cols_max=64, entries_max=256, act_width=16, act_lanes=4))
 
 SPARSE_DECODER = Part("decoder", sparse.RelIndexDecoder, sparse.ports.decoder_signature,
                       lambda p: sparse_model.decoder_pairs, sparse_formats.DECODER_STREAMS,

@@ -172,8 +172,9 @@ def _parser():
     compile_.add_argument("-o", "--output", required=True, metavar="DIR", action=_Once,
                           help="output folder (replaced whole)")
     compile_.add_argument("--engine-for", default=None, action=_Once, metavar="KIND=ENGINE",
-                          help="force engines, e.g. conv=systolic,fc=systolic (the only "
-                               "engine the NPU integrates today)")
+                          help="force engines: conv=systolic, fc=sparse|systolic (default: "
+                               "fully connected layers go to the sparse engine where it "
+                               "exists, takes them and is faster)")
     _add_params(compile_, BLOCKS["npu"])
     infer = sub.add_parser(
         "infer", help="run a compiled network on a batch of float inputs",
@@ -326,24 +327,30 @@ def _run(args):
 
 
 def _engine_for(text):
+    """Parse ``--engine-for``: ``{"conv": ..., "fc": ...}`` (UsageError naming the choices)."""
+    choices = {"conv": ("systolic",), "fc": ("sparse", "systolic")}
+    out = {}
     if text is None:
-        return
+        return out
     for item in text.split(","):
         kind, _, engine = item.partition("=")
-        if kind not in ("conv", "fc"):
+        if kind not in choices:
             raise UsageError(f"--engine-for takes conv=ENGINE or fc=ENGINE, not {item!r}")
-        if engine != "systolic":
-            if engine in ("winograd", "sparse"):
-                raise UsageError(f"--engine-for {kind}={engine}: the {engine} engine is not "
-                                 "integrated into the NPU yet; systolic is the only choice")
-            raise UsageError(f"--engine-for {kind} must be systolic, not {engine!r}")
+        if engine not in choices[kind]:
+            if (kind, engine) == ("conv", "winograd"):
+                raise UsageError(f"--engine-for {kind}=winograd: the winograd engine is not "
+                                 "integrated into the NPU yet")
+            raise UsageError(f"--engine-for {kind} must be one of "
+                             f"{', '.join(choices[kind])}, not {engine!r}")
+        out[kind] = engine
+    return out
 
 
 def _compile(args):
     params = _params(args, BLOCKS["npu"])
-    _engine_for(args.engine_for)
+    engine_for = _engine_for(args.engine_for)
     try:
-        plan = compile_model(args.model, args.output, params)
+        plan = compile_model(args.model, args.output, params, engine_for)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     print(f"compiled {args.model} for {params.slug}: {len(plan['layers'])} layers, "

@@ -20,14 +20,17 @@ from cocotb.triggers import FallingEdge, with_timeout
 from npugen.rtl.npu.isa import ErrorCode, Op, decode
 from npugen.rtl.npu.params import params_hash
 
+from ..formats.compress import encode
 from ..formats.program import (
     Program,
     assemble,
+    cfg_beat_words,
     header_for,
     table_words,
     tensor_words,
     weight_words,
 )
+from ..formats.sparse import load_program
 from ..host import npu as host
 from ..models.npu import NpuModel, NpuState
 from ..models.qladd import avx2_constants, f32_bits
@@ -173,6 +176,41 @@ def _add_case(p, nrng, xnn):
                              ("act", src_b, tensor_words(b, p.lanes))])
 
 
+def _spfc_case(p, nrng, mode, cout_delta=0):
+    """Return a program of two ``SPFC`` of one random pruned, weight-shared matrix.
+
+    The second finds the matrix loaded; both read bank 0 and write bank 1. ``cout_delta``
+    != 0 makes the shape wrong (error SPARSE).
+    """
+    sp = p.sparse
+    cin = int(nrng.integers(p.lanes + 1, sp.cols_max + 1))
+    cout = int(nrng.integers(2, min(sp.rows_max, p.tab_entries - 1) + 1))
+    values = nrng.choice([v for v in range(-128, 128) if v], size=int(nrng.integers(1, 16)),
+                         replace=False)
+    codebook = [0] + [int(v) for v in values] + [0] * (15 - len(values))
+    w_idx = np.where(nrng.random((cout, cin)) < 0.3,
+                     nrng.integers(1, len(values) + 1, size=(cout, cin)), 0)
+    beats = load_program(encode(w_idx, sp.n_pe, codebook=codebook))
+    zp_in = int(nrng.choice([-128, 127, nrng.integers(-128, 128)]))
+    x = nrng.integers(-128, 128, size=(1, 1, cin))
+    x = np.where(nrng.random(x.shape) < 0.4, zp_in, x)  # inputs the engine skips
+    table = [{"bias": int(nrng.integers(-5000, 5000)), "multiplier": (1 << 30) + 12345,
+              "shift": int(nrng.integers(-14, -8)), "zero_point": int(nrng.integers(-9, 9)),
+              "lo": -128, "hi": 127} for _ in range(cout)]
+    if mode == 0:
+        for e in table:
+            e["multiplier"], e["shift"] = 12345678, -33
+    fields = {"mode": mode, "src": 2, "wgt": 1, "beats": len(beats), "tab": 1, "cin": cin,
+              "cout": cout + cout_delta, "zp_in": zp_in}
+    insns = [header_for(p), assemble(Op.SPFC, dst=p.act_words + 3, **fields),
+             assemble(Op.SPFC, dst=p.act_words + 3 + -(-cout // p.lanes), **fields),
+             assemble(Op.HALT)]
+    return Program(params_hash=params_hash(p), insns=insns,
+                   segments=[("act", 2, tensor_words(x, p.lanes)),
+                             ("wgt", 1, cfg_beat_words(beats, p.lanes)),
+                             ("tab", 1, table_words(table))])
+
+
 @cocotb.test()
 @cocotb.parametrize(traffic=list(TRAFFIC))
 async def test_programs(dut, traffic):
@@ -186,6 +224,8 @@ async def test_programs(dut, traffic):
     programs = [_conv_case(p, nrng, *case) for case in cases]
     if p.add_units:
         programs += [_add_case(p, nrng, xnn=False), _add_case(p, nrng, xnn=True)]
+    if p.sparse is not None:
+        programs += [_spfc_case(p, nrng, mode) for mode in range(3)]
     for n, program in enumerate(programs):
         program.load_into(model)
         expected = model.run(0)
@@ -234,6 +274,14 @@ async def test_bad_programs(dut):
         assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, code, 2), st
         await h.check_against(model, expected, f"bad program {code.name}")
         assert int(dut.error.value) == 1
+    if p.sparse is not None:  # the matrix is not cout x cin: the first SPFC stops
+        program = _spfc_case(p, nrng, 0, cout_delta=-1)
+        program.load_into(model)
+        expected = model.run(0)
+        await _load(h, None, program)
+        st, _ = await h.execute()
+        assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, ErrorCode.SPARSE, 1)
+        await h.check_against(model, expected, "bad program SPARSE")
 
 
 @cocotb.test()

@@ -6,7 +6,8 @@
 ``DIR/plan.json``
     the NPU params, the rounding mode, the input's and output's shapes, quantization and
     scratchpad addresses, and per layer: op, shapes, engine, bands (tiles), MACs and the
-    predicted cycles (:func:`npugen.sim.models.npu.cycles_of`).
+    predicted cycles (:func:`npugen.sim.models.npu.cycles_of`; an ``SPFC``'s with its matrix
+    loaded and every input non-zero).
 ``DIR/model.onnx`` (or ``DIR/model.tflite``)
     a copy of the source model, for ``npugen infer --check``.
 
@@ -24,7 +25,6 @@ from npugen.rtl.npu.isa import Op
 from npugen.rtl.npu.params import NpuParams
 
 from ..formats.program import disassemble, from_bytes, to_bytes
-from ..models.npu import cycles_of
 from .ir import TensorQuant
 from .quant import RULES
 
@@ -32,11 +32,13 @@ __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 
 #: 2: ISA version 2 (ADD), layers read earlier values (``reads``). 3: TFLite models: the
 #: input's ``layout`` and ``quantize`` rule, the ``hwc`` and ``flat_hwc`` output layouts.
-#: 4: ISA version 3 (ADD mode 1, XNNPACK's add).
-PLAN_VERSION = 4
+#: 4: ISA version 3 (ADD mode 1, XNNPACK's add). 5: ISA version 4 (SPFC, the sparse
+#: engine; its layers' predicted cycles assume the matrix loaded and every input non-zero).
+PLAN_VERSION = 5
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
-_ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add"}
+_ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add",
+           Op.SPFC: "sparse"}
 
 
 @dataclass
@@ -86,7 +88,7 @@ def plan_of(network, lowered, p):
             "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),
             "pads": list(getattr(layer, "pads", ())) or None,
             "tiles": len(bands), "macs": layer.macs(shapes[sources[0]]),
-            "predicted_cycles": sum(cycles_of(p, op, f) for op, f in bands),
+            "predicted_cycles": sum(lowered.cycles(p, i) for i in range(first, end)),
             "rounding": rounding.get(kind, network.mode),
         })
     return {
@@ -105,7 +107,7 @@ def plan_of(network, lowered, p):
                              "zero_point": network.output_quant.zero_point}},
         "instructions": len(lowered.program.insns),
         "macs": lowered.macs,
-        "predicted_cycles": sum(cycles_of(p, op, f) for op, f in insns),
+        "predicted_cycles": sum(lowered.cycles(p, i) for i in range(len(insns))),
         "layers": layers,
     }
 

@@ -16,22 +16,38 @@ naming the param to raise):
   in (int32, wrapping: exact, since the NPU pads with ``zp_in``).
 - a CONV with more output pixels than ``acc_words`` is split into bands of output rows, one
   instruction each (same weights and table entries).
+- engines: a fully connected layer on a flat (1 x 1 x C) input can become an ``SPFC`` on
+  the sparse engine when the NPU has one and its weights take at most 15 distinct non-zero
+  values (the engine's codebook) and fit the engine. The engine holds one matrix, so by
+  default only the layer whose predicted cycles (matrix loaded, every input non-zero) save
+  the most over the systolic array goes there (every such layer when there is no array).
+  Its configuration beats go into the weight image, its bias is the model's (the engine
+  subtracts ``zp_in``). ``engine_for`` forces a choice: ``{"fc": "sparse"}`` makes every
+  fully connected layer an ``SPFC`` or fails naming why, ``{"fc": "systolic"}`` keeps them
+  all on the array.
 - instructions: ``HEADER``, the layers, ``HALT`` (``imem_words``).
 """
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from npugen.rtl.npu.isa import Op
 from npugen.rtl.npu.params import params_hash
 
+from ..formats.compress import encode
 from ..formats.program import (
     Program,
     assemble,
+    cfg_beat_words,
+    disassemble,
     header_for,
     table_words,
     weight_words,
 )
+from ..formats.sparse import load_program
 from ..models.intmath import wrap
+from ..models.npu import SparseEngineModel, cycles_of, spfc_cycles
 from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
 from ..models.xnn_add import xnnpack_add_params
@@ -54,6 +70,15 @@ class Lowered:
     output_shape: tuple  # (H, W, C)
     macs: int
     spans: list  # per layer: (first, end) indices of its instructions in program.insns
+    #: Predicted cycles of instructions whose cost depends on the data (SPFC: the matrix
+    #: loaded, every input non-zero), by instruction index.
+    predicted: dict = None
+
+    def cycles(self, p, index):
+        """Predicted cycles of instruction ``index`` on NPU ``p``."""
+        if self.predicted and index in self.predicted:
+            return self.predicted[index]
+        return cycles_of(p, *disassemble(self.program.insns[index]))
 
 
 def _groups(c, lanes):
@@ -138,18 +163,124 @@ class _Banks:
         return bank * self.act_words + off
 
 
-def lower(network, p):
-    """Return the :class:`Lowered` program of ``network`` for NPU params ``p``."""
+def _flat_fc(layer, in_shape):
+    """Whether ``layer`` is a fully connected layer on a 1 x 1 x C input."""
+    return isinstance(layer, Conv) and in_shape[:2] == (1, 1) and layer.kernel == 1 \
+        and layer.stride == 1 and not any(layer.pads)
+
+
+def _is_fc(layer, in_shape):
+    """Whether ``layer`` is a fully connected layer (its kernel covers its input)."""
+    oh, ow, _ = layer.out_shape(in_shape)
+    return isinstance(layer, Conv) and (oh, ow) == (1, 1) and layer.kernel >= max(in_shape[:2])
+
+
+def _sparse_beats(layer, p):
+    """Return the configuration beats of a 1 x 1 fully connected layer, or why it cannot.
+
+    ``(beats, None)`` or ``(None, reason)``.
+    """
+    sp = p.sparse
+    w = np.asarray(layer.weights)[:, :, 0, 0]
+    cout, cin = w.shape
+    values = sorted(int(v) for v in np.unique(w) if v != 0)
+    if len(values) > 15:
+        return None, (f"its weights take {len(values)} distinct non-zero values; the sparse "
+                      "engine's codebook holds 15 (prune and share the weights)")
+    if cout > sp.rows_max or cin > sp.cols_max:
+        return None, (f"its {cout} x {cin} matrix exceeds the sparse engine's rows_max="
+                      f"{sp.rows_max}, cols_max={sp.cols_max}")
+    if not values:
+        values = [1]  # an all-zero matrix still needs a valid codebook
+    codebook = [0] + values + [0] * (15 - len(values))
+    w_idx = np.zeros(w.shape, dtype=np.int64)
+    for k, v in enumerate(values, start=1):
+        w_idx[w == v] = k
+    enc = encode(w_idx, sp.n_pe, codebook=codebook)
+    most = max(len(e) for e in enc.entries)
+    if most > sp.entries_max:
+        return None, (f"it stores {most} entries in one PE; the sparse engine's "
+                      f"entries_max is {sp.entries_max}")
+    return load_program(enc), None
+
+
+def _spfc_cost(p, beats, cin, cout):
+    """Predicted cycles of an ``SPFC``: the matrix loaded, every input non-zero."""
+    engine = SparseEngineModel(p.sparse)
+    engine.load([b["op"] | b["pe"] << 2 | b["addr"] << 8 | b["data"] << 24 for b in beats])
+    walk = engine.work(np.ones(cin, dtype=np.int64), p.lanes)
+    return spfc_cycles(p, {"cin": cin, "cout": cout}, 0, walk)
+
+
+def _where(n, layer):
+    return f"layer {n} ({type(layer).__name__} {layer.name or ''})".replace(" )", ")")
+
+
+def _sparse_layers(network, p, engine_for, shapes):
+    """Return ``{layer index: configuration beats}`` of the layers that become ``SPFC``.
+
+    The engine holds one matrix: a program with two ``SPFC`` reloads both on every run. So
+    by default only the fully connected layer that saves the most cycles over the array goes
+    to the sparse engine (all that it takes when there is no array); ``fc=sparse`` sends
+    every fully connected layer and fails on one the engine cannot take.
+    """
+    force = engine_for.get("fc")
+    if p.sparse is None or force == "systolic":
+        return {}
+    chosen, best = {}, None
+    for n, layer in enumerate(network.layers):
+        in_shape = shapes[network.sources(n)[0]]
+        if not (isinstance(layer, Conv) and _is_fc(layer, in_shape)):
+            continue
+        if _flat_fc(layer, in_shape):
+            beats, why = _sparse_beats(layer, p)
+        else:
+            h, w, c = in_shape
+            beats, why = None, f"its input is {h}x{w}x{c}, not a flat 1x1xC vector"
+        if beats is None:
+            if force == "sparse":
+                raise LowerError(f"{_where(n, layer)}: --engine-for fc=sparse, but {why}")
+            continue
+        if force == "sparse" or p.systolic is None:
+            chosen[n] = beats
+            continue
+        cin, cout = in_shape[2], layer.weights.shape[0]
+        dense = assemble(Op.CONV, mode=0, src=0, dst=0, wgt=0, tab=0, in_h=1, in_w=1, cin=cin,
+                         cout=cout, out_h=1, out_w=1, kernel=1, stride=1, pad_t=0, pad_l=0,
+                         zp_in=0)
+        saving = cycles_of(p, *disassemble(dense)) - _spfc_cost(p, beats, cin, cout)
+        if saving > 0 and (best is None or saving > best[0]):
+            best = (saving, n, beats)
+    if best is not None:
+        chosen[best[1]] = best[2]
+    return chosen
+
+
+def lower(network, p, engine_for=None):
+    """Return the :class:`Lowered` program of ``network`` for NPU params ``p``.
+
+    ``engine_for``: ``{"fc": "sparse" | "systolic"}`` forces the engine of fully connected
+    layers (see the module text); ``{"conv": "systolic"}`` is accepted (the only choice).
+    """
+    engine_for = dict(engine_for or {})
+    for kind, engine in engine_for.items():
+        valid = {"fc": ("sparse", "systolic"), "conv": ("systolic",)}.get(kind)
+        if valid is None or engine not in valid:
+            raise LowerError(f"engine_for must map conv to systolic and fc to sparse or "
+                             f"systolic, not {kind}={engine}")
+    if engine_for.get("fc") == "sparse" and p.sparse is None:
+        raise LowerError("--engine-for fc=sparse: the NPU was built without the sparse "
+                         "engine (--sparse on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
-    if p.systolic is None and any(isinstance(x, Conv) for x in network.layers):
-        raise LowerError("the network has convolutions or matrix products; the NPU was built "
-                         "without the systolic array (--systolic on)")
-    if not p.add_units and any(isinstance(x, Add) for x in network.layers):
-        raise LowerError("the network has element-wise adds; the NPU was built without ADD "
-                         "units (--add-units 1)")
-    lanes, mode = p.lanes, MODES.index(network.mode)
     shapes = network.shapes()
+    if p.systolic is None:
+        sparse = _sparse_layers(network, p, engine_for, shapes)
+        if any(isinstance(x, Conv) and n not in sparse for n, x in enumerate(network.layers)):
+            raise LowerError("the network has convolutions or matrix products the sparse "
+                             "engine cannot take; the NPU was built without the systolic "
+                             "array (--systolic on)")
+    lanes, mode = p.lanes, MODES.index(network.mode)
     words_of = [h * w * _groups(c, lanes) for h, w, c in shapes]
     for n, (h, w, c) in enumerate(shapes):
         if words_of[n] > p.act_words:
@@ -163,13 +294,14 @@ def lower(network, p):
     last_read[network.output] = len(network.layers)  # the host reads it after HALT
     banks = _Banks(p.act_words, last_read)
     banks.place(0, 0, words_of[0], 0, "the input")
+    sparse = _sparse_layers(network, p, engine_for, shapes)
     insns = [header_for(p)]
-    wgt, tab, spans = [], [], []
+    wgt, tab, spans, predicted = [], [], [], {}
     for n, layer in enumerate(network.layers):
         sources = network.sources(n)
         h, w, c = shapes[sources[0]]
         oh, ow, oc = shapes[n + 1]
-        where = f"layer {n} ({type(layer).__name__} {layer.name or ''})".replace(" )", ")")
+        where = _where(n, layer)
         first = len(insns)
         src = banks.address(sources[0])
         if isinstance(layer, Add) and banks.bank(sources[1]) != banks.bank(sources[0]):
@@ -185,7 +317,19 @@ def lower(network, p):
         dst = banks.place(n + 1, 1 - banks.bank(sources[0]), words_of[n + 1], n,
                           f"{where}'s output ({oh}x{ow}x{oc})")
         try:
-            if isinstance(layer, Conv):
+            beats = sparse.get(n)
+            if beats is not None:
+                insn = {"mode": mode, "src": src, "dst": dst, "wgt": len(wgt),
+                        "beats": len(beats), "tab": len(tab), "cin": c, "cout": oc,
+                        "zp_in": layer.zp_in}
+                cost = _spfc_cost(p, beats, c, oc)
+            if beats is not None:
+                tab += _entries(network.mode, wrap(layer.bias, 32), layer.scales,
+                                layer.zp_out, layer.lo, layer.hi, where)
+                wgt += cfg_beat_words(beats, lanes)
+                predicted[len(insns)] = cost
+                insns.append(assemble(Op.SPFC, **insn))
+            elif isinstance(layer, Conv):
                 bias = wrap(layer.bias - layer.zp_in * layer.weights.sum(axis=(1, 2, 3)), 32)
                 t0, w0 = len(tab), len(wgt)
                 tab += _entries(network.mode, bias, layer.scales, layer.zp_out, layer.lo,
@@ -252,4 +396,5 @@ def lower(network, p):
     program = Program(params_hash=params_hash(p), insns=insns, segments=segments)
     return Lowered(program=program, input_address=0,
                    output_address=banks.address(network.output),
-                   output_shape=shapes[network.output], macs=network.macs(), spans=spans)
+                   output_shape=shapes[network.output], macs=network.macs(), spans=spans,
+                   predicted=predicted)

@@ -31,8 +31,10 @@ __all__ = ["ENGINES", "InferResult", "compile_model", "infer", "litert_outputs",
 ENGINES = ("isa", "verilator", "board")
 
 
-def compile_model(model_path, out_dir, p):
+def compile_model(model_path, out_dir, p, engine_for=None):
     """Compile ``model_path`` for NPU ``p`` into ``out_dir``; return the plan dict.
+
+    ``engine_for``: forced engines (:func:`~..compiler.lower.lower`).
 
     Raises ValueError (:class:`~..compiler.onnx_import.ModelError` or
     :class:`~..compiler.lower.LowerError`) before anything is written.
@@ -41,7 +43,7 @@ def compile_model(model_path, out_dir, p):
         network = network_from_tflite(load_tflite(model_path))
     else:
         network = network_from_onnx(load_onnx(model_path))
-    lowered = lower(network, p)
+    lowered = lower(network, p, engine_for)
     write_compiled(out_dir, network, lowered, p, model_path)
     return read_compiled(out_dir).plan
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from npugen.sim.blocks import NPU_DEMO
+from npugen.sim.blocks import NPU_DEMO, NPU_SPARSE_DEMO
 from npugen.sim.flow.digits import NETWORKS, held_out_split, network_path
 from npugen.sim.flow.digits_tflite import TFLITE_PATH
 from npugen.sim.flow.infer import compile_model, infer
@@ -27,18 +27,28 @@ def test_digits_in_verilator(tmp_path, seed, name):
     pick = rng.choice(len(x_te), size=6, replace=False)
     x = {"digits_cnn": x_te[pick], "digits_mlp": x_te[pick].reshape(6, -1),
          "digits_cnn_tflite": x_te[pick].transpose(0, 2, 3, 1)}[name]
-    p = NPU_DEMO  # 4 lanes: its memories hold both networks; quick to build and run
-    compile_model(TFLITE_PATH if name.endswith("tflite") else network_path(name),
-                  tmp_path / name, p)
+    # 4 lanes: the memories hold both networks; quick to build and run. The MLP's pruned
+    # hidden layer on the sparse engine (SPFC), its output layer on the array.
+    p = NPU_SPARSE_DEMO if name == "digits_mlp" else NPU_DEMO
+    plan = compile_model(TFLITE_PATH if name.endswith("tflite") else network_path(name),
+                         tmp_path / name, p)
+    engines = [layer["engine"] for layer in plan["layers"]]
+    assert ("sparse" in engines) == (name == "digits_mlp"), engines
     r = infer(tmp_path / name, x, engine="verilator", check=True,
               build_root=ROOT / "build" / "cocotb", seed=seed)
     assert r.checked and r.mismatches == [], r.mismatches[:10]
     assert r.outputs.shape == (6, 10)
-    plan = json.loads((tmp_path / name / "plan.json").read_text())
-    for cycles in r.cycles:
-        assert abs(cycles - plan["predicted_cycles"]) <= 0.05 * cycles
+    # The instruction-level simulator's cycles per image (the first image of the MLP loads
+    # the sparse matrix; SPFC's cycles depend on the input) within 5%.
+    isa = infer(tmp_path / name, x, engine="isa")
+    assert np.array_equal(isa.outputs, r.outputs)
+    if name != "digits_mlp":  # no data-dependent instruction: the plan's figure
+        assert set(isa.cycles) == {plan["predicted_cycles"]}
+    for cycles, model in zip(r.cycles, isa.cycles, strict=True):
+        assert abs(cycles - model) <= 0.05 * cycles, (r.cycles, isa.cycles)
     print(f"{name}: labels {y_te[pick].tolist()}, predicted {r.outputs.argmax(1).tolist()}, "
-          f"{r.cycles[0]} cycles/image (plan {plan['predicted_cycles']}), "
+          f"cycles/image {r.cycles} (ISA simulator {isa.cycles}, plan "
+          f"{plan['predicted_cycles']}), "
           f"{sum(r.cycles) / r.seconds:,.0f} Verilator cycles/s")
 
 

@@ -189,7 +189,24 @@ def test_network_too_big_for_the_npu(tmp_path, capsys):
              "--wgt-words", "100", match="raise --wgt-words")
     _refused(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "out",
              "--engine-for", "conv=winograd", match="not integrated into the NPU yet")
+    _refused(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "out",
+             "--engine-for", "fc=sparse", match="built without the sparse engine")
+    _refused(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "out",
+             "--engine-for", "fc=winograd", match="fc must be one of sparse, systolic")
+    # the CNN's fully connected layer reads a 4x4 map, not a flat vector
+    _refused(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "out",
+             "--sparse", "on", "--sparse-act-width", "16", "--sparse-act-lanes", "8",
+             "--engine-for", "fc=sparse", match="not a flat 1x1xC vector")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compile_mlp_onto_the_sparse_engine(tmp_path, capsys):
+    code, out, _ = _run(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "mlp",
+                        "--sparse", "on", "--sparse-act-width", "16",
+                        "--sparse-act-lanes", "8")
+    assert code == 0
+    assert [line.split()[5] for line in out.splitlines() if line.startswith("  ")] == [
+        "sparse", "systolic"]
 
 
 def test_infer_refusals(tmp_path, capsys):
