@@ -66,7 +66,10 @@ def cnn_tflite(weights, calibration):
     from ..compiler.tflite_write import schema  # noqa: PLC0415
 
     tfl = schema()
-    logits, cache = _cnn_forward(weights, calibration)
+    # The calibration ranges in float64: a float32 forward pass differs in the last bits
+    # between BLAS kernels (AVX2 vs AVX-512), which moved a scale and a byte of the file.
+    w64 = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    logits, cache = _cnn_forward(w64, np.asarray(calibration, dtype=np.float64))
     r1, r2 = cache[2], cache[5]
     g = Graph()
     x_f = g.tensor([1, 8, 8, 1], np.float32, name="image")
