@@ -173,8 +173,9 @@ def _parser():
                           help="output folder (replaced whole)")
     compile_.add_argument("--engine-for", default=None, action=_Once, metavar="KIND=ENGINE",
                           help="force engines: conv=systolic, fc=sparse|systolic (default: "
-                               "fully connected layers go to the sparse engine where it "
-                               "exists, takes them and is faster)")
+                               "the fully connected layer on a flat input that the sparse "
+                               "engine takes and runs fastest goes there; it holds one "
+                               "matrix)")
     _add_params(compile_, BLOCKS["npu"])
     infer = sub.add_parser(
         "infer", help="run a compiled network on a batch of float inputs",

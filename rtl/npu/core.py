@@ -455,7 +455,8 @@ class Npu(wiring.Component):
             with m.State("EXECUTE"):
                 with m.If(~unit_busy):
                     if spfc is not None:
-                        with m.If(spfc.failed):
+                        # (failed is the last SPFC's: only an SPFC reads it)
+                        with m.If(spfc.failed & (op == Op.SPFC)):
                             m.d.sync += [state.eq(NpuState.ERROR), error.eq(ErrorCode.SPARSE)]
                             m.next = "WAIT"
                         with m.Else():

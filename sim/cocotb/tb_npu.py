@@ -335,3 +335,57 @@ async def test_benchmark_layer(dut):
     write_result({"cycles": st["cycles"], "model_cycles": expected.cycles,
                   "busy": st["busy_systolic"], "macs": macs, "peak": p.macs,
                   "cycles_per_second": st["cycles"] / seconds if seconds else 0.0})
+
+
+@cocotb.test()
+async def test_benchmark_spfc(dut):
+    """Run one SPFC layer named by ``NPUGEN_SPFC`` (``cin,cout,weight_density,act_density``).
+
+    A random pruned, weight-shared ``cout x cin`` matrix (<= 15 values) and an input whose
+    ``act_density`` fraction differs from the zero point. The program (HEADER, SPFC, HALT)
+    runs twice: the first run loads the matrix, the second (nothing rewritten) finds it
+    loaded. Both checked; metrics to ``NPUGEN_RESULT``. Default: the largest matrix up to
+    40 x 30 the NPU takes, 20% weights, 50% inputs. Needs a sparse engine.
+    """
+    h = NpuBench(dut)
+    p, nrng = h.p, h.nrng
+    assert p.sparse is not None, f"{p.slug} has no sparse engine"
+    default = f"{min(40, p.sparse.cols_max)},{min(30, p.sparse.rows_max, p.tab_entries)},0.2,0.5"
+    cin, cout, wd, ad = os.environ.get("NPUGEN_SPFC", default).split(",")
+    cin, cout, wd, ad = int(cin), int(cout), float(wd), float(ad)
+    await h.start()
+    values = nrng.choice([v for v in range(-128, 128) if v], size=15, replace=False)
+    w_idx = np.where(nrng.random((cout, cin)) < wd, nrng.integers(1, 16, size=(cout, cin)), 0)
+    beats = load_program(encode(w_idx, p.sparse.n_pe, codebook=[0, *map(int, values)]))
+    zp_in = -128
+    x = np.where(nrng.random((1, 1, cin)) < ad, nrng.integers(-127, 128, size=(1, 1, cin)),
+                 zp_in)
+    table = [{"bias": int(nrng.integers(-5000, 5000)), "multiplier": 12345678, "shift": -33,
+              "zero_point": 0, "lo": -128, "hi": 127} for _ in range(cout)]
+    insn = assemble(Op.SPFC, mode=0, src=0, dst=p.act_words, wgt=0, beats=len(beats), tab=0,
+                    cin=cin, cout=cout, zp_in=zp_in)
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
+                      segments=[("act", 0, tensor_words(x, p.lanes)),
+                                ("wgt", 0, cfg_beat_words(beats, p.lanes)),
+                                ("tab", 0, table_words(table))])
+    model = NpuModel(p)
+    program.load_into(model)
+    await _load(h, None, program)
+    runs = []
+    for what in ("load", "loaded"):
+        expected = model.run(0)
+        assert expected.state is NpuState.DONE, f"the layer does not fit {p.slug}: {expected}"
+        st, seconds = await h.execute(timeout_us=1_000_000)
+        await h.check_against(model, expected, f"SPFC {cin}x{cout} ({what})")
+        assert abs(st["cycles"] - expected.cycles) <= 0.05 * st["cycles"], (st, expected)
+        runs.append((st, expected.cycles))
+    useful = int(((w_idx != 0) & (x.reshape(1, -1) != zp_in)).sum())
+    (first, first_model), (st, model_cycles) = runs
+    dut._log.info("SPFC %d -> %d, weights %.0f%%, inputs %.0f%%: %d cycles with the load "
+                  "(model %d), %d loaded (model %d), engine busy %d, %d useful MACs",
+                  cin, cout, 100 * wd, 100 * ad, first["cycles"], first_model, st["cycles"],
+                  model_cycles, st["busy_sparse"], useful)
+    write_result({"cycles_load": first["cycles"], "model_load": first_model,
+                  "cycles": st["cycles"], "model_cycles": model_cycles,
+                  "busy": st["busy_sparse"], "macs": useful, "stored": len(beats),
+                  "peak": p.sparse.n_pe, "dense_macs": cin * cout})

@@ -20,7 +20,8 @@ naming the param to raise):
   the sparse engine when the NPU has one and its weights take at most 15 distinct non-zero
   values (the engine's codebook) and fit the engine. The engine holds one matrix, so by
   default only the layer whose predicted cycles (matrix loaded, every input non-zero) save
-  the most over the systolic array goes there (every such layer when there is no array).
+  the most over the systolic array, and whose beats still let the weight image fit, goes
+  there (every such layer when there is no array).
   Its configuration beats go into the weight image, its bias is the model's (the engine
   subtracts ``zp_in``). ``engine_for`` forces a choice: ``{"fc": "sparse"}`` makes every
   fully connected layer an ``SPFC`` or fails naming why, ``{"fc": "systolic"}`` keeps them
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npugen.rtl.npu.isa import Op
+from npugen.rtl.npu.isa import Op, cfg_words
 from npugen.rtl.npu.params import params_hash
 
 from ..formats.compress import encode
@@ -201,7 +202,10 @@ def _sparse_beats(layer, p):
     if most > sp.entries_max:
         return None, (f"it stores {most} entries in one PE; the sparse engine's "
                       f"entries_max is {sp.entries_max}")
-    return load_program(enc), None
+    beats = load_program(enc)
+    if len(beats) > 65535:
+        return None, f"its matrix takes {len(beats)} configuration beats; SPFC holds 65535"
+    return beats, None
 
 
 def _spfc_cost(p, beats, cin, cout):
@@ -227,6 +231,10 @@ def _sparse_layers(network, p, engine_for, shapes):
     force = engine_for.get("fc")
     if p.sparse is None or force == "systolic":
         return {}
+    # The weight image on the array alone; a layer moved to the engine swaps its tiles for
+    # its configuration beats, which must still fit wgt_words.
+    dense_words = {n: len(weight_words(x.weights, p.lanes))
+                   for n, x in enumerate(network.layers) if isinstance(x, Conv)}
     chosen, best = {}, None
     for n, layer in enumerate(network.layers):
         in_shape = shapes[network.sources(n)[0]]
@@ -236,7 +244,9 @@ def _sparse_layers(network, p, engine_for, shapes):
             beats, why = _sparse_beats(layer, p)
         else:
             h, w, c = in_shape
-            beats, why = None, f"its input is {h}x{w}x{c}, not a flat 1x1xC vector"
+            beats, why = None, (f"it reads a {h}x{w}x{c} input with a {layer.kernel}x"
+                                f"{layer.kernel} kernel (padding {layer.pads}), not a flat "
+                                "1x1xC vector with a 1x1 kernel")
         if beats is None:
             if force == "sparse":
                 raise LowerError(f"{_where(n, layer)}: --engine-for fc=sparse, but {why}")
@@ -249,7 +259,8 @@ def _sparse_layers(network, p, engine_for, shapes):
                          cout=cout, out_h=1, out_w=1, kernel=1, stride=1, pad_t=0, pad_l=0,
                          zp_in=0)
         saving = cycles_of(p, *disassemble(dense)) - _spfc_cost(p, beats, cin, cout)
-        if saving > 0 and (best is None or saving > best[0]):
+        words = sum(dense_words.values()) - dense_words[n] + len(beats) * cfg_words(p.lanes)
+        if saving > 0 and words <= p.wgt_words and (best is None or saving > best[0]):
             best = (saving, n, beats)
     if best is not None:
         chosen[best[1]] = best[2]
@@ -273,7 +284,14 @@ def lower(network, p, engine_for=None):
                          "engine (--sparse on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
+    if not p.add_units and any(isinstance(x, Add) for x in network.layers):
+        raise LowerError("the network has element-wise adds; the NPU was built without ADD "
+                         "units (--add-units 1)")
     shapes = network.shapes()
+    if p.systolic is None and engine_for.get("fc") == "systolic" and any(
+            isinstance(x, Conv) for x in network.layers):
+        raise LowerError("--engine-for fc=systolic: the NPU was built without the systolic "
+                         "array (--systolic on)")
     if p.systolic is None:
         sparse = _sparse_layers(network, p, engine_for, shapes)
         if any(isinstance(x, Conv) and n not in sparse for n, x in enumerate(network.layers)):

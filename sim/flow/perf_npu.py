@@ -6,12 +6,18 @@ simulator): cycles of the program, cycles the convolution unit was busy, the sim
 prediction, and utilisation = useful MACs / (array MACs x busy cycles). A fully connected
 layer is a CONV whose kernel covers the whole input.
 
+Fully connected layers also run as ``SPFC`` on the NPU's sparse engine (``test_benchmark_
+spfc``): a random pruned, weight-shared matrix at several weight and input densities, its
+cycles with the matrix load and with the matrix loaded, and the engine's utilisation =
+useful MACs (non-zero weight x non-zero input) / (PEs x cycles the unit was busy).
+
 Run: ``python scripts/bench_npu.py [--lanes 8] [--quick]``.
 """
 
 import argparse
 
 from npugen.rtl.npu import NpuParams
+from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 
 from .build import run_metric
@@ -26,13 +32,18 @@ LAYERS = [
     ("fc", 4, 4, 16, 10), ("fc", 4, 4, 64, 64), ("fc", 1, 1, 64, 64),
 ]
 QUICK = [LAYERS[1], LAYERS[6], LAYERS[9]]
+#: (cin, cout, weight density, input density) of the SPFC rows.
+SPFC_LAYERS = [(64, 64, 0.1, 0.5), (64, 64, 0.1, 1.0), (64, 64, 0.2, 0.5), (64, 64, 0.5, 1.0),
+               (64, 32, 0.2, 1.0), (64, 64, 1.0, 1.0)]
 
 
 def bench_params(lanes):
     """Return the benchmarked NPU: a ``lanes x lanes`` array, memories for 16x16x64 layers."""
     return NpuParams(lanes=lanes, act_words=16 * 16 * 64 // lanes, wgt_words=65536 // lanes
                      * 9 // 8, acc_words=256, tab_entries=128, imem_words=8,
-                     systolic=SystolicParams(rows=lanes, cols=lanes))
+                     systolic=SystolicParams(rows=lanes, cols=lanes),
+                     sparse=SparseParams(n_pe=lanes, rows_max=64, cols_max=64,
+                                         entries_max=1024, act_width=16, act_lanes=lanes))
 
 
 def main(argv=None):
@@ -59,4 +70,17 @@ def main(argv=None):
               f"| {r['busy']} | {r['model_cycles']} | {error:+.1%} "
               f"| {100 * r['macs'] / (r['peak'] * r['busy']):.1f}% "
               f"| {r['cycles_per_second']:,.0f} |", flush=True)
+    if args.only is not None and not "sparse".startswith(args.only):
+        return 0
+    print(f"\nSPFC on the sparse engine ({p.sparse.n_pe} PEs; program = HEADER, SPFC, HALT)\n")
+    print("| Cin -> Cout | weights | inputs | stored beats | useful MACs | cycles with load "
+          "(model) | cycles loaded (model) | engine busy | utilisation |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    for cin, cout, wd, ad in (SPFC_LAYERS[:2] if args.quick else SPFC_LAYERS):
+        r = run_metric(p, test="test_benchmark_spfc", build_root=args.build, seed=args.seed,
+                       env={"NPUGEN_SPFC": f"{cin},{cout},{wd},{ad}"})
+        print(f"| {cin} -> {cout} | {wd:.0%} | {ad:.0%} | {r['stored']} | {r['macs']} "
+              f"| {r['cycles_load']} ({r['model_load']}) | {r['cycles']} ({r['model_cycles']}) "
+              f"| {r['busy']} | {100 * r['macs'] / (r['peak'] * r['busy']):.1f}% |",
+              flush=True)
     return 0

@@ -166,15 +166,23 @@ class SparseEngineModel:
         Input word ``k`` reaches the engine at cycle ``2 k``; its non-zero activations
         leave the leading-non-zero detector one per cycle (not before their word); each PE
         walks a column's stored entries one per cycle (at least one cycle per column), in
-        order.
+        order, and starts at most ``credits`` columns per ``loop`` cycles.
         """
+        # A PE's fetch holds `credits` columns around a loop of `loop` cycles (the engine's
+        # pe_parts.CREDITS): runs of short columns go at credits / loop per cycle.
+        credits, loop = (9, 9) if self.sp.primitives.value == "ecp5" else (4, 7)
         done = np.zeros(self.sp.n_pe, dtype=np.int64)
+        starts = [[] for _ in range(self.sp.n_pe)]
         arrival = -1
         for pe, j, entries in self._columns(x):
             if pe == 0:
                 arrival = max(2 * (j // lanes), arrival + 1)
             count = 0 if entries is None else len(entries)
-            done[pe] = max(done[pe], arrival) + max(1, count)
+            history = starts[pe]
+            start = max(done[pe], arrival,
+                        history[-credits] + loop if len(history) >= credits else 0)
+            history.append(start)
+            done[pe] = start + max(1, count)
         return int(done.max()) if done.size else 0
 
 
@@ -356,8 +364,8 @@ class NpuModel:
         else:
             cost = cycles_of(self.p, op, f)
         self.status.cycles += cost
-        if op is Op.SPFC:
-            self.status.busy["sparse"] += cost - INSN_CYCLES
+        if op is Op.SPFC:  # the unit's part: less the controller's and the last words'
+            self.status.busy["sparse"] += cost - INSN_CYCLES - self.p.lanes - 6
         elif op in (Op.CONV,):
             self.status.busy["systolic"] += cost
         elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
@@ -596,13 +604,14 @@ def spfc_cycles(p, f, load_beats, walk):
     the engine holds it) at ``cfg_words + 2`` cycles each, the engine's accumulator clear
     where it outlasts the first beat's reads, then the settle; the walk of the
     busiest PE and the engine's pipeline; the readout, ``cout`` rows, each group of
-    ``lanes`` rows waiting for the PostUnit's table load (``lanes + 4``); the
-    requantization tail.
+    ``lanes`` rows waiting for the PostUnit's table load and its ``lanes / post_lanes``
+    feeding cycles (``lanes + 3 + lanes / post_lanes``); the requantization tail.
     """
     lanes = p.lanes
     sp = p.sparse
     # The engine's accumulator clear after its reset overlaps the first beat's reads.
     clear = max(0, max(2, sp.rows_pe_max) - cfg_words(lanes) - 1)
     load = load_beats * (cfg_words(lanes) + 2) + 5 + clear if load_beats else 0
+    parts = lanes // p.post_lanes
     return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + _groups(f["cout"], lanes) * (
-        lanes + 4) + _post_tail()
+        lanes + 3 + parts) + _post_tail()
