@@ -301,7 +301,7 @@ _BLOCKS = [
         name="npu",
         summary="small NPU: scratchpads, an instruction-driven controller, exact "
                 "requantization (ort, tflite, gemmlowp), convolutions on the systolic array, "
-                "pooling",
+                "pruned FC layers on the sparse engine, pooling, element-wise add",
         params=npu.NpuParams,
         component=npu.Npu,
         signature=npu.signature,

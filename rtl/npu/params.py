@@ -20,7 +20,7 @@ Arithmetic is int8 x int8 -> int32 (wrapping) everywhere: the engines' accumulat
 import hashlib
 from dataclasses import dataclass
 
-from ..common.params import Params, nested, param
+from ..common.params import Params, Spec, nested, param
 from ..sparse.params import SparseParams
 from ..systolic.params import Dataflow, SystolicParams
 from ..winograd.params import WinogradParams
@@ -79,7 +79,24 @@ class NpuParams(Params, block="npu"):
     sparse: SparseParams | None = nested(
         SparseParams, "sparse engine for pruned, weight-shared fully connected layers (SPFC; "
         "in the NPU: act_width 16, acc_width 32, act_lanes = lanes, one accumulator bank, "
-        "no relu)", optional=True)
+        "no relu; switched on, act_width and act_lanes default to those)", optional=True)
+
+    @classmethod
+    def _build(cls, values, prefix):
+        """Build as :meth:`Params._build` does, with the NPU's sparse-engine defaults.
+
+        A sparse engine switched on (``--sparse on`` or any of its fields) takes
+        ``act_width`` 16 and ``act_lanes`` = ``lanes`` unless they are given: the only values
+        the NPU accepts.
+        """
+        path = prefix + "sparse"
+        switch = values.get(path)
+        on = (any(k.startswith(path + ".") for k in values) if switch is None
+              else Spec("flag", "").check(path, switch, None))
+        if on:
+            lanes = values.get(prefix + "lanes", {n: d for n, _, d in cls.specs()}["lanes"])
+            values = {f"{path}.act_width": 16, f"{path}.act_lanes": lanes, **values}
+        return super()._build(values, prefix)
 
     def check(self):
         """Cross-field rules: engines that exist; int8 operands, int32 sums; WS array.

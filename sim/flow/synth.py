@@ -107,7 +107,7 @@ def _synth(out, synth, top, tail, log, what, stage, retries):
 
 
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
-                 jobs=1, part=None):
+                 jobs=1, part=None, router="router1"):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
 
     Resources come from synthesising the core alone; Fmax from nextpnr on the core inside an
@@ -116,10 +116,12 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     logs and ``<slug>.<device>.report.json`` into ``out_dir``. With several ``seeds``, Fmax is
     their median; up to ``jobs`` of those place-and-route runs go at once. ``part`` builds a
     piece of the block instead of its top (e.g. the Winograd tile engine alone), as in
-    :func:`~npugen.sim.build.write_core`.
+    :func:`~npugen.sim.build.write_core`. ``router`` is nextpnr's ``--router``.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if router not in ("router1", "router2"):
+        raise ValueError(f"router must be router1 or router2, not {router!r}")
     family, pnr_args = DEVICES[device]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +155,8 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
         report_file = f"{box_name}.{device}.seed{s}.nextpnr.json"
         pnr_jobs.append(([find_tool(f"yowasp-nextpnr-{family}"), *pnr_args, "--json",
                           f"{box_name}.{family}.json", "--freq", str(freq_mhz), "--seed", str(s),
-                          "--report", report_file, allow, "--timing-allow-fail"],
+                          "--report", report_file, "--router", router, allow,
+                          "--timing-allow-fail"],
                          f"{box_name}.{device}.seed{s}.nextpnr.log",
                          f"nextpnr-{family} (seed {s})"))
     run_tools(pnr_jobs, out, parallel=max(1, min(jobs, len(seeds))),
@@ -167,7 +170,7 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
         per_seed[s] = round(min(fmax), 2)
     report = {
         "block": params.block, "module": name, "params": params.to_dict(), "device": device,
-        "seeds": list(per_seed), "target_mhz": freq_mhz,
+        "seeds": list(per_seed), "target_mhz": freq_mhz, "router": router,
         "resources": {key: sum(cells.get(c, 0) for c in types[family])
                       for key, types in _RESOURCES.items()},
         "fmax_mhz": sorted(per_seed.values())[len(per_seed) // 2],  # median over seeds

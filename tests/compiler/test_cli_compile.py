@@ -195,18 +195,25 @@ def test_network_too_big_for_the_npu(tmp_path, capsys):
              "--engine-for", "fc=winograd", match="fc must be one of sparse, systolic")
     # the CNN's fully connected layer reads a 4x4 map, not a flat vector
     _refused(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "out",
-             "--sparse", "on", "--sparse-act-width", "16", "--sparse-act-lanes", "8",
-             "--engine-for", "fc=sparse", match="not a flat 1x1xC vector")
+             "--sparse", "on", "--engine-for", "fc=sparse", match="not a flat 1x1xC vector")
+    # a width the NPU cannot take, given by hand
+    _refused(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "out",
+             "--sparse", "on", "--sparse-act-width", "8", match="sparse.act_width must be 16")
     assert list(tmp_path.iterdir()) == []
 
 
-def test_compile_mlp_onto_the_sparse_engine(tmp_path, capsys):
+@pytest.mark.parametrize("flags", [("--sparse", "on"), ("--lanes", "4", "--systolic-rows", "4",
+                                   "--systolic-cols", "4", "--sparse-n-pe", "2")])
+def test_compile_mlp_onto_the_sparse_engine(tmp_path, capsys, flags):
+    """``--sparse on`` (or any sparse flag) alone: the engine takes the NPU's width and lanes."""
     code, out, _ = _run(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "mlp",
-                        "--sparse", "on", "--sparse-act-width", "16",
-                        "--sparse-act-lanes", "8")
+                        *flags)
     assert code == 0
     assert [line.split()[5] for line in out.splitlines() if line.startswith("  ")] == [
         "sparse", "systolic"]
+    params = json.loads((tmp_path / "mlp" / "plan.json").read_text())["npu"]["sparse"]
+    lanes = 4 if "--lanes" in flags else 8
+    assert (params["act_width"], params["act_lanes"]) == (16, lanes)
 
 
 def test_infer_refusals(tmp_path, capsys):

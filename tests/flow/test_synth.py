@@ -10,12 +10,16 @@ from npugen.sim.cli import main
 from npugen.sim.flow import tools
 
 
-@pytest.mark.parametrize("device", ["ice40-up5k", "ecp5-25k"])
-def test_synth_smoke(device, tmp_path, capsys):
+@pytest.mark.parametrize(("device", "router"), [("ice40-up5k", None), ("ecp5-25k", "router2")])
+def test_synth_smoke(device, router, tmp_path, capsys):
     out = tmp_path / "out"
+    extra = ["--router", router] if router else []
     assert main(["synth", "systolic", "--rows", "2", "--cols", "2", "--device", device,
-                 "--freq", "40", "-o", str(out)]) == 0
+                 "--freq", "40", "-o", str(out), *extra]) == 0
     report = json.loads((out / f"systolic_ws_2x2_a8w8acc32.{device}.report.json").read_text())
+    assert report["router"] == (router or "router1")
+    log = (out / f"box_systolic_ws_2x2_a8w8acc32.{device}.seed1.nextpnr.log").read_text()
+    assert ("Running router2..." in log) == (router == "router2")  # nextpnr ran the router asked
     assert report["resources"]["luts"] > 0 and report["resources"]["flip_flops"] > 0
     assert report["fmax_mhz"] > 0
     assert report["peak_gops"] == pytest.approx(2 * 4 * report["fmax_mhz"] / 1000, abs=0.01)
