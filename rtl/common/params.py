@@ -210,6 +210,15 @@ class Params:
             yield f.name, f.metadata["spec"], f.default
 
     @classmethod
+    def switched_on(cls, name):
+        """Return the parameters of optional nested field ``name`` when switched on.
+
+        For a field off by default, switched on with none of its own fields given: the nested
+        class's defaults (override to give others).
+        """
+        return {n: s for n, s, _ in cls.specs()}[name].nested()
+
+    @classmethod
     def leaf_specs(cls, prefix=""):
         """Yield ``(dotted name, spec, default)`` for every non-nested field, depth first.
 
@@ -222,7 +231,7 @@ class Params:
             if spec.kind == "params":
                 if spec.optional:
                     yield path, spec, (True if default is not None else None)
-                sub_default = default if default is not None else spec.nested()
+                sub_default = default if default is not None else cls.switched_on(name)
                 for sub, sub_spec, sub_value in spec.nested.leaf_specs(path + "."):
                     key = sub[len(path) + 1:]
                     yield sub, sub_spec, _get_path(sub_default, key, sub_value)
@@ -263,7 +272,7 @@ class Params:
                                          + ", ".join(sorted(inner)))
                     kwargs[name] = None
                     continue
-            base = default if default is not None else spec.nested()
+            base = default if default is not None else cls.switched_on(name)
             merged = {f"{path}.{k}": v for k, v in _leaf_values(base).items()}
             merged.update(inner)
             kwargs[name] = spec.nested._build(merged, path + ".")

@@ -82,20 +82,29 @@ class NpuParams(Params, block="npu"):
         "no relu; switched on, act_width and act_lanes default to those)", optional=True)
 
     @classmethod
-    def _build(cls, values, prefix):
-        """Build as :meth:`Params._build` does, with the NPU's sparse-engine defaults.
+    def switched_on(cls, name):
+        """Return a switched-on sparse engine's defaults: the only values the NPU accepts.
 
-        A sparse engine switched on (``--sparse on`` or any of its fields) takes
-        ``act_width`` 16 and ``act_lanes`` = ``lanes`` unless they are given: the only values
-        the NPU accepts.
+        ``act_width`` 16 and ``act_lanes`` = the default ``lanes`` (:meth:`_build` follows a
+        given ``lanes``).
+        """
+        if name == "sparse":
+            lanes = {n: d for n, _, d in cls.specs()}["lanes"]
+            return SparseParams(act_width=16, act_lanes=lanes)
+        return super().switched_on(name)
+
+    @classmethod
+    def _build(cls, values, prefix):
+        """Build as :meth:`Params._build` does; a sparse engine's ``act_lanes`` follows ``lanes``.
+
+        Only when the engine is switched on and ``act_lanes`` is not given itself.
         """
         path = prefix + "sparse"
         switch = values.get(path)
         on = (any(k.startswith(path + ".") for k in values) if switch is None
               else Spec("flag", "").check(path, switch, None))
-        if on:
-            lanes = values.get(prefix + "lanes", {n: d for n, _, d in cls.specs()}["lanes"])
-            values = {f"{path}.act_width": 16, f"{path}.act_lanes": lanes, **values}
+        if on and prefix + "lanes" in values:
+            values = {f"{path}.act_lanes": values[prefix + "lanes"], **values}
         return super()._build(values, prefix)
 
     def check(self):

@@ -84,6 +84,25 @@ def test_from_leaves_builds_and_switches():
         _Outer.from_leaves({"systolic.bogus": 1})
 
 
+def test_npu_sparse_engine_switched_on_takes_the_npu_widths():
+    """``--sparse on`` alone gives an engine the NPU accepts; a given value still wins."""
+    from npugen.rtl.npu import NpuParams
+
+    small = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4}
+    sp = NpuParams.from_leaves({"sparse": "on"}).sparse
+    assert (sp.act_width, sp.act_lanes) == (16, 8)
+    assert NpuParams.from_leaves({**small, "sparse.n_pe": 2}).sparse == SparseParams(
+        n_pe=2, act_width=16, act_lanes=4)
+    assert NpuParams.from_leaves(small).sparse is None
+    assert NpuParams.from_leaves({**small, "sparse": "off"}).sparse is None
+    defaults = {name: default for name, _, default in NpuParams.leaf_specs()}
+    assert (defaults["sparse.act_width"], defaults["sparse.act_lanes"]) == (16, 8)  # --help
+    with pytest.raises(ValueError, match="sparse.act_lanes must be 4 in the NPU"):
+        NpuParams.from_leaves({**small, "sparse.act_lanes": 8})
+    with pytest.raises(ValueError, match="sparse.act_width must be 16 in the NPU"):
+        NpuParams.from_leaves({"sparse.act_width": 8})
+
+
 def test_describe_gives_one_manifest_row_per_leaf():
     rows = {r["name"]: r for r in _Outer(lanes=3).describe()}
     assert rows["lanes"] == {"name": "lanes", "value": 3, "default": 2, "valid": "1..4*2",
