@@ -97,14 +97,16 @@ class NpuParams(Params, block="npu"):
     def _build(cls, values, prefix):
         """Build as :meth:`Params._build` does; a sparse engine's ``act_lanes`` follows ``lanes``.
 
-        Only when the engine is switched on and ``act_lanes`` is not given itself.
+        Only when the engine is switched on, ``act_lanes`` is not given itself and ``lanes``
+        is a value the engine can take (else the checks name ``lanes`` or ``act_lanes``).
         """
         path = prefix + "sparse"
         switch = values.get(path)
         on = (any(k.startswith(path + ".") for k in values) if switch is None
               else Spec("flag", "").check(path, switch, None))
-        if on and prefix + "lanes" in values:
-            values = {f"{path}.act_lanes": values[prefix + "lanes"], **values}
+        lanes = values.get(prefix + "lanes")
+        if on and isinstance(lanes, int) and not isinstance(lanes, bool) and 1 <= lanes <= 16:
+            values = {f"{path}.act_lanes": lanes, **values}
         return super()._build(values, prefix)
 
     def check(self):

@@ -74,10 +74,15 @@ def main(argv=None):
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    sparse = (SparseParams(n_pe=args.sparse_n_pe, act_width=16, act_lanes=args.lanes)
-              if args.sparse_n_pe else None)
-    p = NpuParams(lanes=args.lanes, systolic=SystolicParams(rows=args.lanes, cols=args.lanes),
-                  sparse=sparse)
+    if args.verilator_images < 0:
+        parser.error(f"--verilator-images must be 0 or more, not {args.verilator_images}")
+    try:
+        sparse = (SparseParams(n_pe=args.sparse_n_pe, act_width=16, act_lanes=args.lanes)
+                  if args.sparse_n_pe else None)
+        p = NpuParams(lanes=args.lanes,
+                      systolic=SystolicParams(rows=args.lanes, cols=args.lanes), sparse=sparse)
+    except (TypeError, ValueError) as exc:
+        parser.error(str(exc))
     clocks = [(name, float(mhz)) for name, _, mhz in (c.partition("=") for c in args.clock)]
     print(f"NPU {p.slug} ({p.macs} MACs/cycle peak)\n")
     print("| network | engines | images (ISA / Verilator) | mismatches vs onnxruntime "

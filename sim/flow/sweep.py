@@ -148,6 +148,7 @@ def main(argv=None):
             r = json.loads(cached.read_text()) if cached.exists() else None
             if r is not None and (r.get("target_mhz") != args.freq
                                   or r.get("params") != params.to_dict()
+                                  or r.get("router", "router1") != "router1"
                                   or (r.get("seeds") != SEEDS and not report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
             if r is not None:

@@ -1,9 +1,9 @@
 """The digits networks on the NPU's board core in Verilator, through the simulated UART.
 
 ``npugen infer --engine board``'s client and host code (:func:`infer_on_client`) drive
-``HostLink(Npu)`` bit by bit; every output element equals onnxruntime's. One board core
-with a sparse engine (``NPU_SPARSE_DEMO``) runs the CNN and then the MLP, whose pruned
-hidden layer is an SPFC loaded over the link.
+``HostLink(Npu)`` bit by bit; every output element equals onnxruntime's. One build of the
+board core with a sparse engine (``NPU_SPARSE_DEMO``) runs the CNN, then, in a second
+simulation from reset, the MLP, whose pruned hidden layer is an SPFC loaded over the link.
 """
 
 import json

@@ -101,6 +101,12 @@ def test_npu_sparse_engine_switched_on_takes_the_npu_widths():
         NpuParams.from_leaves({**small, "sparse.act_lanes": 8})
     with pytest.raises(ValueError, match="sparse.act_width must be 16 in the NPU"):
         NpuParams.from_leaves({"sparse.act_width": 8})
+    # a bad lanes is named as lanes, not as the engine's act_lanes it would have set
+    with pytest.raises(ValueError, match="^lanes must be"):
+        NpuParams.from_leaves({"lanes": 100, "sparse": "on"})
+    with pytest.raises(ValueError, match="sparse.act_lanes must be 32 in the NPU"):
+        NpuParams.from_leaves({"lanes": 32, "systolic.rows": 32, "systolic.cols": 32,
+                               "sparse": "on"})
 
 
 def test_describe_gives_one_manifest_row_per_leaf():
