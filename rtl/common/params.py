@@ -252,6 +252,17 @@ class Params:
             raise ValueError(f"unknown {cls.block} parameter(s): {', '.join(unknown)}")
         return cls._build(dict(values), "")
 
+    @staticmethod
+    def _switched(values, path, default):
+        """Return whether optional nested field ``path`` is on.
+
+        Its switch if given, else on by ``default`` or by any of its fields given.
+        """
+        switch = values.get(path)
+        if switch is None:
+            return default is not None or any(k.startswith(path + ".") for k in values)
+        return Spec("flag", "").check(path, switch, None)
+
     @classmethod
     def _build(cls, values, prefix):
         kwargs = {}
@@ -263,10 +274,7 @@ class Params:
                 continue
             inner = {k: v for k, v in values.items() if k.startswith(path + ".")}
             if spec.optional:
-                switch = values.get(path)
-                on = (default is not None or bool(inner)) if switch is None else \
-                    Spec("flag", "").check(path, switch, None)
-                if not on:
+                if not cls._switched(values, path, default):
                     if inner:
                         raise ValueError(f"{path} is switched off; drop "
                                          + ", ".join(sorted(inner)))

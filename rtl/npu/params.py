@@ -20,7 +20,7 @@ Arithmetic is int8 x int8 -> int32 (wrapping) everywhere: the engines' accumulat
 import hashlib
 from dataclasses import dataclass
 
-from ..common.params import Params, Spec, nested, param
+from ..common.params import Params, nested, param
 from ..sparse.params import SparseParams
 from ..systolic.params import Dataflow, SystolicParams
 from ..winograd.params import WinogradParams
@@ -101,11 +101,11 @@ class NpuParams(Params, block="npu"):
         is a value the engine can take (else the checks name ``lanes`` or ``act_lanes``).
         """
         path = prefix + "sparse"
-        switch = values.get(path)
-        on = (any(k.startswith(path + ".") for k in values) if switch is None
-              else Spec("flag", "").check(path, switch, None))
         lanes = values.get(prefix + "lanes")
-        if on and isinstance(lanes, int) and not isinstance(lanes, bool) and 1 <= lanes <= 16:
+        act_lanes = {n: s for n, s, _ in SparseParams.specs()}["act_lanes"]
+        takes = (isinstance(lanes, int) and not isinstance(lanes, bool)
+                 and act_lanes.lo <= lanes <= act_lanes.hi)
+        if takes and cls._switched(values, path, None):
             values = {f"{path}.act_lanes": lanes, **values}
         return super()._build(values, prefix)
 

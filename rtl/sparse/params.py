@@ -90,6 +90,22 @@ class SparseParams(Params, block="sparse"):
         return WEIGHT_WIDTH + self.act_width
 
     @property
+    def fetch_credits(self):
+        """Columns a PE's fetch may hold between its queue and the walker (its FIFO's depth).
+
+        Enough for one column per cycle around the loop from the queue's pop to the walker's
+        take (:attr:`fetch_loop` cycles) with the ECP5 primitives; portable builds (often on
+        the iCE40, where the FIFO is in flip-flops) keep four, so runs of columns with one
+        stored entry go at four columns per seven cycles.
+        """
+        return 9 if self.primitives is Primitives.ECP5 else 4
+
+    @property
+    def fetch_loop(self):
+        """Cycles from a PE's queue pop to the walker's take of that column (the credit loop)."""
+        return 9 if self.primitives is Primitives.ECP5 else 7
+
+    @property
     def ptr_width(self):
         """Width of a column pointer (0..entries_max)."""
         return self.entries_max.bit_length()

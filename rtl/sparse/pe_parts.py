@@ -43,15 +43,6 @@ def column_layout(p):
                               "size2": 1, "act": signed(p.act_width), "ok": 1})
 
 
-#: Columns a PE's fetch may have between its queue and the walker (its output FIFO's
-#: depth): enough for one column per cycle around the loop from the queue's pop to the
-#: walker's take (nine cycles with the ECP5 primitives). Portable builds (often on the
-#: iCE40, where the FIFO is in flip-flops; a loop of seven cycles) keep four: at most four
-#: columns in seven cycles, which only runs of columns with one stored entry notice.
-CREDITS = 9
-CREDITS_PORTABLE = 4
-
-
 def _ram(p, width, depth):
     """Return a two-register RAM of the engine's primitives (:mod:`~npugen.rtl.common.ram`)."""
     kind = BufferRam.ECP5 if p.primitives is Primitives.ECP5 else BufferRam.INFERRED
@@ -76,12 +67,12 @@ class ColumnFetch(wiring.Component):
     ptr_w : In(write_layout)
         Pointer memory writes (``cols_max + 1`` words of ``ptr_width``).
     column : Out(stream.Signature(column_layout))
-        From a FIFO of ``CREDITS`` columns (``CREDITS_PORTABLE`` in portable builds;
-        registered outputs): ``ok`` is ``ptr[j] <= ptr[j+1] <= entries_max``. A column's
-        pointers reach the FIFO six cycles after its activation leaves the queue with the
-        ECP5 primitives (address register, the RAMs' two read registers, fabric register,
-        two check stages), four in portable builds (no fabric register, one check stage);
-        one column per cycle when ``column`` is always ready and the credits allow.
+        From a FIFO of ``p.fetch_credits`` columns (registered outputs): ``ok`` is
+        ``ptr[j] <= ptr[j+1] <= entries_max``. A column's pointers reach the FIFO six
+        cycles after its activation leaves the queue with the ECP5 primitives (address
+        register, the RAMs' two read registers, fabric register, two check stages), four in
+        portable builds (no fabric register, one check stage); one column per cycle when
+        ``column`` is always ready and the credits allow.
     busy : Out(1)
         The queue or a stage holds an activation.
     """
@@ -118,7 +109,7 @@ class ColumnFetch(wiring.Component):
         # registers, C: fabric registers, K and P: the checks, then the FIFO. An activation
         # leaves the queue only with a credit: credits = FIFO slots not yet promised to an
         # activation in A..P (a register, so the pop does not wait on the walker's ready).
-        fifo_depth = CREDITS if p.primitives is Primitives.ECP5 else CREDITS_PORTABLE
+        fifo_depth = p.fetch_credits
         m.submodules.out = out = fifo.SyncFIFOBuffered(
             width=data.Layout.cast(column_layout(p)).size, depth=fifo_depth)
         credits = Signal(range(fifo_depth + 1), init=fifo_depth)

@@ -388,4 +388,4 @@ async def test_benchmark_spfc(dut):
     write_result({"cycles_load": first["cycles"], "model_load": first_model,
                   "cycles": st["cycles"], "model_cycles": model_cycles,
                   "busy": st["busy_sparse"], "macs": useful, "stored": len(beats),
-                  "peak": p.sparse.n_pe, "dense_macs": cin * cout})
+                  "peak": p.sparse.n_pe})

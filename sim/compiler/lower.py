@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npugen.rtl.npu.isa import Op, cfg_words
+from npugen.rtl.npu.isa import Op, cfg_words, spec_of
 from npugen.rtl.npu.params import params_hash
 
 from ..formats.compress import encode
@@ -176,6 +176,10 @@ def _is_fc(layer, in_shape):
     return isinstance(layer, Conv) and (oh, ow) == (1, 1) and layer.kernel >= max(in_shape[:2])
 
 
+#: SPFC's ``beats`` field (its width bounds a matrix's configuration beats).
+_SPFC_BEATS = next(f for f in spec_of(Op.SPFC).fields if f.name == "beats")
+
+
 def _sparse_beats(layer, p):
     """Return the configuration beats of a 1 x 1 fully connected layer, or why it cannot.
 
@@ -203,8 +207,9 @@ def _sparse_beats(layer, p):
         return None, (f"it stores {most} entries in one PE; the sparse engine's "
                       f"entries_max is {sp.entries_max}")
     beats = load_program(enc)
-    if len(beats) > 65535:
-        return None, f"its matrix takes {len(beats)} configuration beats; SPFC holds 65535"
+    most = _SPFC_BEATS.range[1]
+    if len(beats) > most:
+        return None, f"its matrix takes {len(beats)} configuration beats; SPFC holds {most}"
     return beats, None
 
 

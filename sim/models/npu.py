@@ -168,9 +168,9 @@ class SparseEngineModel:
         walks a column's stored entries one per cycle (at least one cycle per column), in
         order, and starts at most ``credits`` columns per ``loop`` cycles.
         """
-        # A PE's fetch holds `credits` columns around a loop of `loop` cycles (the engine's
-        # pe_parts.CREDITS): runs of short columns go at credits / loop per cycle.
-        credits, loop = (9, 9) if self.sp.primitives.value == "ecp5" else (4, 7)
+        # A PE's fetch holds `credits` columns around a loop of `loop` cycles: runs of
+        # short columns go at credits / loop per cycle.
+        credits, loop = self.sp.fetch_credits, self.sp.fetch_loop
         done = np.zeros(self.sp.n_pe, dtype=np.int64)
         starts = [[] for _ in range(self.sp.n_pe)]
         arrival = -1

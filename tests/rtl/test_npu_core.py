@@ -19,6 +19,7 @@ from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.npu.protocol import HostError
 from npugen.rtl.npu.qladd import QLinearAdder
 from npugen.rtl.sparse.params import SparseParams
+from npugen.rtl.sparse.ports import CfgOp
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.compress import encode
@@ -517,7 +518,9 @@ def test_spfc_reloads_after_a_weight_write_and_an_abort(seed):
     rng = np.random.default_rng([seed, 41])
     cin, cout = 13, 10
     beats_a, _ = sparse_layer(rng, p, cin, cout, density=0.5)
-    beats_b = [dict(b, data=(b["data"] * 3 + 1) & 0x7F) if b["op"] == 1 and b["addr"] else b
+    codebook = CfgOp.CODEBOOK.value
+    beats_b = [dict(b, data=(b["data"] * 3 + 1) & 0x7F) if b["op"] == codebook and b["addr"]
+               else b
                for b in beats_a]
     x = rng.integers(-128, 128, size=(1, 1, cin))
     table = random_table(rng, cout, "tflite")
