@@ -110,7 +110,8 @@ def pytest_terminal_summary(terminalreporter, config):
 
 #: Test files whose tests take tens of seconds to minutes each (Verilator builds, place and
 #: route, the wheel). They run first, so that the two workers finish together instead of
-#: one running the last long test alone.
+#: one running the last long test alone; pytest-xdist hands out one test at a time
+#: (``--maxschedchunk=1`` in pyproject.toml), or one worker would get them all.
 LONG = ("test_packaging.py", "flow/test_boards.py", "flow/test_synth.py", "cocotb/")
 
 

@@ -23,18 +23,21 @@ from ..formats.link import crc16, frame
 from ..host.client import HostClient, LinkError
 from .uart import SimUart
 
+#: The board clock's period in the simulation.
+PERIOD_NS = 10
+
 
 async def _setup(dut):
     params = Params.from_json(os.environ["DUT_PARAMS"])
     seed = int(os.environ["SEED"])
     divisor = int(os.environ["NPUGEN_DIVISOR"])
     dut._log.info("params %s, SEED=%d, divisor %d", params.to_json(), seed, divisor)
-    Clock(dut.clk, 10, unit="ns").start(start_high=False)
+    Clock(dut.clk, PERIOD_NS, unit="ns").start(start_high=False)
     dut.rst.value = 1
     dut.rx.value = 1
     await ClockCycles(dut.clk, 3)
     dut.rst.value = 0
-    uart = SimUart(dut, divisor)
+    uart = SimUart(dut, divisor, PERIOD_NS)
     client = HostClient(uart, block_of(params).signature(params))
     await client.check_board()
     return params, seed, uart, client

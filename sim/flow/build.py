@@ -6,6 +6,7 @@ a block's top, or one of its parts (:class:`~npugen.sim.blocks.Part`), built fro
 """
 
 import contextlib
+import hashlib
 import json
 import os
 import subprocess
@@ -204,7 +205,8 @@ def lint(verilog_path):
 
 
 def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env=None,
-              test_filter=None, quiet=False, stage=None, isolate=False, cxx_opt=RUN_FAST):
+              test_filter=None, quiet=False, stage=None, isolate=False, cxx_opt=RUN_FAST,
+              cover=True):
     """Build ``params``' core (or its ``part``) in Verilator and run a cocotb module on it.
 
     ``test_module`` defaults to the block's (or the part's) bench. Returns the path of
@@ -214,12 +216,16 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     process group of their own (:func:`~.tools.run_tools`): Ctrl-C or SIGTERM then stop
     ``make``, the compilers and the simulation with the caller (a registry part only).
     ``cxx_opt`` is the C++ compiler's optimisation level (:data:`BUILD_FAST`,
-    :data:`RUN_FAST`).
+    :data:`RUN_FAST`). With ``cover`` false the bench collects no coverage even when
+    ``NPUGEN_COVERAGE`` asks for it (a bench whose every line others cover, and which line
+    coverage would slow down many times). A model already built in ``build_dir`` from the
+    same sources, flags and tools is run again without a rebuild (:func:`_build_stamp`).
     """
     if isolate:
         return _run_isolated(params, build_dir=build_dir, seed=seed, part=part,
                              test_module=test_module, extra_env=extra_env,
-                             test_filter=test_filter, stage=stage, cxx_opt=cxx_opt)
+                             test_filter=test_filter, stage=stage, cxx_opt=cxx_opt,
+                             cover=cover)
     from cocotb_tools.runner import get_runner
 
     stage = stage or (lambda _: None)
@@ -236,28 +242,58 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     kwargs = {"log_file": log} if quiet else {}
     stage("building the Verilator model")
     sources = [v_path, *sim_sources(v_path.read_text(), build_dir)]
-    with _cxx_opt(cxx_opt):
-        runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
-                     build_args=wave_build_args(fmt, build_dir) + coverage.build_args(),
-                     waves=fmt is not None, **kwargs)
+    build_args = wave_build_args(fmt, build_dir) + (coverage.build_args() if cover else [])
+    stamp = _build_stamp(sources, toplevel, build_args, fmt, cxx_opt)
+    stamp_path = build_dir / "build.stamp"
+    if not ((build_dir / toplevel).is_file() and stamp_path.is_file()
+            and stamp_path.read_text() == stamp):
+        stamp_path.unlink(missing_ok=True)  # a build that fails or stops leaves none
+        # Verilator leaves unchanged C++ files untouched, so make would keep objects built
+        # with other flags (the C++ optimisation is not in the sources): start them afresh.
+        for stale in [build_dir / toplevel, *build_dir.glob("*.o"), *build_dir.glob("*.a")]:
+            stale.unlink(missing_ok=True)
+        with _cxx_opt(cxx_opt):
+            runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
+                         build_args=build_args, waves=fmt is not None, **kwargs)
+        stamp_path.write_text(stamp)
+    else:
+        stage("the Verilator model is up to date")
     env = {"DUT_PARAMS": params.to_json(), "SEED": str(seed), **(extra_env or {})}
     if part is not None:
         env["NPUGEN_PART"] = part.name
     test_kwargs = {"log_file": build_dir / "test.log"} if quiet else {}
     stage("simulating against the golden model")
-    return runner.test(hdl_toplevel=toplevel, test_module=test_module, build_dir=build_dir,
+    return runner.test(hdl_toplevel=toplevel, hdl_toplevel_lang="verilog",
+                       test_module=test_module, build_dir=build_dir,
                        test_dir=build_dir, extra_env=env, waves=fmt is not None,
-                       test_filter=test_filter, plusargs=coverage.plusargs(toplevel),
+                       test_filter=test_filter,
+                       plusargs=coverage.plusargs(toplevel) if cover else [],
                        **test_kwargs)
 
 
+def _build_stamp(sources, toplevel, build_args, waves, cxx_opt):
+    """Return the stamp of a Verilator build: a digest of what the model was made from.
+
+    Its sources' contents, the top, the flags, and the Verilator, cocotb and Python it was
+    built with.
+    """
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(Path(source).read_bytes())
+    found = use_verilator()
+    digest.update(json.dumps([toplevel, build_args, waves, cxx_opt, str(found.executable),
+                              found.version_text, version("cocotb"), sys.executable]).encode())
+    return digest.hexdigest() + "\n"
+
+
 def _run_isolated(params, *, build_dir, seed, part, test_module, extra_env, test_filter,
-                  stage, cxx_opt):
+                  stage, cxx_opt, cover):
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     spec = {"params": params.to_dict(), "build_dir": str(build_dir), "seed": seed,
             "part": part.name if part else None, "test_module": test_module,
-            "extra_env": extra_env or {}, "test_filter": test_filter, "cxx_opt": cxx_opt}
+            "extra_env": extra_env or {}, "test_filter": test_filter, "cxx_opt": cxx_opt,
+            "cover": cover}
     result = build_dir / "results.path"
     if result.exists():
         result.unlink()
@@ -274,7 +310,8 @@ def _isolated_main(text):
     part = block_of(params).part(spec["part"]) if spec["part"] else None
     xml = run_bench(params, build_dir=spec["build_dir"], seed=spec["seed"], part=part,
                     test_module=spec["test_module"], extra_env=spec["extra_env"],
-                    test_filter=spec["test_filter"], quiet=True, cxx_opt=spec["cxx_opt"])
+                    test_filter=spec["test_filter"], quiet=True, cxx_opt=spec["cxx_opt"],
+                    cover=spec["cover"])
     Path(spec["build_dir"], "results.path").write_text(str(xml))
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from ..blocks import BLOCKS, NPU_DEMO, DemoCase
-from .build import read_results, run_bench
+from .build import BUILD_FAST, read_results, run_bench
 from .digits import held_out_split, network_path
 from .infer import compile_model, infer
 
@@ -50,8 +50,9 @@ def _run_case(case, out_dir, seed, stage):
         result_file.unlink()
     start = time.monotonic()
     try:
+        # short simulations: compiling the model with -O0 saves more than it costs them
         xml = run_bench(case.params, build_dir=build_dir, seed=seed, isolate=True,
-                        test_filter=rf"\.{case.test}$", quiet=True,
+                        cxx_opt=BUILD_FAST, test_filter=rf"\.{case.test}$", quiet=True,
                         extra_env={"NPUGEN_RESULT": str(result_file)}, stage=stage)
     except (RuntimeError, SystemExit, OSError) as exc:
         return DemoResult(case, False, None, None, time.monotonic() - start,
@@ -120,7 +121,7 @@ def run_digits_demo(out_dir, seed, images=8, progress=print):
     start = time.monotonic()
     try:
         r = infer(folder, x_te[pick], engine="verilator", check=True, build_root=out_dir,
-                  seed=seed)
+                  seed=seed, cxx_opt=BUILD_FAST)
     except RuntimeError as exc:
         return False, [f"digits CNN: FAIL: {exc}"]
     predicted = r.outputs.argmax(axis=1)

@@ -23,7 +23,7 @@ from ..compiler.onnx_import import load_onnx, network_from_onnx
 from ..compiler.quant import dequantize
 from ..compiler.tflite_import import load_tflite, network_from_tflite
 from ..models.qladd import ort_kernel
-from .build import module_name, run_bench
+from .build import RUN_FAST, module_name, run_bench
 
 __all__ = ["ENGINES", "InferResult", "compile_model", "infer", "litert_outputs",
            "onnxruntime_outputs"]
@@ -91,7 +91,7 @@ def litert_outputs(model_path, x):
     return np.stack(out)
 
 
-def _verilator(compiled, folder, x, build_root, seed):
+def _verilator(compiled, folder, x, build_root, seed, cxx_opt):
     p = compiled.params
     build_dir = Path(build_root, module_name(p) + "_infer").resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +106,7 @@ def _verilator(compiled, folder, x, build_root, seed):
         # in a process group of its own: Ctrl-C or SIGTERM stop make and the simulation too
         run_bench(p, build_dir=build_dir, seed=seed, isolate=True,
                   test_module="npugen.sim.cocotb.tb_npu_infer",
-                  extra_env={"NPUGEN_INFER": str(spec)})
+                  extra_env={"NPUGEN_INFER": str(spec)}, cxx_opt=cxx_opt)
         if not result.exists():
             raise RuntimeError(f"the Verilator run failed; see {build_dir}/test.log")
         r = json.loads(result.read_text())
@@ -114,11 +114,13 @@ def _verilator(compiled, folder, x, build_root, seed):
 
 
 def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=None,
-          build_root="build/infer", seed=1, progress=None):
+          build_root="build/infer", seed=1, progress=None, cxx_opt=RUN_FAST):
     """Run float batch ``x`` through the compiled network in ``folder``.
 
     ``client_session(compiled, words) -> (outputs, cycles)`` runs the board engine (the
-    CLI opens the serial port). Returns an :class:`InferResult`.
+    CLI opens the serial port). ``cxx_opt`` is the Verilator model's C++ optimisation
+    (:data:`~.build.BUILD_FAST` when a few images take less time than the build). Returns
+    an :class:`InferResult`.
     """
     compiled = read_compiled(folder)
     if engine not in ENGINES:
@@ -128,7 +130,8 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         y, cycles = run_isa(compiled, x, raw=raw, progress=progress)
     else:
         if engine == "verilator":
-            words, cycles, seconds = _verilator(compiled, folder, x, build_root, seed)
+            words, cycles, seconds = _verilator(compiled, folder, x, build_root, seed,
+                                                cxx_opt)
         else:
             words, cycles = client_session(compiled, input_words(compiled, x))
         y = outputs_of(compiled, words, raw=raw)
