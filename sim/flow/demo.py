@@ -120,8 +120,9 @@ def run_digits_demo(out_dir, seed, images=8, progress=print):
     progress(f"digits CNN: {images} held-out test images through the Verilator NPU")
     start = time.monotonic()
     try:
-        r = infer(folder, x_te[pick], engine="verilator", check=True, build_root=out_dir,
-                  seed=seed, cxx_opt=BUILD_FAST)
+        # in the NPU demo case's folder, built with the same flags: its model is reused
+        r = infer(folder, x_te[pick], engine="verilator", check=True, seed=seed,
+                  cxx_opt=BUILD_FAST, build_dir=out_dir / NPU_DEMO.slug)
     except RuntimeError as exc:
         return False, [f"digits CNN: FAIL: {exc}"]
     predicted = r.outputs.argmax(axis=1)

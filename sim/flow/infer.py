@@ -91,9 +91,9 @@ def litert_outputs(model_path, x):
     return np.stack(out)
 
 
-def _verilator(compiled, folder, x, build_root, seed, cxx_opt):
+def _verilator(compiled, folder, x, build_dir, seed, cxx_opt):
     p = compiled.params
-    build_dir = Path(build_root, module_name(p) + "_infer").resolve()
+    build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     # one Verilator build per NPU, shared: a second run waits for the first
     with open(build_dir / ".lock", "w") as lock, \
@@ -114,13 +114,14 @@ def _verilator(compiled, folder, x, build_root, seed, cxx_opt):
 
 
 def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=None,
-          build_root="build/infer", seed=1, progress=None, cxx_opt=RUN_FAST):
+          build_root="build/infer", seed=1, progress=None, cxx_opt=RUN_FAST, build_dir=None):
     """Run float batch ``x`` through the compiled network in ``folder``.
 
     ``client_session(compiled, words) -> (outputs, cycles)`` runs the board engine (the
     CLI opens the serial port). ``cxx_opt`` is the Verilator model's C++ optimisation
-    (:data:`~.build.BUILD_FAST` when a few images take less time than the build). Returns
-    an :class:`InferResult`.
+    (:data:`~.build.BUILD_FAST` when a few images take less time than the build). The model
+    is built in ``build_dir``, by default ``<build_root>/<module>_infer``; a model built there
+    before from the same sources and flags is reused. Returns an :class:`InferResult`.
     """
     compiled = read_compiled(folder)
     if engine not in ENGINES:
@@ -130,8 +131,9 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
         y, cycles = run_isa(compiled, x, raw=raw, progress=progress)
     else:
         if engine == "verilator":
-            words, cycles, seconds = _verilator(compiled, folder, x, build_root, seed,
-                                                cxx_opt)
+            if build_dir is None:
+                build_dir = Path(build_root, module_name(compiled.params) + "_infer")
+            words, cycles, seconds = _verilator(compiled, folder, x, build_dir, seed, cxx_opt)
         else:
             words, cycles = client_session(compiled, input_words(compiled, x))
         y = outputs_of(compiled, words, raw=raw)
