@@ -6,9 +6,9 @@ drives a real board over pyserial drives the Verilator model bit by bit here.
 Bit times are waited as :class:`~cocotb.triggers.Timer`\ s of ``divisor`` clock periods, one
 simulator callback per bit, and a reply is awaited on an :class:`~cocotb.triggers.Event` that
 the receiver sets, so no Python runs on the clock cycles in between (``ClockCycles`` calls
-back on every edge; waiting for a reply polled it). ``rx`` changes
-and ``tx`` is sampled on the clock's falling edges, half a period away from the rising edges
-where the design samples and drives them.
+back on every edge; waiting for a reply polled it). ``rx`` changes and ``tx`` is sampled on
+the clock's falling edges, half a period away from the rising edges where the design samples
+and drives them.
 """
 
 from collections import deque

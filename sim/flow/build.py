@@ -240,7 +240,6 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     runner = get_runner("verilator")
     log = build_dir / "build.log"
     kwargs = {"log_file": log} if quiet else {}
-    stage("building the Verilator model")
     sources = [v_path, *sim_sources(v_path.read_text(), build_dir)]
     build_args = wave_build_args(fmt, build_dir) + (coverage.build_args() if cover else [])
     stamp = _build_stamp(sources, toplevel, build_args, fmt, cxx_opt)
@@ -252,6 +251,7 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
         # with other flags (the C++ optimisation is not in the sources): start them afresh.
         for stale in [build_dir / toplevel, *build_dir.glob("*.o"), *build_dir.glob("*.a")]:
             stale.unlink(missing_ok=True)
+        stage("building the Verilator model")
         with _cxx_opt(cxx_opt):
             runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=build_dir,
                          build_args=build_args, waves=fmt is not None, **kwargs)
