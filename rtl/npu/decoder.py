@@ -126,7 +126,7 @@ class Decoder(wiring.Component):
             m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
                                      | (avg.channels == 0))
         with m.Elif(is_op[Op.ADD]):
-            m.d.comb += early_bad.eq((add.mode > 1) | (add.pixels == 0) | (add.channels == 0))
+            m.d.comb += early_bad.eq((add.pixels == 0) | (add.channels == 0))
         with m.Elif(is_op[Op.SPFC]):
             sp = p.sparse
             too_big = Const(0) if sp is None else (spfc.cin > sp.cols_max) | (
@@ -148,7 +148,14 @@ class Decoder(wiring.Component):
             return (v < -(1 << 21)) | (v > (1 << 21))
 
         int_bad = int_outside(add.rac) | int_outside(add.rbc)
-        const_bad = Mux(add.mode[0], int_bad, float_bad)
+
+        # modes 2, 3 (TFLite): each q in [2**30, 2**31) (the shifts are 0..31 by width).
+        def q_outside(bits):
+            return bits[30:32] != 0b01
+
+        q_bad = q_outside(add.rac) | q_outside(add.rbc) | q_outside(add.fixed)
+        const_bad = Mux(add.mode[1], q_bad, Mux(add.mode[0], int_bad, float_bad)) \
+            | (add.lo > add.hi)
         reach_h = Signal(13)  # (out_h - 1) * stride: 8 x 4 bits
         reach_w = Signal(13)
         lim_h = Signal(9)

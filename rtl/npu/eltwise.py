@@ -110,8 +110,10 @@ class AddUnit(wiring.Component):
         for k, adder in enumerate(adders):
             pay = adder.i.payload
             m.d.comb += [adder.i.valid.eq(feed), pay.rac.eq(f.rac), pay.rbc.eq(f.rbc),
-                         pay.fixed.eq(f.fixed), pay.mode.eq(f.mode[0]), pay.shift.eq(f.shift),
-                         pay.zc.eq(f.zp_out)]
+                         pay.fixed.eq(f.fixed), pay.mode.eq(f.mode), pay.shift.eq(f.shift),
+                         pay.shift_b.eq(f.shift_b), pay.shift_out.eq(f.shift_out),
+                         pay.za.eq(f.zp_a), pay.zb.eq(f.zp_b), pay.zc.eq(f.zp_out),
+                         pay.lo.eq(f.lo), pay.hi.eq(f.hi)]
             with m.Switch(chunk):
                 for j in range(chunks):
                     lane = j * units + k

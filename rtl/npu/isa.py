@@ -30,8 +30,9 @@ derives). ``CONV`` fills
 the padding with the input zero point ``zp_in`` (the compiler folds ``-zp_in * sum(w)``
 into the bias, so the convolution is exact); ``MAXPOOL`` ignores its padding. ``ADD``
 mode 0 works on float32 bit patterns held in its instruction (onnxruntime's ``QLinearAdd``),
-mode 1 on integer multipliers, a bias and a shift (XNNPACK's int8 add, LiteRT's default);
-:mod:`npugen.rtl.npu.qladd`.
+mode 1 on integer multipliers, a bias and a shift (XNNPACK's int8 add, LiteRT's default),
+modes 2 and 3 on three TFLite multipliers and shifts (TFLite's reference add, rounded twice
+or once); :mod:`npugen.rtl.npu.qladd`.
 """
 
 import enum
@@ -46,7 +47,7 @@ __all__ = [
 ]
 
 #: Bump on any change of an encoding, a field or a semantic rule.
-ISA_VERSION = 4
+ISA_VERSION = 5
 
 #: Width of one instruction word.
 INSN_BITS = 256
@@ -99,7 +100,9 @@ class ErrorCode(enum.IntEnum):
     PC = 8
     #: An ``ADD``'s constants outside the range its unit is exact for: mode 0, the float32
     #: ``|rac|`` and ``|rbc|`` in ``[2**-64, 2**24)``, ``fixed`` zero or
-    #: ``2**-100 <= |fixed| < 2**64``; mode 1, the integers ``|rac|, |rbc| <= 2**21``.
+    #: ``2**-100 <= |fixed| < 2**64``; mode 1, the integers ``|rac|, |rbc| <= 2**21``;
+    #: modes 2 and 3, ``rac``, ``rbc``, ``fixed`` in ``[2**30, 2**31)``; every mode,
+    #: ``lo <= hi``.
     CONST = 9
     #: The sparse engine refused its load (a configuration beat out of range) or its run (a
     #: column's pointers out of order, an entry past the matrix's rows), or the matrix it
@@ -180,22 +183,38 @@ OPCODES = (
            None, "global average pool: acc = bias + sum over H x W of x (int32), then "
            "requantization per channel; output 1 x 1 x C"),
     OpSpec(Op.ADD, (Field("mode", 2, help="kernel: 0 onnxruntime's QLinearAdd (AVX2), 1 "
-                                          "XNNPACK's int8 add (LiteRT)"),
+                                          "XNNPACK's int8 add (LiteRT), 2 TFLite's reference "
+                                          "add (gemmlowp double rounding: TFLite Micro), 3 "
+                                          "the same with single rounding"),
                     Field("src", 16, help="input tensor a, activation word address"),
                     Field("src_b", 16, help="input tensor b, in a's bank"), _DST,
                     Field("pixels", 16, help="pixels (H x W) of a, b and the output"),
                     Field("channels", 10, help="channels"),
                     Field("rac", 32, help="mode 0: float32 bits of scale_a / scale_out; "
-                                          "mode 1: the int multiplier of a"),
+                                          "mode 1: the int multiplier of a; modes 2, 3: "
+                                          "q of a in [2**30, 2**31)"),
                     Field("rbc", 32, help="mode 0: float32 bits of scale_b / scale_out; "
-                                          "mode 1: the int multiplier of b"),
+                                          "mode 1: the int multiplier of b; modes 2, 3: "
+                                          "q of b"),
                     Field("fixed", 32, help="mode 0: float32 bits of the zero-point term; "
-                                            "mode 1: the int32 bias"),
-                    Field("shift", 5, help="mode 1: right shift"),
-                    Field("zp_out", 8, signed=True, help="mode 1: output zero point")),
-           "add_units", "element-wise add. Mode 0 as onnxruntime's AVX2 QLinearAdd kernel: "
-           "out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, exact in integers; "
-           "mode 1 as XNNPACK: out = sat8(((fixed + a * rac + b * rbc) >> shift) + zp_out)"),
+                                            "mode 1: the int32 bias; modes 2, 3: q of the "
+                                            "sum"),
+                    Field("shift", 5, help="mode 1: right shift; modes 2, 3: a's right shift"),
+                    Field("zp_out", 8, signed=True, help="modes 1-3: output zero point"),
+                    Field("shift_b", 5, help="modes 2, 3: b's right shift"),
+                    Field("shift_out", 5, help="modes 2, 3: the sum's right shift"),
+                    Field("zp_a", 8, signed=True, help="modes 2, 3: a's zero point"),
+                    Field("zp_b", 8, signed=True, help="modes 2, 3: b's zero point"),
+                    Field("lo", 8, signed=True, help="every mode: output clamp, low end "
+                                                     "(a fused activation)"),
+                    Field("hi", 8, signed=True, help="every mode: output clamp, high end")),
+           "add_units", "element-wise add, clamped to [lo, hi]. Mode 0 as onnxruntime's AVX2 "
+           "QLinearAdd kernel: out = int8(fma(a, rac, fma(b, rbc, fixed))), float32 rounding, "
+           "exact in integers; mode 1 as XNNPACK: out = sat8(((fixed + a * rac + b * rbc) >> "
+           "shift) + zp_out); modes 2, 3 as TFLite's reference kernel: out = sat8(M(M((a - "
+           "zp_a) << 20, rac, shift) + M((b - zp_b) << 20, rbc, shift_b), fixed, shift_out) + "
+           "zp_out), M(x, q, e) = x * q / 2**(31 + e) rounded twice (2: the high multiply "
+           "half up, then half away from zero) or once (3: half up)"),
     OpSpec(Op.SPFC, (_MODE, Field("src", 16, help="input vector (1 x 1 x cin), activation "
                                                   "word address"),
                      _DST, Field("wgt", 16, help="the matrix's configuration beats, weight "

@@ -1,7 +1,8 @@
 """Element-wise int8 add as onnxruntime's AVX2 ``QLinearAdd`` kernel computes it, in integers.
 
-(The unit also computes XNNPACK's integer add, the ``ADD`` instruction's mode 1: see
-:func:`xnn_stages`; everything below is about mode 0.)
+(The unit also computes XNNPACK's integer add, the ``ADD`` instruction's mode 1, and
+TFLite's integer add, modes 2 and 3: see :func:`xnn_stages` and :func:`tfl_stages`;
+everything below is about mode 0.)
 
 onnxruntime evaluates ``QLinearAdd`` in float32 (:mod:`npugen.sim.models.qladd` is the golden
 model and explains why the kernel, not the operator, defines the answer). On x86-64 with
@@ -44,7 +45,8 @@ from amaranth.lib.wiring import In, Out
 from ..common.pipeline import LockstepPipeline
 from .requant import _bit_length, _shift_parts
 
-__all__ = ["FMA_STAGES", "Fma8", "QLinearAdder", "fma8_in_layout", "qladd_in_layout"]
+__all__ = ["FMA_STAGES", "TFL_STAGES", "Fma8", "QLinearAdder", "fma8_in_layout",
+           "qladd_in_layout"]
 
 #: Pipeline stages of one fused multiply-add.
 FMA_STAGES = 9
@@ -65,14 +67,19 @@ def fma8_in_layout():
 def qladd_in_layout():
     """Two int8 elements and the layer's constants.
 
-    ``mode`` 0 (onnxruntime): ``rac``, ``rbc``, ``fixed`` are float32 bit patterns; ``shift``
-    and ``zc`` unused. ``mode`` 1 (XNNPACK): ``rac`` and ``rbc`` are the integer multipliers
-    (two's complement, ``|m| <= 2**21``), ``fixed`` the int32 bias, ``shift`` the right
-    shift and ``zc`` the output zero point.
+    ``mode`` 0 (onnxruntime): ``rac``, ``rbc``, ``fixed`` are float32 bit patterns; the
+    shifts and zero points unused. ``mode`` 1 (XNNPACK): ``rac`` and ``rbc`` are the integer
+    multipliers (two's complement, ``|m| <= 2**21``), ``fixed`` the int32 bias, ``shift`` the
+    right shift and ``zc`` the output zero point. ``mode`` 2 (TFLite, double rounding) and
+    3 (single rounding): ``rac``, ``rbc``, ``fixed`` are the multipliers ``q`` of a, b and
+    the sum (in ``[2**30, 2**31)``), ``shift``, ``shift_b``, ``shift_out`` their right
+    shifts, ``za``, ``zb``, ``zc`` the zero points. Every mode clamps to ``[lo, hi]``.
     """
     return data.StructLayout({"a": signed(8), "b": signed(8), "rac": unsigned(32),
-                              "rbc": unsigned(32), "fixed": unsigned(32), "mode": 1,
-                              "shift": unsigned(5), "zc": signed(8)})
+                              "rbc": unsigned(32), "fixed": unsigned(32), "mode": 2,
+                              "shift": unsigned(5), "shift_b": unsigned(5),
+                              "shift_out": unsigned(5), "za": signed(8), "zb": signed(8),
+                              "zc": signed(8), "lo": signed(8), "hi": signed(8)})
 
 
 #: Multiplier bits the XNNPACK path uses (the decoder keeps ``|m| <= 2**21``).
@@ -116,6 +123,106 @@ def xnn_stages(m, pipe, s, name):
     value = Signal(signed(8), name=f"{name}_value")
     m.d.comb += value.eq(Mux(total < -128, -128, Mux(total > 127, 127, total)))
     return pipe.carry({"value": value, "mode": s6["mode"]}, 7)
+
+
+#: Pipeline stages of :func:`tfl_stages` after stage 1.
+TFL_STAGES = 13
+
+
+def _tfl_round(m, pipe, r, n, e, single, k, keep, name):
+    """``M`` of :mod:`npugen.sim.models.tfl_add` on ``r = x * q / 2**(31 - n)``: 3 stages.
+
+    ``r`` is stage ``k``'s register holding the product with its low ``31 - n`` zero bits
+    dropped (inputs: ``n = 11``, as ``x = (a - za) * 2**20``; the sum: ``n = 31``), so
+    ``x * q / 2**31 = r / 2**n``. Double rounding: ``h = (r + 2**(n - 1)) >> n`` (the doubling
+    high multiply, half up for either sign), then ``h / 2**e`` half away from zero. Single
+    rounding: ``r / 2**(n + e)`` half up, which is ``h`` for ``e = 0`` and ``(r >> n) / 2**e``
+    half up otherwise (the bits below ``n`` cannot move a quotient by ``2**e >= 2`` across an
+    integer). One shifter serves both. Returns stage ``k + 3``'s ``value`` and ``keep``.
+    """
+    width = len(r) - n + 1
+    h = Signal(signed(width), name=f"{name}_h")
+    m.d.comb += h.eq((r + (1 << (n - 1))) >> n)
+    x = Signal(signed(width), name=f"{name}_x")
+    m.d.comb += x.eq(Mux(single & (e != 0), r >> n, h))
+    s1 = pipe.carry({**keep, "x": x, "e": e, "single": single}, k + 1)
+    q = Signal(signed(width), name=f"{name}_q")
+    m.d.comb += q.eq(s1["x"] >> s1["e"])
+    ones = Signal(width, name=f"{name}_ones")  # 2**e - 1
+    m.d.comb += ones.eq((Const(1, width + 1) << s1["e"]) - 1)
+    rem = Signal(width, name=f"{name}_rem")
+    m.d.comb += rem.eq(s1["x"].as_unsigned() & ones)
+    half_up = (rem > (ones >> 1)) & (s1["e"] != 0)          # rem >= 2**(e - 1)
+    away = rem > ((ones >> 1) + s1["x"][-1])                 # RoundingDivideByPOT
+    s2 = pipe.carry({**{c: s1[c] for c in keep}, "q": q,
+                     "up": Mux(s1["single"], half_up, away)}, k + 2)
+    value = Signal(signed(width), name=f"{name}_v")
+    m.d.comb += value.eq(s2["q"] + s2["up"])
+    s3 = pipe.carry({**{c: s2[c] for c in keep}, "value": value}, k + 3)
+    return s3
+
+
+def tfl_stages(m, pipe, s, name):
+    """TFLite's integer add (modes 2 and 3) after stage 1 (``s``): :data:`TFL_STAGES` stages.
+
+    Golden model :func:`npugen.sim.models.tfl_add.tflite_add_int`. 2: ``a - za``, ``b - zb``
+    (9 bits); 3: each times its 31-bit ``q`` in two halves (9 x 17 and 9 x 16 bits: one DSP
+    multiplier each); 4: the halves joined (40 bits); 5-7: :func:`_tfl_round` with
+    ``n = 11``; 8: the sum (``|sum| < 2**29``); 9: the sum times ``q`` of the output in two
+    halves; 10: joined (61 bits); 11-13: :func:`_tfl_round` with ``n = 31``; 14: + ``zc``,
+    saturated to int8. Returns stage 14's ``value``, ``lo`` and ``hi``.
+    """
+    single = s["mode"][0]
+    keep = {"lo": s["lo"], "hi": s["hi"], "zc": s["zc"], "single": single,
+            "qo": s["fixed"][:31], "eo": s["shift_out"]}
+    xa = Signal(signed(9), name=f"{name}_xa")
+    xb = Signal(signed(9), name=f"{name}_xb")
+    m.d.comb += [xa.eq(s["a"] - s["za"]), xb.eq(s["b"] - s["zb"])]
+    s2 = pipe.carry({**keep, "xa": xa, "xb": xb, "qa": s["rac"][:31], "qb": s["rbc"][:31],
+                     "ea": s["shift"], "eb": s["shift_b"]}, 2)
+    keep = {c: s2[c] for c in keep}
+    parts = {}
+    for tag in ("a", "b"):
+        x, q = s2[f"x{tag}"], s2[f"q{tag}"]
+        lo = Signal(signed(26), name=f"{name}_{tag}lo")
+        hi = Signal(signed(25), name=f"{name}_{tag}hi")
+        m.d.comb += [lo.eq(x * Cat(q[:16], Const(0, 1)).as_signed()),
+                     hi.eq(x * Cat(q[16:31], Const(0, 1)).as_signed())]
+        parts.update({f"{tag}lo": lo, f"{tag}hi": hi, f"e{tag}": s2[f"e{tag}"]})
+    s3 = pipe.carry({**keep, **parts}, 3)
+    keep = {c: s3[c] for c in keep}
+    joined = {}
+    for tag in ("a", "b"):
+        r = Signal(signed(40), name=f"{name}_{tag}r")
+        m.d.comb += r.eq((s3[f"{tag}hi"] << 16) + s3[f"{tag}lo"])
+        joined.update({f"r{tag}": r, f"e{tag}": s3[f"e{tag}"]})
+    s4 = pipe.carry({**keep, **joined}, 4)
+    keep = {c: s4[c] for c in keep}
+    # The two inputs' roundings side by side (stages 5-7); b's rides along a's as ``keep``.
+    rb = _tfl_round(m, pipe, s4["rb"], 11, s4["eb"], s4["single"], 4, keep, f"{name}_b")
+    ra = _tfl_round(m, pipe, s4["ra"], 11, s4["ea"], s4["single"], 4, {}, f"{name}_a")
+    keep = {c: rb[c] for c in keep}
+    total = Signal(signed(30), name=f"{name}_sum")
+    m.d.comb += total.eq(ra["value"] + rb["value"])
+    s8 = pipe.carry({**keep, "sum": total}, 8)
+    keep = {c: s8[c] for c in keep}
+    qo = s8["qo"]
+    plo = Signal(signed(47), name=f"{name}_plo")
+    phi = Signal(signed(46), name=f"{name}_phi")
+    m.d.comb += [plo.eq(s8["sum"] * Cat(qo[:16], Const(0, 1)).as_signed()),
+                 phi.eq(s8["sum"] * Cat(qo[16:31], Const(0, 1)).as_signed())]
+    s9 = pipe.carry({**keep, "plo": plo, "phi": phi}, 9)
+    keep = {c: s9[c] for c in keep}
+    product = Signal(signed(61), name=f"{name}_p")
+    m.d.comb += product.eq((s9["phi"] << 16) + s9["plo"])
+    s10 = pipe.carry({**keep, "p": product}, 10)
+    out = {c: s10[c] for c in ("lo", "hi", "zc")}
+    s13 = _tfl_round(m, pipe, s10["p"], 31, s10["eo"], s10["single"], 10, out, f"{name}_o")
+    t = Signal(signed(32), name=f"{name}_t")
+    m.d.comb += t.eq(s13["value"] + s13["zc"])
+    value = Signal(signed(8), name=f"{name}_value")
+    m.d.comb += value.eq(Mux(t < -128, -128, Mux(t > 127, 127, t)))
+    return pipe.carry({"value": value, "lo": s13["lo"], "hi": s13["hi"]}, 14)
 
 
 def _fields(m, bits, name):
@@ -322,7 +429,11 @@ class QLinearAdder(wiring.Component):
 
     With ``mode = 1`` the element is XNNPACK's integer add instead
     (:func:`xnn_stages`; golden model :func:`npugen.sim.models.xnn_add.xnnpack_add_int`),
-    computed beside the float path in the same stages; ``invalid`` is then 0.
+    with ``mode = 2`` or ``3`` TFLite's integer add, rounded twice or once
+    (:func:`tfl_stages`; golden model :func:`npugen.sim.models.tfl_add.tflite_add_int`),
+    each computed beside the float path in the same stages; ``invalid`` is then 0. Every
+    mode's int8 result is clamped to ``[lo, hi]`` last (a fused activation; ``lo > hi``
+    gives ``hi``, as ``np.clip``).
 
     ``c = int8(fma(a, rac, fma(b, rbc, fixed)))`` (module text); the golden model is
     :func:`npugen.sim.models.qladd.ort_add` with ``kernel="avx2"``, the constants
@@ -351,12 +462,15 @@ class QLinearAdder(wiring.Component):
         m = Module()
         pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
         p = self.i.payload
-        s0 = pipe.carry({"a": p.a, "b": p.b, "rac": p.rac, "rbc": p.rbc, "fixed": p.fixed,
-                         "mode": p.mode, "shift": p.shift, "zc": p.zc}, 1)
-        # mode 1: XNNPACK's integer add, stages 2-5, then carried to the float path's end
+        s0 = pipe.carry({name: getattr(p, name) for name in qladd_in_layout().members}, 1)
+        # mode 1: XNNPACK's integer add, stages 2-7, then carried to the float path's end
         xnn = xnn_stages(m, pipe, s0, "xnn")
         for k in range(8, 1 + FMA_STAGES + 1):
             xnn = pipe.carry(xnn, k)
+        # modes 2, 3: TFLite's integer add, stages 2-14, then carried to stage 21
+        tfl = tfl_stages(m, pipe, s0, "tfl")
+        for k in range(2 + TFL_STAGES, self.LATENCY):
+            tfl = pipe.carry(tfl, k)
         inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], s0["rbc"], s0["fixed"], 1,
                                           {"a": s0["a"], "rac": s0["rac"]}, "inner")
         k = 1 + FMA_STAGES
@@ -367,7 +481,12 @@ class QLinearAdder(wiring.Component):
         value, s3 = to_int8_stages(m, pipe, outer, k, {"flag": s2["flag"] | bad_outer,
                                                        "xnn": s2["xnn"], "mode": s2["mode"]},
                                    "cvt")
+        mode = s3["mode"]
+        chosen = Signal(signed(8), name="chosen")
+        m.d.comb += chosen.eq(Mux(mode[1], tfl["value"], Mux(mode[0], s3["xnn"], value)))
+        low = Signal(signed(8), name="low")  # max(chosen, lo), then min(., hi): np.clip
+        m.d.comb += low.eq(Mux(chosen < tfl["lo"], tfl["lo"], chosen))
         with m.If(pipe.go):
-            m.d.sync += [self.o.payload.value.eq(Mux(s3["mode"], s3["xnn"], value)),
-                         self.o.payload.invalid.eq(s3["flag"] & ~s3["mode"])]
+            m.d.sync += [self.o.payload.value.eq(Mux(low > tfl["hi"], tfl["hi"], low)),
+                         self.o.payload.invalid.eq(s3["flag"] & (mode == 0))]
         return m

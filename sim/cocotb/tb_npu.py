@@ -20,6 +20,8 @@ from cocotb.triggers import FallingEdge, with_timeout
 from npugen.rtl.npu.isa import ErrorCode, Op, decode
 from npugen.rtl.npu.params import params_hash
 
+from ..compiler.ir import TensorQuant
+from ..compiler.lower import ADD_KERNELS, add_constants
 from ..formats.compress import encode
 from ..formats.program import (
     Program,
@@ -33,8 +35,7 @@ from ..formats.program import (
 from ..formats.sparse import load_program
 from ..host import npu as host
 from ..models.npu import NpuModel, NpuState
-from ..models.qladd import avx2_constants, f32_bits
-from ..models.xnn_add import xnnpack_add_params
+from ..models.qladd import f32_bits
 from .bench import TRAFFIC, Bench, check_words, write_result
 
 
@@ -147,10 +148,11 @@ def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
     return program
 
 
-def _add_case(p, nrng, xnn):
+def _add_case(p, nrng, kernel):
     """Return an ``ADD`` of two random tensors in bank 0 (random layer) into bank 1.
 
-    Mode 0 (onnxruntime's kernel) or, with ``xnn``, 1 (XNNPACK's).
+    ``kernel``: one of :data:`~npugen.sim.compiler.lower.ADD_KERNELS` (modes 0-3); the
+    output clamp is random (a fused activation) half of the time.
     """
     h, w, c = (int(v) for v in nrng.integers(1, 5, size=3))
     c += p.lanes  # at least two channel groups, usually a partial one
@@ -161,16 +163,12 @@ def _add_case(p, nrng, xnn):
     src_b = 1 + words + int(nrng.integers(0, 3))
     regions = {"src": 1, "src_b": src_b, "dst": p.act_words + 2, "pixels": h * w,
                "channels": c}
-    if xnn:  # mode 1: XNNPACK's integer add (scale ratios in its range)
-        sc = max(sc, sa / 200, sb / 200)
-        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
-        u32 = (1 << 32) - 1
-        insn = assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
-                        shift=shift, zp_out=zc, **regions)
-    else:
-        rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
-        insn = assemble(Op.ADD, mode=0, rac=f32_bits(rac), rbc=f32_bits(rbc),
-                        fixed=f32_bits(fixed), shift=0, zp_out=0, **regions)
+    if kernel == "xnnpack":
+        sc = max(sc, sa / 200, sb / 200)  # scale ratios in XNNPACK's range
+    lo, hi = sorted(int(v) for v in nrng.integers(-128, 128, 2)) if nrng.integers(2) \
+        else (-128, 127)
+    insn = assemble(Op.ADD, **regions, **add_constants(
+        kernel, TensorQuant(sa, za), TensorQuant(sb, zb), TensorQuant(sc, zc), lo, hi))
     return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
                    segments=[("act", 1, tensor_words(a, p.lanes)),
                              ("act", src_b, tensor_words(b, p.lanes))])
@@ -223,7 +221,7 @@ async def test_programs(dut, traffic):
     model = NpuModel(p)  # one model for the whole test: the memories carry over
     programs = [_conv_case(p, nrng, *case) for case in cases]
     if p.add_units:
-        programs += [_add_case(p, nrng, xnn=False), _add_case(p, nrng, xnn=True)]
+        programs += [_add_case(p, nrng, kernel) for kernel in ADD_KERNELS]
     if p.sparse is not None:
         programs += [_spfc_case(p, nrng, mode) for mode in range(3)]
     for n, program in enumerate(programs):
@@ -261,7 +259,9 @@ async def test_bad_programs(dut):
     if p.add_units:
         cases[ErrorCode.CONST] = assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=4,
                                           dst=a, pixels=2, channels=1,
-                                          rac=f32_bits(2.0 ** 30), rbc=f32_bits(0.5), fixed=0)
+                                          rac=f32_bits(2.0 ** 30), rbc=f32_bits(0.5), fixed=0,
+                                          shift_b=0, shift_out=0, zp_a=0, zp_b=0, lo=-128,
+                                          hi=127)
     model = NpuModel(p)
     model.write("act", 0, act)
     for code, insn in cases.items():

@@ -79,7 +79,8 @@ def plan_of(network, lowered, p):
         bands = insns[first:end]
         sources = network.sources(n)
         add = ("xnnpack (LiteRT's int8 add)" if network.add_kernel == "xnnpack"
-               else f"{network.mode} (AVX2 QLinearAdd kernel)")
+               else f"{network.mode} (AVX2 QLinearAdd kernel)" if network.mode == "ort"
+               else f"{network.mode} (TFLite's reference add)")
         rounding = {"MaxPool": None, "Add": add}
         layers.append({
             "name": layer.name, "op": kind, "engine": _ENGINE[bands[-1][0]],

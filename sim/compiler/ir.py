@@ -130,13 +130,17 @@ class Add:
     quantized to ``out_quant``; how it is rounded is the runtime's (``network.mode``), so
     the layer keeps the three quantizations and the lowering derives the runtime's
     constants (``ort``: onnxruntime's AVX2 ``QLinearAdd`` kernel,
-    :mod:`npugen.sim.models.qladd`).
+    :mod:`npugen.sim.models.qladd`; ``gemmlowp``/``tflite``: TFLite's reference add,
+    :mod:`npugen.sim.models.tfl_add`; or XNNPACK's, by ``Network.add_kernel``). The result
+    is clamped to ``[lo, hi]`` (a fused activation).
     """
 
     a_quant: TensorQuant
     b_quant: TensorQuant
     out_quant: TensorQuant
     name: str = ""
+    lo: int = -128  # the output clamp (a fused activation)
+    hi: int = 127
 
     def out_shape(self, in_shape):
         """Output ``(H, W, C)``: the inputs' shape."""

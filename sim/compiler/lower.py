@@ -51,10 +51,11 @@ from ..models.intmath import wrap
 from ..models.npu import SparseEngineModel, cycles_of, spfc_cycles
 from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
+from ..models.tfl_add import tflite_add_params
 from ..models.xnn_add import xnnpack_add_params
 from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool
 
-__all__ = ["Lowered", "LowerError", "lower"]
+__all__ = ["ADD_KERNELS", "Lowered", "LowerError", "add_constants", "lower"]
 
 
 class LowerError(ValueError):
@@ -103,31 +104,61 @@ def _conv_bands(out_h, out_w, acc_words):
     return [(r, min(rows, out_h - r)) for r in range(0, out_h, rows)]
 
 
-def _add_constants(network, layer, where):
-    """Return the ``ADD`` instruction's mode and constants for ``layer``.
+#: The ``ADD`` instruction's mode per kernel (:func:`add_constants`).
+ADD_KERNELS = {"avx2": 0, "xnnpack": 1, "gemmlowp": 2, "tflite": 3}
 
-    ``add_kernel == "xnnpack"``: mode 1, XNNPACK's integer multipliers, bias and shift;
-    else mode 0, onnxruntime's AVX2 kernel's float32 constants (bit patterns).
+
+def add_constants(kernel, a, b, out, lo=-128, hi=127):
+    """Return the ``ADD`` instruction's mode and constant fields for one layer.
+
+    ``kernel``: ``avx2`` (mode 0, onnxruntime's ``QLinearAdd`` kernel: float32 constants as
+    bit patterns), ``xnnpack`` (mode 1: XNNPACK's integer multipliers, bias and shift),
+    ``gemmlowp`` or ``tflite`` (modes 2, 3: TFLite's reference add, rounded twice or once:
+    three multipliers and shifts, the zero points). ``a``, ``b``, ``out``: the tensors'
+    :class:`~.ir.TensorQuant`; ``[lo, hi]`` the output clamp (a fused activation). Raises
+    ValueError when the scales are outside the range the kernel (and the unit) takes.
     """
-    a, b, out = layer.a_quant, layer.b_quant, layer.out_quant
-    if network.add_kernel == "xnnpack":
+    if kernel not in ADD_KERNELS:
+        raise ValueError(f"kernel must be one of {', '.join(ADD_KERNELS)}, not {kernel!r}")
+    if not -128 <= lo <= hi <= 127:
+        raise ValueError(f"the clamp [{lo}, {hi}] must satisfy -128 <= lo <= hi <= 127")
+    fields = {"mode": ADD_KERNELS[kernel], "shift": 0, "zp_out": 0, "shift_b": 0,
+              "shift_out": 0, "zp_a": 0, "zp_b": 0, "lo": lo, "hi": hi}
+    if kernel == "xnnpack":
         ma, mb, bias, shift = xnnpack_add_params(a.scale, a.zero_point, b.scale, b.zero_point,
                                                  out.scale, out.zero_point)
         u32 = (1 << 32) - 1
-        return {"mode": 1, "rac": ma & u32, "rbc": mb & u32, "fixed": bias & u32,
+        return {**fields, "rac": ma & u32, "rbc": mb & u32, "fixed": bias & u32,
                 "shift": shift, "zp_out": out.zero_point}
-    if network.mode != "ort":
-        raise LowerError(f"{where}: an element-wise add in {network.mode} rounding is not "
-                         "built (the NPU's ADD follows onnxruntime's QLinearAdd or XNNPACK)")
+    if kernel in ("gemmlowp", "tflite"):
+        (qa, ea), (qb, eb), (qo, eo) = tflite_add_params(a.scale, b.scale, out.scale)
+        return {**fields, "rac": qa, "rbc": qb, "fixed": qo, "shift": ea, "shift_b": eb,
+                "shift_out": eo, "zp_a": a.zero_point, "zp_b": b.zero_point,
+                "zp_out": out.zero_point}
     rac, rbc, fixed = avx2_constants(a.scale, a.zero_point, b.scale, b.zero_point, out.scale,
                                      out.zero_point)
     if not all(2.0 ** -64 <= float(r) < 2.0 ** 24 for r in (rac, rbc)) or \
             not (fixed == 0 or 2.0 ** -100 <= abs(float(fixed)) < 2.0 ** 64):
-        raise LowerError(f"{where}: the scale ratios {float(rac):g} and {float(rbc):g} (or "
-                         f"the zero-point term {float(fixed):g}) are outside the range the "
-                         "NPU's ADD computes exactly (ratios in [2**-64, 2**24))")
-    return {"mode": 0, "rac": f32_bits(rac), "rbc": f32_bits(rbc), "fixed": f32_bits(fixed),
-            "shift": 0, "zp_out": 0}
+        raise ValueError(f"the scale ratios {float(rac):g} and {float(rbc):g} (or the "
+                         f"zero-point term {float(fixed):g}) are outside the range the NPU's "
+                         "ADD computes exactly (ratios in [2**-64, 2**24))")
+    return {**fields, "rac": f32_bits(rac), "rbc": f32_bits(rbc), "fixed": f32_bits(fixed)}
+
+
+def _add_constants(network, layer, where):
+    """Return ``ADD``'s fields for ``layer``: XNNPACK's, onnxruntime's or TFLite's add.
+
+    ``add_kernel == "xnnpack"``: mode 1; else the network's rounding mode picks the kernel
+    (``ort``: onnxruntime's AVX2 ``QLinearAdd``, mode 0; ``gemmlowp``/``tflite``: TFLite's
+    reference add, modes 2/3).
+    """
+    kernel = "xnnpack" if network.add_kernel == "xnnpack" else \
+        {"ort": "avx2"}.get(network.mode, network.mode)
+    try:
+        return add_constants(kernel, layer.a_quant, layer.b_quant, layer.out_quant,
+                             layer.lo, layer.hi)
+    except ValueError as exc:
+        raise LowerError(f"{where}: {exc}") from None
 
 
 class _Banks:

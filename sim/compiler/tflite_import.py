@@ -18,7 +18,7 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
 - a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``rint(bound / s_out + zero_point)`` (in
   float32: the zero point is added before rounding);
 - ``ADD``: XNNPACK's integer add (:mod:`npugen.sim.models.xnn_add`), the NPU's ``ADD``
-  mode 1;
+  mode 1; a fused activation clamps its output as for the other operators;
 - ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
 
 Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
@@ -311,7 +311,7 @@ class _Importer:
         self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
 
     def add_op(self, op, where):
-        """``ADD``: two int8 tensors of one shape, XNNPACK's integer add (no activation)."""
+        """``ADD``: two int8 tensors of one shape, XNNPACK's integer add, a fused activation."""
         if len(op.inputs) != 2:
             raise ModelError(f"{where}: needs two inputs")
         a, b = (self.value(i, where) for i in op.inputs)
@@ -322,11 +322,10 @@ class _Importer:
             raise ModelError(f"{where}: one input is flattened and the other is not (their "
                              "element orders differ)")
         o = op.builtinOptions
-        if o is not None and o.fusedActivationFunction != \
-                self.tfl.ActivationFunctionType.NONE:
-            raise ModelError(f"{where}: a fused activation on ADD is not supported")
         yq = self.act_quant(op.outputs[0])
-        layer = Add(a_quant=a[1], b_quant=b[1], out_quant=yq, name=self.name(op.outputs[0]))
+        lo, hi = self.range_of(o.fusedActivationFunction if o is not None else 0, yq, where)
+        layer = Add(a_quant=a[1], b_quant=b[1], out_quant=yq, name=self.name(op.outputs[0]),
+                    lo=lo, hi=hi)
         self.add(op, layer, a, yq, flat=a[2], sources=(a[3], b[3]))
 
     def add(self, op, layer, x, yq, flat, sources=None):

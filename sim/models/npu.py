@@ -12,7 +12,7 @@ the first failing check):
 1. opcode known, else :attr:`ErrorCode.OPCODE`; version field equal to
    :data:`ISA_VERSION`, else ``VERSION``;
 2. the engine the opcode needs is built, else ``ENGINE``;
-3. field values allowed (sizes >= 1, rounding mode 0..2 (``ADD``: 0..1), padding <
+3. field values allowed (sizes >= 1, rounding mode 0..2 (``ADD``: 0..3), padding <
    kernel, every output window starting inside the input), else ``SHAPE``; ``ADD``'s
    constants in the unit's range (:attr:`ErrorCode.CONST`), else ``CONST``;
 4. every region inside its memory, an activation region inside one bank, else
@@ -48,6 +48,7 @@ from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
 from .intmath import wrap
 from .qladd import avx2_add
 from .requant import requantize
+from .tfl_add import ROUNDINGS, tflite_add_int
 from .xnn_add import MULT_MAX, xnnpack_add_int
 
 __all__ = ["NpuModel", "NpuState", "SparseEngineModel", "Status", "cycles_of", "spfc_cycles"]
@@ -331,7 +332,7 @@ class NpuModel:
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g, f["dst"], g,
                                 tab=(f["tab"], f["channels"]))
         elif op is Op.ADD:
-            if f["mode"] > 1 or min(f["pixels"], f["channels"]) < 1:
+            if min(f["pixels"], f["channels"]) < 1:
                 raise _Stop(ErrorCode.SHAPE)
             if not _add_constants_ok(f):
                 raise _Stop(ErrorCode.CONST)
@@ -478,11 +479,16 @@ class NpuModel:
         b = self._input(f["src_b"], 1, pixels, c)
         if f["mode"] == 1:  # XNNPACK: the 32-bit fields as two's complement integers
             ma, mb, bias = (int(np.uint32(f[k]).view(np.int32)) for k in ("rac", "rbc", "fixed"))
-            self._output(f["dst"], xnnpack_add_int(a, b, ma, mb, bias, f["shift"],
-                                                   f["zp_out"]))
-            return
-        rac, rbc, fixed = (np.uint32(f[k]).view(np.float32) for k in ("rac", "rbc", "fixed"))
-        self._output(f["dst"], avx2_add(a, b, rac, rbc, fixed).astype(np.int64))
+            out = xnnpack_add_int(a, b, ma, mb, bias, f["shift"], f["zp_out"])
+        elif f["mode"] >= 2:  # TFLite's reference add, rounded twice (2) or once (3)
+            out = tflite_add_int(a, b, f["zp_a"], f["zp_b"], (f["rac"], f["shift"]),
+                                 (f["rbc"], f["shift_b"]), (f["fixed"], f["shift_out"]),
+                                 f["zp_out"], ROUNDINGS[f["mode"] - 2])
+        else:
+            rac, rbc, fixed = (np.uint32(f[k]).view(np.float32)
+                               for k in ("rac", "rbc", "fixed"))
+            out = avx2_add(a, b, rac, rbc, fixed).astype(np.int64)
+        self._output(f["dst"], np.clip(out, f["lo"], f["hi"]))  # np.clip: hi if lo > hi
 
     def _spfc(self, f):
         """Run ``SPFC``; return its cycles (they depend on the data and the load tag)."""
@@ -517,12 +523,17 @@ class NpuModel:
 
 
 def _add_constants_ok(f):
-    """Check ``ADD``'s constants: the range where the unit is exact.
+    """Check ``ADD``'s constants: the range where the unit is exact, and ``lo <= hi``.
 
     Mode 0 (float32): ``2**-64 <= |rac|, |rbc| < 2**24``; ``fixed`` 0 or
     ``2**-100 <= |fixed| < 2**64`` (every intermediate is normal). Mode 1 (integers):
-    ``|rac|, |rbc| <= 2**21`` (any shift is exact).
+    ``|rac|, |rbc| <= 2**21`` (any shift is exact). Modes 2, 3: ``rac``, ``rbc`` and
+    ``fixed`` are multipliers in ``[2**30, 2**31)`` (the shifts are 0..31 by their width).
     """
+    if f["lo"] > f["hi"]:
+        return False
+    if f["mode"] >= 2:
+        return all((1 << 30) <= f[k] < (1 << 31) for k in ("rac", "rbc", "fixed"))
     if f["mode"] == 1:
         ma, mb = (int(np.uint32(f[k]).view(np.int32)) for k in ("rac", "rbc"))
         return abs(ma) <= MULT_MAX and abs(mb) <= MULT_MAX

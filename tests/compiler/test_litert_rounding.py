@@ -9,7 +9,9 @@ in LiteRT and compares every output with both models: all must equal ``ort``, an
 differ from ``tflite`` (else the test could not tell the modes apart). A second test
 runs random weights and inputs (zero points included) through the same comparison. A
 third checks XNNPACK's int8 ADD formula (:mod:`npugen.sim.models.xnn_add`) on every input
-pair of random layers.
+pair of random layers, a fourth LiteRT's reference ADD kernel against TFLite's integer add
+(:mod:`npugen.sim.models.tfl_add`, double rounding), on layers where the two roundings
+differ too.
 """
 
 import numpy as np
@@ -23,11 +25,12 @@ from npugen.sim.models.requant import (
     requantize_ort,
     requantize_tflite,
 )
+from npugen.sim.models.tfl_add import tflite_add, tflite_add_int, tflite_add_params
 from npugen.sim.models.xnn_add import xnnpack_add
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
-from .tflite_models import fc_model, run  # noqa: E402 (after the import check)
+from .tflite_models import OpResolverType, fc_model, run  # noqa: E402 (after the import check)
 
 
 def _scales(s_in, s_w, s_out):
@@ -117,10 +120,10 @@ def _add_model(sa, za, sb, zb, sc, zc, n):
     return g.model([a, b], [c])
 
 
-def _run2(model, a, b):
+def _run2(model, a, b, resolver=OpResolverType.AUTO):
     from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
 
-    interp = Interpreter(model_content=model)
+    interp = Interpreter(model_content=model, experimental_op_resolver_type=resolver)
     interp.allocate_tensors()
     ia, ib = interp.get_input_details()
     interp.set_tensor(ia["index"], a[None])
@@ -146,3 +149,45 @@ def test_xnnpack_add_exhaustive(seed):
         differ_from_ort += int((ort_add("avx2", a, b, sa, za, sb, zb, sc, zc) != got).sum())
     print(f"seed {seed}: 4 x 65,536 pairs equal; onnxruntime's QLinearAdd (avx2) formula "
           f"differs on {differ_from_ort}")
+
+
+def test_reference_add_is_double_rounding(seed):
+    """LiteRT's reference ADD kernel equals :func:`tflite_add` (``gemmlowp``) on every pair.
+
+    Random layers, then layers found (by the golden models alone) on which double and single
+    rounding differ for some pair: there LiteRT must give the double rounding's value.
+    """
+    rng = np.random.default_rng([seed, 4])
+    a, b = (v.ravel().astype(np.int8) for v in np.meshgrid(np.arange(-128, 128),
+                                                           np.arange(-128, 128)))
+    layers, separating = [], 0
+    for _ in range(3):
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        layers.append((sa, sb * np.float32(rng.choice([1.0, 1e-3])), sc))
+    for _ in range(3000):  # about one random layer in fifty separates the roundings
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        za, zb, zc = (int(v) for v in rng.integers(-128, 128, 3))
+        params = tflite_add_params(sa, sb, sc)
+        double, single = (tflite_add_int(a, b, za, zb, *params, zc, r)
+                          for r in ("gemmlowp", "tflite"))
+        if (double != single).any():
+            layers.append((sa, sb, sc, za, zb, zc))
+            separating += 1
+            if separating == 3:
+                break
+    assert separating >= 2, "too few layers tell the roundings apart"
+    told_apart = 0
+    for layer in layers:
+        sa, sb, sc = layer[:3]
+        za, zb, zc = layer[3:] if len(layer) == 6 else \
+            (int(v) for v in rng.integers(-128, 128, 3))
+        got = _run2(_add_model(sa, za, sb, zb, sc, zc, a.size), a, b,
+                    OpResolverType.BUILTIN_REF)
+        want = tflite_add(a, b, sa, za, sb, zb, sc, zc, "gemmlowp")
+        bad = np.flatnonzero(got != want)
+        assert len(bad) == 0, (f"scales {sa, sb, sc}, zero points {za, zb, zc}: pairs "
+                               f"{list(zip(a[bad][:5], b[bad][:5], strict=True))} differ")
+        told_apart += int((tflite_add(a, b, sa, za, sb, zb, sc, zc, "tflite") != got).sum())
+    print(f"seed {seed}: {len(layers)} x 65,536 pairs equal the gemmlowp form; the single "
+          f"rounding differs on {told_apart}")
+    assert told_apart >= separating

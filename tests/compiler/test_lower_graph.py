@@ -3,8 +3,9 @@
 Random networks of ``Add`` and 3x3 ``MaxPool`` layers reading random earlier values (the
 output sometimes in the middle of the graph), lowered for small NPUs and run on the
 instruction-level simulator; the output is compared with a numpy evaluation of the graph
-(``ort_add`` for the adds). A graph that does not fit must be refused with the flag to
-raise, never computed wrong.
+(``ort_add`` for the adds of an ``ort`` network, ``tflite_add`` for ``gemmlowp`` and
+``tflite`` ones; each add clamped to a random range, a fused activation). A graph that
+does not fit must be refused with the flag to raise, never computed wrong.
 """
 
 import numpy as np
@@ -16,6 +17,7 @@ from npugen.sim.compiler.lower import LowerError, lower
 from npugen.sim.formats.program import tensor_of, tensor_words
 from npugen.sim.models.npu import NpuModel, NpuState
 from npugen.sim.models.qladd import ort_add
+from npugen.sim.models.tfl_add import tflite_add
 
 
 def _maxpool3(x):
@@ -40,7 +42,9 @@ def _random_graph(rng):
             a, b = (int(rng.integers(0, n + 1)) for _ in range(2))
             out = TensorQuant(float(np.float32(2.0 ** rng.uniform(-6, -2))),
                               int(rng.integers(-20, 20)))
-            layers.append(Add(a_quant=quant[a], b_quant=quant[b], out_quant=out))
+            lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2)) \
+                if rng.random() < 0.3 else (-128, 127)
+            layers.append(Add(a_quant=quant[a], b_quant=quant[b], out_quant=out, lo=lo, hi=hi))
             inputs.append((a, b))
             quant.append(out)
     last = len(layers)
@@ -48,7 +52,7 @@ def _random_graph(rng):
     return layers, inputs, quant, output
 
 
-def _evaluate(x, layers, inputs):
+def _evaluate(x, layers, inputs, mode):
     values = [x]
     for layer, sources in zip(layers, inputs, strict=True):
         if isinstance(layer, MaxPool):
@@ -56,8 +60,9 @@ def _evaluate(x, layers, inputs):
         else:
             a, b = (values[v] for v in sources)
             qa, qb, qc = layer.a_quant, layer.b_quant, layer.out_quant
-            values.append(ort_add("avx2", a, b, qa.scale, qa.zero_point, qb.scale,
-                                  qb.zero_point, qc.scale, qc.zero_point).astype(np.int64))
+            q = (qa.scale, qa.zero_point, qb.scale, qb.zero_point, qc.scale, qc.zero_point)
+            c = ort_add("avx2", a, b, *q) if mode == "ort" else tflite_add(a, b, *q, mode)
+            values.append(np.clip(c.astype(np.int64), layer.lo, layer.hi))
     return values
 
 
@@ -72,8 +77,10 @@ def test_random_graphs_run_exactly(seed, batch):
         p = NpuParams(lanes=lanes, act_words=max(16, words * int(rng.integers(2, 5))),
                       imem_words=64, systolic=None)
         layers, inputs, quant, output = _random_graph(rng)
+        mode = ("ort", "gemmlowp", "tflite")[batch % 3]
         network = Network(input_shape=shape, input_quant=quant[0], layers=layers,
-                          output_quant=quant[output], inputs=inputs, output_value=output)
+                          output_quant=quant[output], inputs=inputs, output_value=output,
+                          mode=mode)
         try:
             lowered = lower(network, p)
         except LowerError as exc:
@@ -87,7 +94,7 @@ def test_random_graphs_run_exactly(seed, batch):
         status = model.run(0)
         assert status.state is NpuState.DONE, status
         got = tensor_of(model.read("act", lowered.output_address, words), shape, lanes)
-        want = _evaluate(x, layers, inputs)[output]
+        want = _evaluate(x, layers, inputs, mode)[output]
         assert np.array_equal(got, want), (inputs, output, p.act_words)
         ran += 1
     assert ran >= 30, (ran, refused)

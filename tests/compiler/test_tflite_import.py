@@ -151,7 +151,9 @@ def _residual(rng, per_channel):
             x = y2
         s_out, zp = _quant(rng)
         out = g.tensor([1, h, w, c], np.int8, s_out * 2, zp)
-        g.op("ADD", [x, y], [out], tfl.AddOptionsT())
+        o = tfl.AddOptionsT()
+        o.fusedActivationFunction = ACTS[rng.integers(len(ACTS))]
+        g.op("ADD", [x, y], [out], o)
         x = out
     flat, features = _flatten(g, x, shape)
     y = _fc(g, rng, flat, features, int(rng.integers(2, 9)), per_channel,
@@ -163,7 +165,10 @@ def _residual(rng, per_channel):
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
 def test_residual_networks_match_litert(tmp_path, seed, per_channel):
-    """ADD (XNNPACK's integer add, the NPU's ADD mode 1) in residual graphs."""
+    """ADD (XNNPACK's integer add, the NPU's ADD mode 1) in residual graphs.
+
+    Each ADD has a random fused activation (the clamp every ADD mode applies last).
+    """
     rng = np.random.default_rng([seed, per_channel, 7])
     for n in range(3):
         model, shape = _residual(rng, per_channel)
@@ -181,13 +186,13 @@ def test_add_refusals(tmp_path):
     g.op("QUANTIZE", [xf], [x])
     y = g.tensor([1, 2, 2, 3], np.int8, 0.1, 0)
     o = tfl.AddOptionsT()
-    o.fusedActivationFunction = tfl.ActivationFunctionType.RELU
+    o.fusedActivationFunction = tfl.ActivationFunctionType.TANH
     g.op("ADD", [x, x], [y], o)
     out = g.tensor([1, 2, 2, 3], np.float32)
     g.op("DEQUANTIZE", [y], [out])
     path = tmp_path / "m.tflite"
     path.write_bytes(g.model([xf], [out]))
-    with pytest.raises(ModelError, match="fused activation on ADD"):
+    with pytest.raises(ModelError, match="fused activation .* is not supported"):
         compile_model(path, tmp_path / "out", NPU)
 
 

@@ -12,10 +12,13 @@ import pytest
 from npugen.rtl.npu.isa import ISA_VERSION, ErrorCode, Op
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.sim.compiler.ir import TensorQuant
+from npugen.sim.compiler.lower import add_constants
 from npugen.sim.formats.program import Program, ProgramError, assemble, header_for, table_words
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
-from npugen.sim.models.qladd import avx2_constants, f32_bits, ort_add
+from npugen.sim.models.qladd import f32_bits, ort_add
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
+from npugen.sim.models.tfl_add import tflite_add
 from npugen.sim.models.xnn_add import xnnpack_add_params
 
 MODES = ("ort", "tflite", "gemmlowp")
@@ -274,11 +277,11 @@ def test_network_conv_pool_fc(seed):
     assert status.busy["systolic"] > 0 and status.busy["pool"] > 0
 
 
-@pytest.mark.parametrize("xnn", [False, True], ids=["ort", "xnnpack"])
+@pytest.mark.parametrize("kernel", ["avx2", "xnnpack", "gemmlowp", "tflite"])
 @pytest.mark.parametrize("lanes", [1, 3, 4])
-def test_add_random(seed, lanes, xnn):
-    """ADD against onnxruntime's or XNNPACK's kernel model, element by element."""
-    rng = np.random.default_rng([seed, lanes, 4])
+def test_add_random(seed, lanes, kernel):
+    """ADD against each kernel's model (modes 0-3), element by element, random clamps."""
+    rng = np.random.default_rng([seed, lanes, 4, len(kernel)])
     p = small(lanes=lanes)
     model = NpuModel(p)
     model.act[:] = rng.integers(-128, 128, size=model.act.shape)
@@ -287,7 +290,8 @@ def test_add_random(seed, lanes, xnn):
     b = rng.integers(-128, 128, size=(h, wd, c))
     sa, sb, sc = (float(np.float32(2.0 ** rng.uniform(-9, 0))) for _ in range(3))
     za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
-    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2)) if rng.integers(2) \
+        else (-128, 127)
     g = -(-c // lanes)
     src_b = 5 + h * wd * g + int(rng.integers(0, 4))
     model.write("act", 5, tensor_words(a, lanes))
@@ -295,27 +299,26 @@ def test_add_random(seed, lanes, xnn):
     before = model.read("act", 0, 2 * p.act_words)
     dst = p.act_words + 2
     regions = {"src": 5, "src_b": src_b, "dst": dst, "pixels": h * wd, "channels": c}
-    if xnn:
+    if kernel == "xnnpack":
         sc = max(sc, sa / 200, sb / 200)  # ratios in XNNPACK's range
-        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
-        u32 = (1 << 32) - 1
-        insn = assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
-                        shift=shift, zp_out=zc, **regions)
-    else:
-        insn = assemble(Op.ADD, mode=0, shift=0, zp_out=0, rac=f32_bits(rac),
-                        rbc=f32_bits(rbc), fixed=f32_bits(fixed), **regions)
+    insn = assemble(Op.ADD, **regions, **add_constants(
+        kernel, TensorQuant(sa, za), TensorQuant(sb, zb), TensorQuant(sc, zc), lo, hi))
     status = run_one(model, insn)
     assert status.state is NpuState.DONE
     expected = np.zeros((h, wd, c), dtype=np.int64)
     for y in range(h):
         for x in range(wd):
             for ch in range(c):
-                if xnn:  # Python ints, XNNPACK's scalar kernel line by line
-                    acc = bias + int(a[y, x, ch]) * ma + int(b[y, x, ch]) * mb
-                    expected[y, x, ch] = min(max((acc >> shift) + zc, -128), 127)
+                pair = (a[y, x, ch], b[y, x, ch])
+                if kernel == "xnnpack":  # Python ints, XNNPACK's scalar kernel line by line
+                    ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
+                    acc = bias + int(pair[0]) * ma + int(pair[1]) * mb
+                    v = min(max((acc >> shift) + zc, -128), 127)
+                elif kernel == "avx2":
+                    v = ort_add("avx2", *pair, sa, za, sb, zb, sc, zc)
                 else:
-                    expected[y, x, ch] = ort_add("avx2", a[y, x, ch], b[y, x, ch], sa, za, sb,
-                                                 zb, sc, zc)
+                    v = tflite_add(*pair, sa, za, sb, zb, sc, zc, kernel)
+                expected[y, x, ch] = min(max(int(v), lo), hi)
     out = tensor_words(expected, lanes)
     before[dst:dst + len(out)] = out
     assert model.read("act", 0, 2 * p.act_words) == before
@@ -323,7 +326,10 @@ def test_add_random(seed, lanes, xnn):
 
 ADD = {"mode": 0, "src": 0, "src_b": 100, "dst": 256, "pixels": 8, "channels": 5,
        "rac": f32_bits(0.75), "rbc": f32_bits(0.5), "fixed": f32_bits(3.0), "shift": 0,
-       "zp_out": 0}
+       "zp_out": 0, "shift_b": 0, "shift_out": 0, "zp_a": 0, "zp_b": 0, "lo": -128, "hi": 127}
+#: A valid mode-2 ADD (TFLite's reference add): three multipliers in [2**30, 2**31).
+TADD = {**ADD, "mode": 2, "rac": 1 << 30, "rbc": (1 << 31) - 1, "fixed": 3 << 29,
+        "shift": 31, "shift_b": 0, "shift_out": 17, "zp_a": -128, "zp_b": 127}
 
 GOOD = {"mode": 0, "src": 0, "dst": 256, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
@@ -351,7 +357,13 @@ BAD = [
      ErrorCode.BANK),
     ("avg_zero", assemble(Op.AVGPOOL, mode=0, src=0, dst=256, tab=0, in_h=0, in_w=2,
                           channels=1), ErrorCode.SHAPE),
-    ("add_mode", assemble(Op.ADD, **{**ADD, "mode": 2}), ErrorCode.SHAPE),
+    ("add_float_as_tflite", assemble(Op.ADD, **{**ADD, "mode": 2}), ErrorCode.CONST),
+    ("add_tfl_small_q", assemble(Op.ADD, **{**TADD, "rbc": (1 << 30) - 1}), ErrorCode.CONST),
+    ("add_tfl_big_q", assemble(Op.ADD, **{**TADD, "mode": 3, "fixed": 1 << 31}),
+     ErrorCode.CONST),
+    ("add_clamp_inverted", assemble(Op.ADD, **{**TADD, "lo": 5, "hi": 4}), ErrorCode.CONST),
+    ("add_clamp_inverted_ort", assemble(Op.ADD, **{**ADD, "lo": 0, "hi": -1}),
+     ErrorCode.CONST),
     ("add_float_as_xnn", assemble(Op.ADD, **{**ADD, "mode": 1}), ErrorCode.CONST),
     ("add_xnn_mult", assemble(Op.ADD, **{**ADD, "mode": 1, "rac": (1 << 21) + 1, "rbc": 5,
                                          "fixed": 0, "shift": 20}), ErrorCode.CONST),

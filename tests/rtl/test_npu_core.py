@@ -21,6 +21,8 @@ from npugen.rtl.npu.qladd import QLinearAdder
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.sparse.ports import CfgOp
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.sim.compiler.ir import TensorQuant
+from npugen.sim.compiler.lower import ADD_KERNELS, add_constants
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.compress import encode
 from npugen.sim.formats.program import (
@@ -36,9 +38,8 @@ from npugen.sim.formats.program import (
 from npugen.sim.formats.sparse import load_program
 from npugen.sim.host import npu as host
 from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
-from npugen.sim.models.qladd import avx2_constants, f32_bits
+from npugen.sim.models.qladd import f32_bits
 from npugen.sim.models.requant import float32_scale, quantize_multiplier
-from npugen.sim.models.xnn_add import xnnpack_add_params
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -199,34 +200,39 @@ def test_pools(seed):
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
 
 
-def add_insn(rng, xnn=None, **regions):
+def add_insn(rng, kernel=None, **regions):
     """Return an ``ADD`` of a random layer (zero points at their extremes or random).
 
-    ``xnn``: mode 1 (XNNPACK's constants) if true, mode 0 if false, at random if None.
+    ``kernel``: one of :data:`ADD_KERNELS` (modes 0-3), at random if None; the output clamp
+    is random half of the time.
     """
     sa, sb, sc = (float(2.0 ** rng.uniform(-9, -2)) for _ in range(3))
     za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
-    if rng.integers(2) if xnn is None else xnn:
+    if kernel is None:
+        kernel = list(ADD_KERNELS)[rng.integers(len(ADD_KERNELS))]
+    if kernel == "xnnpack":
         sc = max(sc, sa / 200, sb / 200)  # ratios in XNNPACK's range
-        ma, mb, bias, shift = xnnpack_add_params(sa, za, sb, zb, sc, zc)
-        u32 = (1 << 32) - 1
-        return assemble(Op.ADD, mode=1, rac=ma & u32, rbc=mb & u32, fixed=bias & u32,
-                        shift=shift, zp_out=zc, **regions)
-    rac, rbc, fixed = avx2_constants(sa, za, sb, zb, sc, zc)
-    return assemble(Op.ADD, mode=0, shift=0, zp_out=0, rac=f32_bits(rac), rbc=f32_bits(rbc),
-                    fixed=f32_bits(fixed), **regions)
+    lo, hi = sorted(int(v) for v in rng.integers(-128, 128, 2)) if rng.integers(2) \
+        else (-128, 127)
+    return assemble(Op.ADD, **regions, **add_constants(
+        kernel, TensorQuant(sa, za), TensorQuant(sb, zb), TensorQuant(sc, zc), lo, hi))
 
 
 @pytest.mark.parametrize("lanes,add_units", [(2, 1), (4, 2), (3, 3), (4, 1)])
 def test_add(seed, lanes, add_units):
-    """Two ADDs in a chain, modes 0 then 1 (one bank; channels not a multiple of lanes)."""
+    """ADDs in a chain, modes 0 to 3 (one bank; channels not a multiple of lanes)."""
     p = small(lanes=lanes, add_units=add_units)
     rng = np.random.default_rng([seed, 30 + lanes + add_units])
     act = [int(v) for v in rng.integers(0, 1 << (8 * lanes), size=2 * p.act_words)]
     a = p.act_words
     insns = [header_for(p),
-             add_insn(rng, False, src=0, src_b=13, dst=a + 1, pixels=6, channels=lanes + 1),
-             add_insn(rng, True, src=a + 1, src_b=a + 20, dst=30, pixels=3,
+             add_insn(rng, "avx2", src=0, src_b=13, dst=a + 1, pixels=6,
+                      channels=lanes + 1),
+             add_insn(rng, "xnnpack", src=a + 1, src_b=a + 20, dst=30, pixels=3,
+                      channels=2 * lanes),
+             add_insn(rng, "gemmlowp", src=30, src_b=0, dst=a + 30, pixels=3,
+                      channels=2 * lanes),
+             add_insn(rng, "tflite", src=a + 30, src_b=a + 1, dst=36, pixels=3,
                       channels=2 * lanes),
              assemble(Op.HALT)]
     program = Program(params_hash=params_hash(p), insns=insns)
@@ -235,6 +241,9 @@ def test_add(seed, lanes, add_units):
     assert st["cycles"] == expected.cycles  # the ADD cycle model is exact
     assert ADD_LATENCY == QLinearAdder.LATENCY  # the model's constant is the unit's
 
+
+#: ADD's fields that modes 0 and 1 do not use, and no clamp.
+NO_TFL = {"shift_b": 0, "shift_out": 0, "zp_a": 0, "zp_b": 0, "lo": -128, "hi": 127}
 
 BAD = [
     ("opcode", 0xE, ErrorCode.OPCODE),
@@ -247,13 +256,13 @@ BAD = [
     ("bank", assemble(Op.MAXPOOL, src=0, dst=20, in_h=2, in_w=2, channels=1, out_h=1,
                       out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0), ErrorCode.BANK),
     ("const", assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=10, dst=60, pixels=4,
-                       channels=2, rac=f32_bits(2.0 ** 24), rbc=f32_bits(0.5), fixed=0),
+                       channels=2, rac=f32_bits(2.0 ** 24), rbc=f32_bits(0.5), fixed=0, **NO_TFL),
      ErrorCode.CONST),
     ("const_xnn", assemble(Op.ADD, mode=1, shift=20, zp_out=0, src=0, src_b=10, dst=60,
-                           pixels=4, channels=2, rac=(1 << 21) + 1, rbc=5, fixed=0),
+                           pixels=4, channels=2, rac=(1 << 21) + 1, rbc=5, fixed=0, **NO_TFL),
      ErrorCode.CONST),
     ("bank_b", assemble(Op.ADD, mode=0, shift=0, zp_out=0, src=0, src_b=50, dst=60, pixels=4,
-                        channels=2, rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0),
+                        channels=2, rac=f32_bits(0.5), rbc=f32_bits(0.5), fixed=0, **NO_TFL),
      ErrorCode.BANK),
     ("engine", assemble(Op.SPFC, mode=0, src=0, dst=60, wgt=0, beats=1, tab=0, cin=2, cout=2,
                         zp_in=0), ErrorCode.ENGINE),

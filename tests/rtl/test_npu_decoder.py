@@ -117,10 +117,14 @@ GOOD = {"mode": 0, "src": 0, "dst": 100, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 
 #: A valid ADD for small(): 10 pixels x 4 channels = 20 words each, a and b in bank 0.
 ADD = {"mode": 0, "src": 0, "src_b": 40, "dst": 100, "pixels": 10, "channels": 4,
        "rac": f32_bits(0.5), "rbc": f32_bits(0.25), "fixed": f32_bits(-1.5), "shift": 0,
-       "zp_out": 0}
+       "zp_out": 0, "shift_b": 0, "shift_out": 0, "zp_a": 0, "zp_b": 0, "lo": -128, "hi": 127}
 # mode 1 (XNNPACK): integer multipliers, a bias, a shift
 XADD = {**ADD, "mode": 1, "rac": 3 << 18, "rbc": (1 << 32) - 5, "fixed": (1 << 32) - 7,
         "shift": 20, "zp_out": -3}
+# modes 2, 3 (TFLite): three multipliers q in [2**30, 2**31), shifts, zero points, a clamp
+TADD = {**ADD, "mode": 2, "rac": 1 << 30, "rbc": (1 << 31) - 1, "fixed": 3 << 29, "shift": 31,
+        "shift_b": 0, "shift_out": 19, "zp_a": -128, "zp_b": 127, "zp_out": 5, "lo": 0,
+        "hi": 100}
 
 
 #: A valid SPFC for small(): 17 inputs, 7 outputs, 100 configuration beats.
@@ -150,6 +154,12 @@ def directed(p):
         assemble(Op.ADD, **ADD), assemble(Op.ADD, **{**ADD, "mode": 1}),
         assemble(Op.ADD, **{**ADD, "mode": 2}), assemble(Op.ADD, **{**ADD, "mode": 3}),
         assemble(Op.ADD, **XADD),
+        assemble(Op.ADD, **TADD), assemble(Op.ADD, **{**TADD, "mode": 3}),
+        assemble(Op.ADD, **{**TADD, "rac": (1 << 30) - 1}),
+        assemble(Op.ADD, **{**TADD, "rbc": 1 << 31}),
+        assemble(Op.ADD, **{**TADD, "mode": 3, "fixed": (1 << 32) - 1}),
+        assemble(Op.ADD, **{**TADD, "lo": 101}), assemble(Op.ADD, **{**TADD, "lo": 100}),
+        assemble(Op.ADD, **{**XADD, "lo": 3, "hi": -3}),
         assemble(Op.ADD, **{**XADD, "rac": 1 << 21}),
         assemble(Op.ADD, **{**XADD, "rac": (1 << 21) + 1}),
         assemble(Op.ADD, **{**XADD, "rbc": (1 << 32) - (1 << 21)}),

@@ -4,7 +4,9 @@
 round-to-odd in float64) on every alignment case, ties, cancellations and the domain
 flags; :class:`QLinearAdder` against :func:`ort_add` (the ``avx2`` kernel, which equals
 onnxruntime on this machine) on random layers with zero points at their extremes; random
-gaps, backpressure and a reset mid-stream. Every output word is compared.
+gaps, backpressure and a reset mid-stream; modes 1 (XNNPACK) and 2/3 (TFLite, double and
+single rounding, with a fused activation's clamp) against their integer golden models,
+interleaved with mode 0. Every output word is compared.
 """
 
 import random
@@ -15,6 +17,7 @@ import pytest
 from npugen.rtl.npu.qladd import Fma8, QLinearAdder
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send, simulate
 from npugen.sim.models.qladd import avx2_constants, f32_bits, fma_f32, ort_add, ort_kernel
+from npugen.sim.models.tfl_add import tflite_add_int, tflite_add_params
 from npugen.sim.models.xnn_add import MULT_MAX, SHIFT_RANGE, xnnpack_add_int, xnnpack_add_params
 
 MIN_NORMAL = 2.0 ** -126
@@ -27,6 +30,8 @@ def _float(bits):
 def _simulate(dut, beats, seed, idle, stall):
     rng = random.Random(seed)
     got = []
+    if isinstance(dut, QLinearAdder):  # no fused activation unless the beat has one
+        beats = [{"lo": -128, "hi": 127, **beat} for beat in beats]
 
     async def producer(ctx):
         await send(ctx, dut.i, beats, rng, idle)
@@ -238,6 +243,7 @@ def test_reset_mid_stream(seed):
     rng = np.random.default_rng(seed)
     before, _, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1)
     after, want, _ = _layer_beats(rng, 8)
+    before, after = ([{"lo": -128, "hi": 127, **b} for b in beats] for beats in (before, after))
     got = reset_mid_stream(QLinearAdder(), before, after, QLinearAdder.LATENCY)
     assert [int(v.value) for v in got] == want
 
@@ -334,3 +340,76 @@ def test_xnnpack_mode_interleaved_with_ort(seed, idle, stall):
     got = _simulate(QLinearAdder(), beats, seed, idle, stall)
     wrong = [(beats[k], got[k], want[k]) for k in range(len(want)) if got[k] != (want[k], 0)]
     assert not wrong, f"{len(wrong)} of {len(want)} wrong, first: {wrong[:3]}"
+
+
+def _tfl_beats(rng, n, mode, edge=False, pairs=None):
+    """Return a random mode-2/3 layer: from random scales, or (``edge``) extreme constants.
+
+    ``pairs``: the ``(a, b)`` inputs (else random); the clamp ``[lo, hi]`` is random.
+    """
+    rounding = {2: "gemmlowp", 3: "tflite"}[mode]
+    if edge:
+        ma, mb, mo = ((int(rng.choice([1 << 30, (1 << 31) - 1, rng.integers(1 << 30, 1 << 31)])),
+                       int(rng.choice([0, 31, rng.integers(0, 32)]))) for _ in range(3))
+    else:
+        sa, sb, sc = (np.float32(rng.uniform(0.005, 0.1)) for _ in range(3))
+        sb = np.float32(sb * rng.choice([1.0, 1e-3, 1e-6]))  # input shifts up to ~20
+        ma, mb, mo = tflite_add_params(sa, sb, sc)
+    za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
+    lo = int(rng.choice([-128, zc, rng.integers(-128, 128)]))
+    hi = int(rng.choice([127, max(lo, min(127, zc + int(rng.integers(0, 40)))), lo]))
+    if pairs is None:
+        pairs = rng.integers(-128, 128, (n, 2))
+    a, b = np.asarray(pairs, dtype=np.int64).T
+    want = tflite_add_int(a, b, za, zb, ma, mb, mo, zc, rounding, lo, hi)
+    beats = [{"a": int(x), "b": int(y), "rac": ma[0], "rbc": mb[0], "fixed": mo[0],
+              "mode": mode, "shift": ma[1], "shift_b": mb[1], "shift_out": mo[1], "za": za,
+              "zb": zb, "zc": zc, "lo": lo, "hi": hi} for x, y in zip(a, b, strict=True)]
+    return beats, [int(v) for v in want]
+
+
+@pytest.mark.parametrize("idle, stall", [(0.0, 0.0), (0.3, 0.4)])
+def test_tflite_modes_interleaved(seed, idle, stall):
+    """Modes 2 and 3 (random and edge constants, clamps) among mode-0 and mode-1 layers."""
+    rng = np.random.default_rng([seed, 2])
+    beats, want = [], []
+    for k in range(16):
+        if k % 4 == 3:
+            b, w = _xnn_beats(rng, 30) if k % 8 == 3 else _layer_beats(rng, 30)[:2]
+        else:
+            b, w = _tfl_beats(rng, 50, 2 + k % 2, edge=k % 4 == 2)
+        beats += b
+        want += w
+    got = _simulate(QLinearAdder(), beats, seed, idle, stall)
+    wrong = [(beats[k], got[k], want[k]) for k in range(len(want)) if got[k] != (want[k], 0)]
+    assert not wrong, f"{len(wrong)} of {len(want)} wrong, first: {wrong[:3]}"
+
+
+def test_tflite_modes_on_rounding_ties(seed):
+    """Input pairs on which double and single rounding differ: each mode gives its own."""
+    rng = np.random.default_rng([seed, 3])
+    a, b = (v.ravel() for v in np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)))
+    beats, want, found = [], [], 0
+    for _ in range(2000):
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        za, zb, zc = (int(v) for v in rng.integers(-128, 128, 3))
+        params = tflite_add_params(sa, sb, sc)
+        double, single = (tflite_add_int(a, b, za, zb, *params, zc, r)
+                          for r in ("gemmlowp", "tflite"))
+        differ = np.flatnonzero(double != single)
+        if not len(differ):
+            continue
+        found += 1
+        for mode, result in ((2, double), (3, single)):
+            for k in differ[:4]:
+                beats.append({"a": int(a[k]), "b": int(b[k]), "rac": params[0][0],
+                              "rbc": params[1][0], "fixed": params[2][0], "mode": mode,
+                              "shift": params[0][1], "shift_b": params[1][1],
+                              "shift_out": params[2][1], "za": za, "zb": zb, "zc": zc})
+                want.append(int(result[k]))
+        if found == 6:
+            break
+    print(f"seed {seed}: {found} layers with pairs that the two roundings tell apart")
+    assert found >= 2, "too few layers separate the roundings to test them"
+    got = _simulate(QLinearAdder(), beats, seed, 0.2, 0.2)
+    assert [v for v, _ in got] == want
