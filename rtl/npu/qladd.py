@@ -145,17 +145,20 @@ def _tfl_round(m, pipe, r, n, e, single, k, keep, name):
     m.d.comb += h.eq((r + (1 << (n - 1))) >> n)
     x = Signal(signed(width), name=f"{name}_x")
     m.d.comb += x.eq(Mux(single & (e != 0), r >> n, h))
-    s1 = pipe.carry({**keep, "x": x, "e": e, "single": single}, k + 1)
+    ones = Signal(width, name=f"{name}_ones")  # 2**e - 1, as a thermometer code
+    m.d.comb += ones.eq(Cat(*(e > i for i in range(width))))
+    s1 = pipe.carry({**keep, "x": x, "e": e, "ones": ones, "single": single}, k + 1)
     q = Signal(signed(width), name=f"{name}_q")
     m.d.comb += q.eq(s1["x"] >> s1["e"])
-    ones = Signal(width, name=f"{name}_ones")  # 2**e - 1
-    m.d.comb += ones.eq((Const(1, width + 1) << s1["e"]) - 1)
     rem = Signal(width, name=f"{name}_rem")
-    m.d.comb += rem.eq(s1["x"].as_unsigned() & ones)
-    half_up = (rem > (ones >> 1)) & (s1["e"] != 0)          # rem >= 2**(e - 1)
-    away = rem > ((ones >> 1) + s1["x"][-1])                 # RoundingDivideByPOT
+    m.d.comb += rem.eq(s1["x"].as_unsigned() & s1["ones"])
+    below = s1["ones"] >> 1                        # 2**(e - 1) - 1 (0 for e = 0)
+    above = rem > below                            # rem >= 2**(e - 1): half up
+    tie = rem == (s1["ones"] ^ below)              # rem == 2**(e - 1)
+    # RoundingDivideByPOT: rem > below + (x < 0), i.e. a negative tie rounds down.
+    away = above & ~(s1["x"][-1] & tie)
     s2 = pipe.carry({**{c: s1[c] for c in keep}, "q": q,
-                     "up": Mux(s1["single"], half_up, away)}, k + 2)
+                     "up": Mux(s1["single"], above, away)}, k + 2)
     value = Signal(signed(width), name=f"{name}_v")
     m.d.comb += value.eq(s2["q"] + s2["up"])
     s3 = pipe.carry({**{c: s2[c] for c in keep}, "value": value}, k + 3)
@@ -432,8 +435,8 @@ class QLinearAdder(wiring.Component):
     with ``mode = 2`` or ``3`` TFLite's integer add, rounded twice or once
     (:func:`tfl_stages`; golden model :func:`npugen.sim.models.tfl_add.tflite_add_int`),
     each computed beside the float path in the same stages; ``invalid`` is then 0. Every
-    mode's int8 result is clamped to ``[lo, hi]`` last (a fused activation; ``lo > hi``
-    gives ``hi``, as ``np.clip``).
+    mode's int8 result is clamped to ``[lo, hi]`` last (a fused activation); ``lo <= hi``
+    is required (the instruction decoder refuses others with ``CONST``).
 
     ``c = int8(fma(a, rac, fma(b, rbc, fixed)))`` (module text); the golden model is
     :func:`npugen.sim.models.qladd.ort_add` with ``kernel="avx2"``, the constants
@@ -446,11 +449,12 @@ class QLinearAdder(wiring.Component):
         ``invalid``: a constant or an intermediate left the float32 domain the unit handles
         (module text); ``value`` is then undefined.
 
-    Latency :attr:`LATENCY` cycles (an input register, two multiply-adds, the conversion),
-    one beat per cycle; the stages advance together (``i.ready = ~o.valid | o.ready``).
+    Latency :attr:`LATENCY` cycles (an input register, two multiply-adds, the conversion,
+    the clamp), one beat per cycle; the stages advance together (``i.ready = ~o.valid |
+    o.ready``).
     """
 
-    LATENCY = 1 + 2 * FMA_STAGES + 3
+    LATENCY = 1 + 2 * FMA_STAGES + 4
 
     def __init__(self):
         super().__init__({
@@ -469,7 +473,7 @@ class QLinearAdder(wiring.Component):
             xnn = pipe.carry(xnn, k)
         # modes 2, 3: TFLite's integer add, stages 2-14, then carried to stage 21
         tfl = tfl_stages(m, pipe, s0, "tfl")
-        for k in range(2 + TFL_STAGES, self.LATENCY):
+        for k in range(2 + TFL_STAGES, self.LATENCY - 1):
             tfl = pipe.carry(tfl, k)
         inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], s0["rbc"], s0["fixed"], 1,
                                           {"a": s0["a"], "rac": s0["rac"]}, "inner")
@@ -484,9 +488,14 @@ class QLinearAdder(wiring.Component):
         mode = s3["mode"]
         chosen = Signal(signed(8), name="chosen")
         m.d.comb += chosen.eq(Mux(mode[1], tfl["value"], Mux(mode[0], s3["xnn"], value)))
-        low = Signal(signed(8), name="low")  # max(chosen, lo), then min(., hi): np.clip
-        m.d.comb += low.eq(Mux(chosen < tfl["lo"], tfl["lo"], chosen))
+        k += 3
+        s4 = pipe.carry({"chosen": chosen, "lo": tfl["lo"], "hi": tfl["hi"],
+                         "flag": s3["flag"] & (mode == 0)}, k)
+        # The clamp in a stage of its own (after the conversion's carry chain it set Fmax),
+        # its two comparisons side by side (lo <= hi).
+        chosen = s4["chosen"]
         with m.If(pipe.go):
-            m.d.sync += [self.o.payload.value.eq(Mux(low > tfl["hi"], tfl["hi"], low)),
-                         self.o.payload.invalid.eq(s3["flag"] & (mode == 0))]
+            m.d.sync += [self.o.payload.value.eq(Mux(chosen < s4["lo"], s4["lo"],
+                                                     Mux(chosen > s4["hi"], s4["hi"], chosen))),
+                         self.o.payload.invalid.eq(s4["flag"])]
         return m

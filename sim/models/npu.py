@@ -488,7 +488,7 @@ class NpuModel:
             rac, rbc, fixed = (np.uint32(f[k]).view(np.float32)
                                for k in ("rac", "rbc", "fixed"))
             out = avx2_add(a, b, rac, rbc, fixed).astype(np.int64)
-        self._output(f["dst"], np.clip(out, f["lo"], f["hi"]))  # np.clip: hi if lo > hi
+        self._output(f["dst"], np.clip(out, f["lo"], f["hi"]))  # lo <= hi (CONST)
 
     def _spfc(self, f):
         """Run ``SPFC``; return its cycles (they depend on the data and the load tag)."""
@@ -549,8 +549,8 @@ INSN_CYCLES = 6
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
 #: Stages of one QLinearAdd unit (:class:`npugen.rtl.npu.qladd.QLinearAdder`): an input
-#: register, two fused multiply-adds of 9 stages, the conversion's 3.
-ADD_LATENCY = 22
+#: register, two fused multiply-adds of 9 stages, the conversion's 3, the clamp.
+ADD_LATENCY = 23
 
 
 def _post_tail():
