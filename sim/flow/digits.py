@@ -293,10 +293,11 @@ def build(out_dir=HERE, seed=SEED, log=print):
         onnx.save(_float_model(name, w), float_path)
         quantize(float_path, out_dir / f"{name}_int8.onnx", shape(x_tr[:256]),
                  per_channel=cnn)
-        if cnn:  # the same weights in TFLite form (TFLite's converter's quantization)
-            from .digits_tflite import write_cnn_tflite  # noqa: PLC0415 - imports this
+        # the same weights in TFLite form (TFLite's converter's quantization)
+        from .digits_tflite import write_cnn_tflite, write_mlp_tflite  # noqa: PLC0415
 
-            write_cnn_tflite(out_dir / f"{name}_int8.tflite", float_path, seed)
+        (write_cnn_tflite if cnn else write_mlp_tflite)(out_dir / f"{name}_int8.tflite",
+                                                        float_path, seed)
         stats[name] = {"float_accuracy": acc}
         if not cnn:
             nz = w["W1"][w["W1"] != 0]

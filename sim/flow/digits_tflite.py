@@ -1,8 +1,9 @@
-"""The digits CNN in TFLite form: ``digits_cnn_int8.tflite``, quantized as TFLite's converter does.
+"""The digits networks in TFLite form (``digits_cnn_int8.tflite``, ``digits_mlp_int8.tflite``).
 
-No TensorFlow here, so no TFLite converter: this module quantizes the trained float CNN
-(``digits_cnn.onnx``'s weights) the way the converter's int8 post-training quantization
-does and writes the flatbuffer with :class:`~npugen.sim.compiler.tflite_write.Graph`:
+No TensorFlow here, so no TFLite converter: this module quantizes the trained float
+networks (``digits_cnn.onnx``'s and ``digits_mlp.onnx``'s weights) the way the converter's
+int8 post-training quantization does and writes the flatbuffers with
+:class:`~npugen.sim.compiler.tflite_write.Graph`:
 
 - activations asymmetric int8 from the calibration set's float range, widened to hold 0:
   ``scale = (max - min) / 255``, ``zero_point = rint(-128 - min / scale)``; a ReLU's output
@@ -15,9 +16,14 @@ does and writes the flatbuffer with :class:`~npugen.sim.compiler.tflite_write.Gr
 
 The graph: ``QUANTIZE`` (1x8x8x1 float) -> ``CONV_2D`` 3x3 SAME (8, ReLU) -> ``CONV_2D``
 3x3 SAME (16, ReLU) -> ``MAX_POOL_2D`` 2x2/2 -> ``RESHAPE`` (1x256) ->
-``FULLY_CONNECTED`` (10) -> ``DEQUANTIZE``. The calibration set is the first 256 training
-images, as for the ONNX networks. Bit-exactness is against LiteRT running this file;
-accuracy against the float network.
+``FULLY_CONNECTED`` (10) -> ``DEQUANTIZE``. The MLP's: ``QUANTIZE`` (1x64 float) ->
+``FULLY_CONNECTED`` (32, ReLU) -> ``FULLY_CONNECTED`` (10) -> ``DEQUANTIZE``; its hidden
+layer's float weights are pruned and weight-shared on an int8 grid whose largest level is
+127 steps, so the per-tensor quantization gives back those levels: at most 15 distinct
+non-zero int8 values, and the compiler maps the layer onto the sparse engine as it does
+the ONNX form's. The calibration set is the first 256 training images, as for the ONNX
+networks. Bit-exactness is against LiteRT running these files; accuracy against the float
+networks.
 """
 
 from pathlib import Path
@@ -25,12 +31,15 @@ from pathlib import Path
 import numpy as np
 
 from ..compiler.tflite_write import Graph
-from .digits import HERE, SEED, _cnn_forward, dataset
+from .digits import HERE, SEED, _cnn_forward, _mlp_forward, dataset
 
-__all__ = ["TFLITE_PATH", "cnn_tflite", "float_weights", "write_cnn_tflite"]
+__all__ = ["MLP_TFLITE_PATH", "TFLITE_PATH", "cnn_tflite", "float_weights", "mlp_tflite",
+           "write_cnn_tflite", "write_mlp_tflite"]
 
 #: The shipped TFLite form of the digits CNN.
 TFLITE_PATH = HERE / "digits_cnn_int8.tflite"
+#: The shipped TFLite form of the digits MLP (pruned, weight-shared hidden layer).
+MLP_TFLITE_PATH = HERE / "digits_mlp_int8.tflite"
 
 _F32 = np.float32
 
@@ -118,8 +127,47 @@ def cnn_tflite(weights, calibration):
     return g.model([x_f], [out], description="npugen digits_cnn (int8, TFLite form)")
 
 
+def mlp_tflite(weights, calibration):
+    """Return the ``.tflite`` bytes of the MLP with float ``weights`` (W1, B1, W2, B2).
+
+    ``weights`` as :func:`~.digits.train_mlp` returns them; ``calibration`` float images
+    (any shape with 64 values each).
+    """
+    from ..compiler.tflite_write import schema  # noqa: PLC0415
+
+    tfl = schema()
+    w64 = {k: np.asarray(v, dtype=np.float64) for k, v in weights.items()}
+    calibration = np.asarray(calibration, dtype=np.float64).reshape(len(calibration), 64)
+    logits, (_, _, hidden) = _mlp_forward(w64, calibration)
+    g = Graph()
+    x_f = g.tensor([1, 64], np.float32, name="pixels")
+    xq = _act_quant(calibration.min(), calibration.max())
+    x = g.tensor([1, 64], np.int8, *xq, name="pixels_int8")
+    g.op("QUANTIZE", [x_f], [x])
+
+    def fc(x, s_in, w, b, out_range, relu, name):
+        q, s_w = _weights(w, per_channel=False)
+        wt = g.tensor(list(q.shape), np.int8, s_w, 0, data=q, name=f"{name}_weights")
+        bq, bs = _bias(b, s_in, s_w)
+        bt = g.tensor([len(q)], np.int32, bs, 0, data=bq, name=f"{name}_bias")
+        yq = _act_quant(*out_range)
+        y = g.tensor([1, len(q)], np.int8, *yq, name=name)
+        o = tfl.FullyConnectedOptionsT()
+        if relu:
+            o.fusedActivationFunction = tfl.ActivationFunctionType.RELU
+        g.op("FULLY_CONNECTED", [x, wt, bt], [y], o)
+        return y, yq
+
+    h, hq = fc(x, xq[0], weights["W1"], weights["B1"], (0.0, hidden.max()), True, "hidden")
+    y, _ = fc(h, hq[0], weights["W2"], weights["B2"], (logits.min(), logits.max()), False,
+              "logits_int8")
+    out = g.tensor([1, 10], np.float32, name="logits")
+    g.op("DEQUANTIZE", [y], [out])
+    return g.model([x_f], [out], description="npugen digits_mlp (int8, TFLite form)")
+
+
 def float_weights(float_path=HERE / "digits_cnn.onnx"):
-    """Return the float CNN's weights from its ONNX file (W1, B1, W2, B2, W3, B3)."""
+    """Return a float network's weights from its ONNX file (W1, B1, ...)."""
     import onnx  # noqa: PLC0415
     from onnx import numpy_helper  # noqa: PLC0415
 
@@ -132,5 +180,13 @@ def write_cnn_tflite(out_path=TFLITE_PATH, float_path=HERE / "digits_cnn.onnx", 
     """Write the TFLite form of the float CNN at ``float_path``; return ``out_path``."""
     x_tr = dataset(seed)[0]
     data = cnn_tflite(float_weights(float_path), x_tr[:256])
+    Path(out_path).write_bytes(data)
+    return Path(out_path)
+
+
+def write_mlp_tflite(out_path=MLP_TFLITE_PATH, float_path=HERE / "digits_mlp.onnx", seed=SEED):
+    """Write the TFLite form of the float MLP at ``float_path``; return ``out_path``."""
+    x_tr = dataset(seed)[0]
+    data = mlp_tflite(float_weights(float_path), x_tr[:256])
     Path(out_path).write_bytes(data)
     return Path(out_path)

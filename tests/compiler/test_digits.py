@@ -1,8 +1,9 @@
 """The shipped digits networks, end to end on the instruction-level simulator.
 
 The whole held-out split (450 images) through each network; every output element equal to
-onnxruntime's; the int8 accuracy next to the float model's. The CNN's TFLite form too,
-every element equal to LiteRT's. The training script reproduces the shipped models.
+onnxruntime's; the int8 accuracy next to the float model's. The TFLite forms too (the
+MLP's hidden layer on the sparse engine), every element equal to LiteRT's. The training
+script reproduces the shipped models.
 """
 
 import numpy as np
@@ -13,7 +14,7 @@ from onnx import numpy_helper
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.sparse.params import SparseParams
 from npugen.sim.flow.digits import NETWORKS, build, dataset, held_out_split, network_path
-from npugen.sim.flow.digits_tflite import TFLITE_PATH
+from npugen.sim.flow.digits_tflite import MLP_TFLITE_PATH, TFLITE_PATH
 from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
 
 
@@ -74,6 +75,32 @@ def test_tflite_cnn_test_split_bit_exact(tmp_path):
     assert int8 >= fp - 0.01
 
 
+def test_tflite_mlp_on_the_sparse_engine_bit_exact(tmp_path):
+    """The MLP's TFLite form: pruned and shared as the ONNX form, an SPFC, equal to LiteRT."""
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
+    from ai_edge_litert.interpreter import Interpreter  # noqa: PLC0415
+
+    interp = Interpreter(model_path=str(MLP_TFLITE_PATH))
+    hidden = next(interp.get_tensor(t["index"]) for t in interp.get_tensor_details()
+                  if t["name"] == "hidden_weights")
+    nz = hidden[hidden != 0]
+    assert hidden.shape == (32, 64) and hidden.dtype == np.int8
+    assert nz.size / hidden.size <= 0.2 and np.unique(nz).size <= 15
+    x_te, y_te = held_out_split()
+    x = x_te.reshape(len(x_te), -1)
+    p = NpuParams(sparse=SparseParams(act_width=16, act_lanes=8))
+    plan = compile_model(MLP_TFLITE_PATH, tmp_path / "mlp", p)
+    assert [layer["engine"] for layer in plan["layers"]] == ["sparse", "systolic"]
+    r = infer(tmp_path / "mlp", x, check=True)
+    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
+    int8 = float((r.outputs.argmax(1) == y_te).mean())
+    fp = float((onnxruntime_outputs(network_path("digits_mlp", int8=False), x).argmax(1)
+                == y_te).mean())
+    print(f"digits_mlp (TFLite) on the sparse engine: float {fp:.4f}, int8 {int8:.4f}, "
+          f"cycles/image first {r.cycles[0]}, then mean {np.mean(r.cycles[1:]):.1f}")
+    assert int8 >= fp - 0.01
+
+
 def test_shipped_split_is_the_held_out_split():
     _, _, x_te, y_te = dataset()
     x, y = held_out_split()
@@ -104,8 +131,9 @@ def test_training_reproduces_the_shipped_models(tmp_path):
             assert np.array_equal(got, want), (name, int8)
             if not int8:  # the script's own numpy accuracy agrees with onnxruntime's
                 assert stats[name]["float_accuracy"] == float((want == y_te).mean())
-    # the TFLite form, written from the float ONNX file's weights: byte for byte the shipped
-    assert (tmp_path / TFLITE_PATH.name).read_bytes() == TFLITE_PATH.read_bytes()
+    # the TFLite forms, written from the float ONNX files' weights: byte for byte the shipped
+    for path in (TFLITE_PATH, MLP_TFLITE_PATH):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
     ops = [[n.op_type for n in onnx.load(tmp_path / network_path(n).name).graph.node]
            for n in NETWORKS]
     assert ops == [[n.op_type for n in onnx.load(network_path(n)).graph.node]
