@@ -18,8 +18,8 @@ class Rounding(enum.IntEnum):
     #: onnxruntime CPU: float32(acc) x float32 scale, round half to even (``multiplier`` and
     #: ``shift`` are the scale's 24-bit mantissa and exponent).
     ORT = 0
-    #: TFLite's integer single rounding of ``acc x q / 2**(31 - s)``, half up (LiteRT's
-    #: reference kernels; LiteRT's default XNNPACK path rounds as ``ORT``).
+    #: TFLite's integer single rounding of ``acc x q / 2**(31 - s)``, half up (a
+    #: ``TFLITE_SINGLE_ROUNDING`` build; LiteRT's default XNNPACK path rounds as ``ORT``).
     TFLITE = 1
     #: TFLite reference kernels / TFLite Micro (gemmlowp): double rounding.
     GEMMLOWP = 2

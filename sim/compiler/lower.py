@@ -118,6 +118,8 @@ def add_constants(kernel, a, b, out, lo=-128, hi=127):
     :class:`~.ir.TensorQuant`; ``[lo, hi]`` the output clamp (a fused activation). Raises
     ValueError when the scales are outside the range the kernel (and the unit) takes.
     """
+    # "tflite" is TFLite's add in a TFLITE_SINGLE_ROUNDING build; neither LiteRT path here
+    # computes it (XNNPACK: "xnnpack"; the reference kernels: "gemmlowp").
     if kernel not in ADD_KERNELS:
         raise ValueError(f"kernel must be one of {', '.join(ADD_KERNELS)}, not {kernel!r}")
     if not -128 <= lo <= hi <= 127:

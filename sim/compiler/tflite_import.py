@@ -13,8 +13,8 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
   point, saturated (a multiply by the reciprocal, where onnxruntime divides);
 - convolutions and fully connected layers requantize in float32: ``float32(acc) *
   float32(float32(s_in * s_w) / s_out)``, rounded half to even - onnxruntime's arithmetic,
-  so the network's rounding mode is ``ort`` (not TFLite's integer single rounding, which
-  LiteRT's reference kernels use);
+  so the network's rounding mode is ``ort`` (not TFLite's integer roundings, which its
+  reference kernels use);
 - a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``rint(bound / s_out + zero_point)`` (in
   float32: the zero point is added before rounding);
 - ``ADD``: XNNPACK's integer add (:mod:`npugen.sim.models.xnn_add`), the NPU's ``ADD``

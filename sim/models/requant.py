@@ -10,8 +10,9 @@ each model against a straightforward reference over the int32 edges and 10^6 ran
     leading one, see :func:`float32_scale`). Modelled in integers: each float32 rounding is
     a round-half-to-even of the exact value to 24 significant bits.
 ``tflite``
-    TFLite's integer single rounding (``TFLITE_SINGLE_ROUNDING``, LiteRT's reference
-    kernels): ``(acc * q + 2**(30 - s)) >> (31 - s)`` with ``q`` in ``[2**30, 2**31)`` (the
+    TFLite's integer single rounding (a ``TFLITE_SINGLE_ROUNDING`` build; the closest of the
+    three to LiteRT's reference ``FULLY_CONNECTED``, not equal to it):
+    ``(acc * q + 2**(30 - s)) >> (31 - s)`` with ``q`` in ``[2**30, 2**31)`` (the
     multiplier is ``q * 2**(s - 31)``): the exact product rounded half up (towards
     +infinity), then zero point and clamp. Measured against LiteRT 2.3 (docs/compiler.md,
     "Which rounding LiteRT uses"): its default path on x86-64, XNNPACK, does *not* round

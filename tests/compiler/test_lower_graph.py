@@ -3,9 +3,10 @@
 Random networks of ``Add`` and 3x3 ``MaxPool`` layers reading random earlier values (the
 output sometimes in the middle of the graph), lowered for small NPUs and run on the
 instruction-level simulator; the output is compared with a numpy evaluation of the graph
-(``ort_add`` for the adds of an ``ort`` network, ``tflite_add`` for ``gemmlowp`` and
-``tflite`` ones; each add clamped to a random range, a fused activation). A graph that
-does not fit must be refused with the flag to raise, never computed wrong.
+(``ort_add`` for the adds of an ``ort`` network, TFLite's C++ transcribed with Python ints
+for ``gemmlowp`` and ``tflite`` ones; each add clamped to a random range, a fused
+activation). A graph that does not fit must be refused with the flag to raise, never
+computed wrong.
 """
 
 import numpy as np
@@ -17,7 +18,8 @@ from npugen.sim.compiler.lower import LowerError, lower
 from npugen.sim.formats.program import tensor_of, tensor_words
 from npugen.sim.models.npu import NpuModel, NpuState
 from npugen.sim.models.qladd import ort_add
-from npugen.sim.models.tfl_add import tflite_add
+
+from ..models.tflite_reference import tflite_add_reference
 
 
 def _maxpool3(x):
@@ -61,7 +63,11 @@ def _evaluate(x, layers, inputs, mode):
             a, b = (values[v] for v in sources)
             qa, qb, qc = layer.a_quant, layer.b_quant, layer.out_quant
             q = (qa.scale, qa.zero_point, qb.scale, qb.zero_point, qc.scale, qc.zero_point)
-            c = ort_add("avx2", a, b, *q) if mode == "ort" else tflite_add(a, b, *q, mode)
+            if mode == "ort":
+                c = ort_add("avx2", a, b, *q)
+            else:  # TFLite's C++ transcribed with Python ints, element by element
+                c = np.vectorize(lambda x, y, q=q: tflite_add_reference(
+                    int(x), int(y), *q, single=mode == "tflite"))(a, b)
             values.append(np.clip(c.astype(np.int64), layer.lo, layer.hi))
     return values
 

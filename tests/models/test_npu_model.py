@@ -18,8 +18,9 @@ from npugen.sim.formats.program import Program, ProgramError, assemble, header_f
 from npugen.sim.models.npu import NpuModel, NpuState, cycles_of
 from npugen.sim.models.qladd import f32_bits, ort_add
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
-from npugen.sim.models.tfl_add import tflite_add
 from npugen.sim.models.xnn_add import xnnpack_add_params
+
+from .tflite_reference import tflite_add_reference
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -316,8 +317,9 @@ def test_add_random(seed, lanes, kernel):
                     v = min(max((acc >> shift) + zc, -128), 127)
                 elif kernel == "avx2":
                     v = ort_add("avx2", *pair, sa, za, sb, zb, sc, zc)
-                else:
-                    v = tflite_add(*pair, sa, za, sb, zb, sc, zc, kernel)
+                else:  # TFLite's C++ transcribed with Python ints
+                    v = tflite_add_reference(int(pair[0]), int(pair[1]), sa, za, sb, zb, sc,
+                                             zc, kernel == "tflite")
                 expected[y, x, ch] = min(max(int(v), lo), hi)
     out = tensor_words(expected, lanes)
     before[dst:dst + len(out)] = out

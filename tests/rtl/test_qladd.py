@@ -377,7 +377,8 @@ def test_tflite_modes_interleaved(seed, idle, stall):
         if k % 4 == 3:
             b, w = _xnn_beats(rng, 30) if k % 8 == 3 else _layer_beats(rng, 30)[:2]
         else:
-            b, w = _tfl_beats(rng, 50, 2 + k % 2, edge=k % 4 == 2)
+            edge = k % 4 == 2  # k = 2, 6, 10, 14: modes 2, 3, 2, 3
+            b, w = _tfl_beats(rng, 50, 2 + ((k // 4) % 2 if edge else k % 2), edge=edge)
         beats += b
         want += w
     got = _simulate(QLinearAdder(), beats, seed, idle, stall)
