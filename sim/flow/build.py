@@ -219,7 +219,9 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     :data:`RUN_FAST`). With ``cover`` false the bench collects no coverage even when
     ``NPUGEN_COVERAGE`` asks for it (a bench whose every line others cover, and which line
     coverage would slow down many times). A model already built in ``build_dir`` from the
-    same sources, flags and tools is run again without a rebuild (:func:`_build_stamp`).
+    same sources, flags and tools is run again without a rebuild (:func:`_build_stamp`),
+    and the Verilog is not generated again when the generator and the parameters did not
+    change (:func:`_cached_core`).
     """
     if isolate:
         return _run_isolated(params, build_dir=build_dir, seed=seed, part=part,
@@ -232,9 +234,8 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
     if test_module is None:
         test_module = block_of(params).bench if part is None else part.bench
     use_verilator()
-    stage("generating Verilog")
     build_dir = Path(build_dir).resolve()
-    v_path, _ = write_core(params, build_dir, part)
+    v_path = _cached_core(params, build_dir, part, stage)
     toplevel = v_path.stem
     fmt = waves_format()
     runner = get_runner("verilator")
@@ -269,6 +270,49 @@ def run_bench(params, *, build_dir, seed, part=None, test_module=None, extra_env
                        test_filter=test_filter,
                        plusargs=coverage.plusargs(toplevel) if cover else [],
                        **test_kwargs)
+
+
+def _generator_stamp(params, part):
+    """Return a digest of what ``params``' Verilog is generated from.
+
+    The parameters, the part, every Python source of the generator (``npugen.rtl`` and
+    ``npugen.sim``: a change anywhere regenerates, erring on the safe side) and Amaranth's
+    version.
+    """
+    import npugen.rtl  # noqa: PLC0415
+    import npugen.sim  # noqa: PLC0415
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps([params.to_json(), part.name if part else None,
+                              version("amaranth")]).encode())
+    for package in (npugen.rtl, npugen.sim):
+        root = Path(package.__file__).resolve().parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest() + "\n"
+
+
+def _cached_core(params, build_dir, part, stage):
+    """Write ``params``' core into ``build_dir`` unless the same generator already did.
+
+    Elaborating and converting a large core takes seconds (about 5 s for an NPU); a folder
+    whose ``verilog.stamp`` matches :func:`_generator_stamp` keeps its ``.v`` and ``.json``.
+    Returns the ``.v`` path.
+    """
+    name = module_name(params, part)
+    v_path, j_path = build_dir / f"{name}.v", build_dir / f"{name}.json"
+    stamp_path = build_dir / "verilog.stamp"
+    stamp = _generator_stamp(params, part)
+    if v_path.is_file() and j_path.is_file() and stamp_path.is_file() \
+            and stamp_path.read_text() == stamp:
+        stage("the Verilog is up to date")
+        return v_path
+    stage("generating Verilog")
+    stamp_path.unlink(missing_ok=True)
+    v_path, _ = write_core(params, build_dir, part)
+    stamp_path.write_text(stamp)
+    return v_path
 
 
 def _build_stamp(sources, toplevel, build_args, waves, cxx_opt):
