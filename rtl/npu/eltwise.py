@@ -109,11 +109,13 @@ class AddUnit(wiring.Component):
         feed = level != 0
         for k, adder in enumerate(adders):
             pay = adder.i.payload
-            m.d.comb += [adder.i.valid.eq(feed), pay.rac.eq(f.rac), pay.rbc.eq(f.rbc),
-                         pay.fixed.eq(f.fixed), pay.mode.eq(f.mode), pay.shift.eq(f.shift),
-                         pay.shift_b.eq(f.shift_b), pay.shift_out.eq(f.shift_out),
-                         pay.za.eq(f.zp_a), pay.zb.eq(f.zp_b), pay.zc.eq(f.zp_out),
-                         pay.lo.eq(f.lo), pay.hi.eq(f.hi)]
+            # The instruction's constants stay put while the ADD runs, as the unit requires.
+            c = adder.c
+            m.d.comb += [adder.i.valid.eq(feed), c.rac.eq(f.rac), c.rbc.eq(f.rbc),
+                         c.fixed.eq(f.fixed), c.mode.eq(f.mode), c.shift.eq(f.shift),
+                         c.shift_b.eq(f.shift_b), c.shift_out.eq(f.shift_out),
+                         c.za.eq(f.zp_a), c.zb.eq(f.zp_b), c.zc.eq(f.zp_out), c.lo.eq(f.lo),
+                         c.hi.eq(f.hi)]
             with m.Switch(chunk):
                 for j in range(chunks):
                     lane = j * units + k

@@ -46,7 +46,7 @@ from ..common.pipeline import LockstepPipeline
 from .requant import _bit_length, _shift_parts
 
 __all__ = ["FMA_STAGES", "TFL_STAGES", "Fma8", "QLinearAdder", "fma8_in_layout",
-           "qladd_in_layout"]
+           "qladd_const_layout", "qladd_in_layout"]
 
 #: Pipeline stages of one fused multiply-add.
 FMA_STAGES = 9
@@ -65,7 +65,12 @@ def fma8_in_layout():
 
 
 def qladd_in_layout():
-    """Two int8 elements and the layer's constants.
+    """One beat: two int8 elements (the layer's constants are :func:`qladd_const_layout`)."""
+    return data.StructLayout({"a": signed(8), "b": signed(8)})
+
+
+def qladd_const_layout():
+    """Return the layer's constants' layout (a port of its own, static during the layer).
 
     ``mode`` 0 (onnxruntime): ``rac``, ``rbc``, ``fixed`` are float32 bit patterns; the
     shifts and zero points unused. ``mode`` 1 (XNNPACK): ``rac`` and ``rbc`` are the integer
@@ -73,11 +78,11 @@ def qladd_in_layout():
     right shift and ``zc`` the output zero point. ``mode`` 2 (TFLite, double rounding) and
     3 (single rounding): ``rac``, ``rbc``, ``fixed`` are the multipliers ``q`` of a, b and
     the sum (in ``[2**30, 2**31)``), ``shift``, ``shift_b``, ``shift_out`` their right
-    shifts, ``za``, ``zb``, ``zc`` the zero points. Every mode clamps to ``[lo, hi]``.
+    shifts, ``za``, ``zb``, ``zc`` the zero points. Every mode clamps to ``[lo, hi]``
+    (``lo <= hi``).
     """
-    return data.StructLayout({"a": signed(8), "b": signed(8), "rac": unsigned(32),
-                              "rbc": unsigned(32), "fixed": unsigned(32), "mode": 2,
-                              "shift": unsigned(5), "shift_b": unsigned(5),
+    return data.StructLayout({"rac": unsigned(32), "rbc": unsigned(32), "fixed": unsigned(32),
+                              "mode": 2, "shift": unsigned(5), "shift_b": unsigned(5),
                               "shift_out": unsigned(5), "za": signed(8), "zb": signed(8),
                               "zc": signed(8), "lo": signed(8), "hi": signed(8)})
 
@@ -86,146 +91,139 @@ def qladd_in_layout():
 XNN_MULT_BITS = 23
 
 
-def xnn_stages(m, pipe, s, name):
+def xnn_stages(m, pipe, s, k, name):
     """XNNPACK's integer add after stage 1 (``s``: stage 1's registers); 6 stages.
 
-    Returns stage 7's registers: ``value`` (int8) and ``mode``. One carry chain or one
-    shifter per stage, as the float path: 2, each 8 x 23-bit product in two halves (8 x 12
-    unsigned low, 8 x 11 signed high: one DSP multiplier each); 3, the halves joined;
-    4, ``bias + a * ma``; 5, ``+ b * mb`` (34 bits, exact: no wrap); 6, the arithmetic right
-    shift (floor; the bias holds the rounding half); 7, + zero point, saturated to int8.
+    ``k``: the layer's constants (:func:`qladd_const_layout`, static while the beats are in
+    flight, so no stage carries them). Returns stage 7's register ``value`` (int8). One carry
+    chain or one shifter per stage, as the float path: 2, each 8 x 23-bit product in two
+    halves (8 x 12 unsigned low, 8 x 11 signed high: one DSP multiplier each); 3, the halves
+    joined; 4, ``bias + a * ma``; 5, ``+ b * mb`` (34 bits, exact: no wrap); 6, the
+    arithmetic right shift (floor; the bias holds the rounding half); 7, + zero point,
+    saturated to int8.
     """
     low, high = 12, XNN_MULT_BITS - 12
     parts = {}
-    for x, mult, tag in ((s["a"], s["rac"], "a"), (s["b"], s["rbc"], "b")):
+    for x, mult, tag in ((s["a"], k["rac"], "a"), (s["b"], k["rbc"], "b")):
         lo = Signal(signed(8 + low + 1), name=f"{name}_{tag}lo")
         hi = Signal(signed(8 + high), name=f"{name}_{tag}hi")
         m.d.comb += [lo.eq(x * Cat(mult[:low], Const(0, 1)).as_signed()),
                      hi.eq(x * mult[low:XNN_MULT_BITS].as_signed())]
         parts.update({f"{tag}lo": lo, f"{tag}hi": hi})
-    keep = {"shift": s["shift"], "zc": s["zc"], "mode": s["mode"]}
-    s2 = pipe.carry({**keep, **parts, "bias": s["fixed"].as_signed()}, 2)
+    s2 = pipe.carry(parts, 2)
     pa = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pa")
     pb = Signal(signed(8 + XNN_MULT_BITS), name=f"{name}_pb")
     m.d.comb += [pa.eq((s2["ahi"] << low) + s2["alo"]), pb.eq((s2["bhi"] << low) + s2["blo"])]
-    s3 = pipe.carry({**{k: s2[k] for k in keep}, "bias": s2["bias"], "pa": pa, "pb": pb}, 3)
+    s3 = pipe.carry({"pa": pa, "pb": pb}, 3)
     part = Signal(signed(33), name=f"{name}_part")
-    m.d.comb += part.eq(s3["bias"] + s3["pa"])
-    s4 = pipe.carry({**{k: s3[k] for k in keep}, "part": part, "pb": s3["pb"]}, 4)
+    m.d.comb += part.eq(k["fixed"].as_signed() + s3["pa"])
+    s4 = pipe.carry({"part": part, "pb": s3["pb"]}, 4)
     acc = Signal(signed(34), name=f"{name}_acc")
     m.d.comb += acc.eq(s4["part"] + s4["pb"])
-    s5 = pipe.carry({**{k: s4[k] for k in keep}, "acc": acc}, 5)
+    s5 = pipe.carry({"acc": acc}, 5)
     shifted = Signal(signed(34), name=f"{name}_shifted")
-    m.d.comb += shifted.eq(s5["acc"] >> s5["shift"])
-    s6 = pipe.carry({"zc": s5["zc"], "mode": s5["mode"], "shifted": shifted}, 6)
+    m.d.comb += shifted.eq(s5["acc"] >> k["shift"])
+    s6 = pipe.carry({"shifted": shifted}, 6)
     total = Signal(signed(35), name=f"{name}_total")
-    m.d.comb += total.eq(s6["shifted"] + s6["zc"])
+    m.d.comb += total.eq(s6["shifted"] + k["zc"])
     value = Signal(signed(8), name=f"{name}_value")
     m.d.comb += value.eq(Mux(total < -128, -128, Mux(total > 127, 127, total)))
-    return pipe.carry({"value": value, "mode": s6["mode"]}, 7)
+    return pipe.carry({"value": value}, 7)
 
 
 #: Pipeline stages of :func:`tfl_stages` after stage 1.
 TFL_STAGES = 13
 
 
-def _tfl_round(m, pipe, r, n, e, single, k, keep, name):
+def _tfl_round(m, pipe, r, n, e, single, k, name):
     """``M`` of :mod:`npugen.sim.models.tfl_add` on ``r = x * q / 2**(31 - n)``: 3 stages.
 
     ``r`` is stage ``k``'s register holding the product with its low ``31 - n`` zero bits
     dropped (inputs: ``n = 11``, as ``x = (a - za) * 2**20``; the sum: ``n = 31``), so
-    ``x * q / 2**31 = r / 2**n``. Double rounding: ``h = (r + 2**(n - 1)) >> n`` (the doubling
-    high multiply, half up for either sign), then ``h / 2**e`` half away from zero. Single
+    ``x * q / 2**31 = r / 2**n``; ``e`` (the right shift) and ``single`` are the layer's
+    static constants. Double rounding: ``h = (r + 2**(n - 1)) >> n`` (the doubling high
+    multiply, half up for either sign), then ``h / 2**e`` half away from zero. Single
     rounding: ``r / 2**(n + e)`` half up, which is ``h`` for ``e = 0`` and ``(r >> n) / 2**e``
     half up otherwise (the bits below ``n`` cannot move a quotient by ``2**e >= 2`` across an
-    integer). One shifter serves both. Returns stage ``k + 3``'s ``value`` and ``keep``.
+    integer). One shifter serves both. Returns stage ``k + 3``'s ``value`` register.
     """
     width = len(r) - n + 1
     h = Signal(signed(width), name=f"{name}_h")
     m.d.comb += h.eq((r + (1 << (n - 1))) >> n)
     x = Signal(signed(width), name=f"{name}_x")
     m.d.comb += x.eq(Mux(single & (e != 0), r >> n, h))
-    ones = Signal(width, name=f"{name}_ones")  # 2**e - 1, as a thermometer code
-    m.d.comb += ones.eq(Cat(*(e > i for i in range(width))))
-    s1 = pipe.carry({**keep, "x": x, "e": e, "ones": ones, "single": single}, k + 1)
+    # 2**e - 1 as a thermometer code, registered once (e is static): no carry chain in
+    # front of the comparison below.
+    ones = Signal(width, name=f"{name}_ones")
+    m.d.sync += ones.eq(Cat(*(e > i for i in range(width))))
+    s1 = pipe.carry({"x": x}, k + 1)
     q = Signal(signed(width), name=f"{name}_q")
-    m.d.comb += q.eq(s1["x"] >> s1["e"])
+    m.d.comb += q.eq(s1["x"] >> e)
     rem = Signal(width, name=f"{name}_rem")
-    m.d.comb += rem.eq(s1["x"].as_unsigned() & s1["ones"])
-    below = s1["ones"] >> 1                        # 2**(e - 1) - 1 (0 for e = 0)
+    m.d.comb += rem.eq(s1["x"].as_unsigned() & ones)
+    below = ones >> 1                              # 2**(e - 1) - 1 (0 for e = 0)
     above = rem > below                            # rem >= 2**(e - 1): half up
-    tie = rem == (s1["ones"] ^ below)              # rem == 2**(e - 1)
+    tie = rem == (ones ^ below)                    # rem == 2**(e - 1)
     # RoundingDivideByPOT: rem > below + (x < 0), i.e. a negative tie rounds down.
     away = above & ~(s1["x"][-1] & tie)
-    s2 = pipe.carry({**{c: s1[c] for c in keep}, "q": q,
-                     "up": Mux(s1["single"], above, away)}, k + 2)
+    s2 = pipe.carry({"q": q, "up": Mux(single, above, away)}, k + 2)
     value = Signal(signed(width), name=f"{name}_v")
     m.d.comb += value.eq(s2["q"] + s2["up"])
-    s3 = pipe.carry({**{c: s2[c] for c in keep}, "value": value}, k + 3)
-    return s3
+    return pipe.carry({"value": value}, k + 3)["value"]
 
 
-def tfl_stages(m, pipe, s, name):
+def tfl_stages(m, pipe, s, k, name):
     """TFLite's integer add (modes 2 and 3) after stage 1 (``s``): :data:`TFL_STAGES` stages.
 
-    Golden model :func:`npugen.sim.models.tfl_add.tflite_add_int`. 2: ``a - za``, ``b - zb``
-    (9 bits); 3: each times its 31-bit ``q`` in two halves (9 x 17 and 9 x 16 bits: one DSP
-    multiplier each); 4: the halves joined (40 bits); 5-7: :func:`_tfl_round` with
-    ``n = 11``; 8: the sum (``|sum| < 2**29``); 9: the sum times ``q`` of the output in two
-    halves; 10: joined (61 bits); 11-13: :func:`_tfl_round` with ``n = 31``; 14: + ``zc``,
-    saturated to int8. Returns stage 14's ``value``, ``lo`` and ``hi``.
+    ``k``: the layer's static constants. Golden model
+    :func:`npugen.sim.models.tfl_add.tflite_add_int`. 2: ``a - za``, ``b - zb`` (9 bits);
+    3: each times its 31-bit ``q`` in two halves (9 x 17 and 9 x 16 bits: one DSP multiplier
+    each); 4: the halves joined (40 bits); 5-7: :func:`_tfl_round` with ``n = 11``; 8: the sum
+    (``|sum| < 2**29``); 9: the sum times ``q`` of the output in two halves; 10: joined (61
+    bits); 11-13: :func:`_tfl_round` with ``n = 31``; 14: + ``zc``, saturated to int8.
+    Returns stage 14's register ``value``.
     """
-    single = s["mode"][0]
-    keep = {"lo": s["lo"], "hi": s["hi"], "zc": s["zc"], "single": single,
-            "qo": s["fixed"][:31], "eo": s["shift_out"]}
+    single = k["mode"][0]
     xa = Signal(signed(9), name=f"{name}_xa")
     xb = Signal(signed(9), name=f"{name}_xb")
-    m.d.comb += [xa.eq(s["a"] - s["za"]), xb.eq(s["b"] - s["zb"])]
-    s2 = pipe.carry({**keep, "xa": xa, "xb": xb, "qa": s["rac"][:31], "qb": s["rbc"][:31],
-                     "ea": s["shift"], "eb": s["shift_b"]}, 2)
-    keep = {c: s2[c] for c in keep}
+    m.d.comb += [xa.eq(s["a"] - k["za"]), xb.eq(s["b"] - k["zb"])]
+    s2 = pipe.carry({"xa": xa, "xb": xb}, 2)
     parts = {}
-    for tag in ("a", "b"):
-        x, q = s2[f"x{tag}"], s2[f"q{tag}"]
+    for tag, q in (("a", k["rac"]), ("b", k["rbc"])):
+        x = s2[f"x{tag}"]
         lo = Signal(signed(26), name=f"{name}_{tag}lo")
         hi = Signal(signed(25), name=f"{name}_{tag}hi")
         m.d.comb += [lo.eq(x * Cat(q[:16], Const(0, 1)).as_signed()),
                      hi.eq(x * Cat(q[16:31], Const(0, 1)).as_signed())]
-        parts.update({f"{tag}lo": lo, f"{tag}hi": hi, f"e{tag}": s2[f"e{tag}"]})
-    s3 = pipe.carry({**keep, **parts}, 3)
-    keep = {c: s3[c] for c in keep}
+        parts.update({f"{tag}lo": lo, f"{tag}hi": hi})
+    s3 = pipe.carry(parts, 3)
     joined = {}
     for tag in ("a", "b"):
         r = Signal(signed(40), name=f"{name}_{tag}r")
         m.d.comb += r.eq((s3[f"{tag}hi"] << 16) + s3[f"{tag}lo"])
-        joined.update({f"r{tag}": r, f"e{tag}": s3[f"e{tag}"]})
-    s4 = pipe.carry({**keep, **joined}, 4)
-    keep = {c: s4[c] for c in keep}
-    # The two inputs' roundings side by side (stages 5-7); b's rides along a's as ``keep``.
-    rb = _tfl_round(m, pipe, s4["rb"], 11, s4["eb"], s4["single"], 4, keep, f"{name}_b")
-    ra = _tfl_round(m, pipe, s4["ra"], 11, s4["ea"], s4["single"], 4, {}, f"{name}_a")
-    keep = {c: rb[c] for c in keep}
+        joined[f"r{tag}"] = r
+    s4 = pipe.carry(joined, 4)
+    # The two inputs' roundings side by side (stages 5-7).
+    va = _tfl_round(m, pipe, s4["ra"], 11, k["shift"], single, 4, f"{name}_a")
+    vb = _tfl_round(m, pipe, s4["rb"], 11, k["shift_b"], single, 4, f"{name}_b")
     total = Signal(signed(30), name=f"{name}_sum")
-    m.d.comb += total.eq(ra["value"] + rb["value"])
-    s8 = pipe.carry({**keep, "sum": total}, 8)
-    keep = {c: s8[c] for c in keep}
-    qo = s8["qo"]
+    m.d.comb += total.eq(va + vb)
+    s8 = pipe.carry({"sum": total}, 8)
+    qo = k["fixed"]
     plo = Signal(signed(47), name=f"{name}_plo")
     phi = Signal(signed(46), name=f"{name}_phi")
     m.d.comb += [plo.eq(s8["sum"] * Cat(qo[:16], Const(0, 1)).as_signed()),
                  phi.eq(s8["sum"] * Cat(qo[16:31], Const(0, 1)).as_signed())]
-    s9 = pipe.carry({**keep, "plo": plo, "phi": phi}, 9)
-    keep = {c: s9[c] for c in keep}
+    s9 = pipe.carry({"plo": plo, "phi": phi}, 9)
     product = Signal(signed(61), name=f"{name}_p")
     m.d.comb += product.eq((s9["phi"] << 16) + s9["plo"])
-    s10 = pipe.carry({**keep, "p": product}, 10)
-    out = {c: s10[c] for c in ("lo", "hi", "zc")}
-    s13 = _tfl_round(m, pipe, s10["p"], 31, s10["eo"], s10["single"], 10, out, f"{name}_o")
+    s10 = pipe.carry({"p": product}, 10)
+    vo = _tfl_round(m, pipe, s10["p"], 31, k["shift_out"], single, 10, f"{name}_o")
     t = Signal(signed(32), name=f"{name}_t")
-    m.d.comb += t.eq(s13["value"] + s13["zc"])
+    m.d.comb += t.eq(vo + k["zc"])
     value = Signal(signed(8), name=f"{name}_value")
     m.d.comb += value.eq(Mux(t < -128, -128, Mux(t > 127, 127, t)))
-    return pipe.carry({"value": value, "lo": s13["lo"], "hi": s13["hi"]}, 14)
+    return pipe.carry({"value": value}, 14)
 
 
 def _fields(m, bits, name):
@@ -445,6 +443,11 @@ class QLinearAdder(wiring.Component):
     Members
     -------
     i : In(stream.Signature(qladd_in_layout()))
+        The two elements of each beat.
+    c : In(qladd_const_layout())
+        The layer's constants. They must be valid when the layer's first beat is offered
+        and stay unchanged until its last result has been taken (change them only with the
+        pipeline empty): no stage keeps a copy (about 1,000 flip-flops fewer on the ECP5).
     o : Out(stream.Signature(data.StructLayout({"value": signed(8), "invalid": 1})))
         ``invalid``: a constant or an intermediate left the float32 domain the unit handles
         (module text); ``value`` is then undefined.
@@ -459,6 +462,7 @@ class QLinearAdder(wiring.Component):
     def __init__(self):
         super().__init__({
             "i": In(stream.Signature(qladd_in_layout())),
+            "c": In(qladd_const_layout()),
             "o": Out(stream.Signature(data.StructLayout({"value": signed(8), "invalid": 1}))),
         })
 
@@ -466,36 +470,34 @@ class QLinearAdder(wiring.Component):
         m = Module()
         pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
         p = self.i.payload
-        s0 = pipe.carry({name: getattr(p, name) for name in qladd_in_layout().members}, 1)
+        k = {name: getattr(self.c, name) for name in qladd_const_layout().members}
+        s0 = pipe.carry({"a": p.a, "b": p.b}, 1)
         # mode 1: XNNPACK's integer add, stages 2-7, then carried to the float path's end
-        xnn = xnn_stages(m, pipe, s0, "xnn")
-        for k in range(8, 1 + FMA_STAGES + 1):
-            xnn = pipe.carry(xnn, k)
+        xnn = xnn_stages(m, pipe, s0, k, "xnn")
+        for stage in range(8, 1 + FMA_STAGES + 1):
+            xnn = pipe.carry(xnn, stage)
         # modes 2, 3: TFLite's integer add, stages 2-14, then carried to stage 21
-        tfl = tfl_stages(m, pipe, s0, "tfl")
-        for k in range(2 + TFL_STAGES, self.LATENCY - 1):
-            tfl = pipe.carry(tfl, k)
-        inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], s0["rbc"], s0["fixed"], 1,
-                                          {"a": s0["a"], "rac": s0["rac"]}, "inner")
-        k = 1 + FMA_STAGES
-        outer, bad_outer, s2 = fma_stages(m, pipe, s1["a"], s1["rac"], inner, k,
-                                          {"flag": bad_inner, "xnn": xnn["value"],
-                                           "mode": xnn["mode"]}, "outer")
-        k += FMA_STAGES
-        value, s3 = to_int8_stages(m, pipe, outer, k, {"flag": s2["flag"] | bad_outer,
-                                                       "xnn": s2["xnn"], "mode": s2["mode"]},
-                                   "cvt")
-        mode = s3["mode"]
+        tfl = tfl_stages(m, pipe, s0, k, "tfl")
+        for stage in range(2 + TFL_STAGES, self.LATENCY - 1):
+            tfl = pipe.carry(tfl, stage)
+        inner, bad_inner, s1 = fma_stages(m, pipe, s0["b"], k["rbc"], k["fixed"], 1,
+                                          {"a": s0["a"]}, "inner")
+        stage = 1 + FMA_STAGES
+        outer, bad_outer, s2 = fma_stages(m, pipe, s1["a"], k["rac"], inner, stage,
+                                          {"flag": bad_inner, "xnn": xnn["value"]}, "outer")
+        stage += FMA_STAGES
+        value, s3 = to_int8_stages(m, pipe, outer, stage, {"flag": s2["flag"] | bad_outer,
+                                                           "xnn": s2["xnn"]}, "cvt")
+        mode = k["mode"]
         chosen = Signal(signed(8), name="chosen")
         m.d.comb += chosen.eq(Mux(mode[1], tfl["value"], Mux(mode[0], s3["xnn"], value)))
-        k += 3
-        s4 = pipe.carry({"chosen": chosen, "lo": tfl["lo"], "hi": tfl["hi"],
-                         "flag": s3["flag"] & (mode == 0)}, k)
+        stage += 3
+        s4 = pipe.carry({"chosen": chosen, "flag": s3["flag"] & (mode == 0)}, stage)
         # The clamp in a stage of its own (after the conversion's carry chain it set Fmax),
         # its two comparisons side by side (lo <= hi).
-        chosen = s4["chosen"]
+        chosen, lo, hi = s4["chosen"], k["lo"], k["hi"]
         with m.If(pipe.go):
-            m.d.sync += [self.o.payload.value.eq(Mux(chosen < s4["lo"], s4["lo"],
-                                                     Mux(chosen > s4["hi"], s4["hi"], chosen))),
+            m.d.sync += [self.o.payload.value.eq(Mux(chosen < lo, lo,
+                                                     Mux(chosen > hi, hi, chosen))),
                          self.o.payload.invalid.eq(s4["flag"])]
         return m

@@ -15,6 +15,7 @@ import tempfile
 import xml.etree.ElementTree as ET
 from importlib.metadata import version
 from importlib.resources import files
+from importlib.util import find_spec
 from pathlib import Path
 
 from amaranth.back import verilog
@@ -279,14 +280,12 @@ def _generator_stamp(params, part):
     ``npugen.sim``: a change anywhere regenerates, erring on the safe side) and Amaranth's
     version.
     """
-    import npugen.rtl  # noqa: PLC0415
-    import npugen.sim  # noqa: PLC0415
-
     digest = hashlib.sha256()
     digest.update(json.dumps([params.to_json(), part.name if part else None,
                               version("amaranth")]).encode())
-    for package in (npugen.rtl, npugen.sim):
-        root = Path(package.__file__).resolve().parent
+    sim_root = Path(__file__).resolve().parents[1]  # npugen.sim (this file: sim/flow/build.py)
+    rtl_root = Path(find_spec("npugen.rtl").submodule_search_locations[0]).resolve()
+    for root in (rtl_root, sim_root):
         for path in sorted(root.rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes())

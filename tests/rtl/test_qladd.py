@@ -13,8 +13,11 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
 
-from npugen.rtl.npu.qladd import Fma8, QLinearAdder
+from npugen.rtl.npu.qladd import Fma8, QLinearAdder, qladd_in_layout
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send, simulate
 from npugen.sim.models.qladd import avx2_constants, f32_bits, fma_f32, ort_add, ort_kernel
 from npugen.sim.models.tfl_add import tflite_add_int, tflite_add_params
@@ -27,21 +30,76 @@ def _float(bits):
     return np.uint32(bits).view(np.float32)
 
 
+def _layers(beats):
+    """Group a QLinearAdder's beats (elements and constants) into layers of one constant set."""
+    layers = []
+    for beat in beats:
+        beat = {"lo": -128, "hi": 127, **beat}  # no fused activation unless the beat has one
+        consts = {k: v for k, v in beat.items() if k not in ("a", "b")}
+        pair = {"a": beat["a"], "b": beat["b"]}
+        if layers and layers[-1][0] == consts:
+            layers[-1][1].append(pair)
+        else:
+            layers.append((consts, [pair]))
+    return layers
+
+
 def _simulate(dut, beats, seed, idle, stall):
     rng = random.Random(seed)
     got = []
-    if isinstance(dut, QLinearAdder):  # no fused activation unless the beat has one
-        beats = [{"lo": -128, "hi": 127, **beat} for beat in beats]
+    if not isinstance(dut, QLinearAdder):
+        async def producer(ctx):
+            await send(ctx, dut.i, beats, rng, idle)
 
-    async def producer(ctx):
-        await send(ctx, dut.i, beats, rng, idle)
+        async def consumer(ctx):
+            for payload in await recv(ctx, dut.o, len(beats), rng, stall):
+                got.append((int(payload.value), int(payload.invalid)))
 
-    async def consumer(ctx):
-        for payload in await recv(ctx, dut.o, len(beats), rng, stall):
-            got.append((int(payload.value), int(payload.invalid)))
+        simulate(dut, producer, consumer)
+        return got
 
-    simulate(dut, producer, consumer)
+    # The unit takes a layer's constants on a port of their own, static while its beats are
+    # in flight: each layer starts once the previous one has drained.
+    async def layer_producer(ctx):
+        sent = 0
+        for consts, pairs in _layers(beats):
+            while len(got) < sent:
+                await ctx.tick()
+            ctx.set(dut.c, consts)
+            await send(ctx, dut.i, pairs, rng, idle)
+            sent += len(pairs)
+
+    async def streaming_consumer(ctx):
+        for _ in range(100_000):
+            if len(got) == len(beats):
+                return
+            ready = not rng.random() < stall
+            ctx.set(dut.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid and ready:
+                got.append((int(payload.value), int(payload.invalid)))
+        raise AssertionError(f"timeout: got {len(got)} of {len(beats)} beats")
+
+    simulate(dut, layer_producer, streaming_consumer)
     return got
+
+
+class _Fixed(wiring.Component):
+    """A QLinearAdder whose constants are tied to one layer's (for the reset test)."""
+
+    def __init__(self, consts):
+        self.consts = consts
+        super().__init__({"i": In(stream.Signature(qladd_in_layout())),
+                          "o": Out(stream.Signature(data.StructLayout(
+                              {"value": signed(8), "invalid": 1})))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = QLinearAdder()
+        wiring.connect(m, wiring.flipped(self.i), unit.i)
+        wiring.connect(m, unit.o, wiring.flipped(self.o))
+        m.d.comb += unit.c.eq(unit.c.shape().const(self.consts))
+        return m
 
 
 def _fma_expected(x, y, z):
@@ -241,10 +299,11 @@ def test_qladd_flags_constants_outside_the_domain(seed):
 def test_reset_mid_stream(seed):
     """A reset with beats in the pipeline drops them all; the next stream is exact."""
     rng = np.random.default_rng(seed)
-    before, _, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1)
-    after, want, _ = _layer_beats(rng, 8)
-    before, after = ([{"lo": -128, "hi": 127, **b} for b in beats] for beats in (before, after))
-    got = reset_mid_stream(QLinearAdder(), before, after, QLinearAdder.LATENCY)
+    beats, want, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1 + 8)  # one layer
+    ((consts, pairs),) = _layers(beats)
+    before, after = pairs[:QLinearAdder.LATENCY - 1], pairs[QLinearAdder.LATENCY - 1:]
+    got = reset_mid_stream(_Fixed(consts), before, after, QLinearAdder.LATENCY)
+    want = want[QLinearAdder.LATENCY - 1:]
     assert [int(v.value) for v in got] == want
 
 
@@ -283,8 +342,8 @@ def test_every_input_pair_against_onnxruntime(seed):
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.payload, {"a": 0, "b": 0, "rac": f32_bits(rac), "rbc": f32_bits(rbc),
-                                "fixed": f32_bits(fixed)})
+        ctx.set(dut.c, {"rac": f32_bits(rac), "rbc": f32_bits(rbc), "fixed": f32_bits(fixed),
+                        "lo": -128, "hi": 127})
         n = 0
         while len(got) < a.size:
             ctx.set(dut.i.valid, n < a.size)
