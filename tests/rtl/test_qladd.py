@@ -296,15 +296,21 @@ def test_qladd_flags_constants_outside_the_domain(seed):
     assert got[0][0] == got[4][0] == want
 
 
-def test_reset_mid_stream(seed):
-    """A reset with beats in the pipeline drops them all; the next stream is exact."""
-    rng = np.random.default_rng(seed)
-    beats, want, _ = _layer_beats(rng, QLinearAdder.LATENCY - 1 + 8)  # one layer
+@pytest.mark.parametrize("mode", [0, 2, 3])
+def test_reset_mid_stream(seed, mode):
+    """A reset with beats in the pipeline drops them all; the next stream is exact.
+
+    One layer (the constants are tied), mode 0 from random scales or modes 2/3 with edge
+    constants (right shifts up to 31: the rounding's registered mask is reset too).
+    """
+    rng = np.random.default_rng([seed, mode])
+    n = QLinearAdder.LATENCY - 1 + 8
+    beats, want = _layer_beats(rng, n)[:2] if mode == 0 else _tfl_beats(rng, n, mode, True)
     ((consts, pairs),) = _layers(beats)
     before, after = pairs[:QLinearAdder.LATENCY - 1], pairs[QLinearAdder.LATENCY - 1:]
     got = reset_mid_stream(_Fixed(consts), before, after, QLinearAdder.LATENCY)
-    want = want[QLinearAdder.LATENCY - 1:]
-    assert [int(v.value) for v in got] == want
+    assert [(int(v.value), int(v.invalid)) for v in got] == \
+        [(w, 0) for w in want[QLinearAdder.LATENCY - 1:]]
 
 
 def _onnxruntime_qladd(layer, a, b):
