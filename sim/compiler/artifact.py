@@ -80,7 +80,7 @@ def plan_of(network, lowered, p):
         sources = network.sources(n)
         add = ("xnnpack (LiteRT's int8 add)" if network.add_kernel == "xnnpack"
                else f"{network.mode} (AVX2 QLinearAdd kernel)" if network.mode == "ort"
-               else f"{network.mode} (TFLite's reference add)")
+               else f"{network.mode} (TFLite's integer add)")
         rounding = {"MaxPool": None, "Add": add}
         layers.append({
             "name": layer.name, "op": kind, "engine": _ENGINE[bands[-1][0]],

@@ -59,17 +59,25 @@ def test_mlp_on_the_sparse_engine_bit_exact(tmp_path):
           f"{np.mean(steady):.1f}); on the array {d.cycles[0]}")
 
 
+def _against_litert(folder, x, name, x_float, labels):
+    """Infer a compiled TFLite network with ``--check``: zero mismatches against LiteRT.
+
+    Returns the result, the int8 accuracy and the float ONNX network's (fed ``x_float``).
+    """
+    r = infer(folder, x, check=True)
+    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
+    int8 = float((r.outputs.argmax(1) == labels).mean())
+    fp = float((onnxruntime_outputs(network_path(name, int8=False), x_float).argmax(1)
+                == labels).mean())
+    return r, int8, fp
+
 def test_tflite_cnn_test_split_bit_exact(tmp_path):
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
     x_te, y_te = held_out_split()
     x = x_te.transpose(0, 2, 3, 1)  # TFLite's NHWC input
     plan = compile_model(TFLITE_PATH, tmp_path / "cnn", NpuParams())
     assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv", "MaxPool", "Conv"]
-    r = infer(tmp_path / "cnn", x, check=True)
-    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
-    int8 = float((r.outputs.argmax(1) == y_te).mean())
-    fp = float((onnxruntime_outputs(network_path("digits_cnn", int8=False), x_te).argmax(1)
-                == y_te).mean())
+    r, int8, fp = _against_litert(tmp_path / "cnn", x, "digits_cnn", x_te, y_te)
     print(f"digits_cnn (TFLite): float {fp:.4f}, int8 {int8:.4f}, cycles/image "
           f"{r.cycles[0]}")
     assert int8 >= fp - 0.01
@@ -91,11 +99,7 @@ def test_tflite_mlp_on_the_sparse_engine_bit_exact(tmp_path):
     p = NpuParams(sparse=SparseParams(act_width=16, act_lanes=8))
     plan = compile_model(MLP_TFLITE_PATH, tmp_path / "mlp", p)
     assert [layer["engine"] for layer in plan["layers"]] == ["sparse", "systolic"]
-    r = infer(tmp_path / "mlp", x, check=True)
-    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
-    int8 = float((r.outputs.argmax(1) == y_te).mean())
-    fp = float((onnxruntime_outputs(network_path("digits_mlp", int8=False), x).argmax(1)
-                == y_te).mean())
+    r, int8, fp = _against_litert(tmp_path / "mlp", x, "digits_mlp", x, y_te)
     print(f"digits_mlp (TFLite) on the sparse engine: float {fp:.4f}, int8 {int8:.4f}, "
           f"cycles/image first {r.cycles[0]}, then mean {np.mean(r.cycles[1:]):.1f}")
     assert int8 >= fp - 0.01

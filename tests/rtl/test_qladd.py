@@ -407,10 +407,10 @@ def test_xnnpack_mode_interleaved_with_ort(seed, idle, stall):
     assert not wrong, f"{len(wrong)} of {len(want)} wrong, first: {wrong[:3]}"
 
 
-def _tfl_beats(rng, n, mode, edge=False, pairs=None):
+def _tfl_beats(rng, n, mode, edge=False):
     """Return a random mode-2/3 layer: from random scales, or (``edge``) extreme constants.
 
-    ``pairs``: the ``(a, b)`` inputs (else random); the clamp ``[lo, hi]`` is random.
+    ``n`` random ``(a, b)`` pairs; the clamp ``[lo, hi]`` is random.
     """
     rounding = {2: "gemmlowp", 3: "tflite"}[mode]
     if edge:
@@ -423,9 +423,7 @@ def _tfl_beats(rng, n, mode, edge=False, pairs=None):
     za, zb, zc = (int(rng.choice([-128, 127, rng.integers(-128, 128)])) for _ in range(3))
     lo = int(rng.choice([-128, zc, rng.integers(-128, 128)]))
     hi = int(rng.choice([127, max(lo, min(127, zc + int(rng.integers(0, 40)))), lo]))
-    if pairs is None:
-        pairs = rng.integers(-128, 128, (n, 2))
-    a, b = np.asarray(pairs, dtype=np.int64).T
+    a, b = rng.integers(-128, 128, (2, n))
     want = tflite_add_int(a, b, za, zb, ma, mb, mo, zc, rounding, lo, hi)
     beats = [{"a": int(x), "b": int(y), "rac": ma[0], "rbc": mb[0], "fixed": mo[0],
               "mode": mode, "shift": ma[1], "shift_b": mb[1], "shift_out": mo[1], "za": za,
