@@ -107,9 +107,15 @@ def random_codebook(nrng):
 
 
 def activations(p, nrng, cols, kind):
-    """Activation vectors: random 50% zeros, all zero, long zero runs, extremes, dense."""
+    """Activation vectors: random 50% zeros, all zero, long zero runs, extremes, dense.
+
+    "dense" has no zero at all: a test that needs every column read (a bad pointer is only
+    seen when its column is) must not lose one to zero skipping.
+    """
     lo, hi = signed_range(p.act_width)
     x = nrng.integers(lo, hi + 1, size=cols)
+    if kind == "dense":
+        return np.where(x == 0, hi, x)
     if kind == "half":
         return np.where(nrng.random(cols) < 0.5, x, 0)
     if kind == "zero":
@@ -120,7 +126,7 @@ def activations(p, nrng, cols, kind):
         return out
     if kind == "extremes":
         return nrng.choice([lo, hi], size=cols)
-    return x
+    raise ValueError(f"activation kind {kind!r} is not one of half, zero, runs, extremes, dense")
 
 
 def shapes(p, nrng):
