@@ -90,7 +90,9 @@ def test_xnnpack_requantizes_like_ort(seed, per_channel):
         checked += n
     print(f"seed {seed}: {checked} outputs equal the ort model; {told_apart} of them differ "
           f"from the tflite model")
-    assert told_apart > checked // 10  # the accumulators really separate the two modes
+    # The accumulators really separate the two modes (per tensor a layer's 48 channels share
+    # one scale, so they separate all together or not at all: at least one layer must).
+    assert told_apart > (checked // 10 if per_channel else 0)
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
