@@ -40,9 +40,11 @@ class RelIndexDecoder(Validated, wiring.Component):
         Global row count of the loaded matrix, at most ``rows_max`` (values above it are
         outside the contract: the engine's configuration port rejects them).
     error : Out(1)
-        Sticky: an entry ran past ``rows``. Cleared only by reset.
+        Sticky: an entry ran past ``rows`` (set the cycle after the entry left stage 1).
+        Cleared only by reset.
     busy : Out(1)
-        An entry is in stage 0 or 1, or a pair waits on ``o``.
+        An entry is in stage 0 or 1, a pair waits on ``o``, or a bad entry's ``error`` is
+        still to rise.
     consistent : Out(1)
         The row trackers agree: unless its column overflowed (the trackers then run on, and
         may wrap, until the next ``first``), the previous entry's global row is its local
@@ -207,14 +209,19 @@ class RelIndexDecoder(Validated, wiring.Component):
             & (~s1_valid | col_bad | ((s1_row == prev_local) & (prev_global < rows_s)))
             & (~self.o.valid | (self.o.payload.row * p.n_pe + self.pe < rows_s)))
 
-        m.d.comb += self.busy.eq(s0_valid | s1_valid | self.o.valid)
+        # A bad entry raises ``error`` a cycle after it leaves stage 1 (``bad_seen`` in
+        # between: the compare's carry chain then ends at a register's data pin, not at the
+        # sticky flag's enable); ``busy`` covers that cycle.
+        bad_seen = Signal()
+        m.d.sync += bad_seen.eq(s1_take & bad)
+        with m.If(bad_seen):
+            m.d.sync += self.error.eq(1)
+        m.d.comb += self.busy.eq(s0_valid | s1_valid | self.o.valid | bad_seen)
         with m.If(s1_take):
             m.d.sync += [prev_local.eq(local), prev_global.eq(glob), col_bad.eq(bad),
                          room.eq(room_next), fresh.eq(0),
                          s1_valid.eq(1), s1_row.eq(local), s1_weight.eq(cb_r.data),
                          s1_act.eq(s0_act), s1_keep.eq(s0_index != 0)]
-            with m.If(bad):
-                m.d.sync += self.error.eq(1)
         with m.Elif(s2_take):
             m.d.sync += s1_valid.eq(0)
         # Stage 2: the output register.

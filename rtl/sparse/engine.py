@@ -17,8 +17,9 @@ class SparseMatVec(Validated, wiring.Component):
 
     ::
 
-        i_act --> zero-beat drop --> A --> B: leading-non-zero detector --(j, x_j)-->
-            broadcast to every PE queue (stalls while any queue is full)
+        i_act --> 3-beat FIFO (with each lane's "non-zero") --> zero-beat drop --> A -->
+            B: leading-non-zero detector --(j, x_j)--> broadcast to every PE queue (stalls
+            while any queue is full; "all have room" is a register)
         PE p: queue -> pointers -> entries -> RelIndexDecoder -> 16 x act_width MAC into
             its local accumulators (rows p, p + n_pe, ...)
         all PEs drained --> readout y[0..rows-1] (row i from PE i % n_pe) --> o
@@ -87,7 +88,7 @@ class SparseMatVec(Validated, wiring.Component):
         deep = p.primitives is Primitives.ECP5
         item_layout = acts.item.payload.shape()
         bc_valid = Signal()
-        all_ready = Signal()
+        all_ready = Signal(init=1)
         if deep:
             m.submodules.broadcast = bc = fifo.SyncFIFOBuffered(
                 width=data.Layout.cast(item_layout).size, depth=3)
@@ -125,11 +126,15 @@ class SparseMatVec(Validated, wiring.Component):
             config.fire.eq(self.i_cfg.valid & self.i_cfg.ready),
             config.codebook.ready.eq(1),  # the decoders take every codebook write
             acts.cols.eq(config.cols),
-            all_ready.eq(Cat(pe.q.ready for pe in pes).all()),
             readout.rows.eq(config.rows),
             self.pe_active.eq(Cat(pe.active for pe in pes)),
             self.error.eq(config.error | acts.error | Cat(pe.error for pe in pes).any()),
         ]
+        # Every queue has room: a register (each PE predicts its queue's "ready" a cycle
+        # ahead), so the broadcast's handshake and the detector's enables behind it start
+        # at a flip-flop, not at the AND of the queues' levels across the chip. Equal to
+        # the AND of the queues' ``ready`` in every cycle (after reset: empty queues).
+        m.d.sync += all_ready.eq(Cat(pe.room_next for pe in pes).all())
         any_busy = Cat(pe.busy for pe in pes).any()
         started = Signal()  # a vector's first beat was taken in IDLE
         # The vector is in and every PE has drained (registered: once true it stays true
@@ -181,19 +186,16 @@ class SparseMatVec(Validated, wiring.Component):
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
                     m.next = "IDLE"
             with m.State("IDLE"):
-                # With the ECP5 primitives a vector waiting in the activation input's FIFO
-                # goes first, then configuration beats (both decided from registers, not
-                # from the ports' valid); portable builds give a configuration beat
-                # precedence over a vector beat of the same cycle. No vector beat in the
-                # LATENCY cycles after a configuration beat (the configuration writer's
-                # pipeline; ``cols`` then reaches the activation input's lane-mask
-                # registers a cycle later). The state follows the first beat a cycle late
-                # (``started``); no configuration beat is taken in that cycle either.
-                cfg_first = 1 if deep else ~self.i_cfg.valid
-                # With two banks, configuration also waits for a running readout (its row
-                # count is the vector's).
+                # A vector waiting in the activation input's FIFO goes first, then
+                # configuration beats (both decided from registers, not from the ports'
+                # valid). No vector beat in the LATENCY cycles after a configuration beat
+                # (the configuration writer's pipeline; ``cols`` then reaches the activation
+                # input's lane-mask registers a cycle later). The state follows the first
+                # beat a cycle late (``started``); no configuration beat is taken in that
+                # cycle either. With two banks, configuration also waits for a running
+                # readout (its row count is the vector's).
                 m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending & readout_idle),
-                             acts.enable.eq((cfg_fired == 0) & ~acts.done & cfg_first)]
+                             acts.enable.eq((cfg_fired == 0) & ~acts.done)]
                 m.d.sync += started.eq(acts.taken | started)
                 with m.If(started):
                     m.d.sync += started.eq(0)
@@ -223,10 +225,10 @@ class SparseMatVec(Validated, wiring.Component):
         return {
             "latency": {
                 "last_beat_to_first_output": (
-                    "25 cycles for one non-zero in the last beat and one stored entry per PE "
-                    "(portable; about 8 more with primitives=ecp5: the input and broadcast "
-                    "FIFOs, two pointer stages, two accumulator stages), plus the entries "
-                    "still queued (data-dependent)"),
+                    "28 cycles portable, 24 with primitives=ecp5, from the last beat's "
+                    "handshake for one non-zero in it and one stored entry per PE (2 PEs, "
+                    "4 x 4, measured in the Amaranth simulator), plus the entries still "
+                    "queued (data-dependent)"),
                 "reset_to_ready": max(2, p.rows_pe_max),
             },
             "throughput": {
@@ -241,9 +243,8 @@ class SparseMatVec(Validated, wiring.Component):
                 "data=int16), POINTER (pe, addr=column 0..cols, data=pointer), ENTRY (pe, "
                 "addr, data=run<<4|index); format of npugen.sim.compress."),
                 (f"i_act: the vector, {p.act_lanes} columns per beat, last on the final beat; "
-                "lanes past cols ignored. i_cfg beats wait while a vector runs"
-                + (" or waits in the three-beat input FIFO." if p.primitives is Primitives.ECP5
-                   else "; an i_cfg beat goes before an i_act beat of the same cycle.")),
+                "lanes past cols ignored. i_cfg beats wait while a vector runs or waits in "
+                "the three-beat input FIFO."),
                 "o: y[0..rows-1], last on the final row; y = wrap(W_q x, acc_width)"
                 + (", then ReLU" if p.relu else "") + "."
                 + (" Two accumulator banks: the next vector is taken while this readout "

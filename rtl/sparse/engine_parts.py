@@ -151,9 +151,8 @@ class ActivationInput(wiring.Component):
     Members
     -------
     i_act : In(stream.Signature(act_layout))
-        With the ECP5 primitives into a three-beat FIFO (``ready`` is its registered "not
-        full"); a beat leaves it (or, in portable builds, the port) while ``enable`` and
-        stage A is free (or frees this cycle).
+        Into a three-beat FIFO (``ready`` is its registered "not full", with ``accept``); a
+        beat leaves it while ``enable`` and stage A is free (or frees this cycle).
     cols : In
         Columns of the loaded matrix: the vector ends with beat ``ceil(cols / act_lanes) -
         1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``). It must hold for a
@@ -169,11 +168,10 @@ class ActivationInput(wiring.Component):
     empty : Out(1)
         Stages A and B hold nothing.
     pending : Out(1)
-        A beat is in the input FIFO (from registers; 0 in portable builds).
+        A beat is in the input FIFO (from registers).
     accept : In(1)
-        The input FIFO may take beats (with the ECP5 primitives; the engine holds it low
-        while it clears the accumulators after reset). Portable builds take beats only
-        with ``enable``.
+        The input FIFO may take beats (the engine holds it low while it clears the
+        accumulators after reset).
     restart : In(1)
         The vector has been read out: the next one may come.
     error : Out(1)
@@ -198,59 +196,52 @@ class ActivationInput(wiring.Component):
         lanes = p.act_lanes
         # The beats enter through a three-beat FIFO, so ``i_act.ready`` is a register (it
         # does not wait on the zero-skipping logic behind it); each lane's "non-zero" is
-        # worked out on the way in and stored with the beat. (Depth 3: SyncFIFOBuffered's
-        # depth-2 form has zero-width address wires, which Verilator rejects.)
-        # (Portable builds take the beats straight from the port.)
+        # worked out on the way in and stored with the beat, so the handshake below starts
+        # at registers (without it, the port's data -> the lanes' zero tests -> the handshake
+        # -> the stages' enables was the UP5K's critical path, 20.5 ns). (Depth 3:
+        # SyncFIFOBuffered's depth-2 form has zero-width address wires, which Verilator
+        # rejects.)
         in_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes})
         in_data = Cat(self.i_act.payload.as_value(), Cat(a != 0 for a in self.i_act.payload.a))
         beat_ready = Signal()
-        if p.primitives is Primitives.ECP5:
-            m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(
-                width=data.Layout.cast(in_layout).size, depth=3)
-            head = data.View(in_layout, in_fifo.r_data)
-            beat_valid = in_fifo.r_rdy
-            m.d.comb += [
-                in_fifo.w_en.eq(self.i_act.valid & self.i_act.ready),
-                self.i_act.ready.eq(in_fifo.w_rdy & self.accept),
-                in_fifo.w_data.eq(in_data), in_fifo.r_en.eq(beat_ready),
-                # Any beat inside, also one not yet at the output register (a beat written
-                # in cycle x is offered from x + 2).
-                self.pending.eq(in_fifo.level != 0),
-            ]
-        else:
-            head = data.View(in_layout, in_data)
-            beat_valid = self.i_act.valid
-            m.d.comb += [self.i_act.ready.eq(beat_ready), self.pending.eq(0)]
+        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(
+            width=data.Layout.cast(in_layout).size, depth=3)
+        head = data.View(in_layout, in_fifo.r_data)
+        beat_valid = in_fifo.r_rdy
+        m.d.comb += [
+            in_fifo.w_en.eq(self.i_act.valid & self.i_act.ready),
+            self.i_act.ready.eq(in_fifo.w_rdy & self.accept),
+            in_fifo.w_data.eq(in_data), in_fifo.r_en.eq(beat_ready),
+            # Any beat inside, also one not yet at the output register (a beat written
+            # in cycle x is offered from x + 2).
+            self.pending.eq(in_fifo.level != 0),
+        ]
         act = head.beat
         col_base = Signal(range(p.cols_max + lanes + 1))
-        # The lane mask (lane k is below cols) and "last beat" are registers: for the first
-        # beat computed from ``cols`` every cycle (so ``cols`` must have settled for a cycle:
-        # the engine takes no beat until a cycle after the configuration writer's latency),
-        # for the next beats from the columns left (a down-counter), so they are compares
-        # of a register with constants, not sums.
+        # The lane mask (lane k is below cols) and "last beat" of the beat on offer are
+        # registers: between vectors worked out from ``cols`` every cycle (so ``cols`` must
+        # have settled for a cycle: the engine takes no beat until a cycle after the
+        # configuration writer's latency), within one from the columns left (a
+        # down-counter), so they are compares of a register with constants, not sums, and
+        # the handshake below starts at them (no multiplexer on "a vector is under way").
         mid = Signal()  # a beat of the vector was taken, its last not yet
         left_q = Signal(range(p.cols_max + 1))
-        mask_q = Signal(lanes)
-        last_q = Signal()
-        first_mask = Signal(lanes)
-        first_last = Signal()
-        # ... and the second beat's, so the next beat's flags compare a register with
-        # constants (left - lanes > k is left > k + lanes) instead of following a subtraction.
+        cur_mask = Signal(lanes)
+        cur_last = Signal()
+        # The second beat's, so the next beat's flags compare a register with constants
+        # (left - lanes > k is left > k + lanes) instead of following a subtraction.
         second_mask = Signal(lanes)
         second_last = Signal()
-        m.d.sync += [first_mask.eq(Cat(_above(self.cols, k) for k in range(lanes))),
-                     first_last.eq(_at_most(self.cols, lanes)),
-                     second_mask.eq(Cat(_above(self.cols, k + lanes) for k in range(lanes))),
+        m.d.sync += [second_mask.eq(Cat(_above(self.cols, k + lanes) for k in range(lanes))),
                      second_last.eq(_at_most(self.cols, 2 * lanes))]
+        first_mask = Cat(_above(self.cols, k) for k in range(lanes))
+        first_last = _at_most(self.cols, lanes)
         left = Mux(mid, left_q, self.cols)
         left_next = Signal(range(p.cols_max + 1))
         m.d.comb += left_next.eq(left - lanes)
         nz = Signal(lanes)
-        beat_last = Signal()
-        m.d.comb += [
-            beat_last.eq(Mux(mid, last_q, first_last)),
-            nz.eq(head.nonzero & Mux(mid, mask_q, first_mask)),
-        ]
+        beat_last = cur_last
+        m.d.comb += nz.eq(head.nonzero & cur_mask)
 
         a_valid = Signal()
         a_mask = Signal(lanes)
@@ -269,21 +260,28 @@ class ActivationInput(wiring.Component):
         # the handshakes below see no subtraction.
         b_rest = Signal(lanes)
         a_rest = Signal(lanes)
+        # ... and "b_mask != 0", "b_rest == 0" (and a_rest's) as flags of their own, so
+        # stage A's move, the handshake and the stages' enables are one LUT from registers.
+        b_any = Signal()
+        b_one = Signal()
+        a_one = Signal()
         m.d.comb += [
-            bcast.eq((b_mask != 0) & self.queues_ready),
+            bcast.eq(b_any & self.queues_ready),
             self.item.valid.eq(bcast),
             self.item.payload.col.eq(b_base + sel),
             self.item.payload.act.eq(Array(b_vals[k] for k in range(lanes))[sel]
                                      if lanes > 1 else b_vals[0]),
-            self.empty.eq(~a_valid & (b_mask == 0)),
+            self.empty.eq(~a_valid & ~b_any),
         ]
-        b_next_empty = (b_mask == 0) | (bcast & (b_rest == 0))
+        b_next_empty = ~b_any | (self.queues_ready & b_one)
         a_move = a_valid & b_next_empty
         with m.If(a_move):
+            # Stage A holds a beat only with a non-zero lane: b_mask != 0 after the move.
             m.d.sync += [b_mask.eq(a_mask), b_rest.eq(a_rest), b_vals.eq(a_vals),
-                         b_base.eq(a_base), a_valid.eq(0)]
+                         b_base.eq(a_base), a_valid.eq(0), b_any.eq(1), b_one.eq(a_one)]
         with m.Elif(bcast):
-            m.d.sync += [b_mask.eq(b_rest), b_rest.eq(b_rest & (b_rest - 1))]
+            m.d.sync += [b_mask.eq(b_rest), b_rest.eq(b_rest & (b_rest - 1)),
+                         b_any.eq(b_rest != 0), b_one.eq((b_rest & (b_rest - 1)) == 0)]
 
         a_free = ~a_valid | a_move
         m.d.comb += [
@@ -294,17 +292,21 @@ class ActivationInput(wiring.Component):
         # the handshake); it holds a beat when one with a non-zero lane was taken.
         with m.If(a_free):
             m.d.sync += [a_valid.eq(self.taken & (nz != 0)), a_mask.eq(nz),
-                         a_rest.eq(nz & (nz - 1)), a_vals.eq(act.a), a_base.eq(col_base)]
+                         a_rest.eq(nz & (nz - 1)), a_one.eq((nz & (nz - 1)) == 0),
+                         a_vals.eq(act.a), a_base.eq(col_base)]
         with m.If(self.taken):
             m.d.sync += [col_base.eq(Mux(beat_last, 0, col_base + lanes)),
-                         left_q.eq(left_next), mid.eq(~beat_last),
-                         mask_q.eq(Mux(mid, Cat(_above(left_q, k + lanes)
-                                                for k in range(lanes)), second_mask)),
-                         last_q.eq(Mux(mid, _at_most(left_q, 2 * lanes), second_last))]
+                         left_q.eq(left_next), mid.eq(~beat_last)]
             with m.If(beat_last):
-                m.d.sync += self.done.eq(1)
+                m.d.sync += [self.done.eq(1), cur_mask.eq(first_mask), cur_last.eq(first_last)]
+            with m.Else():
+                m.d.sync += [cur_mask.eq(Mux(mid, Cat(_above(left_q, k + lanes)
+                                                      for k in range(lanes)), second_mask)),
+                             cur_last.eq(Mux(mid, _at_most(left_q, 2 * lanes), second_last))]
             with m.If(act.last != beat_last):
                 m.d.sync += self.error.eq(1)
+        with m.Elif(~mid):
+            m.d.sync += [cur_mask.eq(first_mask), cur_last.eq(first_last)]
 
         with m.If(self.restart):
             m.d.sync += self.done.eq(0)

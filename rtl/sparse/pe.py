@@ -53,6 +53,8 @@ class SparsePE(wiring.Component):
         (see :class:`~.pe_parts.Accumulator`).
     busy : Out(1)
         Queue or pipeline holds work (all registered state).
+    room_next : Out(1)
+        ``q.ready`` of the next cycle (see :class:`~.pe_parts.ColumnFetch`).
     active : Out(1)
         An entry is read from the entry memory this cycle (load-balance monitor).
     error : Out(1)
@@ -81,6 +83,7 @@ class SparsePE(wiring.Component):
             "readout": In(1),
             "bank": In(1),
             "busy": Out(1),
+            "room_next": Out(1),
             "active": Out(1),
             "error": Out(1),
         })
@@ -103,6 +106,7 @@ class SparsePE(wiring.Component):
             mac.readout.eq(self.readout), mac.bank.eq(self.bank), mac.acc_addr.eq(self.acc_addr),
             self.acc_data.eq(mac.acc_data), mac.clear.eq(self.clear),
             self.active.eq(walker.active),
+            self.room_next.eq(fetch.room_next),
             self.busy.eq(fetch.busy | walker.busy | dec.busy | mac.busy),
             self.error.eq(walker.error | dec.error),
         ]

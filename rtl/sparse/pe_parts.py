@@ -49,6 +49,22 @@ def _ram(p, width, depth):
     return pipelined_ram(kind, width, max(2, depth))
 
 
+def difference_is(end, start, k, width):
+    """``(end - start) mod 2**width == k`` without a carry chain.
+
+    ``end - start = end + ~start + 1``, so the test is ``end + ~start == k - 1``, and a sum
+    equals a constant K iff ``a ^ b ^ K == ((a & b) | ((a | b) & ~K)) << 1`` (mod
+    ``2**width``): bitwise terms and one wide AND, in parallel with the subtraction.
+    """
+    mask = (1 << width) - 1
+    konst = (k - 1) & mask
+    a = end[:width]
+    b = (~start)[:width]
+    lhs = a ^ b ^ C(konst, width)
+    carry = (a & b) | ((a | b) & C(~konst & mask, width))
+    return lhs == Cat(C(0, 1), carry[:width - 1])
+
+
 def _queue(width, depth):
     # SyncFIFOBuffered's depth-1 form is a single register; SyncFIFO's has zero-width
     # address wires.
@@ -65,7 +81,8 @@ class ColumnFetch(wiring.Component):
     q : In(stream.Signature(act_item_layout))
         Non-zero activations (a queue of ``queue_depth``).
     ptr_w : In(write_layout)
-        Pointer memory writes (``cols_max + 1`` words of ``ptr_width``).
+        Pointer memory writes (``cols_max + 1`` words of ``ptr_width``), carried out the
+        next cycle.
     column : Out(stream.Signature(column_layout))
         From a FIFO of ``p.fetch_credits`` columns (registered outputs): ``ok`` is
         ``ptr[j] <= ptr[j+1] <= entries_max``. A column's pointers reach the FIFO six
@@ -75,6 +92,10 @@ class ColumnFetch(wiring.Component):
         ``column`` is always ready and the credits allow.
     busy : Out(1)
         The queue or a stage holds an activation.
+    room_next : Out(1)
+        ``q.ready`` of the next cycle, from this cycle's queue level and handshakes (the
+        engine registers the AND of every PE's, so its broadcast waits on a register, not
+        on the queues' levels across the chip).
     """
 
     def __init__(self, params):
@@ -84,6 +105,7 @@ class ColumnFetch(wiring.Component):
             "ptr_w": In(write_layout(range(p.cols_max + 1), unsigned(p.ptr_width))),
             "column": Out(stream.Signature(column_layout(p))),
             "busy": Out(1),
+            "room_next": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -96,13 +118,39 @@ class ColumnFetch(wiring.Component):
             queue.w_data.eq(self.q.payload.as_value()),
             self.q.ready.eq(queue.w_rdy),
         ]
+        # Both FIFO forms are ready to write while level != depth, and the level moves by
+        # the handshakes (SyncFIFOBuffered's depth-1 register included).
+        pushed = queue.w_en & queue.w_rdy
+        popped = queue.r_en & queue.r_rdy
+        with m.If(pushed & ~popped):
+            m.d.comb += self.room_next.eq(queue.level != p.queue_depth - 1)
+        with m.Elif(popped & ~pushed):
+            m.d.comb += self.room_next.eq(1)
+        with m.Else():
+            m.d.comb += self.room_next.eq(queue.w_rdy)
         head = data.View(layout, queue.r_data)
-        # ptr[j] and ptr[j+1]: two copies of the pointer memory, one read port each.
-        m.submodules.ptr_lo = ptr_lo = _ram(p, p.ptr_width, p.cols_max + 1)
-        m.submodules.ptr_hi = ptr_hi = _ram(p, p.ptr_width, p.cols_max + 1)
+        # ptr[j] and ptr[j+1], both read at address j: ptr_lo holds ptr[j] at j, ptr_hi
+        # ptr[j+1] at j (the write side subtracts, so the read address needs no add).
+        # The writes are registered here (the enables' compares and the subtraction are
+        # a cycle of their own, beside the RAMs): a pointer lands a cycle after ``ptr_w``,
+        # still cycles before any activation of the next vector reaches stage A.
+        m.submodules.ptr_lo = ptr_lo = _ram(p, p.ptr_width, p.cols_max)
+        m.submodules.ptr_hi = ptr_hi = _ram(p, p.ptr_width, p.cols_max)
+        w_lo = Signal(reset_less=True)
+        w_hi = Signal(reset_less=True)
+        w_addr_lo = Signal(range(max(2, p.cols_max)), reset_less=True)
+        w_addr_hi = Signal(range(max(2, p.cols_max)), reset_less=True)
+        w_data = Signal(p.ptr_width, reset_less=True)
+        m.d.sync += [
+            w_lo.eq(self.ptr_w.en & (self.ptr_w.addr != p.cols_max)),
+            w_hi.eq(self.ptr_w.en & (self.ptr_w.addr != 0)),
+            w_addr_lo.eq(self.ptr_w.addr), w_addr_hi.eq(self.ptr_w.addr - 1),
+            w_data.eq(self.ptr_w.data),
+        ]
+        m.d.comb += [ptr_lo.w_en.eq(w_lo), ptr_lo.w_addr.eq(w_addr_lo),
+                     ptr_hi.w_en.eq(w_hi), ptr_hi.w_addr.eq(w_addr_hi)]
         for ram in (ptr_lo, ptr_hi):
-            m.d.comb += [ram.w_en.eq(self.ptr_w.en), ram.w_addr.eq(self.ptr_w.addr),
-                         ram.w_data.eq(self.ptr_w.data), ram.r_en.eq(1), ram.o_en.eq(1)]
+            m.d.comb += [ram.w_data.eq(w_data), ram.r_en.eq(1), ram.o_en.eq(1)]
 
         # No stage between the queue and the output FIFO stalls (so no clock enable reaches
         # the block RAMs): A: the addresses, R: the RAMs' read registers, D: their output
@@ -125,11 +173,9 @@ class ColumnFetch(wiring.Component):
         # pins start at a register).
         a_valid = Signal()
         a_act = Signal(signed(p.act_width))
-        a_lo = Signal(range(p.cols_max + 1))
-        a_hi = Signal(range(p.cols_max + 1))
-        m.d.sync += [a_valid.eq(pop), a_act.eq(head.act), a_lo.eq(head.col),
-                     a_hi.eq(head.col + 1)]
-        m.d.comb += [ptr_lo.r_addr.eq(a_lo), ptr_hi.r_addr.eq(a_hi)]
+        a_col = Signal(range(max(2, p.cols_max)))
+        m.d.sync += [a_valid.eq(pop), a_act.eq(head.act), a_col.eq(head.col)]
+        m.d.comb += [ptr_lo.r_addr.eq(a_col), ptr_hi.r_addr.eq(a_col)]
         r_valid = Signal()
         r_act = Signal(signed(p.act_width))
         d_valid = Signal()
@@ -154,6 +200,10 @@ class ColumnFetch(wiring.Component):
         k_start = stage(c_start, "k_start")
         k_count = stage((c_end - c_start)[:p.ptr_width], "k_count")
         k_size0 = stage(c_start == c_end, "k_size0")
+        # Sizes 1 and 2 beside the subtraction, not behind it (the iCE40's carry chain and
+        # then a 12-bit compare were one cycle).
+        k_size1 = stage(difference_is(c_end, c_start, 1, p.ptr_width), "k_size1")
+        k_size2 = stage(difference_is(c_end, c_start, 2, p.ptr_width), "k_size2")
         k_ok = stage((c_start <= c_end) & in_range(c_end, 0, p.entries_max), "k_ok")
         # P: the size flags, registered with the column.
         p_valid = Signal()
@@ -161,7 +211,7 @@ class ColumnFetch(wiring.Component):
         m.d.sync += [
             p_valid.eq(k_valid), p_col.act.eq(k_act), p_col.start.eq(k_start),
             p_col.count.eq(k_count), p_col.size0.eq(k_size0),
-            p_col.size1.eq(k_count == 1), p_col.size2.eq(k_count == 2), p_col.ok.eq(k_ok),
+            p_col.size1.eq(k_size1), p_col.size2.eq(k_size2), p_col.ok.eq(k_ok),
         ]
         m.d.comb += [
             out.w_en.eq(p_valid), out.w_data.eq(p_col.as_value()),

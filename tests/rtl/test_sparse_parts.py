@@ -4,10 +4,11 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Module, Signal
 
 from npugen.rtl.sparse import CfgOp, SparseParams
 from npugen.rtl.sparse.engine_parts import ActivationInput, ConfigWriter, Readout
-from npugen.rtl.sparse.pe_parts import Accumulator, ColumnFetch, EntryWalker
+from npugen.rtl.sparse.pe_parts import Accumulator, ColumnFetch, EntryWalker, difference_is
 from npugen.sim.flow.pysim import recv, send, simulate
 from npugen.sim.formats.sparse import act_beats
 from npugen.sim.models.intmath import wrap
@@ -75,6 +76,7 @@ def test_activation_input_sends_each_nonzero_once_in_order(lanes, seed):
         ctx.set(dut.cols, 17)
         await ctx.tick()  # cols settles a cycle before a vector (the engine sees to it)
         ctx.set(dut.enable, 1)
+        ctx.set(dut.accept, 1)
         for x in vectors:
             await send(ctx, dut.i_act, act_beats(p, x), rng, 0.3)
             # The beats pass a three-beat input FIFO: done once the last one has left it.
@@ -164,6 +166,53 @@ def test_column_fetch_reads_pointers_and_checks_them(seed):
                                                            for n in range(3)))
             for j, a in items]
     assert got == want
+
+
+def test_difference_is_matches_a_subtraction_for_every_pair():
+    width = 5
+    end, start = Signal(width), Signal(width)
+    m = Module()
+    flags = [Signal(name=f"is{k}") for k in range(4)]
+    m.d.comb += [f.eq(difference_is(end, start, k, width)) for k, f in enumerate(flags)]
+    m.d.sync += Signal().eq(1)  # a clock domain for the shared simulate()
+    wrong = []
+
+    async def bench(ctx):
+        for e in range(1 << width):
+            for s in range(1 << width):
+                ctx.set(end, e)
+                ctx.set(start, s)
+                got = [ctx.get(f) for f in flags]
+                want = [int((e - s) % (1 << width) == k) for k in range(4)]
+                if got != want:
+                    wrong.append((e, s, got, want))
+
+    simulate(m, bench)
+    assert wrong == []
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 8])
+def test_column_fetch_predicts_its_queue_ready(depth, seed):
+    """``room_next`` is the next cycle's ``q.ready`` in every cycle (the engine registers it).
+
+    Offers and takes at random, also offers while the queue is full (no write then).
+    """
+    p = SparseParams(cols_max=6, entries_max=20, queue_depth=depth)
+    dut = ColumnFetch(p)
+    rng = random.Random(seed)
+    seen = []
+
+    async def bench(ctx):
+        for _ in range(400):
+            ctx.set(dut.q.valid, rng.random() < 0.7)
+            ctx.set(dut.q.payload, {"col": rng.randrange(6), "act": rng.randrange(-128, 128)})
+            ctx.set(dut.column.ready, rng.random() < 0.3)
+            _, _, room_next = await ctx.tick().sample(dut.room_next)
+            seen.append((room_next, ctx.get(dut.q.ready)))
+
+    simulate(dut, bench)
+    assert [a for a, b in seen if a != b] == [], "room_next must equal the next q.ready"
+    assert {b for _, b in seen} == {0, 1}, "the queue must both fill and have room"
 
 
 def test_entry_walker_reads_every_entry_without_bubbles(seed):
