@@ -7,17 +7,27 @@ test can exercise random gaps and random backpressure reproducibly from a seed.
 __all__ = ["cycles_until", "recv", "reset_mid_stream", "send", "simulate"]
 
 
-async def send(ctx, port, beats, rng=None, idle=0.0):
+async def _handshake(ctx, port, timeout):
+    """Wait (``valid`` high) for the edge that takes the beat; fail after ``timeout`` edges."""
+    for _ in range(timeout):
+        _, _, ready = await ctx.tick().sample(port.ready)
+        if ready:
+            return
+    raise AssertionError(f"timeout: {port} not ready in {timeout} cycles")
+
+
+async def send(ctx, port, beats, rng=None, idle=0.0, timeout=100_000):
     """Drive ``beats`` (payload values) into the stream ``port``, inserting random gaps.
 
-    The payload is set before ``valid`` and held stable until the handshake.
+    The payload is set before ``valid`` and held stable until the handshake. Raises
+    AssertionError if a beat waits ``timeout`` cycles (a wedged port fails, never hangs).
     """
     for beat in beats:
         while rng is not None and rng.random() < idle:
             await ctx.tick()
         ctx.set(port.payload, beat)
         ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
+        await _handshake(ctx, port, timeout)
         ctx.set(port.valid, 0)
 
 
@@ -31,7 +41,7 @@ async def cycles_until(ctx, port, beats, condition, limit=1000):
     for beat in beats:
         ctx.set(port.payload, beat)
         ctx.set(port.valid, 1)
-        await ctx.tick().until(port.ready)
+        await _handshake(ctx, port, 100_000)
     ctx.set(port.valid, 0)
     for edges in range(limit):
         if condition(ctx):
