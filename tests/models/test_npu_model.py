@@ -283,7 +283,9 @@ def test_network_conv_pool_fc(seed):
 def test_add_random(seed, lanes, kernel):
     """ADD against each kernel's model (modes 0-3), element by element, random clamps."""
     rng = np.random.default_rng([seed, lanes, 4, len(kernel)])
-    p = small(lanes=lanes)
+    # 512 words a bank: a and b (up to 4 x 4 x 8 words each with one lane) and the gap
+    # between them must fit one bank (with 256, one draw in 128 ran past it).
+    p = small(lanes=lanes, act_words=512)
     model = NpuModel(p)
     model.act[:] = rng.integers(-128, 128, size=model.act.shape)
     h, wd, c = int(rng.integers(1, 5)), int(rng.integers(1, 5)), int(rng.integers(1, 9))
