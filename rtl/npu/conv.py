@@ -1,4 +1,4 @@
-"""CONV on the systolic array: im2col on the fly, accumulation through the array's psum."""
+"""CONV on the systolic array: im2col on the fly, accumulation after the array."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
@@ -6,6 +6,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import next_wrapping
+from ..systolic.ports import ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
 from .decoder import group_divider
 from .isa import Op, insn_layout
@@ -25,10 +26,13 @@ class ConvUnit(wiring.Component):
       ``P = out_h * out_w`` im2col words of that tile through the array, one per cycle.
       The word of output pixel ``(oy, ox)`` is the input word at
       ``(oy * stride - pad_t + ky, ox * stride - pad_l + kx)``, group ``g``, or ``zp_in``
-      in every lane outside the input. The array's ``psum`` input is the accumulator of
-      the pixel (0 for the first tile), its output goes back to the accumulator memory.
-      A vector waits while the previous tile's result for its pixel is still in flight
-      (only when ``P`` is shorter than the array's latency).
+      in every lane outside the input. Each result of the array (``a @ W``, no psum) is
+      added to its pixel's accumulator (or replaces it, in the first tile): the
+      accumulator is read as the result leaves the array and written the next cycle. No
+      vector waits for an earlier tile's result: a tile takes ``max(P, T_w)`` cycles
+      (``T_w = ws_min_tile_vectors``, the next tile's weight load), however short ``P`` is.
+      The results leave in issue order, so a pixel's next result comes at least ``T_w``
+      (3 or more) cycles after its last one, after that one's write.
     - phase B: the ``P`` accumulator words go to the :class:`~.post.PostUnit` (bias,
       requantization, output word ``dst + p * G_out + j``).
 
@@ -65,10 +69,13 @@ class ConvUnit(wiring.Component):
         p = self.p
         lanes = p.lanes
         f = self.insn
-        m.submodules.array = array = WsArray(p.systolic)
+        m.submodules.array = array = WsArray(p.systolic, psum=False, buffered=False)
         m.submodules.acc = acc = Memory(shape=unsigned(32 * lanes), depth=p.acc_words, init=[])
         acc_rd = acc.read_port()
         acc_wr = acc.write_port()
+        # A pixel's read follows its previous write by ws_min_tile_vectors cycles at least
+        # (see above), so the read port needs no transparency (no bypass logic).
+        assert ws_min_tile_vectors(p.systolic) >= 2
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls.
         m.d.comb += acc_rd.en.eq(0)
@@ -91,7 +98,6 @@ class ConvUnit(wiring.Component):
         ky = Signal(4)
         kx = Signal(4)
         g = Signal(10)
-        tile = Signal(18)         # tile index within the column tile
         oy = Signal(8)
         ox = Signal(8)
         pix = Signal(16)          # oy * out_w + ox
@@ -102,7 +108,7 @@ class ConvUnit(wiring.Component):
         tile_off = Signal(signed(26))  # ky * rowstride + kx * G_in + g - pad_off
         to_issue = Signal(34)     # vectors of this column tile still to issue
         to_write = Signal(34)     # results of this column tile still to come back
-        inflight = Signal(17)     # issued, not yet written back (at most P)
+        first_left = Signal(16)   # results of the column tile's first weight tile to come
         wr_pix = Signal(16)
 
 
@@ -119,10 +125,9 @@ class ConvUnit(wiring.Component):
         m.d.comb += [array.i_weight.valid.eq(w_valid),
                      array.i_weight.payload.eq(self.wgt_data)]
 
-        # Phase A issue: im2col word and psum read, then the array beat.
+        # Phase A issue: im2col word, then the array beat.
         a_valid = Signal()
         a_inside = Signal()
-        a_first = Signal()
         a_last = Signal()
         a_go = ~a_valid | array.i_act.ready
         iy = Signal(signed(15))
@@ -131,22 +136,19 @@ class ConvUnit(wiring.Component):
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(signed(27))
         m.d.comb += address.eq(f.src + tile_off + pix_row + pix_col)
-        room = inflight < pixels
         phase_a = Signal()
-        can_issue = phase_a & (to_issue != 0) & room
+        can_issue = phase_a & (to_issue != 0)
         with m.If(a_go):
             m.d.sync += a_valid.eq(0)
             with m.If(can_issue):
-                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16]),
-                             acc_rd.en.eq(1), acc_rd.addr.eq(pix)]
-                m.d.sync += [a_valid.eq(1), a_inside.eq(inside), a_first.eq(tile == 0),
+                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16])]
+                m.d.sync += [a_valid.eq(1), a_inside.eq(inside),
                              a_last.eq(pix == pixels - 1), to_issue.eq(to_issue - 1)]
                 # Next pixel; at the last pixel, the next tile.
                 with m.If(ox == f.out_w - 1):
                     m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
                     with m.If(oy == f.out_h - 1):
-                        m.d.sync += [oy.eq(0), y_base.eq(0), pix_row.eq(0), pix.eq(0),
-                                     tile.eq(tile + 1)]
+                        m.d.sync += [oy.eq(0), y_base.eq(0), pix_row.eq(0), pix.eq(0)]
                         with m.If(g == g_in - 1):
                             m.d.sync += g.eq(0)
                             with m.If(kx == f.kernel - 1):
@@ -166,19 +168,30 @@ class ConvUnit(wiring.Component):
         m.d.comb += [
             array.i_act.valid.eq(a_valid),
             array.i_act.payload.a.eq(Mux(a_inside, self.act_data, zp_word)),
-            array.i_act.payload.psum.eq(Mux(a_first, 0, acc_rd.data)),
             array.i_act.payload.last.eq(a_last),
         ]
 
-        # Results back into the accumulators.
-        m.d.comb += [array.o.ready.eq(1), acc_wr.addr.eq(wr_pix),
-                     acc_wr.data.eq(array.o.payload.y), acc_wr.en.eq(array.o.valid)]
-        issue = Signal()
-        m.d.comb += issue.eq(a_go & can_issue)
-        m.d.sync += inflight.eq(inflight + issue - array.o.valid)
+        # Results into the accumulators: read the pixel's sum as its result leaves the
+        # array (stage 1), add and write it the next cycle (stage 2; the first tile writes
+        # the result alone). Sums wrap at 32 bits.
+        r_valid = Signal()
+        r_first = Signal()
+        r_pix = Signal(16)
+        r_y = Signal(array.o.payload.y.shape())
+        m.d.comb += array.o.ready.eq(1)
+        m.d.sync += r_valid.eq(array.o.valid)
         with m.If(array.o.valid):
-            m.d.sync += [to_write.eq(to_write - 1),
+            m.d.comb += [acc_rd.en.eq(1), acc_rd.addr.eq(wr_pix)]
+            m.d.sync += [r_first.eq(first_left != 0), r_pix.eq(wr_pix),
+                         r_y.eq(array.o.payload.y), to_write.eq(to_write - 1),
                          wr_pix.eq(next_wrapping(wr_pix, pixels))]
+            with m.If(first_left != 0):
+                m.d.sync += first_left.eq(first_left - 1)
+        m.d.comb += [acc_wr.addr.eq(r_pix), acc_wr.en.eq(r_valid)]
+        for lane in range(lanes):
+            old = acc_rd.data[32 * lane:32 * lane + 32]
+            m.d.comb += acc_wr.data[32 * lane:32 * lane + 32].eq(
+                Mux(r_first, 0, old) + r_y[lane])
 
         # Phase B: accumulators to the PostUnit.
         b_left = Signal(16)
@@ -224,14 +237,16 @@ class ConvUnit(wiring.Component):
                 m.next = "TILE"
             with m.State("TILE"):  # a new column tile: reset the loops
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), tile.eq(0), oy.eq(0), ox.eq(0),
+                m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0),
                              pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
                              pix_col.eq(0), tile_off.eq(-pad_off), to_issue.eq(col_words),
-                             to_write.eq(col_words), inflight.eq(0), wr_pix.eq(0),
+                             to_write.eq(col_words), first_left.eq(pixels), wr_pix.eq(0),
                              phase_a.eq(1)]
                 m.next = "PHASE_A"
             with m.State("PHASE_A"):
                 m.d.comb += self.busy.eq(1)
+                # The last result is written in the cycle after to_write reaches 0, before
+                # phase B's first read.
                 with m.If(to_write == 0):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
                                  b_addr.eq(f.dst + j)]

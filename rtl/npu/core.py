@@ -19,7 +19,10 @@ from .protocol import STATUS_WORDS, Command, HostError, chunks
 from .protocol import Memory as MemId
 from .spfc import SparseFcUnit
 
-__all__ = ["Npu", "NpuState", "signature"]
+__all__ = ["IMEM_CHUNKS", "Npu", "NpuState", "signature"]
+
+#: 32-bit chunks of one instruction in the instruction memory.
+IMEM_CHUNKS = INSN_BITS // 32
 
 
 class NpuState:
@@ -74,7 +77,7 @@ class Npu(wiring.Component):
         """Return timing, protocol notes and port roles for the JSON manifest."""
         p = self.p
         return {
-            "latency": {"reset_to_ready": 0, "instruction_overhead_cycles": 5},
+            "latency": {"reset_to_ready": 0, "instruction_overhead_cycles": 13},
             "throughput": {"macs_per_cycle": p.macs, "command_words_per_cycle": 1},
             "protocol": [
                 ("Commands on i: a header word (bits 0-3 command, 4-7 memory, 8-31 count) and "
@@ -111,8 +114,11 @@ class Npu(wiring.Component):
         m.submodules.tab = tab = Memory(shape=unsigned(TABLE_ENTRY.size), depth=p.tab_entries,
                                         init=[])
         tab_rd, tab_wr = tab.read_port(), tab.write_port()
-        m.submodules.imem = imem = Memory(shape=unsigned(INSN_BITS), depth=p.imem_words,
-                                          init=[])
+        # Instructions as 32-bit chunks (word k of instruction a at a * IMEM_CHUNKS + k): a
+        # 256-bit-wide memory wastes block RAM on width (16 iCE40 block RAMs for 32
+        # instructions); the fetch reads the chunks one per cycle.
+        m.submodules.imem = imem = Memory(shape=unsigned(32),
+                                          depth=p.imem_words * IMEM_CHUNKS, init=[])
         imem_rd, imem_wr = imem.read_port(), imem.write_port()
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls (the later, conditional assignments win).
@@ -206,11 +212,14 @@ class Npu(wiring.Component):
         arg = Signal(32)
         addr = Signal(32)
         left = Signal(24)
-        chunk = Signal(range(8))
-        last_chunk = Signal(range(8))
+        most_chunks = max(chunks(mid, lanes) for mid in MemId)
+        chunk = Signal(range(most_chunks))
+        last_chunk = Signal(range(most_chunks))
         allowed = Signal()   # the WRITE/READ in progress really touches the memory
-        wbuf = Signal(INSN_BITS)
-        rbuf = Signal(INSN_BITS)
+        # Host words of the other memories are assembled here (instructions go chunk by chunk).
+        host_chunks = max(chunks(mid, lanes) for mid in (MemId.ACT, MemId.WGT, MemId.TAB))
+        wbuf = Signal(32 * host_chunks)
+        rbuf = Signal(32 * host_chunks)
         status_idx = Signal(range(STATUS_WORDS))
         n_chunks = {MemId.ACT: chunks(MemId.ACT, lanes), MemId.WGT: chunks(MemId.WGT, lanes),
                     MemId.TAB: chunks(MemId.TAB, lanes), MemId.IMEM: chunks(MemId.IMEM, lanes)}
@@ -229,7 +238,9 @@ class Npu(wiring.Component):
                                   busy_sparse))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle
         host_write = Signal()
-        host_wdata = Signal(INSN_BITS)
+        host_wdata = Signal(32 * host_chunks)
+        imem_write = Signal()  # the host writes instruction chunk ``chunk`` of word ``addr``
+        is_imem = mem_id == MemId.IMEM
 
         with m.FSM(name="host"):
             with m.State("HDR"):
@@ -288,12 +299,13 @@ class Npu(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     with m.Switch(chunk):
-                        for k in range(INSN_BITS // 32):
+                        for k in range(host_chunks):
                             with m.Case(k):
                                 m.d.sync += wbuf[32 * k:32 * k + 32].eq(self.i.payload)
                                 m.d.comb += host_wdata.eq(
                                     Cat(wbuf[:32 * k], self.i.payload) if k else
                                     self.i.payload)
+                    m.d.comb += imem_write.eq(allowed & is_imem)
                     m.d.sync += chunk.eq(chunk + 1)
                     with m.If(chunk == last_chunk):
                         m.d.comb += host_write.eq(allowed)
@@ -311,17 +323,20 @@ class Npu(wiring.Component):
                         m.d.sync += rbuf.eq(wgt_rd.data)
                     with m.Case(MemId.TAB):
                         m.d.sync += rbuf.eq(tab_rd.data)
-                    with m.Case(MemId.IMEM):
+                    with m.Case(MemId.IMEM):  # one chunk per read
                         m.d.sync += rbuf.eq(imem_rd.data)
                 with m.If(~allowed):
                     m.d.sync += rbuf.eq(0)
                 m.next = "RSEND"
             with m.State("RSEND"):
                 m.d.comb += self.o.valid.eq(1)
-                with m.Switch(chunk):
-                    for k in range(INSN_BITS // 32):
-                        with m.Case(k):
-                            m.d.comb += self.o.payload.eq(rbuf[32 * k:32 * k + 32])
+                with m.If(is_imem):
+                    m.d.comb += self.o.payload.eq(rbuf[:32])
+                with m.Else():
+                    with m.Switch(chunk):
+                        for k in range(host_chunks):
+                            with m.Case(k):
+                                m.d.comb += self.o.payload.eq(rbuf[32 * k:32 * k + 32])
                 with m.If(self.o.ready):
                     m.d.sync += chunk.eq(chunk + 1)
                     with m.If(chunk == last_chunk):
@@ -330,6 +345,8 @@ class Npu(wiring.Component):
                             m.next = "HDR"
                         with m.Else():
                             m.next = "RREAD"
+                    with m.Elif(is_imem):  # the next chunk
+                        m.next = "RREAD"
             with m.State("STATUS"):
                 m.d.comb += self.o.valid.eq(1)
                 with m.Switch(status_idx):
@@ -352,7 +369,8 @@ class Npu(wiring.Component):
                 with m.Case(MemId.TAB):
                     m.d.comb += [tab_rd.addr.eq(local), tab_rd.en.eq(1)]
                 with m.Case(MemId.IMEM):
-                    m.d.comb += [imem_rd.addr.eq(local), imem_rd.en.eq(1)]
+                    m.d.comb += [imem_rd.addr.eq(local * IMEM_CHUNKS + chunk),
+                                 imem_rd.en.eq(1)]
         with m.Else():
             m.d.comb += [act_raddr.eq(unit_raddr), act_ren.eq(unit_ren),
                          tab_rd.addr.eq(post.tab_addr), tab_rd.en.eq(post.tab_en)]
@@ -371,9 +389,6 @@ class Npu(wiring.Component):
                 with m.Case(MemId.TAB):
                     m.d.comb += [tab_wr.addr.eq(local), tab_wr.data.eq(host_wdata),
                                  tab_wr.en.eq(1)]
-                with m.Case(MemId.IMEM):
-                    m.d.comb += [imem_wr.addr.eq(local), imem_wr.data.eq(host_wdata),
-                                 imem_wr.en.eq(1)]
         with m.Elif(post.wr_en):
             m.d.comb += [act_waddr.eq(post.wr_addr), act_wdata.eq(post.wr_data), act_wen.eq(1)]
         with m.Elif(maxpool.wr_en):
@@ -383,6 +398,10 @@ class Npu(wiring.Component):
             with m.Elif(adder.wr_en):
                 m.d.comb += [act_waddr.eq(adder.wr_addr), act_wdata.eq(adder.wr_data),
                              act_wen.eq(1)]
+
+        with m.If(imem_write):  # instruction chunks go in as they arrive
+            m.d.comb += [imem_wr.addr.eq(local * IMEM_CHUNKS + chunk),
+                         imem_wr.data.eq(self.i.payload), imem_wr.en.eq(1)]
 
         # -- controller -------------------------------------------------------------------
         with m.If(running):
@@ -396,7 +415,8 @@ class Npu(wiring.Component):
                 with m.If(spfc.busy):
                     m.d.sync += busy_sparse.eq(busy_sparse + 1)
         op = Signal(4)
-        m.d.comb += [decoder.i.payload.eq(imem_rd.data), decoder.o.ready.eq(1)]
+        fetched = Signal(range(IMEM_CHUNKS + 1))  # chunks of the instruction read so far
+        m.d.comb += [decoder.i.payload.eq(insn), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
             with m.State("WAIT"):
                 with m.If(start):
@@ -411,8 +431,18 @@ class Npu(wiring.Component):
                     m.d.sync += [state.eq(NpuState.ERROR), error.eq(ErrorCode.PC)]
                     m.next = "WAIT"
                 with m.Else():
-                    m.d.comb += [imem_rd.addr.eq(pc), imem_rd.en.eq(1)]
+                    m.d.comb += [imem_rd.addr.eq(pc * IMEM_CHUNKS), imem_rd.en.eq(1)]
+                    m.d.sync += fetched.eq(0)
+                    m.next = "LOAD"
+                with m.If(abort):
+                    m.next = "WAIT"
+            with m.State("LOAD"):  # a chunk arrives (shifted in from the top), the next read
+                m.d.sync += [insn.eq(Cat(insn[32:], imem_rd.data)), fetched.eq(fetched + 1)]
+                with m.If(fetched == IMEM_CHUNKS - 1):
                     m.next = "DECODE"
+                with m.Else():
+                    m.d.comb += [imem_rd.addr.eq(pc * IMEM_CHUNKS + fetched + 1),
+                                 imem_rd.en.eq(1)]
                 with m.If(abort):
                     m.next = "WAIT"
             with m.State("DECODE"):
@@ -424,8 +454,7 @@ class Npu(wiring.Component):
             with m.State("CHECKED"):
                 with m.If(decoder.o.valid):
                     d = decoder.o.payload
-                    m.d.sync += [insn.eq(d.insn), op.eq(d.op),
-                                 mode.eq(d.insn[FIELD_BASE:FIELD_BASE + 2])]
+                    m.d.sync += [op.eq(d.op), mode.eq(insn[FIELD_BASE:FIELD_BASE + 2])]
                     with m.If(d.error != ErrorCode.NONE):
                         m.d.sync += [state.eq(NpuState.ERROR), error.eq(d.error)]
                         m.next = "WAIT"

@@ -12,9 +12,8 @@ __all__ = ["Decoder", "decoded_layout", "group_divider"]
 
 
 def decoded_layout():
-    """Return the decoder's output beat: the instruction word, its opcode, its error."""
+    """Return the decoder's output beat: the instruction's opcode and its error."""
     return data.StructLayout({
-        "insn": unsigned(INSN_BITS),
         "op": unsigned(4),
         "error": ErrorCode,
     })
@@ -42,8 +41,10 @@ class Decoder(wiring.Component):
     (:mod:`npugen.sim.models.npu`): opcode, version, engine present, ``HEADER``'s params
     hash, then per opcode the field rules (``SHAPE``), ``ADD``'s constants (``CONST``), the
     regions (``ADDRESS``) and the banks (``BANK``). The first failing check is the beat's
-    ``error``; ``NONE`` means the instruction may run. The word itself passes through for
-    the execution units, which view it with :func:`~.isa.insn_layout` of ``op``.
+    ``error``; ``NONE`` means the instruction may run. The word itself does not pass
+    through (that took ``LATENCY x INSN_BITS`` flip-flops): its user keeps it (the
+    controller holds the fetched word until the next fetch, and the execution units view it
+    with :func:`~.isa.insn_layout` of ``op``).
 
     Region sizes need products such as ``groups(cout) * kernel**2 * groups(cin) * lanes``
     (up to 34 bits); they are computed over three pipeline stages, and the comparisons
@@ -236,7 +237,7 @@ class Decoder(wiring.Component):
                      kk.eq(sel["kernel"] * sel["kernel"])]
         spfc_words = Signal(19)  # SPFC's weight region: beats x cfg_words
         m.d.comb += spfc_words.eq(spfc.beats * cfg_words(p.lanes))
-        s1 = carry({"insn": word, "op": opcode, "first": first, "src": sel["src"],
+        s1 = carry({"op": opcode, "first": first, "src": sel["src"],
                     "is_spfc": is_op[Op.SPFC], "spfc_words": spfc_words,
                     "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
                     "src_b": sel["src_b"], "uses_b": sel["uses_b"],
@@ -260,7 +261,7 @@ class Decoder(wiring.Component):
                      dst_words.eq(s1["hw_out"] * s1["g_out"]),
                      kkg.eq(s1["kk"] * s1["g_in"]),
                      tab_end.eq(s1["tab"] + s1["cout"])]
-        s2 = carry({k: s1[k] for k in ("insn", "op", "src", "dst", "wgt", "g_out",
+        s2 = carry({k: s1[k] for k in ("op", "src", "dst", "wgt", "g_out",
                                        "is_spfc", "spfc_words",
                                        "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
                    | {"first": first2}
@@ -278,7 +279,7 @@ class Decoder(wiring.Component):
                      src_end.eq(s2["src"] + s2["src_words"]),
                      srcb_end.eq(s2["src_b"] + s2["src_words"]),
                      dst_end.eq(s2["dst"] + s2["dst_words"])]
-        s3 = carry({k: s2[k] for k in ("insn", "op", "first", "src", "dst", "uses_wgt",
+        s3 = carry({k: s2[k] for k in ("op", "first", "src", "dst", "uses_wgt",
                                        "uses_tab", "checks", "tab_end", "src_b", "uses_b")}
                    | {"wgt_end": wgt_end, "src_end": src_end, "dst_end": dst_end,
                       "srcb_end": srcb_end}, 3)
@@ -303,6 +304,5 @@ class Decoder(wiring.Component):
         with m.Else():
             m.d.comb += error.eq(ErrorCode.NONE)
         with m.If(go):
-            m.d.sync += [self.o.payload.insn.eq(s3["insn"]), self.o.payload.op.eq(s3["op"]),
-                         self.o.payload.error.eq(error)]
+            m.d.sync += [self.o.payload.op.eq(s3["op"]), self.o.payload.error.eq(error)]
         return m

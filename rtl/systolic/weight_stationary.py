@@ -45,6 +45,15 @@ class WsArray(Validated, wiring.Component):
     ----------
     params : SystolicParams
         With ``dataflow == Dataflow.WS``.
+    psum : bool
+        Add ``i_act.psum`` (default). False: the port is ignored (``y = a @ W``) and its
+        delay line and adders are not built: a user that accumulates after the array
+        (:class:`~npugen.rtl.npu.conv.ConvUnit`) saves ``cols x acc_width`` flip-flops per
+        cycle of latency (registers on iCE40, block RAM or LUT RAM elsewhere).
+    buffered : bool
+        Results leave through the credit-counted result buffer (default). False: no buffer
+        (no block RAM, ``ResultBuffer.read_latency`` cycles less latency); ``o.ready`` is
+        ignored and the consumer must take ``o`` in every cycle it is valid.
 
     Members
     -------
@@ -77,20 +86,25 @@ class WsArray(Validated, wiring.Component):
     """
 
     @classmethod
-    def validate(cls, params):
+    def validate(cls, params, *, psum=True, buffered=True):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SystolicParams) or params.dataflow is not Dataflow.WS:
             raise TypeError(f"params must be SystolicParams with dataflow ws, not {params!r}")
+        for name, value in (("psum", psum), ("buffered", buffered)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
 
-    def __init__(self, params):
+    def __init__(self, params, *, psum=True, buffered=True):
         self.params = params
+        self.psum = psum
+        self.buffered = buffered
         super().__init__(signature(params))
 
     # Timing, from the structure below (checked by the benches); see npugen.rtl.systolic.ports.
     @property
     def latency(self):
         """Cycles from ``i_act`` handshake to the result's first cycle on ``o``."""
-        return ws_latency(self.params)
+        return ws_latency(self.params) if self.buffered else ws_pipeline_cycles(self.params)
 
     @property
     def min_tile_vectors(self):
@@ -130,9 +144,18 @@ class WsArray(Validated, wiring.Component):
         p = self.params
         rows, cols = p.rows, p.cols
 
-        m.submodules.results = results = ResultBuffer(
-            out_layout(p), depth=ws_buffer_depth(p), max_reserve=1, ram=p.result_ram)
-        wiring.connect(m, wiring.flipped(self.o), results.o)
+        act_take = Signal()  # an activation vector enters
+        if self.buffered:
+            m.submodules.results = results = ResultBuffer(
+                out_layout(p), depth=ws_buffer_depth(p), max_reserve=1, ram=p.result_ram)
+            wiring.connect(m, wiring.flipped(self.o), results.o)
+            can_reserve = results.can_reserve
+            m.d.comb += results.reserve.eq(act_take)
+            out = results.w_data
+        else:  # the consumer takes every result: o is the pipeline's last register
+            results = None
+            can_reserve = Const(1)
+            out = self.o.payload
 
         # Tile bookkeeping. need_swap: the next vector starts a tile. filled: the shadow
         # registers hold a whole tile (no more weights until the swap); settled: filled,
@@ -155,18 +178,16 @@ class WsArray(Validated, wiring.Component):
         # and the last swap has passed.
         a_ok = Signal()
         w_ok = Signal()
-        act_take = Signal()
         swap = Signal()
         w_take = Signal()
         m.d.comb += [
-            a_ok.eq(self.i_act.valid & results.can_reserve),
+            a_ok.eq(self.i_act.valid & can_reserve),
             w_ok.eq(self.i_weight.valid & ~locked),
-            self.i_act.ready.eq(results.can_reserve & (~need_swap | settled)),
+            self.i_act.ready.eq(can_reserve & (~need_swap | settled)),
             act_take.eq(a_ok & (~need_swap | settled)),
             swap.eq(a_ok & need_swap & settled),
             self.i_weight.ready.eq(~filled & ~locked),
             w_take.eq(w_ok & ~filled),
-            results.reserve.eq(act_take),
         ]
         m.d.sync += [
             # settled implies filled; the first filled cycle cannot swap.
@@ -240,25 +261,28 @@ class WsArray(Validated, wiring.Component):
         extra = ws_column_stages(p)
         psum_delay = rows + cols + 1 + multiplier_latency(p) + extra
         psum_in = self.i_act.payload.psum
-        if p.multiplier is Multiplier.ICE40:
+        if not self.psum:
+            psum_late = None
+        elif p.multiplier is Multiplier.ICE40:
             psum_late = delay(m, psum_in.as_value(), psum_delay, name="psum_delay",
                               reset_less=True)
         else:
             psum_late = ram_delay(
                 m, psum_in.as_value(), psum_delay, name="psum_delay",
                 block_ram=None if p.result_ram is BufferRam.INFERRED else p.result_ram)
-        psum_late = psum_in.shape()(psum_late)
+        if psum_late is not None:
+            psum_late = psum_in.shape()(psum_late)
         for c in range(cols):
             column = delay(m, pe[rows - 1][c].psum_out, cols - 1 - c + extra,
                            name=f"y_deskew{c}", reset_less=True)
-            psum = psum_late[c]
             y = Signal(signed(p.acc_width), name=f"y{c}", reset_less=True)
-            m.d.sync += y.eq(psum + column)
-            m.d.comb += results.w_data.y[c].eq(y)
+            m.d.sync += y.eq(column if psum_late is None else psum_late[c] + column)
+            m.d.comb += out.y[c].eq(y)
 
         m.d.comb += [
-            results.w_en.eq(delay(m, act_take, ws_pipeline_cycles(p), name="valid")),
-            results.w_data.last.eq(delay(m, act_take & self.i_act.payload.last,
-                                         ws_pipeline_cycles(p), name="last")),
+            (results.w_en if results is not None else self.o.valid).eq(
+                delay(m, act_take, ws_pipeline_cycles(p), name="valid")),
+            out.last.eq(delay(m, act_take & self.i_act.payload.last,
+                              ws_pipeline_cycles(p), name="last")),
         ]
         return m

@@ -43,7 +43,7 @@ from npugen.rtl.npu.isa import (
     spec_of,
 )
 from npugen.rtl.npu.params import NpuParams, params_hash
-from npugen.rtl.systolic.ports import ws_latency, ws_min_tile_vectors
+from npugen.rtl.systolic.ports import ws_min_tile_vectors, ws_pipeline_cycles
 
 from .intmath import wrap
 from .qladd import avx2_add
@@ -543,9 +543,10 @@ def _add_constants_ok(f):
         and (fixed == 0 or 2.0 ** -100 <= fixed < 2.0 ** 64)
 
 
-#: Cycles the controller spends on every instruction: fetch, decode (the decoder's four
-#: stages), launch, retire.
-INSN_CYCLES = 6
+#: Cycles the controller spends on every instruction: fetch (nine: the instruction memory
+#: holds 32-bit chunks, read one per cycle), decode (the decoder's four stages), launch,
+#: retire.
+INSN_CYCLES = 14
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
 #: Stages of one QLinearAdd unit (:class:`npugen.rtl.npu.qladd.QLinearAdder`): an input
@@ -566,12 +567,13 @@ def cycles_of(p, op, f):
     - every instruction: :data:`INSN_CYCLES`; units add :data:`SETUP_CYCLES`.
     - ``CONV`` on the ``lanes x lanes`` array, per output-channel group (column tile):
       ``tiles = K * K * G_in`` weight tiles of ``P = out_h * out_w`` vectors each; the
-      first costs ``P``, each further one ``max(P, T_loop, T_w)``: ``T_loop = ws_latency +
-      2`` (a pixel's partial sum must be back in the accumulators before the next tile
-      reads it) and ``T_w = ws_min_tile_vectors`` (the next tile's weights must be
-      loaded). Then the drain (``T_loop``), the requantization pass
+      first costs ``P``, each further one ``max(P, T_w)``: ``T_w = ws_min_tile_vectors``
+      (the next tile's weights must be loaded; the partial sums are added after the
+      array, so no tile waits for an earlier one's results). Then the drain
+      (``T_drain = ws_pipeline_cycles + 2``: the last result through the array, which has
+      no result buffer in the NPU, and into the accumulators), the requantization pass
       (``P * lanes / post_lanes``), the table load of the group's channels and bookkeeping
-      (``lanes + 5``); once per instruction the first weight tile's load (``lanes``).
+      (``lanes + 5``); once per instruction the first weight tile's load (``lanes - 1``).
     - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
       its register, the compare, the write).
     - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
@@ -585,14 +587,14 @@ def cycles_of(p, op, f):
     lanes = p.lanes
     if op is Op.CONV:
         s = p.systolic
-        loop = ws_latency(s) + 2
+        drain = ws_pipeline_cycles(s) + 2
         g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         pixels = f["out_h"] * f["out_w"]
-        tile = max(pixels, loop, ws_min_tile_vectors(s))
+        tile = max(pixels, ws_min_tile_vectors(s))
         parts = lanes // p.post_lanes
         tiles = f["kernel"] ** 2 * g_in
-        column = pixels + (tiles - 1) * tile + loop + pixels * parts + lanes + 5
-        return INSN_CYCLES + SETUP_CYCLES + lanes + g_out * column + _post_tail()
+        column = pixels + (tiles - 1) * tile + drain + pixels * parts + lanes + 5
+        return INSN_CYCLES + SETUP_CYCLES + lanes - 1 + g_out * column + _post_tail()
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 4

@@ -7,6 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import SystolicParams, systolic_array
+from npugen.rtl.systolic.weight_stationary import WsArray
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.models.systolic import os_tile, ws_tile
 
@@ -22,16 +23,26 @@ def _simulate(dut, benches):
     sim.run()
 
 
-@pytest.mark.parametrize("traffic", TRAFFIC, ids=lambda t: f"idle{t[0]}-stall{t[1]}")
-@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_ws_array(shape, traffic, seed):
+#: WsArray's (psum, buffered) variants: the block's own, and the NPU's (no psum, no buffer).
+WS_VARIANTS = {"default": (True, True), "no_psum": (False, True), "npu": (False, False)}
+#: An unbuffered array's consumer takes every result: no stalls on o.
+WS_CASES = [(shape, traffic, variant) for variant in WS_VARIANTS for shape in SHAPES
+            for traffic in TRAFFIC if WS_VARIANTS[variant][1] or traffic[1] == 0]
+
+
+@pytest.mark.parametrize("shape,traffic,variant", WS_CASES,
+                         ids=[f"{s[0]}x{s[1]}-idle{t[0]}-stall{t[1]}-{v}" for s, t, v in WS_CASES])
+def test_ws_array(shape, traffic, variant, seed):
+    """``psum=False``: random partial sums go in and must not show in the results."""
+    psum, buffered = WS_VARIANTS[variant]
     rows, cols = shape
     p = SystolicParams(rows=rows, cols=cols, dataflow="ws")
     nrng = np.random.default_rng(seed)
     rng = random.Random(seed)
     tiles = [(nrng.integers(-128, 128, (rows, cols)), nrng.integers(-128, 128, (m, rows)),
               nrng.integers(-(1 << 31), 1 << 31, (m, cols))) for m in (1, 5, 2, 7)]
-    dut = systolic_array(p)
+    dut = systolic_array(p) if variant == "default" else WsArray(p, psum=psum,
+                                                                 buffered=buffered)
     got = []
 
     async def weights(ctx):
@@ -48,10 +59,17 @@ def test_ws_array(shape, traffic, seed):
         got.extend(await recv(ctx, dut.o, n, rng, traffic[1]))
 
     _simulate(dut, [weights, acts, results])
-    expected = np.concatenate([ws_tile(p, a, w, ps) for w, a, ps in tiles]).tolist()
+    expected = np.concatenate([ws_tile(p, a, w, ps if psum else 0 * ps)
+                               for w, a, ps in tiles]).tolist()
     assert [[int(v) for v in r.y] for r in got] == expected
     lasts = [int(r.last) for r in got]
     assert lasts == [int(i == len(a) - 1) for _, a, _ in tiles for i in range(len(a))]
+
+
+@pytest.mark.parametrize("flag", ["psum", "buffered"])
+def test_ws_array_flags_are_checked(flag):
+    with pytest.raises(TypeError, match=f"{flag} must be a bool"):
+        WsArray(SystolicParams(rows=2, cols=2), **{flag: 1})
 
 
 @pytest.mark.parametrize("traffic", TRAFFIC, ids=lambda t: f"idle{t[0]}-stall{t[1]}")
