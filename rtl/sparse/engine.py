@@ -226,9 +226,9 @@ class SparseMatVec(Validated, wiring.Component):
             "latency": {
                 "last_beat_to_first_output": (
                     "28 cycles portable, 24 with primitives=ecp5, from the last beat's "
-                    "handshake for one non-zero in it and one stored entry per PE (2 PEs, "
-                    "4 x 4, measured in the Amaranth simulator), plus the entries still "
-                    "queued (data-dependent)"),
+                    "handshake for one non-zero in it and one stored entry per PE, any size "
+                    "(portable: pinned by tests/rtl/test_sparse_engine.py; ecp5: measured "
+                    "once), plus the entries still queued (data-dependent)"),
                 "reset_to_ready": max(2, p.rows_pe_max),
             },
             "throughput": {

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from npugen.rtl.sparse import CfgOp, SparseMatVec, SparseParams
-from npugen.sim.flow.pysim import recv, send, simulate
+from npugen.sim.flow.pysim import cycles_until, recv, send, simulate
 from npugen.sim.formats.compress import decode_indices, encode
 from npugen.sim.formats.sparse import act_beats, load_program
 from npugen.sim.models.sparse import dense_weights, sparse_matvec
@@ -92,3 +92,33 @@ def test_engine_random(n_pe, banks, seed):
         overlaps = sum(events.index(("in", k + 1)) < events.index(("out", k))
                        for k in range(len(results) - 1))
         assert overlaps > 0, events
+
+
+@pytest.mark.parametrize(("n_pe", "rows", "cols", "lanes"),
+                         [(2, 4, 4, 4), (1, 4, 4, 4), (4, 8, 8, 4), (2, 16, 16, 4), (3, 6, 5, 2)])
+def test_latency_matches_the_manifest(n_pe, rows, cols, lanes):
+    """The manifest's latency, 28 cycles (portable build), whatever the sizes.
+
+    One stored entry per PE, one non-zero in the last beat: the first output word is valid
+    28 cycles after the cycle of the last beat's handshake.
+    """
+    p = SparseParams(n_pe=n_pe, rows_max=rows, cols_max=cols, entries_max=64, act_lanes=lanes)
+    w = np.zeros((rows, cols), dtype=np.int64)
+    w[:n_pe, cols - 1] = 3  # rows are dealt to the PEs in turn: one entry each
+    enc = encode(w, n_pe, codebook=np.arange(16) * 7)
+    x = np.zeros(cols, dtype=np.int64)
+    x[cols - 1] = 5
+    dut = SparseMatVec(p)
+    assert "28 cycles portable" in dut.manifest_info()["latency"]["last_beat_to_first_output"]
+    edges = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        await send(ctx, dut.i_cfg, [_cfg(b) for b in load_program(enc)])
+        await ctx.tick().repeat(10)
+        edges.append(await cycles_until(ctx, dut.i_act, act_beats(p, x),
+                                        lambda ctx: ctx.get(dut.o.valid)))
+
+    simulate(dut, bench)
+    # cycles_until counts the edges after the handshake's edge: 0 = valid the next cycle.
+    assert edges == [28 - 1]
