@@ -73,8 +73,9 @@ class ConvUnit(wiring.Component):
         m.submodules.acc = acc = Memory(shape=unsigned(32 * lanes), depth=p.acc_words, init=[])
         acc_rd = acc.read_port()
         acc_wr = acc.write_port()
-        # A pixel's read follows its previous write by ws_min_tile_vectors cycles at least
-        # (see above), so the read port needs no transparency (no bypass logic).
+        # A pixel's reads are ws_min_tile_vectors cycles apart at least (see above), so each
+        # comes at least that minus one cycles after the previous write: with 2 or more, the
+        # read port needs no transparency (no bypass logic).
         assert ws_min_tile_vectors(p.systolic) >= 2
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls.

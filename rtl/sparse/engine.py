@@ -225,10 +225,11 @@ class SparseMatVec(Validated, wiring.Component):
         return {
             "latency": {
                 "last_beat_to_first_output": (
-                    "28 cycles portable, 24 with primitives=ecp5, from the last beat's "
-                    "handshake for one non-zero in it and one stored entry per PE, any size "
-                    "(portable: pinned by tests/rtl/test_sparse_engine.py; ecp5: measured "
-                    "once), plus the entries still queued (data-dependent)"),
+                    f"{28 + (p.acc_banks == 2)} cycles portable, 24 with primitives=ecp5 "
+                    "and one accumulator bank, from the last beat's handshake for one "
+                    "non-zero in it and one stored entry per PE, any size (portable: pinned "
+                    "by tests/rtl/test_sparse_engine.py; ecp5: measured once), plus the "
+                    "entries still queued (data-dependent)"),
                 "reset_to_ready": max(2, p.rows_pe_max),
             },
             "throughput": {

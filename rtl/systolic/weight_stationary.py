@@ -64,18 +64,21 @@ class WsArray(Validated, wiring.Component):
         cycles after that while the swap passes the rows.
     i_act : In(stream.Signature(StructLayout({a, psum, last})))
         ``a``: ``rows`` activations (signed ``a_width``); ``psum``: ``cols`` partial sums
-        (signed ``acc_width``, tie to zero when not chaining); ``last``: this is the final
+        (signed ``acc_width``, tie to zero when not chaining; ignored with ``psum=False``);
+        ``last``: this is the final
         vector for the current weight tile, the next vector uses the next tile. The first
         vector of a tile waits until that tile is fully loaded.
     o : Out(stream.Signature(StructLayout({y, last})))
-        ``y[c] = psum[c] + sum_r a[r] * W[r, c]`` wrapped to ``acc_width`` bits, one vector
-        per ``i_act`` vector, in order; ``last`` is copied from the input.
+        ``y[c] = psum[c] + sum_r a[r] * W[r, c]`` wrapped to ``acc_width`` bits (no
+        ``psum[c]`` with ``psum=False``), one vector per ``i_act`` vector, in order;
+        ``last`` is copied from the input. With ``buffered=False`` ``o.ready`` is ignored.
 
     Latency ``latency`` cycles from an accepted ``i_act`` vector to its result on ``o``;
     throughput one vector per cycle after the fill, so PE utilisation tends to 100% on long
     streams with back-to-back tiles. Backpressure on ``o`` only stops admission: the array
-    itself never stalls (credit-counted result buffer). Synchronous reset at any time returns
-    to idle: no tile loaded, nothing in flight, nothing stale emitted.
+    itself never stalls (credit-counted result buffer; ``buffered=False``: no backpressure).
+    Synchronous reset at any time returns to idle: no tile loaded, nothing in flight,
+    nothing stale emitted.
 
     Area and speed: the partial sums inside a column carry only the bits the products so far
     can need (:func:`~.pe.ws_psum_width`); ``i_act.psum`` is added once per column, at
@@ -129,8 +132,11 @@ class WsArray(Validated, wiring.Component):
                 "The next vector uses the next loaded tile (double-buffered)."),
                 ("o carries y = a @ W + psum per vector, in order, wrapped to acc_width bits; "
                 "o.last copies i_act.last."),
-                "Tie i_act.psum to zero when not chaining partial sums.",
-            ],
+                ("Tie i_act.psum to zero when not chaining partial sums." if self.psum else
+                 "i_act.psum is ignored (psum=False): y = a @ W."),
+            ] + ([] if self.buffered else [
+                ("No result buffer (buffered=False): o.ready is ignored; take o whenever "
+                 "it is valid.")]),
             "roles": {
                 "i_weight": f"one row of a weight tile, {p.cols} x signed {p.w_width}-bit",
                 "i_act": f"a: {p.rows} x signed {p.a_width}-bit activations; psum: {p.cols} x "

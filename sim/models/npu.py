@@ -543,9 +543,9 @@ def _add_constants_ok(f):
         and (fixed == 0 or 2.0 ** -100 <= fixed < 2.0 ** 64)
 
 
-#: Cycles the controller spends on every instruction: fetch (nine: the instruction memory
-#: holds 32-bit chunks, read one per cycle), decode (the decoder's four stages), launch,
-#: retire.
+#: Cycles the controller spends on every instruction: the fetch (nine: the instruction
+#: memory holds 32-bit chunks, read one per cycle), one to hand the word to the decoder and
+#: its four stages (launch and retire fall into the unit's own cycles).
 INSN_CYCLES = 14
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3

@@ -184,6 +184,26 @@ def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes):
     assert st["cycles"] == expected.cycles
 
 
+@pytest.mark.parametrize("lanes,shape", [(4, (2, 1, 0, 2, 3, 6, 5)), (1, (2, 1, 0, 2, 2, 3, 2)),
+                                         (3, (1, 1, 0, 1, 2, 4, 4))],
+                         ids=["4lanes-P2", "1lane-P1", "3lanes-P2"])
+def test_conv_short_tiles(seed, lanes, shape):
+    """Output maps shorter than a weight tile's load (``P < ws_min_tile_vectors``).
+
+    Each tile then waits for its weights, and a pixel's next result arrives the fewest
+    cycles after its last one (3 at one lane): the accumulate-after-the-array path with the
+    least slack, exact in data and in cycles.
+    """
+    k, stride, pad, h, w, cin, cout = shape
+    p = small(lanes=lanes, act_words=64, wgt_words=400)
+    rng = np.random.default_rng([seed, 11, lanes])
+    program = conv_program(p, rng, k=k, stride=stride, pad=pad, h=h, w=w, cin=cin, cout=cout,
+                           mode="ort")
+    st, expected = check_program(p, program, seed)
+    assert st["state"] is NpuState.DONE
+    assert st["cycles"] == expected.cycles
+
+
 def test_pools(seed):
     p = small(lanes=2)
     rng = np.random.default_rng([seed, 20])
@@ -313,10 +333,13 @@ def test_host_errors_and_abort(seed):
         await bench.send(ctx, host.start(0))
         await bench.send(ctx, host.write("act", 0, [9] * 10, p.lanes))
         seen["busy"] = (await bench.status(ctx))["host_error"]
+        await bench.send(ctx, host.write("imem", 0, [assemble(Op.HALT)] * 2, p.lanes))
+        seen["busy_imem"] = (await bench.status(ctx))["host_error"]
         await bench.send(ctx, host.abort())
         st = await bench.status(ctx)
         seen["aborted"] = (st["state"], st["host_error"])
         seen["act"] = await bench.read(ctx, "act", 0, 10)
+        seen["imem"] = await bench.read(ctx, "imem", 0, p.imem_words)
         seen["after"] = await bench.run(ctx)
 
     bench.simulate(testbench)
@@ -327,11 +350,12 @@ def test_host_errors_and_abort(seed):
     assert seen["busy"] is HostError.BUSY
     assert seen["aborted"] == (NpuState.IDLE, HostError.NONE)
     assert seen["act"] == x
+    assert seen["busy_imem"] is HostError.BUSY and seen["imem"] == spin
     assert seen["after"]["state"] is NpuState.DONE
     assert seen["after"]["retired"] == p.imem_words
 
 
-@pytest.mark.parametrize("lanes", [2, 5])
+@pytest.mark.parametrize("lanes", [2, 5, 33])
 def test_host_memories_read_back(seed, lanes):
     """Every memory, written with random words at an offset, reads back word for word.
 
@@ -339,7 +363,11 @@ def test_host_memories_read_back(seed, lanes):
     memories whole words; a read that starts inside and runs past the end is refused and
     answers zeros.
     """
-    p = small(lanes=lanes)
+    # 33 lanes: an activation word of 9 chunks, more than an instruction's 8 (no array, one
+    # requantizer and no ADD unit keep it small).
+    p = small(lanes=lanes) if lanes < 33 else NpuParams(
+        lanes=lanes, systolic=None, requant_lanes=1, add_units=0, act_words=48, wgt_words=160,
+        tab_entries=16, imem_words=8, acc_words=20)
     rng = random.Random(seed)
     bits = {"act": 8 * lanes, "wgt": 8 * lanes, "tab": TABLE_ENTRY.size, "imem": INSN_BITS}
     size = {"act": 2 * p.act_words, "wgt": p.wgt_words, "tab": p.tab_entries,
@@ -355,12 +383,19 @@ def test_host_memories_read_back(seed, lanes):
             got[name] = await top.read(ctx, name, at, len(words))
         got["past"] = await top.read(ctx, "imem", p.imem_words - 1, 2)
         got["error"] = (await top.status(ctx))["host_error"]
+        # a refused instruction write (past the end) changes nothing
+        last = data["imem"][0] + 2
+        await top.send(ctx, host.write("imem", last, [rng.getrandbits(INSN_BITS)] * 9,
+                                       p.lanes))
+        got["refused"] = (await top.status(ctx))["host_error"]
+        got["kept"] = await top.read(ctx, "imem", data["imem"][0], 3)
 
     top = Bench(p, seed)
     top.simulate(testbench)
     for name, (_, words) in data.items():
         assert got[name] == words, name
     assert got["past"] == [0, 0] and got["error"] is HostError.RANGE
+    assert got["refused"] is HostError.RANGE and got["kept"] == data["imem"][1]
 
 
 def test_reset_mid_program_then_a_good_program(seed):
