@@ -398,6 +398,41 @@ def test_host_memories_read_back(seed, lanes):
     assert got["refused"] is HostError.RANGE and got["kept"] == data["imem"][1]
 
 
+@pytest.mark.parametrize("gap", [0, 3, 7])
+def test_abort_during_the_fetch_then_a_good_program(seed, gap):
+    """ABORT while the controller reads an instruction's chunks, then a good program.
+
+    ABORT's words follow START's after ``gap`` idle cycles, so it lands inside the first
+    fetch: the NPU goes idle, and the program started next runs exactly.
+    """
+    p = small()
+    rng = np.random.default_rng([seed, 12])
+    program = conv_program(p, rng, **CONV_CASES[1])
+    model = NpuModel(p)
+    program.load_into(model)
+    expected = model.run(0)
+    bench = Bench(p, seed)
+    seen = {}
+
+    async def testbench(ctx):
+        await bench.send(ctx, host.load_program(program, p.lanes))
+        await send(ctx, bench.dut.i, host.start(0))  # back to back: no random gaps
+        if gap:
+            await ctx.tick().repeat(gap)
+        await send(ctx, bench.dut.i, host.abort())
+        seen["aborted"] = await bench.status(ctx)
+        seen["after"] = await bench.run(ctx)
+        seen["act"] = await bench.read(ctx, "act", 0, 2 * p.act_words)
+
+    bench.simulate(testbench)
+    assert seen["aborted"]["state"] is NpuState.IDLE
+    assert seen["aborted"]["retired"] == 0  # stopped inside the first fetch
+    st = seen["after"]
+    assert (st["state"], st["retired"], st["cycles"]) == (expected.state, expected.retired,
+                                                           expected.cycles)
+    assert seen["act"] == model.read("act", 0, 2 * p.act_words)
+
+
 def test_reset_mid_program_then_a_good_program(seed):
     p = small()
     rng = np.random.default_rng([seed, 3])

@@ -66,6 +66,33 @@ def test_ws_array(shape, traffic, variant, seed):
     assert lasts == [int(i == len(a) - 1) for _, a, _ in tiles for i in range(len(a))]
 
 
+def test_ws_array_unbuffered_ignores_ready(seed):
+    """``buffered=False``: every result leaves in its cycle, whatever ``o.ready`` does."""
+    p = SystolicParams(rows=3, cols=2, dataflow="ws")
+    nrng = np.random.default_rng(seed)
+    rng = random.Random(seed)
+    w = nrng.integers(-128, 128, (3, 2))
+    a = nrng.integers(-128, 128, (9, 3))
+    dut = WsArray(p, psum=False, buffered=False)
+    got = []
+
+    async def feed(ctx):
+        await send(ctx, dut.i_weight, [[int(v) for v in r] for r in w], rng, 0.3)
+        await send(ctx, dut.i_act, [{"a": [int(v) for v in row], "psum": [0, 0],
+                                     "last": int(i == len(a) - 1)} for i, row in enumerate(a)],
+                   rng, 0.3)
+
+    async def watch(ctx):
+        for _ in range(200):
+            ctx.set(dut.o.ready, rng.random() < 0.5)  # random, and ignored
+            _, _, valid, payload = await ctx.tick().sample(dut.o.valid, dut.o.payload)
+            if valid:
+                got.append([int(v) for v in payload.y])
+
+    _simulate(dut, [feed, watch])
+    assert got == ws_tile(p, a, w, np.zeros((len(a), 2), dtype=np.int64)).tolist()
+
+
 @pytest.mark.parametrize("flag", ["psum", "buffered"])
 def test_ws_array_flags_are_checked(flag):
     with pytest.raises(TypeError, match=f"{flag} must be a bool"):
