@@ -212,17 +212,15 @@ class Npu(wiring.Component):
         arg = Signal(32)
         addr = Signal(32)
         left = Signal(24)
-        most_chunks = max(chunks(mid, lanes) for mid in MemId)
-        chunk = Signal(range(most_chunks))
-        last_chunk = Signal(range(most_chunks))
+        n_chunks = {mid: chunks(mid, lanes) for mid in MemId}
+        chunk = Signal(range(max(n_chunks.values())))
+        last_chunk = Signal(range(max(n_chunks.values())))
         allowed = Signal()   # the WRITE/READ in progress really touches the memory
         # Host words of the other memories are assembled here (instructions go chunk by chunk).
-        host_chunks = max(chunks(mid, lanes) for mid in (MemId.ACT, MemId.WGT, MemId.TAB))
+        host_chunks = max(n for mid, n in n_chunks.items() if mid != MemId.IMEM)
         wbuf = Signal(32 * host_chunks)
         rbuf = Signal(32 * host_chunks)
         status_idx = Signal(range(STATUS_WORDS))
-        n_chunks = {MemId.ACT: chunks(MemId.ACT, lanes), MemId.WGT: chunks(MemId.WGT, lanes),
-                    MemId.TAB: chunks(MemId.TAB, lanes), MemId.IMEM: chunks(MemId.IMEM, lanes)}
         sizes = {MemId.ACT: 2 * p.act_words, MemId.WGT: p.wgt_words,
                  MemId.TAB: p.tab_entries, MemId.IMEM: p.imem_words}
         size = Signal(range(max(sizes.values()) + 1))
@@ -241,6 +239,7 @@ class Npu(wiring.Component):
         host_wdata = Signal(32 * host_chunks)
         imem_write = Signal()  # the host writes instruction chunk ``chunk`` of word ``addr``
         is_imem = mem_id == MemId.IMEM
+        imem_host_addr = Signal(range(p.imem_words * IMEM_CHUNKS))  # that chunk's address
 
         with m.FSM(name="host"):
             with m.State("HDR"):
@@ -360,6 +359,7 @@ class Npu(wiring.Component):
 
         # Host memory access (only while no program runs: ``allowed`` says so).
         local = addr[:16]
+        m.d.comb += imem_host_addr.eq(local * IMEM_CHUNKS + chunk)
         with m.If(host_read):
             with m.Switch(mem_id):
                 with m.Case(MemId.ACT):
@@ -369,8 +369,7 @@ class Npu(wiring.Component):
                 with m.Case(MemId.TAB):
                     m.d.comb += [tab_rd.addr.eq(local), tab_rd.en.eq(1)]
                 with m.Case(MemId.IMEM):
-                    m.d.comb += [imem_rd.addr.eq(local * IMEM_CHUNKS + chunk),
-                                 imem_rd.en.eq(1)]
+                    m.d.comb += [imem_rd.addr.eq(imem_host_addr), imem_rd.en.eq(1)]
         with m.Else():
             m.d.comb += [act_raddr.eq(unit_raddr), act_ren.eq(unit_ren),
                          tab_rd.addr.eq(post.tab_addr), tab_rd.en.eq(post.tab_en)]
@@ -400,8 +399,8 @@ class Npu(wiring.Component):
                              act_wen.eq(1)]
 
         with m.If(imem_write):  # instruction chunks go in as they arrive
-            m.d.comb += [imem_wr.addr.eq(local * IMEM_CHUNKS + chunk),
-                         imem_wr.data.eq(self.i.payload), imem_wr.en.eq(1)]
+            m.d.comb += [imem_wr.addr.eq(imem_host_addr), imem_wr.data.eq(self.i.payload),
+                         imem_wr.en.eq(1)]
 
         # -- controller -------------------------------------------------------------------
         with m.If(running):
@@ -415,7 +414,7 @@ class Npu(wiring.Component):
                 with m.If(spfc.busy):
                     m.d.sync += busy_sparse.eq(busy_sparse + 1)
         op = Signal(4)
-        fetched = Signal(range(IMEM_CHUNKS + 1))  # chunks of the instruction read so far
+        fetched = Signal(range(IMEM_CHUNKS))  # chunks of the instruction read so far
         m.d.comb += [decoder.i.payload.eq(insn), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
             with m.State("WAIT"):

@@ -157,11 +157,10 @@ class WsArray(Validated, wiring.Component):
             wiring.connect(m, wiring.flipped(self.o), results.o)
             can_reserve = results.can_reserve
             m.d.comb += results.reserve.eq(act_take)
-            out = results.w_data
+            out_valid, out = results.w_en, results.w_data
         else:  # the consumer takes every result: o is the pipeline's last register
-            results = None
             can_reserve = Const(1)
-            out = self.o.payload
+            out_valid, out = self.o.valid, self.o.payload
 
         # Tile bookkeeping. need_swap: the next vector starts a tile. filled: the shadow
         # registers hold a whole tile (no more weights until the swap); settled: filled,
@@ -286,8 +285,7 @@ class WsArray(Validated, wiring.Component):
             m.d.comb += out.y[c].eq(y)
 
         m.d.comb += [
-            (results.w_en if results is not None else self.o.valid).eq(
-                delay(m, act_take, ws_pipeline_cycles(p), name="valid")),
+            out_valid.eq(delay(m, act_take, ws_pipeline_cycles(p), name="valid")),
             out.last.eq(delay(m, act_take & self.i_act.payload.last,
                               ws_pipeline_cycles(p), name="last")),
         ]

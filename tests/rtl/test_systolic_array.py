@@ -33,7 +33,10 @@ WS_CASES = [(shape, traffic, variant) for variant in WS_VARIANTS for shape in SH
 @pytest.mark.parametrize("shape,traffic,variant", WS_CASES,
                          ids=[f"{s[0]}x{s[1]}-idle{t[0]}-stall{t[1]}-{v}" for s, t, v in WS_CASES])
 def test_ws_array(shape, traffic, variant, seed):
-    """``psum=False``: random partial sums go in and must not show in the results."""
+    """Every result word of each variant, under gaps and stalls.
+
+    With ``psum=False`` the random partial sums that go in must not show in the results.
+    """
     psum, buffered = WS_VARIANTS[variant]
     rows, cols = shape
     p = SystolicParams(rows=rows, cols=cols, dataflow="ws")
