@@ -209,10 +209,11 @@ def _npu_params(lanes, **sizes):
 
 
 #: An NPU for the iCE40 UP5K in block RAM only (no SPRAM yet): a 4x4 SB_MAC16 array, one
-#: requantization unit, memories for a digits-sized CNN (8x8 inputs, 16 channels); no ADD
-#: unit (the build does not fit the UP5K even without one, yet).
+#: serial requantization unit, memories for a digits-sized CNN (8x8 inputs, 16 channels);
+#: no ADD unit (the build does not fit the UP5K even without one, yet).
 NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=1024, acc_words=64,
-                         tab_entries=64, imem_words=32, requant_lanes=1, add_units=0,
+                         tab_entries=64, imem_words=32, requant_lanes=1, requant_serial=True,
+                         add_units=0,
                          systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
 #: The NPU of ``npugen demo`` and of the Verilator bench's default run; its memories hold

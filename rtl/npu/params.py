@@ -20,7 +20,7 @@ Arithmetic is int8 x int8 -> int32 (wrapping) everywhere: the engines' accumulat
 import hashlib
 from dataclasses import dataclass
 
-from ..common.params import Params, nested, param
+from ..common.params import Params, flag, nested, param
 from ..sparse.params import SparseParams
 from ..systolic.params import Dataflow, SystolicParams
 from ..winograd.params import WinogradParams
@@ -44,6 +44,7 @@ class NpuParams(Params, block="npu"):
         engine = "pool" if s is None else s.slug.removeprefix("systolic_ws_").split("_a8")[0]
         engine += s.slug.split("acc32", 1)[1] if s is not None else ""
         rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
+        rq += "_rqs" if self.requant_serial else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -65,6 +66,9 @@ class NpuParams(Params, block="npu"):
                            hi=16384)
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
+    requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
+                                       "cycles, a third of the logic, no DSP block) for "
+                                       "small FPGAs")
     add_units: int = param(1, "QLinearAdd units for ADD, one int8 element per cycle each (a "
                               "divisor of lanes; 0 = no ADD)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",

@@ -1,12 +1,13 @@
 """Post-processing: int32 sums of one output word -> bias, requantization, packed int8 word."""
 
-from amaranth.hdl import Module, Signal, signed, unsigned
+from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .isa import TABLE_ENTRY
 from .params import NpuParams
 from .requant import Requantizer
+from .requant_serial import SerialRequantizer
 
 __all__ = ["PostUnit", "post_in_layout"]
 
@@ -31,9 +32,11 @@ class PostUnit(wiring.Component):
 
     The table entries of the word's channels are cached: a beat whose ``chan`` differs from
     the cached one first loads ``count`` entries (one per cycle, plus one). With
-    ``p.post_lanes`` requantizers a beat takes ``lanes / post_lanes`` cycles; they never
-    stall (the write port is always free), so the result is written
-    ``Requantizer.LATENCY + 1`` cycles after its last part entered.
+    ``p.post_lanes`` requantizers a beat has ``lanes / post_lanes`` parts, one part per
+    cycle (:class:`Requantizer`) or one every ``SerialRequantizer.INTERVAL`` cycles
+    (``p.requant_serial``: the first part as soon as the units are free). Results never
+    stall (the write port is always free), so a word is written ``LATENCY + 1`` cycles
+    after its last part entered (the unit's ``LATENCY``).
 
     Members
     -------
@@ -97,22 +100,26 @@ class PostUnit(wiring.Component):
                     with m.Case(c):
                         m.d.sync += entries[c].eq(self.tab_data)
 
-        # Feed the requantizers, ``units`` lanes per cycle.
+        # Feed the requantizers, ``units`` lanes per part.
+        unit_cls = SerialRequantizer if p.requant_serial else Requantizer
+        units_ = []
+        for u in range(units):
+            rq = unit_cls(8)
+            m.submodules[f"requant_{u}"] = rq
+            units_.append(rq)
         part = Signal(range(max(parts, 2)))
+        present = Signal()  # a part waits for the units; they take it when ready
         feeding = Signal()
-        m.d.comb += feeding.eq(self.i.valid & hit & ~loading & ~self.invalidate)
+        m.d.comb += [present.eq(self.i.valid & hit & ~loading & ~self.invalidate),
+                     feeding.eq(present & units_[0].i.ready)]  # the units run in lockstep
         last_part = part == parts - 1
         m.d.comb += self.i.ready.eq(feeding & last_part)
         with m.If(feeding):
             m.d.sync += part.eq(0 if parts == 1 else part + 1)
             with m.If(last_part):
                 m.d.sync += part.eq(0)
-        units_ = []
-        for u in range(units):
-            rq = Requantizer(8)
-            m.submodules[f"requant_{u}"] = rq
-            units_.append(rq)
-            m.d.comb += [rq.i.valid.eq(feeding), rq.o.ready.eq(1)]
+        for u, rq in enumerate(units_):
+            m.d.comb += [rq.i.valid.eq(present), rq.o.ready.eq(1)]
             with m.Switch(part):
                 for k in range(parts):
                     with m.Case(k):
@@ -129,14 +136,36 @@ class PostUnit(wiring.Component):
                         ]
 
         # The beat's address, count and part travel beside the requantizers.
-        depth = Requantizer.LATENCY
         meta = data.StructLayout({"valid": 1, "addr": 16, "count": range(lanes + 1),
                                   "part": range(max(parts, 2))})
-        line = [Signal(meta, name=f"meta_{k}") for k in range(depth)]
-        m.d.sync += [line[0].valid.eq(feeding), line[0].addr.eq(beat.addr),
-                     line[0].count.eq(beat.count), line[0].part.eq(part)]
-        m.d.sync += [line[k].eq(line[k - 1]) for k in range(1, depth)]
-        out = line[-1]
+        entering = Signal(meta)
+        m.d.comb += [entering.valid.eq(feeding), entering.addr.eq(beat.addr),
+                     entering.count.eq(beat.count), entering.part.eq(part)]
+        out = Signal(meta)
+        if p.requant_serial:
+            # At most two parts in flight (LATENCY = INTERVAL + 1): a ring of two, in order.
+            ring = [Signal(meta, name=f"meta_{k}") for k in range(2)]
+            wp, rp = Signal(), Signal()
+            inflight = Signal(range(3))
+            done = units_[0].o.valid  # one cycle per result: o.ready is always high
+            with m.If(feeding):
+                m.d.sync += wp.eq(~wp)
+                with m.If(wp):
+                    m.d.sync += ring[1].eq(entering)
+                with m.Else():
+                    m.d.sync += ring[0].eq(entering)
+            with m.If(done):
+                m.d.sync += rp.eq(~rp)
+            m.d.sync += inflight.eq(inflight + feeding - done)
+            m.d.comb += [out.eq(Mux(rp, ring[1].as_value(), ring[0].as_value())),
+                         out.valid.eq(done)]
+            in_flight = inflight != 0
+        else:
+            line = [Signal(meta, name=f"meta_{k}") for k in range(Requantizer.LATENCY)]
+            m.d.sync += line[0].eq(entering)
+            m.d.sync += [line[k].eq(line[k - 1]) for k in range(1, len(line))]
+            m.d.comb += out.eq(line[-1])
+            in_flight = sum(stage.valid for stage in line) != 0
         word = Signal(8 * lanes)
         for u, rq in enumerate(units_):
             with m.If(out.valid):
@@ -151,6 +180,6 @@ class PostUnit(wiring.Component):
         write = Signal()
         m.d.sync += [write.eq(out.valid & (out.part == parts - 1)), self.wr_addr.eq(out.addr)]
         m.d.comb += [self.wr_en.eq(write), self.wr_data.eq(word)]
-        busy = feeding | loading | write | sum(line[k].valid for k in range(depth)) != 0
+        busy = feeding | loading | write | in_flight
         m.d.comb += self.idle.eq(~busy)
         return m

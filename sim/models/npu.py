@@ -554,9 +554,20 @@ SETUP_CYCLES = 3
 ADD_LATENCY = 23
 
 
-def _post_tail():
-    """Cycles from the PostUnit's last beat to its last write (requantizer + packing)."""
-    return 11 + 2  # the requantizer's 11 stages, then the packing and write registers
+#: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
+#: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`).
+SERIAL_INTERVAL, SERIAL_LATENCY = 23, 24
+
+
+def _post_tail(p):
+    """Cycles from the PostUnit's last feed to its last write (requantizer + packing)."""
+    # the requantizer's 11 stages (or the serial unit's 24), the packing and write registers
+    return (SERIAL_LATENCY if p.requant_serial else 11) + 2
+
+
+def _post_feed(p, parts):
+    """Cycles the PostUnit takes to feed ``parts`` parts in a row to its requantizers."""
+    return (parts - 1) * SERIAL_INTERVAL + 1 if p.requant_serial else parts
 
 
 def cycles_of(p, op, f):
@@ -593,15 +604,15 @@ def cycles_of(p, op, f):
         tile = max(pixels, ws_min_tile_vectors(s))
         parts = lanes // p.post_lanes
         tiles = f["kernel"] ** 2 * g_in
-        column = pixels + (tiles - 1) * tile + drain + pixels * parts + lanes + 5
-        return INSN_CYCLES + SETUP_CYCLES + lanes - 1 + g_out * column + _post_tail()
+        column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) + lanes + 5
+        return INSN_CYCLES + SETUP_CYCLES + lanes - 1 + g_out * column + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + lanes + 2) \
-            + _post_tail()
+            + _post_tail(p)
     if op is Op.ADD:
         words = f["pixels"] * _groups(f["channels"], lanes)
         chunks = lanes // p.add_units
@@ -626,5 +637,9 @@ def spfc_cycles(p, f, load_beats, walk):
     clear = max(0, max(2, sp.rows_pe_max) - cfg_words(lanes) - 1)
     load = load_beats * (cfg_words(lanes) + 2) + 5 + clear if load_beats else 0
     parts = lanes // p.post_lanes
-    return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + _groups(f["cout"], lanes) * (
-        lanes + 3 + parts) + _post_tail()
+    groups = _groups(f["cout"], lanes)
+    # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the last
+    # one; collecting the group's rows and loading its table entries may take less.
+    wait = max(0, SERIAL_INTERVAL - 2 * lanes - 4) if p.requant_serial else 0
+    return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + groups * (
+        lanes + 3 + _post_feed(p, parts)) + (groups - 1) * wait + _post_tail(p)

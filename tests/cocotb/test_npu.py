@@ -14,9 +14,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 CONFIGS = [
     NPU_DEMO,
-    # with the sparse engine (SPFC)
+    # with the sparse engine (SPFC), and one serial requantizer
     NpuParams(lanes=3, act_words=100, wgt_words=400, acc_words=40, tab_entries=16,
-              imem_words=8, requant_lanes=1, systolic=SystolicParams(rows=3, cols=3),
+              imem_words=8, requant_lanes=1, requant_serial=True,
+              systolic=SystolicParams(rows=3, cols=3),
               sparse=SparseParams(n_pe=2, rows_max=16, cols_max=14, entries_max=64,
                                   act_width=16, act_lanes=3, queue_depth=4)),
 ]

@@ -173,10 +173,16 @@ def test_conv(seed, case):
           f"{st['busy_systolic']}")
 
 
-@pytest.mark.parametrize("lanes,requant_lanes", [(4, 0), (3, 1), (4, 2)])
-def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes):
-    """Wider words; fewer requantization units than lanes (a word over several cycles)."""
-    p = small(lanes=lanes, requant_lanes=requant_lanes, act_words=64, wgt_words=400)
+@pytest.mark.parametrize("lanes,requant_lanes,serial", [(4, 0, False), (3, 1, False),
+                                                         (4, 2, False), (4, 1, True),
+                                                         (3, 3, True), (2, 1, True)])
+def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
+    """Wider words; fewer requantization units than lanes (a word over several cycles).
+
+    Also with serial requantizers (a part every ``SerialRequantizer.INTERVAL`` cycles).
+    """
+    p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial, act_words=64,
+              wgt_words=400)
     rng = np.random.default_rng([seed, 9])
     program = conv_program(p, rng, k=3, stride=1, pad=1, h=4, w=3, cin=6, cout=5, mode="ort")
     st, expected = check_program(p, program, seed)
@@ -204,8 +210,9 @@ def test_conv_short_tiles(seed, lanes, shape):
     assert st["cycles"] == expected.cycles
 
 
-def test_pools(seed):
-    p = small(lanes=2)
+@pytest.mark.parametrize("serial", [False, True], ids=["pipelined", "serial"])
+def test_pools(seed, serial):
+    p = small(lanes=2, requant_serial=serial)
     rng = np.random.default_rng([seed, 20])
     x = rng.integers(-128, 128, size=(5, 4, 3))
     table = random_table(rng, 3, "tflite")
@@ -494,10 +501,13 @@ def spfc_program(p, rng, *, cin, cout, mode, zp_in=None, **kw):
 
 @pytest.mark.parametrize("lanes,n_pe,cin,cout,mode,rq", [
     (4, 2, 20, 24, "ort", 0), (4, 1, 7, 5, "tflite", 0), (8, 3, 17, 9, "gemmlowp", 0),
-    (3, 2, 14, 16, "ort", 1)])
+    (3, 2, 14, 16, "ort", 1), (4, 2, 20, 24, "ort", -1), (3, 2, 14, 16, "gemmlowp", -3)])
 def test_spfc(seed, lanes, n_pe, cin, cout, mode, rq):
-    """SPFC twice: the first loads the matrix, the second finds it loaded (cycles drop)."""
-    p = sparse_small(lanes=lanes, n_pe=n_pe, requant_lanes=rq)
+    """SPFC twice: the first loads the matrix, the second finds it loaded (cycles drop).
+
+    ``rq``: requantization units; negative: that many serial units.
+    """
+    p = sparse_small(lanes=lanes, n_pe=n_pe, requant_lanes=abs(rq), requant_serial=rq < 0)
     rng = np.random.default_rng([seed, cin])
     insn, segments = spfc_program(p, rng, cin=cin, cout=cout, mode=mode)
     again = assemble(Op.SPFC, **{**disassemble(insn)[1], "dst": p.act_words + 10})

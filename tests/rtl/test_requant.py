@@ -1,7 +1,8 @@
-"""The requantization unit in the Amaranth simulator against the golden models.
+"""The requantization units in the Amaranth simulator against the golden models.
 
-Corner cases of every mode (int32 edges, ties, saturation, every output range) and random
-beats, under random gaps and backpressure, every output compared.
+Both units (the pipelined :class:`Requantizer` and the :class:`SerialRequantizer`): corner
+cases of every mode (int32 edges, ties, saturation, every output range) and random beats,
+under random gaps and backpressure, every output compared; latency, interval, reset.
 """
 
 import random
@@ -11,6 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.npu.requant import Requantizer, Rounding
+from npugen.rtl.npu.requant_serial import SerialRequantizer
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
 
@@ -18,6 +20,8 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 EDGE_ACC = [INT32_MIN, INT32_MIN + 1, -(1 << 24) - 3, -(1 << 24) - 1, -(1 << 24), -65537, -256,
             -129, -128, -127, -2, -1, 0, 1, 2, 127, 128, 255, 256, 65535, (1 << 24) + 1,
             (1 << 24) + 3, (1 << 25) + 5, (1 << 30) + 1, INT32_MAX - 1, INT32_MAX]
+UNITS = pytest.mark.parametrize("unit", [Requantizer, SerialRequantizer],
+                               ids=["pipelined", "serial"])
 RANGES = [(-128, 127, 0), (-128, 127, -17), (0, 127, 5), (0, 255, 128), (0, 6, 0)]
 
 
@@ -37,8 +41,8 @@ def _expected(cases):
             for acc, mode, mult, shift, zp, lo, hi in cases]
 
 
-def _run(cases, seed, idle=0.0, stall=0.0):
-    dut = Requantizer(8)
+def _run(unit, cases, seed, idle=0.0, stall=0.0):
+    dut = unit(8)
     rng = random.Random(seed)
     got = []
 
@@ -60,20 +64,23 @@ def _run(cases, seed, idle=0.0, stall=0.0):
 SCALES = [1.0, 0.5, 2.0 ** -24, 2.0 ** -31, 0.0039215689, 1.5, 3.0e-5, 7.9, 0.0123, 2.0 ** -8]
 
 
+@UNITS
 @pytest.mark.parametrize("mode", list(Rounding), ids=lambda m: m.name.lower())
-def test_corner_cases(mode, seed):
+def test_corner_cases(unit, mode, seed):
     cases = [(acc, mode, *_params(mode, scale), zp, lo, hi)
              for scale in SCALES for lo, hi, zp in RANGES for acc in EDGE_ACC]
-    assert _run(cases, seed) == _expected(cases)
+    assert _run(unit, cases, seed) == _expected(cases)
 
 
-def test_ort_ties_round_to_even(seed):
+@UNITS
+def test_ort_ties_round_to_even(unit, seed):
     cases = [(acc, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for acc in range(-9, 10)]
-    got = _run(cases, seed)
+    got = _run(unit, cases, seed)
     assert got == [int(np.rint(a / 2)) for a in range(-9, 10)]  # 0.5 -> 0, 1.5 -> 2, ...
 
 
-def test_gemmlowp_shifts(seed):
+@UNITS
+def test_gemmlowp_shifts(unit, seed):
     """Every shift of the fixed-point modes, both signs, a left shift that wraps."""
     rng = np.random.default_rng(seed)
     cases = []
@@ -82,12 +89,13 @@ def test_gemmlowp_shifts(seed):
             q = int(rng.integers(1 << 30, 1 << 31))
             for acc in [-(1 << 29) - 7, -1000, -3, 5, 999, (1 << 28) + 11, INT32_MAX]:
                 cases.append((acc, mode, q, s, -3, -128, 127))
-    assert _run(cases, seed) == _expected(cases)
+    assert _run(unit, cases, seed) == _expected(cases)
 
 
 @pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.5, 0.0), (0.0, 0.5), (0.4, 0.4)],
                          ids=["steady", "gaps", "backpressure", "both"])
-def test_random(traffic, seed):
+@UNITS
+def test_random(unit, traffic, seed):
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(300):
@@ -96,12 +104,13 @@ def test_random(traffic, seed):
         acc = int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)) >> int(rng.integers(0, 31))
         lo, hi, zp = RANGES[int(rng.integers(0, len(RANGES)))]
         cases.append((acc, mode, *_params(mode, scale), zp, lo, hi))
-    assert _run(cases, seed, *traffic) == _expected(cases)
+    assert _run(unit, cases, seed, *traffic) == _expected(cases)
 
 
-def test_latency():
+@UNITS
+def test_latency(unit):
     """The first output appears LATENCY cycles after its input is taken."""
-    dut = Requantizer(8)
+    dut = unit(8)
     seen = []
 
     async def bench(ctx):
@@ -110,7 +119,7 @@ def test_latency():
         ctx.set(dut.i.valid, 1)
         await ctx.tick()
         ctx.set(dut.i.valid, 0)
-        for _ in range(Requantizer.LATENCY + 2):
+        for _ in range(unit.LATENCY + 2):
             seen.append(ctx.get(dut.o.valid))
             await ctx.tick()
 
@@ -118,7 +127,37 @@ def test_latency():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    assert seen.index(1) == Requantizer.LATENCY - 1 and sum(seen) == 1
+    assert seen.index(1) == unit.LATENCY - 1 and sum(seen) == 1
+
+
+def test_serial_interval():
+    """Back-to-back beats are taken INTERVAL cycles apart; their outputs follow each one."""
+    dut = SerialRequantizer(8)
+    taken, out = [], []
+    beats = _beats([(a, Rounding.TFLITE, 1 << 30, 0, 0, -128, 127) for a in (10, 20, 30)])
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(4 * SerialRequantizer.INTERVAL):
+            ctx.set(dut.i.payload, beats[min(len(taken), 2)])
+            ready, valid = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
+            if valid:
+                out.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+            if ready and len(taken) < 3:
+                taken.append(cycle)
+                if len(taken) == 3:
+                    ctx.set(dut.i.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    step = SerialRequantizer.INTERVAL
+    assert taken == [0, step, 2 * step]
+    want = zip(taken, (5, 10, 15), strict=True)
+    assert out == [(c + SerialRequantizer.LATENCY, v) for c, v in want]
 
 
 def test_reset_mid_stream(seed):
@@ -132,7 +171,59 @@ def test_reset_mid_stream(seed):
     assert [int(v) for v in got] == _expected(after)
 
 
+@pytest.mark.parametrize("mid", [0, 5, 17])
+def test_serial_reset_mid_beat(mid, seed):
+    """Reset with one result waiting at the output and the next ``mid`` steps into its work.
+
+    Nothing comes out for LATENCY + 2 cycles after the reset; the next stream is exact.
+    """
+    from amaranth.hdl import Module, ResetInserter, Signal
+
+    dut = SerialRequantizer(8)
+    rst = Signal()
+    top = Module()
+    top.submodules.dut = ResetInserter(rst)(dut)
+    rng = np.random.default_rng(seed)
+    before = _beats([(int(a), Rounding.TFLITE, 1 << 30, 0, 0, -128, 127)
+                     for a in rng.integers(-99, 99, 2)])
+    after = [(int(a), Rounding.ORT, *float32_scale(0.25), 3, -128, 127)
+             for a in rng.integers(-999, 999, 6)]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 0)
+        for beat in before:  # the first is taken at once, the second once the first is done
+            ctx.set(dut.i.payload, beat)
+            ctx.set(dut.i.valid, 1)
+            await ctx.tick().until(dut.i.ready)
+        ctx.set(dut.i.valid, 0)
+        for _ in range(mid):
+            await ctx.tick()
+        assert ctx.get(dut.o.valid)
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        ctx.set(dut.o.ready, 1)
+        for _ in range(SerialRequantizer.LATENCY + 2):
+            assert not ctx.get(dut.o.valid)
+            await ctx.tick()
+        rng_ = random.Random(seed)
+        await send(ctx, dut.i, _beats(after), rng_, 0.3)
+
+    async def consumer(ctx):
+        await ctx.tick().until(rst)
+        got.extend(await recv(ctx, dut.o, len(after), random.Random(seed + 1), 0.3))
+
+    sim = Simulator(top)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert [int(v) for v in got] == _expected(after)
+
+
+@UNITS
 @pytest.mark.parametrize("width", [1, 17, "8"])
-def test_bad_width(width):
+def test_bad_width(unit, width):
     with pytest.raises((ValueError, TypeError), match="out_width"):
-        Requantizer(width)
+        unit(width)

@@ -1,0 +1,259 @@
+"""Serial requantization unit: :class:`~.requant.Requantizer`'s function in few LUTs."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..common.params import Validated, check_int
+from .requant import Requantizer, Rounding, _bit_length, requant_in_layout
+
+__all__ = ["SerialRequantizer"]
+
+#: Width of the shared shifter's input: a 64-bit product, signed, and one bit of headroom.
+_W = 66
+#: Rounding rules of the shared shifter.
+_TRUNC, _HALF_UP, _HALF_EVEN, _HALF_AWAY = range(4)
+
+
+class SerialRequantizer(Validated, wiring.Component):
+    """Maps int32 accumulators to ``out_width``-bit outputs, one every :attr:`INTERVAL` cycles.
+
+    The same function as :class:`~.requant.Requantizer` (the same ports, the same golden
+    model, :mod:`npugen.sim.models.requant`), built for small FPGAs: one shared 66-bit
+    rounding right shifter does the three roundings in turn, and the multiply is serial,
+    two multiplier bits per cycle in the fabric (no DSP block: on an iCE40 UP5K the
+    systolic array takes them all). About a third of the pipelined unit's logic and a
+    quarter of its flip-flops.
+
+    The shifter divides ``w`` by ``2**k`` (``k`` < 64) and rounds: ``trunc`` (floor),
+    ``half_up``, ``half_even`` or ``half_away`` (ties away from zero: gemmlowp's
+    RoundingDivideByPOT). Its barrel shifts ``2 * w``, so the bit of weight 1/2 comes out as
+    the result's last bit, and each stage ORs together the bits it shifts out (the sticky
+    bit); one increment adds the rounding.
+
+    Steps, one cycle each after the input is taken (``t``):
+
+    0. ``|acc|`` and its bit length; the first pass's shifter input (``ort``: ``|acc|``
+       rounded half-even to 24 significant bits; ``gemmlowp``: ``acc << max(s, 0)``
+       wrapped to 32 bits, as ``(acc * 2**32) >> (32 - max(s, 0))``; ``tflite``: ``acc``).
+    1. The shift: the multiplier's first operand ``x``.
+    2. ``3 * x``, for the radix-4 multiply.
+    3. - 18. ``x * multiplier``, two multiplier bits per cycle (one 36-bit add).
+    19. The second pass's input: the product, and its shift (``ort``: to 24 significant
+        bits, half even; ``tflite``: by ``31 - s``, half up; ``gemmlowp``: by 31, half up).
+    20. The shift, saturated to 34 bits; the third pass's input (``ort``: to an integer by
+        the exponent, half even, or a left shift done as a right shift of ``y * 2**9``;
+        ``gemmlowp``: by ``max(-s, 0)``, half away; ``tflite``: none).
+    21. The shift, saturated to ``out_width + 3`` bits (``+-2**(out_width + 2)`` is beyond
+        every clamp bound).
+    22. Sign (``ort``), zero point and clamp into the output register.
+
+    Parameters
+    ----------
+    out_width : int
+        Output bits (2..16), as :class:`~.requant.Requantizer`.
+
+    Members
+    -------
+    i : In(stream.Signature(requant_in_layout(out_width)))
+    o : Out(stream.Signature(signed(out_width + 1)))
+
+    One beat every :attr:`INTERVAL` cycles; the output appears :attr:`LATENCY` cycles after
+    its input was taken. ``i.ready`` is high while the unit is idle, and in the last step
+    when the output register is free (empty or taken in that cycle), so back-to-back beats
+    come :attr:`INTERVAL` cycles apart. ``o.valid`` and the payload come from registers.
+    """
+
+    #: Busy cycles per beat (steps 0..22), and the distance of back-to-back beats.
+    INTERVAL = 23
+    #: Cycles from an accepted input beat to its output.
+    LATENCY = INTERVAL + 1
+    _MUL_FIRST = 3
+    _MUL_STEPS = 16
+
+    @classmethod
+    def validate(cls, out_width=8):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("out_width", out_width, 2, 16)
+
+    def __init__(self, out_width=8):
+        self.out_width = out_width
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(out_width))),
+            "o": Out(stream.Signature(signed(out_width + 1))),
+        })
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        ow = self.out_width
+        first_bits = Requantizer.FIRST_BITS
+        p = self.i.payload
+
+        busy = Signal()
+        t = Signal(range(self.INTERVAL))
+        acc = Signal(signed(32))
+        shift = Signal(signed(8))
+        mode = Signal(2)
+        zp, lo, hi = (Signal(signed(ow + 1), name=n) for n in ("zp", "lo", "hi"))
+        # The shared shifter: input, amount, rule.
+        w = Signal(signed(_W))
+        k = Signal(range(64))
+        rule = Signal(2)
+        # The multiply: x, 3x, the running high part, the multiplier's remaining bits
+        # (which become the product's low 32 bits).
+        x = Signal(signed(34))
+        x3 = Signal(signed(36))
+        prod_hi = Signal(signed(34))
+        prod_lo = Signal(unsigned(32))
+        exp = Signal(signed(10))  # ort: the float32 result's exponent
+        neg = Signal()  # ort: acc < 0 (the datapath works on |acc|)
+        second = Signal(signed(ow + 3))
+
+        is_ort = mode == Rounding.ORT
+        is_tfl = mode == Rounding.TFLITE
+        is_gml = ~is_ort & ~is_tfl  # mode 3 is treated as gemmlowp
+
+        # ---- the shared shifter: r = round(w / 2**k). The barrel shifts 2w (the half bit
+        # becomes the result's last bit) and ORs together what each stage shifts out.
+        v = Cat(Const(0, 1), w).as_signed()
+        sticky = Const(0, 1)
+        for j in range(len(k)):
+            amount = 1 << j
+            nv = Signal(signed(len(v)), name=f"sh_v{j}")
+            ns = Signal(name=f"sh_s{j}")
+            m.d.comb += [nv.eq(Mux(k[j], v >> amount, v)),
+                         ns.eq(sticky | (k[j] & (v[:amount] != 0)))]
+            v, sticky = nv, ns
+        low = v[0]  # the bit of weight 1/2 (0 for k = 0)
+        q = v[1:].as_signed()  # w >> k
+        up = Signal()
+        with m.Switch(rule):
+            with m.Case(_HALF_UP):
+                m.d.comb += up.eq(low)
+            with m.Case(_HALF_EVEN):
+                m.d.comb += up.eq(low & (sticky | q[0]))
+            with m.Case(_HALF_AWAY):  # ties away from zero
+                m.d.comb += up.eq(low & (sticky | ~w[-1]))
+        r = Signal(signed(_W + 1))
+        m.d.comb += r.eq(q + up)
+
+        # ---- saturation of the second pass's result to FIRST_BITS (tflite only reaches it)
+        top = r[first_bits - 1:]
+        y = Signal(signed(first_bits))
+        lim = 1 << (first_bits - 1)
+        with m.If((top == 0) | (top == (1 << len(top)) - 1)):
+            m.d.comb += y.eq(r)
+        with m.Elif(r[-1]):
+            m.d.comb += y.eq(-lim)
+        with m.Else():
+            m.d.comb += y.eq(lim - 1)
+
+        # ---- step 0 inputs: |acc| and its bit length
+        mag = Signal(unsigned(32))
+        m.d.comb += mag.eq(Mux(acc[-1], -acc, acc))
+        blen_a = _bit_length(m, mag, "blen_a")
+        shift_a = Signal(range(9))
+        m.d.comb += shift_a.eq(Mux(blen_a > 24, blen_a - 24, 0))
+        # ---- step 19 inputs: the product and its bit length (ort: it is not negative)
+        product = Signal(signed(66))
+        m.d.comb += product.eq(Cat(prod_lo, prod_hi))
+        blen_p = _bit_length(m, product[:63], "blen_p")
+        shift_p = Signal(range(40))
+        m.d.comb += shift_p.eq(Mux(blen_p > 24, blen_p - 24, 0))
+
+        # ---- the multiply step: hi + digit * x, then {hi, lo} >> 2
+        digit = prod_lo[:2]
+        addend = Signal(signed(36))
+        with m.Switch(digit):
+            with m.Case(1):
+                m.d.comb += addend.eq(x)
+            with m.Case(2):
+                m.d.comb += addend.eq(x << 1)
+            with m.Case(3):
+                m.d.comb += addend.eq(x3)
+        partial = Signal(signed(36))
+        m.d.comb += partial.eq(prod_hi + addend)
+
+        # ---- hand-shake
+        out_free = ~self.o.valid | self.o.ready
+        last = busy & (t == self.INTERVAL - 1)
+        finish = last & out_free
+        m.d.comb += self.i.ready.eq(~busy | finish)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(finish):
+            m.d.sync += [self.o.valid.eq(1), busy.eq(0)]
+        with m.Elif(busy & ~last):
+            m.d.sync += t.eq(t + 1)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [busy.eq(1), t.eq(0), acc.eq(p.acc), shift.eq(p.shift),
+                         mode.eq(p.mode), zp.eq(p.zero_point), lo.eq(p.lo), hi.eq(p.hi),
+                         prod_lo.eq(p.multiplier)]
+
+        left = Signal(range(31))
+        m.d.comb += left.eq(Mux(shift > 0, shift, 0))
+        with m.If(busy):
+            with m.Switch(t):
+                with m.Case(0):
+                    m.d.sync += neg.eq(acc[-1])
+                    with m.If(is_ort):
+                        m.d.sync += [w.eq(mag), k.eq(shift_a), rule.eq(_HALF_EVEN),
+                                     exp.eq(shift_a)]
+                    with m.Elif(is_tfl):
+                        m.d.sync += [w.eq(acc), k.eq(0), rule.eq(_TRUNC)]
+                    with m.Else():
+                        m.d.sync += [w.eq(acc << 32), k.eq(32 - left), rule.eq(_TRUNC)]
+                with m.Case(1):
+                    m.d.sync += [x.eq(Mux(is_gml, r[:32].as_signed(), r)), prod_hi.eq(0)]
+                with m.Case(2):
+                    m.d.sync += x3.eq(x + (x << 1))
+                with m.Case(*range(self._MUL_FIRST, self._MUL_FIRST + self._MUL_STEPS)):
+                    m.d.sync += [prod_hi.eq(partial >> 2),
+                                 prod_lo.eq(Cat(prod_lo[2:], partial[:2]))]
+                with m.Case(self._MUL_FIRST + self._MUL_STEPS):
+                    m.d.sync += w.eq(product)
+                    with m.If(is_ort):
+                        m.d.sync += [k.eq(shift_p), rule.eq(_HALF_EVEN),
+                                     exp.eq(exp + shift_p + shift)]
+                    with m.Elif(is_tfl):
+                        m.d.sync += [k.eq(31 - shift), rule.eq(_HALF_UP)]
+                    with m.Else():
+                        m.d.sync += [k.eq(31), rule.eq(_HALF_UP)]
+                with m.Case(self._MUL_FIRST + self._MUL_STEPS + 1):
+                    with m.If(is_ort & (exp < 0)):
+                        m.d.sync += [w.eq(y), k.eq(Mux(-exp > first_bits - 1, first_bits - 1,
+                                                       -exp)), rule.eq(_HALF_EVEN)]
+                    with m.Elif(is_ort & (exp > ow + 1)):
+                        # Any non-zero value shifted left this far is beyond every bound.
+                        m.d.sync += [w.eq(Mux(y != 0, 1 << (ow + 2), 0)), k.eq(0),
+                                     rule.eq(_TRUNC)]
+                    with m.Elif(is_ort):  # y << exp, as (y << (ow + 1)) >> (ow + 1 - exp)
+                        m.d.sync += [w.eq(y << (ow + 1)), k.eq(ow + 1 - exp),
+                                     rule.eq(_TRUNC)]
+                    with m.Elif(is_tfl):
+                        m.d.sync += [w.eq(y), k.eq(0), rule.eq(_TRUNC)]
+                    with m.Else():
+                        m.d.sync += [w.eq(y), k.eq(Mux(shift < 0, -shift, 0)),
+                                     rule.eq(_HALF_AWAY)]
+                with m.Case(self._MUL_FIRST + self._MUL_STEPS + 2):
+                    lead = r[ow + 2:]
+                    with m.If((lead == 0) | (lead == (1 << len(lead)) - 1)):
+                        m.d.sync += second.eq(r)
+                    with m.Elif(r[-1]):
+                        m.d.sync += second.eq(-(1 << (ow + 2)))
+                    with m.Else():
+                        m.d.sync += second.eq((1 << (ow + 2)) - 1)
+
+        # ---- step 22: sign, zero point, clamp
+        value = Signal(signed(ow + 4))
+        m.d.comb += value.eq(Mux(is_ort & neg, zp - second, zp + second))
+        result = Signal(signed(ow + 1))
+        with m.If(value < lo):
+            m.d.comb += result.eq(lo)
+        with m.Elif(value > hi):
+            m.d.comb += result.eq(hi)
+        with m.Else():
+            m.d.comb += result.eq(value)
+        with m.If(finish):
+            m.d.sync += self.o.payload.eq(result)
+        return m
