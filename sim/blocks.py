@@ -208,12 +208,13 @@ def _npu_params(lanes, **sizes):
                          **sizes)
 
 
-#: An NPU for the iCE40 UP5K in block RAM only (no SPRAM yet): a 4x4 SB_MAC16 array, one
-#: serial requantization unit, memories for a digits-sized CNN (8x8 inputs, 16 channels);
-#: no ADD unit (the build does not fit the UP5K even without one, yet).
-NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=1024, acc_words=64,
+#: An NPU for the iCE40 UP5K: a 4x4 SB_MAC16 array, one serial requantization unit, the
+#: weights in two SB_SPRAM256KA blocks (16384 words: 64 KiB), the other memories in block
+#: RAM, sized for a digits-sized CNN (8x8 inputs, 16 channels); no ADD unit (the build
+#: does not fit the UP5K even without one, yet).
+NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=16384, acc_words=64,
                          tab_entries=64, imem_words=32, requant_lanes=1, requant_serial=True,
-                         add_units=0,
+                         wgt_spram=True, add_units=0,
                          systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
 #: The NPU of ``npugen demo`` and of the Verilator bench's default run; its memories hold
@@ -317,7 +318,8 @@ _BLOCKS = [
                  _npu_params(1, act_words=80, wgt_words=256, acc_words=40, tab_entries=16,
                              imem_words=8, requant_lanes=1),
                  npu.NpuParams(lanes=3, act_words=16, wgt_words=16, acc_words=2,
-                               tab_entries=2, imem_words=2, systolic=None)),
+                               tab_entries=2, imem_words=2, systolic=None),
+                 NPU_UP5K),
         sweep=_npu_sweep,
         # STATUS commands whose replies nobody reads: the command port waits on its output.
         stall=lambda p, beats: [int(npu.protocol.Command.STATUS), 0] * (beats // 2),

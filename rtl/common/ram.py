@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .params import Validated, check_int
 
-__all__ = ["BufferRam", "Ecp5BlockRam", "InferredRam", "pipelined_ram"]
+__all__ = ["BufferRam", "Ecp5BlockRam", "Ice40SpRam", "InferredRam", "pipelined_ram"]
 
 
 class BufferRam(enum.Enum):
@@ -166,6 +166,66 @@ class Ecp5BlockRam(Validated, wiring.Component):
                 i_CLKA=ClockSignal(), i_CEA=1, i_WEA=wea, i_OCEA=self.o_en, i_RSTA=0,
                 i_CLKB=ClockSignal(), i_CEB=self.r_en, i_WEB=0, i_OCEB=self.o_en, i_RSTB=0,
                 **ports,
+            )
+        return m
+
+
+class Ice40SpRam(Validated, wiring.Component):
+    """``depth`` x ``width`` single-port RAM on iCE40 UP5K ``SB_SPRAM256KA`` blocks.
+
+    Each block holds 16384 x 16 bits; ``ceil(width / 16)`` blocks side by side (the UP5K
+    has four). One access per cycle: a write, or a read whose data is ``r_data`` from the
+    next cycle on. The data holds while neither is asked for, and is not defined after a
+    write (the block's own rule: yosys's model drives ``x``). Yosys does not map an
+    Amaranth ``Memory`` onto these blocks (Amaranth 0.5 gives every memory an initial
+    value, which SPRAM cannot have), hence the instances. Simulation uses yosys's own model
+    of the block (``ice40/cells_sim.v``).
+
+    Members
+    -------
+    addr : In(range(depth))
+    w_en, w_data : In(1), In(width)
+        Write ``w_data`` at ``addr`` on this clock edge (a write wins over a read).
+    r_en : In(1)
+        Read the word at ``addr`` on this clock edge.
+    r_data : Out(width)
+    """
+
+    BLOCK_WIDTH = 16
+    BLOCK_DEPTH = 16384
+
+    @classmethod
+    def validate(cls, width, depth):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("width", width, 1, 4 * cls.BLOCK_WIDTH)
+        check_int("depth", depth, 2, cls.BLOCK_DEPTH)
+
+    def __init__(self, width, depth):
+        self._width, self._depth = width, depth
+        super().__init__({"addr": In(range(depth)), "w_en": In(1), "w_data": In(width),
+                          "r_en": In(1), "r_data": Out(width)})
+
+    @property
+    def blocks(self):
+        """Number of ``SB_SPRAM256KA`` blocks."""
+        return -(-self._width // self.BLOCK_WIDTH)
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        bw = self.BLOCK_WIDTH
+        address = Signal(14)
+        m.d.comb += address.eq(self.addr)
+        for blk in range(self.blocks):
+            lo = blk * bw
+            n = min(bw, self._width - lo)
+            di = Signal(bw, name=f"di{blk}")
+            do = Signal(bw, name=f"do{blk}")
+            m.d.comb += [di[:n].eq(self.w_data[lo:lo + n]), self.r_data[lo:lo + n].eq(do[:n])]
+            m.submodules[f"spram{blk}"] = Instance(
+                "SB_SPRAM256KA",
+                i_ADDRESS=address, i_DATAIN=di, i_MASKWREN=Const(0b1111, 4),
+                i_WREN=self.w_en, i_CHIPSELECT=self.w_en | self.r_en, i_CLOCK=ClockSignal(),
+                i_STANDBY=0, i_SLEEP=0, i_POWEROFF=1, o_DATAOUT=do,
             )
         return m
 

@@ -8,6 +8,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..common.ram import Ice40SpRam
 from .conv import ConvUnit
 from .decoder import Decoder
 from .eltwise import AddUnit
@@ -23,6 +24,15 @@ __all__ = ["IMEM_CHUNKS", "Npu", "NpuState", "signature"]
 
 #: 32-bit chunks of one instruction in the instruction memory.
 IMEM_CHUNKS = INSN_BITS // 32
+
+
+class _Port:
+    """Signals in the shape of a ``lib.memory`` port (``addr``, ``en``, ``data``)."""
+
+    def __init__(self, depth, width, name):
+        self.addr = Signal(range(depth), name=f"{name}_addr")
+        self.en = Signal(name=f"{name}_en")
+        self.data = Signal(width, name=f"{name}_data")
 
 
 class NpuState:
@@ -109,8 +119,18 @@ class Npu(wiring.Component):
             mem = Memory(shape=unsigned(word_bits), depth=p.act_words, init=[])
             m.submodules[f"act{k}"] = mem
             banks.append((mem.read_port(), mem.write_port()))
-        m.submodules.wgt = wgt = Memory(shape=unsigned(word_bits), depth=p.wgt_words, init=[])
-        wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
+        if p.wgt_spram:
+            # One port: the host writes only while no program runs, and never reads then.
+            m.submodules.wgt = wgt = Ice40SpRam(word_bits, p.wgt_words)
+            wgt_rd = _Port(p.wgt_words, word_bits, "wgt_rd")
+            wgt_wr = _Port(p.wgt_words, word_bits, "wgt_wr")
+            m.d.comb += [wgt.addr.eq(Mux(wgt_wr.en, wgt_wr.addr, wgt_rd.addr)),
+                         wgt.w_en.eq(wgt_wr.en), wgt.w_data.eq(wgt_wr.data),
+                         wgt.r_en.eq(wgt_rd.en & ~wgt_wr.en), wgt_rd.data.eq(wgt.r_data)]
+        else:
+            m.submodules.wgt = wgt = Memory(shape=unsigned(word_bits), depth=p.wgt_words,
+                                            init=[])
+            wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
         m.submodules.tab = tab = Memory(shape=unsigned(TABLE_ENTRY.size), depth=p.tab_entries,
                                         init=[])
         tab_rd, tab_wr = tab.read_port(), tab.write_port()

@@ -45,6 +45,7 @@ class NpuParams(Params, block="npu"):
         engine += s.slug.split("acc32", 1)[1] if s is not None else ""
         rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
         rq += "_rqs" if self.requant_serial else ""
+        rq += "_spw" if self.wgt_spram else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -66,6 +67,8 @@ class NpuParams(Params, block="npu"):
                            hi=16384)
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
+    wgt_spram: bool = flag(False, "weight scratchpad in iCE40 UP5K SB_SPRAM256KA blocks (16384 "
+                                  "x 16 bits each, lanes / 2 of them; wgt_words up to 16384)")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, a third of the logic, no DSP block) for "
                                        "small FPGAs")
@@ -137,6 +140,10 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
+        if self.wgt_spram and (self.wgt_words > 16384 or self.lanes > 8):
+            raise ValueError(f"wgt_spram holds at most 16384 words of at most 8 lanes (the "
+                             f"UP5K's four SB_SPRAM256KA blocks), not wgt_words "
+                             f"{self.wgt_words} of lanes {self.lanes}")
         if self.add_units and self.lanes % self.add_units:
             raise ValueError(f"add_units must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.add_units}")
@@ -157,6 +164,8 @@ class NpuParams(Params, block="npu"):
 
     def device_problem(self, family):
         """Return the first engine's reason it cannot be built for ``family``, or None."""
+        if self.wgt_spram and family != "ice40":
+            return "wgt_spram=true is for ice40 devices (the UP5K's SB_SPRAM256KA)"
         for engine in (self.systolic, self.winograd, self.sparse):
             problem = engine.device_problem(family) if engine is not None else None
             if problem:

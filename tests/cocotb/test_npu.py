@@ -7,13 +7,16 @@ import pytest
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
-from npugen.sim.blocks import NPU_DEMO
+from npugen.sim.blocks import NPU_DEMO, NPU_UP5K
 from npugen.sim.flow.build import run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
 CONFIGS = [
     NPU_DEMO,
+    # the UP5K build: SB_MAC16 array, SB_SPRAM256KA weights, a serial requantizer (yosys's
+    # models of the iCE40 primitives)
+    NPU_UP5K,
     # with the sparse engine (SPFC), and one serial requantizer
     NpuParams(lanes=3, act_words=100, wgt_words=400, acc_words=40, tab_entries=16,
               imem_words=8, requant_lanes=1, requant_serial=True,

@@ -151,3 +151,38 @@ def test_manifest_and_cli_carry_the_same_parameters(block, tmp_path):
         assert block.params.from_dict(manifest["params"]) == params
         assert [r["name"] for r in manifest["parameters"]] == \
             [n for n, _, _ in block.params.leaf_specs()]
+
+
+def test_npu_weights_in_spram_rules():
+    """``wgt_spram``: at most 16384 words of at most 8 lanes, and only on iCE40 devices."""
+    from npugen.rtl.common.ram import Ice40SpRam
+    from npugen.rtl.npu import NpuParams
+
+    small = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, "wgt_spram": "true"}
+    p = NpuParams.from_leaves({**small, "wgt_words": 16384})
+    assert p.device_problem("ice40") is None
+    assert "wgt_spram=true is for ice40 devices" in p.device_problem("ecp5")
+    with pytest.raises(ValueError, match="wgt_spram holds at most 16384 words of at most 8 "
+                                         "lanes .* not wgt_words 16385 of lanes 4"):
+        NpuParams.from_leaves({**small, "wgt_words": 16385})
+    with pytest.raises(ValueError, match="not wgt_words 4096 of lanes 16"):
+        NpuParams.from_leaves({"lanes": 16, "systolic.rows": 16, "systolic.cols": 16,
+                               "wgt_spram": "true"})
+    from amaranth.hdl import Fragment
+
+    for width, depth, blocks in ((32, 16384, 2), (17, 100, 2), (16, 2, 1)):
+        ram = Ice40SpRam(width, depth)
+        Fragment.get(ram, None)  # elaborated: used
+        assert ram.blocks == blocks
+    with pytest.raises(ValueError, match="depth must be"):
+        Ice40SpRam(32, 16385)
+    with pytest.raises(ValueError, match="width must be"):
+        Ice40SpRam(65, 16)
+
+
+def test_npu_spram_build_is_refused_for_ecp5(capsys):
+    """The CLI names the reason (exit 2) before it writes anything."""
+    code = main(["synth", "npu", "--lanes", "4", "--systolic-rows", "4", "--systolic-cols", "4",
+                 "--wgt-spram", "true", "--device", "ecp5-85k", "-o", "/nonexistent/never"])
+    assert code == 2
+    assert "wgt_spram=true is for ice40 devices" in capsys.readouterr().err
