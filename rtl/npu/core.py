@@ -183,7 +183,9 @@ class Npu(wiring.Component):
         m.submodules.decoder = decoder = clear(Decoder(p))
         m.submodules.post = post = clear(PostUnit(p))
         m.submodules.maxpool = maxpool = clear(MaxPoolUnit(p))
-        m.submodules.avgpool = avgpool = clear(AvgPoolUnit(p))
+        avgpool = clear(AvgPoolUnit(p)) if p.avgpool else None
+        if avgpool is not None:
+            m.submodules.avgpool = avgpool
         conv = clear(ConvUnit(p)) if p.systolic is not None else None
         if conv is not None:
             m.submodules.conv = conv
@@ -202,15 +204,10 @@ class Npu(wiring.Component):
         sources = [u for u in (conv, avgpool, spfc) if u is not None]
         for s in sources:
             m.d.comb += s.post.ready.eq(post.i.ready)
-        m.d.comb += post.i.valid.eq(reduce(or_, [s.post.valid for s in sources]))
-        with m.If(avgpool.post.valid):
-            m.d.comb += post.i.payload.eq(avgpool.post.payload)
-        if conv is not None:
-            with m.Elif(conv.post.valid):
-                m.d.comb += post.i.payload.eq(conv.post.payload)
-        if spfc is not None:
-            with m.Elif(spfc.post.valid):
-                m.d.comb += post.i.payload.eq(spfc.post.payload)
+        m.d.comb += post.i.valid.eq(reduce(or_, [s.post.valid for s in sources], Const(0)))
+        for k, s in enumerate(sources):
+            with (m.If if k == 0 else m.Elif)(s.post.valid):
+                m.d.comb += post.i.payload.eq(s.post.payload)
         # Read ports: units drive 0 when inactive.
         for u in units:
             m.d.comb += u.act_data.eq(act_rdata)
@@ -491,8 +488,9 @@ class Npu(wiring.Component):
                 m.d.comb += post.invalidate.eq(1)
                 if conv is not None:
                     m.d.comb += conv.start.eq(op == Op.CONV)
-                m.d.comb += [maxpool.start.eq(op == Op.MAXPOOL),
-                             avgpool.start.eq(op == Op.AVGPOOL)]
+                m.d.comb += maxpool.start.eq(op == Op.MAXPOOL)
+                if avgpool is not None:
+                    m.d.comb += avgpool.start.eq(op == Op.AVGPOOL)
                 if adder is not None:
                     m.d.comb += adder.start.eq(op == Op.ADD)
                 if spfc is not None:

@@ -101,6 +101,10 @@ class Decoder(wiring.Component):
                    if not spec.built_in(p)]
         missing = Signal()
         m.d.comb += missing.eq(sum(is_op[op] for op in lacking) != 0 if lacking else 0)
+        # Past the engine check, a lacking opcode never reaches another check: its field
+        # rules, constants and regions are left out of the build (CONV's and MAXPOOL's
+        # are shared).
+        has = {op: op not in lacking for op in Op}
 
         # Field rules per opcode (SHAPE). Stage 1 takes the flags that need no arithmetic
         # and the window products; stage 2 compares the products (so no stage holds a
@@ -123,17 +127,19 @@ class Decoder(wiring.Component):
             m.d.comb += early_bad.eq((conv.mode == 3) | zero | pad)
         with m.Elif(is_op[Op.MAXPOOL]):
             m.d.comb += early_bad.eq(zero | pad)
-        with m.Elif(is_op[Op.AVGPOOL]):
-            m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
-                                     | (avg.channels == 0))
-        with m.Elif(is_op[Op.ADD]):
-            m.d.comb += early_bad.eq((add.pixels == 0) | (add.channels == 0))
-        with m.Elif(is_op[Op.SPFC]):
-            sp = p.sparse
-            too_big = Const(0) if sp is None else (spfc.cin > sp.cols_max) | (
-                spfc.cout > sp.rows_max)
-            m.d.comb += early_bad.eq((spfc.mode == 3) | (spfc.cin == 0) | (spfc.cout == 0)
-                                     | (spfc.beats == 0) | too_big)
+        if has[Op.AVGPOOL]:
+            with m.Elif(is_op[Op.AVGPOOL]):
+                m.d.comb += early_bad.eq((avg.mode == 3) | (avg.in_h == 0) | (avg.in_w == 0)
+                                         | (avg.channels == 0))
+        if has[Op.ADD]:
+            with m.Elif(is_op[Op.ADD]):
+                m.d.comb += early_bad.eq((add.pixels == 0) | (add.channels == 0))
+        if has[Op.SPFC]:
+            with m.Elif(is_op[Op.SPFC]):
+                sp = p.sparse
+                m.d.comb += early_bad.eq((spfc.mode == 3) | (spfc.cin == 0) | (spfc.cout == 0)
+                                         | (spfc.beats == 0) | (spfc.cin > sp.cols_max)
+                                         | (spfc.cout > sp.rows_max))
 
         # ADD's float32 constants (CONST): |rac|, |rbc| in [2**-64, 2**24), fixed zero or
         # 2**-100 <= |fixed| < 2**64, read from the biased exponent fields.
@@ -177,8 +183,9 @@ class Decoder(wiring.Component):
             m.d.comb += first.eq(ErrorCode.PARAMS)
         with m.Elif(early_bad):
             m.d.comb += first.eq(ErrorCode.SHAPE)
-        with m.Elif(is_op[Op.ADD] & const_bad):
-            m.d.comb += first.eq(ErrorCode.CONST)
+        if has[Op.ADD]:
+            with m.Elif(is_op[Op.ADD] & const_bad):
+                m.d.comb += first.eq(ErrorCode.CONST)
         with m.Else():
             m.d.comb += first.eq(ErrorCode.NONE)
         shape = {"windowed": is_window & ~zero, "reach_h": reach_h, "reach_w": reach_w,
@@ -207,24 +214,29 @@ class Decoder(wiring.Component):
                          sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
                          sel["c_in"].eq(pool.channels), sel["c_out"].eq(pool.channels),
                          sel["checks"].eq(1)]
-        with m.Elif(is_op[Op.AVGPOOL]):
-            m.d.comb += [sel["src"].eq(avg.src), sel["dst"].eq(avg.dst),
-                         sel["src_h"].eq(avg.in_h), sel["src_w"].eq(avg.in_w),
-                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
-                         sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
-                         sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
-        with m.Elif(is_op[Op.SPFC]):
-            m.d.comb += [sel["src"].eq(spfc.src), sel["dst"].eq(spfc.dst),
-                         sel["src_h"].eq(1), sel["src_w"].eq(1),
-                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
-                         sel["c_in"].eq(spfc.cin), sel["c_out"].eq(spfc.cout),
-                         sel["wgt"].eq(spfc.wgt), sel["tab"].eq(spfc.tab),
-                         sel["uses_wgt"].eq(1), sel["uses_tab"].eq(1), sel["checks"].eq(1)]
-        with m.Elif(is_op[Op.ADD]):
-            m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
-                         sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
-                         sel["c_out"].eq(add.channels), sel["uses_b"].eq(1),
-                         sel["checks"].eq(1)]
+        if has[Op.AVGPOOL]:
+            with m.Elif(is_op[Op.AVGPOOL]):
+                m.d.comb += [sel["src"].eq(avg.src), sel["dst"].eq(avg.dst),
+                             sel["src_h"].eq(avg.in_h), sel["src_w"].eq(avg.in_w),
+                             sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                             sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
+                             sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1),
+                             sel["checks"].eq(1)]
+        if has[Op.SPFC]:
+            with m.Elif(is_op[Op.SPFC]):
+                m.d.comb += [sel["src"].eq(spfc.src), sel["dst"].eq(spfc.dst),
+                             sel["src_h"].eq(1), sel["src_w"].eq(1),
+                             sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                             sel["c_in"].eq(spfc.cin), sel["c_out"].eq(spfc.cout),
+                             sel["wgt"].eq(spfc.wgt), sel["tab"].eq(spfc.tab),
+                             sel["uses_wgt"].eq(1), sel["uses_tab"].eq(1),
+                             sel["checks"].eq(1)]
+        if has[Op.ADD]:
+            with m.Elif(is_op[Op.ADD]):
+                m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
+                             sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
+                             sel["c_out"].eq(add.channels), sel["uses_b"].eq(1),
+                             sel["checks"].eq(1)]
         g_in = Signal(10)
         g_out = Signal(10)
         m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
@@ -232,13 +244,15 @@ class Decoder(wiring.Component):
         hw_in = Signal(16)
         hw_out = Signal(16)
         kk = Signal(8)
-        m.d.comb += [hw_in.eq(Mux(is_op[Op.ADD], add.pixels, sel["src_h"] * sel["src_w"])),
-                     hw_out.eq(Mux(is_op[Op.ADD], add.pixels, sel["dst_h"] * sel["dst_w"])),
-                     kk.eq(sel["kernel"] * sel["kernel"])]
+        hw_src, hw_dst = sel["src_h"] * sel["src_w"], sel["dst_h"] * sel["dst_w"]
+        if has[Op.ADD]:
+            hw_src, hw_dst = (Mux(is_op[Op.ADD], add.pixels, hw) for hw in (hw_src, hw_dst))
+        m.d.comb += [hw_in.eq(hw_src), hw_out.eq(hw_dst), kk.eq(sel["kernel"] * sel["kernel"])]
         spfc_words = Signal(19)  # SPFC's weight region: beats x cfg_words
         m.d.comb += spfc_words.eq(spfc.beats * cfg_words(p.lanes))
         s1 = carry({"op": opcode, "first": first, "src": sel["src"],
-                    "is_spfc": is_op[Op.SPFC], "spfc_words": spfc_words,
+                    "is_spfc": is_op[Op.SPFC] if has[Op.SPFC] else Const(0),
+                    "spfc_words": spfc_words,
                     "dst": sel["dst"], "wgt": sel["wgt"], "tab": sel["tab"],
                     "src_b": sel["src_b"], "uses_b": sel["uses_b"],
                     "cout": sel["c_out"], "uses_wgt": sel["uses_wgt"],

@@ -180,7 +180,7 @@ OPCODES = (
            None, "max over each K x K window (padding ignored); no requantization"),
     OpSpec(Op.AVGPOOL, (_MODE, _SRC, _DST, _TAB, _IN_H, _IN_W,
                         Field("channels", 10, help="channels")),
-           None, "global average pool: acc = bias + sum over H x W of x (int32), then "
+           "avgpool", "global average pool: acc = bias + sum over H x W of x (int32), then "
            "requantization per channel; output 1 x 1 x C"),
     OpSpec(Op.ADD, (Field("mode", 2, help="kernel: 0 onnxruntime's QLinearAdd (AVX2), 1 "
                                           "XNNPACK's int8 add (LiteRT), 2 TFLite's reference "

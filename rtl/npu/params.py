@@ -46,6 +46,7 @@ class NpuParams(Params, block="npu"):
         rq = f"_rq{self.requant_lanes}" if self.requant_lanes else ""
         rq += "_rqs" if self.requant_serial else ""
         rq += "_spw" if self.wgt_spram else ""
+        rq += "" if self.avgpool else "_noavg"
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -69,6 +70,8 @@ class NpuParams(Params, block="npu"):
                                   "lanes; 0 = lanes)", lo=0, hi=64)
     wgt_spram: bool = flag(False, "weight scratchpad in iCE40 UP5K SB_SPRAM256KA blocks (16384 "
                                   "x 16 bits each, lanes / 2 of them; wgt_words up to 16384)")
+    avgpool: bool = flag(True, "global average pool unit (AVGPOOL; false: left out, the "
+                               "instruction stops with ENGINE)")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, a third of the logic, no DSP block) for "
                                        "small FPGAs")

@@ -322,6 +322,9 @@ def lower(network, p, engine_for=None):
                          "engine (--sparse on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
+    if not p.avgpool and any(isinstance(x, GlobalAvgPool) for x in network.layers):
+        raise LowerError("the network has a global average pool; the NPU was built without "
+                         "the AVGPOOL unit (--avgpool true)")
     if not p.add_units and any(isinstance(x, Add) for x in network.layers):
         raise LowerError("the network has element-wise adds; the NPU was built without ADD "
                          "units (--add-units 1)")

@@ -142,6 +142,13 @@ def test_global_average_pool(tmp_path, seed):
     q, _ = build(tmp_path, rng, shape, spec)
     assert "QLinearGlobalAveragePool" in ops_of(q), ops_of(q)
     _check(tmp_path, q, shape, rng, n=10)
+    # an NPU built without the AVGPOOL unit: the one-line error, nothing written
+    folder = tmp_path / "refused"
+    with pytest.raises(ValueError, match="^the network has a global average pool; the NPU "
+                                         r"was built without the AVGPOOL unit \(--avgpool "
+                                         r"true\)$"):
+        compile_model(q, folder, NpuParams(avgpool=False))
+    assert not folder.exists()
 
 
 @pytest.mark.parametrize("op", ["gemm", "matmul"])

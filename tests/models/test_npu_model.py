@@ -404,9 +404,13 @@ def test_bad_instruction_stops_and_writes_nothing(seed, name, insn, code):
     assert (status.state, status.error) == (NpuState.DONE, ErrorCode.NONE)
 
 
-@pytest.mark.parametrize("op,fields", [(Op.CONV, GOOD), (Op.ADD, ADD)], ids=["conv", "add"])
+AVG = {"mode": 0, "src": 0, "dst": 256, "tab": 0, "in_h": 3, "in_w": 3, "channels": 4}
+
+
+@pytest.mark.parametrize("op,fields", [(Op.CONV, GOOD), (Op.ADD, ADD), (Op.AVGPOOL, AVG)],
+                         ids=["conv", "add", "avgpool"])
 def test_missing_engine(op, fields):
-    p = NpuParams(lanes=4, act_words=256, systolic=None, add_units=0)
+    p = NpuParams(lanes=4, act_words=256, systolic=None, add_units=0, avgpool=False)
     model = NpuModel(p)
     model.write("imem", 0, [header_for(p), assemble(op, **fields)])
     status = model.run(0)

@@ -194,14 +194,17 @@ def test_directed_cases_cover_every_code(seed):
     assert set(codes) == set(ErrorCode) - {ErrorCode.ENGINE, ErrorCode.PC, ErrorCode.SPARSE}
 
 
-def test_missing_engine(seed):
-    p = NpuParams(lanes=4, act_words=100, systolic=None, add_units=0)
+@pytest.mark.parametrize("avgpool", [True, False])
+def test_missing_engine(seed, avgpool):
+    p = NpuParams(lanes=4, act_words=100, systolic=None, add_units=0, avgpool=avgpool)
     words = [assemble(Op.CONV, **GOOD), assemble(Op.MAXPOOL, src=150, dst=0, in_h=5, in_w=5,
                                                  channels=4, out_h=2, out_w=2, kernel=2,
                                                  stride=2, pad_t=1, pad_l=1),
-             assemble(Op.ADD, **ADD), assemble(Op.SPFC, **SPFC)]
+             assemble(Op.ADD, **ADD), assemble(Op.SPFC, **SPFC),
+             assemble(Op.AVGPOOL, mode=0, src=0, dst=100, tab=0, in_h=3, in_w=3, channels=4)]
     codes = check(p, words, run_decoder(p, words, seed))
-    assert codes == [ErrorCode.ENGINE, ErrorCode.NONE, ErrorCode.ENGINE, ErrorCode.ENGINE]
+    assert codes == [ErrorCode.ENGINE, ErrorCode.NONE, ErrorCode.ENGINE, ErrorCode.ENGINE,
+                     ErrorCode.NONE if avgpool else ErrorCode.ENGINE]
 
 
 @pytest.mark.parametrize("lanes", [1, 3, 8])
