@@ -73,32 +73,75 @@ class PostUnit(wiring.Component):
         parts = lanes // units
         beat = self.i.payload
 
-        # Table cache.
-        entries = [Signal(TABLE_ENTRY, name=f"entry_{c}") for c in range(lanes)]
-        cached = Signal(12)
-        cache_ok = Signal()
-        loading = Signal()
-        load_idx = Signal(range(lanes + 1))
-        capture = Signal()  # tab_data holds entry capture_idx this cycle
-        capture_idx = Signal(range(max(lanes, 2)))
-        m.d.sync += capture.eq(0)
-        with m.If(self.invalidate):
-            m.d.sync += cache_ok.eq(0)
-        hit = cache_ok & (cached == beat.chan)
-        with m.If(~loading & self.i.valid & ~hit & ~self.invalidate):
-            m.d.sync += [loading.eq(1), load_idx.eq(0), cached.eq(beat.chan)]
-        with m.If(loading):
-            with m.If(load_idx < beat.count):
-                m.d.comb += [self.tab_addr.eq(cached + load_idx), self.tab_en.eq(1)]
-                m.d.sync += [capture.eq(1), capture_idx.eq(load_idx)]
-            m.d.sync += load_idx.eq(load_idx + 1)
-            with m.If(load_idx == lanes):
-                m.d.sync += [loading.eq(0), cache_ok.eq(1)]
-        with m.If(capture):
-            with m.Switch(capture_idx):
-                for c in range(lanes):
-                    with m.Case(c):
-                        m.d.sync += entries[c].eq(self.tab_data)
+        part = Signal(range(max(parts, 2)))
+        if p.requant_serial:
+            # One part's entries at a time (``units`` registers, not ``lanes``), read while
+            # the units work on the part before: a part every INTERVAL cycles leaves the time.
+            entries = [Signal(TABLE_ENTRY, name=f"entry_{u}") for u in range(units)]
+            fetched = Signal()
+            fetching = Signal()
+            fetch_idx = Signal(range(max(units, 2)))
+            capture = Signal()  # tab_data holds entry capture_idx this cycle
+            capture_idx = Signal(range(max(units, 2)))
+            lane0 = Signal(range(lanes))
+            m.d.comb += lane0.eq(part * units)
+            m.d.sync += capture.eq(0)
+            with m.If(~fetched & ~fetching & ~capture & self.i.valid & ~self.invalidate):
+                m.d.sync += [fetching.eq(1), fetch_idx.eq(0)]
+            with m.If(fetching):
+                with m.If(lane0 + fetch_idx < beat.count):
+                    m.d.comb += [self.tab_addr.eq(beat.chan + lane0 + fetch_idx),
+                                 self.tab_en.eq(1)]
+                m.d.sync += [capture.eq(1), capture_idx.eq(fetch_idx),
+                             fetch_idx.eq(fetch_idx + 1)]
+                with m.If(fetch_idx == units - 1):
+                    m.d.sync += fetching.eq(0)
+            with m.If(capture):
+                with m.Switch(capture_idx):
+                    for u in range(units):
+                        with m.Case(u):
+                            m.d.sync += entries[u].eq(self.tab_data)
+                with m.If(capture_idx == units - 1):
+                    m.d.sync += fetched.eq(1)
+            with m.If(self.invalidate):
+                m.d.sync += fetched.eq(0)
+            ready_to_feed = fetched
+            table_busy = fetching | capture
+
+            def entry(lane):
+                return entries[lane % units]
+        else:
+            # Table cache of the word's ``lanes`` channels.
+            entries = [Signal(TABLE_ENTRY, name=f"entry_{c}") for c in range(lanes)]
+            cached = Signal(12)
+            cache_ok = Signal()
+            loading = Signal()
+            load_idx = Signal(range(lanes + 1))
+            capture = Signal()  # tab_data holds entry capture_idx this cycle
+            capture_idx = Signal(range(max(lanes, 2)))
+            m.d.sync += capture.eq(0)
+            with m.If(self.invalidate):
+                m.d.sync += cache_ok.eq(0)
+            hit = cache_ok & (cached == beat.chan)
+            with m.If(~loading & self.i.valid & ~hit & ~self.invalidate):
+                m.d.sync += [loading.eq(1), load_idx.eq(0), cached.eq(beat.chan)]
+            with m.If(loading):
+                with m.If(load_idx < beat.count):
+                    m.d.comb += [self.tab_addr.eq(cached + load_idx), self.tab_en.eq(1)]
+                    m.d.sync += [capture.eq(1), capture_idx.eq(load_idx)]
+                m.d.sync += load_idx.eq(load_idx + 1)
+                with m.If(load_idx == lanes):
+                    m.d.sync += [loading.eq(0), cache_ok.eq(1)]
+            with m.If(capture):
+                with m.Switch(capture_idx):
+                    for c in range(lanes):
+                        with m.Case(c):
+                            m.d.sync += entries[c].eq(self.tab_data)
+            ready_to_feed = hit & ~loading
+            table_busy = loading
+
+            def entry(lane):
+                return entries[lane]
 
         # Feed the requantizers, ``units`` lanes per part.
         unit_cls = SerialRequantizer if p.requant_serial else Requantizer
@@ -107,10 +150,9 @@ class PostUnit(wiring.Component):
             rq = unit_cls(8)
             m.submodules[f"requant_{u}"] = rq
             units_.append(rq)
-        part = Signal(range(max(parts, 2)))
         present = Signal()  # a part waits for the units; they take it when ready
         feeding = Signal()
-        m.d.comb += [present.eq(self.i.valid & hit & ~loading & ~self.invalidate),
+        m.d.comb += [present.eq(self.i.valid & ready_to_feed & ~self.invalidate),
                      feeding.eq(present & units_[0].i.ready)]  # the units run in lockstep
         last_part = part == parts - 1
         m.d.comb += self.i.ready.eq(feeding & last_part)
@@ -118,13 +160,15 @@ class PostUnit(wiring.Component):
             m.d.sync += part.eq(0 if parts == 1 else part + 1)
             with m.If(last_part):
                 m.d.sync += part.eq(0)
+            if p.requant_serial:
+                m.d.sync += fetched.eq(0)
         for u, rq in enumerate(units_):
             m.d.comb += [rq.i.valid.eq(present), rq.o.ready.eq(1)]
             with m.Switch(part):
                 for k in range(parts):
                     with m.Case(k):
                         lane = k * units + u
-                        e = entries[lane]
+                        e = entry(lane)
                         m.d.comb += [
                             rq.i.payload.acc.eq(beat.acc[lane] + e.bias),
                             rq.i.payload.multiplier.eq(e.multiplier),
@@ -180,6 +224,6 @@ class PostUnit(wiring.Component):
         write = Signal()
         m.d.sync += [write.eq(out.valid & (out.part == parts - 1)), self.wr_addr.eq(out.addr)]
         m.d.comb += [self.wr_en.eq(write), self.wr_data.eq(word)]
-        busy = feeding | loading | write | in_flight
+        busy = feeding | table_busy | write | in_flight
         m.d.comb += self.idle.eq(~busy)
         return m

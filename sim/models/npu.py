@@ -570,6 +570,15 @@ def _post_feed(p, parts):
     return (parts - 1) * SERIAL_INTERVAL + 1 if p.requant_serial else parts
 
 
+def _post_table(p):
+    """Table entries the PostUnit reads before a channel group's first part.
+
+    All ``lanes`` of the word (a cache), or with serial units one part's ``post_lanes`` (the
+    next parts' entries are read while the units work).
+    """
+    return p.post_lanes if p.requant_serial else p.lanes
+
+
 def cycles_of(p, op, f):
     """Predicted cycles of one instruction (``f``: its decoded fields).
 
@@ -604,15 +613,17 @@ def cycles_of(p, op, f):
         tile = max(pixels, ws_min_tile_vectors(s))
         parts = lanes // p.post_lanes
         tiles = f["kernel"] ** 2 * g_in
-        column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) + lanes + 5
+        column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) \
+            + _post_table(p) + 5
         return INSN_CYCLES + SETUP_CYCLES + lanes - 1 + g_out * column + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
         return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
-        return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + lanes + 2) \
-            + _post_tail(p)
+        serial = (lanes // p.post_lanes - 1) * SERIAL_INTERVAL if p.requant_serial else 0
+        return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2
+                                                 + serial) + _post_tail(p)
     if op is Op.ADD:
         words = f["pixels"] * _groups(f["channels"], lanes)
         chunks = lanes // p.add_units
@@ -640,6 +651,7 @@ def spfc_cycles(p, f, load_beats, walk):
     groups = _groups(f["cout"], lanes)
     # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the last
     # one; collecting the group's rows and loading its table entries may take less.
-    wait = max(0, SERIAL_INTERVAL - 2 * lanes - 4) if p.requant_serial else 0
+    table = _post_table(p)
+    wait = max(0, SERIAL_INTERVAL - lanes - table - 4) if p.requant_serial else 0
     return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + groups * (
-        lanes + 3 + _post_feed(p, parts)) + (groups - 1) * wait + _post_tail(p)
+        table + 3 + _post_feed(p, parts)) + (groups - 1) * wait + _post_tail(p)
