@@ -1,6 +1,6 @@
 """CONV on the systolic array: im2col on the fly, accumulation after the array."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -12,6 +12,7 @@ from .decoder import group_divider
 from .isa import Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
+from .setup import ProductChain, Step
 
 __all__ = ["ConvUnit"]
 
@@ -215,27 +216,56 @@ class ConvUnit(wiring.Component):
                      self.post.payload.chan.eq(f.tab + (j * lanes)[:12]),
                      self.post.payload.count.eq(count)]
 
+        if p.serial_setup:
+            kk = Signal(8)
+            m.d.comb += kk.eq(f.kernel * f.kernel)
+            steps = [Step(pixels, f.out_h, f.out_w), Step(rowstride, g_in, f.in_w),
+                     Step(s_col, g_in, f.stride), Step(tiles, g_in, kk),
+                     Step(s_row, rowstride, f.stride), Step(pad_off, rowstride, f.pad_t),
+                     Step(pad_off, g_in, f.pad_l, lambda prod: pad_off + prod),
+                     Step(tile_wrap, g_in, f.kernel, lambda prod: rowstride - prod + 1),
+                     Step(col_words, tiles, pixels)]
+            if lanes & (lanes - 1) == 0:
+                steps.append(Step(w_left, tiles, g_out, lambda prod: prod << (lanes.bit_length()
+                                                                               - 1)))
+            else:  # not into w_left at once: the weight stream starts when it is not 0
+                tiles_g = Signal(28)
+                steps += [Step(tiles_g, tiles, g_out),
+                          Step(w_left, tiles_g, Const(lanes, lanes.bit_length()))]
+            chain = ProductChain(m, steps, "setup")
+
         with m.FSM(name="conv"):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
                     m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
-                                 g_out.eq(((f.cout + lanes - 1) * mul) >> sh),
-                                 pixels.eq(f.out_h * f.out_w), j.eq(0)]
-                    m.next = "SETUP1"
-            with m.State("SETUP1"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [rowstride.eq(f.in_w * g_in), s_col.eq(f.stride * g_in),
-                             tiles.eq(f.kernel * f.kernel * g_in)]
-                m.next = "SETUP2"
-            with m.State("SETUP2"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [s_row.eq(f.stride * rowstride),
-                             pad_off.eq(f.pad_t * rowstride + f.pad_l * g_in),
-                             tile_wrap.eq(rowstride - f.kernel * g_in + 1),
-                             col_words.eq(tiles * pixels),
-                             w_left.eq(g_out * tiles * lanes), w_next.eq(f.wgt)]
-                m.next = "TILE"
+                                 g_out.eq(((f.cout + lanes - 1) * mul) >> sh), j.eq(0)]
+                    if p.serial_setup:
+                        m.d.comb += chain.start.eq(1)
+                        m.next = "SETUP"
+                    else:
+                        m.d.sync += pixels.eq(f.out_h * f.out_w)
+                        m.next = "SETUP1"
+            if p.serial_setup:
+                with m.State("SETUP"):  # the products, one after another
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(chain.done):
+                        m.d.sync += w_next.eq(f.wgt)
+                        m.next = "TILE"
+            else:
+                with m.State("SETUP1"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [rowstride.eq(f.in_w * g_in), s_col.eq(f.stride * g_in),
+                                 tiles.eq(f.kernel * f.kernel * g_in)]
+                    m.next = "SETUP2"
+                with m.State("SETUP2"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [s_row.eq(f.stride * rowstride),
+                                 pad_off.eq(f.pad_t * rowstride + f.pad_l * g_in),
+                                 tile_wrap.eq(rowstride - f.kernel * g_in + 1),
+                                 col_words.eq(tiles * pixels),
+                                 w_left.eq(g_out * tiles * lanes), w_next.eq(f.wgt)]
+                    m.next = "TILE"
             with m.State("TILE"):  # a new column tile: reset the loops
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0),

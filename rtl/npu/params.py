@@ -47,6 +47,7 @@ class NpuParams(Params, block="npu"):
         rq += "_rqs" if self.requant_serial else ""
         rq += "_spw" if self.wgt_spram else ""
         rq += "" if self.avgpool else "_noavg"
+        rq += "_ss" if self.serial_setup else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -72,6 +73,10 @@ class NpuParams(Params, block="npu"):
                                   "x 16 bits each, lanes / 2 of them; wgt_words up to 16384)")
     avgpool: bool = flag(True, "global average pool unit (AVGPOOL; false: left out, the "
                                "instruction stops with ENGINE)")
+    serial_setup: bool = flag(False, "CONV's and MAXPOOL's per-instruction sizes and address "
+                                     "steps on one shift-add multiplier per unit (80 and 34 "
+                                     "more cycles per instruction, no DSP block) for small "
+                                     "FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, a third of the logic, no DSP block) for "
                                        "small FPGAs")

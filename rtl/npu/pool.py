@@ -8,6 +8,7 @@ from .decoder import group_divider
 from .isa import Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
+from .setup import ProductChain, Step
 
 __all__ = ["AvgPoolUnit", "MaxPoolUnit"]
 
@@ -148,24 +149,44 @@ class MaxPoolUnit(wiring.Component):
                                                    for i, n in enumerate(new)]))]
         m.d.comb += self.wr_en.eq(w_en)
 
+        loops = [oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), y_base.eq(0), x_base.eq(0),
+                 pix_row.eq(0), pix_col.eq(0), win_off.eq(0), out_addr.eq(f.dst),
+                 running.eq(1)]
+        if p.serial_setup:
+            km1 = Signal(4)  # K - 1 (K >= 1: the decoder checks)
+            m.d.comb += km1.eq(f.kernel - 1)
+            chain = ProductChain(m, [
+                Step(rowstride, groups, f.in_w), Step(s_col, groups, f.stride),
+                Step(s_row, rowstride, f.stride), Step(pad_off, rowstride, f.pad_t),
+                Step(pad_off, groups, f.pad_l, lambda prod: pad_off + prod),
+                Step(win_wrap, groups, km1, lambda prod: rowstride - prod)], "setup")
+
         with m.FSM(name="maxpool"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += groups.eq(((f.channels + lanes - 1) * mul) >> sh)
-                    m.next = "SETUP1"
-            with m.State("SETUP1"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups)]
-                m.next = "SETUP2"
-            with m.State("SETUP2"):
-                m.d.comb += self.busy.eq(1)
-                m.d.sync += [s_row.eq(f.stride * rowstride),
-                             pad_off.eq(f.pad_t * rowstride + f.pad_l * groups),
-                             win_wrap.eq(rowstride - (f.kernel - 1) * groups),
-                             oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), y_base.eq(0),
-                             x_base.eq(0), pix_row.eq(0), pix_col.eq(0), win_off.eq(0),
-                             out_addr.eq(f.dst), running.eq(1)]
-                m.next = "RUN"
+                    if p.serial_setup:
+                        m.d.comb += chain.start.eq(1)
+                        m.next = "SETUP"
+                    else:
+                        m.next = "SETUP1"
+            if p.serial_setup:
+                with m.State("SETUP"):  # the products, one after another
+                    m.d.comb += self.busy.eq(1)
+                    with m.If(chain.done):
+                        m.d.sync += loops
+                        m.next = "RUN"
+            else:
+                with m.State("SETUP1"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups)]
+                    m.next = "SETUP2"
+                with m.State("SETUP2"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [s_row.eq(f.stride * rowstride),
+                                 pad_off.eq(f.pad_t * rowstride + f.pad_l * groups),
+                                 win_wrap.eq(rowstride - (f.kernel - 1) * groups), *loops]
+                    m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)
                 with m.If(~running & ~r_valid & ~d_valid & ~w_en):

@@ -579,6 +579,21 @@ def _post_table(p):
     return p.post_lanes if p.requant_serial else p.lanes
 
 
+def _setup_cycles(p, op):
+    """Return a unit's set-up cycles: :data:`SETUP_CYCLES`, or its serial products.
+
+    Each product takes a load cycle and one per bit of its narrow operand (CONV: 70 bits in
+    10 products, one more of ``lanes``'s bits when ``lanes`` is not a power of two;
+    MAXPOOL: 28 bits in 6); the products replace two of the set-up cycles.
+    """
+    if not p.serial_setup or op not in (Op.CONV, Op.MAXPOOL):
+        return SETUP_CYCLES
+    if op is Op.MAXPOOL:
+        return SETUP_CYCLES - 2 + 28 + 6
+    pow2 = p.lanes & (p.lanes - 1) == 0
+    return SETUP_CYCLES - 2 + 70 + 10 + (0 if pow2 else p.lanes.bit_length() + 1)
+
+
 def cycles_of(p, op, f):
     """Predicted cycles of one instruction (``f``: its decoded fields).
 
@@ -615,10 +630,11 @@ def cycles_of(p, op, f):
         tiles = f["kernel"] ** 2 * g_in
         column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) \
             + _post_table(p) + 5
-        return INSN_CYCLES + SETUP_CYCLES + lanes - 1 + g_out * column + _post_tail(p)
+        return INSN_CYCLES + _setup_cycles(p, op) + lanes - 1 + g_out * column + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
-        return INSN_CYCLES + SETUP_CYCLES + f["out_h"] * f["out_w"] * g * f["kernel"] ** 2 + 4
+        return INSN_CYCLES + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \
+            * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         serial = (lanes // p.post_lanes - 1) * SERIAL_INTERVAL if p.requant_serial else 0

@@ -179,10 +179,12 @@ def test_conv(seed, case):
 def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
     """Wider words; fewer requantization units than lanes (a word over several cycles).
 
-    Also with serial requantizers (a part every ``SerialRequantizer.INTERVAL`` cycles).
+    Also the small-FPGA options: serial requantizers (a part every
+    ``SerialRequantizer.INTERVAL`` cycles) and the set-up products on one shift-add
+    multiplier (``serial_setup``; lanes 3: a product by ``lanes`` more).
     """
-    p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial, act_words=64,
-              wgt_words=400)
+    p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial,
+              serial_setup=serial, act_words=64, wgt_words=400)
     rng = np.random.default_rng([seed, 9])
     program = conv_program(p, rng, k=3, stride=1, pad=1, h=4, w=3, cin=6, cout=5, mode="ort")
     st, expected = check_program(p, program, seed)
@@ -212,7 +214,7 @@ def test_conv_short_tiles(seed, lanes, shape):
 
 @pytest.mark.parametrize("serial", [False, True], ids=["pipelined", "serial"])
 def test_pools(seed, serial):
-    p = small(lanes=2, requant_serial=serial)
+    p = small(lanes=2, requant_serial=serial, serial_setup=serial)
     rng = np.random.default_rng([seed, 20])
     x = rng.integers(-128, 128, size=(5, 4, 3))
     table = random_table(rng, 3, "tflite")
