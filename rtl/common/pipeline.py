@@ -152,6 +152,7 @@ class LockstepPipeline:
         self.go = Signal(name="go")
         m.d.comb += [self.go.eq(~o.valid | o.ready), i.ready.eq(self.go)]
         valid = [Signal(name=f"valid_{k}") for k in range(latency)]
+        self.valid = valid  # each stage's valid bit
         with m.If(self.go):
             m.d.sync += valid[0].eq(i.valid)
             m.d.sync += [valid[k].eq(valid[k - 1]) for k in range(1, latency)]

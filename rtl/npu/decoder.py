@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from ..common.pipeline import LockstepPipeline
 from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, spec_of
 from .params import NpuParams, params_hash
+from .setup import ProductChain, Step
 
 __all__ = ["Decoder", "decoded_layout", "group_divider"]
 
@@ -32,6 +33,14 @@ def group_divider(lanes, width):
         if ((c + lanes - 1) * multiplier) >> shift != -(-c // lanes):  # pragma: no cover
             raise AssertionError(f"group divider for lanes={lanes} is not exact at {c}")
     return multiplier, shift
+
+
+class _Handshake:
+    """A stream's ``valid`` and ``ready`` between two parts of one component."""
+
+    def __init__(self):
+        self.valid = Signal(name="inner_valid")
+        self.ready = Signal(name="inner_ready")
 
 
 class Decoder(wiring.Component):
@@ -75,7 +84,12 @@ class Decoder(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self.p
-        pipe = LockstepPipeline(m, self.i, self.o, self.LATENCY)
+        serial = p.serial_setup
+        # serial_setup: the products come from one shift-add multiplier before the word
+        # enters the pipeline (which then holds it alone: the products' registers are read
+        # in every stage); the word stays on ``i`` (valid, unchanged) until it enters.
+        inner = _Handshake() if serial else self.i
+        pipe = LockstepPipeline(m, inner, self.o, self.LATENCY)
         go, carry = pipe.go, pipe.carry
 
         word = self.i.payload
@@ -168,10 +182,11 @@ class Decoder(wiring.Component):
         lim_h = Signal(9)
         lim_w = Signal(9)
         conv_pixels = Signal(16)
-        m.d.comb += [reach_h.eq((win["out_h"] - 1) * win["stride"]),
-                     reach_w.eq((win["out_w"] - 1) * win["stride"]),
-                     lim_h.eq(win["in_h"] + win["pad_t"]), lim_w.eq(win["in_w"] + win["pad_l"]),
-                     conv_pixels.eq(conv.out_h * conv.out_w)]
+        m.d.comb += [lim_h.eq(win["in_h"] + win["pad_t"]), lim_w.eq(win["in_w"] + win["pad_l"])]
+        if not serial:
+            m.d.comb += [reach_h.eq((win["out_h"] - 1) * win["stride"]),
+                         reach_w.eq((win["out_w"] - 1) * win["stride"]),
+                         conv_pixels.eq(conv.out_h * conv.out_w)]
         with m.If(~known):
             m.d.comb += first.eq(ErrorCode.OPCODE)
         with m.Elif(word[4:8] != ISA_VERSION):
@@ -244,12 +259,55 @@ class Decoder(wiring.Component):
         hw_in = Signal(16)
         hw_out = Signal(16)
         kk = Signal(8)
-        hw_src, hw_dst = sel["src_h"] * sel["src_w"], sel["dst_h"] * sel["dst_w"]
+        if serial:
+            hw_src, hw_dst = Signal(16), Signal(16)
+        else:
+            hw_src, hw_dst = sel["src_h"] * sel["src_w"], sel["dst_h"] * sel["dst_w"]
         if has[Op.ADD]:
-            hw_src, hw_dst = (Mux(is_op[Op.ADD], add.pixels, hw) for hw in (hw_src, hw_dst))
-        m.d.comb += [hw_in.eq(hw_src), hw_out.eq(hw_dst), kk.eq(sel["kernel"] * sel["kernel"])]
+            hw_in_v, hw_out_v = (Mux(is_op[Op.ADD], add.pixels, hw) for hw in (hw_src, hw_dst))
+        else:
+            hw_in_v, hw_out_v = hw_src, hw_dst
+        m.d.comb += [hw_in.eq(hw_in_v), hw_out.eq(hw_out_v),
+                     kk.eq(sel["kernel"] * sel["kernel"])]
         spfc_words = Signal(19)  # SPFC's weight region: beats x cfg_words
-        m.d.comb += spfc_words.eq(spfc.beats * cfg_words(p.lanes))
+        cfg = cfg_words(p.lanes)
+        if not serial or cfg & (cfg - 1) == 0:
+            m.d.comb += spfc_words.eq(spfc.beats * cfg)
+        src_words = Signal(26)
+        dst_words = Signal(26)
+        kkg = Signal(18)
+        wgt_words = Signal(36)  # kkg x g_out x lanes
+        if serial:
+            out_h1, out_w1 = Signal(8), Signal(8)  # (0 - 1 wraps: then SHAPE stops it first)
+            m.d.comb += [out_h1.eq(win["out_h"] - 1), out_w1.eq(win["out_w"] - 1)]
+            kg_out = Signal(28)
+            steps = [Step(reach_h, out_h1, win["stride"]), Step(reach_w, out_w1, win["stride"]),
+                     Step(conv_pixels, conv.out_h, conv.out_w),
+                     Step(hw_src, sel["src_h"], sel["src_w"]),
+                     Step(hw_dst, sel["dst_h"], sel["dst_w"]),
+                     Step(src_words, hw_in, g_in), Step(dst_words, hw_out, g_out),
+                     Step(kkg, g_in, kk)]
+            if p.lanes & (p.lanes - 1) == 0:
+                steps.append(Step(wgt_words, kkg, g_out,
+                                  lambda prod: prod << (p.lanes.bit_length() - 1)))
+            else:
+                steps += [Step(kg_out, kkg, g_out),
+                          Step(wgt_words, kg_out, Const(p.lanes, p.lanes.bit_length()))]
+            if has[Op.SPFC] and cfg & (cfg - 1):
+                steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length())))
+            chain = ProductChain(m, steps, "sizes")
+            have = Signal()  # the products of the word on ``i`` are ready
+            working = Signal()
+            empty = ~sum(pipe.valid).bool()
+            with m.If(self.i.valid & ~have & ~working & empty):
+                m.d.comb += chain.start.eq(1)
+                m.d.sync += working.eq(1)
+            with m.If(chain.done):
+                m.d.sync += [have.eq(1), working.eq(0)]
+            m.d.comb += [inner.valid.eq(self.i.valid & have),
+                         self.i.ready.eq(inner.ready & have)]
+            with m.If(inner.valid & inner.ready):
+                m.d.sync += have.eq(0)
         s1 = carry({"op": opcode, "first": first, "src": sel["src"],
                     "is_spfc": is_op[Op.SPFC] if has[Op.SPFC] else Const(0),
                     "spfc_words": spfc_words,
@@ -267,14 +325,12 @@ class Decoder(wiring.Component):
         first2 = Signal(ErrorCode)
         m.d.comb += first2.eq(Mux((s1["first"] == ErrorCode.NONE) & late_bad, ErrorCode.SHAPE,
                                   s1["first"]))
-        src_words = Signal(26)
-        dst_words = Signal(26)
-        kkg = Signal(18)
         tab_end = Signal(13)
-        m.d.comb += [src_words.eq(s1["hw_in"] * s1["g_in"]),
-                     dst_words.eq(s1["hw_out"] * s1["g_out"]),
-                     kkg.eq(s1["kk"] * s1["g_in"]),
-                     tab_end.eq(s1["tab"] + s1["cout"])]
+        m.d.comb += tab_end.eq(s1["tab"] + s1["cout"])
+        if not serial:
+            m.d.comb += [src_words.eq(s1["hw_in"] * s1["g_in"]),
+                         dst_words.eq(s1["hw_out"] * s1["g_out"]),
+                         kkg.eq(s1["kk"] * s1["g_in"])]
         s2 = carry({k: s1[k] for k in ("op", "src", "dst", "wgt", "g_out",
                                        "is_spfc", "spfc_words",
                                        "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
@@ -288,8 +344,9 @@ class Decoder(wiring.Component):
         src_end = Signal(27)
         dst_end = Signal(27)
         srcb_end = Signal(27)
-        m.d.comb += [wgt_end.eq(s2["wgt"] + Mux(s2["is_spfc"], s2["spfc_words"],
-                                                s2["kkg"] * s2["g_out"] * p.lanes)),
+        if not serial:
+            m.d.comb += wgt_words.eq(s2["kkg"] * s2["g_out"] * p.lanes)
+        m.d.comb += [wgt_end.eq(s2["wgt"] + Mux(s2["is_spfc"], s2["spfc_words"], wgt_words)),
                      src_end.eq(s2["src"] + s2["src_words"]),
                      srcb_end.eq(s2["src_b"] + s2["src_words"]),
                      dst_end.eq(s2["dst"] + s2["dst_words"])]

@@ -366,7 +366,7 @@ class NpuModel:
             cost = cycles_of(self.p, op, f)
         self.status.cycles += cost
         if op is Op.SPFC:  # the unit's part: less the controller's and the last words'
-            self.status.busy["sparse"] += cost - INSN_CYCLES - self.p.lanes - 6
+            self.status.busy["sparse"] += cost - insn_cycles(self.p) - self.p.lanes - 6
         elif op in (Op.CONV,):
             self.status.busy["systolic"] += cost
         elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
@@ -547,6 +547,28 @@ def _add_constants_ok(f):
 #: memory holds 32-bit chunks, read one per cycle), one to hand the word to the decoder and
 #: its four stages (launch and retire fall into the unit's own cycles).
 INSN_CYCLES = 14
+
+
+def insn_cycles(p):
+    """Cycles of every instruction's fetch and checks: :data:`INSN_CYCLES`, or more.
+
+    With ``serial_setup`` the checker's products come from one shift-add multiplier before
+    its four stages: a load cycle and one per bit of each narrow operand (70 bits in 9
+    products; one more product by ``lanes`` when that is not a power of two, and one by the
+    sparse engine's words per beat when there is an engine and that is not a power of
+    two), and a cycle to hand the word over.
+    """
+    if not p.serial_setup:
+        return INSN_CYCLES
+    extra = 70 + 9
+    if p.lanes & (p.lanes - 1):
+        extra += p.lanes.bit_length() + 1
+    cfg = cfg_words(p.lanes)
+    if p.sparse is not None and cfg & (cfg - 1):
+        extra += cfg.bit_length() + 1
+    return INSN_CYCLES + extra + 1
+
+
 #: A unit's set-up cycles after its launch.
 SETUP_CYCLES = 3
 #: Stages of one QLinearAdd unit (:class:`npugen.rtl.npu.qladd.QLinearAdder`): an input
@@ -630,22 +652,23 @@ def cycles_of(p, op, f):
         tiles = f["kernel"] ** 2 * g_in
         column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) \
             + _post_table(p) + 5
-        return INSN_CYCLES + _setup_cycles(p, op) + lanes - 1 + g_out * column + _post_tail(p)
+        return insn_cycles(p) + _setup_cycles(p, op) + lanes - 1 + g_out * column \
+            + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
-        return INSN_CYCLES + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \
+        return insn_cycles(p) + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \
             * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         serial = (lanes // p.post_lanes - 1) * SERIAL_INTERVAL if p.requant_serial else 0
-        return INSN_CYCLES + SETUP_CYCLES + g * (f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2
-                                                 + serial) + _post_tail(p)
+        return insn_cycles(p) + SETUP_CYCLES + g * (
+            f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2 + serial) + _post_tail(p)
     if op is Op.ADD:
         words = f["pixels"] * _groups(f["channels"], lanes)
         chunks = lanes // p.add_units
-        return INSN_CYCLES + SETUP_CYCLES + (words - 1) * max(chunks, 2) + chunks \
+        return insn_cycles(p) + SETUP_CYCLES + (words - 1) * max(chunks, 2) + chunks \
             + ADD_LATENCY + 4
-    return INSN_CYCLES
+    return insn_cycles(p)
 
 
 def spfc_cycles(p, f, load_beats, walk):
@@ -669,5 +692,5 @@ def spfc_cycles(p, f, load_beats, walk):
     # one; collecting the group's rows and loading its table entries may take less.
     table = _post_table(p)
     wait = max(0, SERIAL_INTERVAL - lanes - table - 4) if p.requant_serial else 0
-    return INSN_CYCLES + load + walk + 20 + lanes + f["cout"] + groups * (
+    return insn_cycles(p) + load + walk + 20 + lanes + f["cout"] + groups * (
         table + 3 + _post_feed(p, parts)) + (groups - 1) * wait + _post_tail(p)

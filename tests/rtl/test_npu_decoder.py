@@ -186,8 +186,9 @@ def directed(p):
     ]
 
 
-def test_directed_cases_cover_every_code(seed):
-    p = small()
+@pytest.mark.parametrize("serial", [False, True], ids=["products", "serial_setup"])
+def test_directed_cases_cover_every_code(seed, serial):
+    p = small(serial_setup=serial)
     words = directed(p)
     codes = check(p, words, run_decoder(p, words, seed))
     # ENGINE: test_missing_engine; PC and SPARSE are found while running, not decoding.
@@ -207,9 +208,15 @@ def test_missing_engine(seed, avgpool):
                      ErrorCode.NONE if avgpool else ErrorCode.ENGINE]
 
 
-@pytest.mark.parametrize("lanes", [1, 3, 8])
-def test_random_words_match_the_simulator(seed, lanes):
-    p = small(lanes=lanes, act_words=64 * lanes)
+@pytest.mark.parametrize(("lanes", "serial"), [(1, False), (3, False), (8, False), (3, True),
+                                               (4, True)])
+def test_random_words_match_the_simulator(seed, lanes, serial):
+    """Random words against the simulator's checks, every word's code compared.
+
+    Also with ``serial_setup`` (at 3 lanes the products by ``lanes`` and by the sparse
+    engine's words per beat are serial steps too).
+    """
+    p = small(lanes=lanes, act_words=64 * lanes, serial_setup=serial)
     rng = random.Random(f"{seed}-{lanes}")
     words = [random_word(rng, p) for _ in range(300)]
     codes = check(p, words, run_decoder(p, words, seed))
