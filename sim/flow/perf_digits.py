@@ -20,12 +20,14 @@ Run: ``python scripts/bench_digits.py [--lanes 8] [--verilator-images 50]
 
 import argparse
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 
+from ..blocks import NPU_UP5K
 from .digits import NETWORKS, held_out_split, network_path
 from .infer import compile_model, infer, onnxruntime_outputs
 
@@ -71,6 +73,9 @@ def main(argv=None):
                         help="report inferences/s at this clock (repeatable)")
     parser.add_argument("--sparse-n-pe", type=int, default=0,
                         help="add a sparse engine with this many PEs (0: none)")
+    parser.add_argument("--up5k", action="store_true",
+                        help="the iCE40 UP5K build (NPU_UP5K: 4 lanes, serial requantizer "
+                             "and set-up products, weights in SPRAM); --lanes is ignored")
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -81,6 +86,9 @@ def main(argv=None):
                   if args.sparse_n_pe else None)
         p = NpuParams(lanes=args.lanes,
                       systolic=SystolicParams(rows=args.lanes, cols=args.lanes), sparse=sparse)
+        if args.up5k:
+            p = replace(NPU_UP5K, sparse=sparse if sparse is None else replace(
+                sparse, act_lanes=NPU_UP5K.lanes))
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     clocks = [(name, float(mhz)) for name, _, mhz in (c.partition("=") for c in args.clock)]
