@@ -87,7 +87,9 @@ class Npu(wiring.Component):
         """Return timing, protocol notes and port roles for the JSON manifest."""
         p = self.p
         return {
-            "latency": {"reset_to_ready": 0, "instruction_overhead_cycles": 13},
+            # the fetch (a read, then one chunk per cycle), the hand-over, the checker
+            "latency": {"reset_to_ready": 0,
+                        "instruction_overhead_cycles": IMEM_CHUNKS + 1 + 1 + Decoder.cycles(p)},
             "throughput": {"macs_per_cycle": p.macs, "command_words_per_cycle": 1},
             "protocol": [
                 ("Commands on i: a header word (bits 0-3 command, 4-7 memory, 8-31 count) and "

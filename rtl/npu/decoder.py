@@ -67,10 +67,30 @@ class Decoder(wiring.Component):
 
     Latency :attr:`LATENCY` cycles, one instruction per cycle; the pipeline advances when
     its last stage is empty or taken (``i.ready = ~o.valid | o.ready``), so ``o`` never
-    depends combinationally on ``o.ready``.
+    depends combinationally on ``o.ready``. With ``p.serial_setup`` the products come from
+    one shift-add multiplier (:class:`~.setup.ProductChain`) while the word waits on ``i``
+    (valid, unchanged), and the word enters the pipeline when they are ready and the
+    pipeline is empty: :meth:`cycles` from the word's arrival to its result.
     """
 
     LATENCY = 4
+
+    @staticmethod
+    def cycles(p):
+        """Cycles from a word's arrival on ``i`` (pipeline empty) to its result on ``o``."""
+        if not p.serial_setup:
+            return Decoder.LATENCY
+        # One load cycle and one per bit of each product's narrow operand: reach_h/w by the
+        # stride (4 + 4), the output pixels, the two heights x widths (8 + 8 + 8), the two
+        # region sizes and K**2 x G_in (10 + 10 + 8), the weights (10); then by lanes and by
+        # the sparse words per beat where these are not powers of two.
+        bits = [4, 4, 8, 8, 8, 10, 10, 8, 10]
+        if p.lanes & (p.lanes - 1):
+            bits.append(p.lanes.bit_length())
+        cfg = cfg_words(p.lanes)
+        if p.sparse is not None and cfg & (cfg - 1):
+            bits.append(cfg.bit_length())
+        return sum(b + 1 for b in bits) + 1 + Decoder.LATENCY
 
     def __init__(self, p):
         if not isinstance(p, NpuParams):
@@ -296,6 +316,7 @@ class Decoder(wiring.Component):
             if has[Op.SPFC] and cfg & (cfg - 1):
                 steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length())))
             chain = ProductChain(m, steps, "sizes")
+            assert chain.cycles + 1 + self.LATENCY == self.cycles(p)
             have = Signal()  # the products of the word on ``i`` are ready
             working = Signal()
             empty = ~sum(pipe.valid).bool()

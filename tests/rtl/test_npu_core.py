@@ -37,7 +37,7 @@ from npugen.sim.formats.program import (
 )
 from npugen.sim.formats.sparse import load_program
 from npugen.sim.host import npu as host
-from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState
+from npugen.sim.models.npu import ADD_LATENCY, NpuModel, NpuState, insn_cycles
 from npugen.sim.models.qladd import f32_bits
 from npugen.sim.models.requant import float32_scale, quantize_multiplier
 
@@ -123,6 +123,9 @@ def check_program(p, program, seed, act=None):
         result["act"] = await bench.read(ctx, "act", 0, 2 * p.act_words)
 
     bench.simulate(testbench)
+    # the manifest's per-instruction overhead is the simulator's (serial_setup included)
+    overhead = bench.dut.manifest_info()["latency"]["instruction_overhead_cycles"]
+    assert overhead == insn_cycles(p)
     st = result["status"]
     assert (st["state"], st["error"], st["pc"]) == (expected.state, expected.error,
                                                     expected.pc)
