@@ -86,14 +86,19 @@ class ConvUnit(wiring.Component):
         mul, sh = group_divider(lanes, 10)
         g_in = Signal(10)
         g_out = Signal(10)
-        pixels = Signal(16)       # P
+        # Counters sized to the memories: the checker stops a CONV whose output map has more
+        # than acc_words pixels or whose weights run past wgt_words (so K*K*G_in tiles of
+        # lanes words each fit in it) before it starts.
+        pix_range = range(p.acc_words + 1)
+        tiles_max = p.wgt_words // lanes
+        pixels = Signal(pix_range)  # P
         rowstride = Signal(18)    # in_w * G_in
         s_col = Signal(14)        # stride * G_in
         s_row = Signal(22)        # stride * rowstride
         pad_off = Signal(23)      # pad_t * rowstride + pad_l * G_in
-        tiles = Signal(18)        # K * K * G_in
+        tiles = Signal(range(tiles_max + 1))  # K * K * G_in
         tile_wrap = Signal(signed(24))  # tile_off step when kx wraps: rowstride - K*G_in + 1
-        col_words = Signal(34)    # vectors of one column tile: tiles * P
+        col_words = Signal(range(tiles_max * p.acc_words + 1))  # one column tile: tiles * P
 
         # Loop state.
         j = Signal(10)            # output-channel group
@@ -102,20 +107,20 @@ class ConvUnit(wiring.Component):
         g = Signal(10)
         oy = Signal(8)
         ox = Signal(8)
-        pix = Signal(16)          # oy * out_w + ox
+        pix = Signal(pix_range)   # oy * out_w + ox
         y_base = Signal(13)       # oy * stride
         x_base = Signal(13)       # ox * stride
         pix_row = Signal(24)      # oy * s_row
         pix_col = Signal(18)      # ox * s_col
         tile_off = Signal(signed(26))  # ky * rowstride + kx * G_in + g - pad_off
-        to_issue = Signal(34)     # vectors of this column tile still to issue
-        to_write = Signal(34)     # results of this column tile still to come back
-        first_left = Signal(16)   # results of the column tile's first weight tile to come
-        wr_pix = Signal(16)
+        to_issue = Signal.like(col_words)  # vectors of this column tile still to issue
+        to_write = Signal.like(col_words)  # results of this column tile still to come back
+        first_left = Signal(pix_range)  # results of the column tile's first weight tile
+        wr_pix = Signal(pix_range)
 
 
         # Weights: G_out * tiles * lanes words from wgt, in order, into i_weight.
-        w_left = Signal(40)
+        w_left = Signal(range(p.wgt_words + 1))
         w_next = Signal(16)
         w_valid = Signal()
         w_go = ~w_valid | array.i_weight.ready
@@ -178,7 +183,7 @@ class ConvUnit(wiring.Component):
         # the result alone). Sums wrap at 32 bits.
         r_valid = Signal()
         r_first = Signal()
-        r_pix = Signal(16)
+        r_pix = Signal(pix_range)
         r_y = Signal(array.o.payload.y.shape())
         m.d.comb += array.o.ready.eq(1)
         m.d.sync += r_valid.eq(array.o.valid)
@@ -196,8 +201,8 @@ class ConvUnit(wiring.Component):
                 Mux(r_first, 0, old) + r_y[lane])
 
         # Phase B: accumulators to the PostUnit.
-        b_left = Signal(16)
-        b_pix = Signal(16)
+        b_left = Signal(pix_range)
+        b_pix = Signal(pix_range)
         b_addr = Signal(16)
         b_valid = Signal()
         b_go = ~b_valid | self.post.ready
@@ -218,13 +223,14 @@ class ConvUnit(wiring.Component):
 
         if p.serial_setup:
             kk = Signal(8)
-            m.d.comb += kk.eq(f.kernel * f.kernel)
+            pixels16 = Signal(16)  # the step's cycles do not depend on the memories' sizes
+            m.d.comb += [kk.eq(f.kernel * f.kernel), pixels16.eq(pixels)]
             steps = [Step(pixels, f.out_h, f.out_w), Step(rowstride, g_in, f.in_w),
                      Step(s_col, g_in, f.stride), Step(tiles, g_in, kk),
                      Step(s_row, rowstride, f.stride), Step(pad_off, rowstride, f.pad_t),
                      Step(pad_off, g_in, f.pad_l, lambda prod: pad_off + prod),
                      Step(tile_wrap, g_in, f.kernel, lambda prod: rowstride - prod + 1),
-                     Step(col_words, tiles, pixels)]
+                     Step(col_words, tiles, pixels16)]
             if lanes & (lanes - 1) == 0:
                 steps.append(Step(w_left, tiles, g_out, lambda prod: prod << (lanes.bit_length()
                                                                                - 1)))
