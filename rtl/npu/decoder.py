@@ -43,6 +43,27 @@ class _Handshake:
         self.ready = Signal(name="inner_ready")
 
 
+class _OneStage:
+    """:class:`LockstepPipeline`'s interface without stage registers.
+
+    ``carry`` passes its values through, and the caller's output register (written when
+    :attr:`go`) is the one stage. For the serial checker: the word and the products'
+    registers hold still until the result is taken in, so the checks need no registers of
+    their own.
+    """
+
+    def __init__(self, m, i, o):
+        self.go = Signal(name="go")
+        m.d.comb += [self.go.eq(~o.valid | o.ready), i.ready.eq(self.go)]
+        with m.If(self.go):
+            m.d.sync += o.valid.eq(i.valid)
+        self.valid = [o.valid]
+
+    def carry(self, values, k):
+        """Return ``values`` as they are (``k``: the stage they would be registered in)."""
+        return dict(values)
+
+
 class Decoder(wiring.Component):
     """Checks each instruction word against the ISA and the NPU's sizes.
 
@@ -69,15 +90,20 @@ class Decoder(wiring.Component):
     its last stage is empty or taken (``i.ready = ~o.valid | o.ready``), so ``o`` never
     depends combinationally on ``o.ready``. With ``p.serial_setup`` the products come from
     one shift-add multiplier (:class:`~.setup.ProductChain`) while the word waits on ``i``
-    (valid, unchanged), and the word enters the pipeline when they are ready and the
-    pipeline is empty: :meth:`cycles` from the word's arrival to its result.
+    (valid, unchanged); then all four stages' checks run in one cycle into the output
+    register (no stage registers): :meth:`cycles` from the word's arrival to its result,
+    one word at a time.
     """
 
     LATENCY = 4
 
     @staticmethod
     def cycles(p):
-        """Cycles from a word's arrival on ``i`` (pipeline empty) to its result on ``o``."""
+        """Cycles from a word's arrival on ``i`` (pipeline empty) to its result on ``o``.
+
+        With ``serial_setup``: the products, a cycle to take the word in with them, and the
+        checks in one stage (the word and the products hold still meanwhile).
+        """
         if not p.serial_setup:
             return Decoder.LATENCY
         # One load cycle and one per bit of each product's narrow operand: reach_h/w by the
@@ -90,7 +116,7 @@ class Decoder(wiring.Component):
         cfg = cfg_words(p.lanes)
         if p.sparse is not None and cfg & (cfg - 1):
             bits.append(cfg.bit_length())
-        return sum(b + 1 for b in bits) + 1 + Decoder.LATENCY
+        return sum(b + 1 for b in bits) + 1 + 1
 
     def __init__(self, p):
         if not isinstance(p, NpuParams):
@@ -108,8 +134,12 @@ class Decoder(wiring.Component):
         # serial_setup: the products come from one shift-add multiplier before the word
         # enters the pipeline (which then holds it alone: the products' registers are read
         # in every stage); the word stays on ``i`` (valid, unchanged) until it enters.
-        inner = _Handshake() if serial else self.i
-        pipe = LockstepPipeline(m, inner, self.o, self.LATENCY)
+        if serial:
+            inner = _Handshake()
+            pipe = _OneStage(m, inner, self.o)
+        else:
+            inner = self.i
+            pipe = LockstepPipeline(m, inner, self.o, self.LATENCY)
         go, carry = pipe.go, pipe.carry
 
         word = self.i.payload
@@ -316,7 +346,7 @@ class Decoder(wiring.Component):
             if has[Op.SPFC] and cfg & (cfg - 1):
                 steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length())))
             chain = ProductChain(m, steps, "sizes")
-            assert chain.cycles + 1 + self.LATENCY == self.cycles(p)
+            assert chain.cycles + 1 + 1 == self.cycles(p)
             have = Signal()  # the products of the word on ``i`` are ready
             working = Signal()
             empty = ~sum(pipe.valid).bool()

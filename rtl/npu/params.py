@@ -70,16 +70,18 @@ class NpuParams(Params, block="npu"):
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
     wgt_spram: bool = flag(False, "weight scratchpad in iCE40 UP5K SB_SPRAM256KA blocks (16384 "
-                                  "x 16 bits each, lanes / 2 of them; wgt_words up to 16384)")
+                                  "x 16 bits each, ceil(lanes / 2) of them; wgt_words up to "
+                                  "16384)")
     avgpool: bool = flag(True, "global average pool unit (AVGPOOL; false: left out, the "
                                "instruction stops with ENGINE)")
-    serial_setup: bool = flag(False, "CONV's and MAXPOOL's per-instruction sizes and address "
-                                     "steps on one shift-add multiplier per unit (80 and 34 "
-                                     "more cycles per instruction, no DSP block) for small "
-                                     "FPGAs")
+    serial_setup: bool = flag(False, "the instruction checker's, CONV's and MAXPOOL's "
+                                     "per-instruction products on one shift-add multiplier "
+                                     "each (no DSP block; 77 more cycles per "
+                                     "instruction, 78 per CONV and 32 per MAXPOOL set-up) "
+                                     "for small FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
-                                       "cycles, a third of the logic, no DSP block) for "
-                                       "small FPGAs")
+                                       "cycles, about half the LUTs, no DSP block; at most "
+                                       "20 units) for small FPGAs")
     add_units: int = param(1, "QLinearAdd units for ADD, one int8 element per cycle each (a "
                               "divisor of lanes; 0 = no ADD)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",
@@ -148,6 +150,11 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
+        if self.requant_serial and self.post_lanes > 20:
+            raise ValueError(f"requant_serial takes at most 20 requantization units "
+                             f"(requant_lanes, or lanes when that is 0): a part's table "
+                             f"entries are read one per cycle between two of a unit's 23-cycle "
+                             f"values, not {self.post_lanes}")
         if self.wgt_spram and (self.wgt_words > 16384 or self.lanes > 8):
             raise ValueError(f"wgt_spram holds at most 16384 words of at most 8 lanes (the "
                              f"UP5K's four SB_SPRAM256KA blocks), not wgt_words "

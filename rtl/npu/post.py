@@ -30,13 +30,18 @@ class PostUnit(wiring.Component):
     rounding ``mode`` of the instruction), lanes ``count`` and up become 0, and the packed
     word is written to activation address ``addr``.
 
-    The table entries of the word's channels are cached: a beat whose ``chan`` differs from
-    the cached one first loads ``count`` entries (one per cycle, plus one). With
-    ``p.post_lanes`` requantizers a beat has ``lanes / post_lanes`` parts, one part per
-    cycle (:class:`Requantizer`) or one every ``SerialRequantizer.INTERVAL`` cycles
-    (``p.requant_serial``: the first part as soon as the units are free). Results never
-    stall (the write port is always free), so a word is written ``LATENCY + 1`` cycles
-    after its last part entered (the unit's ``LATENCY``).
+    With ``p.post_lanes`` requantizers a beat has ``lanes / post_lanes`` parts.
+
+    - :class:`Requantizer` (pipelined): the table entries of the word's channels are
+      cached: a beat whose ``chan`` differs from the cached one first loads ``count``
+      entries (one per cycle, plus one); then one part per cycle.
+    - :class:`SerialRequantizer` (``p.requant_serial``): no cache: before each part its
+      ``post_lanes`` entries are read (one per cycle, plus one), while the units still
+      work on the part before; a part every ``SerialRequantizer.INTERVAL`` cycles (the
+      parameters allow at most 20 units, so the reads never take longer).
+
+    Results never stall (the write port is always free), so a word is written
+    ``LATENCY + 1`` cycles after its last part entered (the unit's ``LATENCY``).
 
     Members
     -------
@@ -76,7 +81,8 @@ class PostUnit(wiring.Component):
         part = Signal(range(max(parts, 2)))
         if p.requant_serial:
             # One part's entries at a time (``units`` registers, not ``lanes``), read while
-            # the units work on the part before: a part every INTERVAL cycles leaves the time.
+            # the units work on the part before (``units + 3`` cycles from a feed to the
+            # next at the earliest; at most 20 units, so within the INTERVAL).
             entries = [Signal(TABLE_ENTRY, name=f"entry_{u}") for u in range(units)]
             fetched = Signal()
             fetching = Signal()

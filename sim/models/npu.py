@@ -552,11 +552,11 @@ INSN_CYCLES = 14
 def insn_cycles(p):
     """Cycles of every instruction's fetch and checks: :data:`INSN_CYCLES`, or more.
 
-    With ``serial_setup`` the checker's products come from one shift-add multiplier before
-    its four stages: a load cycle and one per bit of each narrow operand (70 bits in 9
-    products; one more product by ``lanes`` when that is not a power of two, and one by the
-    sparse engine's words per beat when there is an engine and that is not a power of
-    two), and a cycle to hand the word over.
+    With ``serial_setup`` the checker's products come from one shift-add multiplier: a load
+    cycle and one per bit of each narrow operand (70 bits in 9 products; one more product
+    by ``lanes`` when that is not a power of two, and one by the sparse engine's words per
+    beat when there is an engine and that is not a power of two), a cycle to take the word
+    in, and its checks in one stage instead of four.
     """
     if not p.serial_setup:
         return INSN_CYCLES
@@ -566,7 +566,7 @@ def insn_cycles(p):
     cfg = cfg_words(p.lanes)
     if p.sparse is not None and cfg & (cfg - 1):
         extra += cfg.bit_length() + 1
-    return INSN_CYCLES + extra + 1
+    return INSN_CYCLES + extra + 1 - 3
 
 
 #: A unit's set-up cycles after its launch.
@@ -650,10 +650,13 @@ def cycles_of(p, op, f):
         tile = max(pixels, ws_min_tile_vectors(s))
         parts = lanes // p.post_lanes
         tiles = f["kernel"] ** 2 * g_in
-        column = pixels + (tiles - 1) * tile + drain + _post_feed(p, pixels * parts) \
-            + _post_table(p) + 5
+        work = pixels + (tiles - 1) * tile + drain + _post_table(p) + 5
+        column = work + _post_feed(p, pixels * parts)
+        # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the
+        # last one at the earliest; a short column's work may take less.
+        wait = max(0, SERIAL_INTERVAL - 1 - work) if p.requant_serial else 0
         return insn_cycles(p) + _setup_cycles(p, op) + lanes - 1 + g_out * column \
-            + _post_tail(p)
+            + (g_out - 1) * wait + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
         return insn_cycles(p) + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \
@@ -661,8 +664,12 @@ def cycles_of(p, op, f):
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         serial = (lanes // p.post_lanes - 1) * SERIAL_INTERVAL if p.requant_serial else 0
+        # a serial unit still busy with the group before (small maps; the CONV model's wait)
+        wait = max(0, SERIAL_INTERVAL - f["in_h"] * f["in_w"] - 6 - _post_table(p)) \
+            if p.requant_serial else 0
         return insn_cycles(p) + SETUP_CYCLES + g * (
-            f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2 + serial) + _post_tail(p)
+            f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2 + serial) + (g - 1) * wait \
+            + _post_tail(p)
     if op is Op.ADD:
         words = f["pixels"] * _groups(f["channels"], lanes)
         chunks = lanes // p.add_units

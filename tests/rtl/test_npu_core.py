@@ -195,6 +195,24 @@ def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
     assert st["cycles"] == expected.cycles
 
 
+@pytest.mark.parametrize("lanes,requant_lanes,cin,cout", [(3, 3, 2, 7), (3, 1, 2, 7),
+                                                          (4, 1, 4, 12), (4, 2, 4, 12)])
+def test_conv_serial_short_columns(seed, lanes, requant_lanes, cin, cout):
+    """1x1 layers of few pixels on serial requantizers, exact in data and cycles.
+
+    Each output-channel group's first part waits for the units, still busy with the group
+    before (the cycle model's ``wait``).
+    """
+    p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=True, act_words=64,
+              wgt_words=400)
+    rng = np.random.default_rng([seed, 13, lanes, requant_lanes])
+    program = conv_program(p, rng, k=1, stride=1, pad=0, h=1, w=2, cin=cin, cout=cout,
+                           mode="gemmlowp")
+    st, expected = check_program(p, program, seed)
+    assert st["state"] is NpuState.DONE
+    assert st["cycles"] == expected.cycles
+
+
 @pytest.mark.parametrize("lanes,shape", [(4, (2, 1, 0, 2, 3, 6, 5)), (1, (2, 1, 0, 2, 2, 3, 2)),
                                          (3, (1, 1, 0, 1, 2, 4, 4))],
                          ids=["4lanes-P2", "1lane-P1", "3lanes-P2"])
@@ -215,9 +233,12 @@ def test_conv_short_tiles(seed, lanes, shape):
     assert st["cycles"] == expected.cycles
 
 
-@pytest.mark.parametrize("serial", [False, True], ids=["pipelined", "serial"])
-def test_pools(seed, serial):
-    p = small(lanes=2, requant_serial=serial, serial_setup=serial)
+@pytest.mark.parametrize("lanes,requant_lanes,serial", [(2, 0, False), (2, 0, True),
+                                                         (4, 1, True)],
+                         ids=["pipelined", "serial", "serial-4parts"])
+def test_pools(seed, lanes, requant_lanes, serial):
+    p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial,
+              serial_setup=serial)
     rng = np.random.default_rng([seed, 20])
     x = rng.integers(-128, 128, size=(5, 4, 3))
     table = random_table(rng, 3, "tflite")
@@ -230,7 +251,7 @@ def test_pools(seed, serial):
              assemble(Op.HALT)]
     program = Program(params_hash=params_hash(p), insns=insns,
                       segments=[("tab", 1, table_words(table))])
-    st, _ = check_program(p, program, seed, act=tensor_words(x, 2))
+    st, _ = check_program(p, program, seed, act=tensor_words(x, lanes))
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
 
 

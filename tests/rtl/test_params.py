@@ -186,3 +186,14 @@ def test_npu_spram_build_is_refused_for_ecp5(capsys):
                  "--wgt-spram", "true", "--device", "ecp5-85k", "-o", "/nonexistent/never"])
     assert code == 2
     assert "wgt_spram=true is for ice40 devices" in capsys.readouterr().err
+
+
+def test_npu_serial_requantizers_at_most_20():
+    """A part's table entries are read between two of a serial unit's values."""
+    from npugen.rtl.npu import NpuParams
+
+    wide = {"lanes": 24, "systolic.rows": 24, "systolic.cols": 24, "requant_serial": "true"}
+    assert NpuParams.from_leaves({**wide, "requant_lanes": 12}).post_lanes == 12
+    with pytest.raises(ValueError, match="requant_serial takes at most 20 requantization "
+                                         "units .* not 24"):
+        NpuParams.from_leaves(wide)

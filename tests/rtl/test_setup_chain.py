@@ -1,13 +1,14 @@
 """The per-instruction product chain (``serial_setup``) in the Amaranth simulator.
 
-Random operands, a step that reads an earlier step's result, ``then`` functions; every
-result and the cycle count of ``done`` compared with Python's products.
+Random operands, a step that reads an earlier step's result, ``then`` functions, a constant
+and a one-bit narrow operand; every result and the cycle count of ``done`` compared with
+Python's products.
 """
 
 import random
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
 from npugen.rtl.npu.setup import ProductChain, Step
@@ -19,25 +20,29 @@ def test_products_and_cycles(seed, trial):
     m = Module()
     x, y, z = Signal(10), Signal(8), Signal(4)
     p1, p2, p3 = Signal(18), Signal(22), Signal(24)
+    p4, p5, one = Signal(12), Signal(10), Signal(1)
     chain = ProductChain(m, [Step(p1, x, y), Step(p2, p1, z),
-                             Step(p3, x, z, lambda prod: p2 - prod + 1)], "t")
-    assert chain.cycles == (8 + 1) + (4 + 1) + (4 + 1)
+                             Step(p3, x, z, lambda prod: p2 - prod + 1),
+                             Step(p4, x, Const(3, 2)), Step(p5, x, one)], "t")
+    assert chain.cycles == (8 + 1) + (4 + 1) + (4 + 1) + (2 + 1) + (1 + 1)
     vx, vy, vz = rng.randrange(1 << 10), rng.randrange(1 << 8), rng.randrange(1 << 4)
+    vo = rng.randrange(2)
     seen = {}
 
     async def bench(ctx):
         ctx.set(x, vx)
         ctx.set(y, vy)
         ctx.set(z, vz)
+        ctx.set(one, vo)
         await ctx.tick()
         ctx.set(chain.start, 1)
         await ctx.tick()
         ctx.set(chain.start, 0)
-        for cycle in range(1, 40):
+        for cycle in range(1, 50):
             if ctx.get(chain.done):
                 seen.setdefault("done", []).append(cycle)
             await ctx.tick()
-        seen["values"] = (ctx.get(p1), ctx.get(p2), ctx.get(p3))
+        seen["values"] = (ctx.get(p1), ctx.get(p2), ctx.get(p3), ctx.get(p4), ctx.get(p5))
 
     sim = Simulator(m)
     sim.add_clock(1e-8)
@@ -46,5 +51,5 @@ def test_products_and_cycles(seed, trial):
     v1 = vx * vy
     v2 = (v1 * vz) % (1 << 22)
     v3 = (v2 - vx * vz + 1) % (1 << 24)
-    assert seen["values"] == (v1, v2, v3)
+    assert seen["values"] == (v1, v2, v3, 3 * vx, vo * vx)
     assert seen["done"] == [chain.cycles]  # once, that many cycles after the start cycle
