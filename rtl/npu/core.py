@@ -454,8 +454,14 @@ class Npu(wiring.Component):
                     m.next = "LOAD"
                 with m.If(abort):
                     m.next = "WAIT"
-            with m.State("LOAD"):  # a chunk arrives (shifted in from the top), the next read
-                m.d.sync += [insn.eq(Cat(insn[32:], imem_rd.data)), fetched.eq(fetched + 1)]
+            with m.State("LOAD"):  # a chunk arrives, the next read
+                # Each chunk into its place (not shifted through the others): the bits that
+                # no opcode of this build reads are then left out of it.
+                with m.Switch(fetched):
+                    for k in range(IMEM_CHUNKS):
+                        with m.Case(k):
+                            m.d.sync += insn[32 * k:32 * k + 32].eq(imem_rd.data)
+                m.d.sync += fetched.eq(fetched + 1)
                 with m.If(fetched == IMEM_CHUNKS - 1):
                     m.next = "DECODE"
                 with m.Else():
