@@ -68,6 +68,20 @@ def _shift_parts(m, x, k, rule, name):
     return q, up
 
 
+def _saturate(m, x, bits, name):
+    """``x`` saturated to a ``bits``-bit signed value (a comparison of its top bits only)."""
+    top = x[bits - 1:]
+    lim = 1 << (bits - 1)
+    y = Signal(signed(bits), name=name)
+    with m.If((top == 0) | (top == (1 << len(top)) - 1)):
+        m.d.comb += y.eq(x)
+    with m.Elif(x[-1]):
+        m.d.comb += y.eq(-lim)
+    with m.Else():
+        m.d.comb += y.eq(lim - 1)
+    return y
+
+
 def _bit_length(m, x, name, chunk=8):
     """Bit length of the non-negative ``x``: a few LUT levels, not a priority chain.
 
@@ -96,7 +110,23 @@ def _bit_length(m, x, name, chunk=8):
     return n
 
 
-class Requantizer(Validated, wiring.Component):
+class _RequantUnit(Validated, wiring.Component):
+    """The ports and the parameter check both requantization units share."""
+
+    @classmethod
+    def validate(cls, out_width=8):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        check_int("out_width", out_width, 2, 16)
+
+    def __init__(self, out_width=8):
+        self.out_width = out_width
+        super().__init__({
+            "i": In(stream.Signature(requant_in_layout(out_width))),
+            "o": Out(stream.Signature(signed(out_width + 1))),
+        })
+
+
+class Requantizer(_RequantUnit):
     """Maps int32 accumulators to ``out_width``-bit outputs; the rounding is per beat.
 
     Each input beat carries its accumulator (bias included) and its output channel's
@@ -145,18 +175,6 @@ class Requantizer(Validated, wiring.Component):
 
     #: Width of the value between the two roundings (stage 3 -> 4), saturated.
     FIRST_BITS = 34
-
-    @classmethod
-    def validate(cls, out_width=8):
-        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
-        check_int("out_width", out_width, 2, 16)
-
-    def __init__(self, out_width=8):
-        self.out_width = out_width
-        super().__init__({
-            "i": In(stream.Signature(requant_in_layout(out_width))),
-            "o": Out(stream.Signature(signed(out_width + 1))),
-        })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -252,15 +270,7 @@ class Requantizer(Validated, wiring.Component):
         # saturates without changing the output.
         rounded = Signal(signed(65))
         m.d.comb += rounded.eq(s5["q1"] + s5["up1"])
-        top = rounded[self.FIRST_BITS - 1:]
-        lim = 1 << (self.FIRST_BITS - 1)
-        first = Signal(signed(self.FIRST_BITS))
-        with m.If((top == 0) | (top == (1 << len(top)) - 1)):
-            m.d.comb += first.eq(rounded)
-        with m.Elif(rounded[-1]):
-            m.d.comb += first.eq(-lim)
-        with m.Else():
-            m.d.comb += first.eq(lim - 1)
+        first = _saturate(m, rounded, self.FIRST_BITS, "first")
         s6 = carry({**{k: s5[k] for k in ctl}, "first": first, "exp": s5["exp"],
                     "right": s5["right"], "neg": s5["neg"]}, 8)
 

@@ -1,11 +1,8 @@
 """Serial requantization unit: :class:`~.requant.Requantizer`'s function in few LUTs."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from ..common.params import Validated, check_int
-from .requant import Requantizer, Rounding, _bit_length, requant_in_layout
+from .requant import Requantizer, Rounding, _bit_length, _RequantUnit, _saturate
 
 __all__ = ["SerialRequantizer"]
 
@@ -15,7 +12,7 @@ _W = 66
 _TRUNC, _HALF_UP, _HALF_EVEN, _HALF_AWAY = range(4)
 
 
-class SerialRequantizer(Validated, wiring.Component):
+class SerialRequantizer(_RequantUnit):
     """Maps int32 accumulators to ``out_width``-bit outputs, one every :attr:`INTERVAL` cycles.
 
     The same function as :class:`~.requant.Requantizer` (the same ports, the same golden
@@ -72,18 +69,6 @@ class SerialRequantizer(Validated, wiring.Component):
     _MUL_FIRST = 3
     _MUL_STEPS = 16
 
-    @classmethod
-    def validate(cls, out_width=8):
-        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
-        check_int("out_width", out_width, 2, 16)
-
-    def __init__(self, out_width=8):
-        self.out_width = out_width
-        super().__init__({
-            "i": In(stream.Signature(requant_in_layout(out_width))),
-            "o": Out(stream.Signature(signed(out_width + 1))),
-        })
-
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         ow = self.out_width
@@ -139,15 +124,9 @@ class SerialRequantizer(Validated, wiring.Component):
         m.d.comb += r.eq(q + up)
 
         # ---- saturation of the second pass's result to FIRST_BITS (tflite only reaches it)
-        top = r[first_bits - 1:]
-        y = Signal(signed(first_bits))
-        lim = 1 << (first_bits - 1)
-        with m.If((top == 0) | (top == (1 << len(top)) - 1)):
-            m.d.comb += y.eq(r)
-        with m.Elif(r[-1]):
-            m.d.comb += y.eq(-lim)
-        with m.Else():
-            m.d.comb += y.eq(lim - 1)
+        y = _saturate(m, r, first_bits, "y")
+        # ---- and of the third's to out_width + 3 bits: +-2**(ow + 2) is beyond every bound
+        bounded = _saturate(m, r, ow + 3, "bounded")
 
         # ---- step 0 inputs: |acc| and its bit length
         mag = Signal(unsigned(32))
@@ -237,13 +216,7 @@ class SerialRequantizer(Validated, wiring.Component):
                         m.d.sync += [w.eq(y), k.eq(Mux(shift < 0, -shift, 0)),
                                      rule.eq(_HALF_AWAY)]
                 with m.Case(self._MUL_FIRST + self._MUL_STEPS + 2):
-                    lead = r[ow + 2:]
-                    with m.If((lead == 0) | (lead == (1 << len(lead)) - 1)):
-                        m.d.sync += second.eq(r)
-                    with m.Elif(r[-1]):
-                        m.d.sync += second.eq(-(1 << (ow + 2)))
-                    with m.Else():
-                        m.d.sync += second.eq((1 << (ow + 2)) - 1)
+                    m.d.sync += second.eq(bounded)
 
         # ---- step 22: sign, zero point, clamp
         value = Signal(signed(ow + 4))
