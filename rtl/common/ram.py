@@ -16,7 +16,8 @@ from amaranth.lib.wiring import In, Out
 
 from .params import Validated, check_int
 
-__all__ = ["BufferRam", "Ecp5BlockRam", "Ice40SpRam", "InferredRam", "pipelined_ram"]
+__all__ = ["BufferRam", "Ecp5BlockRam", "Ice40SpRam", "InferredRam", "disjoint_memory",
+           "pipelined_ram"]
 
 
 class BufferRam(enum.Enum):
@@ -28,6 +29,22 @@ class BufferRam(enum.Enum):
     #: Lattice ECP5 ``DP16KD`` (512 x 36 pseudo-dual-port, or 1024 x 18 ... 16384 x 1 for
     #: deeper memories), output registers on.
     ECP5 = "ecp5"
+
+
+def disjoint_memory(*, shape, depth):
+    """Return a ``lib.memory.Memory`` (no initial contents) that needs no read-during-write logic.
+
+    Its user promises that a read port and a write port never use one address in the same
+    cycle. Amaranth's read port without transparency returns the old word when a write to
+    its address lands in the same cycle; iCE40 and ECP5 block RAMs leave that case
+    undefined, so yosys emulates it in the fabric: a register per write-data bit, one per
+    read-data bit and a multiplexer (on the 4-lane UP5K NPU, 645 flip-flops and 156 LUTs
+    for five memories; 550 logic cells). The ``no_rw_check`` attribute tells yosys the
+    case never arises, and the block RAM is used as it is. The promise is the caller's to
+    keep and its tests' to check: the NPU's tests watch every such memory's ports in every
+    cycle (``tests/rtl/test_npu_core.py``) and fail on a same-address read and write.
+    """
+    return memory.Memory(shape=shape, depth=depth, init=[], attrs={"no_rw_check": 1})
 
 
 def _signature(width, depth):

@@ -2,10 +2,10 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import next_wrapping
+from ..common.ram import disjoint_memory
 from ..systolic.ports import ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
 from .decoder import group_divider
@@ -71,12 +71,15 @@ class ConvUnit(wiring.Component):
         lanes = p.lanes
         f = self.insn
         m.submodules.array = array = WsArray(p.systolic, psum=False, buffered=False)
-        m.submodules.acc = acc = Memory(shape=unsigned(32 * lanes), depth=p.acc_words, init=[])
+        m.submodules.acc = acc = disjoint_memory(shape=unsigned(32 * lanes),
+                                                 depth=p.acc_words)
+        self.disjoint = [acc]  # (for the tests that check the promise below)
         acc_rd = acc.read_port()
         acc_wr = acc.write_port()
         # A pixel's reads are ws_min_tile_vectors cycles apart at least (see above), so each
-        # comes at least that minus one cycles after the previous write: with 2 or more, the
-        # read port needs no transparency (no bypass logic).
+        # comes at least that minus one cycles after the previous write: with 2 or more, no
+        # read meets a write of its address (a disjoint_memory: no read-during-write logic),
+        # and phase B reads only after the last write.
         assert ws_min_tile_vectors(p.systolic) >= 2
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls.

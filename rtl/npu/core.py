@@ -5,10 +5,9 @@ from operator import or_
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
 from amaranth.lib import stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..common.ram import Ice40SpRam
+from ..common.ram import Ice40SpRam, disjoint_memory
 from .conv import ConvUnit
 from .decoder import Decoder
 from .eltwise import AddUnit
@@ -116,9 +115,17 @@ class Npu(wiring.Component):
         word_bits = 8 * lanes
 
         # -- memories ---------------------------------------------------------------------
+        # No memory here sees a read and a write of one address in one cycle: the host
+        # reads and writes only while no program runs and one command at a time, the fetch
+        # reads the instructions and the PostUnit the table only while a program runs, and
+        # an instruction reads one activation bank and writes the other (the checker's BANK
+        # rule); so none needs yosys's read-during-write emulation (disjoint_memory).
+        # self.disjoint lists them for the tests that check this in every cycle.
+        self.disjoint = []
         banks = []
         for k in range(2):
-            mem = Memory(shape=unsigned(word_bits), depth=p.act_words, init=[])
+            mem = disjoint_memory(shape=unsigned(word_bits), depth=p.act_words)
+            self.disjoint.append(mem)
             m.submodules[f"act{k}"] = mem
             banks.append((mem.read_port(), mem.write_port()))
         if p.wgt_spram:
@@ -130,17 +137,19 @@ class Npu(wiring.Component):
                          wgt.w_en.eq(wgt_wr.en), wgt.w_data.eq(wgt_wr.data),
                          wgt.r_en.eq(wgt_rd.en & ~wgt_wr.en), wgt_rd.data.eq(wgt.r_data)]
         else:
-            m.submodules.wgt = wgt = Memory(shape=unsigned(word_bits), depth=p.wgt_words,
-                                            init=[])
+            m.submodules.wgt = wgt = disjoint_memory(shape=unsigned(word_bits),
+                                                     depth=p.wgt_words)
+            self.disjoint.append(wgt)
             wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
-        m.submodules.tab = tab = Memory(shape=unsigned(TABLE_ENTRY.size), depth=p.tab_entries,
-                                        init=[])
+        m.submodules.tab = tab = disjoint_memory(shape=unsigned(TABLE_ENTRY.size),
+                                                 depth=p.tab_entries)
         tab_rd, tab_wr = tab.read_port(), tab.write_port()
         # Instructions as 32-bit chunks (word k of instruction a at a * IMEM_CHUNKS + k): a
         # 256-bit-wide memory wastes block RAM on width (16 iCE40 block RAMs for 32
         # instructions); the fetch reads the chunks one per cycle.
-        m.submodules.imem = imem = Memory(shape=unsigned(32),
-                                          depth=p.imem_words * IMEM_CHUNKS, init=[])
+        m.submodules.imem = imem = disjoint_memory(shape=unsigned(32),
+                                                   depth=p.imem_words * IMEM_CHUNKS)
+        self.disjoint += [tab, imem]
         imem_rd, imem_wr = imem.read_port(), imem.write_port()
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls (the later, conditional assignments win).
@@ -188,9 +197,13 @@ class Npu(wiring.Component):
         avgpool = clear(AvgPoolUnit(p)) if p.avgpool else None
         if avgpool is not None:
             m.submodules.avgpool = avgpool
-        conv = clear(ConvUnit(p)) if p.systolic is not None else None
-        if conv is not None:
-            m.submodules.conv = conv
+        conv = None
+        if p.systolic is not None:
+            # (the unit itself, not the reset wrapper: its .disjoint for the tests)
+            self.disjoint_parts = [ConvUnit(p)]
+            m.submodules.conv = conv = clear(self.disjoint_parts[0])
+        else:
+            self.disjoint_parts = []
         adder = clear(AddUnit(p)) if p.add_units else None
         if adder is not None:
             m.submodules.add = adder

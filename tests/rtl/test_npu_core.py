@@ -102,7 +102,27 @@ class Bench:
         sim = Simulator(self.top)
         sim.add_clock(1e-8)
         sim.add_testbench(bench)
+        sim.add_process(self.watch_disjoint)
         sim.run()
+        assert not self.collisions, f"a read met a write of its address: {self.collisions[:3]}"
+
+    async def watch_disjoint(self, ctx):
+        """Record each cycle in which a ``disjoint_memory`` reads the address it writes.
+
+        The RTL promises this never happens, so that the block RAMs need no
+        read-during-write logic.
+        """
+        self.collisions = []
+        pairs = [(mem, rd, wr) for mem in self.dut.disjoint + [
+            m for part in self.dut.disjoint_parts for m in part.disjoint]
+            for rd in mem.read_ports for wr in mem.write_ports]
+        assert pairs
+        signals = [s for _, rd, wr in pairs for s in (rd.en, rd.addr, wr.en, wr.addr)]
+        async for _, _, *values in ctx.tick().sample(*signals):
+            for k, (mem, _, _) in enumerate(pairs):
+                r_en, r_addr, w_en, w_addr = values[4 * k:4 * k + 4]
+                if r_en and w_en and r_addr == w_addr:
+                    self.collisions.append((f"memory of {mem.depth} x {mem.shape}", r_addr))
 
 
 def check_program(p, program, seed, act=None):
