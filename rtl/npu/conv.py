@@ -1,6 +1,6 @@
 """CONV on the systolic array: im2col on the fly, accumulation after the array."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,11 +8,10 @@ from ..common.pipeline import next_wrapping
 from ..common.ram import disjoint_memory
 from ..systolic.ports import ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
-from .decoder import group_divider
+from .decoder import group_divider, unit_setup_layout
 from .isa import Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
-from .setup import ProductChain, Step
 
 __all__ = ["ConvUnit"]
 
@@ -58,12 +57,15 @@ class ConvUnit(wiring.Component):
         if not isinstance(p, NpuParams) or p.systolic is None:
             raise ValueError("p must be NpuParams with a systolic array")
         self.p = p
-        super().__init__({
+        members = {
             "start": In(1), "insn": In(insn_layout(Op.CONV)), "busy": Out(1),
             "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
             "wgt_addr": Out(16), "wgt_en": Out(1), "wgt_data": In(8 * p.lanes),
             "post": Out(stream.Signature(post_in_layout(p))),
-        })
+        }
+        if p.serial_setup:
+            members["setup"] = In(unit_setup_layout(p))
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -225,23 +227,12 @@ class ConvUnit(wiring.Component):
                      self.post.payload.count.eq(count)]
 
         if p.serial_setup:
-            kk = Signal(8)
-            pixels16 = Signal(16)  # the step's cycles do not depend on the memories' sizes
-            m.d.comb += [kk.eq(f.kernel * f.kernel), pixels16.eq(pixels)]
-            steps = [Step(pixels, f.out_h, f.out_w), Step(rowstride, g_in, f.in_w),
-                     Step(s_col, g_in, f.stride), Step(tiles, g_in, kk),
-                     Step(s_row, rowstride, f.stride), Step(pad_off, rowstride, f.pad_t),
-                     Step(pad_off, g_in, f.pad_l, lambda prod: pad_off + prod),
-                     Step(tile_wrap, g_in, f.kernel, lambda prod: rowstride - prod + 1),
-                     Step(col_words, tiles, pixels16)]
-            if lanes & (lanes - 1) == 0:
-                steps.append(Step(w_left, tiles, g_out, lambda prod: prod << (lanes.bit_length()
-                                                                               - 1)))
-            else:  # not into w_left at once: the weight stream starts when it is not 0
-                tiles_g = Signal(28)
-                steps += [Step(tiles_g, tiles, g_out),
-                          Step(w_left, tiles_g, Const(lanes, lanes.bit_length()))]
-            chain = ProductChain(m, steps, "setup")
+            # The products come from the instruction checker (unit_setup_layout), and stay
+            # in its registers while the instruction runs.
+            u = self.setup
+            m.d.comb += [pixels.eq(u.pixels), rowstride.eq(u.rowstride), s_col.eq(u.s_col),
+                         s_row.eq(u.s_row), pad_off.eq(u.pad_off), tiles.eq(u.tiles),
+                         tile_wrap.eq(u.wrap), col_words.eq(u.col_words)]
 
         with m.FSM(name="conv"):
             with m.State("IDLE"):
@@ -250,18 +241,12 @@ class ConvUnit(wiring.Component):
                     m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
                                  g_out.eq(((f.cout + lanes - 1) * mul) >> sh), j.eq(0)]
                     if p.serial_setup:
-                        m.d.comb += chain.start.eq(1)
-                        m.next = "SETUP"
+                        m.d.sync += [w_left.eq(self.setup.wgt_words), w_next.eq(f.wgt)]
+                        m.next = "TILE"
                     else:
                         m.d.sync += pixels.eq(f.out_h * f.out_w)
                         m.next = "SETUP1"
-            if p.serial_setup:
-                with m.State("SETUP"):  # the products, one after another
-                    m.d.comb += self.busy.eq(1)
-                    with m.If(chain.done):
-                        m.d.sync += w_next.eq(f.wgt)
-                        m.next = "TILE"
-            else:
+            if not p.serial_setup:
                 with m.State("SETUP1"):
                     m.d.comb += self.busy.eq(1)
                     m.d.sync += [rowstride.eq(f.in_w * g_in), s_col.eq(f.stride * g_in),

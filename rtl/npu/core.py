@@ -210,6 +210,8 @@ class Npu(wiring.Component):
         spfc = clear(SparseFcUnit(p)) if p.sparse is not None else None
         if spfc is not None:
             m.submodules.spfc = spfc
+        if p.serial_setup:  # the window units' products, from the checker's chain
+            m.d.comb += [u.setup.eq(decoder.setup) for u in (conv, maxpool) if u is not None]
         insn = Signal(INSN_BITS)
         mode = Signal(2)
         units = [u for u in (conv, maxpool, avgpool, adder, spfc) if u is not None]

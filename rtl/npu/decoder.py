@@ -1,6 +1,6 @@
 """Instruction decoder and checker: the ISA spec's fields, and the error an instruction earns."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -9,7 +9,7 @@ from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, 
 from .params import NpuParams, params_hash
 from .setup import ProductChain, Step
 
-__all__ = ["Decoder", "decoded_layout", "group_divider"]
+__all__ = ["Decoder", "decoded_layout", "group_divider", "unit_setup_layout"]
 
 
 def decoded_layout():
@@ -18,6 +18,26 @@ def decoded_layout():
         "op": unsigned(4),
         "error": ErrorCode,
     })
+
+
+def unit_setup_layout(p):
+    """Return the set-up products the serial checker hands to CONV and MAXPOOL.
+
+    With ``serial_setup`` the checker's product chain computes, besides its own sizes, the
+    window unit's strides and offsets for the instruction it checks: ``G = ceil(channels /
+    lanes)`` of the input, ``rowstride = in_w * G``, ``s_col = stride * G``, ``s_row = stride
+    * rowstride``, ``pad_off = pad_t * rowstride + pad_l * G``, ``wrap = rowstride - kernel *
+    G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w``, ``tiles =
+    kernel**2 * G`` and ``col_words = tiles * pixels`` and ``wgt_words`` (the weight region).
+    They stay in the checker's registers while the instruction runs (the next word comes only
+    after it), so the units need no multiplier and no copies of them.
+    """
+    fields = {"rowstride": unsigned(18), "s_col": unsigned(14), "s_row": unsigned(22),
+              "pad_off": unsigned(23), "wrap": signed(24)}
+    if p.systolic is not None:
+        fields |= {"pixels": unsigned(16), "tiles": unsigned(18), "col_words": unsigned(34),
+                   "wgt_words": unsigned(36)}
+    return data.StructLayout(fields)
 
 
 def group_divider(lanes, width):
@@ -116,16 +136,24 @@ class Decoder(wiring.Component):
         cfg = cfg_words(p.lanes)
         if p.sparse is not None and cfg & (cfg - 1):
             bits.append(cfg.bit_length())
+        # The window units' products (unit_setup_layout): by in_w, by stride twice, by the
+        # two paddings, by kernel; CONV's column size by the pixels (sized to acc_words).
+        bits += [8, 4, 4, 4, 4, 4]
+        if p.systolic is not None:
+            bits.append(p.acc_words.bit_length())
         return sum(b + 1 for b in bits) + 1 + 1
 
     def __init__(self, p):
         if not isinstance(p, NpuParams):
             raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
         self.p = p
-        super().__init__({
+        members = {
             "i": In(stream.Signature(unsigned(INSN_BITS))),
             "o": Out(stream.Signature(decoded_layout())),
-        })
+        }
+        if p.serial_setup:
+            members["setup"] = Out(unit_setup_layout(p))
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -345,6 +373,20 @@ class Decoder(wiring.Component):
                           Step(wgt_words, kg_out, Const(p.lanes, p.lanes.bit_length()))]
             if has[Op.SPFC] and cfg & (cfg - 1):
                 steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length())))
+            # The window units' products (unit_setup_layout), from the same chain.
+            u = self.setup
+            steps += [Step(u.rowstride, g_in, win["in_w"]), Step(u.s_col, g_in, win["stride"]),
+                      Step(u.s_row, u.rowstride, win["stride"]),
+                      Step(u.pad_off, u.rowstride, win["pad_t"]),
+                      Step(u.pad_off, g_in, win["pad_l"], lambda prod: u.pad_off + prod),
+                      Step(u.wrap, g_in, win["kernel"], lambda prod: u.rowstride - prod
+                           + Mux(is_op[Op.CONV], 1, g_in))]
+            if p.systolic is not None:
+                # The narrow operand sized to acc_words: a larger CONV fails SHAPE anyway.
+                pixels_b = Signal(range(p.acc_words + 1))
+                m.d.comb += [pixels_b.eq(conv_pixels), u.pixels.eq(conv_pixels),
+                             u.tiles.eq(kkg), u.wgt_words.eq(wgt_words)]
+                steps.append(Step(u.col_words, kkg, pixels_b))
             chain = ProductChain(m, steps, "sizes")
             assert chain.cycles + 1 + 1 == self.cycles(p)
             have = Signal()  # the products of the word on ``i`` are ready

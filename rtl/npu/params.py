@@ -74,11 +74,11 @@ class NpuParams(Params, block="npu"):
                                   "16384)")
     avgpool: bool = flag(True, "global average pool unit (AVGPOOL; false: left out, the "
                                "instruction stops with ENGINE)")
-    serial_setup: bool = flag(False, "the instruction checker's, CONV's and MAXPOOL's "
-                                     "per-instruction products on one shift-add multiplier "
-                                     "each (no DSP block; 77 more cycles per "
-                                     "instruction, 78 per CONV and 32 per MAXPOOL set-up) "
-                                     "for small FPGAs")
+    serial_setup: bool = flag(False, "the instruction checker's per-instruction products, "
+                                     "CONV's and MAXPOOL's set-up included, on one "
+                                     "shift-add multiplier (no DSP block; 119 more cycles "
+                                     "per instruction at 4 lanes, 2 fewer per CONV and "
+                                     "MAXPOOL set-up) for small FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
                                        "20 units) for small FPGAs")

@@ -4,11 +4,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .decoder import group_divider
+from .decoder import group_divider, unit_setup_layout
 from .isa import Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
-from .setup import ProductChain, Step
 
 __all__ = ["AvgPoolUnit", "MaxPoolUnit"]
 
@@ -40,11 +39,14 @@ class MaxPoolUnit(wiring.Component):
         if not isinstance(p, NpuParams):
             raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
         self.p = p
-        super().__init__({
+        members = {
             "start": In(1), "insn": In(insn_layout(Op.MAXPOOL)), "busy": Out(1),
             "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
             "wr_addr": Out(16), "wr_data": Out(8 * p.lanes), "wr_en": Out(1),
-        })
+        }
+        if p.serial_setup:
+            members["setup"] = In(unit_setup_layout(p))
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -153,30 +155,22 @@ class MaxPoolUnit(wiring.Component):
                  pix_row.eq(0), pix_col.eq(0), win_off.eq(0), out_addr.eq(f.dst),
                  running.eq(1)]
         if p.serial_setup:
-            km1 = Signal(4)  # K - 1 (K >= 1: the decoder checks)
-            m.d.comb += km1.eq(f.kernel - 1)
-            chain = ProductChain(m, [
-                Step(rowstride, groups, f.in_w), Step(s_col, groups, f.stride),
-                Step(s_row, rowstride, f.stride), Step(pad_off, rowstride, f.pad_t),
-                Step(pad_off, groups, f.pad_l, lambda prod: pad_off + prod),
-                Step(win_wrap, groups, km1, lambda prod: rowstride - prod)], "setup")
+            # The products come from the instruction checker (unit_setup_layout), and stay
+            # in its registers while the instruction runs.
+            u = self.setup
+            m.d.comb += [rowstride.eq(u.rowstride), s_col.eq(u.s_col), s_row.eq(u.s_row),
+                         pad_off.eq(u.pad_off), win_wrap.eq(u.wrap)]
 
         with m.FSM(name="maxpool"):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += groups.eq(((f.channels + lanes - 1) * mul) >> sh)
                     if p.serial_setup:
-                        m.d.comb += chain.start.eq(1)
-                        m.next = "SETUP"
-                    else:
-                        m.next = "SETUP1"
-            if p.serial_setup:
-                with m.State("SETUP"):  # the products, one after another
-                    m.d.comb += self.busy.eq(1)
-                    with m.If(chain.done):
                         m.d.sync += loops
                         m.next = "RUN"
-            else:
+                    else:
+                        m.next = "SETUP1"
+            if not p.serial_setup:
                 with m.State("SETUP1"):
                     m.d.comb += self.busy.eq(1)
                     m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups)]

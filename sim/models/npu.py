@@ -555,12 +555,16 @@ def insn_cycles(p):
     With ``serial_setup`` the checker's products come from one shift-add multiplier: a load
     cycle and one per bit of each narrow operand (70 bits in 9 products; one more product
     by ``lanes`` when that is not a power of two, and one by the sparse engine's words per
-    beat when there is an engine and that is not a power of two), a cycle to take the word
-    in, and its checks in one stage instead of four.
+    beat when there is an engine and that is not a power of two; then the window units'
+    set-up products, 28 bits in 6, and with a systolic array CONV's column size, by the
+    pixels in ``acc_words.bit_length()`` bits), a cycle to take the word in, and its checks
+    in one stage instead of four. Every instruction pays them, whatever its opcode.
     """
     if not p.serial_setup:
         return INSN_CYCLES
-    extra = 70 + 9
+    extra = 70 + 9 + 28 + 6
+    if p.systolic is not None:
+        extra += p.acc_words.bit_length() + 1
     if p.lanes & (p.lanes - 1):
         extra += p.lanes.bit_length() + 1
     cfg = cfg_words(p.lanes)
@@ -602,18 +606,14 @@ def _post_table(p):
 
 
 def _setup_cycles(p, op):
-    """Return a unit's set-up cycles: :data:`SETUP_CYCLES`, or its serial products.
+    """Return a unit's set-up cycles: :data:`SETUP_CYCLES`, or one with ``serial_setup``.
 
-    Each product takes a load cycle and one per bit of its narrow operand (CONV: 70 bits in
-    10 products, one more of ``lanes``'s bits when ``lanes`` is not a power of two;
-    MAXPOOL: 28 bits in 6); the products replace two of the set-up cycles.
+    With ``serial_setup`` CONV and MAXPOOL take their products from the instruction
+    checker (:func:`insn_cycles` counts them), so their two set-up cycles of products go.
     """
     if not p.serial_setup or op not in (Op.CONV, Op.MAXPOOL):
         return SETUP_CYCLES
-    if op is Op.MAXPOOL:
-        return SETUP_CYCLES - 2 + 28 + 6
-    pow2 = p.lanes & (p.lanes - 1) == 0
-    return SETUP_CYCLES - 2 + 70 + 10 + (0 if pow2 else p.lanes.bit_length() + 1)
+    return SETUP_CYCLES - 2
 
 
 def cycles_of(p, op, f):
