@@ -97,12 +97,14 @@ class ConvUnit(wiring.Component):
         pix_range = range(p.acc_words + 1)
         tiles_max = p.wgt_words // lanes
         pixels = Signal(pix_range)  # P
-        rowstride = Signal(18)    # in_w * G_in
-        s_col = Signal(14)        # stride * G_in
-        s_row = Signal(22)        # stride * rowstride
-        pad_off = Signal(23)      # pad_t * rowstride + pad_l * G_in
+        # Address terms, modulo 2**act_addr_bits (NpuParams.act_addr_bits).
+        abits = p.act_addr_bits
+        rowstride = Signal(abits)  # in_w * G_in
+        s_col = Signal(abits)     # stride * G_in
+        s_row = Signal(abits)     # stride * rowstride
+        pad_off = Signal(abits)   # pad_t * rowstride + pad_l * G_in
         tiles = Signal(range(tiles_max + 1))  # K * K * G_in
-        tile_wrap = Signal(signed(24))  # tile_off step when kx wraps: rowstride - K*G_in + 1
+        tile_wrap = Signal(abits)  # tile_off step when kx wraps: rowstride - K*G_in + 1
         col_words = Signal(range(tiles_max * p.acc_words + 1))  # one column tile: tiles * P
 
         # Loop state.
@@ -115,9 +117,9 @@ class ConvUnit(wiring.Component):
         pix = Signal(pix_range)   # oy * out_w + ox
         y_base = Signal(13)       # oy * stride
         x_base = Signal(13)       # ox * stride
-        pix_row = Signal(24)      # oy * s_row
-        pix_col = Signal(18)      # ox * s_col
-        tile_off = Signal(signed(26))  # ky * rowstride + kx * G_in + g - pad_off
+        pix_row = Signal(abits)   # oy * s_row
+        pix_col = Signal(abits)   # ox * s_col
+        tile_off = Signal(abits)  # ky * rowstride + kx * G_in + g - pad_off
         to_issue = Signal.like(col_words)  # vectors of this column tile still to issue
         to_write = Signal.like(col_words)  # results of this column tile still to come back
         first_left = Signal(pix_range)  # results of the column tile's first weight tile
@@ -146,14 +148,14 @@ class ConvUnit(wiring.Component):
         ix = Signal(signed(15))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
-        address = Signal(signed(27))
+        address = Signal(abits)
         m.d.comb += address.eq(f.src + tile_off + pix_row + pix_col)
         phase_a = Signal()
         can_issue = phase_a & (to_issue != 0)
         with m.If(a_go):
             m.d.sync += a_valid.eq(0)
             with m.If(can_issue):
-                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16])]
+                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address)]
                 m.d.sync += [a_valid.eq(1), a_inside.eq(inside),
                              a_last.eq(pix == pixels - 1), to_issue.eq(to_issue - 1)]
                 # Next pixel; at the last pixel, the next tile.

@@ -1,6 +1,6 @@
 """Instruction decoder and checker: the ISA spec's fields, and the error an instruction earns."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,11 +29,13 @@ def unit_setup_layout(p):
     * rowstride``, ``pad_off = pad_t * rowstride + pad_l * G``, ``wrap = rowstride - kernel *
     G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w``, ``tiles =
     kernel**2 * G`` and ``col_words = tiles * pixels`` and ``wgt_words`` (the weight region).
+    The strides and offsets are kept modulo ``2**act_addr_bits`` (they only enter addresses).
     They stay in the checker's registers while the instruction runs (the next word comes only
     after it), so the units need no multiplier and no copies of them.
     """
-    fields = {"rowstride": unsigned(18), "s_col": unsigned(14), "s_row": unsigned(22),
-              "pad_off": unsigned(23), "wrap": signed(24)}
+    # The strides and offsets only enter activation addresses: modulo 2**act_addr_bits.
+    a = unsigned(p.act_addr_bits)
+    fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
     if p.systolic is not None:
         fields |= {"pixels": unsigned(16), "tiles": unsigned(18), "col_words": unsigned(34),
                    "wgt_words": unsigned(36)}

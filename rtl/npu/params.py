@@ -56,6 +56,16 @@ class NpuParams(Params, block="npu"):
                 f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}{sp}")
 
     @property
+    def act_addr_bits(self):
+        """Bits of an activation word address (both banks: ``2 * act_words`` words).
+
+        The window units add their address terms modulo ``2**act_addr_bits``: every
+        address they read lies below ``2 * act_words``, so the sum's low bits are the
+        address, whatever the terms' own widths.
+        """
+        return (2 * self.act_words - 1).bit_length()
+
+    @property
     def post_lanes(self):
         """Requantization units (``requant_lanes``, or ``lanes`` when that is 0)."""
         return self.requant_lanes or self.lanes

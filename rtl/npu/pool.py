@@ -55,11 +55,13 @@ class MaxPoolUnit(wiring.Component):
         f = self.insn
         mul, sh = group_divider(lanes, 10)
         groups = Signal(10)
-        rowstride = Signal(18)
-        s_row = Signal(22)
-        s_col = Signal(14)
-        pad_off = Signal(23)
-        win_wrap = Signal(signed(20))  # rowstride - (K - 1) * G
+        # Address terms, modulo 2**act_addr_bits (NpuParams.act_addr_bits).
+        abits = p.act_addr_bits
+        rowstride = Signal(abits)
+        s_row = Signal(abits)
+        s_col = Signal(abits)
+        pad_off = Signal(abits)
+        win_wrap = Signal(abits)  # rowstride - (K - 1) * G
 
         oy = Signal(8)
         ox = Signal(8)
@@ -68,17 +70,17 @@ class MaxPoolUnit(wiring.Component):
         kx = Signal(4)
         y_base = Signal(13)
         x_base = Signal(13)
-        pix_row = Signal(24)
-        pix_col = Signal(18)
-        win_off = Signal(signed(24))  # ky * rowstride + kx * G
-        out_addr = Signal(16)
+        pix_row = Signal(abits)
+        pix_col = Signal(abits)
+        win_off = Signal(abits)  # ky * rowstride + kx * G
+        out_addr = Signal(abits)
         running = Signal()
 
         iy = Signal(signed(15))
         ix = Signal(signed(15))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
-        address = Signal(signed(27))
+        address = Signal(abits)
         m.d.comb += address.eq(f.src + pix_row + pix_col + g + win_off - pad_off)
         first = (ky == 0) & (kx == 0)
         last = (ky == f.kernel - 1) & (kx == f.kernel - 1)
@@ -88,13 +90,13 @@ class MaxPoolUnit(wiring.Component):
         r_inside = Signal()
         r_first = Signal()
         r_last = Signal()
-        r_addr = Signal(16)
+        r_addr = Signal(abits)
         r_count = Signal(range(lanes + 1))
         m.d.sync += r_valid.eq(0)
         rest = Signal(signed(12))
         m.d.comb += rest.eq(f.channels - (g * lanes)[:11])
         with m.If(running):
-            m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address[:16])]
+            m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address)]
             m.d.sync += [r_valid.eq(1), r_inside.eq(inside), r_first.eq(first),
                          r_last.eq(last), r_addr.eq(out_addr),
                          r_count.eq(Mux(rest >= lanes, lanes, rest))]
@@ -126,7 +128,7 @@ class MaxPoolUnit(wiring.Component):
         d_valid = Signal()
         d_first = Signal()
         d_last = Signal()
-        d_addr = Signal(16)
+        d_addr = Signal(abits)
         d_count = Signal(range(lanes + 1))
         d_data = [Signal(signed(8), name=f"in_{i}") for i in range(lanes)]
         m.d.sync += [d_valid.eq(r_valid), d_first.eq(r_first), d_last.eq(r_last),
