@@ -72,7 +72,8 @@ class ConvUnit(wiring.Component):
         p = self.p
         lanes = p.lanes
         f = self.insn
-        m.submodules.array = array = WsArray(p.systolic, psum=False, buffered=False)
+        m.submodules.array = array = WsArray(p.systolic, psum=False, buffered=False,
+                                             broadcast=p.array_broadcast)
         m.submodules.acc = acc = disjoint_memory(shape=unsigned(32 * lanes),
                                                  depth=p.acc_words)
         self.disjoint = [acc]  # (for the tests that check the promise below)

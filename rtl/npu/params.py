@@ -48,6 +48,7 @@ class NpuParams(Params, block="npu"):
         rq += "_spw" if self.wgt_spram else ""
         rq += "" if self.avgpool else "_noavg"
         rq += "_ss" if self.serial_setup else ""
+        rq += "_bc" if self.array_broadcast else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -89,6 +90,11 @@ class NpuParams(Params, block="npu"):
                                      "shift-add multiplier (no DSP block; 119 more cycles "
                                      "per instruction at 4 lanes, 2 fewer per CONV and "
                                      "MAXPOOL set-up) for small FPGAs")
+    array_broadcast: bool = flag(False, "the systolic array's rows broadcast to every "
+                                        "column (WsArray broadcast=True: no activation "
+                                        "register per PE, no output de-skew; with "
+                                        "multiplier=ice40 the weights in the DSP blocks' B "
+                                        "registers, even lanes) for small FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
                                        "20 units) for small FPGAs")
@@ -182,6 +188,10 @@ class NpuParams(Params, block="npu"):
             if s.dataflow is not Dataflow.WS:
                 raise ValueError(f"systolic.dataflow must be ws in the NPU, not "
                                  f"{s.dataflow.value}")
+            if self.array_broadcast and s.multiplier.value == "ice40" and self.lanes % 2:
+                raise ValueError(f"array_broadcast with systolic.multiplier ice40 needs an "
+                                 f"even lanes (two PEs of a row per SB_MAC16), not "
+                                 f"{self.lanes}")
             for name, want in (("a_width", 8), ("w_width", 8), ("acc_width", 32)):
                 if getattr(s, name) != want:
                     raise ValueError(f"systolic.{name} must be {want} in the NPU, not "

@@ -214,28 +214,44 @@ class Ice40DualMultiplier(Validated, wiring.Component):
     a_width, b_width : int
         Operand widths (signed), at most 8.
 
+    load_b : bool
+        Add a ``load`` input: the B input register takes ``b0``/``b1`` only in cycles where
+        ``load`` is high and holds them otherwise (BHOLD), so it serves as both PEs' weight
+        register. Default False: it takes them in every cycle.
+
     Members
     -------
     a0, b0, a1, b1 : In(signed(a_width)), In(signed(b_width))
+    load : In(1)
+        Only with ``load_b``.
     p0, p1 : Out(signed(a_width + b_width))
-        ``a0 * b0`` and ``a1 * b1`` of ``latency`` cycles ago; exact.
+        ``a0 * b0`` and ``a1 * b1`` of ``latency`` cycles ago (with ``load_b``: ``b`` as of
+        the last cycle ``load`` was high, up to ``latency - 1`` cycles ago); exact.
     """
 
     latency = 2
 
     @classmethod
-    def validate(cls, a_width, b_width):
+    def validate(cls, a_width, b_width, *, load_b=False):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if a_width > 8 or b_width > 8:
             raise ValueError(f"SB_MAC16 8x8 mode takes operands of at most 8 bits, not "
                              f"{a_width}, {b_width}")
+        if not isinstance(load_b, bool):
+            raise TypeError(f"load_b must be a bool, not {type(load_b).__name__}")
 
-    def __init__(self, a_width, b_width):
-        super().__init__({
+    def __init__(self, a_width, b_width, *, load_b=False):
+        self.load_b = load_b
+        members = {
             "a0": In(signed(a_width)), "b0": In(signed(b_width)),
             "a1": In(signed(a_width)), "b1": In(signed(b_width)),
             "p0": Out(signed(a_width + b_width)), "p1": Out(signed(a_width + b_width)),
-        })
+        }
+        if load_b:
+            # The B input register holds (BHOLD) except when load is high: it is then the
+            # pair's weight register (WsArray with broadcast=True), no fabric copy needed.
+            members["load"] = In(1)
+        super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -263,7 +279,7 @@ class Ice40DualMultiplier(Validated, wiring.Component):
             p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
             i_CLK=ClockSignal(), i_CE=1,
             i_A=a, i_B=b, i_C=zero16, i_D=zero16,
-            i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+            i_AHOLD=0, i_BHOLD=~self.load if self.load_b else 0, i_CHOLD=0, i_DHOLD=0,
             i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
             i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
             i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
@@ -290,12 +306,14 @@ def multiplier_latency(params):
     return _multiplier_class(params).latency
 
 
-def attach_multipliers(m, params, pes):
+def attach_multipliers(m, params, pes, *, load_b=False):
     """Give each PE in ``pes`` (members ``mul_a``, ``mul_b``, ``mul_p``) a multiplier.
 
     One multiplier per PE, except iCE40's dual ``SB_MAC16``, which serves two consecutive
     PEs of the list (the last one alone when the count is odd). With a ``dsp_limit``, the
     PEs after the first ``dsp_limit`` get a :class:`FabricMultiplier` of the same latency.
+    With ``load_b`` (iCE40 only) the DSP blocks' B registers hold the weights: each pair's
+    ``load`` is its first PE's ``mul_load`` (the caller pairs PEs that load together).
     Adds the multipliers to ``m`` as ``mul_<i>`` submodules; returns how many DSP-sized
     multipliers it made.
     """
@@ -303,13 +321,17 @@ def attach_multipliers(m, params, pes):
     if cls is Ice40DualMultiplier:
         count = 0
         for i in range(0, len(pes), 2):
-            m.submodules[f"mul_{i // 2}"] = mul = cls(params.a_width, params.w_width)
+            m.submodules[f"mul_{i // 2}"] = mul = cls(params.a_width, params.w_width,
+                                                      load_b=load_b)
             pair = pes[i:i + 2]
+            if load_b:
+                m.d.comb += mul.load.eq(pair[0].mul_load)
             for lane, pe in enumerate(pair):
                 a, b, p = (getattr(mul, f"{x}{lane}") for x in "abp")
                 m.d.comb += [a.eq(pe.mul_a), b.eq(pe.mul_b), pe.mul_p.eq(p)]
             count += 1
         return count
+    assert not load_b, "only iCE40's SB_MAC16 holds the weights in its B registers"
     dsps = len(pes) if not params.dsp_limit else min(params.dsp_limit, len(pes))
     for i, pe in enumerate(pes):
         mul = (cls(params.a_width, params.w_width) if i < dsps else

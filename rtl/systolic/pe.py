@@ -14,8 +14,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay
 from .mul import multiplier_latency
+from .params import Multiplier
 
-__all__ = ["OsPE", "WsPE", "ws_psum_width"]
+__all__ = ["OsPE", "WsBroadcastPE", "WsPE", "ws_psum_width"]
 
 
 def _mul_members(p):
@@ -94,6 +95,74 @@ class WsPE(wiring.Component):
         m.d.comb += [self.a_out.eq(a_reg), self.swap_out.eq(swap_reg), self.w_out.eq(shadow)]
         # Multiply (outside), accumulate (wraps by truncation to psum_out_width).
         m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(active)]
+        psum = Signal(signed(self._out_width), reset_less=True)
+        m.d.sync += psum.eq(self.psum_in + self.mul_p if self._in_width else self.mul_p)
+        m.d.comb += self.psum_out.eq(psum)
+        return m
+
+
+class WsBroadcastPE(wiring.Component):
+    """Weight-stationary PE of a row-broadcast array: ``psum_out = psum_in + a * w``.
+
+    :class:`WsPE` without the activation forwarding: every PE of a row sees the row's
+    activation in the same cycle (``WsArray(broadcast=True)``). With ``multiplier=ice40``
+    the PE keeps no operand registers: the ``SB_MAC16``'s A register takes ``a_in`` and its
+    B register, loaded only when ``mul_load`` is high (the swap), is the active weight; with
+    the other multipliers an activation register and an active-weight register in the
+    fabric do the same, one cycle earlier in front of the multiplier.
+
+    Members
+    -------
+    a_in : In(signed(a_width))
+        The row's activation.
+    swap_in : In(1)
+        The row's swap tag: the active weight takes the shadow weight on this edge.
+    w_shift, w_in, w_out, psum_in, psum_out :
+        As :class:`WsPE`.
+    mul_a, mul_b, mul_p : Out(signed(a_width)), Out(signed(w_width)), In(product)
+        To and from the attached multiplier.
+    mul_load : Out(1)
+        Only with ``multiplier=ice40``: load the DSP block's B register (``swap_in``).
+
+    Timing (:func:`~.ports.ws_broadcast_product_cycles` = ``R``): if ``a_in`` carries vector t in
+    cycle S, ``psum_in`` must carry its partial sum in S+R and ``psum_out`` holds the new sum
+    in S+R+1.
+    """
+
+    def __init__(self, params, *, psum_in_width=None, psum_out_width=None):
+        self._params = p = params
+        self._in_dsp = p.multiplier is Multiplier.ICE40
+        self._in_width = p.acc_width if psum_in_width is None else psum_in_width
+        self._out_width = p.acc_width if psum_out_width is None else psum_out_width
+        members = {
+            "a_in": In(signed(p.a_width)), "swap_in": In(1), "w_shift": In(1),
+            "w_in": In(signed(p.w_width)), "w_out": Out(signed(p.w_width)),
+            "psum_out": Out(signed(self._out_width)),
+            **_mul_members(p),
+        }
+        if self._in_dsp:
+            members["mul_load"] = Out(1)
+        if self._in_width:
+            members["psum_in"] = In(signed(self._in_width))
+        super().__init__(members)
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = Module()
+        p = self._params
+        shadow = Signal(signed(p.w_width), reset_less=True)
+        with m.If(self.w_shift):
+            m.d.sync += shadow.eq(self.w_in)
+        m.d.comb += self.w_out.eq(shadow)
+        if self._in_dsp:  # the DSP block's A and B registers are the operand registers
+            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(shadow),
+                         self.mul_load.eq(self.swap_in)]
+        else:
+            a_reg = Signal(signed(p.a_width), reset_less=True)
+            active = Signal(signed(p.w_width), reset_less=True)
+            m.d.sync += a_reg.eq(self.a_in)
+            with m.If(self.swap_in):
+                m.d.sync += active.eq(shadow)
+            m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(active)]
         psum = Signal(signed(self._out_width), reset_less=True)
         m.d.sync += psum.eq(self.psum_in + self.mul_p if self._in_width else self.mul_p)
         m.d.comb += self.psum_out.eq(psum)

@@ -14,7 +14,8 @@ from .params import Dataflow, Multiplier
 
 __all__ = [
     "act_layout", "in_layout", "os_buffer_depth", "os_latency", "os_pipeline_cycles",
-    "out_layout", "signature", "weight_layout", "ws_buffer_depth", "ws_latency",
+    "out_layout", "signature", "weight_layout", "ws_broadcast_pipeline_cycles",
+    "ws_broadcast_product_cycles", "ws_buffer_depth", "ws_latency",
     "ws_column_stages", "ws_lock_cycles", "ws_min_tile_vectors", "ws_pipeline_cycles",
 ]
 
@@ -76,6 +77,25 @@ def ws_pipeline_cycles(p):
     """Cycles from accepting an activation vector to writing its result."""
     # Input register, rows + cols grid stages, the multiplier, column stages, the psum adder.
     return p.rows + p.cols + multiplier_latency(p) + ws_column_stages(p) + 2
+
+
+def ws_broadcast_product_cycles(p):
+    """Cycles from a row-broadcast PE's activation to its product (``WsBroadcastPE``).
+
+    The multiplier's latency; one more where the operand registers are in the fabric (with
+    ``multiplier=ice40`` they are the DSP block's own A and B registers, inside its latency).
+    """
+    latency = multiplier_latency(p)
+    return latency if p.multiplier is Multiplier.ICE40 else latency + 1
+
+
+def ws_broadcast_pipeline_cycles(p):
+    """Cycles from accepting an activation vector to its result (``WsArray(broadcast=True)``).
+
+    The input register and row ``r``'s ``r`` skew registers, the product, the partial sum's
+    register in each row; no column skew, no de-skew, no output register.
+    """
+    return p.rows + ws_broadcast_product_cycles(p) + 1
 
 
 def ws_latency(p):

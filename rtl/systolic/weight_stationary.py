@@ -8,10 +8,11 @@ from ..common.pipeline import delay, ram_delay
 from ..common.result_buffer import ResultBuffer
 from .mul import attach_multipliers, multiplier_latency
 from .params import BufferRam, Dataflow, Multiplier, SystolicParams
-from .pe import WsPE, ws_psum_width
+from .pe import WsBroadcastPE, WsPE, ws_psum_width
 from .ports import (
     out_layout,
     signature,
+    ws_broadcast_pipeline_cycles,
     ws_buffer_depth,
     ws_column_stages,
     ws_latency,
@@ -54,6 +55,17 @@ class WsArray(Validated, wiring.Component):
         Results leave through the credit-counted result buffer (default). False: no buffer
         (no block RAM, ``ResultBuffer.read_latency`` cycles less latency); ``o.ready`` is
         ignored and the consumer must take ``o`` in every cycle it is valid.
+    broadcast : bool
+        Each row's activation goes to every PE of the row in the same cycle
+        (:class:`~.pe.WsBroadcastPE`) instead of PE to PE: no activation register per PE,
+        the columns' sums leave together (no de-skew registers, no output register), and
+        with ``multiplier=ice40`` the active weights are the ``SB_MAC16`` blocks' B
+        registers (the two PEs of a block sit in one row and swap together, so ``cols``
+        must be even). Latency :func:`~.ports.ws_broadcast_pipeline_cycles`; the weight
+        protocol and its timing are unchanged. Needs ``psum=False`` and ``buffered=False``
+        (the NPU's CONV unit). For small arrays: a row's activation fans out to ``cols``
+        multipliers, and every column's shadow registers shift on one enable. Default
+        False.
 
     Members
     -------
@@ -89,24 +101,32 @@ class WsArray(Validated, wiring.Component):
     """
 
     @classmethod
-    def validate(cls, params, *, psum=True, buffered=True):
+    def validate(cls, params, *, psum=True, buffered=True, broadcast=False):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, SystolicParams) or params.dataflow is not Dataflow.WS:
             raise TypeError(f"params must be SystolicParams with dataflow ws, not {params!r}")
-        for name, value in (("psum", psum), ("buffered", buffered)):
+        for name, value in (("psum", psum), ("buffered", buffered), ("broadcast", broadcast)):
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+        if broadcast and (psum or buffered):
+            raise ValueError("broadcast=True needs psum=False and buffered=False")
+        if broadcast and params.multiplier is Multiplier.ICE40 and params.cols % 2:
+            raise ValueError(f"broadcast=True with multiplier=ice40 needs an even cols (two "
+                             f"PEs of a row per SB_MAC16), not {params.cols}")
 
-    def __init__(self, params, *, psum=True, buffered=True):
+    def __init__(self, params, *, psum=True, buffered=True, broadcast=False):
         self.params = params
         self.psum = psum
         self.buffered = buffered
+        self.broadcast = broadcast
         super().__init__(signature(params))
 
     # Timing, from the structure below (checked by the benches); see npugen.rtl.systolic.ports.
     @property
     def latency(self):
         """Cycles from ``i_act`` handshake to the result's first cycle on ``o``."""
+        if self.broadcast:
+            return ws_broadcast_pipeline_cycles(self.params)
         return ws_latency(self.params) if self.buffered else ws_pipeline_cycles(self.params)
 
     @property
@@ -220,6 +240,10 @@ class WsArray(Validated, wiring.Component):
             m.d.sync += reg.eq(shift_col[-1] if shift_col else shift_q)
             shift_col.append(reg)
 
+        if self.broadcast:
+            self._broadcast_grid(m, swap_q, shift_col[0], act_take, out_valid, out)
+            return m
+
         # The PE grid; the partial sums narrow to what each row can produce.
         pe = [[None] * cols for _ in range(rows)]
         for r in range(rows):
@@ -290,3 +314,48 @@ class WsArray(Validated, wiring.Component):
                               ws_pipeline_cycles(p), name="last")),
         ]
         return m
+
+    def _broadcast_grid(self, m, swap_q, shift, act_take, out_valid, out):
+        """Build the row-broadcast grid (``broadcast=True``): rows skewed, columns together.
+
+        Vector t (accepted in cycle t) reaches row r in cycle t+1+r, with the swap tag; its
+        column sums leave the last row in cycle t + ws_broadcast_pipeline_cycles, straight
+        onto ``o`` (the psum registers of the last row are the output registers). The swap
+        copies PE(r, c)'s shadow on the edge ending t+1+r, no later than the staggered grid
+        does, and every column shifts on one enable (``shift``): a beat accepted in cycle u
+        lands in every column on the edge ending u+2, so each column's shadow is whole when
+        its row swaps, and the weight protocol's lock and settle times hold unchanged.
+        """
+        p = self.params
+        rows, cols = p.rows, p.cols
+        pe = [[None] * cols for _ in range(rows)]
+        for r in range(rows):
+            for c in range(cols):
+                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsBroadcastPE(
+                    p, psum_in_width=ws_psum_width(p, r - 1) if r else 0,
+                    psum_out_width=ws_psum_width(p, r))
+        # Row-major order: an iCE40 dual multiplier serves PE(r, c) and PE(r, c + 1), which
+        # swap in the same cycle (cols is even), so its B register holds both weights.
+        attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)],
+                           load_b=p.multiplier is Multiplier.ICE40)
+        for r in range(rows):
+            a_skew = delay(m, self.i_act.payload.a[r], r + 1, name=f"a_skew{r}",
+                           reset_less=True)
+            swap_skew = delay(m, swap_q, r, name=f"swap_skew{r}")
+            for c in range(cols):
+                if r == rows - 1:
+                    w_src = delay(m, self.i_weight.payload[c], 2, name=f"w_skew{c}",
+                                  reset_less=True)
+                else:
+                    w_src = pe[r + 1][c].w_out
+                m.d.comb += [pe[r][c].a_in.eq(a_skew), pe[r][c].swap_in.eq(swap_skew),
+                             pe[r][c].w_shift.eq(shift), pe[r][c].w_in.eq(w_src)]
+                if r > 0:
+                    m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
+        cycles = ws_broadcast_pipeline_cycles(p)
+        for c in range(cols):
+            m.d.comb += out.y[c].eq(pe[rows - 1][c].psum_out)
+        m.d.comb += [
+            out_valid.eq(delay(m, act_take, cycles, name="valid")),
+            out.last.eq(delay(m, act_take & self.i_act.payload.last, cycles, name="last")),
+        ]

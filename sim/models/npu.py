@@ -43,7 +43,11 @@ from npugen.rtl.npu.isa import (
     spec_of,
 )
 from npugen.rtl.npu.params import NpuParams, params_hash
-from npugen.rtl.systolic.ports import ws_min_tile_vectors, ws_pipeline_cycles
+from npugen.rtl.systolic.ports import (
+    ws_broadcast_pipeline_cycles,
+    ws_min_tile_vectors,
+    ws_pipeline_cycles,
+)
 
 from .intmath import wrap
 from .qladd import avx2_add
@@ -644,7 +648,8 @@ def cycles_of(p, op, f):
     lanes = p.lanes
     if op is Op.CONV:
         s = p.systolic
-        drain = ws_pipeline_cycles(s) + 2
+        drain = (ws_broadcast_pipeline_cycles(s) if p.array_broadcast
+                 else ws_pipeline_cycles(s)) + 2
         g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         pixels = f["out_h"] * f["out_w"]
         tile = max(pixels, ws_min_tile_vectors(s))

@@ -203,11 +203,12 @@ def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
     """Wider words; fewer requantization units than lanes (a word over several cycles).
 
     Also the small-FPGA options: serial requantizers (a part every
-    ``SerialRequantizer.INTERVAL`` cycles) and the set-up products on one shift-add
-    multiplier (``serial_setup``; lanes 3: a product by ``lanes`` more).
+    ``SerialRequantizer.INTERVAL`` cycles), the set-up products on one shift-add
+    multiplier (``serial_setup``; lanes 3: a product by ``lanes`` more) and the
+    row-broadcast array (``array_broadcast``).
     """
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial,
-              serial_setup=serial, act_words=64, wgt_words=400)
+              serial_setup=serial, array_broadcast=serial, act_words=64, wgt_words=400)
     rng = np.random.default_rng([seed, 9])
     program = conv_program(p, rng, k=3, stride=1, pad=1, h=4, w=3, cin=6, cout=5, mode="ort")
     st, expected = check_program(p, program, seed)
@@ -223,8 +224,9 @@ def test_conv_serial_short_columns(seed, lanes, requant_lanes, cin, cout):
     Each output-channel group's first part waits for the units, still busy with the group
     before (the cycle model's ``wait``).
     """
+    # (with one unit also the row-broadcast array: its shorter drain, the same wait)
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=True, act_words=64,
-              wgt_words=400)
+              wgt_words=400, array_broadcast=requant_lanes == 1)
     rng = np.random.default_rng([seed, 13, lanes, requant_lanes])
     program = conv_program(p, rng, k=1, stride=1, pad=0, h=1, w=2, cin=cin, cout=cout,
                            mode="gemmlowp")
@@ -258,7 +260,7 @@ def test_conv_short_tiles(seed, lanes, shape):
                          ids=["pipelined", "serial", "serial-4parts"])
 def test_pools(seed, lanes, requant_lanes, serial):
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial,
-              serial_setup=serial)
+              serial_setup=serial, array_broadcast=serial)
     rng = np.random.default_rng([seed, 20])
     x = rng.integers(-128, 128, size=(5, 4, 3))
     table = random_table(rng, 3, "tflite")

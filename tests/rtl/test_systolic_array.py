@@ -7,6 +7,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.systolic import SystolicParams, systolic_array
+from npugen.rtl.systolic.ports import ws_broadcast_pipeline_cycles, ws_pipeline_cycles
 from npugen.rtl.systolic.weight_stationary import WsArray
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.models.systolic import os_tile, ws_tile
@@ -23,11 +24,14 @@ def _simulate(dut, benches):
     sim.run()
 
 
-#: WsArray's (psum, buffered) variants: the block's own, and the NPU's (no psum, no buffer).
-WS_VARIANTS = {"default": (True, True), "no_psum": (False, True), "npu": (False, False)}
+#: WsArray's (psum, buffered, broadcast) variants: the block's own, and the NPU's (no psum,
+#: no buffer; rows broadcast or forwarded PE to PE).
+WS_VARIANTS = {"default": (True, True, False), "no_psum": (False, True, False),
+               "npu": (False, False, False), "broadcast": (False, False, True)}
 #: An unbuffered array's consumer takes every result: no stalls on o.
 WS_CASES = [(shape, traffic, variant) for variant in WS_VARIANTS for shape in SHAPES
-            for traffic in TRAFFIC if WS_VARIANTS[variant][1] or traffic[1] == 0]
+            for traffic in (TRAFFIC if WS_VARIANTS[variant][1] else
+                            [(idle, 0.0) for idle in (0.0, 0.3, 0.7)])]
 
 
 @pytest.mark.parametrize("shape,traffic,variant", WS_CASES,
@@ -37,15 +41,15 @@ def test_ws_array(shape, traffic, variant, seed):
 
     With ``psum=False`` the random partial sums that go in must not show in the results.
     """
-    psum, buffered = WS_VARIANTS[variant]
+    psum, buffered, broadcast = WS_VARIANTS[variant]
     rows, cols = shape
     p = SystolicParams(rows=rows, cols=cols, dataflow="ws")
     nrng = np.random.default_rng(seed)
     rng = random.Random(seed)
     tiles = [(nrng.integers(-128, 128, (rows, cols)), nrng.integers(-128, 128, (m, rows)),
               nrng.integers(-(1 << 31), 1 << 31, (m, cols))) for m in (1, 5, 2, 7)]
-    dut = systolic_array(p) if variant == "default" else WsArray(p, psum=psum,
-                                                                 buffered=buffered)
+    dut = systolic_array(p) if variant == "default" else WsArray(
+        p, psum=psum, buffered=buffered, broadcast=broadcast)
     got = []
 
     async def weights(ctx):
@@ -96,10 +100,49 @@ def test_ws_array_unbuffered_ignores_ready(seed):
     assert got == ws_tile(p, a, w, np.zeros((len(a), 2), dtype=np.int64)).tolist()
 
 
-@pytest.mark.parametrize("flag", ["psum", "buffered"])
+@pytest.mark.parametrize("flag", ["psum", "buffered", "broadcast"])
 def test_ws_array_flags_are_checked(flag):
     with pytest.raises(TypeError, match=f"{flag} must be a bool"):
         WsArray(SystolicParams(rows=2, cols=2), **{flag: 1})
+
+
+def test_ws_broadcast_needs_the_npu_variant_and_even_ice40_columns():
+    with pytest.raises(ValueError, match="broadcast=True needs psum=False and buffered=False"):
+        WsArray(SystolicParams(rows=2, cols=2), broadcast=True)
+    with pytest.raises(ValueError, match="even cols"):
+        WsArray(SystolicParams(rows=2, cols=3, multiplier="ice40"), psum=False,
+                buffered=False, broadcast=True)
+
+
+@pytest.mark.parametrize("broadcast", [False, True], ids=["forwarded", "broadcast"])
+def test_ws_unbuffered_latency(broadcast):
+    """The first result leaves exactly ``latency`` cycles after its vector's handshake.
+
+    ``ws_pipeline_cycles``, or ``ws_broadcast_pipeline_cycles``: the NPU's cycle model
+    uses them.
+    """
+    p = SystolicParams(rows=4, cols=4, dataflow="ws")
+    dut = WsArray(p, psum=False, buffered=False, broadcast=broadcast)
+    want = (ws_broadcast_pipeline_cycles if broadcast else ws_pipeline_cycles)(p)
+    assert dut.latency == want
+    seen = {}
+
+    async def bench(ctx):
+        rng = random.Random(1)
+        await send(ctx, dut.i_weight, [[1, 2, 3, 4]] * 4, rng, 0)
+        ctx.set(dut.i_act.payload.a, [1, 1, 1, 1])
+        ctx.set(dut.i_act.payload.last, 1)
+        ctx.set(dut.i_act.valid, 1)
+        await ctx.tick().until(dut.i_act.ready)
+        ctx.set(dut.i_act.valid, 0)
+        for k in range(1, 40):
+            _, _, valid, y = await ctx.tick().sample(dut.o.valid, dut.o.payload.y)
+            if valid:
+                seen[k] = [int(v) for v in y]
+                return
+
+    _simulate(dut, [bench])
+    assert seen == {want: [4, 8, 12, 16]}
 
 
 @pytest.mark.parametrize("traffic", TRAFFIC, ids=lambda t: f"idle{t[0]}-stall{t[1]}")
