@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..common.pipeline import next_wrapping
+from ..common.pipeline import delay, next_wrapping
 from ..common.ram import disjoint_memory
 from ..systolic.ports import ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
@@ -186,27 +186,27 @@ class ConvUnit(wiring.Component):
             array.i_act.payload.last.eq(a_last),
         ]
 
-        # Results into the accumulators: read the pixel's sum as its result leaves the
-        # array (stage 1), add and write it the next cycle (stage 2; the first tile writes
-        # the result alone). Sums wrap at 32 bits.
-        r_valid = Signal()
+        # Results into the accumulators: read the pixel's sum in the cycle before its
+        # result leaves the array (``early``: the array's valid one cycle ahead, from the
+        # handshake), add and write it as the result leaves (the first tile writes the
+        # result alone), so the result needs no register of its own. Sums wrap at 32 bits.
+        act_take = Signal()
+        m.d.comb += act_take.eq(array.i_act.valid & array.i_act.ready)
+        early = delay(m, act_take, array.latency - 1, name="early")
         r_first = Signal()
         r_pix = Signal(pix_range)
-        r_y = Signal(array.o.payload.y.shape())
         m.d.comb += array.o.ready.eq(1)
-        m.d.sync += r_valid.eq(array.o.valid)
-        with m.If(array.o.valid):
+        with m.If(early):
             m.d.comb += [acc_rd.en.eq(1), acc_rd.addr.eq(wr_pix)]
             m.d.sync += [r_first.eq(first_left != 0), r_pix.eq(wr_pix),
-                         r_y.eq(array.o.payload.y), to_write.eq(to_write - 1),
-                         wr_pix.eq(next_wrapping(wr_pix, pixels))]
+                         to_write.eq(to_write - 1), wr_pix.eq(next_wrapping(wr_pix, pixels))]
             with m.If(first_left != 0):
                 m.d.sync += first_left.eq(first_left - 1)
-        m.d.comb += [acc_wr.addr.eq(r_pix), acc_wr.en.eq(r_valid)]
+        m.d.comb += [acc_wr.addr.eq(r_pix), acc_wr.en.eq(array.o.valid)]
         for lane in range(lanes):
             old = acc_rd.data[32 * lane:32 * lane + 32]
             m.d.comb += acc_wr.data[32 * lane:32 * lane + 32].eq(
-                Mux(r_first, 0, old) + r_y[lane])
+                Mux(r_first, 0, old) + array.o.payload.y[lane])
 
         # Phase B: accumulators to the PostUnit.
         b_left = Signal(pix_range)

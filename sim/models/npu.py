@@ -631,8 +631,9 @@ def cycles_of(p, op, f):
       first costs ``P``, each further one ``max(P, T_w)``: ``T_w = ws_min_tile_vectors``
       (the next tile's weights must be loaded; the partial sums are added after the
       array, so no tile waits for an earlier one's results). Then the drain
-      (``T_drain = ws_pipeline_cycles + 2``: the last result through the array, which has
-      no result buffer in the NPU, and into the accumulators), the requantization pass
+      (``T_drain = ws_pipeline_cycles + 1``, or ``ws_broadcast_pipeline_cycles + 1`` with
+      ``array_broadcast``: the last result through the array, which has no result buffer
+      in the NPU, and into the accumulators), the requantization pass
       (``P * lanes / post_lanes``), the table load of the group's channels and bookkeeping
       (``lanes + 5``); once per instruction the first weight tile's load (``lanes - 1``).
     - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
@@ -649,7 +650,7 @@ def cycles_of(p, op, f):
     if op is Op.CONV:
         s = p.systolic
         drain = (ws_broadcast_pipeline_cycles(s) if p.array_broadcast
-                 else ws_pipeline_cycles(s)) + 2
+                 else ws_pipeline_cycles(s)) + 1
         g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         pixels = f["out_h"] * f["out_w"]
         tile = max(pixels, ws_min_tile_vectors(s))
