@@ -11,7 +11,7 @@ from ..common.ram import Ice40SpRam, disjoint_memory
 from .conv import ConvUnit
 from .decoder import Decoder
 from .eltwise import AddUnit
-from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, TABLE_ENTRY, ErrorCode, Op
+from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, ErrorCode, Op
 from .params import NpuParams, params_hash
 from .pool import AvgPoolUnit, MaxPoolUnit
 from .post import PostUnit
@@ -141,9 +141,12 @@ class Npu(wiring.Component):
                                                      depth=p.wgt_words)
             self.disjoint.append(wgt)
             wgt_rd, wgt_wr = wgt.read_port(), wgt.write_port()
-        m.submodules.tab = tab = disjoint_memory(shape=unsigned(TABLE_ENTRY.size),
+        # The table's entries in whole 32-bit chunks, written one chunk at a time as the
+        # host sends them (no buffer for the entry; the pad bit is never read).
+        tab_chunks = chunks(MemId.TAB, lanes)
+        m.submodules.tab = tab = disjoint_memory(shape=unsigned(32 * tab_chunks),
                                                  depth=p.tab_entries)
-        tab_rd, tab_wr = tab.read_port(), tab.write_port()
+        tab_rd, tab_wr = tab.read_port(), tab.write_port(granularity=32)
         # Instructions as 32-bit chunks (word k of instruction a at a * IMEM_CHUNKS + k): a
         # 256-bit-wide memory wastes block RAM on width (16 iCE40 block RAMs for 32
         # instructions); the fetch reads the chunks one per cycle.
@@ -252,8 +255,13 @@ class Npu(wiring.Component):
         allowed = Signal()   # the WRITE/READ in progress really touches the memory
         # Host words of the other memories are assembled here (instructions go chunk by chunk).
         host_chunks = max(n for mid, n in n_chunks.items() if mid != MemId.IMEM)
-        wbuf = Signal(32 * host_chunks)
-        rbuf = Signal(32 * host_chunks)
+        # Activation and weight words are assembled here (table entries go in by chunks).
+        wbuf_chunks = max(n_chunks[MemId.ACT], n_chunks[MemId.WGT])
+        wbuf = Signal(32 * wbuf_chunks)
+        # A READ sends the chunks straight from the memory's read port, which holds its
+        # data until the next read (no unit reads while the host may: not while a program
+        # runs); a refused READ sends zeros.
+        rdata = Signal(32 * host_chunks)
         status_idx = Signal(range(STATUS_WORDS))
         sizes = {MemId.ACT: 2 * p.act_words, MemId.WGT: p.wgt_words,
                  MemId.TAB: p.tab_entries, MemId.IMEM: p.imem_words}
@@ -270,7 +278,8 @@ class Npu(wiring.Component):
                                   busy_sparse))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle
         host_write = Signal()
-        host_wdata = Signal(32 * host_chunks)
+        host_wdata = Signal(32 * wbuf_chunks)
+        tab_write = Signal()  # the host writes table chunk ``chunk`` of entry ``addr``
         imem_write = Signal()  # the host writes instruction chunk ``chunk`` of word ``addr``
         is_imem = mem_id == MemId.IMEM
         imem_host_addr = Signal(range(p.imem_words * IMEM_CHUNKS))  # that chunk's address
@@ -332,13 +341,14 @@ class Npu(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     with m.Switch(chunk):
-                        for k in range(host_chunks):
+                        for k in range(wbuf_chunks):
                             with m.Case(k):
                                 m.d.sync += wbuf[32 * k:32 * k + 32].eq(self.i.payload)
                                 m.d.comb += host_wdata.eq(
                                     Cat(wbuf[:32 * k], self.i.payload) if k else
                                     self.i.payload)
-                    m.d.comb += imem_write.eq(allowed & is_imem)
+                    m.d.comb += [imem_write.eq(allowed & is_imem),
+                                 tab_write.eq(allowed & (mem_id == MemId.TAB))]
                     m.d.sync += chunk.eq(chunk + 1)
                     with m.If(chunk == last_chunk):
                         m.d.comb += host_write.eq(allowed)
@@ -347,29 +357,26 @@ class Npu(wiring.Component):
                             m.next = "HDR"
             with m.State("RREAD"):
                 m.d.comb += host_read.eq(allowed)
-                m.next = "RWAIT"
-            with m.State("RWAIT"):
+                m.next = "RSEND"
+            with m.State("RSEND"):  # the word read (an instruction: one chunk per read)
+                m.d.comb += self.o.valid.eq(1)
                 with m.Switch(mem_id):
                     with m.Case(MemId.ACT):
-                        m.d.sync += rbuf.eq(act_rdata)
+                        m.d.comb += rdata.eq(act_rdata)
                     with m.Case(MemId.WGT):
-                        m.d.sync += rbuf.eq(wgt_rd.data)
+                        m.d.comb += rdata.eq(wgt_rd.data)
                     with m.Case(MemId.TAB):
-                        m.d.sync += rbuf.eq(tab_rd.data)
-                    with m.Case(MemId.IMEM):  # one chunk per read
-                        m.d.sync += rbuf.eq(imem_rd.data)
-                with m.If(~allowed):
-                    m.d.sync += rbuf.eq(0)
-                m.next = "RSEND"
-            with m.State("RSEND"):
-                m.d.comb += self.o.valid.eq(1)
-                with m.If(is_imem):
-                    m.d.comb += self.o.payload.eq(rbuf[:32])
-                with m.Else():
-                    with m.Switch(chunk):
-                        for k in range(host_chunks):
-                            with m.Case(k):
-                                m.d.comb += self.o.payload.eq(rbuf[32 * k:32 * k + 32])
+                        m.d.comb += rdata.eq(tab_rd.data)
+                    with m.Case(MemId.IMEM):
+                        m.d.comb += rdata.eq(imem_rd.data)
+                with m.If(allowed):
+                    with m.If(is_imem):
+                        m.d.comb += self.o.payload.eq(rdata[:32])
+                    with m.Else():
+                        with m.Switch(chunk):
+                            for k in range(host_chunks):
+                                with m.Case(k):
+                                    m.d.comb += self.o.payload.eq(rdata[32 * k:32 * k + 32])
                 with m.If(self.o.ready):
                     m.d.sync += chunk.eq(chunk + 1)
                     with m.If(chunk == last_chunk):
@@ -419,9 +426,6 @@ class Npu(wiring.Component):
                                  wgt_wr.en.eq(1)]
                     if spfc is not None:
                         m.d.comb += spfc.invalidate.eq(1)
-                with m.Case(MemId.TAB):
-                    m.d.comb += [tab_wr.addr.eq(local), tab_wr.data.eq(host_wdata),
-                                 tab_wr.en.eq(1)]
         with m.Elif(post.wr_en):
             m.d.comb += [act_waddr.eq(post.wr_addr), act_wdata.eq(post.wr_data), act_wen.eq(1)]
         with m.Elif(maxpool.wr_en):
@@ -432,6 +436,9 @@ class Npu(wiring.Component):
                 m.d.comb += [act_waddr.eq(adder.wr_addr), act_wdata.eq(adder.wr_data),
                              act_wen.eq(1)]
 
+        with m.If(tab_write):  # table chunks go in as they arrive
+            m.d.comb += [tab_wr.addr.eq(local), tab_wr.data.eq(Cat(*[self.i.payload] * tab_chunks)),
+                         tab_wr.en.eq(1 << chunk)]
         with m.If(imem_write):  # instruction chunks go in as they arrive
             m.d.comb += [imem_wr.addr.eq(imem_host_addr), imem_wr.data.eq(self.i.payload),
                          imem_wr.en.eq(1)]
