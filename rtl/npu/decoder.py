@@ -37,8 +37,10 @@ def unit_setup_layout(p):
     a = unsigned(p.act_addr_bits)
     fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
     if p.systolic is not None:
-        fields |= {"pixels": unsigned(16), "tiles": unsigned(18), "col_words": unsigned(34),
-                   "wgt_words": unsigned(36)}
+        # A CONV that runs has at most acc_words pixels and wgt_words // lanes tiles.
+        tiles_max = p.wgt_words // p.lanes
+        fields |= {"pixels": unsigned(16), "tiles": unsigned(18),
+                   "col_words": range(tiles_max * p.acc_words + 1), "wgt_words": unsigned(36)}
     return data.StructLayout(fields)
 
 
