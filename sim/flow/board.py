@@ -42,8 +42,12 @@ def build_bitstream(board, params, out_dir, baud=115200):
         platform = b.make_platform()
         # Prepare, then run the script: platform.build() would also demand the board's
         # programmer (openFPGALoader for the ULX3S), which building a bitstream does not need.
+        # memory_nordff: Amaranth's RTLIL gives yosys synchronous read ports, to which
+        # memory_dff never applies a memory's no_rw_check attribute (disjoint_memory), so
+        # yosys would emulate read-during-write in the fabric; split, the read registers
+        # merge back in memory_dff, which applies it (as on npugen synth's Verilog path).
         plan = platform.build(BoardTop(block_of(params).component(params), baud), name=name,
-                              do_build=False)
+                              do_build=False, script_after_read="memory_nordff")
         out_dir = Path(plan.extract(str(out_dir)))
         run_tool(["sh", f"{plan.script}.sh"], out_dir, "build.log", f"{board} bitstream build")
     finally:
