@@ -126,7 +126,8 @@ class WsBroadcastPE(wiring.Component):
 
     Timing (:func:`~.ports.ws_broadcast_product_cycles` = ``R``): if ``a_in`` carries vector t in
     cycle S, ``psum_in`` must carry its partial sum in S+R and ``psum_out`` holds the new sum
-    in S+R+1.
+    in S+R+1. A top-row PE (no ``psum_in``) has no sum register: ``psum_out`` is the product,
+    in S+R (its row gets the activation a cycle late instead).
     """
 
     def __init__(self, params, *, psum_in_width=None, psum_out_width=None):
@@ -163,8 +164,11 @@ class WsBroadcastPE(wiring.Component):
             with m.If(self.swap_in):
                 m.d.sync += active.eq(shadow)
             m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(active)]
+        if not self._in_width:  # the top row: the product itself, unregistered
+            m.d.comb += self.psum_out.eq(self.mul_p)
+            return m
         psum = Signal(signed(self._out_width), reset_less=True)
-        m.d.sync += psum.eq(self.psum_in + self.mul_p if self._in_width else self.mul_p)
+        m.d.sync += psum.eq(self.psum_in + self.mul_p)
         m.d.comb += self.psum_out.eq(psum)
         return m
 

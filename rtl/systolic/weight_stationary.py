@@ -318,13 +318,15 @@ class WsArray(Validated, wiring.Component):
     def _broadcast_grid(self, m, swap_q, shift, act_take, out_valid, out):
         """Build the row-broadcast grid (``broadcast=True``): rows skewed, columns together.
 
-        Vector t (accepted in cycle t) reaches row r in cycle t+1+r, with the swap tag; its
-        column sums leave the last row in cycle t + ws_broadcast_pipeline_cycles, straight
-        onto ``o`` (the psum registers of the last row are the output registers). The swap
-        copies PE(r, c)'s shadow on the edge ending t+1+r, no later than the staggered grid
-        does, and every column shifts on one enable (``shift``): a beat accepted in cycle u
-        lands in every column on the edge ending u+2, so each column's shadow is whole when
-        its row swaps, and the weight protocol's lock and settle times hold unchanged.
+        Vector t (accepted in cycle t) reaches row r in cycle t+1+r (row 0 with row 1, in
+        t+2: its products need no register), with the swap tag; its column sums leave the
+        last row in cycle t + ws_broadcast_pipeline_cycles, straight onto ``o`` (the psum
+        registers of the last row are the output registers). The swap copies PE(r, c)'s
+        shadow on the edge ending t+1+r (row 0: t+2), no later than the staggered grid's
+        t+1+r+c for rows below 0 and for the last row, and every column shifts on one
+        enable (``shift``): a beat accepted in cycle u lands in every column on the edge
+        ending u+2, so each column's shadow is whole when its row swaps, and the weight
+        protocol's lock and settle times hold unchanged.
         """
         p = self.params
         rows, cols = p.rows, p.cols
@@ -339,9 +341,12 @@ class WsArray(Validated, wiring.Component):
         attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)],
                            load_b=p.multiplier is Multiplier.ICE40)
         for r in range(rows):
-            a_skew = delay(m, self.i_act.payload.a[r], r + 1, name=f"a_skew{r}",
+            # Row 0's PEs have no sum register (their product goes straight down), so row 0
+            # takes its activation and swap a cycle late, with row 1.
+            late = r == 0
+            a_skew = delay(m, self.i_act.payload.a[r], r + 1 + late, name=f"a_skew{r}",
                            reset_less=True)
-            swap_skew = delay(m, swap_q, r, name=f"swap_skew{r}")
+            swap_skew = delay(m, swap_q, r + late, name=f"swap_skew{r}")
             for c in range(cols):
                 if r == rows - 1:
                     w_src = delay(m, self.i_weight.payload[c], 2, name=f"w_skew{c}",
