@@ -211,7 +211,7 @@ class ConvUnit(wiring.Component):
         # Phase B: accumulators to the PostUnit.
         b_left = Signal(pix_range)
         b_pix = Signal(pix_range)
-        b_addr = Signal(16)
+        b_addr = Signal(abits)  # (results land below 2 * act_words: modulo 2**abits)
         b_valid = Signal()
         b_go = ~b_valid | self.post.ready
         phase_b = Signal()

@@ -16,7 +16,7 @@ def post_in_layout(p):
     """One output word to finish: ``lanes`` sums, where it goes, its channels."""
     return data.StructLayout({
         "acc": data.ArrayLayout(signed(32), p.lanes),
-        "addr": unsigned(16),   # activation word address of the result
+        "addr": unsigned(p.act_addr_bits),  # activation word address of the result
         "chan": unsigned(12),   # table entry of lane 0 (the word's first output channel)
         "count": range(p.lanes + 1),  # lanes that hold channels; the rest are 0
     })
@@ -191,7 +191,7 @@ class PostUnit(wiring.Component):
                         ]
 
         # The beat's address, count and part travel beside the requantizers.
-        meta = data.StructLayout({"valid": 1, "addr": 16, "count": range(lanes + 1),
+        meta = data.StructLayout({"valid": 1, "addr": p.act_addr_bits, "count": range(lanes + 1),
                                   "part": range(max(parts, 2))})
         entering = Signal(meta)
         m.d.comb += [entering.valid.eq(feeding), entering.addr.eq(beat.addr),
