@@ -1,6 +1,6 @@
 """CONV on the systolic array: im2col on the fly, accumulation after the array."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -237,6 +237,13 @@ class ConvUnit(wiring.Component):
                          s_row.eq(u.s_row), pad_off.eq(u.pad_off), tiles.eq(u.tiles),
                          tile_wrap.eq(u.wrap), col_words.eq(u.col_words)]
 
+        if not p.serial_setup:
+            # K * K from a 16-entry table (eight LUTs), so SETUP1 holds one multiplier, not
+            # two in a row (insn -> MULT18X18D -> MULT18X18D limited the ECP5 build to
+            # 62.8 MHz).
+            kk = Signal(8)
+            m.d.comb += kk.eq(Array(Const(k * k, 8) for k in range(16))[f.kernel])
+
         with m.FSM(name="conv"):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
@@ -253,7 +260,7 @@ class ConvUnit(wiring.Component):
                 with m.State("SETUP1"):
                     m.d.comb += self.busy.eq(1)
                     m.d.sync += [rowstride.eq(f.in_w * g_in), s_col.eq(f.stride * g_in),
-                                 tiles.eq(f.kernel * f.kernel * g_in)]
+                                 tiles.eq(kk * g_in)]
                     m.next = "SETUP2"
                 with m.State("SETUP2"):
                     m.d.comb += self.busy.eq(1)
