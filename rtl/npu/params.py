@@ -91,8 +91,9 @@ class NpuParams(Params, block="npu"):
                                      "per instruction at 4 lanes, 2 fewer per CONV and "
                                      "MAXPOOL set-up) for small FPGAs")
     array_broadcast: bool = flag(False, "the systolic array's rows broadcast to every "
-                                        "column (WsArray broadcast=True: no activation "
-                                        "register per PE, no output de-skew; with "
+                                        "column and each tile's weights go in with its first "
+                                        "vector (WsArray broadcast=True: no activation or "
+                                        "shadow weight registers, no output de-skew; with "
                                         "multiplier=ice40 the weights in the DSP blocks' B "
                                         "registers, even lanes) for small FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "

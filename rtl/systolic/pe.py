@@ -104,20 +104,23 @@ class WsPE(wiring.Component):
 class WsBroadcastPE(wiring.Component):
     """Weight-stationary PE of a row-broadcast array: ``psum_out = psum_in + a * w``.
 
-    :class:`WsPE` without the activation forwarding: every PE of a row sees the row's
-    activation in the same cycle (``WsArray(broadcast=True)``). With ``multiplier=ice40``
-    the PE keeps no operand registers: the ``SB_MAC16``'s A register takes ``a_in`` and its
-    B register, loaded only when ``mul_load`` is high (the swap), is the active weight; with
-    the other multipliers an activation register and an active-weight register in the
-    fabric do the same, one cycle earlier in front of the multiplier.
+    :class:`WsPE` without the activation forwarding and without the shadow weight: every PE
+    of a row sees the row's activation in the same cycle, and its weight arrives on the
+    row's weight bus in the cycle the tile's first vector does (``WsArray(broadcast=True)``).
+    With ``multiplier=ice40`` the PE keeps no registers but its sum: the ``SB_MAC16``'s A
+    register takes ``a_in`` and its B register, loaded only when ``mul_load`` is high (the
+    swap), is the active weight; with the other multipliers an activation register and an
+    active-weight register in the fabric do the same, in front of the multiplier.
 
     Members
     -------
     a_in : In(signed(a_width))
         The row's activation.
     swap_in : In(1)
-        The row's swap tag: the active weight takes the shadow weight on this edge.
-    w_shift, w_in, w_out, psum_in, psum_out :
+        The row's swap tag: the active weight takes ``w_in`` on this edge.
+    w_in : In(signed(w_width))
+        The row's weight bus (this PE's column).
+    psum_in, psum_out :
         As :class:`WsPE`.
     mul_a, mul_b, mul_p : Out(signed(a_width)), Out(signed(w_width)), In(product)
         To and from the attached multiplier.
@@ -136,8 +139,7 @@ class WsBroadcastPE(wiring.Component):
         self._in_width = p.acc_width if psum_in_width is None else psum_in_width
         self._out_width = p.acc_width if psum_out_width is None else psum_out_width
         members = {
-            "a_in": In(signed(p.a_width)), "swap_in": In(1), "w_shift": In(1),
-            "w_in": In(signed(p.w_width)), "w_out": Out(signed(p.w_width)),
+            "a_in": In(signed(p.a_width)), "swap_in": In(1), "w_in": In(signed(p.w_width)),
             "psum_out": Out(signed(self._out_width)),
             **_mul_members(p),
         }
@@ -150,19 +152,15 @@ class WsBroadcastPE(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         p = self._params
-        shadow = Signal(signed(p.w_width), reset_less=True)
-        with m.If(self.w_shift):
-            m.d.sync += shadow.eq(self.w_in)
-        m.d.comb += self.w_out.eq(shadow)
         if self._in_dsp:  # the DSP block's A and B registers are the operand registers
-            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(shadow),
+            m.d.comb += [self.mul_a.eq(self.a_in), self.mul_b.eq(self.w_in),
                          self.mul_load.eq(self.swap_in)]
         else:
             a_reg = Signal(signed(p.a_width), reset_less=True)
             active = Signal(signed(p.w_width), reset_less=True)
             m.d.sync += a_reg.eq(self.a_in)
             with m.If(self.swap_in):
-                m.d.sync += active.eq(shadow)
+                m.d.sync += active.eq(self.w_in)
             m.d.comb += [self.mul_a.eq(a_reg), self.mul_b.eq(active)]
         if not self._in_width:  # the top row: the product itself, unregistered
             m.d.comb += self.psum_out.eq(self.mul_p)

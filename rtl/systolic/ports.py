@@ -14,7 +14,8 @@ from .params import Dataflow, Multiplier
 
 __all__ = [
     "act_layout", "in_layout", "os_buffer_depth", "os_latency", "os_pipeline_cycles",
-    "out_layout", "signature", "weight_layout", "ws_broadcast_pipeline_cycles",
+    "out_layout", "signature", "weight_layout", "ws_broadcast_min_tile_vectors",
+    "ws_broadcast_pipeline_cycles",
     "ws_broadcast_product_cycles", "ws_buffer_depth", "ws_latency",
     "ws_column_stages", "ws_lock_cycles", "ws_min_tile_vectors", "ws_pipeline_cycles",
 ]
@@ -96,6 +97,16 @@ def ws_broadcast_pipeline_cycles(p):
     register in each row; no column skew, no de-skew, no output register.
     """
     return p.rows + ws_broadcast_product_cycles(p) + 1
+
+
+def ws_broadcast_min_tile_vectors(p):
+    """Shortest tile (in vectors) of a row-broadcast array (``WsArray(broadcast=True)``).
+
+    A tile's ``rows`` weight beats go in one per cycle from its first vector on, so tiles
+    start at least ``rows`` cycles apart; at least 2, so that a pixel's partial sum is
+    never read in the cycle its previous one is written (the NPU's accumulators).
+    """
+    return max(p.rows, 2)
 
 
 def ws_latency(p):

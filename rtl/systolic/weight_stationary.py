@@ -12,6 +12,7 @@ from .pe import WsBroadcastPE, WsPE, ws_psum_width
 from .ports import (
     out_layout,
     signature,
+    ws_broadcast_min_tile_vectors,
     ws_broadcast_pipeline_cycles,
     ws_buffer_depth,
     ws_column_stages,
@@ -61,11 +62,14 @@ class WsArray(Validated, wiring.Component):
         the columns' sums leave together (no de-skew registers, no output register), and
         with ``multiplier=ice40`` the active weights are the ``SB_MAC16`` blocks' B
         registers (the two PEs of a block sit in one row and swap together, so ``cols``
-        must be even). Latency :func:`~.ports.ws_broadcast_pipeline_cycles`; the weight
-        protocol and its timing are unchanged. Needs ``psum=False`` and ``buffered=False``
-        (the NPU's CONV unit). For small arrays: a row's activation fans out to ``cols``
-        multipliers, and every column's shadow registers shift on one enable. Default
-        False.
+        must be even). No shadow registers either: a tile's ``rows`` weight beats go in
+        with its first vector, one per cycle, each reaching its row as the vector does, so
+        ``i_weight`` must not pause inside a tile's beats, and tiles start at least
+        :func:`~.ports.ws_broadcast_min_tile_vectors` vectors apart. Latency
+        :func:`~.ports.ws_broadcast_pipeline_cycles`. Needs ``psum=False`` and
+        ``buffered=False`` (the NPU's CONV unit, whose weight reader reads one word per
+        cycle). For small arrays: a row's activation fans out to ``cols`` multipliers.
+        Default False.
 
     Members
     -------
@@ -167,6 +171,8 @@ class WsArray(Validated, wiring.Component):
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
+        if self.broadcast:
+            return self._elaborate_broadcast(m)
         p = self.params
         rows, cols = p.rows, p.cols
 
@@ -240,10 +246,6 @@ class WsArray(Validated, wiring.Component):
             m.d.sync += reg.eq(shift_col[-1] if shift_col else shift_q)
             shift_col.append(reg)
 
-        if self.broadcast:
-            self._broadcast_grid(m, swap_q, shift_col[0], act_take, out_valid, out)
-            return m
-
         # The PE grid; the partial sums narrow to what each row can produce.
         pe = [[None] * cols for _ in range(rows)]
         for r in range(rows):
@@ -315,21 +317,51 @@ class WsArray(Validated, wiring.Component):
         ]
         return m
 
-    def _broadcast_grid(self, m, swap_q, shift, act_take, out_valid, out):
-        """Build the row-broadcast grid (``broadcast=True``): rows skewed, columns together.
+    def _elaborate_broadcast(self, m):
+        """Build the row-broadcast array (``broadcast=True``): weights in lockstep, no shadows.
 
-        Vector t (accepted in cycle t) reaches row r in cycle t+1+r (row 0 with row 1, in
-        t+2: its products need no register), with the swap tag; its column sums leave the
-        last row in cycle t + ws_broadcast_pipeline_cycles, straight onto ``o`` (the psum
-        registers of the last row are the output registers). The swap copies PE(r, c)'s
-        shadow on the edge ending t+1+r (row 0: t+2), no later than the staggered grid's
-        t+1+r+c for rows below 0 and for the last row, and every column shifts on one
-        enable (``shift``): a beat accepted in cycle u lands in every column on the edge
-        ending u+2, so each column's shadow is whole when its row swaps, and the weight
-        protocol's lock and settle times hold unchanged.
+        A vector that starts a tile (the first, or the one after a ``last``) enters in cycle t
+        only together with the tile's beat 0 on ``i_weight``, and only when the tile before
+        has taken all its beats; beats 1 .. rows-1 are then taken in cycles t+1 .. t+rows-1,
+        one per cycle, so ``i_weight`` must stay valid through them (a tile's beats never
+        pause: the NPU's weight reader reads one word per cycle). Tiles start at least
+        :func:`~.ports.ws_broadcast_min_tile_vectors` cycles apart.
+
+        The vector reaches row r in cycle t+1+r (row 0 with row 1, in t+2: its products need
+        no register) with the swap tag, and beat r reaches row r's weight bus in the same
+        cycle (one register for rows 1 and up, two for row 0), where the swap loads it: the
+        multipliers' B registers with ``ice40``, else a fabric register per PE; there are no
+        shadow registers. The column sums leave the last row in cycle
+        t + ws_broadcast_pipeline_cycles, straight onto ``o``.
         """
         p = self.params
         rows, cols = p.rows, p.cols
+        out_valid, out = self.o.valid, self.o.payload
+        spacing = ws_broadcast_min_tile_vectors(p)
+        need_swap = Signal(init=1)  # the next vector starts a tile
+        left = Signal(range(spacing))  # cycles until the next tile may start
+        loading = left != 0
+        start = Signal()  # a tile's first vector (and its beat 0) enters
+        act_take = Signal()
+        m.d.comb += [
+            self.i_act.ready.eq(~need_swap | (self.i_weight.valid & ~loading)),
+            act_take.eq(self.i_act.valid & self.i_act.ready),
+            start.eq(act_take & need_swap),
+            # beat 0 with the first vector; beats 1 .. rows-1 in the cycles after it
+            self.i_weight.ready.eq(Mux(loading, left > spacing - rows,
+                                       need_swap & self.i_act.valid)),
+        ]
+        with m.If(start):
+            m.d.sync += left.eq(spacing - 1)
+        with m.Elif(loading):
+            m.d.sync += left.eq(left - 1)
+        with m.If(act_take):
+            m.d.sync += need_swap.eq(self.i_act.payload.last)
+        swap_q = Signal()
+        m.d.sync += swap_q.eq(start)
+        bus = delay(m, self.i_weight.payload.as_value(), 1, name="w_bus", reset_less=True)
+        bus0 = delay(m, bus, 1, name="w_bus0", reset_less=True)  # row 0's, a cycle later
+
         pe = [[None] * cols for _ in range(rows)]
         for r in range(rows):
             for c in range(cols):
@@ -340,6 +372,7 @@ class WsArray(Validated, wiring.Component):
         # swap in the same cycle (cols is even), so its B register holds both weights.
         attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)],
                            load_b=p.multiplier is Multiplier.ICE40)
+        weights = self.i_weight.payload.shape()
         for r in range(rows):
             # Row 0's PEs have no sum register (their product goes straight down), so row 0
             # takes its activation and swap a cycle late, with row 1.
@@ -347,14 +380,10 @@ class WsArray(Validated, wiring.Component):
             a_skew = delay(m, self.i_act.payload.a[r], r + 1 + late, name=f"a_skew{r}",
                            reset_less=True)
             swap_skew = delay(m, swap_q, r + late, name=f"swap_skew{r}")
+            w_row = weights(bus0 if late else bus)
             for c in range(cols):
-                if r == rows - 1:
-                    w_src = delay(m, self.i_weight.payload[c], 2, name=f"w_skew{c}",
-                                  reset_less=True)
-                else:
-                    w_src = pe[r + 1][c].w_out
                 m.d.comb += [pe[r][c].a_in.eq(a_skew), pe[r][c].swap_in.eq(swap_skew),
-                             pe[r][c].w_shift.eq(shift), pe[r][c].w_in.eq(w_src)]
+                             pe[r][c].w_in.eq(w_row[c])]
                 if r > 0:
                     m.d.comb += pe[r][c].psum_in.eq(pe[r - 1][c].psum_out)
         cycles = ws_broadcast_pipeline_cycles(p)
@@ -364,3 +393,4 @@ class WsArray(Validated, wiring.Component):
             out_valid.eq(delay(m, act_take, cycles, name="valid")),
             out.last.eq(delay(m, act_take & self.i_act.payload.last, cycles, name="last")),
         ]
+        return m

@@ -44,6 +44,7 @@ from npugen.rtl.npu.isa import (
 )
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.systolic.ports import (
+    ws_broadcast_min_tile_vectors,
     ws_broadcast_pipeline_cycles,
     ws_min_tile_vectors,
     ws_pipeline_cycles,
@@ -636,6 +637,8 @@ def cycles_of(p, op, f):
       in the NPU, and into the accumulators), the requantization pass
       (``P * lanes / post_lanes``), the table load of the group's channels and bookkeeping
       (``lanes + 5``); once per instruction the first weight tile's load (``lanes - 1``).
+      With ``array_broadcast`` a tile's weights go in with its first vector: tiles of
+      ``max(P, ws_broadcast_min_tile_vectors)``, and no first load (-1 instead).
     - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
       its register, the compare, the write).
     - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
@@ -653,7 +656,8 @@ def cycles_of(p, op, f):
                  else ws_pipeline_cycles(s)) + 1
         g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
         pixels = f["out_h"] * f["out_w"]
-        tile = max(pixels, ws_min_tile_vectors(s))
+        tile = max(pixels, ws_broadcast_min_tile_vectors(s) if p.array_broadcast
+                   else ws_min_tile_vectors(s))
         parts = lanes // p.post_lanes
         tiles = f["kernel"] ** 2 * g_in
         work = pixels + (tiles - 1) * tile + drain + _post_table(p) + 5
@@ -661,7 +665,11 @@ def cycles_of(p, op, f):
         # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the
         # last one at the earliest; a short column's work may take less.
         wait = max(0, SERIAL_INTERVAL - 1 - work) if p.requant_serial else 0
-        return insn_cycles(p) + _setup_cycles(p, op) + lanes - 1 + g_out * column \
+        # The first weight tile's load before its first vector: lanes - 1 cycles; with
+        # array_broadcast its beats go in with the vector, which enters one cycle before
+        # the schedule's first cycle (-1).
+        load = -1 if p.array_broadcast else lanes - 1
+        return insn_cycles(p) + _setup_cycles(p, op) + load + g_out * column \
             + (g_out - 1) * wait + _post_tail(p)
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)

@@ -53,8 +53,16 @@ def test_ws_array(shape, traffic, variant, seed):
     got = []
 
     async def weights(ctx):
-        await send(ctx, dut.i_weight, [[int(v) for v in r] for w, _, _ in tiles for r in w],
-                   rng, traffic[0])
+        if not broadcast:
+            await send(ctx, dut.i_weight, [[int(v) for v in r] for w, _, _ in tiles for r in w],
+                       rng, traffic[0])
+            return
+        # The broadcast array takes a tile's beats in consecutive cycles from its first
+        # vector on: gaps only before a tile's first beat.
+        for w, _, _ in tiles:
+            while rng.random() < traffic[0]:
+                await ctx.tick()
+            await send(ctx, dut.i_weight, [[int(v) for v in r] for r in w])
 
     async def acts(ctx):
         beats = [{"a": [int(v) for v in a[i]], "psum": [int(v) for v in ps[i]],
@@ -127,9 +135,13 @@ def test_ws_unbuffered_latency(broadcast):
     assert dut.latency == want
     seen = {}
 
+    async def weights(ctx):  # (the broadcast array takes them with the first vector)
+        await send(ctx, dut.i_weight, [[1, 2, 3, 4]] * 4)
+
     async def bench(ctx):
-        rng = random.Random(1)
-        await send(ctx, dut.i_weight, [[1, 2, 3, 4]] * 4, rng, 0)
+        if not broadcast:
+            await ctx.tick().until(dut.i_weight.ready == 0)  # the tile is loaded
+            await ctx.tick().repeat(8)
         ctx.set(dut.i_act.payload.a, [1, 1, 1, 1])
         ctx.set(dut.i_act.payload.last, 1)
         ctx.set(dut.i_act.valid, 1)
@@ -141,7 +153,7 @@ def test_ws_unbuffered_latency(broadcast):
                 seen[k] = [int(v) for v in y]
                 return
 
-    _simulate(dut, [bench])
+    _simulate(dut, [weights, bench])
     assert seen == {want: [4, 8, 12, 16]}
 
 
