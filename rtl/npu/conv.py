@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import delay, next_wrapping
 from ..common.ram import disjoint_memory
-from ..systolic.ports import ws_min_tile_vectors
+from ..systolic.ports import ws_broadcast_min_tile_vectors, ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
 from .decoder import group_divider, unit_setup_layout
 from .isa import Op, insn_layout
@@ -28,11 +28,12 @@ class ConvUnit(wiring.Component):
       ``(oy * stride - pad_t + ky, ox * stride - pad_l + kx)``, group ``g``, or ``zp_in``
       in every lane outside the input. Each result of the array (``a @ W``, no psum) is
       added to its pixel's accumulator (or replaces it, in the first tile): the
-      accumulator is read as the result leaves the array and written the next cycle. No
-      vector waits for an earlier tile's result: a tile takes ``max(P, T_w)`` cycles
-      (``T_w = ws_min_tile_vectors``, the next tile's weight load), however short ``P`` is.
+      accumulator is read the cycle before the result leaves the array and written as it
+      leaves. No vector waits for an earlier tile's result: a tile takes ``max(P, T_w)``
+      cycles (``T_w = ws_min_tile_vectors``, the next tile's weight load;
+      ``ws_broadcast_min_tile_vectors`` with ``array_broadcast``), however short ``P`` is.
       The results leave in issue order, so a pixel's next result comes at least ``T_w``
-      (3 or more) cycles after its last one, after that one's write.
+      (2 or more) cycles after its last one, after that one's write.
     - phase B: the ``P`` accumulator words go to the :class:`~.post.PostUnit` (bias,
       requantization, output word ``dst + p * G_out + j``).
 
@@ -79,11 +80,12 @@ class ConvUnit(wiring.Component):
         self.disjoint = [acc]  # (for the tests that check the promise below)
         acc_rd = acc.read_port()
         acc_wr = acc.write_port()
-        # A pixel's reads are ws_min_tile_vectors cycles apart at least (see above), so each
-        # comes at least that minus one cycles after the previous write: with 2 or more, no
-        # read meets a write of its address (a disjoint_memory: no read-during-write logic),
-        # and phase B reads only after the last write.
-        assert ws_min_tile_vectors(p.systolic) >= 2
+        # A pixel's reads are T_w cycles apart at least (see above), so each comes at least
+        # T_w - 1 cycles after the previous write: with 2 or more, no read meets a write of
+        # its address (a disjoint_memory: no read-during-write logic), and phase B reads
+        # only after the last write.
+        assert min(ws_min_tile_vectors(p.systolic),
+                   ws_broadcast_min_tile_vectors(p.systolic)) >= 2
         # A read port's enable is 1 unless driven: read only when asked, so that the data
         # holds while its consumer stalls.
         m.d.comb += acc_rd.en.eq(0)
