@@ -488,8 +488,15 @@ def test_abort_during_the_fetch_then_a_good_program(seed, gap):
     assert seen["act"] == model.read("act", 0, 2 * p.act_words)
 
 
-def test_reset_mid_program_then_a_good_program(seed):
-    p = small()
+#: The small-FPGA options (NPU_UP5K's), and the cycle their reset lands mid-CONV.
+SMALL_FPGA = {"requant_serial": True, "requant_lanes": 1, "serial_setup": True,
+              "array_broadcast": True}
+
+
+@pytest.mark.parametrize("options,reset_at", [({}, 40), (SMALL_FPGA, 330)],
+                         ids=["default", "small-fpga"])
+def test_reset_mid_program_then_a_good_program(seed, options, reset_at):
+    p = small(**options)
     rng = np.random.default_rng([seed, 3])
     program = conv_program(p, rng, **CONV_CASES[0])
     model = NpuModel(p)
@@ -501,7 +508,8 @@ def test_reset_mid_program_then_a_good_program(seed):
     async def testbench(ctx):
         await bench.send(ctx, host.load_program(program, p.lanes))
         await bench.send(ctx, host.start(0))
-        await ctx.tick().repeat(40)  # mid-CONV
+        await ctx.tick().repeat(reset_at)  # mid-CONV
+        seen["conv_busy"] = ctx.get(bench.dut.disjoint_parts[0].busy)
         ctx.set(bench.rst, 1)
         await ctx.tick()
         ctx.set(bench.rst, 0)
@@ -511,6 +519,7 @@ def test_reset_mid_program_then_a_good_program(seed):
         seen["act"] = await bench.read(ctx, "act", 0, 2 * p.act_words)
 
     bench.simulate(testbench)
+    assert seen["conv_busy"] == 1  # the reset lands mid-CONV
     assert seen["after_reset"]["state"] is NpuState.IDLE
     assert seen["status"]["state"] is NpuState.DONE
     assert seen["act"] == model.read("act", 0, 2 * p.act_words)
