@@ -118,8 +118,9 @@ class ConvUnit(wiring.Component):
         oy = Signal(8)
         ox = Signal(8)
         pix = Signal(pix_range)   # oy * out_w + ox
-        y_base = Signal(13)       # oy * stride
-        x_base = Signal(13)       # ox * stride
+        # (the checker's SHAPE rule: (out - 1) * stride < in + pad <= 270, so 9 bits)
+        y_base = Signal(9)        # oy * stride
+        x_base = Signal(9)        # ox * stride
         pix_row = Signal(abits)   # oy * s_row
         pix_col = Signal(abits)   # ox * s_col
         tile_off = Signal(abits)  # ky * rowstride + kx * G_in + g - pad_off
@@ -147,8 +148,8 @@ class ConvUnit(wiring.Component):
         a_inside = Signal()
         a_last = Signal()
         a_go = ~a_valid | array.i_act.ready
-        iy = Signal(signed(15))
-        ix = Signal(signed(15))
+        iy = Signal(signed(10))  # -15 .. 284
+        ix = Signal(signed(10))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(abits)

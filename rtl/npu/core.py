@@ -182,7 +182,9 @@ class Npu(wiring.Component):
         state = Signal(2)
         error = Signal(4)  # ErrorCode
         host_error = Signal(4)  # HostError
-        pc = Signal(16)
+        # START checks its address against imem_words, and the fetch stops at imem_words
+        # (ErrorCode.PC): the program counter never needs more.
+        pc = Signal(range(p.imem_words + 1))
         cycles = Signal(32)
         retired = Signal(32)
         busy_systolic = Signal(32)
@@ -273,7 +275,8 @@ class Npu(wiring.Component):
         status = Signal(32 * STATUS_WORDS)
         state_word = Cat(state, Const(0, 2), error, host_error, Const(0, 4),
                          Const(ISA_VERSION, 8), Const(0, 8))
-        m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16), cycles, retired,
+        m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16 - len(pc)), Const(0, 16),
+                                  cycles, retired,
                                   busy_systolic, busy_pool, Const(params_hash(p), 32),
                                   busy_sparse))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle

@@ -68,16 +68,17 @@ class MaxPoolUnit(wiring.Component):
         g = Signal(10)
         ky = Signal(4)
         kx = Signal(4)
-        y_base = Signal(13)
-        x_base = Signal(13)
+        # (the checker's SHAPE rule: (out - 1) * stride < in + pad <= 270, so 9 bits)
+        y_base = Signal(9)
+        x_base = Signal(9)
         pix_row = Signal(abits)
         pix_col = Signal(abits)
         win_off = Signal(abits)  # ky * rowstride + kx * G
         out_addr = Signal(abits)
         running = Signal()
 
-        iy = Signal(signed(15))
-        ix = Signal(signed(15))
+        iy = Signal(signed(10))  # -15 .. 284
+        ix = Signal(signed(10))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(abits)
