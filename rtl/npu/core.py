@@ -247,7 +247,6 @@ class Npu(wiring.Component):
         # -- host port --------------------------------------------------------------------
         cmd = Signal(4)
         mem_id = Signal(4)
-        count = Signal(24)
         arg = Signal(32)
         addr = Signal(32)
         left = Signal(24)
@@ -292,15 +291,15 @@ class Npu(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     m.d.sync += [cmd.eq(self.i.payload[:4]), mem_id.eq(self.i.payload[4:8]),
-                                 count.eq(self.i.payload[8:])]
+                                 left.eq(self.i.payload[8:])]  # the count
                     m.next = "ARG"
             with m.State("ARG"):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     a = self.i.payload
-                    m.d.sync += [arg.eq(a), addr.eq(a), left.eq(count), chunk.eq(0)]
+                    m.d.sync += [arg.eq(a), addr.eq(a), chunk.eq(0)]
                     known_mem = mem_id < 4
-                    in_range = (a + count) <= size
+                    in_range = (a + left) <= size
                     ok = known_mem & in_range & ~running
                     refuse = Mux(~known_mem, HostError.MEMORY,
                                  Mux(running, HostError.BUSY, HostError.RANGE))
@@ -315,7 +314,7 @@ class Npu(wiring.Component):
                             m.d.sync += allowed.eq(ok)
                             with m.If(~ok):
                                 m.d.sync += host_error.eq(refuse)
-                            with m.If(count == 0):
+                            with m.If(left == 0):
                                 m.next = "HDR"
                             with m.Elif(cmd == Command.WRITE):
                                 m.next = "WDATA"
