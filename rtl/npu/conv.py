@@ -9,7 +9,7 @@ from ..common.ram import disjoint_memory
 from ..systolic.ports import ws_broadcast_min_tile_vectors, ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
 from .decoder import group_divider, unit_setup_layout
-from .isa import Op, insn_layout
+from .isa import WINDOW_BASE_BITS, Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
 
@@ -118,9 +118,8 @@ class ConvUnit(wiring.Component):
         oy = Signal(8)
         ox = Signal(8)
         pix = Signal(pix_range)   # oy * out_w + ox
-        # (the checker's SHAPE rule: (out - 1) * stride < in + pad <= 270, so 9 bits)
-        y_base = Signal(9)        # oy * stride
-        x_base = Signal(9)        # ox * stride
+        y_base = Signal(WINDOW_BASE_BITS)  # oy * stride
+        x_base = Signal(WINDOW_BASE_BITS)  # ox * stride
         pix_row = Signal(abits)   # oy * s_row
         pix_col = Signal(abits)   # ox * s_col
         tile_off = Signal(abits)  # ky * rowstride + kx * G_in + g - pad_off
@@ -148,8 +147,8 @@ class ConvUnit(wiring.Component):
         a_inside = Signal()
         a_last = Signal()
         a_go = ~a_valid | array.i_act.ready
-        iy = Signal(signed(10))  # -15 .. 284
-        ix = Signal(signed(10))
+        iy = Signal(signed(WINDOW_BASE_BITS + 1))
+        ix = Signal(signed(WINDOW_BASE_BITS + 1))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(abits)
@@ -239,13 +238,13 @@ class ConvUnit(wiring.Component):
             m.d.comb += [pixels.eq(u.pixels), rowstride.eq(u.rowstride), s_col.eq(u.s_col),
                          s_row.eq(u.s_row), pad_off.eq(u.pad_off), tiles.eq(u.tiles),
                          tile_wrap.eq(u.wrap), col_words.eq(u.col_words)]
-
-        if not p.serial_setup:
-            # K * K from a 16-entry table (eight LUTs), so SETUP1 holds one multiplier, not
-            # two in a row (insn -> MULT18X18D -> MULT18X18D limited the ECP5 build to
-            # 62.8 MHz).
-            kk = Signal(8)
-            m.d.comb += kk.eq(Array(Const(k * k, 8) for k in range(16))[f.kernel])
+        else:
+            # K * K from a table (16 entries for the 4-bit field: eight LUTs), so SETUP1
+            # holds one multiplier, not two in a row (insn -> MULT18X18D -> MULT18X18D
+            # limited the ECP5 build to 62.8 MHz).
+            kbits = len(f.kernel)
+            kk = Signal(2 * kbits)
+            m.d.comb += kk.eq(Array(Const(k * k, 2 * kbits) for k in range(1 << kbits))[f.kernel])
 
         with m.FSM(name="conv"):
             with m.State("IDLE"):

@@ -254,9 +254,9 @@ class Npu(wiring.Component):
         chunk = Signal(range(max(n_chunks.values())))
         last_chunk = Signal(range(max(n_chunks.values())))
         allowed = Signal()   # the WRITE/READ in progress really touches the memory
-        # Host words of the other memories are assembled here (instructions go chunk by chunk).
         host_chunks = max(n for mid, n in n_chunks.items() if mid != MemId.IMEM)
-        # Activation and weight words are assembled here (table entries go in by chunks).
+        # Activation and weight words are assembled here (table entries and instructions go
+        # in chunk by chunk).
         wbuf_chunks = max(n_chunks[MemId.ACT], n_chunks[MemId.WGT])
         wbuf = Signal(32 * wbuf_chunks)
         # A READ sends the chunks straight from the memory's read port, which holds its

@@ -33,7 +33,6 @@ def unit_setup_layout(p):
     They stay in the checker's registers while the instruction runs (the next word comes only
     after it), so the units need no multiplier and no copies of them.
     """
-    # The strides and offsets only enter activation addresses: modulo 2**act_addr_bits.
     a = unsigned(p.act_addr_bits)
     fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
     if p.systolic is not None:

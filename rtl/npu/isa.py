@@ -43,6 +43,7 @@ from amaranth.lib import data
 
 __all__ = [
     "CFG_BITS", "FIELD_BASE", "INSN_BITS", "ISA_VERSION", "OPCODES", "TABLE_ENTRY",
+    "WINDOW_BASE_BITS",
     "ErrorCode", "Field", "Op", "OpSpec", "cfg_words", "decode", "insn_layout", "spec_of",
 ]
 
@@ -161,6 +162,12 @@ _KERNEL = Field("kernel", 4, help="window K (K x K)")
 _STRIDE = Field("stride", 4, help="window stride (both axes)")
 _PAD_T = Field("pad_t", 4, help="padding rows above the input (< kernel)")
 _PAD_L = Field("pad_l", 4, help="padding columns left of the input (< kernel)")
+
+#: Bits of a window unit's row or column base ``o * stride`` (``o`` < ``out``) in a CONV or
+#: MAXPOOL that passes the checker: its SHAPE rule keeps ``(out - 1) * stride`` below
+#: ``in + pad``, at most ``255 + 15``. The input position ``base + k - pad`` (``k`` <
+#: ``kernel``) then takes one bit more, signed.
+WINDOW_BASE_BITS = ((1 << _IN_H.width) - 1 + (1 << _PAD_T.width) - 1).bit_length()
 
 #: The instruction set, in opcode order.
 OPCODES = (

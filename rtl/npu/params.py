@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from ..common.params import Params, flag, nested, param
 from ..sparse.params import SparseParams
-from ..systolic.params import Dataflow, SystolicParams
+from ..systolic.params import Dataflow, Multiplier, SystolicParams
 from ..winograd.params import WinogradParams
 
 __all__ = ["NpuParams", "params_hash"]
@@ -189,7 +189,7 @@ class NpuParams(Params, block="npu"):
             if s.dataflow is not Dataflow.WS:
                 raise ValueError(f"systolic.dataflow must be ws in the NPU, not "
                                  f"{s.dataflow.value}")
-            if self.array_broadcast and s.multiplier.value == "ice40" and self.lanes % 2:
+            if self.array_broadcast and s.multiplier is Multiplier.ICE40 and self.lanes % 2:
                 raise ValueError(f"array_broadcast with systolic.multiplier ice40 needs an "
                                  f"even lanes (two PEs of a row per SB_MAC16), not "
                                  f"{self.lanes}")

@@ -5,7 +5,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .decoder import group_divider, unit_setup_layout
-from .isa import Op, insn_layout
+from .isa import WINDOW_BASE_BITS, Op, insn_layout
 from .params import NpuParams
 from .post import post_in_layout
 
@@ -68,17 +68,16 @@ class MaxPoolUnit(wiring.Component):
         g = Signal(10)
         ky = Signal(4)
         kx = Signal(4)
-        # (the checker's SHAPE rule: (out - 1) * stride < in + pad <= 270, so 9 bits)
-        y_base = Signal(9)
-        x_base = Signal(9)
+        y_base = Signal(WINDOW_BASE_BITS)
+        x_base = Signal(WINDOW_BASE_BITS)
         pix_row = Signal(abits)
         pix_col = Signal(abits)
         win_off = Signal(abits)  # ky * rowstride + kx * G
         out_addr = Signal(abits)
         running = Signal()
 
-        iy = Signal(signed(10))  # -15 .. 284
-        ix = Signal(signed(10))
+        iy = Signal(signed(WINDOW_BASE_BITS + 1))
+        ix = Signal(signed(WINDOW_BASE_BITS + 1))
         m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
         inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         address = Signal(abits)

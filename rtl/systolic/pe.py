@@ -19,6 +19,19 @@ from .params import Multiplier
 __all__ = ["OsPE", "WsBroadcastPE", "WsPE", "ws_psum_width"]
 
 
+def _psum_members(pe, p, psum_in_width, psum_out_width):
+    """Set ``pe``'s partial-sum widths (``acc_width`` unless given); return its psum members.
+
+    ``psum_in`` only when its width is not 0 (a top-row PE has no adder).
+    """
+    pe._in_width = p.acc_width if psum_in_width is None else psum_in_width
+    pe._out_width = p.acc_width if psum_out_width is None else psum_out_width
+    members = {"psum_out": Out(signed(pe._out_width))}
+    if pe._in_width:
+        members["psum_in"] = In(signed(pe._in_width))
+    return members
+
+
 def _mul_members(p):
     return {"mul_a": Out(signed(p.a_width)), "mul_b": Out(signed(p.w_width)),
             "mul_p": In(signed(p.product_width))}
@@ -64,19 +77,14 @@ class WsPE(wiring.Component):
 
     def __init__(self, params, *, psum_in_width=None, psum_out_width=None):
         self._params = p = params
-        self._in_width = p.acc_width if psum_in_width is None else psum_in_width
-        self._out_width = p.acc_width if psum_out_width is None else psum_out_width
-        members = {
+        super().__init__({
             "a_in": In(signed(p.a_width)), "a_out": Out(signed(p.a_width)),
             "swap_in": In(1), "swap_out": Out(1),
             "w_shift": In(1),
             "w_in": In(signed(p.w_width)), "w_out": Out(signed(p.w_width)),
-            "psum_out": Out(signed(self._out_width)),
+            **_psum_members(self, p, psum_in_width, psum_out_width),
             **_mul_members(p),
-        }
-        if self._in_width:
-            members["psum_in"] = In(signed(self._in_width))
-        super().__init__(members)
+        })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -136,17 +144,13 @@ class WsBroadcastPE(wiring.Component):
     def __init__(self, params, *, psum_in_width=None, psum_out_width=None):
         self._params = p = params
         self._in_dsp = p.multiplier is Multiplier.ICE40
-        self._in_width = p.acc_width if psum_in_width is None else psum_in_width
-        self._out_width = p.acc_width if psum_out_width is None else psum_out_width
         members = {
             "a_in": In(signed(p.a_width)), "swap_in": In(1), "w_in": In(signed(p.w_width)),
-            "psum_out": Out(signed(self._out_width)),
+            **_psum_members(self, p, psum_in_width, psum_out_width),
             **_mul_members(p),
         }
         if self._in_dsp:
             members["mul_load"] = Out(1)
-        if self._in_width:
-            members["psum_in"] = In(signed(self._in_width))
         super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)

@@ -136,6 +136,8 @@ class WsArray(Validated, wiring.Component):
     @property
     def min_tile_vectors(self):
         """Shortest tile (in vectors) that lets the next tile start without a bubble."""
+        if self.broadcast:
+            return ws_broadcast_min_tile_vectors(self.params)
         return ws_min_tile_vectors(self.params)
 
     def manifest_info(self):
@@ -246,15 +248,8 @@ class WsArray(Validated, wiring.Component):
             m.d.sync += reg.eq(shift_col[-1] if shift_col else shift_q)
             shift_col.append(reg)
 
-        # The PE grid; the partial sums narrow to what each row can produce.
-        pe = [[None] * cols for _ in range(rows)]
-        for r in range(rows):
-            for c in range(cols):
-                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsPE(
-                    p, psum_in_width=ws_psum_width(p, r - 1) if r else 0,
-                    psum_out_width=ws_psum_width(p, r))
         # Row-major order: an iCE40 dual multiplier serves PE(r, c) and PE(r, c + 1).
-        attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)])
+        pe = _pe_grid(m, p, WsPE)
 
         for r in range(rows):
             # Row r enters r cycles late, so it meets the partial sum coming down; one more
@@ -362,16 +357,9 @@ class WsArray(Validated, wiring.Component):
         bus = delay(m, self.i_weight.payload.as_value(), 1, name="w_bus", reset_less=True)
         bus0 = delay(m, bus, 1, name="w_bus0", reset_less=True)  # row 0's, a cycle later
 
-        pe = [[None] * cols for _ in range(rows)]
-        for r in range(rows):
-            for c in range(cols):
-                m.submodules[f"pe_{r}_{c}"] = pe[r][c] = WsBroadcastPE(
-                    p, psum_in_width=ws_psum_width(p, r - 1) if r else 0,
-                    psum_out_width=ws_psum_width(p, r))
         # Row-major order: an iCE40 dual multiplier serves PE(r, c) and PE(r, c + 1), which
         # swap in the same cycle (cols is even), so its B register holds both weights.
-        attach_multipliers(m, p, [pe[r][c] for r in range(rows) for c in range(cols)],
-                           load_b=p.multiplier is Multiplier.ICE40)
+        pe = _pe_grid(m, p, WsBroadcastPE, load_b=p.multiplier is Multiplier.ICE40)
         weights = self.i_weight.payload.shape()
         for r in range(rows):
             # Row 0's PEs have no sum register (their product goes straight down), so row 0
@@ -394,3 +382,21 @@ class WsArray(Validated, wiring.Component):
             out.last.eq(delay(m, act_take & self.i_act.payload.last, cycles, name="last")),
         ]
         return m
+
+
+def _pe_grid(m, p, pe_class, *, load_b=False):
+    """Add ``rows x cols`` PEs of ``pe_class`` to ``m`` (``pe_<r>_<c>``) with multipliers.
+
+    Each row's partial sums are as narrow as its products so far allow
+    (:func:`~.pe.ws_psum_width`); the multipliers serve the PEs in row-major order
+    (:func:`~.mul.attach_multipliers`, ``load_b`` passed on). Returns the grid, ``[r][c]``.
+    """
+    pe = [[None] * p.cols for _ in range(p.rows)]
+    for r in range(p.rows):
+        for c in range(p.cols):
+            m.submodules[f"pe_{r}_{c}"] = pe[r][c] = pe_class(
+                p, psum_in_width=ws_psum_width(p, r - 1) if r else 0,
+                psum_out_width=ws_psum_width(p, r))
+    attach_multipliers(m, p, [pe[r][c] for r in range(p.rows) for c in range(p.cols)],
+                       load_b=load_b)
+    return pe

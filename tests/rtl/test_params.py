@@ -197,3 +197,17 @@ def test_npu_serial_requantizers_at_most_20():
     with pytest.raises(ValueError, match="requant_serial takes at most 20 requantization "
                                          "units .* not 24"):
         NpuParams.from_leaves(wide)
+
+
+def test_npu_broadcast_ice40_array_needs_even_lanes():
+    """Two PEs of a row share an SB_MAC16's B register in the broadcast array."""
+    from npugen.rtl.npu import NpuParams
+
+    odd = {"lanes": 3, "systolic.rows": 3, "systolic.cols": 3,
+           "systolic.multiplier": "ice40", "array_broadcast": "true"}
+    with pytest.raises(ValueError, match="array_broadcast with systolic.multiplier ice40 "
+                                         "needs an even lanes .* not 3"):
+        NpuParams.from_leaves(odd)
+    assert NpuParams.from_leaves({**odd, "systolic.multiplier": "inferred"}).array_broadcast
+    assert NpuParams.from_leaves({**odd, "lanes": 4, "systolic.rows": 4,
+                                  "systolic.cols": 4}).array_broadcast
