@@ -247,7 +247,6 @@ class Npu(wiring.Component):
         # -- host port --------------------------------------------------------------------
         cmd = Signal(4)
         mem_id = Signal(4)
-        arg = Signal(32)
         addr = Signal(32)
         left = Signal(24)
         n_chunks = {mid: chunks(mid, lanes) for mid in MemId}
@@ -297,7 +296,7 @@ class Npu(wiring.Component):
                 m.d.comb += self.i.ready.eq(1)
                 with m.If(self.i.valid):
                     a = self.i.payload
-                    m.d.sync += [arg.eq(a), addr.eq(a), chunk.eq(0)]
+                    m.d.sync += [addr.eq(a), chunk.eq(0)]
                     known_mem = mem_id < 4
                     in_range = (a + left) <= size
                     ok = known_mem & in_range & ~running
@@ -461,9 +460,9 @@ class Npu(wiring.Component):
         m.d.comb += [decoder.i.payload.eq(insn), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
             with m.State("WAIT"):
-                with m.If(start):
+                with m.If(start):  # (START's argument is on the host port this cycle)
                     m.d.sync += [state.eq(NpuState.RUNNING), error.eq(ErrorCode.NONE),
-                                 pc.eq(arg[:16]), cycles.eq(0), retired.eq(0),
+                                 pc.eq(self.i.payload), cycles.eq(0), retired.eq(0),
                                  busy_systolic.eq(0), busy_pool.eq(0), busy_sparse.eq(0)]
                     m.next = "FETCH"
                 with m.If(abort):

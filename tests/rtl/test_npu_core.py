@@ -366,6 +366,41 @@ def test_running_off_the_end(seed):
     assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, ErrorCode.PC, 8)
 
 
+@pytest.mark.parametrize("start", [3, 5])
+def test_start_at_an_address(seed, start):
+    """START runs from its own address, not the previous command's.
+
+    Instructions 0..start-1 would stop with OPCODE; the program at ``start`` runs a
+    MAXPOOL and halts. The last command before START is a WRITE to another address.
+    """
+    p = small()
+    rng = np.random.default_rng(seed)
+    act = [int(v) for v in rng.integers(0, 1 << 16, size=8)]
+    pool = assemble(Op.MAXPOOL, src=0, dst=p.act_words, in_h=2, in_w=2, channels=2, out_h=1,
+                    out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0)
+    insns = [0xF] * start + [header_for(p), pool, assemble(Op.HALT)]
+    program = Program(params_hash=params_hash(p), insns=insns)
+    model = NpuModel(p)
+    model.write("act", 0, act)
+    program.load_into(model)
+    expected = model.run(start)
+    bench = Bench(p, seed)
+    seen = {}
+
+    async def testbench(ctx):
+        await bench.send(ctx, host.load_program(program, p.lanes))
+        await bench.send(ctx, host.write("act", 0, act, p.lanes))
+        seen["status"] = await bench.run(ctx, start=start)
+        seen["out"] = await bench.read(ctx, "act", p.act_words, 1)
+
+    bench.simulate(testbench)
+    st = seen["status"]
+    assert (expected.state, expected.pc) == (NpuState.DONE, start + 2)
+    assert (st["state"], st["error"], st["pc"]) == (NpuState.DONE, ErrorCode.NONE, start + 2)
+    assert st["retired"] == 3
+    assert seen["out"] == model.read("act", p.act_words, 1)
+
+
 def test_host_errors_and_abort(seed):
     """Refused commands set host_error and change nothing; ABORT stops a program."""
     p = small()
