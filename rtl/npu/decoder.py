@@ -29,18 +29,42 @@ def unit_setup_layout(p):
     * rowstride``, ``pad_off = pad_t * rowstride + pad_l * G``, ``wrap = rowstride - kernel *
     G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w``, ``tiles =
     kernel**2 * G`` and ``col_words = tiles * pixels`` and ``wgt_words`` (the weight region).
-    The strides and offsets are kept modulo ``2**act_addr_bits`` (they only enter addresses).
-    They stay in the checker's registers while the instruction runs (the next word comes only
-    after it), so the units need no multiplier and no copies of them.
+    The strides and offsets are kept modulo ``2**act_addr_bits`` (they only enter addresses);
+    ``pixels``, ``tiles`` and ``wgt_words`` are capped (:func:`size_caps`: exact in every
+    instruction that passes the checks). They stay in the checker's registers while the
+    instruction runs (the next word comes only after it), so the units need no multiplier
+    and no copies of them.
     """
     a = unsigned(p.act_addr_bits)
     fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
     if p.systolic is not None:
         # A CONV that runs has at most acc_words pixels and wgt_words // lanes tiles.
         tiles_max = p.wgt_words // p.lanes
-        fields |= {"pixels": unsigned(16), "tiles": unsigned(18),
-                   "col_words": range(tiles_max * p.acc_words + 1), "wgt_words": unsigned(36)}
+        caps = size_caps(p)
+        fields |= {"pixels": unsigned(caps["pixels"]), "tiles": unsigned(caps["wgt"]),
+                   "col_words": range(tiles_max * p.acc_words + 1),
+                   "wgt_words": unsigned(caps["wgt"])}
     return data.StructLayout(fields)
+
+
+def size_caps(p):
+    """Return the widths at which the checker caps its sizes (``2**bits - 1`` if larger).
+
+    A capped size is still beyond its limit, so the check it feeds fails as the exact one
+    would, and a size that passes is exact: ``act`` (activation regions, and the pixel
+    counts they come from) > ``2 * act_words``; ``wgt`` (weight regions, and the tile
+    counts they come from) > ``wgt_words``; ``pixels`` (CONV's output pixels) >
+    ``acc_words``; ``reach`` (a window's reach) > any ``in_h + pad_t`` (at most 270).
+    """
+    return {"act": p.act_addr_bits + 1, "wgt": p.wgt_words.bit_length() + 1,
+            "pixels": (p.acc_words + 1).bit_length(), "reach": 10}
+
+
+def _capped(value, bits):
+    """``value`` (unsigned) in ``bits`` bits, or ``2**bits - 1`` if it does not fit."""
+    if len(value) <= bits:
+        return value
+    return Mux(value[bits:].any(), (1 << bits) - 1, value[:bits])
 
 
 def group_divider(lanes, width):
@@ -258,16 +282,19 @@ class Decoder(wiring.Component):
         q_bad = q_outside(add.rac) | q_outside(add.rbc) | q_outside(add.fixed)
         const_bad = Mux(add.mode[1], q_bad, Mux(add.mode[0], int_bad, float_bad)) \
             | (add.lo > add.hi)
-        reach_h = Signal(13)  # (out_h - 1) * stride: 8 x 4 bits
-        reach_w = Signal(13)
+        # Sizes capped (size_caps): narrow registers, adders and comparisons, the same
+        # errors.
+        caps = size_caps(p)
+        reach_h = Signal(caps["reach"])  # (out_h - 1) * stride: 8 x 4 bits
+        reach_w = Signal(caps["reach"])
         lim_h = Signal(9)
         lim_w = Signal(9)
-        conv_pixels = Signal(16)
+        conv_pixels = Signal(caps["pixels"])
         m.d.comb += [lim_h.eq(win["in_h"] + win["pad_t"]), lim_w.eq(win["in_w"] + win["pad_l"])]
         if not serial:
-            m.d.comb += [reach_h.eq((win["out_h"] - 1) * win["stride"]),
-                         reach_w.eq((win["out_w"] - 1) * win["stride"]),
-                         conv_pixels.eq(conv.out_h * conv.out_w)]
+            m.d.comb += [reach_h.eq(_capped((win["out_h"] - 1) * win["stride"], caps["reach"])),
+                         reach_w.eq(_capped((win["out_w"] - 1) * win["stride"], caps["reach"])),
+                         conv_pixels.eq(_capped(conv.out_h * conv.out_w, caps["pixels"]))]
         with m.If(~known):
             m.d.comb += first.eq(ErrorCode.OPCODE)
         with m.Elif(word[4:8] != ISA_VERSION):
@@ -337,45 +364,54 @@ class Decoder(wiring.Component):
         g_out = Signal(10)
         m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
                      g_out.eq(((sel["c_out"] + p.lanes - 1) * mul) >> sh)]
-        hw_in = Signal(16)
-        hw_out = Signal(16)
+        a_cap, w_cap = caps["act"], caps["wgt"]
+        hw_in = Signal(a_cap)
+        hw_out = Signal(a_cap)
         kk = Signal(8)
         if serial:
-            hw_src, hw_dst = Signal(16), Signal(16)
+            hw_src, hw_dst = Signal(a_cap), Signal(a_cap)
         else:
-            hw_src, hw_dst = sel["src_h"] * sel["src_w"], sel["dst_h"] * sel["dst_w"]
+            hw_src, hw_dst = (_capped(sel[f"{r}_h"] * sel[f"{r}_w"], a_cap) for r in ("src", "dst"))
         if has[Op.ADD]:
-            hw_in_v, hw_out_v = (Mux(is_op[Op.ADD], add.pixels, hw) for hw in (hw_src, hw_dst))
+            hw_in_v, hw_out_v = (Mux(is_op[Op.ADD], _capped(add.pixels, a_cap), hw)
+                                 for hw in (hw_src, hw_dst))
         else:
             hw_in_v, hw_out_v = hw_src, hw_dst
         m.d.comb += [hw_in.eq(hw_in_v), hw_out.eq(hw_out_v),
                      kk.eq(sel["kernel"] * sel["kernel"])]
-        spfc_words = Signal(19)  # SPFC's weight region: beats x cfg_words
+        spfc_words = Signal(w_cap)  # SPFC's weight region: beats x cfg_words
         cfg = cfg_words(p.lanes)
         if not serial or cfg & (cfg - 1) == 0:
-            m.d.comb += spfc_words.eq(spfc.beats * cfg)
-        src_words = Signal(26)
-        dst_words = Signal(26)
-        kkg = Signal(18)
-        wgt_words = Signal(36)  # kkg x g_out x lanes
+            m.d.comb += spfc_words.eq(_capped(spfc.beats * cfg, w_cap))
+        src_words = Signal(a_cap)
+        dst_words = Signal(a_cap)
+        kkg = Signal(w_cap)
+        wgt_words = Signal(w_cap)  # kkg x g_out x lanes
         if serial:
             out_h1, out_w1 = Signal(8), Signal(8)  # (0 - 1 wraps: then SHAPE stops it first)
             m.d.comb += [out_h1.eq(win["out_h"] - 1), out_w1.eq(win["out_w"] - 1)]
-            kg_out = Signal(28)
-            steps = [Step(reach_h, out_h1, win["stride"]), Step(reach_w, out_w1, win["stride"]),
-                     Step(conv_pixels, conv.out_h, conv.out_w),
-                     Step(hw_src, sel["src_h"], sel["src_w"]),
-                     Step(hw_dst, sel["dst_h"], sel["dst_w"]),
-                     Step(src_words, hw_in, g_in), Step(dst_words, hw_out, g_out),
-                     Step(kkg, g_in, kk)]
+            kg_out = Signal(w_cap)
+
+            def cap(bits, shift=0):
+                return lambda prod: _capped(prod << shift, bits)
+
+            steps = [Step(reach_h, out_h1, win["stride"], cap(caps["reach"])),
+                     Step(reach_w, out_w1, win["stride"], cap(caps["reach"])),
+                     Step(conv_pixels, conv.out_h, conv.out_w, cap(caps["pixels"])),
+                     Step(hw_src, sel["src_h"], sel["src_w"], cap(a_cap)),
+                     Step(hw_dst, sel["dst_h"], sel["dst_w"], cap(a_cap)),
+                     Step(src_words, hw_in, g_in, cap(a_cap)),
+                     Step(dst_words, hw_out, g_out, cap(a_cap)),
+                     Step(kkg, g_in, kk, cap(w_cap))]
             if p.lanes & (p.lanes - 1) == 0:
-                steps.append(Step(wgt_words, kkg, g_out,
-                                  lambda prod: prod << (p.lanes.bit_length() - 1)))
+                steps.append(Step(wgt_words, kkg, g_out, cap(w_cap, p.lanes.bit_length() - 1)))
             else:
-                steps += [Step(kg_out, kkg, g_out),
-                          Step(wgt_words, kg_out, Const(p.lanes, p.lanes.bit_length()))]
+                steps += [Step(kg_out, kkg, g_out, cap(w_cap)),
+                          Step(wgt_words, kg_out, Const(p.lanes, p.lanes.bit_length()),
+                               cap(w_cap))]
             if has[Op.SPFC] and cfg & (cfg - 1):
-                steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length())))
+                steps.append(Step(spfc_words, spfc.beats, Const(cfg, cfg.bit_length()),
+                                  cap(w_cap)))
             # The window units' products (unit_setup_layout), from the same chain.
             u = self.setup
             steps += [Step(u.rowstride, g_in, win["in_w"]), Step(u.s_col, g_in, win["stride"]),
@@ -424,9 +460,9 @@ class Decoder(wiring.Component):
         tab_end = Signal(13)
         m.d.comb += tab_end.eq(s1["tab"] + s1["cout"])
         if not serial:
-            m.d.comb += [src_words.eq(s1["hw_in"] * s1["g_in"]),
-                         dst_words.eq(s1["hw_out"] * s1["g_out"]),
-                         kkg.eq(s1["kk"] * s1["g_in"])]
+            m.d.comb += [src_words.eq(_capped(s1["hw_in"] * s1["g_in"], a_cap)),
+                         dst_words.eq(_capped(s1["hw_out"] * s1["g_out"], a_cap)),
+                         kkg.eq(_capped(s1["kk"] * s1["g_in"], w_cap))]
         s2 = carry({k: s1[k] for k in ("op", "src", "dst", "wgt", "g_out",
                                        "is_spfc", "spfc_words",
                                        "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
@@ -434,20 +470,32 @@ class Decoder(wiring.Component):
                    | {"src_words": src_words, "dst_words": dst_words, "kkg": kkg,
                       "tab_end": tab_end}, 2)
 
-        # Stage 3: region ends (the weight region's size is a product).
+        # Stage 3: region ends (the weight region's size is a product). A start at or above
+        # 2**abits (beyond both banks) or 2**wbits (beyond the weights) is out of range
+        # with any size (every region that is checked has a word at least); below, the
+        # ends are sums of narrow values.
         bank = p.act_words
-        wgt_end = Signal(36)
-        src_end = Signal(27)
-        dst_end = Signal(27)
-        srcb_end = Signal(27)
+        abits = p.act_addr_bits
+        wbits = p.wgt_words.bit_length()
+        wgt_end = Signal(w_cap + 1)
+        src_end = Signal(a_cap + 1)
+        dst_end = Signal(a_cap + 1)
+        srcb_end = Signal(a_cap + 1)
         if not serial:
-            m.d.comb += wgt_words.eq(s2["kkg"] * s2["g_out"] * p.lanes)
-        m.d.comb += [wgt_end.eq(s2["wgt"] + Mux(s2["is_spfc"], s2["spfc_words"], wgt_words)),
-                     src_end.eq(s2["src"] + s2["src_words"]),
-                     srcb_end.eq(s2["src_b"] + s2["src_words"]),
-                     dst_end.eq(s2["dst"] + s2["dst_words"])]
-        s3 = carry({k: s2[k] for k in ("op", "first", "src", "dst", "uses_wgt",
-                                       "uses_tab", "checks", "tab_end", "src_b", "uses_b")}
+            m.d.comb += wgt_words.eq(_capped(s2["kkg"] * s2["g_out"] * p.lanes, w_cap))
+        far = Signal()  # a start beyond its memory
+        m.d.comb += far.eq(s2["src"][abits:].any() | s2["dst"][abits:].any()
+                           | (s2["uses_wgt"] & s2["wgt"][wbits:].any())
+                           | (s2["uses_b"] & s2["src_b"][abits:].any()))
+        m.d.comb += [wgt_end.eq(s2["wgt"][:wbits]
+                                + Mux(s2["is_spfc"], s2["spfc_words"], wgt_words)),
+                     src_end.eq(s2["src"][:abits] + s2["src_words"]),
+                     srcb_end.eq(s2["src_b"][:abits] + s2["src_words"]),
+                     dst_end.eq(s2["dst"][:abits] + s2["dst_words"])]
+        s3 = carry({k: s2[k] for k in ("op", "first", "uses_wgt", "uses_tab", "checks",
+                                       "tab_end", "uses_b")}
+                   | {"src": s2["src"][:abits], "dst": s2["dst"][:abits],
+                      "src_b": s2["src_b"][:abits], "far": far}
                    | {"wgt_end": wgt_end, "src_end": src_end, "dst_end": dst_end,
                       "srcb_end": srcb_end}, 3)
 
@@ -455,10 +503,12 @@ class Decoder(wiring.Component):
         def act_bad(start, end):
             return (end > 2 * bank) | ((start < bank) & (end > bank))
 
-        address_bad = act_bad(s3["src"], s3["src_end"]) | act_bad(s3["dst"], s3["dst_end"]) \
+        address_bad = s3["far"] | act_bad(s3["src"], s3["src_end"]) \
+            | act_bad(s3["dst"], s3["dst_end"]) \
             | (s3["uses_wgt"] & (s3["wgt_end"] > p.wgt_words)) \
             | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries)) \
             | (s3["uses_b"] & act_bad(s3["src_b"], s3["srcb_end"]))
+        # (a start beyond both banks fails ADDRESS first: its low bits are enough here)
         bank_bad = ((s3["src"] >= bank) == (s3["dst"] >= bank)) \
             | (s3["uses_b"] & ((s3["src_b"] >= bank) != (s3["src"] >= bank)))
         error = Signal(ErrorCode)

@@ -183,6 +183,21 @@ def directed(p):
         assemble(Op.SPFC, **{**SPFC, "tab": 20 - 7}), assemble(Op.SPFC, **{**SPFC, "tab": 14}),
         assemble(Op.SPFC, **{**SPFC, "src": 99}), assemble(Op.SPFC, **{**SPFC, "dst": 50}),
         assemble(Op.SPFC, **{**SPFC, "dst": 198}),
+        # Starts whose low bits are in range (the checker's narrow sums need the high
+        # bits' own check), and sizes far beyond every memory (capped).
+        assemble(Op.CONV, **{**GOOD, "src": 1 << p.act_addr_bits}),
+        assemble(Op.CONV, **{**GOOD, "dst": (1 << p.act_addr_bits) + 100}),
+        assemble(Op.CONV, **{**GOOD, "wgt": 1 << p.wgt_words.bit_length()}),
+        assemble(Op.ADD, **{**ADD, "src_b": (1 << p.act_addr_bits) + 40}),
+        assemble(Op.SPFC, **{**SPFC, "wgt": 0xFFFF}),
+        assemble(Op.ADD, **{**ADD, "pixels": 0xFFFF}),
+        assemble(Op.SPFC, **{**SPFC, "beats": 0xFFFF}),
+        assemble(Op.MAXPOOL, src=0, dst=100, in_h=255, in_w=255, channels=1023, out_h=1,
+                 out_w=1, kernel=1, stride=1, pad_t=0, pad_l=0),
+        assemble(Op.CONV, **{**GOOD, "in_h": 255, "in_w": 255, "cin": 1023, "cout": 1023,
+                             "out_h": 1, "out_w": 1, "kernel": 15}),
+        assemble(Op.CONV, **{**GOOD, "in_h": 255, "in_w": 255, "out_h": 255, "out_w": 255,
+                             "kernel": 1}),
     ]
 
 
