@@ -247,7 +247,12 @@ class Npu(wiring.Component):
         # -- host port --------------------------------------------------------------------
         cmd = Signal(4)
         mem_id = Signal(4)
-        addr = Signal(32)
+        sizes = {MemId.ACT: 2 * p.act_words, MemId.WGT: p.wgt_words,
+                 MemId.TAB: p.tab_entries, MemId.IMEM: p.imem_words}
+        # A region the host may touch lies below 2**size_bits: the address register and
+        # the range check need no more (a start or count at or above it is out of range).
+        size_bits = max(sizes.values()).bit_length()
+        addr = Signal(size_bits)
         left = Signal(24)
         n_chunks = {mid: chunks(mid, lanes) for mid in MemId}
         chunk = Signal(range(max(n_chunks.values())))
@@ -263,8 +268,6 @@ class Npu(wiring.Component):
         # runs); a refused READ sends zeros.
         rdata = Signal(32 * host_chunks)
         status_idx = Signal(range(STATUS_WORDS))
-        sizes = {MemId.ACT: 2 * p.act_words, MemId.WGT: p.wgt_words,
-                 MemId.TAB: p.tab_entries, MemId.IMEM: p.imem_words}
         size = Signal(range(max(sizes.values()) + 1))
         with m.Switch(mem_id):
             for mid, value in sizes.items():
@@ -298,7 +301,8 @@ class Npu(wiring.Component):
                     a = self.i.payload
                     m.d.sync += [addr.eq(a), chunk.eq(0)]
                     known_mem = mem_id < 4
-                    in_range = (a + left) <= size
+                    in_range = ~a[size_bits:].any() & ~left[size_bits:].any() \
+                        & ((a[:size_bits] + left[:size_bits]) <= size)
                     ok = known_mem & in_range & ~running
                     refuse = Mux(~known_mem, HostError.MEMORY,
                                  Mux(running, HostError.BUSY, HostError.RANGE))
@@ -322,7 +326,7 @@ class Npu(wiring.Component):
                         with m.Case(Command.START):
                             with m.If(running):
                                 m.d.sync += host_error.eq(HostError.BUSY)
-                            with m.Elif(a >= p.imem_words):
+                            with m.Elif(a[size_bits:].any() | (a[:size_bits] >= p.imem_words)):
                                 m.d.sync += host_error.eq(HostError.RANGE)
                             with m.Else():
                                 m.d.comb += start.eq(1)
@@ -400,7 +404,7 @@ class Npu(wiring.Component):
                         m.next = "HDR"
 
         # Host memory access (only while no program runs: ``allowed`` says so).
-        local = addr[:16]
+        local = addr
         m.d.comb += imem_host_addr.eq(local * IMEM_CHUNKS + chunk)
         with m.If(host_read):
             with m.Switch(mem_id):

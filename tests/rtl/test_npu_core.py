@@ -488,6 +488,49 @@ def test_host_memories_read_back(seed, lanes):
     assert got["refused"] is HostError.RANGE and got["kept"] == data["imem"][1]
 
 
+def test_host_range_edges(seed):
+    """WRITE, READ and START at the edges of the host's range check.
+
+    A region that ends at a memory's end is taken; one word more, a start whose low bits
+    are in range but not its high ones, or a count beyond every memory is refused with
+    RANGE and changes nothing.
+    """
+    p = small()
+    bench = Bench(p, seed)
+    rng = random.Random(seed)
+    top = 2 * p.act_words
+    high = 1 << (max(top, p.wgt_words, p.tab_entries, p.imem_words).bit_length())
+    words = [rng.getrandbits(8 * p.lanes) for _ in range(3)]
+    seen = {}
+
+    async def error(ctx):
+        return (await bench.status(ctx))["host_error"]
+
+    async def testbench(ctx):
+        await bench.send(ctx, host.write("act", top - 3, words, p.lanes))
+        seen["end"] = (await error(ctx), await bench.read(ctx, "act", top - 3, 3))
+        for name, at in (("past", top - 2), ("high", high + top - 3), ("top", (1 << 32) - 1)):
+            await bench.send(ctx, host.abort())  # (clears host_error)
+            await bench.send(ctx, host.write("act", at, [0, 0, 0], p.lanes))
+            seen[name] = (await error(ctx), await bench.read(ctx, "act", top - 3, 3))
+        await bench.send(ctx, host.abort())
+        await bench.send(ctx, host.read("act", 0, high))  # refused: zeros, then on
+        seen["long"] = (await bench.recv(ctx, high * 1), await error(ctx))
+        for name, at in (("start_high", high), ("start_end", p.imem_words)):
+            await bench.send(ctx, host.abort())
+            await bench.send(ctx, host.start(at))
+            st = await bench.status(ctx)
+            seen[name] = (st["host_error"], st["state"])
+
+    bench.simulate(testbench)
+    assert seen["end"] == (HostError.NONE, words)
+    for name in ("past", "high", "top"):
+        assert seen[name] == (HostError.RANGE, words), name
+    assert seen["long"] == ([0] * high, HostError.RANGE)
+    for name in ("start_high", "start_end"):
+        assert seen[name] == (HostError.RANGE, NpuState.IDLE), name
+
+
 @pytest.mark.parametrize("gap", [0, 3, 7])
 def test_abort_during_the_fetch_then_a_good_program(seed, gap):
     """ABORT while the controller reads an instruction's chunks, then a good program.
