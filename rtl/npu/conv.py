@@ -52,6 +52,18 @@ class ConvUnit(wiring.Component):
     wgt_addr, wgt_en : Out  /  wgt_data : In(8 * lanes)
         Weight read port.
     post : Out(stream.Signature(post_in_layout(p)))
+    pool : In(1)  /  wr_addr, wr_data, wr_en : Out
+        Only with ``p.pool_on_array``: ``pool`` high (held, with ``start``) runs the
+        MAXPOOL whose fields the checker hands over (``setup``) instead; phase B then
+        writes the activation port itself.
+
+    MAXPOOL (``pool_on_array``): the CONV schedule with one channel group per weight tile
+    (``tiles = K * K``, tile ``(ky, kx)`` of output group ``j`` reads input group ``j``),
+    identity weights made here (beat ``r``: 1 in lane ``r``; nothing read from the weight
+    scratchpad), -128 outside the input, and the accumulator's low byte keeping the
+    lane-wise maximum (the first tile writes the value alone; the other bits are not read).
+    Phase B writes each pixel's low bytes to ``dst + p * G + j`` (lanes beyond
+    ``channels`` as 0), one word per cycle, without the PostUnit.
     """
 
     def __init__(self, p):
@@ -66,6 +78,9 @@ class ConvUnit(wiring.Component):
         }
         if p.serial_setup:
             members["setup"] = In(unit_setup_layout(p))
+        if p.pool_on_array:
+            members |= {"pool": In(1), "wr_addr": Out(16), "wr_data": Out(8 * p.lanes),
+                        "wr_en": Out(1)}
         super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -73,6 +88,12 @@ class ConvUnit(wiring.Component):
         p = self.p
         lanes = p.lanes
         f = self.insn
+        if p.pool_on_array:
+            # CONV or MAXPOOL: the window fields from the checker (both layouts'), the groups.
+            u = self.setup
+            fw, cout, is_pool = u, u.c_out, self.pool
+        else:
+            fw, cout, is_pool = f, f.cout, Const(0)
         m.submodules.array = array = WsArray(p.systolic, psum=False, buffered=False,
                                              broadcast=p.array_broadcast)
         m.submodules.acc = acc = disjoint_memory(shape=unsigned(32 * lanes),
@@ -129,18 +150,26 @@ class ConvUnit(wiring.Component):
         wr_pix = Signal(pix_range)
 
 
-        # Weights: G_out * tiles * lanes words from wgt, in order, into i_weight.
+        # Weights: G_out * tiles * lanes words from wgt, in order, into i_weight (MAXPOOL:
+        # as many identity beats, made here).
         w_left = Signal(range(p.wgt_words + 1))
         w_next = Signal(16)
         w_valid = Signal()
         w_go = ~w_valid | array.i_weight.ready
+        w_row = Signal(range(lanes))  # MAXPOOL: the next beat's row
+        w_beat = Signal(range(lanes))  # and the row of the beat on i_weight
         with m.If(w_go):
             m.d.sync += w_valid.eq(0)
             with m.If(w_left != 0):
-                m.d.comb += [self.wgt_en.eq(1), self.wgt_addr.eq(w_next)]
+                m.d.comb += [self.wgt_en.eq(~is_pool), self.wgt_addr.eq(w_next)]
                 m.d.sync += [w_valid.eq(1), w_next.eq(w_next + 1), w_left.eq(w_left - 1)]
+                if p.pool_on_array:
+                    m.d.sync += [w_beat.eq(w_row),
+                                 w_row.eq(Mux(w_row == lanes - 1, 0, w_row + 1))]
+        identity = Cat(*[Cat(w_beat == lane, Const(0, 7)) for lane in range(lanes)])
         m.d.comb += [array.i_weight.valid.eq(w_valid),
-                     array.i_weight.payload.eq(self.wgt_data)]
+                     array.i_weight.payload.eq(Mux(is_pool, identity, self.wgt_data)
+                                               if p.pool_on_array else self.wgt_data)]
 
         # Phase A issue: im2col word, then the array beat.
         a_valid = Signal()
@@ -149,10 +178,13 @@ class ConvUnit(wiring.Component):
         a_go = ~a_valid | array.i_act.ready
         iy = Signal(signed(WINDOW_BASE_BITS + 1))
         ix = Signal(signed(WINDOW_BASE_BITS + 1))
-        m.d.comb += [iy.eq(y_base + ky - f.pad_t), ix.eq(x_base + kx - f.pad_l)]
-        inside = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
+        m.d.comb += [iy.eq(y_base + ky - fw.pad_t), ix.eq(x_base + kx - fw.pad_l)]
+        inside = (iy >= 0) & (iy < fw.in_h) & (ix >= 0) & (ix < fw.in_w)
         address = Signal(abits)
-        m.d.comb += address.eq(f.src + tile_off + pix_row + pix_col)
+        m.d.comb += address.eq(fw.src + tile_off + pix_row + pix_col)
+        # The tile step: the next input group (CONV), the next kx (MAXPOOL: G words on).
+        g_last = (g == g_in - 1) | is_pool
+        kx_step = Mux(is_pool, g_in, 1) if p.pool_on_array else 1
         phase_a = Signal()
         can_issue = phase_a & (to_issue != 0)
         with m.If(a_go):
@@ -162,26 +194,28 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [a_valid.eq(1), a_inside.eq(inside),
                              a_last.eq(pix == pixels - 1), to_issue.eq(to_issue - 1)]
                 # Next pixel; at the last pixel, the next tile.
-                with m.If(ox == f.out_w - 1):
+                with m.If(ox == fw.out_w - 1):
                     m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
-                    with m.If(oy == f.out_h - 1):
+                    with m.If(oy == fw.out_h - 1):
                         m.d.sync += [oy.eq(0), y_base.eq(0), pix_row.eq(0), pix.eq(0)]
-                        with m.If(g == g_in - 1):
+                        with m.If(g_last):
                             m.d.sync += g.eq(0)
-                            with m.If(kx == f.kernel - 1):
+                            with m.If(kx == fw.kernel - 1):
                                 m.d.sync += [kx.eq(0), ky.eq(ky + 1),
                                              tile_off.eq(tile_off + tile_wrap)]
                             with m.Else():
-                                m.d.sync += [kx.eq(kx + 1), tile_off.eq(tile_off + 1)]
+                                m.d.sync += [kx.eq(kx + 1), tile_off.eq(tile_off + kx_step)]
                         with m.Else():
                             m.d.sync += [g.eq(g + 1), tile_off.eq(tile_off + 1)]
                     with m.Else():
-                        m.d.sync += [oy.eq(oy + 1), y_base.eq(y_base + f.stride),
+                        m.d.sync += [oy.eq(oy + 1), y_base.eq(y_base + fw.stride),
                                      pix_row.eq(pix_row + s_row), pix.eq(pix + 1)]
                 with m.Else():
-                    m.d.sync += [ox.eq(ox + 1), x_base.eq(x_base + f.stride),
+                    m.d.sync += [ox.eq(ox + 1), x_base.eq(x_base + fw.stride),
                                  pix_col.eq(pix_col + s_col), pix.eq(pix + 1)]
-        zp_word = Cat(*[f.zp_in] * lanes)
+        # Outside the input: the zero point (CONV), or -128 (MAXPOOL: below every value).
+        pad = Mux(is_pool, -128, f.zp_in) if p.pool_on_array else f.zp_in
+        zp_word = Cat(*[pad[:8]] * lanes)
         m.d.comb += [
             array.i_act.valid.eq(a_valid),
             array.i_act.payload.a.eq(Mux(a_inside, self.act_data, zp_word)),
@@ -207,15 +241,24 @@ class ConvUnit(wiring.Component):
         m.d.comb += [acc_wr.addr.eq(r_pix), acc_wr.en.eq(array.o.valid)]
         for lane in range(lanes):
             old = acc_rd.data[32 * lane:32 * lane + 32]
-            m.d.comb += acc_wr.data[32 * lane:32 * lane + 32].eq(
-                Mux(r_first, 0, old) + array.o.payload.y[lane])
+            y = array.o.payload.y[lane]
+            total = Signal(32, name=f"total_{lane}")
+            m.d.comb += total.eq(Mux(r_first, 0, old) + y)
+            if p.pool_on_array:
+                # MAXPOOL: the low byte keeps the maximum (y is the int8 input itself).
+                bigger = y[:8].as_signed() > old[:8].as_signed()
+                low = Mux(is_pool & ~r_first, Mux(bigger, y[:8], old[:8]), total[:8])
+                m.d.comb += acc_wr.data[32 * lane:32 * lane + 32].eq(Cat(low, total[8:]))
+            else:
+                m.d.comb += acc_wr.data[32 * lane:32 * lane + 32].eq(total)
 
         # Phase B: accumulators to the PostUnit.
         b_left = Signal(pix_range)
         b_pix = Signal(pix_range)
         b_addr = Signal(abits)  # (results land below 2 * act_words: modulo 2**abits)
         b_valid = Signal()
-        b_go = ~b_valid | self.post.ready
+        # (MAXPOOL writes the activation port, which is always free)
+        b_go = ~b_valid | self.post.ready | is_pool
         phase_b = Signal()
         with m.If(b_go):
             m.d.sync += b_valid.eq(0)
@@ -225,12 +268,20 @@ class ConvUnit(wiring.Component):
                              self.post.payload.addr.eq(b_addr), b_addr.eq(b_addr + g_out)]
         count = Signal(range(lanes + 1))
         rest = Signal(signed(12))
-        m.d.comb += rest.eq(f.cout - (j * lanes)[:11])
+        m.d.comb += rest.eq(cout - (j * lanes)[:11])
         m.d.comb += count.eq(Mux(rest >= lanes, lanes, rest))
-        m.d.comb += [self.post.valid.eq(b_valid), self.post.payload.acc.eq(acc_rd.data),
+        if p.pool_on_array:
+            m.d.comb += [self.wr_en.eq(b_valid & is_pool),
+                         self.wr_addr.eq(self.post.payload.addr),
+                         self.wr_data.eq(Cat(*[Mux(lane < count, acc_rd.data[32 * lane:][:8], 0)
+                                               for lane in range(lanes)]))]
+        m.d.comb += [self.post.valid.eq(b_valid & ~is_pool),
+                     self.post.payload.acc.eq(acc_rd.data),
                      self.post.payload.chan.eq(f.tab + (j * lanes)[:12]),
                      self.post.payload.count.eq(count)]
 
+        if p.pool_on_array:
+            m.d.comb += [g_in.eq(self.setup.g_in), g_out.eq(self.setup.g_out)]
         if p.serial_setup:
             # The products come from the instruction checker (unit_setup_layout), and stay
             # in its registers while the instruction runs.
@@ -250,8 +301,10 @@ class ConvUnit(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
-                    m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
-                                 g_out.eq(((f.cout + lanes - 1) * mul) >> sh), j.eq(0)]
+                    m.d.sync += j.eq(0)
+                    if not p.pool_on_array:
+                        m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
+                                     g_out.eq(((f.cout + lanes - 1) * mul) >> sh)]
                     if p.serial_setup:
                         m.d.sync += [w_left.eq(self.setup.wgt_words), w_next.eq(f.wgt)]
                         m.next = "TILE"
@@ -276,7 +329,8 @@ class ConvUnit(wiring.Component):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0),
                              pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
-                             pix_col.eq(0), tile_off.eq(-pad_off), to_issue.eq(col_words),
+                             pix_col.eq(0), tile_off.eq(Mux(is_pool, j, 0) - pad_off),
+                             to_issue.eq(col_words),
                              to_write.eq(col_words), first_left.eq(pixels), wr_pix.eq(0),
                              phase_a.eq(1)]
                 m.next = "PHASE_A"
@@ -286,7 +340,7 @@ class ConvUnit(wiring.Component):
                 # phase B's first read.
                 with m.If(to_write == 0):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
-                                 b_addr.eq(f.dst + j)]
+                                 b_addr.eq(fw.dst + j)]
                     m.next = "PHASE_B"
             with m.State("PHASE_B"):
                 m.d.comb += self.busy.eq(1)

@@ -198,7 +198,9 @@ class Npu(wiring.Component):
         clear = ResetInserter(abort)
         m.submodules.decoder = decoder = clear(Decoder(p))
         m.submodules.post = post = clear(PostUnit(p))
-        m.submodules.maxpool = maxpool = clear(MaxPoolUnit(p))
+        maxpool = None  # (pool_on_array: MAXPOOL runs on the CONV unit)
+        if not p.pool_on_array:
+            m.submodules.maxpool = maxpool = clear(MaxPoolUnit(p))
         avgpool = clear(AvgPoolUnit(p)) if p.avgpool else None
         if avgpool is not None:
             m.submodules.avgpool = avgpool
@@ -433,8 +435,9 @@ class Npu(wiring.Component):
                         m.d.comb += spfc.invalidate.eq(1)
         with m.Elif(post.wr_en):
             m.d.comb += [act_waddr.eq(post.wr_addr), act_wdata.eq(post.wr_data), act_wen.eq(1)]
-        with m.Elif(maxpool.wr_en):
-            m.d.comb += [act_waddr.eq(maxpool.wr_addr), act_wdata.eq(maxpool.wr_data),
+        pool_writer = conv if p.pool_on_array else maxpool
+        with m.Elif(pool_writer.wr_en):
+            m.d.comb += [act_waddr.eq(pool_writer.wr_addr), act_wdata.eq(pool_writer.wr_data),
                          act_wen.eq(1)]
         if adder is not None:
             with m.Elif(adder.wr_en):
@@ -449,17 +452,22 @@ class Npu(wiring.Component):
                          imem_wr.en.eq(1)]
 
         # -- controller -------------------------------------------------------------------
+        op = Signal(4)  # the running instruction's opcode
+        if p.pool_on_array:
+            m.d.comb += conv.pool.eq(op == Op.MAXPOOL)
         with m.If(running):
             m.d.sync += cycles.eq(cycles + 1)
+            # (with pool_on_array the CONV unit's MAXPOOLs count as pooling)
+            conv_pools = conv.busy & (op == Op.MAXPOOL) if p.pool_on_array else Const(0)
             if conv is not None:
-                with m.If(conv.busy):
+                with m.If(conv.busy & ~conv_pools):
                     m.d.sync += busy_systolic.eq(busy_systolic + 1)
-            with m.If(reduce(or_, [u.busy for u in (maxpool, avgpool, adder) if u is not None])):
+            with m.If(reduce(or_, [u.busy for u in (maxpool, avgpool, adder) if u is not None],
+                             conv_pools)):
                 m.d.sync += busy_pool.eq(busy_pool + 1)
             if spfc is not None:
                 with m.If(spfc.busy):
                     m.d.sync += busy_sparse.eq(busy_sparse + 1)
-        op = Signal(4)
         fetched = Signal(range(IMEM_CHUNKS))  # chunks of the instruction read so far
         m.d.comb += [decoder.i.payload.eq(insn), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
@@ -521,9 +529,12 @@ class Npu(wiring.Component):
                     m.next = "WAIT"
             with m.State("LAUNCH"):
                 m.d.comb += post.invalidate.eq(1)
-                if conv is not None:
+                if p.pool_on_array:
+                    m.d.comb += conv.start.eq((op == Op.CONV) | (op == Op.MAXPOOL))
+                elif conv is not None:
                     m.d.comb += conv.start.eq(op == Op.CONV)
-                m.d.comb += maxpool.start.eq(op == Op.MAXPOOL)
+                if maxpool is not None:
+                    m.d.comb += maxpool.start.eq(op == Op.MAXPOOL)
                 if avgpool is not None:
                     m.d.comb += avgpool.start.eq(op == Op.AVGPOOL)
                 if adder is not None:

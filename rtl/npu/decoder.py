@@ -33,10 +33,19 @@ def unit_setup_layout(p):
     ``pixels``, ``tiles`` and ``wgt_words`` are capped (:func:`size_caps`: exact in every
     instruction that passes the checks). They stay in the checker's registers while the
     instruction runs (the next word comes only after it), so the units need no multiplier
-    and no copies of them.
+    and no copies of them. With ``pool_on_array`` a MAXPOOL's ``tiles`` are ``kernel**2``
+    (one channel group per output group), and the checker's window fields, ``src``, ``dst``,
+    ``c_out`` and channel groups come along (combinational: the instruction word holds
+    still).
     """
     a = unsigned(p.act_addr_bits)
     fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
+    if p.pool_on_array:
+        # The window fields of the CONV or MAXPOOL in the checker (its multiplexers of the
+        # two layouts), and its channel groups: the CONV unit runs both.
+        fields |= {"in_h": 8, "in_w": 8, "out_h": 8, "out_w": 8, "kernel": 4, "stride": 4,
+                   "pad_t": 4, "pad_l": 4, "src": 16, "dst": 16, "c_out": 10, "g_in": 10,
+                   "g_out": 10}
     if p.systolic is not None:
         # A CONV that runs has at most acc_words pixels and wgt_words // lanes tiles.
         tiles_max = p.wgt_words // p.lanes
@@ -312,7 +321,8 @@ class Decoder(wiring.Component):
         with m.Else():
             m.d.comb += first.eq(ErrorCode.NONE)
         shape = {"windowed": is_window & ~zero, "reach_h": reach_h, "reach_w": reach_w,
-                 "lim_h": lim_h, "lim_w": lim_w, "is_conv": is_op[Op.CONV],
+                 "lim_h": lim_h, "lim_w": lim_w,
+                 "is_conv": is_window if p.pool_on_array else is_op[Op.CONV],
                  "conv_pixels": conv_pixels}
 
         # Region operands, selected per opcode: src, dst, their heights, widths and channel
@@ -332,6 +342,8 @@ class Decoder(wiring.Component):
                          sel["tab"].eq(conv.tab), sel["uses_wgt"].eq(1),
                          sel["uses_tab"].eq(1), sel["checks"].eq(1)]
         with m.Elif(is_op[Op.MAXPOOL]):
+            if p.pool_on_array:  # (its tiles on the array: kernel**2)
+                m.d.comb += sel["kernel"].eq(pool.kernel)
             m.d.comb += [sel["src"].eq(pool.src), sel["dst"].eq(pool.dst),
                          sel["src_h"].eq(pool.in_h), sel["src_w"].eq(pool.in_w),
                          sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
@@ -387,6 +399,11 @@ class Decoder(wiring.Component):
         dst_words = Signal(a_cap)
         kkg = Signal(w_cap)
         wgt_words = Signal(w_cap)  # kkg x g_out x lanes
+        # The channel groups a window tile spans: G_in for CONV; with pool_on_array one for
+        # MAXPOOL (its tiles are kernel**2, its weight beats kernel**2 * G * lanes).
+        tile_groups = Signal(10)
+        m.d.comb += tile_groups.eq(Mux(is_op[Op.MAXPOOL], 1, g_in) if p.pool_on_array
+                                   else g_in)
         if serial:
             out_h1, out_w1 = Signal(8), Signal(8)  # (0 - 1 wraps: then SHAPE stops it first)
             m.d.comb += [out_h1.eq(win["out_h"] - 1), out_w1.eq(win["out_w"] - 1)]
@@ -397,12 +414,13 @@ class Decoder(wiring.Component):
 
             steps = [Step(reach_h, out_h1, win["stride"], cap(caps["reach"])),
                      Step(reach_w, out_w1, win["stride"], cap(caps["reach"])),
-                     Step(conv_pixels, conv.out_h, conv.out_w, cap(caps["pixels"])),
+                     Step(conv_pixels, *((win["out_h"], win["out_w"]) if p.pool_on_array
+                                         else (conv.out_h, conv.out_w)), cap(caps["pixels"])),
                      Step(hw_src, sel["src_h"], sel["src_w"], cap(a_cap)),
                      Step(hw_dst, sel["dst_h"], sel["dst_w"], cap(a_cap)),
                      Step(src_words, hw_in, g_in, cap(a_cap)),
                      Step(dst_words, hw_out, g_out, cap(a_cap)),
-                     Step(kkg, g_in, kk, cap(w_cap))]
+                     Step(kkg, tile_groups, kk, cap(w_cap))]
             if p.lanes & (p.lanes - 1) == 0:
                 steps.append(Step(wgt_words, kkg, g_out, cap(w_cap, p.lanes.bit_length() - 1)))
             else:
@@ -426,6 +444,13 @@ class Decoder(wiring.Component):
                 m.d.comb += [pixels_b.eq(conv_pixels), u.pixels.eq(conv_pixels),
                              u.tiles.eq(kkg), u.wgt_words.eq(wgt_words)]
                 steps.append(Step(u.col_words, kkg, pixels_b))
+            if p.pool_on_array:
+                m.d.comb += [u.in_h.eq(win["in_h"]), u.in_w.eq(win["in_w"]),
+                             u.out_h.eq(win["out_h"]), u.out_w.eq(win["out_w"]),
+                             u.kernel.eq(win["kernel"]), u.stride.eq(win["stride"]),
+                             u.pad_t.eq(win["pad_t"]), u.pad_l.eq(win["pad_l"]),
+                             u.src.eq(sel["src"]), u.dst.eq(sel["dst"]),
+                             u.c_out.eq(sel["c_out"]), u.g_in.eq(g_in), u.g_out.eq(g_out)]
             chain = ProductChain(m, steps, "sizes")
             assert chain.cycles + 1 + 1 == self.cycles(p)
             have = Signal()  # the products of the word on ``i`` are ready

@@ -49,6 +49,7 @@ class NpuParams(Params, block="npu"):
         rq += "" if self.avgpool else "_noavg"
         rq += "_ss" if self.serial_setup else ""
         rq += "_bc" if self.array_broadcast else ""
+        rq += "_pa" if self.pool_on_array else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -96,6 +97,12 @@ class NpuParams(Params, block="npu"):
                                         "shadow weight registers, no output de-skew; with "
                                         "multiplier=ice40 the weights in the DSP blocks' B "
                                         "registers, even lanes) for small FPGAs")
+    pool_on_array: bool = flag(False, "MAXPOOL on the CONV unit and the systolic array "
+                                      "(identity weights, a lane-wise max into the "
+                                      "accumulators; no pooling unit of its own): a MAXPOOL "
+                                      "then has at most acc_words output pixels (the compiler "
+                                      "splits bigger ones into bands); needs serial_setup; "
+                                      "for small FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
                                        "20 units) for small FPGAs")
@@ -180,6 +187,9 @@ class NpuParams(Params, block="npu"):
             raise ValueError(f"add_units must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.add_units}")
         s = self.systolic
+        if self.pool_on_array and (s is None or not self.serial_setup):
+            raise ValueError("pool_on_array needs the systolic array and serial_setup (MAXPOOL "
+                             "runs on the CONV unit with the checker's window fields)")
         if s is not None:
             for name in ("rows", "cols"):
                 if getattr(s, name) != self.lanes:

@@ -15,7 +15,8 @@ naming the param to raise):
   (``tab_entries``); the entry's bias is the model's bias with ``-zp_in * sum(w)`` folded
   in (int32, wrapping: exact, since the NPU pads with ``zp_in``).
 - a CONV with more output pixels than ``acc_words`` is split into bands of output rows, one
-  instruction each (same weights and table entries).
+  instruction each (same weights and table entries); so is a MAXPOOL (the copies for ADD
+  included) when the NPU pools on its array (``pool_on_array``).
 - engines: a fully connected layer on a flat (1 x 1 x C) input can become an ``SPFC`` on
   the sparse engine when the NPU has one and its weights take at most 15 distinct non-zero
   values (the engine's codebook) and fit the engine. The engine holds one matrix, so by
@@ -102,6 +103,40 @@ def _entries(mode, bias, scales, zp_out, lo, hi, where):
 def _conv_bands(out_h, out_w, acc_words):
     rows = max(1, acc_words // out_w)
     return [(r, min(rows, out_h - r)) for r in range(0, out_h, rows)]
+
+
+def _window_bands(p, where, h, w, oh, ow, kernel, stride, pad_t, limit):
+    """Split a window layer's output into bands of at most ``limit`` pixels (whole rows).
+
+    Yields ``(r0, rows, y0, in_rows, top)``: the band's first output row and row count,
+    its first input row, input rows and top padding (the rows above the input it covers).
+    """
+    if ow > limit:
+        raise LowerError(f"{where}: an output row has {ow} pixels; acc_words is "
+                         f"{p.acc_words} (raise --acc-words)")
+    for r0, rows in _conv_bands(oh, ow, limit):
+        y0 = r0 * stride - pad_t  # first input row the band reads
+        top = max(0, -y0)
+        y0 = max(0, y0)
+        need = (rows - 1) * stride + kernel - top
+        yield r0, rows, y0, min(h - y0, need), top
+
+
+def _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, kernel, stride, pad_t, pad_l):
+    """Return the ``MAXPOOL`` instructions of one layer.
+
+    One, or with ``pool_on_array`` (the output in the accumulators) bands of at most
+    ``acc_words`` output pixels.
+    """
+    if not p.pool_on_array:
+        return [assemble(Op.MAXPOOL, src=src, dst=dst, in_h=h, in_w=w, channels=c, out_h=oh,
+                         out_w=ow, kernel=kernel, stride=stride, pad_t=pad_t, pad_l=pad_l)]
+    g = _groups(c, p.lanes)
+    return [assemble(Op.MAXPOOL, src=src + y0 * w * g, dst=dst + r0 * ow * g,
+                     in_h=in_rows, in_w=w, channels=c, out_h=rows, out_w=ow, kernel=kernel,
+                     stride=stride, pad_t=top, pad_l=pad_l)
+            for r0, rows, y0, in_rows, top in _window_bands(
+                p, where, h, w, oh, ow, kernel, stride, pad_t, p.acc_words)]
 
 
 #: The ``ADD`` instruction's mode per kernel (:func:`add_constants`).
@@ -369,9 +404,8 @@ def lower(network, p, engine_for=None):
             last_read[copy] = n
             to = banks.place(copy, banks.bank(sources[0]), words_of[sources[1]], n,
                              f"{where}: the copy of its second input")
-            insns.append(assemble(Op.MAXPOOL, src=banks.address(sources[1]), dst=to, in_h=h,
-                                  in_w=w, channels=c, out_h=h, out_w=w, kernel=1, stride=1,
-                                  pad_t=0, pad_l=0))
+            insns += _maxpool_insns(p, f"{where}: the copy of its second input",
+                                    banks.address(sources[1]), to, h, w, c, h, w, 1, 1, 0, 0)
             sources = (sources[0], copy)
         dst = banks.place(n + 1, 1 - banks.bank(sources[0]), words_of[n + 1], n,
                           f"{where}'s output ({oh}x{ow}x{oc})")
@@ -399,28 +433,20 @@ def lower(network, p, engine_for=None):
                 if pad_t >= k or pad_l >= k:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {k}")
-                if ow > p.acc_words:
-                    raise LowerError(f"{where}: an output row has {ow} pixels; acc_words is "
-                                     f"{p.acc_words} (raise --acc-words)")
                 g_in, g_out = _groups(c, lanes), _groups(oc, lanes)
-                for r0, rows in _conv_bands(oh, ow, p.acc_words):
-                    y0 = r0 * s - pad_t  # first input row the band reads
-                    top = max(0, -y0)
-                    y0 = max(0, y0)
-                    need = (rows - 1) * s + k - top
+                for r0, rows, y0, in_rows, top in _window_bands(
+                        p, where, h, w, oh, ow, k, s, pad_t, p.acc_words):
                     insns.append(assemble(
                         Op.CONV, mode=mode, src=src + y0 * w * g_in,
                         dst=dst + r0 * ow * g_out, wgt=w0, tab=t0,
-                        in_h=min(h - y0, need), in_w=w, cin=c, cout=oc, out_h=rows, out_w=ow,
+                        in_h=in_rows, in_w=w, cin=c, cout=oc, out_h=rows, out_w=ow,
                         kernel=k, stride=s, pad_t=top, pad_l=pad_l, zp_in=layer.zp_in))
             elif isinstance(layer, MaxPool):
                 if layer.pads[0] >= layer.kernel or layer.pads[1] >= layer.kernel:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {layer.kernel}")
-                insns.append(assemble(Op.MAXPOOL, src=src, dst=dst, in_h=h, in_w=w,
-                                      channels=c, out_h=oh, out_w=ow, kernel=layer.kernel,
-                                      stride=layer.stride, pad_t=layer.pads[0],
-                                      pad_l=layer.pads[1]))
+                insns += _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, layer.kernel,
+                                        layer.stride, layer.pads[0], layer.pads[1])
             elif isinstance(layer, Add):
                 insns.append(assemble(Op.ADD, src=src, src_b=banks.address(sources[1]),
                                       dst=dst, pixels=h * w, channels=c,

@@ -326,6 +326,9 @@ class NpuModel:
                                 tab=(f["tab"], f["cout"]))
         elif op is Op.MAXPOOL:
             self._check_window(f, f["channels"])
+            # on the CONV unit (pool_on_array): its output in the accumulators
+            if self.p.pool_on_array and f["out_h"] * f["out_w"] > self.p.acc_words:
+                raise _Stop(ErrorCode.SHAPE)
             g = _groups(f["channels"], lanes)
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g,
                                 f["dst"], f["out_h"] * f["out_w"] * g)
@@ -585,6 +588,11 @@ SETUP_CYCLES = 3
 ADD_LATENCY = 23
 
 
+#: MAXPOOL on the CONV unit (``pool_on_array``): cycles per output group beyond its tiles,
+#: drain and writes (phase A's start and end, phase B's start), and once per instruction.
+POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
+
+
 #: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
 #: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`).
 SERIAL_INTERVAL, SERIAL_LATENCY = 23, 24
@@ -671,6 +679,19 @@ def cycles_of(p, op, f):
         load = -1 if p.array_broadcast else lanes - 1
         return insn_cycles(p) + _setup_cycles(p, op) + load + g_out * column \
             + (g_out - 1) * wait + _post_tail(p)
+    if op is Op.MAXPOOL and p.pool_on_array:
+        # CONV's schedule with K * K tiles of one group per output group, then one write
+        # per pixel (no requantization).
+        s = p.systolic
+        drain = (ws_broadcast_pipeline_cycles(s) if p.array_broadcast
+                 else ws_pipeline_cycles(s)) + 1
+        pixels = f["out_h"] * f["out_w"]
+        tile = max(pixels, ws_broadcast_min_tile_vectors(s) if p.array_broadcast
+                   else ws_min_tile_vectors(s))
+        column = pixels + (f["kernel"] ** 2 - 1) * tile + drain + pixels + POOL_COLUMN_EXTRA
+        load = -1 if p.array_broadcast else lanes - 1
+        return insn_cycles(p) + _setup_cycles(p, op) + load \
+            + _groups(f["channels"], lanes) * column + POOL_TAIL
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
         return insn_cycles(p) + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \

@@ -6,6 +6,7 @@ the output range; both QOperator and QDQ forms. Every output element is compared
 onnxruntime's (CPUExecutionProvider) as float32 bit patterns.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -212,3 +213,37 @@ def test_a_million_outputs(tmp_path, seed):
     q, _ = build(tmp_path, rng, shape, spec, per_channel=True)
     r = _check(tmp_path, q, shape, rng, n=128)
     assert r.outputs.size == 128 * 16 * 32 * 32
+
+
+#: SMALL pooling on its array: a MAXPOOL has at most acc_words (16) output pixels.
+SMALL_POOL_ON_ARRAY = dataclasses.replace(SMALL, serial_setup=True, pool_on_array=True)
+
+
+def test_maxpool_bands_on_the_array(tmp_path, seed):
+    """With ``pool_on_array`` a max-pool of more than acc_words outputs runs as bands.
+
+    A padded 3x3 window, stride 1, over an 11 x 7 map: 77 outputs in bands of two rows.
+    """
+    rng = np.random.default_rng(seed)
+    shape = (2, 11, 7)
+    spec = [("conv", {"cout": 5, "k": 3, "pads": [1, 1, 1, 1], "act": "relu"}),
+            ("maxpool", {"k": 3, "stride": 1, "pads": [1, 1, 1, 1]})]
+    q, _ = build(tmp_path, rng, shape, spec)
+    r = _check(tmp_path, q, shape, rng, p=SMALL_POOL_ON_ARRAY)
+    plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
+    pool = [layer for layer in plan["layers"] if layer["op"] == "MaxPool"]
+    assert [layer["tiles"] for layer in pool] == [6], pool
+    assert r.cycles[0] == plan["predicted_cycles"]
+
+
+def test_residual_copy_bands_on_the_array(tmp_path, seed):
+    """The copy before an ADD (a 1 x 1 MAXPOOL) runs as bands too with ``pool_on_array``."""
+    rng = np.random.default_rng([seed, 1])
+    if ort_kernel() != "avx2":
+        pytest.skip("this CPU's onnxruntime runs another QLinearAdd kernel than ADD's")
+    shape = (2, 6, 6)
+    q, _ = build(tmp_path, rng, shape, _residual_spec(rng, 1))
+    _check(tmp_path, q, shape, rng, p=SMALL_POOL_ON_ARRAY, n=8)
+    plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
+    # the copy of 36 pixels in bands of 2 rows (12 pixels): 3 instructions and the ADD
+    assert [layer["tiles"] for layer in plan["layers"] if layer["op"] == "Add"][0] == 4

@@ -255,12 +255,15 @@ def test_conv_short_tiles(seed, lanes, shape):
     assert st["cycles"] == expected.cycles
 
 
-@pytest.mark.parametrize("lanes,requant_lanes,serial", [(2, 0, False), (2, 0, True),
-                                                         (4, 1, True)],
-                         ids=["pipelined", "serial", "serial-4parts"])
-def test_pools(seed, lanes, requant_lanes, serial):
+@pytest.mark.parametrize("lanes,requant_lanes,serial,on_array",
+                         [(2, 0, False, False), (2, 0, True, False), (4, 1, True, False),
+                          (4, 1, True, True), (2, 0, True, True)],
+                         ids=["pipelined", "serial", "serial-4parts", "on-array",
+                              "on-array-2"])
+def test_pools(seed, lanes, requant_lanes, serial, on_array):
+    """MAXPOOL (padding, stride) and AVGPOOL; MAXPOOL also on the CONV unit."""
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=serial,
-              serial_setup=serial, array_broadcast=serial)
+              serial_setup=serial, array_broadcast=serial, pool_on_array=on_array)
     rng = np.random.default_rng([seed, 20])
     x = rng.integers(-128, 128, size=(5, 4, 3))
     table = random_table(rng, 3, "tflite")
@@ -275,6 +278,49 @@ def test_pools(seed, lanes, requant_lanes, serial):
                       segments=[("tab", 1, table_words(table))])
     st, _ = check_program(p, program, seed, act=tensor_words(x, lanes))
     assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
+
+
+#: MAXPOOL shapes: in_h, in_w, channels, out_h, out_w, kernel, stride, pad_t, pad_l.
+POOL_SHAPES = [(5, 4, 3, 3, 2, 3, 2, 1, 1), (6, 6, 8, 3, 3, 2, 2, 0, 0),
+               (4, 5, 2, 4, 5, 1, 1, 0, 0), (3, 3, 5, 1, 1, 3, 1, 0, 0),
+               (7, 7, 3, 4, 4, 3, 2, 1, 1), (2, 2, 2, 1, 1, 2, 1, 0, 0)]
+
+
+@pytest.mark.parametrize("lanes", [4, 2])
+@pytest.mark.parametrize("shape", range(len(POOL_SHAPES)))
+def test_maxpool_on_array(seed, lanes, shape):
+    """MAXPOOL on the CONV unit (``pool_on_array``): every word, and the cycle model exact.
+
+    Shapes with padding, strides, several channel groups and channels beyond a multiple of
+    lanes; the third has exactly ``acc_words`` output pixels.
+    """
+    p = small(lanes=lanes, requant_lanes=1, requant_serial=True, serial_setup=True,
+              array_broadcast=True, pool_on_array=True, act_words=160)
+    h, w, c, oh, ow, k, stride, pad_t, pad_l = POOL_SHAPES[shape]
+    rng = np.random.default_rng([seed, shape])
+    # (even shapes: mostly -128, so that windows over the padding show what it holds)
+    x = rng.integers(-128, 128 if shape % 2 else -126, size=(h, w, c))
+    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words + 3, in_h=h, in_w=w, channels=c,
+                    out_h=oh, out_w=ow, kernel=k, stride=stride, pad_t=pad_t, pad_l=pad_l)
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
+                                                         assemble(Op.HALT)])
+    st, expected = check_program(p, program, seed, act=tensor_words(x, lanes))
+    assert st["state"] is NpuState.DONE
+    assert st["cycles"] == expected.cycles
+    assert st["busy_pool"] > 0 and st["busy_systolic"] == 0
+
+
+def test_maxpool_on_array_limits(seed):
+    """With ``pool_on_array`` a MAXPOOL of more than acc_words output pixels stops (SHAPE)."""
+    p = small(lanes=2, requant_serial=True, serial_setup=True, pool_on_array=True,
+              act_words=160)
+    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words, in_h=7, in_w=3, channels=2,
+                    out_h=7, out_w=3, kernel=1, stride=1, pad_t=0, pad_l=0)
+    assert 7 * 3 == p.acc_words + 1
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
+                                                         assemble(Op.HALT)])
+    st, _ = check_program(p, program, seed)
+    assert (st["state"], st["error"], st["pc"]) == (NpuState.ERROR, ErrorCode.SHAPE, 1)
 
 
 def add_insn(rng, kernel=None, **regions):
