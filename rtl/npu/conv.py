@@ -129,7 +129,6 @@ class ConvUnit(wiring.Component):
         pad_off = Signal(abits)   # pad_t * rowstride + pad_l * G_in
         tiles = Signal(range(tiles_max + 1))  # K * K * G_in
         tile_wrap = Signal(abits)  # tile_off step when kx wraps: rowstride - K*G_in + 1
-        col_words = Signal(range(tiles_max * p.acc_words + 1))  # one column tile: tiles * P
 
         # Loop state.
         j = Signal(10)            # output-channel group
@@ -144,8 +143,10 @@ class ConvUnit(wiring.Component):
         pix_row = Signal(abits)   # oy * s_row
         pix_col = Signal(abits)   # ox * s_col
         tile_off = Signal(abits)  # ky * rowstride + kx * G_in + g - pad_off
-        to_issue = Signal.like(col_words)  # vectors of this column tile still to issue
-        to_write = Signal.like(col_words)  # results of this column tile still to come back
+        issuing = Signal()  # this column tile's vectors are not all issued
+        # Vectors issued whose accumulator read (``early``) has not come: at most the one in
+        # a_valid and the array's latency less one.
+        outstanding = Signal(range(array.latency + 2))
         first_left = Signal(pix_range)  # results of the column tile's first weight tile
         wr_pix = Signal(pix_range)
 
@@ -186,13 +187,17 @@ class ConvUnit(wiring.Component):
         g_last = (g == g_in - 1) | is_pool
         kx_step = Mux(is_pool, g_in, 1) if p.pool_on_array else 1
         phase_a = Signal()
-        can_issue = phase_a & (to_issue != 0)
+        can_issue = phase_a & issuing
+        last_vector = (pix == pixels - 1) & g_last & (kx == fw.kernel - 1) \
+            & (ky == fw.kernel - 1)
         with m.If(a_go):
             m.d.sync += a_valid.eq(0)
             with m.If(can_issue):
                 m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address)]
                 m.d.sync += [a_valid.eq(1), a_inside.eq(inside),
-                             a_last.eq(pix == pixels - 1), to_issue.eq(to_issue - 1)]
+                             a_last.eq(pix == pixels - 1)]
+                with m.If(last_vector):
+                    m.d.sync += issuing.eq(0)
                 # Next pixel; at the last pixel, the next tile.
                 with m.If(ox == fw.out_w - 1):
                     m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
@@ -229,13 +234,14 @@ class ConvUnit(wiring.Component):
         act_take = Signal()
         m.d.comb += act_take.eq(array.i_act.valid & array.i_act.ready)
         early = delay(m, act_take, array.latency - 1, name="early")
+        m.d.sync += outstanding.eq(outstanding + (a_go & can_issue) - early)
         r_first = Signal()
         r_pix = Signal(pix_range)
         m.d.comb += array.o.ready.eq(1)
         with m.If(early):
             m.d.comb += [acc_rd.en.eq(1), acc_rd.addr.eq(wr_pix)]
             m.d.sync += [r_first.eq(first_left != 0), r_pix.eq(wr_pix),
-                         to_write.eq(to_write - 1), wr_pix.eq(next_wrapping(wr_pix, pixels))]
+                         wr_pix.eq(next_wrapping(wr_pix, pixels))]
             with m.If(first_left != 0):
                 m.d.sync += first_left.eq(first_left - 1)
         m.d.comb += [acc_wr.addr.eq(r_pix), acc_wr.en.eq(array.o.valid)]
@@ -288,7 +294,7 @@ class ConvUnit(wiring.Component):
             u = self.setup
             m.d.comb += [pixels.eq(u.pixels), rowstride.eq(u.rowstride), s_col.eq(u.s_col),
                          s_row.eq(u.s_row), pad_off.eq(u.pad_off), tiles.eq(u.tiles),
-                         tile_wrap.eq(u.wrap), col_words.eq(u.col_words)]
+                         tile_wrap.eq(u.wrap)]
         else:
             # K * K from a table (16 entries for the 4-bit field: eight LUTs), so SETUP1
             # holds one multiplier, not two in a row (insn -> MULT18X18D -> MULT18X18D
@@ -322,7 +328,6 @@ class ConvUnit(wiring.Component):
                     m.d.sync += [s_row.eq(f.stride * rowstride),
                                  pad_off.eq(f.pad_t * rowstride + f.pad_l * g_in),
                                  tile_wrap.eq(rowstride - f.kernel * g_in + 1),
-                                 col_words.eq(tiles * pixels),
                                  w_left.eq(g_out * tiles * lanes), w_next.eq(f.wgt)]
                     m.next = "TILE"
             with m.State("TILE"):  # a new column tile: reset the loops
@@ -330,15 +335,14 @@ class ConvUnit(wiring.Component):
                 m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0),
                              pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
                              pix_col.eq(0), tile_off.eq(Mux(is_pool, j, 0) - pad_off),
-                             to_issue.eq(col_words),
-                             to_write.eq(col_words), first_left.eq(pixels), wr_pix.eq(0),
+                             issuing.eq(1), first_left.eq(pixels), wr_pix.eq(0),
                              phase_a.eq(1)]
                 m.next = "PHASE_A"
             with m.State("PHASE_A"):
                 m.d.comb += self.busy.eq(1)
-                # The last result is written in the cycle after to_write reaches 0, before
+                # The last result is written in the cycle after the last read, before
                 # phase B's first read.
-                with m.If(to_write == 0):
+                with m.If(~issuing & (outstanding == 0)):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
                                  b_addr.eq(fw.dst + j)]
                     m.next = "PHASE_B"

@@ -28,7 +28,7 @@ def unit_setup_layout(p):
     lanes)`` of the input, ``rowstride = in_w * G``, ``s_col = stride * G``, ``s_row = stride
     * rowstride``, ``pad_off = pad_t * rowstride + pad_l * G``, ``wrap = rowstride - kernel *
     G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w``, ``tiles =
-    kernel**2 * G`` and ``col_words = tiles * pixels`` and ``wgt_words`` (the weight region).
+    kernel**2 * G`` and ``wgt_words`` (the weight region).
     The strides and offsets are kept modulo ``2**act_addr_bits`` (they only enter addresses);
     ``pixels``, ``tiles`` and ``wgt_words`` are capped (:func:`size_caps`: exact in every
     instruction that passes the checks). They stay in the checker's registers while the
@@ -47,11 +47,8 @@ def unit_setup_layout(p):
                    "pad_t": 4, "pad_l": 4, "src": 16, "dst": 16, "c_out": 10, "g_in": 10,
                    "g_out": 10}
     if p.systolic is not None:
-        # A CONV that runs has at most acc_words pixels and wgt_words // lanes tiles.
-        tiles_max = p.wgt_words // p.lanes
         caps = size_caps(p)
         fields |= {"pixels": unsigned(caps["pixels"]), "tiles": unsigned(caps["wgt"]),
-                   "col_words": range(tiles_max * p.acc_words + 1),
                    "wgt_words": unsigned(caps["wgt"])}
     return data.StructLayout(fields)
 
@@ -173,10 +170,8 @@ class Decoder(wiring.Component):
         if p.sparse is not None and cfg & (cfg - 1):
             bits.append(cfg.bit_length())
         # The window units' products (unit_setup_layout): by in_w, by stride twice, by the
-        # two paddings, by kernel; CONV's column size by the pixels (sized to acc_words).
+        # two paddings, by kernel.
         bits += [8, 4, 4, 4, 4, 4]
-        if p.systolic is not None:
-            bits.append(p.acc_words.bit_length())
         return sum(b + 1 for b in bits) + 1 + 1
 
     def __init__(self, p):
@@ -439,11 +434,8 @@ class Decoder(wiring.Component):
                       Step(u.wrap, g_in, win["kernel"], lambda prod: u.rowstride - prod
                            + Mux(is_op[Op.CONV], 1, g_in))]
             if p.systolic is not None:
-                # The narrow operand sized to acc_words: a larger CONV fails SHAPE anyway.
-                pixels_b = Signal(range(p.acc_words + 1))
-                m.d.comb += [pixels_b.eq(conv_pixels), u.pixels.eq(conv_pixels),
-                             u.tiles.eq(kkg), u.wgt_words.eq(wgt_words)]
-                steps.append(Step(u.col_words, kkg, pixels_b))
+                m.d.comb += [u.pixels.eq(conv_pixels), u.tiles.eq(kkg),
+                             u.wgt_words.eq(wgt_words)]
             if p.pool_on_array:
                 m.d.comb += [u.in_h.eq(win["in_h"]), u.in_w.eq(win["in_w"]),
                              u.out_h.eq(win["out_h"]), u.out_w.eq(win["out_w"]),

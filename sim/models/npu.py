@@ -564,15 +564,12 @@ def insn_cycles(p):
     cycle and one per bit of each narrow operand (70 bits in 9 products; one more product
     by ``lanes`` when that is not a power of two, and one by the sparse engine's words per
     beat when there is an engine and that is not a power of two; then the window units'
-    set-up products, 28 bits in 6, and with a systolic array CONV's column size, by the
-    pixels in ``acc_words.bit_length()`` bits), a cycle to take the word in, and its checks
-    in one stage instead of four. Every instruction pays them, whatever its opcode.
+    set-up products, 28 bits in 6), a cycle to take the word in, and its checks in one stage
+    instead of four. Every instruction pays them, whatever its opcode.
     """
     if not p.serial_setup:
         return INSN_CYCLES
     extra = 70 + 9 + 28 + 6
-    if p.systolic is not None:
-        extra += p.acc_words.bit_length() + 1
     if p.lanes & (p.lanes - 1):
         extra += p.lanes.bit_length() + 1
     cfg = cfg_words(p.lanes)
