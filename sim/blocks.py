@@ -215,7 +215,7 @@ def _npu_params(lanes, **sizes):
 NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=16384, acc_words=64,
                          tab_entries=64, imem_words=32, requant_lanes=1, requant_serial=True,
                          wgt_spram=True, serial_setup=True, add_units=0, avgpool=False,
-                         array_broadcast=True, pool_on_array=True,
+                         array_broadcast=True, pool_on_array=True, requant_ort_only=True,
                          systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
 #: The NPU of ``npugen demo`` and of the Verilator bench's default run; its memories hold

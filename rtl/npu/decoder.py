@@ -5,7 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import LockstepPipeline
-from .isa import INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, spec_of
+from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, spec_of
 from .params import NpuParams, params_hash
 from .setup import ProductChain, Step
 
@@ -223,7 +223,15 @@ class Decoder(wiring.Component):
         lacking = [spec.op for spec in (spec_of(op) for op in Op)
                    if not spec.built_in(p)]
         missing = Signal()
-        m.d.comb += missing.eq(sum(is_op[op] for op in lacking) != 0 if lacking else 0)
+        lacking_op = sum(is_op[op] for op in lacking) != 0 if lacking else Const(0)
+        if p.requant_ort_only:
+            # the requantizers round only as ort: CONV, AVGPOOL, SPFC in mode 1 or 2 lack it
+            rounding = word[FIELD_BASE:FIELD_BASE + 2]
+            m.d.comb += missing.eq(lacking_op | ((is_op[Op.CONV] | is_op[Op.AVGPOOL]
+                                                  | is_op[Op.SPFC])
+                                                 & ((rounding == 1) | (rounding == 2))))
+        else:
+            m.d.comb += missing.eq(lacking_op)
         # Past the engine check, a lacking opcode never reaches another check: its field
         # rules, constants and regions are left out of the build (CONV's and MAXPOOL's
         # are shared).
@@ -303,7 +311,7 @@ class Decoder(wiring.Component):
             m.d.comb += first.eq(ErrorCode.OPCODE)
         with m.Elif(word[4:8] != ISA_VERSION):
             m.d.comb += first.eq(ErrorCode.VERSION)
-        if lacking:
+        if lacking or p.requant_ort_only:
             with m.Elif(missing):
                 m.d.comb += first.eq(ErrorCode.ENGINE)
         with m.Elif(is_op[Op.HEADER] & (head.params_hash != params_hash(p))):

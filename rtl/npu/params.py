@@ -50,6 +50,7 @@ class NpuParams(Params, block="npu"):
         rq += "_ss" if self.serial_setup else ""
         rq += "_bc" if self.array_broadcast else ""
         rq += "_pa" if self.pool_on_array else ""
+        rq += "_ort" if self.requant_ort_only else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -103,6 +104,11 @@ class NpuParams(Params, block="npu"):
                                       "then has at most acc_words output pixels (the compiler "
                                       "splits bigger ones into bands); needs serial_setup; "
                                       "for small FPGAs")
+    requant_ort_only: bool = flag(False, "requantization only as onnxruntime rounds (ort; "
+                                         "CONV, AVGPOOL and SPFC in the tflite or gemmlowp "
+                                         "mode stop with ENGINE); with requant_serial a "
+                                         "narrower unit, a value every 19 cycles; for small "
+                                         "FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
                                        "20 units) for small FPGAs")
@@ -174,11 +180,13 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
-        if self.requant_serial and self.post_lanes > 20:
-            raise ValueError(f"requant_serial takes at most 20 requantization units "
+        # (a unit's interval: 23 cycles, 19 with requant_ort_only, less 3)
+        most = 16 if self.requant_ort_only else 20
+        if self.requant_serial and self.post_lanes > most:
+            raise ValueError(f"requant_serial takes at most {most} requantization units "
                              f"(requant_lanes, or lanes when that is 0): a part's table "
-                             f"entries are read one per cycle between two of a unit's 23-cycle "
-                             f"values, not {self.post_lanes}")
+                             f"entries are read one per cycle between two of a unit's "
+                             f"{most + 3}-cycle values, not {self.post_lanes}")
         if self.wgt_spram and (self.wgt_words > 16384 or self.lanes > 8):
             raise ValueError(f"wgt_spram holds at most 16384 words of at most 8 lanes (the "
                              f"UP5K's four SB_SPRAM256KA blocks), not wgt_words "

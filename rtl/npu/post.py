@@ -37,7 +37,7 @@ class PostUnit(wiring.Component):
       entries (one per cycle, plus one); then one part per cycle.
     - :class:`SerialRequantizer` (``p.requant_serial``): no cache: before each part its
       ``post_lanes`` entries are read (one per cycle, plus one), while the units still
-      work on the part before; a part every ``SerialRequantizer.INTERVAL`` cycles (the
+      work on the part before; a part every ``SerialRequantizer.interval`` cycles (the
       parameters allow at most 20 units, so the reads never take longer). The last
       entry is not copied: ``tab_data`` holds it until the part is fed (the read port
       must hold its data while ``tab_en`` is low, and no one else may read the table).
@@ -155,10 +155,10 @@ class PostUnit(wiring.Component):
                 return entries[lane]
 
         # Feed the requantizers, ``units`` lanes per part.
-        unit_cls = SerialRequantizer if p.requant_serial else Requantizer
         units_ = []
         for u in range(units):
-            rq = unit_cls(8)
+            rq = SerialRequantizer(8, ort_only=p.requant_ort_only) if p.requant_serial \
+                else Requantizer(8)
             m.submodules[f"requant_{u}"] = rq
             units_.append(rq)
         present = Signal()  # a part waits for the units; they take it when ready

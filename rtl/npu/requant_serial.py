@@ -6,8 +6,9 @@ from .requant import Requantizer, Rounding, _bit_length, _RequantUnit, _saturate
 
 __all__ = ["SerialRequantizer"]
 
-#: Width of the shared shifter's input: a 64-bit product, signed, and one bit of headroom.
-_W = 66
+#: Width of the shared shifter's input: a 64-bit product, signed, and one bit of headroom
+#: (``ort_only``: a product below 2**49, signed).
+_W, _W_ORT = 66, 50
 #: Rounding rules of the shared shifter.
 _TRUNC, _HALF_UP, _HALF_EVEN, _HALF_AWAY = range(4)
 
@@ -46,57 +47,93 @@ class SerialRequantizer(_RequantUnit):
         every clamp bound).
     22. Sign (``ort``), zero point and clamp into the output register.
 
+    With ``ort_only`` the unit rounds every beat as ``ort`` (its ``mode`` is not read; the
+    NPU stops other modes before they run): the first pass's result has 25 bits and the
+    mantissa 24, so the multiply takes 12 steps and the shifter, the product and the
+    registers are narrower (:attr:`interval` 19).
+
     Parameters
     ----------
     out_width : int
         Output bits (2..16), as :class:`~.requant.Requantizer`.
+    ort_only : bool
+        Only the ``ort`` rounding (a narrower, faster unit).
 
     Members
     -------
     i : In(stream.Signature(requant_in_layout(out_width)))
     o : Out(stream.Signature(signed(out_width + 1)))
 
-    One beat every :attr:`INTERVAL` cycles; the output appears :attr:`LATENCY` cycles after
-    its input was taken. ``i.ready`` is high while the unit is idle, and in the last step
-    when the output register is free (empty or taken in that cycle), so back-to-back beats
-    come :attr:`INTERVAL` cycles apart. ``o.valid`` and the payload come from registers.
+    One beat every :attr:`interval` cycles (:attr:`INTERVAL` with every mode); the output
+    appears ``interval + 1`` cycles after its input was taken. ``i.ready`` is high while
+    the unit is idle, and in the last step when the output register is free (empty or taken
+    in that cycle), so back-to-back beats come ``interval`` cycles apart. ``o.valid`` and
+    the payload come from registers.
     """
 
     #: Busy cycles per beat (steps 0..22), and the distance of back-to-back beats.
     INTERVAL = 23
     #: Cycles from an accepted input beat to its output.
     LATENCY = INTERVAL + 1
+    #: ``ort_only``: four multiply steps fewer.
+    INTERVAL_ORT = INTERVAL - 4
     _MUL_FIRST = 3
-    _MUL_STEPS = 16
+
+    @classmethod
+    def validate(cls, out_width=8, ort_only=False):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        super().validate(out_width)
+        if not isinstance(ort_only, bool):
+            raise TypeError(f"ort_only must be a bool, not {type(ort_only).__name__}")
+
+    def __init__(self, out_width=8, ort_only=False):
+        self.ort_only = ort_only
+        super().__init__(out_width)
+
+    @property
+    def interval(self):
+        """Busy cycles per beat: :attr:`INTERVAL`, or :attr:`INTERVAL_ORT` with ``ort_only``."""
+        return self.INTERVAL_ORT if self.ort_only else self.INTERVAL
+
+    @property
+    def latency(self):
+        """Cycles from an accepted input beat to its output."""
+        return self.interval + 1
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         ow = self.out_width
         first_bits = Requantizer.FIRST_BITS
         p = self.i.payload
+        ort_only = self.ort_only
+        # ort: x = |acc| rounded to 24 significant bits (at most 2**24), a 24-bit mantissa.
+        wide = _W_ORT if ort_only else _W
+        x_bits, m_bits = (26, 24) if ort_only else (34, 32)
+        mul_steps = m_bits // 2
+        interval = self.interval
 
         busy = Signal()
-        t = Signal(range(self.INTERVAL))
+        t = Signal(range(interval))
         acc = Signal(signed(32))
         shift = Signal(signed(8))
         mode = Signal(2)
         zp, lo, hi = (Signal(signed(ow + 1), name=n) for n in ("zp", "lo", "hi"))
         # The shared shifter: input, amount, rule.
-        w = Signal(signed(_W))
+        w = Signal(signed(wide))
         k = Signal(range(64))
         rule = Signal(2)
         # The multiply: x, 3x, the running high part, the multiplier's remaining bits
         # (which become the product's low 32 bits).
-        x = Signal(signed(34))
-        x3 = Signal(signed(36))
-        prod_hi = Signal(signed(34))
-        prod_lo = Signal(unsigned(32))
+        x = Signal(signed(x_bits))
+        x3 = Signal(signed(x_bits + 2))
+        prod_hi = Signal(signed(x_bits))
+        prod_lo = Signal(unsigned(m_bits))
         exp = Signal(signed(10))  # ort: the float32 result's exponent
         neg = Signal()  # ort: acc < 0 (the datapath works on |acc|)
         second = Signal(signed(ow + 3))
 
-        is_ort = mode == Rounding.ORT
-        is_tfl = mode == Rounding.TFLITE
+        is_ort = Const(1) if ort_only else mode == Rounding.ORT
+        is_tfl = Const(0) if ort_only else mode == Rounding.TFLITE
         is_gml = ~is_ort & ~is_tfl  # mode 3 is treated as gemmlowp
 
         # ---- the shared shifter: r = round(w / 2**k). The barrel shifts 2w (the half bit
@@ -120,11 +157,12 @@ class SerialRequantizer(_RequantUnit):
                 m.d.comb += up.eq(low & (sticky | q[0]))
             with m.Case(_HALF_AWAY):  # ties away from zero
                 m.d.comb += up.eq(low & (sticky | ~w[-1]))
-        r = Signal(signed(_W + 1))
+        r = Signal(signed(wide + 1))
         m.d.comb += r.eq(q + up)
 
-        # ---- saturation of the second pass's result to FIRST_BITS (tflite only reaches it)
-        y = _saturate(m, r, first_bits, "y")
+        # ---- saturation of the second pass's result to FIRST_BITS (tflite only reaches it;
+        # ort's is at most 2**24)
+        y = r[:26].as_signed() if ort_only else _saturate(m, r, first_bits, "y")
         # ---- and of the third's to out_width + 3 bits: +-2**(ow + 2) is beyond every bound
         bounded = _saturate(m, r, ow + 3, "bounded")
 
@@ -135,15 +173,15 @@ class SerialRequantizer(_RequantUnit):
         shift_a = Signal(range(9))
         m.d.comb += shift_a.eq(Mux(blen_a > 24, blen_a - 24, 0))
         # ---- step 19 inputs: the product and its bit length (ort: it is not negative)
-        product = Signal(signed(66))
+        product = Signal(signed(x_bits + m_bits))
         m.d.comb += product.eq(Cat(prod_lo, prod_hi))
-        blen_p = _bit_length(m, product[:63], "blen_p")
+        blen_p = _bit_length(m, product[:wide - 1], "blen_p")
         shift_p = Signal(range(40))
         m.d.comb += shift_p.eq(Mux(blen_p > 24, blen_p - 24, 0))
 
         # ---- the multiply step: hi + digit * x, then {hi, lo} >> 2
         digit = prod_lo[:2]
-        addend = Signal(signed(36))
+        addend = Signal(signed(x_bits + 2))
         with m.Switch(digit):
             with m.Case(1):
                 m.d.comb += addend.eq(x)
@@ -151,12 +189,12 @@ class SerialRequantizer(_RequantUnit):
                 m.d.comb += addend.eq(x << 1)
             with m.Case(3):
                 m.d.comb += addend.eq(x3)
-        partial = Signal(signed(36))
+        partial = Signal(signed(x_bits + 2))
         m.d.comb += partial.eq(prod_hi + addend)
 
         # ---- hand-shake
         out_free = ~self.o.valid | self.o.ready
-        last = busy & (t == self.INTERVAL - 1)
+        last = busy & (t == interval - 1)
         finish = last & out_free
         m.d.comb += self.i.ready.eq(~busy | finish)
         with m.If(self.o.ready):
@@ -168,7 +206,7 @@ class SerialRequantizer(_RequantUnit):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [busy.eq(1), t.eq(0), acc.eq(p.acc), shift.eq(p.shift),
                          mode.eq(p.mode), zp.eq(p.zero_point), lo.eq(p.lo), hi.eq(p.hi),
-                         prod_lo.eq(p.multiplier)]
+                         prod_lo.eq(p.multiplier[:m_bits])]
 
         left = Signal(range(31))
         m.d.comb += left.eq(Mux(shift > 0, shift, 0))
@@ -187,10 +225,10 @@ class SerialRequantizer(_RequantUnit):
                     m.d.sync += [x.eq(Mux(is_gml, r[:32].as_signed(), r)), prod_hi.eq(0)]
                 with m.Case(2):
                     m.d.sync += x3.eq(x + (x << 1))
-                with m.Case(*range(self._MUL_FIRST, self._MUL_FIRST + self._MUL_STEPS)):
+                with m.Case(*range(self._MUL_FIRST, self._MUL_FIRST + mul_steps)):
                     m.d.sync += [prod_hi.eq(partial >> 2),
                                  prod_lo.eq(Cat(prod_lo[2:], partial[:2]))]
-                with m.Case(self._MUL_FIRST + self._MUL_STEPS):
+                with m.Case(self._MUL_FIRST + mul_steps):
                     m.d.sync += w.eq(product)
                     with m.If(is_ort):
                         m.d.sync += [k.eq(shift_p), rule.eq(_HALF_EVEN),
@@ -199,7 +237,7 @@ class SerialRequantizer(_RequantUnit):
                         m.d.sync += [k.eq(31 - shift), rule.eq(_HALF_UP)]
                     with m.Else():
                         m.d.sync += [k.eq(31), rule.eq(_HALF_UP)]
-                with m.Case(self._MUL_FIRST + self._MUL_STEPS + 1):
+                with m.Case(self._MUL_FIRST + mul_steps + 1):
                     with m.If(is_ort & (exp < 0)):
                         m.d.sync += [w.eq(y), k.eq(Mux(-exp > first_bits - 1, first_bits - 1,
                                                        -exp)), rule.eq(_HALF_EVEN)]
@@ -215,7 +253,7 @@ class SerialRequantizer(_RequantUnit):
                     with m.Else():
                         m.d.sync += [w.eq(y), k.eq(Mux(shift < 0, -shift, 0)),
                                      rule.eq(_HALF_AWAY)]
-                with m.Case(self._MUL_FIRST + self._MUL_STEPS + 2):
+                with m.Case(self._MUL_FIRST + mul_steps + 2):
                     m.d.sync += second.eq(bounded)
 
         # ---- step 22: sign, zero point, clamp

@@ -310,6 +310,9 @@ class NpuModel:
             raise _Stop(ErrorCode.VERSION)
         if not spec_of(op).built_in(self.p):
             raise _Stop(ErrorCode.ENGINE)
+        if self.p.requant_ort_only and op in (Op.CONV, Op.AVGPOOL, Op.SPFC) \
+                and f["mode"] in (1, 2):  # (the requantizers round only as ort)
+            raise _Stop(ErrorCode.ENGINE)
         lanes = self.p.lanes
         if op is Op.HEADER:
             if f["params_hash"] != params_hash(self.p):
@@ -591,19 +594,26 @@ POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 
 
 #: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
-#: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`).
+#: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`);
+#: 19 and 20 with ``requant_ort_only``.
 SERIAL_INTERVAL, SERIAL_LATENCY = 23, 24
+SERIAL_INTERVAL_ORT = 19
+
+
+def _serial_interval(p):
+    """Return the serial requantizer's cycles per value in ``p``'s build."""
+    return SERIAL_INTERVAL_ORT if p.requant_ort_only else SERIAL_INTERVAL
 
 
 def _post_tail(p):
     """Cycles from the PostUnit's last feed to its last write (requantizer + packing)."""
     # the requantizer's 11 stages (or the serial unit's 24), the packing and write registers
-    return (SERIAL_LATENCY if p.requant_serial else 11) + 2
+    return (_serial_interval(p) + 1 if p.requant_serial else 11) + 2
 
 
 def _post_feed(p, parts):
     """Cycles the PostUnit takes to feed ``parts`` parts in a row to its requantizers."""
-    return (parts - 1) * SERIAL_INTERVAL + 1 if p.requant_serial else parts
+    return (parts - 1) * _serial_interval(p) + 1 if p.requant_serial else parts
 
 
 def _post_table(p):
@@ -669,7 +679,7 @@ def cycles_of(p, op, f):
         column = work + _post_feed(p, pixels * parts)
         # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the
         # last one at the earliest; a short column's work may take less.
-        wait = max(0, SERIAL_INTERVAL - 1 - work) if p.requant_serial else 0
+        wait = max(0, _serial_interval(p) - 1 - work) if p.requant_serial else 0
         # The first weight tile's load before its first vector: lanes - 1 cycles; with
         # array_broadcast its beats go in with the vector, which enters one cycle before
         # the schedule's first cycle (-1).
@@ -695,9 +705,9 @@ def cycles_of(p, op, f):
             * f["kernel"] ** 2 + 4
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
-        serial = (lanes // p.post_lanes - 1) * SERIAL_INTERVAL if p.requant_serial else 0
+        serial = (lanes // p.post_lanes - 1) * _serial_interval(p) if p.requant_serial else 0
         # a serial unit still busy with the group before (small maps; the CONV model's wait)
-        wait = max(0, SERIAL_INTERVAL - f["in_h"] * f["in_w"] - 6 - _post_table(p)) \
+        wait = max(0, _serial_interval(p) - f["in_h"] * f["in_w"] - 6 - _post_table(p)) \
             if p.requant_serial else 0
         return insn_cycles(p) + SETUP_CYCLES + g * (
             f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2 + serial) + (g - 1) * wait \
@@ -730,6 +740,6 @@ def spfc_cycles(p, f, load_beats, walk):
     # A serial unit takes the next group's first part SERIAL_INTERVAL cycles after the last
     # one; collecting the group's rows and loading its table entries may take less.
     table = _post_table(p)
-    wait = max(0, SERIAL_INTERVAL - lanes - table - 4) if p.requant_serial else 0
+    wait = max(0, _serial_interval(p) - lanes - table - 4) if p.requant_serial else 0
     return insn_cycles(p) + load + walk + 20 + lanes + f["cout"] + groups * (
         table + 3 + _post_feed(p, parts)) + (groups - 1) * wait + _post_tail(p)

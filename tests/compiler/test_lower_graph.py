@@ -104,3 +104,21 @@ def test_random_graphs_run_exactly(seed, batch):
         assert np.array_equal(got, want), (inputs, output, p.act_words)
         ran += 1
     assert ran >= 30, (ran, refused)
+
+
+@pytest.mark.parametrize("mode", ["gemmlowp", "tflite"])
+def test_an_npu_that_rounds_only_as_onnxruntime_refuses_other_roundings(seed, mode):
+    """``requant_ort_only`` (the UP5K build): a network in another rounding gets one line.
+
+    Both frontends' networks round as ``ort`` (ONNX, and LiteRT's default path).
+    """
+    rng = np.random.default_rng(seed)
+    layers, inputs, quant, output = _random_graph(rng)
+    network = Network(input_shape=(2, 2, 3), input_quant=quant[0], layers=layers,
+                      output_quant=quant[output], inputs=inputs, output_value=output,
+                      mode=mode)
+    p = NpuParams(lanes=2, systolic=None, requant_ort_only=True)
+    with pytest.raises(LowerError, match=f"rounds as {mode}; this NPU's requantizers round "
+                                         "only as onnxruntime"):
+        lower(network, p)
+    lower(Network(**{**network.__dict__, "mode": "ort"}), p)  # (the same graph in ort)

@@ -435,3 +435,4 @@ def test_add_graph_refusals(tmp_path, capsys, kind, match):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "out").exists()
+

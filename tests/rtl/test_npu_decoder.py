@@ -223,15 +223,35 @@ def test_missing_engine(seed, avgpool):
                      ErrorCode.NONE if avgpool else ErrorCode.ENGINE]
 
 
-@pytest.mark.parametrize(("lanes", "serial"), [(1, False), (3, False), (8, False), (2, True),
-                                               (3, True), (4, True)])
-def test_random_words_match_the_simulator(seed, lanes, serial):
+@pytest.mark.parametrize("serial", [False, True], ids=["products", "serial_setup"])
+def test_ort_only_modes(seed, serial):
+    """``requant_ort_only``: CONV, AVGPOOL and SPFC in mode 1 or 2 stop with ENGINE."""
+    p = small(serial_setup=serial, requant_ort_only=True)
+    avg = {"src": 150, "dst": 98, "tab": 0, "in_h": 5, "in_w": 5, "channels": 4}
+    words = [assemble(Op.CONV, **{**GOOD, "mode": mode}) for mode in range(4)] + \
+        [assemble(Op.AVGPOOL, mode=mode, **avg) for mode in range(4)] + \
+        [assemble(Op.SPFC, **{**SPFC, "mode": mode}) for mode in range(4)] + \
+        [assemble(Op.CONV, **{**GOOD, "mode": 1, "cout": 0}), assemble(Op.ADD, **TADD)]
+    codes = check(p, words, run_decoder(p, words, seed))
+    lack = [ErrorCode.NONE, ErrorCode.ENGINE, ErrorCode.ENGINE, ErrorCode.SHAPE]
+    assert codes == lack * 3 + [ErrorCode.ENGINE, ErrorCode.NONE]
+
+
+SMALL_FPGA = {"pool_on_array": True, "requant_ort_only": True}
+
+
+@pytest.mark.parametrize(("lanes", "serial", "extra"),
+                         [(1, False, {}), (3, False, {}), (8, False, {}), (2, True, {}),
+                          (3, True, {}), (4, True, {}), (4, True, SMALL_FPGA)],
+                         ids=["1", "3", "8", "2-serial", "3-serial", "4-serial", "4-small"])
+def test_random_words_match_the_simulator(seed, lanes, serial, extra):
     """Random words against the simulator's checks, every word's code compared.
 
     Also with ``serial_setup`` (at 3 lanes the product by ``lanes`` is a serial step too,
-    at 2 lanes the one by the sparse engine's words per beat).
+    at 2 lanes the one by the sparse engine's words per beat), and with the small-FPGA
+    options that change the checks (MAXPOOL's pixels, the rounding modes).
     """
-    p = small(lanes=lanes, act_words=64 * lanes, serial_setup=serial)
+    p = small(lanes=lanes, act_words=64 * lanes, serial_setup=serial, **extra)
     rng = random.Random(f"{seed}-{lanes}")
     words = [random_word(rng, p) for _ in range(300)]
     codes = check(p, words, run_decoder(p, words, seed))

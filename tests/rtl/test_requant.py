@@ -227,3 +227,69 @@ def test_serial_reset_mid_beat(mid, seed):
 def test_bad_width(unit, width):
     with pytest.raises((ValueError, TypeError), match="out_width"):
         unit(width)
+
+
+def _ort_only(width):
+    return SerialRequantizer(width, ort_only=True)
+
+
+def test_ort_only_corner_cases(seed):
+    """The ``ort_only`` serial unit: every ORT corner case (int32 edges, every range)."""
+    scales = SCALES + [2.0 ** -40, 2.0 ** 20, float(np.nextafter(np.float32(1), 2))]
+    cases = [(acc, Rounding.ORT, *float32_scale(scale), zp, lo, hi)
+             for scale in scales for lo, hi, zp in RANGES for acc in EDGE_ACC]
+    assert _run(_ort_only, cases, seed) == _expected(cases)
+    ties = [(acc, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for acc in range(-9, 10)]
+    assert _run(_ort_only, ties, seed) == [int(np.rint(a / 2)) for a in range(-9, 10)]
+
+
+@pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.4, 0.4)], ids=["steady", "both"])
+def test_ort_only_random(traffic, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    for _ in range(400):
+        scale = float(np.float32(2.0 ** rng.uniform(-34, 8)))
+        acc = int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)) >> int(rng.integers(0, 31))
+        lo, hi, zp = RANGES[int(rng.integers(0, len(RANGES)))]
+        cases.append((acc, Rounding.ORT, *float32_scale(scale), zp, lo, hi))
+    assert _run(_ort_only, cases, seed, *traffic) == _expected(cases)
+
+
+def test_ort_only_interval_and_the_cycle_model():
+    """Back-to-back beats ``interval`` cycles apart; the NPU's cycle model uses the same."""
+    from npugen.sim.models import npu as model
+
+    dut = _ort_only(8)
+    assert (dut.interval, dut.latency) == (SerialRequantizer.INTERVAL_ORT,
+                                           SerialRequantizer.INTERVAL_ORT + 1)
+    assert (SerialRequantizer.INTERVAL, SerialRequantizer.INTERVAL_ORT) == \
+        (model.SERIAL_INTERVAL, model.SERIAL_INTERVAL_ORT)
+    taken, out = [], []
+    beats = _beats([(a, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for a in (10, 20, 30)])
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        ctx.set(dut.i.valid, 1)
+        for cycle in range(4 * dut.interval):
+            ctx.set(dut.i.payload, beats[min(len(taken), 2)])
+            ready, valid = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
+            if valid:
+                out.append((cycle, ctx.get(dut.o.payload)))
+            await ctx.tick()
+            if ready and len(taken) < 3:
+                taken.append(cycle)
+                if len(taken) == 3:
+                    ctx.set(dut.i.valid, 0)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    step = dut.interval
+    assert taken == [0, step, 2 * step]
+    assert out == [(c + dut.latency, v) for c, v in zip(taken, (5, 10, 15), strict=True)]
+
+
+def test_ort_only_is_a_bool():
+    with pytest.raises(TypeError, match="ort_only"):
+        SerialRequantizer(8, ort_only=1)
