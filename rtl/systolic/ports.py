@@ -93,10 +93,11 @@ def ws_broadcast_product_cycles(p):
 def ws_broadcast_pipeline_cycles(p):
     """Cycles from accepting an activation vector to its result (``WsArray(broadcast=True)``).
 
-    The input register and row ``r``'s ``r`` skew registers, the product, the partial sum's
-    register in each row; no column skew, no de-skew, no output register.
+    Row ``r``'s ``r`` skew registers (row 0 has one, and swaps with row 1), the product, the
+    partial sum's register in each row below the first; no input register, no column skew,
+    no de-skew, no output register.
     """
-    return p.rows + ws_broadcast_product_cycles(p) + 1
+    return p.rows + ws_broadcast_product_cycles(p)
 
 
 def ws_broadcast_min_tile_vectors(p):

@@ -322,12 +322,13 @@ class WsArray(Validated, wiring.Component):
         pause: the NPU's weight reader reads one word per cycle). Tiles start at least
         :func:`~.ports.ws_broadcast_min_tile_vectors` cycles apart.
 
-        The vector reaches row r in cycle t+1+r (row 0 with row 1, in t+2: its products need
+        The vector reaches row r in cycle t+r (row 0 with row 1, in t+1: its products need
         no register) with the swap tag, and beat r reaches row r's weight bus in the same
-        cycle (one register for rows 1 and up, two for row 0), where the swap loads it: the
-        multipliers' B registers with ``ice40``, else a fabric register per PE; there are no
-        shadow registers. The column sums leave the last row in cycle
-        t + ws_broadcast_pipeline_cycles, straight onto ``o``.
+        cycle (straight from ``i_weight`` for rows 1 and up, through one register for row 0),
+        where the swap loads it: the multipliers' B registers with ``ice40``, else a fabric
+        register per PE; there are no shadow registers and no input registers (the grid's
+        first registers take the handshake logic: for small FPGAs). The column sums leave
+        the last row in cycle t + ws_broadcast_pipeline_cycles, straight onto ``o``.
         """
         p = self.params
         rows, cols = p.rows, p.cols
@@ -352,10 +353,9 @@ class WsArray(Validated, wiring.Component):
             m.d.sync += left.eq(left - 1)
         with m.If(act_take):
             m.d.sync += need_swap.eq(self.i_act.payload.last)
-        swap_q = Signal()
-        m.d.sync += swap_q.eq(start)
-        bus = delay(m, self.i_weight.payload.as_value(), 1, name="w_bus", reset_less=True)
-        bus0 = delay(m, bus, 1, name="w_bus0", reset_less=True)  # row 0's, a cycle later
+        # Rows 1 and up take beat r straight from i_weight as their swap comes; row 0 a
+        # cycle after beat 0 (it swaps with row 1), so its beat waits in one register.
+        bus0 = delay(m, self.i_weight.payload.as_value(), 1, name="w_bus0", reset_less=True)
 
         # Row-major order: an iCE40 dual multiplier serves PE(r, c) and PE(r, c + 1), which
         # swap in the same cycle (cols is even), so its B register holds both weights.
@@ -365,10 +365,10 @@ class WsArray(Validated, wiring.Component):
             # Row 0's PEs have no sum register (their product goes straight down), so row 0
             # takes its activation and swap a cycle late, with row 1.
             late = r == 0
-            a_skew = delay(m, self.i_act.payload.a[r], r + 1 + late, name=f"a_skew{r}",
+            a_skew = delay(m, self.i_act.payload.a[r], r + late, name=f"a_skew{r}",
                            reset_less=True)
-            swap_skew = delay(m, swap_q, r + late, name=f"swap_skew{r}")
-            w_row = weights(bus0 if late else bus)
+            swap_skew = delay(m, start, r + late, name=f"swap_skew{r}")
+            w_row = weights(bus0 if late else self.i_weight.payload.as_value())
             for c in range(cols):
                 m.d.comb += [pe[r][c].a_in.eq(a_skew), pe[r][c].swap_in.eq(swap_skew),
                              pe[r][c].w_in.eq(w_row[c])]

@@ -133,6 +133,8 @@ def test_ws_unbuffered_latency(broadcast):
     dut = WsArray(p, psum=False, buffered=False, broadcast=broadcast)
     want = (ws_broadcast_pipeline_cycles if broadcast else ws_pipeline_cycles)(p)
     assert dut.latency == want
+    if broadcast:  # rows, and the product (the fabric operand register and the multiplier)
+        assert want == 6
     seen = {}
 
     async def weights(ctx):  # (the broadcast array takes them with the first vector)
