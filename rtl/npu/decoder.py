@@ -1,13 +1,13 @@
 """Instruction decoder and checker: the ISA spec's fields, and the error an instruction earns."""
 
-from amaranth.hdl import Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.pipeline import LockstepPipeline
 from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, ErrorCode, Op, cfg_words, insn_layout, spec_of
 from .params import NpuParams, params_hash
-from .setup import ProductChain, Step
+from .setup import PREVIOUS, ProductChain, Step
 
 __all__ = ["Decoder", "decoded_layout", "group_divider", "unit_setup_layout"]
 
@@ -323,8 +323,9 @@ class Decoder(wiring.Component):
                 m.d.comb += first.eq(ErrorCode.CONST)
         with m.Else():
             m.d.comb += first.eq(ErrorCode.NONE)
-        shape = {"windowed": is_window & ~zero, "reach_h": reach_h, "reach_w": reach_w,
-                 "lim_h": lim_h, "lim_w": lim_w,
+        shape = {"windowed": is_window & ~zero,
+                 **({} if serial else {"reach_h": reach_h, "reach_w": reach_w, "lim_h": lim_h,
+                                       "lim_w": lim_w}),
                  "is_conv": is_window if p.pool_on_array else is_op[Op.CONV],
                  "conv_pixels": conv_pixels}
 
@@ -383,17 +384,26 @@ class Decoder(wiring.Component):
         hw_in = Signal(a_cap)
         hw_out = Signal(a_cap)
         kk = Signal(8)
-        if serial:
-            hw_src, hw_dst = Signal(a_cap), Signal(a_cap)
-        else:
-            hw_src, hw_dst = (_capped(sel[f"{r}_h"] * sel[f"{r}_w"], a_cap) for r in ("src", "dst"))
-        if has[Op.ADD]:
-            hw_in_v, hw_out_v = (Mux(is_op[Op.ADD], _capped(add.pixels, a_cap), hw)
-                                 for hw in (hw_src, hw_dst))
-        else:
-            hw_in_v, hw_out_v = hw_src, hw_dst
-        m.d.comb += [hw_in.eq(hw_in_v), hw_out.eq(hw_out_v),
-                     kk.eq(sel["kernel"] * sel["kernel"])]
+        m.d.comb += kk.eq(sel["kernel"] * sel["kernel"])
+
+        def pixels_of(prod):
+            """Return a region's pixels: its height times its width, or ADD's own count."""
+            if has[Op.ADD]:
+                return Mux(is_op[Op.ADD], _capped(add.pixels, a_cap), _capped(prod, a_cap))
+            return _capped(prod, a_cap)
+
+        if not serial:
+            m.d.comb += [hw_in.eq(pixels_of(sel["src_h"] * sel["src_w"])),
+                         hw_out.eq(pixels_of(sel["dst_h"] * sel["dst_w"]))]
+
+        # An activation region against the banks: beyond both, or across their border.
+        bank = p.act_words
+        abits = p.act_addr_bits
+        wbits = p.wgt_words.bit_length()
+
+        def act_bad(start, end):
+            return (end > 2 * bank) | ((start < bank) & (end > bank))
+
         spfc_words = Signal(w_cap)  # SPFC's weight region: beats x cfg_words
         cfg = cfg_words(p.lanes)
         if not serial or cfg & (cfg - 1) == 0:
@@ -407,6 +417,9 @@ class Decoder(wiring.Component):
         tile_groups = Signal(10)
         m.d.comb += tile_groups.eq(Mux(is_op[Op.MAXPOOL], 1, g_in) if p.pool_on_array
                                    else g_in)
+        reach_bad = Signal(2)  # (serial_setup) reach_h, reach_w at or beyond their limits
+        src_bad = Signal(2)  # (serial_setup) the regions at src and src_b out of range
+        dst_bad = Signal()
         if serial:
             out_h1, out_w1 = Signal(8), Signal(8)  # (0 - 1 wraps: then SHAPE stops it first)
             m.d.comb += [out_h1.eq(win["out_h"] - 1), out_w1.eq(win["out_w"] - 1)]
@@ -415,14 +428,25 @@ class Decoder(wiring.Component):
             def cap(bits, shift=0):
                 return lambda prod: _capped(prod << shift, bits)
 
-            steps = [Step(reach_h, out_h1, win["stride"], cap(caps["reach"])),
-                     Step(reach_w, out_w1, win["stride"], cap(caps["reach"])),
+            # The checks that read only one product are made as the product comes: a flag
+            # each, not the product's register (the window's reach against its limit, the
+            # activation regions' ends; the pixel counts pass on in the chain's register).
+            def reaches(lim):
+                return lambda prod: _capped(prod, caps["reach"]) >= lim
+
+            def regions(*starts):
+                return lambda prod: Cat(*(act_bad(st[:abits], st[:abits] + _capped(prod, a_cap))
+                                          for st in starts))
+
+            steps = [Step(reach_bad[0], out_h1, win["stride"], reaches(lim_h)),
+                     Step(reach_bad[1], out_w1, win["stride"], reaches(lim_w)),
                      Step(conv_pixels, *((win["out_h"], win["out_w"]) if p.pool_on_array
                                          else (conv.out_h, conv.out_w)), cap(caps["pixels"])),
-                     Step(hw_src, sel["src_h"], sel["src_w"], cap(a_cap)),
-                     Step(hw_dst, sel["dst_h"], sel["dst_w"], cap(a_cap)),
-                     Step(src_words, hw_in, g_in, cap(a_cap)),
-                     Step(dst_words, hw_out, g_out, cap(a_cap)),
+                     Step(None, sel["src_h"], sel["src_w"], pixels_of),
+                     Step(src_bad, PREVIOUS, g_in, regions(sel["src"], sel["src_b"]),
+                          a_bits=a_cap),
+                     Step(None, sel["dst_h"], sel["dst_w"], pixels_of),
+                     Step(dst_bad, PREVIOUS, g_out, regions(sel["dst"]), a_bits=a_cap),
                      Step(kkg, tile_groups, kk, cap(w_cap))]
             if p.lanes & (p.lanes - 1) == 0:
                 steps.append(Step(wgt_words, kkg, g_out, cap(w_cap, p.lanes.bit_length() - 1)))
@@ -476,8 +500,9 @@ class Decoder(wiring.Component):
 
         # Stage 2: the window and accumulator comparisons (SHAPE); region sizes of the
         # activations; kernel x groups for the weights.
-        late_bad = (s1["windowed"] & ((s1["reach_h"] >= s1["lim_h"])
-                                      | (s1["reach_w"] >= s1["lim_w"]))) \
+        reach = reach_bad.any() if serial else \
+            (s1["reach_h"] >= s1["lim_h"]) | (s1["reach_w"] >= s1["lim_w"])
+        late_bad = (s1["windowed"] & reach) \
             | (s1["is_conv"] & (s1["conv_pixels"] > p.acc_words))
         first2 = Signal(ErrorCode)
         m.d.comb += first2.eq(Mux((s1["first"] == ErrorCode.NONE) & late_bad, ErrorCode.SHAPE,
@@ -499,9 +524,6 @@ class Decoder(wiring.Component):
         # 2**abits (beyond both banks) or 2**wbits (beyond the weights) is out of range
         # with any size (every region that is checked has a word at least); below, the
         # ends are sums of narrow values.
-        bank = p.act_words
-        abits = p.act_addr_bits
-        wbits = p.wgt_words.bit_length()
         wgt_end = Signal(w_cap + 1)
         src_end = Signal(a_cap + 1)
         dst_end = Signal(a_cap + 1)
@@ -525,14 +547,14 @@ class Decoder(wiring.Component):
                       "srcb_end": srcb_end}, 3)
 
         # Stage 4: every region against its memory; banks; the first failing check.
-        def act_bad(start, end):
-            return (end > 2 * bank) | ((start < bank) & (end > bank))
-
-        address_bad = s3["far"] | act_bad(s3["src"], s3["src_end"]) \
-            | act_bad(s3["dst"], s3["dst_end"]) \
+        if serial:  # (the chain's flags)
+            act_regions = src_bad[0] | dst_bad | (s3["uses_b"] & src_bad[1])
+        else:
+            act_regions = act_bad(s3["src"], s3["src_end"]) | act_bad(s3["dst"], s3["dst_end"]) \
+                | (s3["uses_b"] & act_bad(s3["src_b"], s3["srcb_end"]))
+        address_bad = s3["far"] | act_regions \
             | (s3["uses_wgt"] & (s3["wgt_end"] > p.wgt_words)) \
-            | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries)) \
-            | (s3["uses_b"] & act_bad(s3["src_b"], s3["srcb_end"]))
+            | (s3["uses_tab"] & (s3["tab_end"] > p.tab_entries))
         # (a start beyond both banks fails ADDRESS first: its low bits are enough here)
         bank_bad = ((s3["src"] >= bank) == (s3["dst"] >= bank)) \
             | (s3["uses_b"] & ((s3["src_b"] >= bank) != (s3["src"] >= bank)))

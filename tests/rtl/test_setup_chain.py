@@ -11,7 +11,7 @@ import pytest
 from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
-from npugen.rtl.npu.setup import ProductChain, Step
+from npugen.rtl.npu.setup import PREVIOUS, ProductChain, Step
 
 
 @pytest.mark.parametrize("trial", range(4))
@@ -53,3 +53,35 @@ def test_products_and_cycles(seed, trial):
     v3 = (v2 - vx * vz + 1) % (1 << 24)
     assert seen["values"] == (v1, v2, v3, 3 * vx, vo * vx)
     assert seen["done"] == [chain.cycles]  # once, that many cycles after the start cycle
+
+
+def test_a_result_handed_to_the_next_step(seed):
+    """``PREVIOUS``: a step without ``dest`` hands its result to the next one's ``a``."""
+    rng = random.Random(seed)
+    m = Module()
+    x, y, z = Signal(6), Signal(5), Signal(3)
+    out, flag = Signal(16), Signal()
+    chain = ProductChain(m, [Step(None, x, y, lambda prod: (prod + 1)[:12]),
+                             Step(out, PREVIOUS, z, a_bits=12),
+                             Step(None, x, z, lambda prod: prod[:9]),
+                             Step(flag, PREVIOUS, y, lambda prod: prod > 200, a_bits=9)], "t")
+    assert chain.cycles == (5 + 1) + (3 + 1) + (3 + 1) + (5 + 1)
+    vx, vy, vz = rng.randrange(1 << 6), rng.randrange(1 << 5), rng.randrange(1 << 3)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(x, vx)
+        ctx.set(y, vy)
+        ctx.set(z, vz)
+        await ctx.tick()
+        ctx.set(chain.start, 1)
+        await ctx.tick()
+        ctx.set(chain.start, 0)
+        await ctx.tick().repeat(chain.cycles + 2)
+        seen["values"] = (ctx.get(out), ctx.get(flag))
+
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen["values"] == ((vx * vy + 1) * vz, int(vx * vz * vy > 200))
