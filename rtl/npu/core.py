@@ -186,7 +186,8 @@ class Npu(wiring.Component):
         # (ErrorCode.PC): the program counter never needs more.
         pc = Signal(range(p.imem_words + 1))
         cycles = Signal(32)
-        retired = Signal(32)
+        # The ISA has no jumps: a run retires at most imem_words instructions.
+        retired = Signal(range(p.imem_words + 1))
         busy_systolic = Signal(32)
         busy_pool = Signal(32)
         busy_sparse = Signal(32)
@@ -279,7 +280,7 @@ class Npu(wiring.Component):
         state_word = Cat(state, Const(0, 2), error, host_error, Const(0, 4),
                          Const(ISA_VERSION, 8), Const(0, 8))
         m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16 - len(pc)), Const(0, 16),
-                                  cycles, retired,
+                                  cycles, retired, Const(0, 32 - len(retired)),
                                   busy_systolic, busy_pool, Const(params_hash(p), 32),
                                   busy_sparse))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle
