@@ -272,10 +272,11 @@ class ConvUnit(wiring.Component):
                 m.d.comb += [acc_rd.en.eq(1), acc_rd.addr.eq(b_pix)]
                 m.d.sync += [b_valid.eq(1), b_pix.eq(b_pix + 1), b_left.eq(b_left - 1),
                              self.post.payload.addr.eq(b_addr), b_addr.eq(b_addr + g_out)]
+        # The column tile's channels (set as phase B begins: no path from the instruction's
+        # fields through the checker's multiplexers into the write data)
         count = Signal(range(lanes + 1))
         rest = Signal(signed(12))
         m.d.comb += rest.eq(cout - (j * lanes)[:11])
-        m.d.comb += count.eq(Mux(rest >= lanes, lanes, rest))
         if p.pool_on_array:
             m.d.comb += [self.wr_en.eq(b_valid & is_pool),
                          self.wr_addr.eq(self.post.payload.addr),
@@ -344,7 +345,8 @@ class ConvUnit(wiring.Component):
                 # phase B's first read.
                 with m.If(~issuing & (outstanding == 0)):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
-                                 b_addr.eq(fw.dst + j)]
+                                 b_addr.eq(fw.dst + j),
+                                 count.eq(Mux(rest >= lanes, lanes, rest))]
                     m.next = "PHASE_B"
             with m.State("PHASE_B"):
                 m.d.comb += self.busy.eq(1)

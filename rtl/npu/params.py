@@ -107,7 +107,7 @@ class NpuParams(Params, block="npu"):
     requant_ort_only: bool = flag(False, "requantization only as onnxruntime rounds (ort; "
                                          "CONV, AVGPOOL and SPFC in the tflite or gemmlowp "
                                          "mode stop with ENGINE); with requant_serial a "
-                                         "narrower unit, a value every 19 cycles; for small "
+                                         "narrower unit, a value every 22 cycles; for small "
                                          "FPGAs")
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
@@ -180,8 +180,8 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
-        # (a unit's interval: 23 cycles, 19 with requant_ort_only, less 3)
-        most = 16 if self.requant_ort_only else 20
+        # (a unit's interval: 23 cycles, 22 with requant_ort_only, less 3)
+        most = 19 if self.requant_ort_only else 20
         if self.requant_serial and self.post_lanes > most:
             raise ValueError(f"requant_serial takes at most {most} requantization units "
                              f"(requant_lanes, or lanes when that is 0): a part's table "

@@ -50,7 +50,9 @@ class SerialRequantizer(_RequantUnit):
     With ``ort_only`` the unit rounds every beat as ``ort`` (its ``mode`` is not read; the
     NPU stops other modes before they run): the first pass's result has 25 bits and the
     mantissa 24, so the multiply takes 12 steps and the shifter, the product and the
-    registers are narrower (:attr:`interval` 19).
+    registers are narrower; the shifter's output is registered (a cycle more per pass: the
+    unit sits in nearly full small FPGAs, where routing sets the clock): :attr:`interval`
+    22.
 
     Parameters
     ----------
@@ -75,9 +77,9 @@ class SerialRequantizer(_RequantUnit):
     INTERVAL = 23
     #: Cycles from an accepted input beat to its output.
     LATENCY = INTERVAL + 1
-    #: ``ort_only``: four multiply steps fewer.
-    INTERVAL_ORT = INTERVAL - 4
-    _MUL_FIRST = 3
+    #: ``ort_only``: four multiply steps fewer, and a register after the shifter (one
+    #: cycle more in each of the three passes).
+    INTERVAL_ORT = INTERVAL - 4 + 3
 
     @classmethod
     def validate(cls, out_width=8, ort_only=False):
@@ -111,6 +113,15 @@ class SerialRequantizer(_RequantUnit):
         x_bits, m_bits = (26, 24) if ort_only else (34, 32)
         mul_steps = m_bits // 2
         interval = self.interval
+        # The schedule: with ort_only each pass's shift has a cycle of its own (``lag``: the
+        # shifter's output register, for the clock of a nearly full small FPGA).
+        lag = 1 if ort_only else 0
+        s_x = 1 + lag
+        s_mul = s_x + 2
+        s_load2 = s_mul + mul_steps
+        s_load3 = s_load2 + 1 + lag
+        s_second = s_load3 + 1 + lag
+        assert s_second + 2 == interval
 
         busy = Signal()
         t = Signal(range(interval))
@@ -147,6 +158,11 @@ class SerialRequantizer(_RequantUnit):
             m.d.comb += [nv.eq(Mux(k[j], v >> amount, v)),
                          ns.eq(sticky | (k[j] & (v[:amount] != 0)))]
             v, sticky = nv, ns
+        if ort_only:
+            v_q = Signal(signed(len(v)), name="sh_q")
+            sticky_q = Signal(name="sh_sticky_q")
+            m.d.sync += [v_q.eq(v), sticky_q.eq(sticky)]
+            v, sticky = v_q, sticky_q
         low = v[0]  # the bit of weight 1/2 (0 for k = 0)
         q = v[1:].as_signed()  # w >> k
         up = Signal()
@@ -221,14 +237,14 @@ class SerialRequantizer(_RequantUnit):
                         m.d.sync += [w.eq(acc), k.eq(0), rule.eq(_TRUNC)]
                     with m.Else():
                         m.d.sync += [w.eq(acc << 32), k.eq(32 - left), rule.eq(_TRUNC)]
-                with m.Case(1):
+                with m.Case(s_x):
                     m.d.sync += [x.eq(Mux(is_gml, r[:32].as_signed(), r)), prod_hi.eq(0)]
-                with m.Case(2):
+                with m.Case(s_x + 1):
                     m.d.sync += x3.eq(x + (x << 1))
-                with m.Case(*range(self._MUL_FIRST, self._MUL_FIRST + mul_steps)):
+                with m.Case(*range(s_mul, s_mul + mul_steps)):
                     m.d.sync += [prod_hi.eq(partial >> 2),
                                  prod_lo.eq(Cat(prod_lo[2:], partial[:2]))]
-                with m.Case(self._MUL_FIRST + mul_steps):
+                with m.Case(s_load2):
                     m.d.sync += w.eq(product)
                     with m.If(is_ort):
                         m.d.sync += [k.eq(shift_p), rule.eq(_HALF_EVEN),
@@ -237,7 +253,7 @@ class SerialRequantizer(_RequantUnit):
                         m.d.sync += [k.eq(31 - shift), rule.eq(_HALF_UP)]
                     with m.Else():
                         m.d.sync += [k.eq(31), rule.eq(_HALF_UP)]
-                with m.Case(self._MUL_FIRST + mul_steps + 1):
+                with m.Case(s_load3):
                     with m.If(is_ort & (exp < 0)):
                         m.d.sync += [w.eq(y), k.eq(Mux(-exp > first_bits - 1, first_bits - 1,
                                                        -exp)), rule.eq(_HALF_EVEN)]
@@ -253,7 +269,7 @@ class SerialRequantizer(_RequantUnit):
                     with m.Else():
                         m.d.sync += [w.eq(y), k.eq(Mux(shift < 0, -shift, 0)),
                                      rule.eq(_HALF_AWAY)]
-                with m.Case(self._MUL_FIRST + mul_steps + 2):
+                with m.Case(s_second):
                     m.d.sync += second.eq(bounded)
 
         # ---- step 22: sign, zero point, clamp

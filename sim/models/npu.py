@@ -595,9 +595,9 @@ POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 
 #: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
 #: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`);
-#: 19 and 20 with ``requant_ort_only``.
+#: 22 and 23 with ``requant_ort_only``.
 SERIAL_INTERVAL, SERIAL_LATENCY = 23, 24
-SERIAL_INTERVAL_ORT = 19
+SERIAL_INTERVAL_ORT = 22
 
 
 def _serial_interval(p):

@@ -219,7 +219,7 @@ def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
 @pytest.mark.parametrize("lanes,requant_lanes,cin,cout", [(4, 1, 6, 5), (2, 2, 3, 3),
                                                           (4, 1, 4, 12)])
 def test_conv_ort_only(seed, lanes, requant_lanes, cin, cout):
-    """``requant_ort_only`` with serial units: exact in data and cycles (19 per value).
+    """``requant_ort_only`` with serial units: exact in data and cycles (22 per value).
 
     The UP5K build's options; the last case's 1x1 layer makes the units the bottleneck
     (the model's ``wait``). A CONV in another mode stops with ENGINE (the directed decoder
