@@ -89,7 +89,7 @@ class NpuParams(Params, block="npu"):
                                "instruction stops with ENGINE)")
     serial_setup: bool = flag(False, "the instruction checker's per-instruction products, "
                                      "CONV's and MAXPOOL's set-up included, on one "
-                                     "shift-add multiplier (no DSP block; 119 more cycles "
+                                     "shift-add multiplier (no DSP block; 111 more cycles "
                                      "per instruction at 4 lanes, 2 fewer per CONV and "
                                      "MAXPOOL set-up) for small FPGAs")
     array_broadcast: bool = flag(False, "the systolic array's rows broadcast to every "
