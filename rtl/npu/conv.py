@@ -152,25 +152,26 @@ class ConvUnit(wiring.Component):
 
 
         # Weights: G_out * tiles * lanes words from wgt, in order, into i_weight (MAXPOOL:
-        # as many identity beats, made here).
+        # identity beats, made here as the array takes them, uncounted: a pool's beats are
+        # not bounded by the weight scratchpad's size, and every tile takes ``lanes``).
         w_left = Signal(range(p.wgt_words + 1))
         w_next = Signal(16)
         w_valid = Signal()
         w_go = ~w_valid | array.i_weight.ready
-        w_row = Signal(range(lanes))  # MAXPOOL: the next beat's row
-        w_beat = Signal(range(lanes))  # and the row of the beat on i_weight
         with m.If(w_go):
             m.d.sync += w_valid.eq(0)
             with m.If(w_left != 0):
-                m.d.comb += [self.wgt_en.eq(~is_pool), self.wgt_addr.eq(w_next)]
+                m.d.comb += [self.wgt_en.eq(1), self.wgt_addr.eq(w_next)]
                 m.d.sync += [w_valid.eq(1), w_next.eq(w_next + 1), w_left.eq(w_left - 1)]
-                if p.pool_on_array:
-                    m.d.sync += [w_beat.eq(w_row),
-                                 w_row.eq(Mux(w_row == lanes - 1, 0, w_row + 1))]
-        identity = Cat(*[Cat(w_beat == lane, Const(0, 7)) for lane in range(lanes)])
         m.d.comb += [array.i_weight.valid.eq(w_valid),
-                     array.i_weight.payload.eq(Mux(is_pool, identity, self.wgt_data)
-                                               if p.pool_on_array else self.wgt_data)]
+                     array.i_weight.payload.eq(self.wgt_data)]
+        if p.pool_on_array:
+            w_beat = Signal(range(lanes))  # MAXPOOL: the row of the beat on i_weight
+            with m.If(is_pool):
+                m.d.comb += [array.i_weight.valid.eq(1), array.i_weight.payload.eq(
+                    Cat(*[Cat(w_beat == lane, Const(0, 7)) for lane in range(lanes)]))]
+                with m.If(array.i_weight.ready):
+                    m.d.sync += w_beat.eq(Mux(w_beat == lanes - 1, 0, w_beat + 1))
 
         # Phase A issue: im2col word, then the array beat.
         a_valid = Signal()
@@ -313,7 +314,8 @@ class ConvUnit(wiring.Component):
                         m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
                                      g_out.eq(((f.cout + lanes - 1) * mul) >> sh)]
                     if p.serial_setup:
-                        m.d.sync += [w_left.eq(self.setup.wgt_words), w_next.eq(f.wgt)]
+                        m.d.sync += [w_left.eq(Mux(is_pool, 0, self.setup.wgt_words)),
+                                     w_next.eq(f.wgt)]
                         m.next = "TILE"
                     else:
                         m.d.sync += pixels.eq(f.out_h * f.out_w)

@@ -102,7 +102,8 @@ class NpuParams(Params, block="npu"):
                                       "(identity weights, a lane-wise max into the "
                                       "accumulators; no pooling unit of its own): a MAXPOOL "
                                       "then has at most acc_words output pixels (the compiler "
-                                      "splits bigger ones into bands); needs serial_setup; "
+                                      "splits bigger ones into bands); needs serial_setup "
+                                      "and array_broadcast; "
                                       "for small FPGAs")
     requant_ort_only: bool = flag(False, "requantization only as onnxruntime rounds (ort; "
                                          "CONV, AVGPOOL and SPFC in the tflite or gemmlowp "
@@ -195,9 +196,12 @@ class NpuParams(Params, block="npu"):
             raise ValueError(f"add_units must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.add_units}")
         s = self.systolic
-        if self.pool_on_array and (s is None or not self.serial_setup):
-            raise ValueError("pool_on_array needs the systolic array and serial_setup (MAXPOOL "
-                             "runs on the CONV unit with the checker's window fields)")
+        if self.pool_on_array and (s is None or not self.serial_setup
+                                   or not self.array_broadcast):
+            raise ValueError("pool_on_array needs the systolic array, serial_setup and "
+                             "array_broadcast (MAXPOOL runs on the CONV unit with the "
+                             "checker's window fields, and its identity weights go in with "
+                             "each tile's first vector)")
         if s is not None:
             for name in ("rows", "cols"):
                 if getattr(s, name) != self.lanes:

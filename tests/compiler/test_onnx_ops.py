@@ -216,7 +216,8 @@ def test_a_million_outputs(tmp_path, seed):
 
 
 #: SMALL pooling on its array: a MAXPOOL has at most acc_words (16) output pixels.
-SMALL_POOL_ON_ARRAY = dataclasses.replace(SMALL, serial_setup=True, pool_on_array=True)
+SMALL_POOL_ON_ARRAY = dataclasses.replace(SMALL, serial_setup=True, array_broadcast=True,
+                                          pool_on_array=True)
 
 
 def test_maxpool_bands_on_the_array(tmp_path, seed):

@@ -335,10 +335,30 @@ def test_maxpool_on_array(seed, lanes, shape):
     assert st["busy_pool"] > 0 and st["busy_systolic"] == 0
 
 
+def test_maxpool_on_array_takes_more_beats_than_the_weights_hold(seed):
+    """A MAXPOOL's identity beats do not count against the weight scratchpad.
+
+    An 8 x 8 window over 4 channels at 2 lanes takes 64 * 2 * 2 = 256 identity beats, more
+    than the 160 weight words and than a count sized to them holds (which would run out
+    and wedge the array).
+    """
+    p = small(lanes=2, requant_serial=True, serial_setup=True, array_broadcast=True,
+              pool_on_array=True, act_words=160)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(8, 8, 4))
+    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words, in_h=8, in_w=8, channels=4,
+                    out_h=1, out_w=1, kernel=8, stride=1, pad_t=0, pad_l=0)
+    assert 64 * 2 * p.lanes >= 1 << (p.wgt_words + 1).bit_length()
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
+                                                         assemble(Op.HALT)])
+    st, expected = check_program(p, program, seed, act=tensor_words(x, p.lanes))
+    assert st["state"] is NpuState.DONE and st["cycles"] == expected.cycles
+
+
 def test_maxpool_on_array_limits(seed):
     """With ``pool_on_array`` a MAXPOOL of more than acc_words output pixels stops (SHAPE)."""
-    p = small(lanes=2, requant_serial=True, serial_setup=True, pool_on_array=True,
-              act_words=160)
+    p = small(lanes=2, requant_serial=True, serial_setup=True, array_broadcast=True,
+              pool_on_array=True, act_words=160)
     insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words, in_h=7, in_w=3, channels=2,
                     out_h=7, out_w=3, kernel=1, stride=1, pad_t=0, pad_l=0)
     assert 7 * 3 == p.acc_words + 1

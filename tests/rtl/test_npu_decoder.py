@@ -237,7 +237,7 @@ def test_ort_only_modes(seed, serial):
     assert codes == lack * 3 + [ErrorCode.ENGINE, ErrorCode.NONE]
 
 
-SMALL_FPGA = {"pool_on_array": True, "requant_ort_only": True}
+SMALL_FPGA = {"pool_on_array": True, "array_broadcast": True, "requant_ort_only": True}
 
 
 @pytest.mark.parametrize(("lanes", "serial", "extra"),

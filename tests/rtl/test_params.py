@@ -211,3 +211,29 @@ def test_npu_broadcast_ice40_array_needs_even_lanes():
     assert NpuParams.from_leaves({**odd, "systolic.multiplier": "inferred"}).array_broadcast
     assert NpuParams.from_leaves({**odd, "lanes": 4, "systolic.rows": 4,
                                   "systolic.cols": 4}).array_broadcast
+
+
+def test_npu_pool_on_array_needs_the_array_the_serial_checker_and_broadcast():
+    """MAXPOOL on the array takes the checker's window fields and lockstep weights."""
+    from npugen.rtl.npu import NpuParams
+
+    base = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, "serial_setup": "true",
+            "array_broadcast": "true", "pool_on_array": "true"}
+    assert NpuParams.from_leaves(base).pool_on_array
+    for name in ("serial_setup", "array_broadcast"):
+        with pytest.raises(ValueError, match="pool_on_array needs the systolic array, "
+                                             "serial_setup and array_broadcast"):
+            NpuParams.from_leaves({**base, name: "false"})
+    with pytest.raises(ValueError, match="pool_on_array needs"):
+        NpuParams.from_leaves({"lanes": 4, "systolic": "false", "serial_setup": "true",
+                               "array_broadcast": "true", "pool_on_array": "true"})
+
+
+def test_npu_ort_only_serial_requantizers_at_most_19():
+    """The ort-only unit's 22-cycle interval leaves room for 19 table reads."""
+    from npugen.rtl.npu import NpuParams
+
+    wide = {"lanes": 20, "systolic.rows": 20, "systolic.cols": 20, "requant_serial": "true"}
+    assert NpuParams.from_leaves(wide).post_lanes == 20
+    with pytest.raises(ValueError, match="at most 19 requantization units .* not 20"):
+        NpuParams.from_leaves({**wide, "requant_ort_only": "true"})
