@@ -295,7 +295,7 @@ class ConvUnit(wiring.Component):
             # in its registers while the instruction runs.
             u = self.setup
             m.d.comb += [pixels.eq(u.pixels), rowstride.eq(u.rowstride), s_col.eq(u.s_col),
-                         s_row.eq(u.s_row), pad_off.eq(u.pad_off), tiles.eq(u.tiles),
+                         s_row.eq(u.s_row), pad_off.eq(u.pad_off),
                          tile_wrap.eq(u.wrap)]
         else:
             # K * K from a table (16 entries for the 4-bit field: eight LUTs), so SETUP1

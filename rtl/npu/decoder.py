@@ -27,16 +27,15 @@ def unit_setup_layout(p):
     window unit's strides and offsets for the instruction it checks: ``G = ceil(channels /
     lanes)`` of the input, ``rowstride = in_w * G``, ``s_col = stride * G``, ``s_row = stride
     * rowstride``, ``pad_off = pad_t * rowstride + pad_l * G``, ``wrap = rowstride - kernel *
-    G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w``, ``tiles =
-    kernel**2 * G`` and ``wgt_words`` (the weight region).
+    G`` plus 1 (CONV) or ``G`` (MAXPOOL); for CONV also ``pixels = out_h * out_w`` and
+    ``wgt_words`` (the weight region).
     The strides and offsets are kept modulo ``2**act_addr_bits`` (they only enter addresses);
-    ``pixels``, ``tiles`` and ``wgt_words`` are capped (:func:`size_caps`: exact in every
-    instruction that passes the checks). They stay in the checker's registers while the
-    instruction runs (the next word comes only after it), so the units need no multiplier
-    and no copies of them. With ``pool_on_array`` a MAXPOOL's ``tiles`` are ``kernel**2``
-    (one channel group per output group), and the checker's window fields, ``src``, ``dst``,
-    ``c_out`` and channel groups come along (combinational: the instruction word holds
-    still).
+    ``pixels`` and ``wgt_words`` are capped (:func:`size_caps`: exact in every instruction
+    that passes the checks). They stay in the checker's registers while the instruction runs
+    (the next word comes only after it), so the units need no multiplier and no copies of
+    them. With ``pool_on_array`` (MAXPOOL on the CONV unit) ``pixels`` is a MAXPOOL's too,
+    and the checker's window fields, ``src``, ``dst``, ``c_out`` and channel groups come
+    along (combinational: the instruction word holds still).
     """
     a = unsigned(p.act_addr_bits)
     fields = {"rowstride": a, "s_col": a, "s_row": a, "pad_off": a, "wrap": a}
@@ -48,8 +47,7 @@ def unit_setup_layout(p):
                    "g_out": 10}
     if p.systolic is not None:
         caps = size_caps(p)
-        fields |= {"pixels": unsigned(caps["pixels"]), "tiles": unsigned(caps["wgt"]),
-                   "wgt_words": unsigned(caps["wgt"])}
+        fields |= {"pixels": unsigned(caps["pixels"]), "wgt_words": unsigned(caps["wgt"])}
     return data.StructLayout(fields)
 
 
@@ -346,8 +344,6 @@ class Decoder(wiring.Component):
                          sel["tab"].eq(conv.tab), sel["uses_wgt"].eq(1),
                          sel["uses_tab"].eq(1), sel["checks"].eq(1)]
         with m.Elif(is_op[Op.MAXPOOL]):
-            if p.pool_on_array:  # (its tiles on the array: kernel**2)
-                m.d.comb += sel["kernel"].eq(pool.kernel)
             m.d.comb += [sel["src"].eq(pool.src), sel["dst"].eq(pool.dst),
                          sel["src_h"].eq(pool.in_h), sel["src_w"].eq(pool.in_w),
                          sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
@@ -412,11 +408,6 @@ class Decoder(wiring.Component):
         dst_words = Signal(a_cap)
         kkg = Signal(w_cap)
         wgt_words = Signal(w_cap)  # kkg x g_out x lanes
-        # The channel groups a window tile spans: G_in for CONV; with pool_on_array one for
-        # MAXPOOL (its tiles are kernel**2, its weight beats kernel**2 * G * lanes).
-        tile_groups = Signal(10)
-        m.d.comb += tile_groups.eq(Mux(is_op[Op.MAXPOOL], 1, g_in) if p.pool_on_array
-                                   else g_in)
         reach_bad = Signal(2)  # (serial_setup) reach_h, reach_w at or beyond their limits
         src_bad = Signal(2)  # (serial_setup) the regions at src and src_b out of range
         dst_bad = Signal()
@@ -447,7 +438,7 @@ class Decoder(wiring.Component):
                           a_bits=a_cap),
                      Step(None, sel["dst_h"], sel["dst_w"], pixels_of),
                      Step(dst_bad, PREVIOUS, g_out, regions(sel["dst"]), a_bits=a_cap),
-                     Step(kkg, tile_groups, kk, cap(w_cap))]
+                     Step(kkg, g_in, kk, cap(w_cap))]
             if p.lanes & (p.lanes - 1) == 0:
                 steps.append(Step(wgt_words, kkg, g_out, cap(w_cap, p.lanes.bit_length() - 1)))
             else:
@@ -466,8 +457,7 @@ class Decoder(wiring.Component):
                       Step(u.wrap, g_in, win["kernel"], lambda prod: u.rowstride - prod
                            + Mux(is_op[Op.CONV], 1, g_in))]
             if p.systolic is not None:
-                m.d.comb += [u.pixels.eq(conv_pixels), u.tiles.eq(kkg),
-                             u.wgt_words.eq(wgt_words)]
+                m.d.comb += [u.pixels.eq(conv_pixels), u.wgt_words.eq(wgt_words)]
             if p.pool_on_array:
                 m.d.comb += [u.in_h.eq(win["in_h"]), u.in_w.eq(win["in_w"]),
                              u.out_h.eq(win["out_h"]), u.out_w.eq(win["out_w"]),

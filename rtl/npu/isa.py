@@ -88,10 +88,12 @@ class ErrorCode(enum.IntEnum):
     VERSION = 2
     #: ``HEADER``'s ``params_hash`` is not this NPU's.
     PARAMS = 3
-    #: The instruction needs an engine this build does not have.
+    #: The instruction needs an engine this build does not have (or, with
+    #: ``requant_ort_only``, a rounding mode its requantizers lack: 1 or 2).
     ENGINE = 4
     #: A size is zero, a kernel does not fit its padding, an output window reads nothing,
-    #: a rounding mode is unknown, or a CONV has more output pixels than ``acc_words``.
+    #: a rounding mode is unknown, or a CONV (with ``pool_on_array`` also a MAXPOOL) has
+    #: more output pixels than ``acc_words``.
     SHAPE = 5
     #: A region runs past the end of its memory (or across the activation banks).
     ADDRESS = 6

@@ -38,12 +38,13 @@ class PostUnit(wiring.Component):
     - :class:`SerialRequantizer` (``p.requant_serial``): no cache: before each part its
       ``post_lanes`` entries are read (one per cycle, plus one), while the units still
       work on the part before; a part every ``SerialRequantizer.interval`` cycles (the
-      parameters allow at most 20 units, so the reads never take longer). The last
+      parameters allow at most 20 units, 19 with ``requant_ort_only``, so the reads never
+      take longer). The last
       entry is not copied: ``tab_data`` holds it until the part is fed (the read port
       must hold its data while ``tab_en`` is low, and no one else may read the table).
 
     Results never stall (the write port is always free), so a word is written
-    ``LATENCY + 1`` cycles after its last part entered (the unit's ``LATENCY``).
+    ``latency + 1`` cycles after its last part entered (the unit's latency).
 
     Members
     -------
@@ -84,7 +85,7 @@ class PostUnit(wiring.Component):
         if p.requant_serial:
             # One part's entries at a time, read while the units work on the part before
             # (``units + 3`` cycles from a feed to the next at the earliest; at most 20
-            # units, so within the INTERVAL): ``units - 1`` registers, and the table's read
+            # units, 19 ort-only, so within the interval): ``units - 1`` registers, the read
             # port holds the last entry (nothing else reads the table while a program runs,
             # and the next part's reads start only after this part is fed).
             entries = [Signal(TABLE_ENTRY, name=f"entry_{u}") for u in range(units - 1)]

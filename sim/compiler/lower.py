@@ -357,7 +357,8 @@ def lower(network, p, engine_for=None):
                          "engine (--sparse on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
-    if p.requant_ort_only and network.mode != "ort":
+    if p.requant_ort_only and network.mode != "ort" and any(
+            isinstance(layer, (Conv, GlobalAvgPool)) for layer in network.layers):
         raise LowerError(f"the network rounds as {network.mode}; this NPU's requantizers "
                          "round only as onnxruntime (requant_ort_only)")
     if not p.avgpool and any(isinstance(x, GlobalAvgPool) for x in network.layers):

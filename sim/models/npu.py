@@ -259,7 +259,7 @@ class NpuModel:
 
     def start(self, address=0):
         """Start at ``address``: counters cleared, error cleared, state RUNNING."""
-        self._check_region("imem", address, 0)
+        self._check_region("imem", address, 1)  # (an instruction to start at)
         self.status = Status(state=NpuState.RUNNING, pc=address)
 
     def step(self):
@@ -596,7 +596,7 @@ POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 #: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
 #: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`);
 #: 22 and 23 with ``requant_ort_only``.
-SERIAL_INTERVAL, SERIAL_LATENCY = 23, 24
+SERIAL_INTERVAL = 23
 SERIAL_INTERVAL_ORT = 22
 
 
@@ -607,7 +607,8 @@ def _serial_interval(p):
 
 def _post_tail(p):
     """Cycles from the PostUnit's last feed to its last write (requantizer + packing)."""
-    # the requantizer's 11 stages (or the serial unit's 24), the packing and write registers
+    # the requantizer's 11 stages (or the serial unit's interval + 1), the packing and write
+    # registers
     return (_serial_interval(p) + 1 if p.requant_serial else 11) + 2
 
 
@@ -654,6 +655,9 @@ def cycles_of(p, op, f):
       (``lanes + 5``); once per instruction the first weight tile's load (``lanes - 1``).
       With ``array_broadcast`` a tile's weights go in with its first vector: tiles of
       ``max(P, ws_broadcast_min_tile_vectors)``, and no first load (-1 instead).
+    - ``MAXPOOL`` on the CONV unit (``pool_on_array``, with ``array_broadcast``): per
+      channel group ``P + (K * K - 1) * max(P, T_w) + T_drain + P + 3`` (CONV's schedule
+      with one group per tile, one write per pixel), and 2 once.
     - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
       its register, the compare, the write).
     - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
@@ -688,16 +692,13 @@ def cycles_of(p, op, f):
             + (g_out - 1) * wait + _post_tail(p)
     if op is Op.MAXPOOL and p.pool_on_array:
         # CONV's schedule with K * K tiles of one group per output group, then one write
-        # per pixel (no requantization).
+        # per pixel (no requantization); pool_on_array comes with array_broadcast.
         s = p.systolic
-        drain = (ws_broadcast_pipeline_cycles(s) if p.array_broadcast
-                 else ws_pipeline_cycles(s)) + 1
+        drain = ws_broadcast_pipeline_cycles(s) + 1
         pixels = f["out_h"] * f["out_w"]
-        tile = max(pixels, ws_broadcast_min_tile_vectors(s) if p.array_broadcast
-                   else ws_min_tile_vectors(s))
+        tile = max(pixels, ws_broadcast_min_tile_vectors(s))
         column = pixels + (f["kernel"] ** 2 - 1) * tile + drain + pixels + POOL_COLUMN_EXTRA
-        load = -1 if p.array_broadcast else lanes - 1
-        return insn_cycles(p) + _setup_cycles(p, op) + load \
+        return insn_cycles(p) + _setup_cycles(p, op) - 1 \
             + _groups(f["channels"], lanes) * column + POOL_TAIL
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)

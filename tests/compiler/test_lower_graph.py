@@ -9,11 +9,14 @@ activation). A graph that does not fit must be refused with the flag to raise, n
 computed wrong.
 """
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from npugen.rtl.npu.params import NpuParams
-from npugen.sim.compiler.ir import Add, MaxPool, Network, TensorQuant
+from npugen.rtl.systolic.params import SystolicParams
+from npugen.sim.compiler.ir import Add, Conv, MaxPool, Network, TensorQuant
 from npugen.sim.compiler.lower import LowerError, lower
 from npugen.sim.formats.program import tensor_of, tensor_words
 from npugen.sim.models.npu import NpuModel, NpuState
@@ -106,19 +109,27 @@ def test_random_graphs_run_exactly(seed, batch):
     assert ran >= 30, (ran, refused)
 
 
+
 @pytest.mark.parametrize("mode", ["gemmlowp", "tflite"])
 def test_an_npu_that_rounds_only_as_onnxruntime_refuses_other_roundings(seed, mode):
-    """``requant_ort_only`` (the UP5K build): a network in another rounding gets one line.
+    """``requant_ort_only``: a layer to requantize in another rounding gets one line.
 
-    Both frontends' networks round as ``ort`` (ONNX, and LiteRT's default path).
+    Pools and adds (no requantizer) still run. Both frontends' networks round as ``ort``
+    (ONNX, and LiteRT's default path), so the UP5K build runs them all.
     """
     rng = np.random.default_rng(seed)
-    layers, inputs, quant, output = _random_graph(rng)
-    network = Network(input_shape=(2, 2, 3), input_quant=quant[0], layers=layers,
-                      output_quant=quant[output], inputs=inputs, output_value=output,
-                      mode=mode)
-    p = NpuParams(lanes=2, systolic=None, requant_ort_only=True)
+    quant = TensorQuant(0.05, 3)
+    conv = Conv(weights=rng.integers(-128, 128, size=(4, 3, 1, 1)),
+                bias=rng.integers(-999, 999, size=4), scales=np.full(4, 0.003, np.float32),
+                zp_in=3, zp_out=-2)
+    p = NpuParams(lanes=2, systolic=SystolicParams(rows=2, cols=2), requant_ort_only=True)
+    network = Network(input_shape=(2, 2, 3), input_quant=quant, layers=[conv],
+                      output_quant=quant, mode=mode)
     with pytest.raises(LowerError, match=f"rounds as {mode}; this NPU's requantizers round "
                                          "only as onnxruntime"):
         lower(network, p)
-    lower(Network(**{**network.__dict__, "mode": "ort"}), p)  # (the same graph in ort)
+    lower(dataclasses.replace(network, mode="ort"), p)
+    layers, inputs, quants, output = _random_graph(rng)  # (MAXPOOLs and ADDs only)
+    lower(Network(input_shape=(2, 2, 3), input_quant=quants[0], layers=layers,
+                  output_quant=quants[output], inputs=inputs, output_value=output, mode=mode),
+          dataclasses.replace(p, systolic=None))

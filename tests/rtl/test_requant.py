@@ -261,7 +261,7 @@ def test_ort_only_interval_and_the_cycle_model():
 
     dut = _ort_only(8)
     assert (dut.interval, dut.latency) == (SerialRequantizer.INTERVAL_ORT,
-                                           SerialRequantizer.INTERVAL_ORT + 1)
+                                           SerialRequantizer.INTERVAL_ORT + 1) == (22, 23)
     assert (SerialRequantizer.INTERVAL, SerialRequantizer.INTERVAL_ORT) == \
         (model.SERIAL_INTERVAL, model.SERIAL_INTERVAL_ORT)
     taken, out = [], []
