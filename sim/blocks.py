@@ -212,7 +212,7 @@ def _npu_params(lanes, **sizes):
 #: weights in two SB_SPRAM256KA blocks (16384 words: 64 KiB), the other memories in block
 #: RAM, sized for a digits-sized CNN (8x8 inputs, 16 channels); no ADD and no AVGPOOL
 #: unit (the digits networks need neither), MAXPOOL on the array, requantization in the
-#: ``ort`` rounding only: 5,190 of the UP5K's 5,280 logic cells (docs/npu.md).
+#: ``ort`` rounding only: 5,216 of the UP5K's 5,280 logic cells (docs/npu.md).
 NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=16384, acc_words=64,
                          tab_entries=64, imem_words=32, requant_lanes=1, requant_serial=True,
                          wgt_spram=True, serial_setup=True, add_units=0, avgpool=False,

@@ -288,8 +288,6 @@ class ConvUnit(wiring.Component):
                      self.post.payload.chan.eq(f.tab + (j * lanes)[:12]),
                      self.post.payload.count.eq(count)]
 
-        if p.pool_on_array:
-            m.d.comb += [g_in.eq(self.setup.g_in), g_out.eq(self.setup.g_out)]
         if p.serial_setup:
             # The products come from the instruction checker (unit_setup_layout), and stay
             # in its registers while the instruction runs.
@@ -310,7 +308,9 @@ class ConvUnit(wiring.Component):
                 m.d.comb += self.busy.eq(0)
                 with m.If(self.start):
                     m.d.sync += j.eq(0)
-                    if not p.pool_on_array:
+                    if p.pool_on_array:  # (registered: the checker's divider is long)
+                        m.d.sync += [g_in.eq(self.setup.g_in), g_out.eq(self.setup.g_out)]
+                    else:
                         m.d.sync += [g_in.eq(((f.cin + lanes - 1) * mul) >> sh),
                                      g_out.eq(((f.cout + lanes - 1) * mul) >> sh)]
                     if p.serial_setup:
