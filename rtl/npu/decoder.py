@@ -54,13 +54,20 @@ def unit_setup_layout(p):
 def size_caps(p):
     """Return the widths at which the checker caps its sizes (``2**bits - 1`` if larger).
 
-    A capped size is still beyond its limit, so the check it feeds fails as the exact one
-    would, and a size that passes is exact: ``act`` (activation regions, and the pixel
+    With ``serial_setup`` (the widths of the pipelined checker's products otherwise: nothing
+    is capped). A capped size is still beyond its limit, so the check it feeds fails as the
+    exact one would, and a size that passes is exact (``hw`` a region's pixels and ``kkg``
+    the tiles, as ``act`` and ``wgt``): ``act`` (activation regions, and the pixel
     counts they come from) > ``2 * act_words``; ``wgt`` (weight regions, and the tile
     counts they come from) > ``wgt_words``; ``pixels`` (CONV's output pixels) >
     ``acc_words``; ``reach`` (a window's reach) > any ``in_h + pad_t`` (at most 270).
     """
-    return {"act": p.act_addr_bits + 1, "wgt": p.wgt_words.bit_length() + 1,
+    if not p.serial_setup:
+        # The pipelined checker keeps its products whole (a cap after a DSP multiply would
+        # lengthen the stage: 58 MHz instead of 68 on ECP5): the widths of the products.
+        return {"act": 26, "hw": 16, "wgt": 36, "kkg": 18, "pixels": 16, "reach": 13}
+    act, wgt = p.act_addr_bits + 1, p.wgt_words.bit_length() + 1
+    return {"act": act, "hw": act, "wgt": wgt, "kkg": wgt,
             "pixels": (p.acc_words + 1).bit_length(), "reach": 10}
 
 
@@ -377,16 +384,17 @@ class Decoder(wiring.Component):
         m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
                      g_out.eq(((sel["c_out"] + p.lanes - 1) * mul) >> sh)]
         a_cap, w_cap = caps["act"], caps["wgt"]
-        hw_in = Signal(a_cap)
-        hw_out = Signal(a_cap)
+        hw_cap = caps["hw"]
+        hw_in = Signal(hw_cap)
+        hw_out = Signal(hw_cap)
         kk = Signal(8)
         m.d.comb += kk.eq(sel["kernel"] * sel["kernel"])
 
         def pixels_of(prod):
             """Return a region's pixels: its height times its width, or ADD's own count."""
             if has[Op.ADD]:
-                return Mux(is_op[Op.ADD], _capped(add.pixels, a_cap), _capped(prod, a_cap))
-            return _capped(prod, a_cap)
+                return Mux(is_op[Op.ADD], _capped(add.pixels, hw_cap), _capped(prod, hw_cap))
+            return _capped(prod, hw_cap)
 
         if not serial:
             m.d.comb += [hw_in.eq(pixels_of(sel["src_h"] * sel["src_w"])),
@@ -406,7 +414,7 @@ class Decoder(wiring.Component):
             m.d.comb += spfc_words.eq(_capped(spfc.beats * cfg, w_cap))
         src_words = Signal(a_cap)
         dst_words = Signal(a_cap)
-        kkg = Signal(w_cap)
+        kkg = Signal(caps["kkg"])
         wgt_words = Signal(w_cap)  # kkg x g_out x lanes
         reach_bad = Signal(2)  # (serial_setup) reach_h, reach_w at or beyond their limits
         src_bad = Signal(2)  # (serial_setup) the regions at src and src_b out of range
@@ -435,10 +443,10 @@ class Decoder(wiring.Component):
                                          else (conv.out_h, conv.out_w)), cap(caps["pixels"])),
                      Step(None, sel["src_h"], sel["src_w"], pixels_of),
                      Step(src_bad, PREVIOUS, g_in, regions(sel["src"], sel["src_b"]),
-                          a_bits=a_cap),
+                          a_bits=hw_cap),
                      Step(None, sel["dst_h"], sel["dst_w"], pixels_of),
-                     Step(dst_bad, PREVIOUS, g_out, regions(sel["dst"]), a_bits=a_cap),
-                     Step(kkg, g_in, kk, cap(w_cap))]
+                     Step(dst_bad, PREVIOUS, g_out, regions(sel["dst"]), a_bits=hw_cap),
+                     Step(kkg, g_in, kk, cap(caps["kkg"]))]
             if p.lanes & (p.lanes - 1) == 0:
                 steps.append(Step(wgt_words, kkg, g_out, cap(w_cap, p.lanes.bit_length() - 1)))
             else:
@@ -502,7 +510,7 @@ class Decoder(wiring.Component):
         if not serial:
             m.d.comb += [src_words.eq(_capped(s1["hw_in"] * s1["g_in"], a_cap)),
                          dst_words.eq(_capped(s1["hw_out"] * s1["g_out"], a_cap)),
-                         kkg.eq(_capped(s1["kk"] * s1["g_in"], w_cap))]
+                         kkg.eq(_capped(s1["kk"] * s1["g_in"], caps["kkg"]))]
         s2 = carry({k: s1[k] for k in ("op", "src", "dst", "wgt", "g_out",
                                        "is_spfc", "spfc_words",
                                        "uses_wgt", "uses_tab", "checks", "src_b", "uses_b")}
