@@ -130,16 +130,14 @@ def test_latency(unit):
     assert seen.index(1) == unit.LATENCY - 1 and sum(seen) == 1
 
 
-def test_serial_interval():
-    """Back-to-back beats are taken INTERVAL cycles apart; their outputs follow each one."""
-    dut = SerialRequantizer(8)
+def _back_to_back(dut, beats, cycles):
+    """Offer three beats back to back; return their take cycles and ``(cycle, output)``s."""
     taken, out = [], []
-    beats = _beats([(a, Rounding.TFLITE, 1 << 30, 0, 0, -128, 127) for a in (10, 20, 30)])
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.i.valid, 1)
-        for cycle in range(4 * SerialRequantizer.INTERVAL):
+        for cycle in range(cycles):
             ctx.set(dut.i.payload, beats[min(len(taken), 2)])
             ready, valid = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
             if valid:
@@ -154,7 +152,14 @@ def test_serial_interval():
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
+    return taken, out
+
+
+def test_serial_interval():
+    """Back-to-back beats are taken INTERVAL cycles apart; their outputs follow each one."""
+    beats = _beats([(a, Rounding.TFLITE, 1 << 30, 0, 0, -128, 127) for a in (10, 20, 30)])
     step = SerialRequantizer.INTERVAL
+    taken, out = _back_to_back(SerialRequantizer(8), beats, 4 * step)
     assert taken == [0, step, 2 * step]
     want = zip(taken, (5, 10, 15), strict=True)
     assert out == [(c + SerialRequantizer.LATENCY, v) for c, v in want]
@@ -264,28 +269,9 @@ def test_ort_only_interval_and_the_cycle_model():
                                            SerialRequantizer.INTERVAL_ORT + 1) == (22, 23)
     assert (SerialRequantizer.INTERVAL, SerialRequantizer.INTERVAL_ORT) == \
         (model.SERIAL_INTERVAL, model.SERIAL_INTERVAL_ORT)
-    taken, out = [], []
     beats = _beats([(a, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for a in (10, 20, 30)])
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        ctx.set(dut.i.valid, 1)
-        for cycle in range(4 * dut.interval):
-            ctx.set(dut.i.payload, beats[min(len(taken), 2)])
-            ready, valid = ctx.get(dut.i.ready), ctx.get(dut.o.valid)
-            if valid:
-                out.append((cycle, ctx.get(dut.o.payload)))
-            await ctx.tick()
-            if ready and len(taken) < 3:
-                taken.append(cycle)
-                if len(taken) == 3:
-                    ctx.set(dut.i.valid, 0)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
     step = dut.interval
+    taken, out = _back_to_back(dut, beats, 4 * step)
     assert taken == [0, step, 2 * step]
     assert out == [(c + dut.latency, v) for c, v in zip(taken, (5, 10, 15), strict=True)]
 
