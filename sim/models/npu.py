@@ -376,8 +376,8 @@ class NpuModel:
         else:
             cost = cycles_of(self.p, op, f)
         self.status.cycles += cost
-        if op is Op.SPFC:  # the unit's part: less the controller's and the last words'
-            self.status.busy["sparse"] += cost - insn_cycles(self.p) - self.p.lanes - 6
+        if op is Op.SPFC:  # the unit's part: less the controller's and the PostUnit's tail
+            self.status.busy["sparse"] += cost - insn_cycles(self.p) - _post_tail(self.p)
         elif op in (Op.CONV,):
             self.status.busy["systolic"] += cost
         elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
