@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["MODES", "Add", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
-           "out_size"]
+           "dense_weights", "out_size"]
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -27,6 +27,32 @@ MODES = ("ort", "tflite", "gemmlowp")
 def out_size(size, kernel, stride, pad_begin, pad_end):
     """Output length of a window of ``kernel`` at ``stride`` over a padded axis (floor)."""
     return (size + pad_begin + pad_end - kernel) // stride + 1
+
+
+def dense_weights(weights, groups=1, dilation=1):
+    """Return a grouped and dilated convolution's weights as a dense, undilated one's.
+
+    ``weights`` ``(cout, cin / groups, k, k)``: output channel ``o`` reads the input
+    channels of its group ``o // (cout / groups)``. Returns ``(cout, cin, K, K)`` with
+    ``K = (k - 1) * dilation + 1``: each group's block on the diagonal, the taps ``dilation``
+    apart, zeros elsewhere. The sums are the same integers (a zero weight adds nothing, and
+    positions in the padding hold the input zero point, which adds nothing either), so the
+    result is exact; the cost is the dense layer's: ``groups`` times the MACs of each output
+    channel, and ``K * K / (k * k)`` times the window.
+    """
+    weights = np.asarray(weights)
+    cout, per_group, k, _ = weights.shape
+    if groups < 1 or cout % groups:
+        raise ValueError(f"groups must divide the output channels ({cout}), not {groups}")
+    if dilation < 1:
+        raise ValueError(f"dilation must be 1 or more, not {dilation}")
+    size = (k - 1) * dilation + 1
+    out = np.zeros((cout, per_group * groups, size, size), dtype=np.int64)
+    per_out = cout // groups
+    for o in range(cout):
+        g = o // per_out
+        out[o, g * per_group:(g + 1) * per_group, ::dilation, ::dilation] = weights[o]
+    return out
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ Both of the quantizer's formats are read:
 - **QOperator**: ``QuantizeLinear`` on the float input, ``QLinearConv``, ``MaxPool`` on
   int8, ``Flatten``/``Reshape``, ``QGemm`` (com.microsoft), ``QLinearMatMul``,
   ``QLinearGlobalAveragePool`` and ``QLinearAdd`` (com.microsoft), and ``DequantizeLinear``
-  on the output. An activation may feed several nodes (residual connections).
+  on the output. An activation may feed several nodes (residual connections). A grouped
+  (depthwise) or dilated ``QLinearConv`` runs as a dense convolution whose other weights are
+  zero: exact, at the dense layer's cost.
 - **QDQ**: float ``Conv``/``Gemm``/``MatMul``/``MaxPool``/``GlobalAveragePool``/
   ``Flatten``/``Reshape`` between ``DequantizeLinear`` and ``QuantizeLinear`` nodes; an
   ``Add`` is refused (onnxruntime runs it unfused, in float32). Each
@@ -26,7 +28,15 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant
+from .ir import (
+    Add,
+    Conv,
+    GlobalAvgPool,
+    MaxPool,
+    Network,
+    TensorQuant,
+    dense_weights,
+)
 
 __all__ = ["ModelError", "check_graph", "load_onnx", "network_from_onnx"]
 
@@ -283,7 +293,8 @@ class _Importer:
         return b.astype(np.int64)
 
     @staticmethod
-    def window(node, kernel_shape, where_shape):
+    def window(node, kernel_shape, where_shape, dilated=False):
+        """Return ``(k, stride, pads, dilation)``; ``dilated``: the operator may dilate."""
         a = node.attrs
         ks = list(a.get("kernel_shape", kernel_shape))
         strides = list(a.get("strides", [1, 1]))
@@ -295,18 +306,23 @@ class _Importer:
             raise ModelError(f"{node.where()}: kernel must be square 2-D, not {ks}")
         if len(strides) != 2 or strides[0] != strides[1]:
             raise ModelError(f"{node.where()}: strides must be equal, not {strides}")
-        if dil != [1, 1]:
+        if dilated:
+            if len(dil) != 2 or dil[0] != dil[1] or dil[0] < 1:
+                raise ModelError(f"{node.where()}: dilations must be two equal values of 1 or "
+                                 f"more, not {dil}")
+        elif dil != [1, 1]:
             raise ModelError(f"{node.where()}: dilations must be 1, not {dil}")
         if auto_pad not in ("NOTSET", "VALID"):
             raise ModelError(f"{node.where()}: auto_pad {auto_pad} is not supported "
                              "(NOTSET or VALID)")
         if auto_pad == "VALID":
             pads = [0, 0, 0, 0]
-        if len(pads) != 4 or min(pads) < 0 or max(pads) >= ks[0]:
-            raise ModelError(f"{node.where()}: pads must be 4 values in 0..kernel-1, not "
-                             f"{pads}")
+        span = (ks[0] - 1) * dil[0] + 1  # the dilated window
+        if len(pads) != 4 or min(pads) < 0 or max(pads) >= span:
+            raise ModelError(f"{node.where()}: pads must be 4 values in 0..{span - 1} (the "
+                             f"window's size less 1), not {pads}")
         t, left, b, r = pads[0], pads[1], pads[2], pads[3]
-        return ks[0], strides[0], (t, left, b, r)
+        return ks[0], strides[0], (t, left, b, r), dil[0]
 
     # -- operators -------------------------------------------------------------------
     def quantize_input(self, node):
@@ -340,16 +356,22 @@ class _Importer:
             raise ModelError(f"{node.where()}: x scale/zero point differ from the producer's")
         if x.flat:
             raise ModelError(f"{node.where()}: convolution of a flattened tensor")
-        if node.attrs.get("group", 1) != 1:
-            raise ModelError(f"{node.where()}: grouped convolution is not supported")
+        groups = node.attrs.get("group", 1)
         w, ws = self.weights(node, i[3], i[4], i[5], 0)
-        if w.ndim != 4 or w.shape[1] != x.shape[2]:
+        cin = x.shape[2]
+        if not isinstance(groups, int) or groups < 1 or cin % groups or \
+                w.shape[0] % groups:
+            raise ModelError(f"{node.where()}: group must divide the input channels ({cin}) "
+                             f"and the output channels ({w.shape[0]}), not {groups}")
+        if w.ndim != 4 or w.shape[1] != cin // groups:
             raise ModelError(f"{node.where()}: weights {w.shape} do not fit input channels "
-                             f"{x.shape[2]}")
-        k, stride, pads = self.window(node, w.shape[2:], x.shape)
+                             f"{cin} in {groups} group(s)")
+        k, stride, pads, dilation = self.window(node, w.shape[2:], x.shape, dilated=True)
         if w.shape[2] != w.shape[3] or k != w.shape[2]:
             raise ModelError(f"{node.where()}: kernel must be square and match the weights")
         yq = self.quant(node, i[6], i[7], "y")
+        # grouped (depthwise) and dilated: one dense convolution with zero weights, exact
+        w = dense_weights(w, groups, dilation)
         layer = Conv(weights=w, bias=self.bias(node, i[8], w.shape[0]),
                      scales=self.requant_scales(xq.scale, ws, yq.scale), zp_in=xq.zero_point,
                      zp_out=yq.zero_point, stride=stride, pads=pads, name=node.name)
@@ -414,7 +436,7 @@ class _Importer:
         x = self.value(node, node.inputs[0])
         if x.flat:
             raise ModelError(f"{node.where()}: pooling of a flattened tensor")
-        k, stride, pads = self.window(node, a.get("kernel_shape", []), x.shape)
+        k, stride, pads, _ = self.window(node, a.get("kernel_shape", []), x.shape)
         self.add(node, MaxPool(kernel=k, stride=stride, pads=pads, name=node.name), x,
                  x.quant)
 

@@ -1,8 +1,9 @@
 """Read an int8 ``.tflite`` model into a :class:`Network`, bit-exact with LiteRT's default path.
 
 The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
-``CONV_2D``, ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``RESHAPE`` and ``ADD`` (a tensor may
-feed several operators: residual connections), then ``DEQUANTIZE`` on
+``CONV_2D`` and ``DEPTHWISE_CONV_2D`` (any dilation; a depthwise layer runs as a dense
+convolution with zero weights), ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``RESHAPE`` and
+``ADD`` (a tensor may feed several operators: residual connections), then ``DEQUANTIZE`` on
 the output (what TFLite's converter writes for a fully int8 model with float input and
 output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import Add, Conv, MaxPool, Network, TensorQuant
+from .ir import Add, Conv, MaxPool, Network, TensorQuant, dense_weights
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
 __all__ = ["load_tflite", "network_from_tflite"]
@@ -111,8 +112,11 @@ class _Importer:
                              f"not what shape {shape} needs")
         return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(np.int64)
 
-    def quant(self, i, per_channel=False):
-        """Scales (float32 array) and zero points (int array) of tensor ``i``."""
+    def quant(self, i, per_channel=False, axis=0):
+        """Scales (float32 array) and zero points (int array) of tensor ``i``.
+
+        ``axis``: the output-channel axis per-channel scales must run along.
+        """
         q = self.tensor(i).quantization
         if q is None or q.scale is None or len(q.scale) == 0:
             raise ModelError(f"tensor {self.name(i)!r} is not quantized")
@@ -127,9 +131,9 @@ class _Importer:
         if not (np.isfinite(scale).all() and (scale >= SCALE_RANGE[0]).all()
                 and (scale <= SCALE_RANGE[1]).all()):
             raise ModelError(f"tensor {self.name(i)!r}: scales must be in [2**-32, 2**32]")
-        if per_channel and len(scale) > 1 and q.quantizedDimension != 0:
+        if per_channel and len(scale) > 1 and q.quantizedDimension != axis:
             raise ModelError(f"tensor {self.name(i)!r}: per-channel scales must run along "
-                             "axis 0 (output channels)")
+                             f"axis {axis} (output channels)")
         return scale, zp
 
     def act_quant(self, i):
@@ -165,12 +169,12 @@ class _Importer:
             lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
         return lo, hi
 
-    def conv_layer(self, op, where, weights, stride, pads, act, flat=False):
+    def conv_layer(self, op, where, weights, stride, pads, act, flat=False, w_axis=0):
         x, yq = self.value(op.inputs[0], where), self.act_quant(op.outputs[0])
         xq = x[1]
         if self.tensor(op.inputs[1]).type != self.tfl.TensorType.INT8:
             raise ModelError(f"{where}: the weights must be int8")
-        w_scale, w_zp = self.quant(op.inputs[1], per_channel=True)
+        w_scale, w_zp = self.quant(op.inputs[1], per_channel=True, axis=w_axis)
         cout = weights.shape[0]
         if np.any(w_zp != 0):
             raise ModelError(f"{where}: weight zero points must be 0 (symmetric)")
@@ -213,11 +217,44 @@ class _Importer:
             raise ModelError(f"{where}: filter has {cin} input channels, input has {shape[2]}")
         if o.strideH != o.strideW or o.strideH < 1:
             raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
-        if o.dilationHFactor != 1 or o.dilationWFactor != 1:
-            raise ModelError(f"{where}: dilation is not supported")
-        pads = self.pads(shape, kh, o.strideH, o.padding, where)
-        self.conv_layer(op, where, w.transpose(0, 3, 1, 2), o.strideH, pads,
-                        o.fusedActivationFunction)
+        dilation = self.dilation(o, where)
+        pads = self.pads(shape, (kh - 1) * dilation + 1, o.strideH, o.padding, where)
+        self.conv_layer(op, where, dense_weights(w.transpose(0, 3, 1, 2), 1, dilation),
+                        o.strideH, pads, o.fusedActivationFunction)
+
+    def depthwise_conv_2d(self, op, where):
+        """Depthwise: output channel ``c * m + j`` filters input channel ``c`` alone.
+
+        Runs as a dense convolution whose other weights are zero (exact; ``cin`` times the
+        MACs of each output channel).
+        """
+        o = self.options(op, where)
+        shape = self.value(op.inputs[0], where)[0]
+        w = self.data(op.inputs[1], np.int8)  # (1, kh, kw, cin * m)
+        if w.ndim != 4 or w.shape[0] != 1:
+            raise ModelError(f"{where}: the filter must be 4-D (1, H, W, C * multiplier)")
+        _, kh, kw, cout = w.shape
+        cin, m = shape[2], o.depthMultiplier
+        if kh != kw:
+            raise ModelError(f"{where}: kernel {kh}x{kw} is not square")
+        if m < 1 or cout != cin * m:
+            raise ModelError(f"{where}: the filter has {cout} channels, not the input's "
+                             f"{cin} times the depth multiplier {m}")
+        if o.strideH != o.strideW or o.strideH < 1:
+            raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
+        dilation = self.dilation(o, where)
+        pads = self.pads(shape, (kh - 1) * dilation + 1, o.strideH, o.padding, where)
+        # (cout, 1, k, k): output channel c * m + j is group c's (one input channel each)
+        grouped = w[0].transpose(2, 0, 1)[:, None]
+        self.conv_layer(op, where, dense_weights(grouped, cin, dilation), o.strideH, pads,
+                        o.fusedActivationFunction, w_axis=3)
+
+    @staticmethod
+    def dilation(o, where):
+        d = (o.dilationHFactor, o.dilationWFactor)
+        if d[0] != d[1] or d[0] < 1:
+            raise ModelError(f"{where}: dilations {d[0]}x{d[1]} must be equal and 1 or more")
+        return d[0]
 
     def pads(self, shape, k, stride, padding, where):
         if padding == self.tfl.Padding.VALID:
@@ -347,8 +384,9 @@ class _Importer:
         return (f"operator {self.names.get(builtin, builtin)} writing "
                 f"{self.name(op.outputs[0])!r}")
 
-    MIN_INPUTS = {"CONV_2D": 2, "FULLY_CONNECTED": 2}
+    MIN_INPUTS = {"CONV_2D": 2, "DEPTHWISE_CONV_2D": 2, "FULLY_CONNECTED": 2}
     HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
+                "DEPTHWISE_CONV_2D": "depthwise_conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
                 "RESHAPE": "reshape", "DEQUANTIZE": "dequantize", "ADD": "add_op"}
 

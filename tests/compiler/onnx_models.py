@@ -16,10 +16,10 @@ from npugen.sim.flow.digits import quantize
 def float_model(rng, input_shape, spec):
     """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
 
-    ops: ``conv`` (cout, k, stride, pads, act: none|relu|relu6), ``maxpool`` (k, stride,
-    pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul`` (cout), ``mark`` (as:
-    remember the current tensor under a name), ``add`` (with: add the tensor remembered
-    under that name, a residual connection; act as for conv).
+    ops: ``conv`` (cout, k, stride, pads, group, dilation, act: none|relu|relu6),
+    ``maxpool`` (k, stride, pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul``
+    (cout), ``mark`` (as: remember the current tensor under a name), ``add`` (with: add the
+    tensor remembered under that name, a residual connection; act as for conv).
     """
     nodes, inits = [], []
     marked = {}
@@ -37,12 +37,16 @@ def float_model(rng, input_shape, spec):
         if op == "conv":
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
-            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c * k * k), (kw["cout"], c, k, k)))
+            g, d = kw.get("group", 1), kw.get("dilation", 1)
+            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c // g * k * k),
+                                            (kw["cout"], c // g, k, k)))
             b = init(new("B"), rng.normal(0, 0.2, kw["cout"]))
             nodes.append(helper.make_node("Conv", [name, wgt, b], [out], pads=pads,
-                                          strides=[s, s], kernel_shape=[k, k]))
-            shape = [kw["cout"], (h + pads[0] + pads[2] - k) // s + 1,
-                     (w + pads[1] + pads[3] - k) // s + 1]
+                                          strides=[s, s], kernel_shape=[k, k], group=g,
+                                          dilations=[d, d]))
+            span = (k - 1) * d + 1
+            shape = [kw["cout"], (h + pads[0] + pads[2] - span) // s + 1,
+                     (w + pads[1] + pads[3] - span) // s + 1]
             act = kw.get("act", "none")
             if act != "none":
                 after = new("act")

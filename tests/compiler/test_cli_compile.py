@@ -117,8 +117,9 @@ def _conv(**attrs):
 
 
 @pytest.mark.parametrize("attrs,match", [
-    ({"dilations": [2, 2]}, "dilations must be 1"),
-    ({"pads": [0, 0, 3, 0]}, "pads must be 4 values in 0..kernel-1"),
+    ({"dilations": [1, 2]}, "dilations must be two equal values of 1 or more"),
+    ({"pads": [0, 0, 3, 0]}, "pads must be 4 values in 0..2 (the window's size less 1)"),
+    ({"dilations": [2, 2], "pads": [0, 0, 5, 0]}, "pads must be 4 values in 0..4"),
     ({"strides": [1, 2]}, "strides must be equal"),
     ({"auto_pad": "SAME_UPPER"}, "auto_pad SAME_UPPER is not supported"),
 ])
@@ -129,14 +130,19 @@ def test_unsupported_attributes(tmp_path, capsys, attrs, match):
     _nothing_written(tmp_path, before)
 
 
-def test_grouped_convolution(tmp_path, capsys):
+@pytest.mark.parametrize("group,shape,match", [
+    (3, (4, 1, 3, 3), ("group must divide the input channels (2) and the output channels "
+                       "(4), not 3")),
+    (2, (4, 2, 3, 3), "weights (4, 2, 3, 3) do not fit input channels 2 in 2 group"),
+])
+def test_bad_grouped_convolution(tmp_path, capsys, group, shape, match):
     def add(nodes, inits):
-        inits.append(numpy_helper.from_array(np.zeros((4, 1, 3, 3), np.int8), "wg"))
+        inits.append(numpy_helper.from_array(np.zeros(shape, np.int8), "wg"))
         nodes.append(helper.make_node("QLinearConv", ["xq", "s", "z", "wg", "ws", "wz", "s",
-                                                      "z"], ["c"], group=2))
+                                                      "z"], ["c"], group=group))
         return "c"
     _refused(capsys, "compile", _qop_model(tmp_path, add), "-o", tmp_path / "out",
-             match="grouped convolution is not supported")
+             match=match)
 
 
 def test_add_with_a_scale_ratio_the_npu_cannot_run_exactly(tmp_path, capsys):

@@ -63,6 +63,39 @@ def test_conv(tmp_path, seed, fmt, per_channel):
     _check(tmp_path, q, shape, rng, p=SMALL)
 
 
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+@pytest.mark.parametrize("kind", ["depthwise", "grouped", "dilated"])
+def test_grouped_and_dilated_conv(tmp_path, seed, fmt, per_channel, kind):
+    """Depthwise, grouped and dilated convolutions, every output exact.
+
+    Depthwise: group = channels, a channel multiplier of 1 or 2. The NPU runs each as a
+    dense convolution with zero weights.
+    """
+    rng = np.random.default_rng([seed, len(kind)])
+    groups = int(rng.integers(2, 4))
+    c = groups * int(rng.integers(1, 3))
+    shape = (c, int(rng.integers(6, 10)), int(rng.integers(6, 10)))
+    k = int(rng.choice([1, 3])) if kind != "dilated" else 3
+    d = int(rng.integers(2, 4)) if kind == "dilated" else 1
+    span = (k - 1) * d + 1
+    first = {"k": k, "stride": int(rng.integers(1, 3)), "dilation": d,
+             "pads": [int(v) for v in rng.integers(0, span, size=4)],
+             "act": str(rng.choice(["none", "relu", "relu6"]))}
+    if kind == "depthwise":
+        first.update(group=c, cout=c * int(rng.integers(1, 3)))
+    elif kind == "grouped":
+        first.update(group=groups, cout=groups * int(rng.integers(1, 3)))
+    else:
+        first.update(cout=int(rng.integers(1, 6)))
+    spec = [("conv", first), ("conv", {"cout": 3, "k": 3, "pads": [1, 1, 1, 1]})]
+    print(f"{kind}: input {shape}, {first}")
+    q, _ = build(tmp_path, rng, shape, spec, fmt=fmt, per_channel=per_channel)
+    if fmt == "QOperator":
+        assert ops_of(q).count("QLinearConv") == 2, ops_of(q)
+    _check(tmp_path, q, shape, rng, p=SMALL)
+
+
 @pytest.mark.parametrize("input_range", [(0.0, 2.0), (-2.0, 0.0)], ids=["zp_min", "zp_max"])
 def test_zero_point_extremes(tmp_path, seed, input_range):
     """All-positive input: zero point -128; all-negative: +127 (and ReLU outputs: -128)."""

@@ -223,6 +223,79 @@ def test_random_chains_match_litert(tmp_path, seed, per_channel, tail):
         assert r.outputs.shape[0] == 6 and r.outputs.ndim == (4 if tail == "map" else 2)
 
 
+def _depthwise(g, rng, x, shape, multiplier, k, stride, dilation, same, per_channel, act):
+    h, w, cin = shape
+    cout = cin * multiplier
+    s_in = g.tensors[x].quantization.scale[0]
+    s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
+    wt = g.tensor([1, k, k, cout], np.int8, s_w, 0, data=rng.integers(-127, 128, (1, k, k, cout)),
+                  axis=3)
+    bt = g.tensor([cout], np.int32, np.float32(s_in) * s_w, 0,
+                  data=rng.integers(-3000, 3000, cout))
+    span = (k - 1) * dilation + 1
+    if same:
+        oh, ow = -(-h // stride), -(-w // stride)
+    else:
+        oh, ow = (h - span) // stride + 1, (w - span) // stride + 1
+    s_out, zp = _quant(rng)
+    y = g.tensor([1, oh, ow, cout], np.int8, s_out * 2, zp)
+    o = tfl.DepthwiseConv2DOptionsT()
+    o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
+    o.strideH = o.strideW = stride
+    o.depthMultiplier = multiplier
+    o.dilationHFactor = o.dilationWFactor = dilation
+    o.fusedActivationFunction = act
+    g.op("DEPTHWISE_CONV_2D", [x, wt, bt], [y], o)
+    return y, (oh, ow, cout)
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_depthwise_and_dilated_match_litert(tmp_path, seed, per_channel):
+    """DEPTHWISE_CONV_2D and a dilated CONV_2D, every output exact.
+
+    Depthwise: multiplier 1 or 2, dilation 1..3, SAME/VALID, stride 1/2. The NPU runs both
+    as dense convolutions with zero weights.
+    """
+    rng = np.random.default_rng([seed, per_channel, 11])
+    for n in range(3):
+        g = Graph()
+        h, w = (int(v) for v in rng.integers(7, 11, 2))
+        c = int(rng.integers(1, 5))
+        xf, x = _quantized_input(g, rng, (h, w, c))
+        dilation = int(rng.integers(1, 4))
+        same = bool(rng.integers(2))
+        x, shape = _depthwise(g, rng, x, (h, w, c), int(rng.integers(1, 3)), 3,
+                              int(rng.integers(1, 3)), dilation, same, per_channel,
+                              ACTS[rng.integers(len(ACTS))])
+        print(f"model {n}: input {(h, w, c)}, depthwise dilation {dilation}, same {same} "
+              f"-> {shape}")
+        x, shape = _dilated_conv(g, rng, x, shape, per_channel)
+        out = g.tensor([1, *shape], np.float32)
+        g.op("DEQUANTIZE", [x], [out])
+        _compare(tmp_path, f"dw{n}", g.model([xf], [out]),
+                 rng.uniform(-2.5, 2.5, (6, h, w, c)).astype(np.float32))
+
+
+def _dilated_conv(g, rng, x, shape, per_channel):
+    """Add a 3x3 CONV_2D, dilation 2, SAME padding (the output keeps the input's size)."""
+    h, w, cin = shape
+    cout = int(rng.integers(1, 5))
+    s_in = g.tensors[x].quantization.scale[0]
+    s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
+    wt = g.tensor([cout, 3, 3, cin], np.int8, s_w, 0, data=rng.integers(-127, 128,
+                                                                       (cout, 3, 3, cin)))
+    bt = g.tensor([cout], np.int32, np.float32(s_in) * s_w, 0,
+                  data=rng.integers(-3000, 3000, cout))
+    s_out, zp = _quant(rng)
+    y = g.tensor([1, h, w, cout], np.int8, s_out * 4, zp)
+    o = tfl.Conv2DOptionsT()
+    o.padding, o.strideH, o.strideW = tfl.Padding.SAME, 1, 1
+    o.dilationHFactor = o.dilationWFactor = 2
+    o.fusedActivationFunction = ACTS[rng.integers(len(ACTS))]
+    g.op("CONV_2D", [x, wt, bt], [y], o)
+    return y, (h, w, cout)
+
+
 def test_mlp_on_a_flat_input(tmp_path, seed):
     """A 2-D ``(N, F)`` input through two fully connected layers."""
     rng = np.random.default_rng(seed)
