@@ -220,7 +220,10 @@ class HostLink(Validated, wiring.Component):
         status = Cat(block_error, bad_frame, stalled, Const(0, 5), *counters.values)
 
         # The executor: one request at a time, then its reply.
-        r_cmd, r_port, r_len, r_count, r_status = (Signal(8), Signal(8), Signal(16), Signal(16),
+        # (a reply's length and byte count never exceed the buffer or the status bytes)
+        most = max(self.buffer_bytes, status_bytes)
+        r_cmd, r_port, r_len, r_count, r_status = (Signal(8), Signal(8), Signal(range(most + 1)),
+                                                   Signal(range(most + 1)),
                                                    Signal(8 * status_bytes))
         r_from_status = Signal()
         reset_count = Signal(2)
@@ -228,9 +231,11 @@ class HostLink(Validated, wiring.Component):
             rcv.may_write.eq(0),
             snd.seq.eq(req.seq), snd.cmd.eq(r_cmd), snd.port.eq(r_port), snd.length.eq(r_len),
             snd.count.eq(r_count), snd.from_status.eq(r_from_status), snd.status.eq(r_status),
-            # The mailbox's request, read as the executor takes it.
-            wr.port.eq(rcv.frame.payload.port), wr.length.eq(rcv.frame.payload.length),
-            rd.port.eq(rcv.frame.payload.port), rd.length.eq(rcv.frame.payload.length),
+            # The request being executed (``req``, written as the executor takes it; the
+            # replay and the collector read these from the next cycle on). The sender's
+            # fields above are registers that hold still while it sends.
+            wr.port.eq(req.port), wr.length.eq(req.length),
+            rd.port.eq(req.port), rd.length.eq(req.length),
         ]
 
         def reply(m, cmd, port=0, length=0, count=0, status=None):

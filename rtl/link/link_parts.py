@@ -33,9 +33,14 @@ def nbytes(width):
     return -(-width // 8)
 
 
-def frame_layout():
-    """Return the layout of a checked request: seq, cmd, port, length, error code (0: ok)."""
-    return data.StructLayout({"seq": 8, "cmd": 8, "port": 8, "length": 16, "error": 8})
+def frame_layout(buffer_bytes):
+    """Return the layout of a checked request: seq, cmd, port, length, error code (0: ok).
+
+    A checked request's ``length`` is at most ``buffer_bytes`` (beats of one byte at most
+    fill the buffer; STATUS, RESET and INFO have none), so it is that narrow.
+    """
+    return data.StructLayout({"seq": 8, "cmd": 8, "port": 8, "length": range(buffer_bytes + 1),
+                              "error": 8})
 
 
 def _buffer_write(buffer_bytes):
@@ -124,7 +129,7 @@ class FrameReceiver(wiring.Component):
     Members
     -------
     rx : In(stream.Signature(8))
-    frame : Out(stream.Signature(frame_layout))
+    frame : Out(stream.Signature(frame_layout(buffer_bytes)))
     buf_w : Out(StructLayout{en, addr, data})
         Payload bytes, written only while ``may_write`` was high when the payload started.
     may_write : In(1)
@@ -148,7 +153,7 @@ class FrameReceiver(wiring.Component):
         self._idle_cycles = idle_cycles
         super().__init__({
             "rx": In(stream.Signature(8)),
-            "frame": Out(stream.Signature(frame_layout())),
+            "frame": Out(stream.Signature(frame_layout(buffer_bytes))),
             "buf_w": Out(_buffer_write(buffer_bytes)),
             "may_write": In(1), "abort": Out(1), "bad": Out(1), "idle": Out(1),
             "consistent": Out(1),
@@ -284,8 +289,10 @@ class WriteReplay(wiring.Component):
 
     Members
     -------
-    start : In(1), port : In(8), length : In(16)
-        Begin replaying ``length`` beats to input ``port``.
+    start : In(1), port : In(8), length : In(range(buffer_bytes + 1))
+        Begin replaying ``length`` beats to input ``port``. ``port`` and ``length`` are
+        read from the cycle after ``start`` on, so the caller holds them while ``busy``
+        (they are not copied).
     abort : In(1)
         Stop now (withdraw the beat).
     buf_addr : Out, buf_data : In(8)
@@ -302,19 +309,19 @@ class WriteReplay(wiring.Component):
         self._stall_cycles = stall_cycles
         self._buffer_bytes = buffer_bytes
         super().__init__({
-            "start": In(1), "port": In(8), "length": In(16), "abort": In(1),
-            "buf_addr": Out(range(buffer_bytes)), "buf_data": In(8),
+            "start": In(1), "port": In(8), "length": In(range(buffer_bytes + 1)),
+            "abort": In(1), "buf_addr": Out(range(buffer_bytes)), "buf_data": In(8),
             "beat": Out(8 * max(nbytes(w) for w in in_widths)),
             "valid": Out(len(in_widths)), "ready": In(len(in_widths)),
-            "busy": Out(1), "done": Out(1), "stalled": Out(1), "delivered": Out(16),
+            "busy": Out(1), "done": Out(1), "stalled": Out(1),
+            "delivered": Out(range(buffer_bytes + 1)),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         in_bytes = [nbytes(w) for w in self._widths]
         max_in = max(in_bytes)
-        port = Signal(8)
-        length = Signal(16)
+        port, length = self.port, self.length  # held by the caller
         bpb = _table(in_bytes, port, 8)
         addr = Signal(range(self._buffer_bytes + 1))
         bib = Signal(range(max_in + 1))
@@ -326,8 +333,7 @@ class WriteReplay(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [port.eq(self.port), length.eq(self.length), addr.eq(0),
-                                 bib.eq(0), self.delivered.eq(0), stalled.eq(0)]
+                    m.d.sync += [addr.eq(0), bib.eq(0), self.delivered.eq(0), stalled.eq(0)]
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += self.busy.eq(1)
@@ -375,14 +381,16 @@ class ReadCollector(wiring.Component):
 
     Members
     -------
-    start : In(1), port : In(8), length : In(16)
+    start : In(1), port : In(8), length : In(range(buffer_bytes + 1))
+        Begin collecting from output ``port``. ``port`` and ``length`` are read from the
+        cycle after ``start`` on, so the caller holds them while ``busy`` (not copied).
     abort : In(1)
     data : In(max width), valid : In(n_out), ready : Out(n_out)
         The block's output payloads (selected by the top), valids and readies per port.
     buf_w : Out(StructLayout{en, addr, data})
     busy, done : Out(1)
         ``done``: one cycle when the collection ends.
-    beats, nbytes : Out(16)
+    beats, nbytes : Out(range(buffer_bytes + 1))
         At ``done``: the beats collected and their bytes.
     """
 
@@ -391,18 +399,17 @@ class ReadCollector(wiring.Component):
         self._idle_cycles = idle_cycles
         self._buffer_bytes = buffer_bytes
         super().__init__({
-            "start": In(1), "port": In(8), "length": In(16), "abort": In(1),
-            "data": In(8 * max(nbytes(w) for w in out_widths)),
+            "start": In(1), "port": In(8), "length": In(range(buffer_bytes + 1)),
+            "abort": In(1), "data": In(8 * max(nbytes(w) for w in out_widths)),
             "valid": In(len(out_widths)), "ready": Out(len(out_widths)),
-            "buf_w": Out(_buffer_write(buffer_bytes)),
-            "busy": Out(1), "done": Out(1), "beats": Out(16), "nbytes": Out(16),
+            "buf_w": Out(_buffer_write(buffer_bytes)), "busy": Out(1), "done": Out(1),
+            "beats": Out(range(buffer_bytes + 1)), "nbytes": Out(range(buffer_bytes + 1)),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         out_bytes = [nbytes(w) for w in self._widths]
-        port = Signal(8)
-        length = Signal(16)
+        port, length = self.port, self.length  # held by the caller
         bpb = _table(out_bytes, port, 8)
         bib = Signal(range(max(out_bytes) + 1))
         shift = Signal(len(self.data))
@@ -410,8 +417,7 @@ class ReadCollector(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [port.eq(self.port), length.eq(self.length), quiet.eq(0),
-                                 self.beats.eq(0), self.nbytes.eq(0)]
+                    m.d.sync += [quiet.eq(0), self.beats.eq(0), self.nbytes.eq(0)]
                     m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
@@ -455,8 +461,11 @@ class ReplySender(wiring.Component):
     start : In(1)
         Send a reply with ``seq``, ``cmd``, ``port``, ``length`` and ``count`` payload bytes
         taken from the buffer, or from ``status`` when ``from_status``.
-    seq, cmd, port : In(8), length, count : In(16), from_status : In(1)
+    seq, cmd, port : In(8), length : In(16), count : In(range(max(buffer, status) + 1))
+    from_status : In(1)
     status : In(8 * status_bytes)
+        The reply's fields. They are read while the reply goes out, so the caller holds
+        them from ``start`` until ``busy`` falls (they are not copied).
     buf_addr : Out, buf_data : In(8)
     tx : Out(stream.Signature(8))
     busy : Out(1)
@@ -464,9 +473,11 @@ class ReplySender(wiring.Component):
 
     def __init__(self, *, buffer_bytes, status_bytes):
         self._status_bytes = status_bytes
+        self._count_max = max(buffer_bytes, status_bytes)
         super().__init__({
             "start": In(1), "seq": In(8), "cmd": In(8), "port": In(8), "length": In(16),
-            "count": In(16), "from_status": In(1), "status": In(8 * status_bytes),
+            "count": In(range(self._count_max + 1)), "from_status": In(1),
+            "status": In(8 * status_bytes),
             "buf_addr": Out(range(buffer_bytes)), "buf_data": In(8),
             "tx": Out(stream.Signature(8)), "busy": Out(1),
         })
@@ -474,45 +485,54 @@ class ReplySender(wiring.Component):
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         m.submodules.crc = gen = crc.Processor(CRC16)
-        seq, cmd, port = Signal(8), Signal(8), Signal(8)
-        length, count = Signal(16), Signal(16)
-        from_status = Signal()
-        status = Signal.like(self.status)
-        idx = Signal(16)
-        head = P.HEADER_BYTES + 1  # sync and header
+        seq, cmd, port = self.seq, self.cmd, self.port  # held by the caller
+        length, count = self.length, self.count
+        from_status, status = self.from_status, self.status
+        # The frame in four parts; ``idx`` counts bytes within the header and the payload.
+        head, payload, crc_hi, crc_lo = range(4)
+        part = Signal(2)
+        idx = Signal(range(max(self._count_max, P.HEADER_BYTES + 1)))
         out = Signal(8)
         header = Array([Const(P.SYNC, 8), seq, cmd, port, length[:8], length[8:]])
         status_bytes = Array(status[8 * k:8 * (k + 1)] for k in range(self._status_bytes))
-        payload_end = count + head
-        m.d.comb += [self.buf_addr.eq(idx - head), gen.data.eq(out)]
-        with m.If(idx < head):
-            m.d.comb += out.eq(header[idx[:3]])
-        with m.Elif(idx < payload_end):
-            m.d.comb += out.eq(Mux(from_status, status_bytes[(idx - head)[:4]], self.buf_data))
-        with m.Elif(idx == payload_end):
-            m.d.comb += out.eq(gen.crc[8:])
-        with m.Else():
-            m.d.comb += out.eq(gen.crc[:8])
+        last = Signal()  # idx is the part's last byte
+        m.d.comb += [self.buf_addr.eq(idx), gen.data.eq(out)]
+        with m.Switch(part):
+            with m.Case(head):
+                m.d.comb += [out.eq(header[idx[:3]]), last.eq(idx == P.HEADER_BYTES)]
+            with m.Case(payload):
+                m.d.comb += [out.eq(Mux(from_status, status_bytes[idx[:4]], self.buf_data)),
+                             last.eq(idx == count - 1)]
+            with m.Case(crc_hi):
+                m.d.comb += out.eq(gen.crc[8:])
+            with m.Case(crc_lo):
+                m.d.comb += out.eq(gen.crc[:8])
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [seq.eq(self.seq), cmd.eq(self.cmd), port.eq(self.port),
-                                 length.eq(self.length), count.eq(self.count),
-                                 from_status.eq(self.from_status), status.eq(self.status),
-                                 idx.eq(0)]
+                    m.d.sync += [idx.eq(0), part.eq(head)]
                     m.d.comb += gen.start.eq(1)
                     m.next = "ADDRESS"
             with m.State("ADDRESS"):
-                # The buffer byte at idx - head is read; the byte goes out next cycle.
+                # The buffer byte at idx is read; the byte goes out next cycle.
                 m.d.comb += self.busy.eq(1)
                 m.next = "SEND"
             with m.State("SEND"):
                 m.d.comb += [self.busy.eq(1), self.tx.valid.eq(1), self.tx.payload.eq(out)]
                 with m.If(self.tx.ready):
-                    m.d.comb += gen.valid.eq((idx != 0) & (idx < payload_end))
+                    m.d.comb += gen.valid.eq(((part == head) & (idx != 0)) | (part == payload))
                     m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == payload_end + 1):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "ADDRESS"
+                    m.next = "ADDRESS"
+                    with m.Switch(part):
+                        with m.Case(head):
+                            with m.If(last):
+                                m.d.sync += [idx.eq(0), part.eq(Mux(count == 0, crc_hi,
+                                                                    payload))]
+                        with m.Case(payload):
+                            with m.If(last):
+                                m.d.sync += part.eq(crc_hi)
+                        with m.Case(crc_hi):
+                            m.d.sync += part.eq(crc_lo)
+                        with m.Case(crc_lo):
+                            m.next = "IDLE"
         return m
