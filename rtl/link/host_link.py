@@ -105,6 +105,10 @@ class HostLink(Validated, wiring.Component):
         been idle this long. Default: 30 bit times.
     stall_cycles : int
         A WRITE ends (ERR_STALL) when the block takes no beat for this long. Default: 2**20.
+    counters : bool
+        STATUS's three 32-bit cycle counters (about 130 logic cells on an iCE40). Without
+        them STATUS reports them as 0 and sets flag bit 3; a block with counters of its own
+        (the NPU) loses nothing.
 
     Members
     -------
@@ -116,7 +120,7 @@ class HostLink(Validated, wiring.Component):
 
     @classmethod
     def validate(cls, block, *, divisor, buffer_bytes=512, idle_cycles=None,
-                 stall_cycles=1 << 20):
+                 stall_cycles=1 << 20, counters=True):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         inputs, outputs = stream_ports(block.signature.members)
         if not inputs or not outputs:
@@ -127,10 +131,13 @@ class HostLink(Validated, wiring.Component):
         check_int("stall_cycles", stall_cycles, 1, 1 << 30)
         if idle_cycles is not None:
             check_int("idle_cycles", idle_cycles, 2 * divisor, 1 << 24)
+        if not isinstance(counters, bool):
+            raise TypeError(f"counters must be a bool, not {type(counters).__name__}")
 
     def __init__(self, block, *, divisor, buffer_bytes=512, idle_cycles=None,
-                 stall_cycles=1 << 20):
+                 stall_cycles=1 << 20, counters=True):
         self.block = block
+        self.counters = counters
         self.divisor = divisor
         self.inputs, self.outputs = stream_ports(block.signature.members)
         self.buffer_bytes = buffer_bytes
@@ -148,7 +155,8 @@ class HostLink(Validated, wiring.Component):
             "protocol": [(f"framed UART protocol v{P.VERSION} (npugen.rtl.link.protocol); "
                           f"input ports {ins}, output ports {outs}; buffer "
                           f"{self.buffer_bytes} bytes; quiet line {self.idle_cycles} cycles; "
-                          f"stall limit {self.stall_cycles} cycles")],
+                          f"stall limit {self.stall_cycles} cycles; cycle counters "
+                          f"{'on' if self.counters else 'off (STATUS flag bit 3)'}")],
             "roles": {"rx": "UART receive line (host to board)",
                       "tx": "UART transmit line (board to host)"},
         }
@@ -212,20 +220,30 @@ class HostLink(Validated, wiring.Component):
             m.d.comb += [rd.valid[n].eq(s.valid), s.ready.eq(rd.ready[n])]
         req = Signal.like(rcv.frame.payload)  # the request being executed
         m.d.comb += rd.data.eq(Array(Value.cast(s.payload) for s in outs)[req.port])
-        counters = self._counters(m, ins, outs)
+        if self.counters:
+            counters = self._counters(m, ins, outs)
+            values, clear = counters.values, counters.clear
+        else:
+            values, clear = [Const(0, 32)] * 3, Signal()
         bad_frame, stalled = Signal(), Signal()
         with m.If(rcv.bad):
             m.d.sync += bad_frame.eq(1)
         block_error = getattr(blk, "error", Const(0, 1))
-        status = Cat(block_error, bad_frame, stalled, Const(0, 5), *counters.values)
+        flags = Cat(block_error, bad_frame, stalled, Const(not self.counters, 1))
 
         # The executor: one request at a time, then its reply.
         # (a reply's length and byte count never exceed the buffer or the status bytes)
         most = max(self.buffer_bytes, status_bytes)
-        r_cmd, r_port, r_len, r_count, r_status = (Signal(8), Signal(8), Signal(range(most + 1)),
-                                                   Signal(range(most + 1)),
-                                                   Signal(8 * status_bytes))
+        r_cmd, r_port, r_len, r_count = (Signal(8), Signal(8), Signal(range(most + 1)),
+                                         Signal(range(most + 1)))
+        # STATUS's snapshot (flags and counters; the counters move on while it goes out), or
+        # INFO's constant bytes
+        r_flags = Signal(len(flags))
+        r_values = Signal(96) if self.counters else Const(0, 96)
+        r_info = Signal()
         r_from_status = Signal()
+        r_status = Mux(r_info, Cat(Const(b, 8) for b in info),
+                       Cat(r_flags, Const(0, 8 - len(flags)), r_values))
         reset_count = Signal(2)
         m.d.comb += [
             rcv.may_write.eq(0),
@@ -239,10 +257,13 @@ class HostLink(Validated, wiring.Component):
         ]
 
         def reply(m, cmd, port=0, length=0, count=0, status=None):
+            """Reply next; ``status``: None, "status" (take the snapshot) or "info"."""
             m.d.sync += [r_cmd.eq(cmd), r_port.eq(port), r_len.eq(length), r_count.eq(count),
-                         r_from_status.eq(status is not None)]
-            if status is not None:
-                m.d.sync += r_status.eq(status)
+                         r_from_status.eq(status is not None), r_info.eq(status == "info")]
+            if status == "status":
+                m.d.sync += r_flags.eq(flags)
+                if self.counters:
+                    m.d.sync += r_values.eq(Cat(*values))
             m.next = "REPLY"
 
         with m.FSM():
@@ -262,10 +283,10 @@ class HostLink(Validated, wiring.Component):
                     with m.Elif(f.cmd == P.CMD_STATUS):
                         m.d.sync += [bad_frame.eq(0), stalled.eq(0)]
                         reply(m, P.CMD_STATUS | P.REPLY, length=P.STATUS_BYTES,
-                              count=P.STATUS_BYTES, status=status)
+                              count=P.STATUS_BYTES, status="status")
                     with m.Elif(f.cmd == P.CMD_INFO):
                         reply(m, P.CMD_INFO | P.REPLY, length=len(info), count=len(info),
-                              status=Cat(Const(b, 8) for b in info))
+                              status="info")
                     with m.Else():  # RESET
                         m.d.sync += reset_count.eq(3)
                         m.next = "RESET"
@@ -287,7 +308,7 @@ class HostLink(Validated, wiring.Component):
                     m.d.comb += rd.abort.eq(1)
                     m.next = "IDLE"
             with m.State("RESET"):
-                m.d.comb += [block_reset.eq(1), counters.clear.eq(1)]
+                m.d.comb += [block_reset.eq(1), clear.eq(1)]
                 m.d.sync += reset_count.eq(reset_count - 1)
                 with m.If(reset_count == 0):
                     reply(m, P.CMD_RESET | P.REPLY)

@@ -32,8 +32,9 @@ INFO       0x05  ``port`` 0, ``len`` 0: the protocol version, the buffer size an
 Replies use ``cmd | 0x80``: WRITE and RESET answer with ``len`` 0 once done; READ answers
 with the number of beats in ``len`` and their bytes; STATUS answers with 13 bytes: flags
 (bit 0: the block's ``error``; bit 1: a bad frame since the last STATUS; bit 2: a WRITE
-stalled since the last STATUS), the free-running cycle counter, the cycle of the first input
-beat and the cycle of the last output beat since reset (each 32 bits, little-endian); INFO
+stalled since the last STATUS; bit 3: the link was built without cycle counters, which then
+read 0), the free-running cycle counter, the cycle of the first input beat and the cycle of
+the last output beat since reset (each 32 bits, little-endian); INFO
 answers with ``VERSION``, the number of input and output ports, the buffer size (16 bits),
 then each input port's and each output port's payload width (16 bits each), little-endian.
 

@@ -27,8 +27,10 @@ BOARD_TOOLS = {
 }
 
 
-def build_bitstream(board, params, out_dir, baud=115200):
+def build_bitstream(board, params, out_dir, baud=115200, counters=True):
     """Synthesize, place, route and pack ``params``' block for ``board``; return the path.
+
+    ``counters``: the link's STATUS cycle counters (:class:`~npugen.rtl.link.HostLink`).
 
     The tools run inside ``out_dir`` with relative paths, as they must; their output goes to
     ``build.log`` there.
@@ -46,7 +48,8 @@ def build_bitstream(board, params, out_dir, baud=115200):
         # memory_dff never applies a memory's no_rw_check attribute (disjoint_memory), so
         # yosys would emulate read-during-write in the fabric; split, the read registers
         # merge back in memory_dff, which applies it (as on npugen synth's Verilog path).
-        plan = platform.build(BoardTop(block_of(params).component(params), baud), name=name,
+        plan = platform.build(BoardTop(block_of(params).component(params), baud,
+                                       counters=counters), name=name,
                               do_build=False, script_after_read="memory_nordff")
         out_dir = Path(plan.extract(str(out_dir)))
         run_tool(["sh", f"{plan.script}.sh"], out_dir, "build.log", f"{board} bitstream build")
@@ -59,15 +62,16 @@ def build_bitstream(board, params, out_dir, baud=115200):
     return out_dir / f"{name}.{b.bitstream}"
 
 
-def link_part(divisor=8, stall_cycles=4096):
+def link_part(divisor=8, stall_cycles=4096, counters=True):
     """Return the board core as a :class:`~npugen.sim.blocks.Part`: ``HostLink(block)``.
 
     The Verilator board bench (``npugen.sim.cocotb.tb_board``) drives it through a simulated
     UART with a short ``divisor``, so a byte costs few cycles, and a short stall limit.
+    ``counters``: the link's STATUS cycle counters (:class:`HostLink`).
     """
     def build(params):
         return HostLink(block_of(params).component(params), divisor=divisor,
-                        stall_cycles=stall_cycles)
+                        stall_cycles=stall_cycles, counters=counters)
 
     return Part("linked", build, lambda p: {"rx": In(1), "tx": Out(1)},
                 lambda p: block_of(p).model(p), {}, "npugen.sim.cocotb.tb_board")

@@ -85,4 +85,6 @@ def test_wrong_buffer():
     block = SparseMatVec(SparseParams())
     with pytest.raises(ValueError, match=r"buffer_bytes must be in 5\.\.65535, not 4"):
         HostLink(block, divisor=8, buffer_bytes=4)
+    with pytest.raises(TypeError, match="counters must be a bool, not int"):
+        HostLink(block, divisor=8, counters=1)
     Fragment.get(block, None)  # used: no "unused elaboratable" warning
