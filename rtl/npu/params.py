@@ -51,6 +51,7 @@ class NpuParams(Params, block="npu"):
         rq += "_bc" if self.array_broadcast else ""
         rq += "_pa" if self.pool_on_array else ""
         rq += "_ort" if self.requant_ort_only else ""
+        rq += "_cq" if self.requant_compact else ""
         ad = f"_ad{self.add_units}" if self.add_units != 1 else ""
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
@@ -113,6 +114,10 @@ class NpuParams(Params, block="npu"):
     requant_serial: bool = flag(False, "serial requantization units (one value every 23 "
                                        "cycles, about half the LUTs, no DSP block; at most "
                                        "20 units) for small FPGAs")
+    requant_compact: bool = flag(False, "with requant_serial and requant_ort_only: units "
+                                        "that shift a step at a time (CompactRequantizer: a "
+                                        "value every 43 cycles, about 290 iCE40 logic cells "
+                                        "fewer each) for the smallest boards")
     add_units: int = param(1, "QLinearAdd units for ADD, one int8 element per cycle each (a "
                               "divisor of lanes; 0 = no ADD)", lo=0, hi=64)
     tab_entries: int = param(256, "entries of the per-channel requantization table",
@@ -181,6 +186,9 @@ class NpuParams(Params, block="npu"):
         if self.requant_lanes and self.lanes % self.requant_lanes:
             raise ValueError(f"requant_lanes must divide lanes ({self.lanes}) or be 0, not "
                              f"{self.requant_lanes}")
+        if self.requant_compact and not (self.requant_serial and self.requant_ort_only):
+            raise ValueError("requant_compact needs requant_serial and requant_ort_only (the "
+                             "compact unit is a serial unit that rounds only as ort)")
         # (a unit's interval: 23 cycles, 22 with requant_ort_only, less 3)
         most = 19 if self.requant_ort_only else 20
         if self.requant_serial and self.post_lanes > most:

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .isa import TABLE_ENTRY
 from .params import NpuParams
 from .requant import Requantizer
+from .requant_compact import CompactRequantizer
 from .requant_serial import SerialRequantizer
 
 __all__ = ["PostUnit", "post_in_layout"]
@@ -35,7 +36,8 @@ class PostUnit(wiring.Component):
     - :class:`Requantizer` (pipelined): the table entries of the word's channels are
       cached: a beat whose ``chan`` differs from the cached one first loads ``count``
       entries (one per cycle, plus one); then one part per cycle.
-    - :class:`SerialRequantizer` (``p.requant_serial``): no cache: before each part its
+    - :class:`SerialRequantizer` (``p.requant_serial``; :class:`CompactRequantizer` with
+      ``p.requant_compact``): no cache: before each part its
       ``post_lanes`` entries are read (one per cycle, plus one), while the units still
       work on the part before; a part every ``SerialRequantizer.interval`` cycles (the
       parameters allow at most 20 units, 19 with ``requant_ort_only``, so the reads never
@@ -158,8 +160,12 @@ class PostUnit(wiring.Component):
         # Feed the requantizers, ``units`` lanes per part.
         units_ = []
         for u in range(units):
-            rq = SerialRequantizer(8, ort_only=p.requant_ort_only) if p.requant_serial \
-                else Requantizer(8)
+            if p.requant_compact:  # (a serial unit too: same hand-shake, longer interval)
+                rq = CompactRequantizer(8)
+            elif p.requant_serial:
+                rq = SerialRequantizer(8, ort_only=p.requant_ort_only)
+            else:
+                rq = Requantizer(8)
             m.submodules[f"requant_{u}"] = rq
             units_.append(rq)
         present = Signal()  # a part waits for the units; they take it when ready

@@ -598,10 +598,15 @@ POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 #: 22 and 23 with ``requant_ort_only``.
 SERIAL_INTERVAL = 23
 SERIAL_INTERVAL_ORT = 22
+#: The compact unit (``requant_compact``,
+#: :class:`npugen.rtl.npu.requant_compact.CompactRequantizer`): 43 and 44.
+SERIAL_INTERVAL_COMPACT = 43
 
 
 def _serial_interval(p):
     """Return the serial requantizer's cycles per value in ``p``'s build."""
+    if p.requant_compact:
+        return SERIAL_INTERVAL_COMPACT
     return SERIAL_INTERVAL_ORT if p.requant_ort_only else SERIAL_INTERVAL
 
 

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from npugen.rtl.npu import Requantizer
+from npugen.rtl.npu.requant_compact import CompactRequantizer
 from npugen.rtl.npu.requant_serial import SerialRequantizer
 from npugen.rtl.sparse import SparseParams
 from npugen.rtl.sparse.engine_parts import OUT_DEPTH
@@ -61,6 +62,7 @@ def _tops():
         ("winograd-engine", BLOCKS["winograd"].part("engine").build, BLOCKS["winograd"].small),
         ("npu-requantizer", Requantizer, 8),
         ("npu-requantizer-serial", SerialRequantizer, 8),
+        ("npu-requantizer-compact", CompactRequantizer, 8),
     ]
 
 

@@ -216,18 +216,19 @@ def test_conv_lanes_and_requant_units(seed, lanes, requant_lanes, serial):
     assert st["cycles"] == expected.cycles
 
 
+@pytest.mark.parametrize("compact", [False, True], ids=["serial", "compact"])
 @pytest.mark.parametrize("lanes,requant_lanes,cin,cout", [(4, 1, 6, 5), (2, 2, 3, 3),
                                                           (4, 1, 4, 12)])
-def test_conv_ort_only(seed, lanes, requant_lanes, cin, cout):
+def test_conv_ort_only(seed, lanes, requant_lanes, cin, cout, compact):
     """``requant_ort_only`` with serial units: exact in data and cycles (22 per value).
 
     The UP5K build's options; the last case's 1x1 layer makes the units the bottleneck
     (the model's ``wait``). A CONV in another mode stops with ENGINE (the directed decoder
-    tests check each op and mode).
+    tests check each op and mode). ``compact``: the compact units (43 cycles per value).
     """
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=True,
-              requant_ort_only=True, serial_setup=True, array_broadcast=True,
-              pool_on_array=True, act_words=64, wgt_words=400)
+              requant_ort_only=True, requant_compact=compact, serial_setup=True,
+              array_broadcast=True, pool_on_array=True, act_words=64, wgt_words=400)
     rng = np.random.default_rng([seed, 17, lanes])
     k, pad, h, w = (3, 1, 4, 3) if cout < 12 else (1, 0, 1, 2)
     program = conv_program(p, rng, k=k, stride=1, pad=pad, h=h, w=w, cin=cin, cout=cout,

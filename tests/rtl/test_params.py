@@ -237,3 +237,16 @@ def test_npu_ort_only_serial_requantizers_at_most_19():
     assert NpuParams.from_leaves(wide).post_lanes == 20
     with pytest.raises(ValueError, match="at most 19 requantization units .* not 20"):
         NpuParams.from_leaves({**wide, "requant_ort_only": "true"})
+
+
+def test_npu_compact_requantizers_need_serial_ort_only_units():
+    """The compact unit is a serial unit that rounds only as ort."""
+    from npugen.rtl.npu import NpuParams
+
+    base = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, "requant_serial": "true",
+            "requant_ort_only": "true", "requant_compact": "true"}
+    assert NpuParams.from_leaves(base).requant_compact
+    for name in ("requant_serial", "requant_ort_only"):
+        with pytest.raises(ValueError, match="requant_compact needs requant_serial and "
+                                             "requant_ort_only"):
+            NpuParams.from_leaves({**base, name: "false"})

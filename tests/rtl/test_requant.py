@@ -12,6 +12,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from npugen.rtl.npu.requant import Requantizer, Rounding
+from npugen.rtl.npu.requant_compact import CompactRequantizer
 from npugen.rtl.npu.requant_serial import SerialRequantizer
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
@@ -238,18 +239,38 @@ def _ort_only(width):
     return SerialRequantizer(width, ort_only=True)
 
 
-def test_ort_only_corner_cases(seed):
-    """The ``ort_only`` serial unit: every ORT corner case (int32 edges, every range)."""
+#: The two units that round only as ``ort``.
+ORT_UNITS = pytest.mark.parametrize("ort_unit", [_ort_only, CompactRequantizer],
+                                    ids=["serial_ort_only", "compact"])
+
+
+@ORT_UNITS
+def test_ort_only_corner_cases(ort_unit, seed):
+    """The ``ort``-only units: every ORT corner case (int32 edges, every range)."""
     scales = SCALES + [2.0 ** -40, 2.0 ** 20, float(np.nextafter(np.float32(1), 2))]
     cases = [(acc, Rounding.ORT, *float32_scale(scale), zp, lo, hi)
              for scale in scales for lo, hi, zp in RANGES for acc in EDGE_ACC]
-    assert _run(_ort_only, cases, seed) == _expected(cases)
+    assert _run(ort_unit, cases, seed) == _expected(cases)
     ties = [(acc, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for acc in range(-9, 10)]
-    assert _run(_ort_only, ties, seed) == [int(np.rint(a / 2)) for a in range(-9, 10)]
+    assert _run(ort_unit, ties, seed) == [int(np.rint(a / 2)) for a in range(-9, 10)]
 
 
+def test_compact_longest_path(seed):
+    """The compact unit's longest path ends inside its fixed interval.
+
+    ``acc`` near 2**30 takes pass A's 7 single shifts, a 2**23 mantissa makes a 47-bit
+    product (pass B: two steps of 8, seven of 1), and a 2**-30 scale leaves a right shift of
+    23 (pass C: two of 8, seven of 1); neighbours on both sides of each tie.
+    """
+    cases = [(sign * (acc + d), Rounding.ORT, m, -53 + de, 0, -128, 127)
+             for acc in ((1 << 30), (1 << 30) | (1 << 6)) for d in (-1, 0, 1, 63, 64, 65)
+             for sign in (1, -1) for m in ((1 << 23), (1 << 24) - 1) for de in (0, 1, -1)]
+    assert _run(CompactRequantizer, cases, seed, 0.3, 0.3) == _expected(cases)
+
+
+@ORT_UNITS
 @pytest.mark.parametrize("traffic", [(0.0, 0.0), (0.4, 0.4)], ids=["steady", "both"])
-def test_ort_only_random(traffic, seed):
+def test_ort_only_random(ort_unit, traffic, seed):
     rng = np.random.default_rng(seed)
     cases = []
     for _ in range(400):
@@ -257,7 +278,7 @@ def test_ort_only_random(traffic, seed):
         acc = int(rng.integers(INT32_MIN, INT32_MAX, endpoint=True)) >> int(rng.integers(0, 31))
         lo, hi, zp = RANGES[int(rng.integers(0, len(RANGES)))]
         cases.append((acc, Rounding.ORT, *float32_scale(scale), zp, lo, hi))
-    assert _run(_ort_only, cases, seed, *traffic) == _expected(cases)
+    assert _run(ort_unit, cases, seed, *traffic) == _expected(cases)
 
 
 def test_ort_only_interval_and_the_cycle_model():
@@ -273,6 +294,20 @@ def test_ort_only_interval_and_the_cycle_model():
     step = dut.interval
     taken, out = _back_to_back(dut, beats, 4 * step)
     assert taken == [0, step, 2 * step]
+    assert out == [(c + dut.latency, v) for c, v in zip(taken, (5, 10, 15), strict=True)]
+
+
+def test_compact_interval_and_the_cycle_model():
+    """The compact unit: back-to-back beats 43 cycles apart, as the NPU's cycle model says."""
+    from npugen.sim.models import npu as model
+
+    dut = CompactRequantizer(8)
+    assert (dut.interval, dut.latency) == (CompactRequantizer.INTERVAL,
+                                           CompactRequantizer.LATENCY) == (43, 44)
+    assert CompactRequantizer.INTERVAL == model.SERIAL_INTERVAL_COMPACT
+    beats = _beats([(a, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for a in (10, 20, 30)])
+    taken, out = _back_to_back(dut, beats, 4 * dut.interval)
+    assert taken == [0, dut.interval, 2 * dut.interval]
     assert out == [(c + dut.latency, v) for c, v in zip(taken, (5, 10, 15), strict=True)]
 
 
