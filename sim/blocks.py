@@ -219,6 +219,13 @@ NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=16384, acc_words=64,
                          array_broadcast=True, pool_on_array=True, requant_ort_only=True,
                          systolic=systolic.SystolicParams(rows=4, cols=4, multiplier="ice40"))
 
+#: The NPU of the iCEBreaker bitstream (``npugen board icebreaker --block npu
+#: --link-counters false`` with these parameters): NPU_UP5K at 2 lanes (a 2x2 SB_MAC16
+#: array, one SB_SPRAM256KA of weights) with the compact requantizer, so that it fits beside
+#: the UART link: 5,142 of the UP5K's 5,280 logic cells (docs/npu.md).
+NPU_ICEBREAKER = replace(NPU_UP5K, lanes=2, act_words=1024, requant_compact=True,
+                         systolic=systolic.SystolicParams(rows=2, cols=2, multiplier="ice40"))
+
 #: The NPU of ``npugen demo`` and of the Verilator bench's default run; its memories hold
 #: the digits CNN (``npugen demo``'s end-to-end step).
 NPU_DEMO = _npu_params(4, act_words=256, wgt_words=2048, acc_words=64, tab_entries=64,

@@ -27,7 +27,7 @@ from npugen.rtl.npu import NpuParams
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 
-from ..blocks import NPU_UP5K
+from ..blocks import NPU_ICEBREAKER, NPU_UP5K
 from .digits import NETWORKS, held_out_split, network_path
 from .infer import compile_model, infer, onnxruntime_outputs
 
@@ -76,6 +76,9 @@ def main(argv=None):
     parser.add_argument("--up5k", action="store_true",
                         help="the iCE40 UP5K build (NPU_UP5K: 4 lanes, serial requantizer "
                              "and set-up products, weights in SPRAM); --lanes is ignored")
+    parser.add_argument("--icebreaker", action="store_true",
+                        help="the iCEBreaker bitstream's NPU (NPU_ICEBREAKER: NPU_UP5K at 2 "
+                             "lanes with the compact requantizer); --lanes is ignored")
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
@@ -86,9 +89,10 @@ def main(argv=None):
                   if args.sparse_n_pe else None)
         p = NpuParams(lanes=args.lanes,
                       systolic=SystolicParams(rows=args.lanes, cols=args.lanes), sparse=sparse)
-        if args.up5k:
-            p = replace(NPU_UP5K, sparse=sparse if sparse is None else replace(
-                sparse, act_lanes=NPU_UP5K.lanes))
+        for flag, small in (("up5k", NPU_UP5K), ("icebreaker", NPU_ICEBREAKER)):
+            if getattr(args, flag):
+                p = replace(small, sparse=sparse if sparse is None else replace(
+                    sparse, act_lanes=small.lanes))
     except (TypeError, ValueError) as exc:
         parser.error(str(exc))
     clocks = [(name, float(mhz)) for name, _, mhz in (c.partition("=") for c in args.clock)]
