@@ -165,7 +165,7 @@ def _parser():
                        help="block to wrap")
     board.add_argument("--link-counters", choices=("true", "false"), default="true",
                        action=_Once,
-                       help="the link's STATUS cycle counters (false: about 130 logic cells "
+                       help="the link's STATUS cycle counters (false: about 300 logic cells "
                             "fewer on an iCE40; the NPU counts its own cycles)")
     _add_common(board, "baud", "output")
     compile_ = sub.add_parser(
