@@ -20,7 +20,7 @@ from npugen.boards import BOARDS
 from npugen.rtl.common.params import check_int
 
 from .blocks import BLOCKS
-from .flow.board import build_bitstream
+from .flow.board import build_bitstream, build_summary
 from .flow.build import write_core
 from .flow.demo import format_table, run_demo, run_digits_demo
 from .flow.infer import compile_model, infer
@@ -305,6 +305,10 @@ def _board(args, extra):
     except ToolError as exc:
         raise _RunFailed(f"bitstream build failed: {exc}") from None
     print(f"wrote {path}")
+    report = path.with_suffix(".tim")
+    summary = build_summary(report.read_text(errors="replace")) if report.exists() else ""
+    if summary:
+        print(f"nextpnr: {summary}")
     return 0
 
 

@@ -6,6 +6,7 @@ yowasp-icepack or -ecppack, all from this Python environment) through
 """
 
 import os
+import re
 from pathlib import Path
 
 from amaranth.lib.wiring import In, Out
@@ -60,6 +61,28 @@ def build_bitstream(board, params, out_dir, baud=115200, counters=True):
             else:
                 os.environ[k] = v
     return out_dir / f"{name}.{b.bitstream}"
+
+
+def build_summary(report):
+    """One line from nextpnr's report text: the resources used and each clock's Fmax.
+
+    ``report`` is the ``.tim`` file a board build writes (nextpnr's log). Resources are the
+    device utilisation lines with something used (I/O, global buffers and clock cells
+    left out); a clock's Fmax is the last one nextpnr reports (after routing). Returns ""
+    when the text has neither.
+    """
+    used, fmax = {}, {}
+    for line in report.splitlines():
+        hit = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", line)
+        if hit and int(hit[2]) and not re.search(r"IO|GB|DCC|OSC|PLL", hit[1]):
+            used[hit[1]] = f"{hit[1]} {int(hit[2]):,}/{int(hit[3]):,} ({hit[4]}%)"
+        hit = re.match(r"Info: Max frequency for clock '([^']+)': ([\d.]+) MHz \((\w+) at "
+                       r"([\d.]+) MHz\)", line)
+        if hit:
+            fmax[hit[1]] = f"{hit[2]} MHz ({hit[3]} at {hit[4]} MHz)"
+    parts = [", ".join(used.values())] if used else []
+    parts += [f"Fmax {v}" for v in fmax.values()]
+    return "; ".join(parts)
 
 
 def link_part(divisor=8, stall_cycles=4096, counters=True):

@@ -13,9 +13,14 @@ SMALL = ["--n-pe", "2", "--rows-max", "16", "--cols-max", "16", "--entries-max",
 
 @pytest.mark.parametrize(("board", "suffix", "clock"), [("icebreaker", "bin", 12),
                                                         ("ulx3s-85f", "bit", 25)])
-def test_bitstream(board, suffix, clock, tmp_path):
+def test_bitstream(board, suffix, clock, tmp_path, capsys):
     out = tmp_path / "build"
     assert main(["board", board, "--block", "sparse", *SMALL, "-o", str(out)]) == 0
+    # the summary line: resources with their counts, and the clock's Fmax
+    (summary,) = [line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("nextpnr: ")]
+    assert re.search(r"\d+/[\d,]+ \(\d+%\)", summary), summary
+    assert re.search(rf"Fmax [\d.]+ MHz \(PASS at {clock}\.00 MHz\)", summary), summary
     (bitstream,) = out.glob(f"*.{suffix}")
     assert bitstream.stat().st_size > 10_000
     (report,) = out.glob("*.tim")
@@ -34,6 +39,8 @@ def _cli(*args):
      "n_pe must be in 1..64, not 99"),
     (["board", "icebreaker", "--block", "sparse", "--bogus", "1"], 2, "unrecognized arguments"),
     (["board", "nope", "--block", "sparse"], 2, "invalid choice: 'nope'"),
+    (["board", "icebreaker", "--block", "sparse", "--link-counters", "maybe"], 2,
+     "invalid choice: 'maybe'"),
     (["board", "icebreaker", "--block", "sparse", "--baud", "0"], 2,
      "baud must be in 300..3000000, not 0"),
     (["board", "ulx3s-85f", "--block", "sparse", "--baud", "300"], 2,
