@@ -4,11 +4,12 @@ Both of the quantizer's formats are read:
 
 - **QOperator**: ``QuantizeLinear`` on the float input, ``QLinearConv``, ``MaxPool`` on
   int8, ``Flatten``/``Reshape``, ``QGemm`` (com.microsoft), ``QLinearMatMul``,
-  ``QLinearGlobalAveragePool`` and ``QLinearAdd`` (com.microsoft), and ``DequantizeLinear``
+  ``QLinearGlobalAveragePool``, ``QLinearAveragePool`` over the whole input (com.microsoft)
+  and ``QLinearAdd`` (com.microsoft), and ``DequantizeLinear``
   on the output. An activation may feed several nodes (residual connections). A grouped
   (depthwise) or dilated ``QLinearConv`` runs as a dense convolution whose other weights are
   zero: exact, at the dense layer's cost.
-- **QDQ**: float ``Conv``/``Gemm``/``MatMul``/``MaxPool``/``GlobalAveragePool``/
+- **QDQ**: float ``Conv``/``Gemm``/``MatMul``/``MaxPool``/``GlobalAveragePool``/``AveragePool``/
   ``Flatten``/``Reshape`` between ``DequantizeLinear`` and ``QuantizeLinear`` nodes; an
   ``Add`` is refused (onnxruntime runs it unfused, in float32). Each
   such group is rewritten to the QOperator node onnxruntime fuses it into at load time
@@ -181,6 +182,9 @@ def _qdq_to_qoperator(graph, consts):
         elif n.op_type == "GlobalAveragePool":
             out.append(_Node("QLinearGlobalAveragePool", x + y, list(q.output),
                              {"channels_last": 0}, n.name))
+        elif n.op_type == "AveragePool":  # onnxruntime's QDQ rules fuse it likewise
+            out.append(_Node("QLinearAveragePool", x + y, list(q.output),
+                             {**_attrs(n), "channels_last": 0}, n.name))
         elif n.op_type in ("MaxPool", "Flatten", "Reshape"):
             # onnxruntime drops the DQ/Q pair around these when the two agree
             if _scalar(consts, x[1]) != _scalar(consts, y[0]) or \
@@ -459,6 +463,34 @@ class _Importer:
                               zp_out=yq.zero_point, name=node.name)
         self.add(node, layer, x, yq)
 
+    def avgpool(self, node):
+        """``QLinearAveragePool``: only a window over the whole input, without padding.
+
+        onnxruntime runs that one on its global average pool (``fallback_to_global`` in
+        ``qlinear_pool.cc``: integer sum, one float32 scale), exactly as
+        ``QLinearGlobalAveragePool``; any other window it computes in float32 (each input
+        dequantized, the window summed in order, divided by its count, quantized), which the
+        NPU does not reproduce bit for bit (docs/compiler.md, "Average pools").
+        """
+        a = node.attrs
+        x = self.value(node, node.inputs[0])
+        if x.flat:
+            raise ModelError(f"{node.where()}: input must be the producer's 4-D int8 tensor")
+        h, w, _ = x.shape
+        kernel = list(a.get("kernel_shape", []))
+        pads = list(a.get("pads", [0] * 2 * len(kernel)))
+        auto_pad = a.get("auto_pad", b"NOTSET")
+        auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
+        if kernel == [h, w] and not any(pads) and auto_pad in ("NOTSET", "VALID"):
+            self.global_avgpool(node)
+            return
+        raise ModelError(f"{node.where()}: an average pool over {kernel} windows of a "
+                         f"{h}x{w} input (pads {pads}, auto_pad {auto_pad}) is computed by "
+                         "onnxruntime in float32 (inputs dequantized, summed in window order, "
+                         "divided by the count), which the NPU does not reproduce bit for "
+                         "bit; only a window over the whole input without padding compiles "
+                         "(onnxruntime's global path)")
+
     def flatten(self, node):
         x = self.value(node, node.inputs[0])
         if node.op == "Flatten":
@@ -514,7 +546,8 @@ class _Importer:
 
     HANDLERS = {"QuantizeLinear": "quantize_input", "QLinearConv": "qlinearconv",
                 "QGemm": "qgemm", "QLinearMatMul": "qlinearmatmul", "MaxPool": "maxpool",
-                "QLinearGlobalAveragePool": "global_avgpool", "Flatten": "flatten",
+                "QLinearGlobalAveragePool": "global_avgpool", "QLinearAveragePool": "avgpool",
+                "Flatten": "flatten",
                 "Reshape": "flatten", "DequantizeLinear": "dequantize_output",
                 "QLinearAdd": "qlinearadd"}
 

@@ -17,9 +17,10 @@ def float_model(rng, input_shape, spec):
     """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
 
     ops: ``conv`` (cout, k, stride, pads, group, dilation, act: none|relu|relu6),
-    ``maxpool`` (k, stride, pads), ``gap``, ``flatten``, ``gemm`` (cout, bias), ``matmul``
-    (cout), ``mark`` (as: remember the current tensor under a name), ``add`` (with: add the
-    tensor remembered under that name, a residual connection; act as for conv).
+    ``maxpool`` (k, stride, pads), ``avgpool`` (k, stride, pads), ``gap``, ``flatten``,
+    ``gemm`` (cout, bias), ``matmul`` (cout), ``mark`` (as: remember the current tensor under
+    a name), ``add`` (with: add the tensor remembered under that name, a residual
+    connection; act as for conv).
     """
     nodes, inits = [], []
     marked = {}
@@ -61,6 +62,12 @@ def float_model(rng, input_shape, spec):
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
             nodes.append(helper.make_node("MaxPool", [name], [out], kernel_shape=[k, k],
+                                          strides=[s, s], pads=pads))
+            shape = [c, (h + pads[0] + pads[2] - k) // s + 1, (w + pads[1] + pads[3] - k) // s + 1]
+        elif op == "avgpool":
+            c, h, w = shape
+            k, s, pads = kw["k"], kw.get("stride", kw["k"]), list(kw.get("pads", [0] * 4))
+            nodes.append(helper.make_node("AveragePool", [name], [out], kernel_shape=[k, k],
                                           strides=[s, s], pads=pads))
             shape = [c, (h + pads[0] + pads[2] - k) // s + 1, (w + pads[1] + pads[3] - k) // s + 1]
         elif op == "gap":

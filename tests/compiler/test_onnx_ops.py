@@ -10,10 +10,13 @@ import dataclasses
 import json
 
 import numpy as np
+import onnxruntime as ort
 import pytest
+from onnx import TensorProto, helper, numpy_helper
 
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.sim.compiler.onnx_import import ModelError
 from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
 from npugen.sim.models.qladd import ort_kernel
 
@@ -183,6 +186,82 @@ def test_global_average_pool(tmp_path, seed):
                                          r"true\)$"):
         compile_model(q, folder, NpuParams(avgpool=False))
     assert not folder.exists()
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+def test_average_pool_over_the_whole_input(tmp_path, seed, fmt):
+    """An AveragePool whose window is the whole (square) input: onnxruntime's global path."""
+    rng = np.random.default_rng([seed, 23])
+    side = int(rng.integers(3, 7))
+    shape = (int(rng.integers(1, 5)), side, side)
+    spec = [("conv", {"cout": int(rng.integers(2, 9)), "k": 3, "pads": [1, 1, 1, 1],
+                      "act": "relu"}),
+            ("avgpool", {"k": side}), ("flatten", {}), ("gemm", {"cout": 5})]
+    q, _ = build(tmp_path, rng, shape, spec, fmt=fmt)
+    if fmt == "QOperator":
+        assert "QLinearAveragePool" in ops_of(q), ops_of(q)
+    _check(tmp_path, q, shape, rng, p=SMALL)
+
+
+def test_windowed_average_pool_is_refused(tmp_path, seed):
+    rng = np.random.default_rng(seed)
+    spec = [("conv", {"cout": 3, "k": 3, "pads": [1, 1, 1, 1]}), ("avgpool", {"k": 2})]
+    q, _ = build(tmp_path, rng, (2, 6, 6), spec)
+    with pytest.raises(ModelError, match=r"an average pool over \[2, 2\] windows of a 6x6 "
+                                         r"input .* onnxruntime in float32"):
+        compile_model(q, tmp_path / "out", SMALL)
+
+
+#: Windows where onnxruntime's float32 QLinearAveragePool and the exact integer formula (the
+#: NPU's: one rounding of sum * scale) disagree, found among 8 million random 3x3 windows:
+#: (x_scale, y_scale, x_zero_point, y_zero_point, window, onnxruntime's output).
+AVERAGE_POOL_WITNESSES = [
+    (0.086159214, 0.14603081, 110, 53, [-98, -123, -65, -115, -5, -66, 121, -77, 7], -40),
+    (0.086159214, 0.14603081, 110, 53, [-20, -101, -35, -122, -21, -49, -104, 98, -67], -40),
+    (0.06787849, 0.0564594, 40, 120, [-90, -112, -126, -117, -17, 108, -96, -33, -89], -5),
+]
+
+
+def _qlinear_average_pool(x, xs, xz, ys, yz, k, w):
+    """Run one QLinearAveragePool (k x k windows at stride w over a k x w int8 input)."""
+    inits = [numpy_helper.from_array(np.array(v, t), n) for v, t, n in (
+        (xs, np.float32, "xs"), (xz, np.int8, "xz"), (ys, np.float32, "ys"), (yz, np.int8, "yz"))]
+    node = helper.make_node("QLinearAveragePool", ["x", "xs", "xz", "ys", "yz"], ["y"],
+                            domain="com.microsoft", kernel_shape=[k, k], strides=[w, w])
+    graph = helper.make_graph(
+        [node], "pool", [helper.make_tensor_value_info("x", TensorProto.INT8, [1, 1, k, w])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, [1, 1, 1, 1])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    model.ir_version = 8
+    session = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return int(session.run(None, {"x": x})[0].reshape(-1)[0])
+
+
+@pytest.mark.parametrize("witness", AVERAGE_POOL_WITNESSES)
+def test_windowed_average_pool_is_a_float32_path(witness):
+    """Show why a windowed QLinearAveragePool is refused.
+
+    onnxruntime sums dequantized float32 values in window order and divides in float32; an
+    integer sum rounded once (what the NPU's requantization computes) gives another answer
+    on these windows. A window over the whole input takes onnxruntime's global path, which
+    the NPU reproduces (the test above).
+    """
+    f32 = np.float32
+    xs, ys, xz, yz, window, want = witness
+    xs, ys = f32(xs), f32(ys)
+    x = np.zeros((1, 1, 3, 4), np.int8)  # one 3x3 window, not the whole input
+    x[0, 0, :, :3] = np.array(window, np.int8).reshape(3, 3)
+    assert _qlinear_average_pool(x, xs, xz, ys, yz, 3, 4) == want
+    acc = f32(0)
+    for v in window:  # the kernel's float32 path, step by step
+        acc = f32(acc + f32(xs * f32(v - xz)))
+    acc = f32(acc / f32(9))
+    assert int(np.clip(np.rint(f32(f32(acc / ys) + f32(yz))), -128, 127)) == want
+    total = sum(v - xz for v in window)  # exact, then one float32 scale: off by one here
+    scale = f32(f32(xs / ys) / f32(9))
+    assert int(np.clip(np.rint(f32(f32(total) * scale)) + yz, -128, 127)) == want + 1
 
 
 @pytest.mark.parametrize("op", ["gemm", "matmul"])
