@@ -59,7 +59,8 @@ class DemoCase:
 class SweepPoint:
     """One configuration of the synthesis sweep (``part``: synthesize a piece, not the top).
 
-    ``last``: run after every other point (the longest place and route).
+    ``last``: run after every other point (the longest place and route). ``router``:
+    nextpnr's router for the point (router1 unless the point needs router2 to route).
     """
 
     label: str
@@ -67,6 +68,7 @@ class SweepPoint:
     device: str
     part: Part | None = None
     last: bool = False
+    router: str = "router1"
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,9 @@ def _npu_sweep(quick):
     return [
         SweepPoint("npu 8x8 ecp5", npu.NpuParams(systolic=systolic.SystolicParams(
             rows=8, cols=8, multiplier="ecp5", result_ram="ecp5")), "ecp5-85k"),
-        SweepPoint("npu 4x4 ice40", NPU_UP5K, "ice40-up5k"),
+        # (router1 does not converge on the UP5K build: 98.8% full)
+        SweepPoint("npu 4x4 ice40 (UP5K)", NPU_UP5K, "ice40-up5k", router="router2"),
+        SweepPoint("npu 2x2 ice40 (iCEBreaker)", NPU_ICEBREAKER, "ice40-up5k"),
     ]
 
 

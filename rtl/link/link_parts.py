@@ -18,6 +18,7 @@ producing them; nothing waits on the block forever.
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import crc, data, stream, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
 
 from . import protocol as P
 
@@ -501,7 +502,8 @@ class ReplySender(wiring.Component):
             with m.Case(head):
                 m.d.comb += [out.eq(header[idx[:3]]), last.eq(idx == P.HEADER_BYTES)]
             with m.Case(payload):
-                m.d.comb += [out.eq(Mux(from_status, status_bytes[idx[:4]], self.buf_data)),
+                byte = status_bytes[idx[:bits_for(self._status_bytes - 1)]]
+                m.d.comb += [out.eq(Mux(from_status, byte, self.buf_data)),
                              last.eq(idx == count - 1)]
             with m.Case(crc_hi):
                 m.d.comb += out.eq(gen.crc[8:])

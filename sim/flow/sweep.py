@@ -148,7 +148,7 @@ def main(argv=None):
             r = json.loads(cached.read_text()) if cached.exists() else None
             if r is not None and (r.get("target_mhz") != args.freq
                                   or r.get("params") != params.to_dict()
-                                  or r.get("router", "router1") != "router1"
+                                  or r.get("router", "router1") != point.router
                                   or (r.get("seeds") != SEEDS and not report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
             if r is not None:
@@ -159,6 +159,7 @@ def main(argv=None):
             else:
                 r = synth_report(params, device, freq_mhz=args.freq, seed=1, seeds=SEEDS,
                                  out_dir=out_dir, jobs=args.jobs, part=part,
+                                 router=point.router,
                                  progress=lambda line: print("   " + line, flush=True))
         except ToolError as exc:
             lines = str(exc).splitlines()
@@ -204,6 +205,10 @@ def main(argv=None):
                                      for label, device in kept) else "")
                  if line.startswith("| ") and not line.startswith("| configuration") else line
                  for line in lines]
+    other = [f"`{p.label}` ({p.router})" for p in points if p.router != "router1"]
+    if other:
+        note += ("Routed with another nextpnr router than router1 (which does not converge on "
+                 "them): " + ", ".join(other) + ".\n\n")
     (docs / "synth_sweep.md").write_text(_header(argv) + note + "\n".join(lines) + "\n")
     (docs / "synth_sweep.json").write_text(json.dumps(rows, indent=2) + "\n")
     _plot(rows, docs)

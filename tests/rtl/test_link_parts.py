@@ -223,3 +223,26 @@ def test_reply_sender_frames_with_seq_and_crc(seed):
                                                 (11, P.REPLY_ERROR)], want, strict=True):
         body = bytes([seq, cmd, 2, len(payload), 0]) + payload
         assert data == bytes([P.SYNC]) + body + crc16(body).to_bytes(2, "big")
+
+
+def test_reply_sender_sends_more_than_16_status_bytes(seed):
+    """INFO of a block with many ports is longer than 16 bytes; every byte goes out."""
+    top = _Memory(ReplySender(buffer_bytes=8, status_bytes=17))
+    dut = top.piece
+    rng = random.Random(seed)
+    status = bytes(range(1, 18))
+    sent = []
+
+    async def bench(ctx):
+        for name, value in (("seq", 3), ("cmd", P.CMD_INFO | P.REPLY), ("port", 0),
+                            ("length", 17), ("count", 17), ("from_status", 1),
+                            ("status", int.from_bytes(status, "little"))):
+            ctx.set(getattr(dut, name), value)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        sent.extend(int(b) for b in await recv(ctx, dut.tx, 6 + 17 + 2, rng, 0.3))
+
+    simulate(top, bench)
+    body = bytes([3, P.CMD_INFO | P.REPLY, 0, 17, 0]) + status
+    assert bytes(sent) == bytes([P.SYNC]) + body + crc16(body).to_bytes(2, "big")
