@@ -108,6 +108,9 @@ class Block:
         block stop taking beats (the link's stall test). None: all-ones beats do.
     sweep : callable
         ``sweep(quick)`` returns the block's :class:`SweepPoint` list.
+    presets : dict
+        Named configurations (``--preset NAME`` on the command line; flags given with it
+        override its values).
     """
 
     name: str
@@ -125,6 +128,7 @@ class Block:
     sweep: Callable
     parts: tuple = field(default=())
     stall: Callable | None = None
+    presets: dict = field(default_factory=dict)
 
     def part(self, name):
         """Return the :class:`Part` called ``name``."""
@@ -336,6 +340,7 @@ _BLOCKS = [
         sweep=_npu_sweep,
         # STATUS commands whose replies nobody reads: the command port waits on its output.
         stall=lambda p, beats: [int(npu.protocol.Command.STATUS), 0] * (beats // 2),
+        presets={"demo": NPU_DEMO, "up5k": NPU_UP5K, "icebreaker": NPU_ICEBREAKER},
     ),
 ]
 

@@ -17,7 +17,7 @@ from importlib.metadata import version
 import numpy as np
 
 from npugen.boards import BOARDS
-from npugen.rtl.common.params import check_int
+from npugen.rtl.common.params import check_int, leaf_values
 
 from .blocks import BLOCKS
 from .flow.board import build_bitstream, build_summary
@@ -74,7 +74,17 @@ def _value(text):
 
 
 def _add_params(p, block):
-    """One flag per parameter, from its declaration (nested fields: ``--<field>-<name>``)."""
+    """One flag per parameter, from its declaration (nested fields: ``--<field>-<name>``).
+
+    A block with presets also takes ``--preset NAME``: the preset's values, under any flags
+    given with it.
+    """
+    if block.presets:
+        p.add_argument("--preset", dest="preset", choices=sorted(block.presets), action=_Once,
+                       default=None,
+                       help="start from a named configuration (" + "; ".join(
+                           f"{name}: {params.slug}" for name, params in
+                           block.presets.items()) + "); flags given with it override it")
     for name, spec, default in block.params.leaf_specs():
         if spec.kind == "params":
             p.add_argument(_flag(name), dest=f"param:{name}", action=_Once, metavar="on|off",
@@ -89,6 +99,14 @@ def _add_params(p, block):
 def _params(args, block):
     values = {k[len("param:"):]: v for k, v in vars(args).items()
               if k.startswith("param:") and v is not None}
+    preset = getattr(args, "preset", None)
+    if preset is not None:
+        base = leaf_values(block.presets[preset])
+        # a nested field the flags switch off takes its preset values with it
+        off = [k for k, v in values.items() if str(v).lower() in ("off", "false", "0")
+               and any(name.startswith(k + ".") for name in base)]
+        base = {k: v for k, v in base.items() if not any(k.startswith(o + ".") for o in off)}
+        values = {**base, **values}
     try:
         return block.params.from_leaves(values)
     except (TypeError, ValueError) as exc:

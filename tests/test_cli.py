@@ -129,3 +129,32 @@ def test_run_without_a_board_fails_in_one_line(block):
     proc = run_cli("run", block, "--port", "/nonexistent/tty", "--seed", "1")
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "/nonexistent/tty" in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["demo", "up5k", "icebreaker"])
+def test_npu_preset_is_the_named_configuration(tmp_path, name):
+    """``--preset`` starts from a named NPU; flags given with it override its values."""
+    from npugen.rtl.npu import NpuParams
+    from npugen.sim.blocks import BLOCKS
+
+    preset = BLOCKS["npu"].presets[name]
+    out = tmp_path / "out"
+    assert main(["generate", "npu", "--preset", name, "-o", str(out)]) == 0
+    assert json.loads((out / f"{preset.slug}.json").read_text())["params"] == preset.to_dict()
+    tuned = tmp_path / "tuned"
+    assert main(["generate", "npu", "--preset", name, "--imem-words", "20", "-o",
+                 str(tuned)]) == 0
+    (manifest,) = tuned.glob("*.json")
+    params = NpuParams.from_dict(json.loads(manifest.read_text())["params"])
+    assert params.imem_words == 20 and params.lanes == preset.lanes
+    assert params.requant_compact == preset.requant_compact
+
+
+def test_npu_preset_errors_are_one_line(tmp_path):
+    proc = run_cli("generate", "npu", "--preset", "nope", "-o", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "invalid choice: 'nope'" in proc.stderr
+    # the preset's 4 lanes against a 2x2 array: the parameters' own error
+    proc = run_cli("generate", "npu", "--preset", "up5k", "--systolic-rows", "2", "-o",
+                   str(tmp_path / "b"))
+    assert proc.returncode == 2 and "systolic.rows must equal lanes (4), not 2" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "b").exists()

@@ -22,7 +22,8 @@ import dataclasses
 import enum
 import json
 
-__all__ = ["ACC_WIDTH_MAX", "Params", "Spec", "Validated", "check_int", "flag", "nested", "param"]
+__all__ = ["ACC_WIDTH_MAX", "Params", "Spec", "Validated", "check_int", "flag", "leaf_values",
+           "nested", "param"]
 
 #: Widest accumulator of any block: the golden models compute in int64 and keep 15 bits of
 #: headroom for sums of products.
@@ -354,6 +355,14 @@ def _get_path(obj, path, missing=_MISSING):
     if isinstance(obj, Params):
         return True
     return _plain(obj)
+
+
+def leaf_values(obj):
+    """Return ``obj``'s leaves as :meth:`Params.from_leaves` takes them.
+
+    ``{dotted name: plain value}``; switches of optional nested fields are True or False.
+    """
+    return _leaf_values(obj)
 
 
 def _leaf_values(obj):
