@@ -62,3 +62,18 @@ def test_run_without_board_fails_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert "could not open port" in proc.stderr and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_npu_icebreaker_bitstream_fits(tmp_path, capsys):
+    """The iCEBreaker bitstream of the digits CNN's NPU builds (97% full: any growth shows)."""
+    out = tmp_path / "ib"
+    assert main(["board", "icebreaker", "--block", "npu", "--preset", "icebreaker",
+                 "--link-counters", "false", "-o", str(out)]) == 0
+    (bitstream,) = out.glob("*.bin")
+    assert bitstream.stat().st_size > 10_000
+    (summary,) = [line for line in capsys.readouterr().out.splitlines()
+                  if line.startswith("nextpnr: ")]
+    cells = re.search(r"ICESTORM_LC ([\d,]+)/5,280", summary)
+    assert cells and int(cells[1].replace(",", "")) <= 5280, summary
+    assert re.search(r"Fmax [\d.]+ MHz \(PASS at 12\.00 MHz\)", summary), summary
+    print(summary)
