@@ -13,6 +13,7 @@ import os
 import random
 import sys
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from npugen.boards import BOARDS
 from npugen.rtl.common.params import check_int, leaf_values
 
 from .blocks import BLOCKS
-from .flow.board import build_bitstream, build_summary
+from .flow.board import build_bitstream, build_summary, overfull
 from .flow.build import write_core
 from .flow.demo import format_table, run_demo, run_digits_demo
 from .flow.infer import compile_model, infer
@@ -321,6 +322,13 @@ def _board(args, extra):
         path = build_bitstream(args.board, params, args.output, baud=args.baud,
                                counters=args.link_counters == "true")
     except ToolError as exc:
+        reports = list(Path(args.output).glob("*.tim"))
+        over = overfull(reports[0].read_text(errors="replace")) if len(reports) == 1 else []
+        if over:
+            hint = (" (the NPU on the iCEBreaker: --preset icebreaker --link-counters false)"
+                    if args.block == "npu" and args.board == "icebreaker" else "")
+            raise _RunFailed(f"bitstream build failed: the design does not fit the "
+                             f"{args.board}'s FPGA: {', '.join(over)}{hint}") from None
         raise _RunFailed(f"bitstream build failed: {exc}") from None
     print(f"wrote {path}")
     report = path.with_suffix(".tim")

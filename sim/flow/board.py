@@ -85,6 +85,19 @@ def build_summary(report):
     return "; ".join(parts)
 
 
+def overfull(report):
+    """Return the resources nextpnr's report (``report``: the ``.tim`` text) found overused.
+
+    A list of ``"NAME used/total (pct%)"``, empty when everything fitted.
+    """
+    over = {}
+    for line in report.splitlines():
+        hit = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", line)
+        if hit and int(hit[2]) > int(hit[3]):
+            over[hit[1]] = f"{hit[1]} {int(hit[2]):,}/{int(hit[3]):,} ({hit[4]}%)"
+    return list(over.values())
+
+
 def link_part(divisor=8, stall_cycles=4096, counters=True):
     """Return the board core as a :class:`~npugen.sim.blocks.Part`: ``HostLink(block)``.
 

@@ -77,3 +77,18 @@ def test_npu_icebreaker_bitstream_fits(tmp_path, capsys):
     assert cells and int(cells[1].replace(",", "")) <= 5280, summary
     assert re.search(r"Fmax [\d.]+ MHz \(PASS at 12\.00 MHz\)", summary), summary
     print(summary)
+
+
+def test_a_design_too_large_is_named_with_its_cells(tmp_path, capsys):
+    """The 4-lane UP5K NPU behind the link does not fit the iCEBreaker.
+
+    The error says by how much, and how to build the NPU that fits.
+    """
+    out = tmp_path / "up5k"
+    code = main(["board", "icebreaker", "--block", "npu", "--preset", "up5k", "-o", str(out)])
+    err = capsys.readouterr().err
+    assert code != 0
+    (line,) = [x for x in err.splitlines() if x.startswith("npugen: error: ")]
+    assert re.search(r"does not fit the icebreaker's FPGA: ICESTORM_LC [\d,]+/5,280 "
+                     r"\(\d+%\)", line), line
+    assert "--preset icebreaker --link-counters false" in line
