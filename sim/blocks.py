@@ -230,7 +230,7 @@ NPU_UP5K = npu.NpuParams(lanes=4, act_words=512, wgt_words=16384, acc_words=64,
 #: The NPU of the iCEBreaker bitstream (``npugen board icebreaker --block npu
 #: --link-counters false`` with these parameters): NPU_UP5K at 2 lanes (a 2x2 SB_MAC16
 #: array, one SB_SPRAM256KA of weights) with the compact requantizer, so that it fits beside
-#: the UART link: 5,142 of the UP5K's 5,280 logic cells (docs/npu.md).
+#: the UART link: 5,249 of the UP5K's 5,280 logic cells (docs/npu.md).
 NPU_ICEBREAKER = replace(NPU_UP5K, lanes=2, act_words=1024, requant_compact=True,
                          systolic=systolic.SystolicParams(rows=2, cols=2, multiplier="ice40"))
 

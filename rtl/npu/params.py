@@ -116,7 +116,7 @@ class NpuParams(Params, block="npu"):
                                        "20 units) for small FPGAs")
     requant_compact: bool = flag(False, "with requant_serial and requant_ort_only: units "
                                         "that shift a step at a time (CompactRequantizer: a "
-                                        "value every 43 cycles, about 290 iCE40 logic cells "
+                                        "value every 34 cycles, about 220 iCE40 logic cells "
                                         "fewer each) for the smallest boards")
     add_units: int = param(1, "QLinearAdd units for ADD, one int8 element per cycle each (a "
                               "divisor of lanes; 0 = no ADD)", lo=0, hi=64)

@@ -25,24 +25,27 @@ class CompactRequantizer(_RequantUnit):
     ``shift``), round half to even to an integer, sign, zero point, clamp to ``[lo, hi]``.
     Every beat is rounded as ``ort`` (``mode`` is not read). It is built for the smallest
     FPGAs: instead of a barrel shifter and two bit-length encoders, one 49-bit register
-    shifts right by 8 or by 1 per cycle, collecting the bit of weight 1/2 (``guard``) and
+    shifts right by 8, 4 or 1 per cycle, collecting the bit of weight 1/2 (``guard``) and
     whether anything below it was set (``sticky``), and a multiply of two bits per cycle.
 
     Steps (``t`` counts busy cycles from 0):
 
     - ``|acc|`` into the register; the exponent ``e`` starts at ``shift``.
     - pass A: while the value has more than 24 significant bits, shift (by 8 while it has
-      32 or more, else by 1; ``e`` grows by as much); then round half to even:
-      ``x`` = float32(|acc|)'s mantissa (at most 2**24). At most 7 shifts and the rounding.
+      32 or more, by 4 while 28 or more, else by 1; ``e`` grows by as much); then round half
+      to even: ``x`` = float32(|acc|)'s mantissa (at most 2**24). At most 4 shifts (31 bits:
+      4, 1, 1, 1) and the rounding.
     - ``3 * x``, then ``x * multiplier`` in 12 steps of two multiplier bits.
-    - pass B: the product the same way (the float32 product's mantissa; at most 9 shifts).
+    - pass B: the product the same way (the float32 product's mantissa; at most 6 shifts:
+      47 bits, 8, 8, 4, 1, 1, 1).
     - pass C: with ``e >= 0`` the value is an integer: ``m << e`` as ``(m << (w + 1)) >>
       (w + 1 - e)`` (``w`` = ``out_width``), or, beyond ``w + 1``, a value past every
-      bound; with ``e < 0`` a right shift by ``min(-e, 26)``, rounded half to even. At most
-      9 shifts and the rounding.
+      bound; with ``e < 0`` a right shift by ``min(-e, 26)``, rounded half to even: steps of
+      8 while 8 or more remain, then of 4, then of 1; at most 6 (23: 8, 8, 4, 1, 1, 1) and
+      the rounding.
     - with pass C's rounding, saturation to ``out_width + 3`` bits; then sign, zero point
-      and clamp into the output
-      register at ``t`` = :attr:`INTERVAL` - 1 (the path above, at its longest, fits).
+      and clamp into the output register at ``t`` = :attr:`INTERVAL` - 1 (the path above,
+      at its longest, fits).
 
     Members
     -------
@@ -56,9 +59,9 @@ class CompactRequantizer(_RequantUnit):
     from registers.
     """
 
-    #: The longest path: pass A 7 + 1, 3x 1, multiply 12, pass B 9 + 1, load 1, pass C
-    #: 9 + 1 (with the saturation); the output at the step after.
-    INTERVAL = 8 + 1 + 12 + 10 + 1 + 10 + 1
+    #: The longest path: pass A 4 + 1, 3x 1, multiply 12, pass B 6 + 1, load 1, pass C
+    #: 6 + 1 (with the saturation); the output at the step after.
+    INTERVAL = 5 + 1 + 12 + 7 + 1 + 7 + 1
     #: Cycles from an accepted input beat to its output.
     LATENCY = INTERVAL + 1
     #: Every beat is rounded as ``ort``.
@@ -96,20 +99,31 @@ class CompactRequantizer(_RequantUnit):
         # ---- the shift register's steps and the rounding (half to even); a rounded value
         # has at most 34 bits (pass C with e >= 0), every other at most 25
         by8 = Cat(w[8:], Const(0, 8))
+        by4 = Cat(w[4:], Const(0, 4))
         by1 = Cat(w[1:], Const(0, 1))
         rounded = Signal(unsigned(_RIGHT_BITS))
         m.d.comb += rounded.eq(w[:_RIGHT_BITS] + (guard & (sticky | w[0])))
 
-        def shift(m, eight):
-            """Shift the register right by 8 (``eight``) or 1; collect guard and sticky."""
+        def shift(m, eight, four):
+            """Shift the register right by 8 (``eight``), 4 (``four``) or 1; return the step.
+
+            The bit shifted out last becomes ``guard``; everything below it, ``sticky``.
+            """
             with m.If(eight):
                 m.d.sync += [w.eq(by8), guard.eq(w[7]),
                              sticky.eq(sticky | guard | (w[:7] != 0))]
+            with m.Elif(four):
+                m.d.sync += [w.eq(by4), guard.eq(w[3]),
+                             sticky.eq(sticky | guard | (w[:3] != 0))]
             with m.Else():
                 m.d.sync += [w.eq(by1), guard.eq(w[0]), sticky.eq(sticky | guard)]
+            return Mux(eight, 8, Mux(four, 4, 1))
 
-        wide = w[31:] != 0  # 32 significant bits or more: a step of 8 stays above 2**23
-        over = w[_SIG:] != 0  # more than 24 significant bits
+        # Normalizing: a step of 8 with 32 significant bits or more, of 4 with 28 or more (so
+        # 24 remain), else of 1 while there are more than 24.
+        wide = w[31:] != 0
+        mid = w[27:] != 0
+        over = w[_SIG:] != 0
 
         # ---- the multiply step: hi + digit * x, then {hi, lo} >> 2 (hi: w[24:], lo: w[:24])
         digit = w[:2]
@@ -149,8 +163,7 @@ class CompactRequantizer(_RequantUnit):
                     m.next = "A"
             with m.State("A"):  # float32(|acc|)
                 with m.If(over):
-                    shift(m, wide)
-                    m.d.sync += e.eq(e + Mux(wide, 8, 1))
+                    m.d.sync += e.eq(e + shift(m, wide, mid))
                 with m.Else():
                     m.d.sync += [x.eq(rounded), steps.eq(0)]
                     m.next = "X3"
@@ -163,8 +176,7 @@ class CompactRequantizer(_RequantUnit):
                     m.next = "B"
             with m.State("B"):  # the float32 product's mantissa, into x (free again)
                 with m.If(over):
-                    shift(m, wide)
-                    m.d.sync += e.eq(e + Mux(wide, 8, 1))
+                    m.d.sync += e.eq(e + shift(m, wide, mid))
                 with m.Else():
                     m.d.sync += x.eq(rounded)
                     m.next = "LOAD_C"
@@ -180,8 +192,7 @@ class CompactRequantizer(_RequantUnit):
                 m.next = "C"
             with m.State("C"):
                 with m.If(k != 0):
-                    shift(m, k >= 8)
-                    m.d.sync += k.eq(k - Mux(k >= 8, 8, 1))
+                    m.d.sync += k.eq(k - shift(m, k >= 8, k >= 4))
                 with m.Else():
                     # saturated: +-2**(ow + 2) is beyond every clamp bound
                     m.d.sync += second.eq(Mux(rounded[ow + 2:] != 0, (1 << (ow + 2)) - 1,

@@ -599,8 +599,8 @@ POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 SERIAL_INTERVAL = 23
 SERIAL_INTERVAL_ORT = 22
 #: The compact unit (``requant_compact``,
-#: :class:`npugen.rtl.npu.requant_compact.CompactRequantizer`): 43 and 44.
-SERIAL_INTERVAL_COMPACT = 43
+#: :class:`npugen.rtl.npu.requant_compact.CompactRequantizer`): 34 and 35.
+SERIAL_INTERVAL_COMPACT = 34
 
 
 def _serial_interval(p):

@@ -224,7 +224,7 @@ def test_conv_ort_only(seed, lanes, requant_lanes, cin, cout, compact):
 
     The UP5K build's options; the last case's 1x1 layer makes the units the bottleneck
     (the model's ``wait``). A CONV in another mode stops with ENGINE (the directed decoder
-    tests check each op and mode). ``compact``: the compact units (43 cycles per value).
+    tests check each op and mode). ``compact``: the compact units (34 cycles per value).
     """
     p = small(lanes=lanes, requant_lanes=requant_lanes, requant_serial=True,
               requant_ort_only=True, requant_compact=compact, serial_setup=True,

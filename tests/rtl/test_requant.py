@@ -298,12 +298,12 @@ def test_ort_only_interval_and_the_cycle_model():
 
 
 def test_compact_interval_and_the_cycle_model():
-    """The compact unit: back-to-back beats 43 cycles apart, as the NPU's cycle model says."""
+    """The compact unit: back-to-back beats 34 cycles apart, as the NPU's cycle model says."""
     from npugen.sim.models import npu as model
 
     dut = CompactRequantizer(8)
     assert (dut.interval, dut.latency) == (CompactRequantizer.INTERVAL,
-                                           CompactRequantizer.LATENCY) == (43, 44)
+                                           CompactRequantizer.LATENCY) == (34, 35)
     assert CompactRequantizer.INTERVAL == model.SERIAL_INTERVAL_COMPACT
     beats = _beats([(a, Rounding.ORT, *float32_scale(0.5), 0, -128, 127) for a in (10, 20, 30)])
     taken, out = _back_to_back(dut, beats, 4 * dut.interval)
