@@ -109,7 +109,10 @@ def test_the_engine_choice(seed):
     assert engines(lower(network([shared], 64), p, {"fc": "systolic"})) == [Op.CONV]
     # forced on: the dense one too; the unshared one cannot
     assert engines(lower(network([dense], 64), p, {"fc": "sparse"})) == [Op.SPFC]
-    with pytest.raises(LowerError, match="40 distinct non-zero values.*codebook holds 15"):
+    # (40 candidate values; a random draw may leave one out: seed 1595475164 used 39)
+    used = len(np.unique(unshared.weights[unshared.weights != 0]))
+    assert used > 15
+    with pytest.raises(LowerError, match=f"{used} distinct non-zero values.*codebook holds 15"):
         lower(network([unshared], 64), p, {"fc": "sparse"})
     with pytest.raises(LowerError, match="built without the sparse engine"):
         lower(network([shared], 64), NpuParams(), {"fc": "sparse"})
