@@ -110,6 +110,68 @@ def _bit_length(m, x, name, chunk=8):
     return n
 
 
+def _radix4_addend(m, digit, x, x3, name):
+    """``digit * x`` for a 2-bit multiplier digit, from ``x`` and ``3 * x`` (``x3``).
+
+    One step of a radix-4 serial multiply: the caller adds it to the product's running high
+    part and shifts two bits out. Returns a signal as wide (and as signed) as ``x3``.
+    """
+    addend = Signal(x3.shape(), name=name)
+    with m.Switch(digit):
+        with m.Case(1):
+            m.d.comb += addend.eq(x)
+        with m.Case(2):
+            m.d.comb += addend.eq(x << 1)
+        with m.Case(3):
+            m.d.comb += addend.eq(x3)
+    return addend
+
+
+def _fixed_interval_handshake(m, unit, busy, t, interval):
+    """Drive the hand-shake of a unit that takes ``interval`` busy cycles per beat.
+
+    ``busy`` and the step counter ``t`` (0 at the beat's first busy cycle) are the caller's;
+    this drives ``i.ready`` (idle, or the last step when the output register is free: empty
+    or taken in that cycle, so back-to-back beats come ``interval`` cycles apart),
+    ``o.valid`` (from a register), ``busy`` and ``t``. Returns ``(finish, accept)``:
+    ``finish`` is the cycle the output register loads, ``accept`` the cycle a beat is taken
+    (``busy`` and ``t`` restart; the caller loads the beat's operands).
+    """
+    out_free = ~unit.o.valid | unit.o.ready
+    last = busy & (t == interval - 1)
+    finish = last & out_free
+    m.d.comb += unit.i.ready.eq(~busy | finish)
+    with m.If(unit.o.ready):
+        m.d.sync += unit.o.valid.eq(0)
+    with m.If(finish):
+        m.d.sync += [unit.o.valid.eq(1), busy.eq(0)]
+    with m.Elif(busy & ~last):
+        m.d.sync += t.eq(t + 1)
+    accept = unit.i.valid & unit.i.ready
+    with m.If(accept):
+        m.d.sync += [busy.eq(1), t.eq(0)]
+    return finish, accept
+
+
+def _signed_clamped_output(m, unit, finish, negate, second, zp, lo, hi):
+    """Load ``zp -+ second``, clamped to ``[lo, hi]``, into the output (the last step).
+
+    ``second`` is a magnitude saturated to ``out_width + 3`` bits (beyond every bound);
+    ``negate`` subtracts it. The result loads the output register when ``finish`` is high.
+    """
+    value = Signal(signed(unit.out_width + 4), name="value")
+    m.d.comb += value.eq(Mux(negate, zp - second, zp + second))
+    result = Signal(signed(unit.out_width + 1), name="result")
+    with m.If(value < lo):
+        m.d.comb += result.eq(lo)
+    with m.Elif(value > hi):
+        m.d.comb += result.eq(hi)
+    with m.Else():
+        m.d.comb += result.eq(value)
+    with m.If(finish):
+        m.d.sync += unit.o.payload.eq(result)
+
+
 class _RequantUnit(Validated, wiring.Component):
     """The ports and the parameter check both requantization units share."""
 

@@ -2,7 +2,12 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 
-from .requant import _RequantUnit
+from .requant import (
+    _fixed_interval_handshake,
+    _radix4_addend,
+    _RequantUnit,
+    _signed_clamped_output,
+)
 
 __all__ = ["CompactRequantizer"]
 
@@ -126,32 +131,14 @@ class CompactRequantizer(_RequantUnit):
         over = w[_SIG:] != 0
 
         # ---- the multiply step: hi + digit * x, then {hi, lo} >> 2 (hi: w[24:], lo: w[:24])
-        digit = w[:2]
-        addend = Signal(unsigned(_SIG + 3))
-        with m.Switch(digit):
-            with m.Case(1):
-                m.d.comb += addend.eq(x)
-            with m.Case(2):
-                m.d.comb += addend.eq(x << 1)
-            with m.Case(3):
-                m.d.comb += addend.eq(x3)
+        addend = _radix4_addend(m, w[:2], x, x3, "addend")
         partial = Signal(unsigned(_SIG + 3))
         m.d.comb += partial.eq(w[_SIG:] + addend)
 
         # ---- hand-shake
-        out_free = ~self.o.valid | self.o.ready
-        last = busy & (t == self.INTERVAL - 1)
-        finish = last & out_free
-        m.d.comb += self.i.ready.eq(~busy | finish)
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(finish):
-            m.d.sync += [self.o.valid.eq(1), busy.eq(0)]
-        with m.Elif(busy & ~last):
-            m.d.sync += t.eq(t + 1)
-        accept = self.i.valid & self.i.ready
+        finish, accept = _fixed_interval_handshake(m, self, busy, t, self.INTERVAL)
         with m.If(accept):  # |acc| goes straight into the register
-            m.d.sync += [busy.eq(1), t.eq(0), e.eq(p.shift), neg.eq(p.acc[-1]),
+            m.d.sync += [e.eq(p.shift), neg.eq(p.acc[-1]),
                          w.eq(Mux(p.acc[-1], -p.acc, p.acc)[:32]), guard.eq(0), sticky.eq(0),
                          mantissa.eq(p.multiplier[:_SIG]), zp.eq(p.zero_point), lo.eq(p.lo),
                          hi.eq(p.hi)]
@@ -205,15 +192,5 @@ class CompactRequantizer(_RequantUnit):
                         m.next = "A"
 
         # ---- the last step: sign, zero point, clamp
-        value = Signal(signed(ow + 4))
-        m.d.comb += value.eq(Mux(neg, zp - second, zp + second))
-        result = Signal(signed(ow + 1))
-        with m.If(value < lo):
-            m.d.comb += result.eq(lo)
-        with m.Elif(value > hi):
-            m.d.comb += result.eq(hi)
-        with m.Else():
-            m.d.comb += result.eq(value)
-        with m.If(finish):
-            m.d.sync += self.o.payload.eq(result)
+        _signed_clamped_output(m, self, finish, neg, second, zp, lo, hi)
         return m

@@ -2,7 +2,16 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 
-from .requant import Requantizer, Rounding, _bit_length, _RequantUnit, _saturate
+from .requant import (
+    Requantizer,
+    Rounding,
+    _bit_length,
+    _fixed_interval_handshake,
+    _radix4_addend,
+    _RequantUnit,
+    _saturate,
+    _signed_clamped_output,
+)
 
 __all__ = ["SerialRequantizer"]
 
@@ -196,31 +205,14 @@ class SerialRequantizer(_RequantUnit):
         m.d.comb += shift_p.eq(Mux(blen_p > 24, blen_p - 24, 0))
 
         # ---- the multiply step: hi + digit * x, then {hi, lo} >> 2
-        digit = prod_lo[:2]
-        addend = Signal(signed(x_bits + 2))
-        with m.Switch(digit):
-            with m.Case(1):
-                m.d.comb += addend.eq(x)
-            with m.Case(2):
-                m.d.comb += addend.eq(x << 1)
-            with m.Case(3):
-                m.d.comb += addend.eq(x3)
+        addend = _radix4_addend(m, prod_lo[:2], x, x3, "addend")
         partial = Signal(signed(x_bits + 2))
         m.d.comb += partial.eq(prod_hi + addend)
 
         # ---- hand-shake
-        out_free = ~self.o.valid | self.o.ready
-        last = busy & (t == interval - 1)
-        finish = last & out_free
-        m.d.comb += self.i.ready.eq(~busy | finish)
-        with m.If(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
-        with m.If(finish):
-            m.d.sync += [self.o.valid.eq(1), busy.eq(0)]
-        with m.Elif(busy & ~last):
-            m.d.sync += t.eq(t + 1)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [busy.eq(1), t.eq(0), acc.eq(p.acc), shift.eq(p.shift),
+        finish, accept = _fixed_interval_handshake(m, self, busy, t, interval)
+        with m.If(accept):
+            m.d.sync += [acc.eq(p.acc), shift.eq(p.shift),
                          mode.eq(p.mode), zp.eq(p.zero_point), lo.eq(p.lo), hi.eq(p.hi),
                          prod_lo.eq(p.multiplier[:m_bits])]
 
@@ -273,15 +265,5 @@ class SerialRequantizer(_RequantUnit):
                     m.d.sync += second.eq(bounded)
 
         # ---- step 22: sign, zero point, clamp
-        value = Signal(signed(ow + 4))
-        m.d.comb += value.eq(Mux(is_ort & neg, zp - second, zp + second))
-        result = Signal(signed(ow + 1))
-        with m.If(value < lo):
-            m.d.comb += result.eq(lo)
-        with m.Elif(value > hi):
-            m.d.comb += result.eq(hi)
-        with m.Else():
-            m.d.comb += result.eq(value)
-        with m.If(finish):
-            m.d.sync += self.o.payload.eq(result)
+        _signed_clamped_output(m, self, finish, is_ort & neg, second, zp, lo, hi)
         return m

@@ -71,11 +71,10 @@ def build_summary(report):
     left out); a clock's Fmax is the last one nextpnr reports (after routing). Returns ""
     when the text has neither.
     """
-    used, fmax = {}, {}
+    used = {name: text for name, (n, _, text) in _utilisation(report).items()
+            if n and not re.search(r"IO|GB|DCC|OSC|PLL", name)}
+    fmax = {}
     for line in report.splitlines():
-        hit = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", line)
-        if hit and int(hit[2]) and not re.search(r"IO|GB|DCC|OSC|PLL", hit[1]):
-            used[hit[1]] = f"{hit[1]} {int(hit[2]):,}/{int(hit[3]):,} ({hit[4]}%)"
         hit = re.match(r"Info: Max frequency for clock '([^']+)': ([\d.]+) MHz \((\w+) at "
                        r"([\d.]+) MHz\)", line)
         if hit:
@@ -90,12 +89,21 @@ def overfull(report):
 
     A list of ``"NAME used/total (pct%)"``, empty when everything fitted.
     """
-    over = {}
+    return [text for n, total, text in _utilisation(report).values() if n > total]
+
+
+def _utilisation(report):
+    """Map each resource in nextpnr's device utilisation lines to ``(used, total, text)``.
+
+    ``text`` is ``"NAME used/total (pct%)"``; a resource reported twice keeps its last line.
+    """
+    found = {}
     for line in report.splitlines():
         hit = re.match(r"Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+(\d+)%", line)
-        if hit and int(hit[2]) > int(hit[3]):
-            over[hit[1]] = f"{hit[1]} {int(hit[2]):,}/{int(hit[3]):,} ({hit[4]}%)"
-    return list(over.values())
+        if hit:
+            n, total = int(hit[2]), int(hit[3])
+            found[hit[1]] = (n, total, f"{hit[1]} {n:,}/{total:,} ({hit[4]}%)")
+    return found
 
 
 def link_part(divisor=8, stall_cycles=4096, counters=True):

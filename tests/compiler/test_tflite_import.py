@@ -37,8 +37,9 @@ def _quant(rng):
     return np.float32(rng.uniform(0.01, 0.08)), int(rng.integers(-128, 128))
 
 
-def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act):
+def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act, dilation=1):
     h, w, cin = shape
+    reach = (k - 1) * dilation + 1
     s_in = g.tensors[x].quantization.scale[0]
     s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
     weights = rng.integers(-127, 128, (cout, k, k, cin))
@@ -49,13 +50,13 @@ def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act):
     if same:
         oh, ow = -(-h // stride), -(-w // stride)
     else:
-        oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+        oh, ow = (h - reach) // stride + 1, (w - reach) // stride + 1
     s_out, zp = _quant(rng)
     y = g.tensor([1, oh, ow, cout], np.int8, s_out * 4, zp)
     o = tfl.Conv2DOptionsT()
     o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
     o.strideH = o.strideW = stride
-    o.dilationHFactor = o.dilationWFactor = 1
+    o.dilationHFactor = o.dilationWFactor = dilation
     o.fusedActivationFunction = act
     g.op("CONV_2D", [x, wt, bt], [y], o)
     return y, (oh, ow, cout)
@@ -269,31 +270,13 @@ def test_depthwise_and_dilated_match_litert(tmp_path, seed, per_channel):
                               ACTS[rng.integers(len(ACTS))])
         print(f"model {n}: input {(h, w, c)}, depthwise dilation {dilation}, same {same} "
               f"-> {shape}")
-        x, shape = _dilated_conv(g, rng, x, shape, per_channel)
+        # a 3x3 CONV_2D, dilation 2, SAME padding
+        x, shape = _conv(g, rng, x, shape, int(rng.integers(1, 5)), 3, 1, True, per_channel,
+                         ACTS[rng.integers(len(ACTS))], dilation=2)
         out = g.tensor([1, *shape], np.float32)
         g.op("DEQUANTIZE", [x], [out])
         _compare(tmp_path, f"dw{n}", g.model([xf], [out]),
                  rng.uniform(-2.5, 2.5, (6, h, w, c)).astype(np.float32))
-
-
-def _dilated_conv(g, rng, x, shape, per_channel):
-    """Add a 3x3 CONV_2D, dilation 2, SAME padding (the output keeps the input's size)."""
-    h, w, cin = shape
-    cout = int(rng.integers(1, 5))
-    s_in = g.tensors[x].quantization.scale[0]
-    s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
-    wt = g.tensor([cout, 3, 3, cin], np.int8, s_w, 0, data=rng.integers(-127, 128,
-                                                                       (cout, 3, 3, cin)))
-    bt = g.tensor([cout], np.int32, np.float32(s_in) * s_w, 0,
-                  data=rng.integers(-3000, 3000, cout))
-    s_out, zp = _quant(rng)
-    y = g.tensor([1, h, w, cout], np.int8, s_out * 4, zp)
-    o = tfl.Conv2DOptionsT()
-    o.padding, o.strideH, o.strideW = tfl.Padding.SAME, 1, 1
-    o.dilationHFactor = o.dilationWFactor = 2
-    o.fusedActivationFunction = ACTS[rng.integers(len(ACTS))]
-    g.op("CONV_2D", [x, wt, bt], [y], o)
-    return y, (h, w, cout)
 
 
 def test_mlp_on_a_flat_input(tmp_path, seed):

@@ -213,17 +213,29 @@ def test_npu_broadcast_ice40_array_needs_even_lanes():
                                   "systolic.cols": 4}).array_broadcast
 
 
-def test_npu_pool_on_array_needs_the_array_the_serial_checker_and_broadcast():
-    """MAXPOOL on the array takes the checker's window fields and lockstep weights."""
+@pytest.mark.parametrize(("flag", "needs", "message"), [
+    # MAXPOOL on the array takes the checker's window fields and lockstep weights
+    ("pool_on_array", ("serial_setup", "array_broadcast"),
+     "pool_on_array needs the systolic array, serial_setup and array_broadcast"),
+    # the compact unit is a serial unit that rounds only as ort
+    ("requant_compact", ("requant_serial", "requant_ort_only"),
+     "requant_compact needs requant_serial and requant_ort_only"),
+], ids=["pool_on_array", "requant_compact"])
+def test_npu_flags_need_their_prerequisites(flag, needs, message):
+    """A flag is accepted with its prerequisites and refused, named, without any of them."""
     from npugen.rtl.npu import NpuParams
 
-    base = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, "serial_setup": "true",
-            "array_broadcast": "true", "pool_on_array": "true"}
-    assert NpuParams.from_leaves(base).pool_on_array
-    for name in ("serial_setup", "array_broadcast"):
-        with pytest.raises(ValueError, match="pool_on_array needs the systolic array, "
-                                             "serial_setup and array_broadcast"):
+    base = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, flag: "true",
+            **dict.fromkeys(needs, "true")}
+    assert getattr(NpuParams.from_leaves(base), flag)
+    for name in needs:
+        with pytest.raises(ValueError, match=message):
             NpuParams.from_leaves({**base, name: "false"})
+
+
+def test_npu_pool_on_array_needs_the_array():
+    from npugen.rtl.npu import NpuParams
+
     with pytest.raises(ValueError, match="pool_on_array needs"):
         NpuParams.from_leaves({"lanes": 4, "systolic": "false", "serial_setup": "true",
                                "array_broadcast": "true", "pool_on_array": "true"})
@@ -237,16 +249,3 @@ def test_npu_ort_only_serial_requantizers_at_most_19():
     assert NpuParams.from_leaves(wide).post_lanes == 20
     with pytest.raises(ValueError, match="at most 19 requantization units .* not 20"):
         NpuParams.from_leaves({**wide, "requant_ort_only": "true"})
-
-
-def test_npu_compact_requantizers_need_serial_ort_only_units():
-    """The compact unit is a serial unit that rounds only as ort."""
-    from npugen.rtl.npu import NpuParams
-
-    base = {"lanes": 4, "systolic.rows": 4, "systolic.cols": 4, "requant_serial": "true",
-            "requant_ort_only": "true", "requant_compact": "true"}
-    assert NpuParams.from_leaves(base).requant_compact
-    for name in ("requant_serial", "requant_ort_only"):
-        with pytest.raises(ValueError, match="requant_compact needs requant_serial and "
-                                             "requant_ort_only"):
-            NpuParams.from_leaves({**base, name: "false"})
