@@ -200,10 +200,12 @@ def _parser():
     compile_.add_argument("-o", "--output", required=True, metavar="DIR", action=_Once,
                           help="output folder (replaced whole)")
     compile_.add_argument("--engine-for", default=None, action=_Once, metavar="KIND=ENGINE",
-                          help="force engines: conv=systolic, fc=sparse|systolic (default: "
-                               "the fully connected layer on a flat input that the sparse "
-                               "engine takes and runs fastest goes there; it holds one "
-                               "matrix)")
+                          help="force engines: conv=winograd|systolic, fc=sparse|systolic "
+                               "(default: a 3x3 stride-1 convolution goes to the Winograd "
+                               "engine when the NPU has one, it holds the channels and the "
+                               "cycle model says it is faster; the fully connected layer on a "
+                               "flat input that the sparse engine takes and runs fastest goes "
+                               "there, it holds one matrix)")
     _add_params(compile_, BLOCKS["npu"])
     infer = sub.add_parser(
         "infer", help="run a compiled network on a batch of float inputs",
@@ -369,7 +371,7 @@ def _run(args):
 
 def _engine_for(text):
     """Parse ``--engine-for``: ``{"conv": ..., "fc": ...}`` (UsageError naming the choices)."""
-    choices = {"conv": ("systolic",), "fc": ("sparse", "systolic")}
+    choices = {"conv": ("winograd", "systolic"), "fc": ("sparse", "systolic")}
     out = {}
     if text is None:
         return out
@@ -378,9 +380,6 @@ def _engine_for(text):
         if kind not in choices:
             raise UsageError(f"--engine-for takes conv=ENGINE or fc=ENGINE, not {item!r}")
         if engine not in choices[kind]:
-            if (kind, engine) == ("conv", "winograd"):
-                raise UsageError(f"--engine-for {kind}=winograd: the winograd engine is not "
-                                 "integrated into the NPU yet")
             raise UsageError(f"--engine-for {kind} must be one of "
                              f"{', '.join(choices[kind])}, not {engine!r}")
         out[kind] = engine

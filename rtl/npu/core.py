@@ -4,20 +4,21 @@ from functools import reduce
 from operator import or_
 
 from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..common.ram import Ice40SpRam, disjoint_memory
 from .conv import ConvUnit
 from .decoder import Decoder
 from .eltwise import AddUnit
-from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, ErrorCode, Op
+from .isa import FIELD_BASE, INSN_BITS, ISA_VERSION, ErrorCode, Op, insn_layout
 from .params import NpuParams, params_hash
 from .pool import AvgPoolUnit, MaxPoolUnit
 from .post import PostUnit
 from .protocol import STATUS_WORDS, Command, HostError, chunks
 from .protocol import Memory as MemId
 from .spfc import SparseFcUnit
+from .wconv import WinogradUnit
 
 __all__ = ["IMEM_CHUNKS", "Npu", "NpuState", "signature"]
 
@@ -191,6 +192,7 @@ class Npu(wiring.Component):
         busy_systolic = Signal(32)
         busy_pool = Signal(32)
         busy_sparse = Signal(32)
+        busy_winograd = Signal(32)
         running = state == NpuState.RUNNING
         m.d.comb += [self.error.eq((state == NpuState.ERROR) | (host_error != HostError.NONE)),
                      self.running.eq(running)]
@@ -218,15 +220,20 @@ class Npu(wiring.Component):
         spfc = clear(SparseFcUnit(p)) if p.sparse is not None else None
         if spfc is not None:
             m.submodules.spfc = spfc
+        self.wconv = WinogradUnit(p) if p.winograd is not None else None
+        wconv = clear(self.wconv) if self.wconv is not None else None
+        if wconv is not None:
+            m.submodules.wconv = wconv
         if p.serial_setup:  # the window units' products, from the checker's chain
             m.d.comb += [u.setup.eq(decoder.setup) for u in (conv, maxpool) if u is not None]
         insn = Signal(INSN_BITS)
         mode = Signal(2)
-        units = [u for u in (conv, maxpool, avgpool, adder, spfc) if u is not None]
+        units = [u for u in (conv, maxpool, avgpool, adder, spfc, wconv) if u is not None]
         m.d.comb += [u.insn.eq(insn) for u in units]
         m.d.comb += [post.mode.eq(mode), post.tab_data.eq(tab_rd.data)]
-        # The PostUnit's input: CONV's, AVGPOOL's or SPFC's (one runs at a time).
-        sources = [u for u in (conv, avgpool, spfc) if u is not None]
+        # The PostUnit's input: CONV's (on either engine), AVGPOOL's or SPFC's (one runs at
+        # a time).
+        sources = [u for u in (conv, avgpool, spfc, wconv) if u is not None]
         for s in sources:
             m.d.comb += s.post.ready.eq(post.i.ready)
         m.d.comb += post.i.valid.eq(reduce(or_, [s.post.valid for s in sources], Const(0)))
@@ -241,7 +248,7 @@ class Npu(wiring.Component):
         # Inactive units drive 0: an OR merges them (no adder on the memory address).
         m.d.comb += [unit_raddr.eq(reduce(or_, [u.act_addr for u in units])),
                      unit_ren.eq(reduce(or_, [u.act_en for u in units]))]
-        wgt_users = [u for u in (conv, spfc) if u is not None]
+        wgt_users = [u for u in (conv, spfc, wconv) if u is not None]
         for u in wgt_users:
             m.d.comb += u.wgt_data.eq(wgt_rd.data)
         unit_busy = Signal()
@@ -282,7 +289,7 @@ class Npu(wiring.Component):
         m.d.comb += status.eq(Cat(state_word, pc, Const(0, 16 - len(pc)), Const(0, 16),
                                   cycles, retired, Const(0, 32 - len(retired)),
                                   busy_systolic, busy_pool, Const(params_hash(p), 32),
-                                  busy_sparse))
+                                  busy_sparse, busy_winograd))
         host_read = Signal()   # the host reads memory mem_id at addr this cycle
         host_write = Signal()
         host_wdata = Signal(32 * wbuf_chunks)
@@ -454,6 +461,10 @@ class Npu(wiring.Component):
 
         # -- controller -------------------------------------------------------------------
         op = Signal(4)  # the running instruction's opcode
+        # a CONV for the Winograd engine (engine 1), else for the systolic array
+        on_winograd = data.View(insn_layout(Op.CONV), insn).engine if wconv is not None \
+            else Const(0)
+        is_conv = (op == Op.CONV) & ~on_winograd
         if p.pool_on_array:
             m.d.comb += conv.pool.eq(op == Op.MAXPOOL)
         with m.If(running):
@@ -469,6 +480,9 @@ class Npu(wiring.Component):
             if spfc is not None:
                 with m.If(spfc.busy):
                     m.d.sync += busy_sparse.eq(busy_sparse + 1)
+            if wconv is not None:
+                with m.If(wconv.busy):
+                    m.d.sync += busy_winograd.eq(busy_winograd + 1)
         fetched = Signal(range(IMEM_CHUNKS))  # chunks of the instruction read so far
         m.d.comb += [decoder.i.payload.eq(insn), decoder.o.ready.eq(1)]
         with m.FSM(name="control"):
@@ -476,7 +490,8 @@ class Npu(wiring.Component):
                 with m.If(start):  # (START's argument is on the host port this cycle)
                     m.d.sync += [state.eq(NpuState.RUNNING), error.eq(ErrorCode.NONE),
                                  pc.eq(self.i.payload), cycles.eq(0), retired.eq(0),
-                                 busy_systolic.eq(0), busy_pool.eq(0), busy_sparse.eq(0)]
+                                 busy_systolic.eq(0), busy_pool.eq(0), busy_sparse.eq(0),
+                                 busy_winograd.eq(0)]
                     m.next = "FETCH"
                 with m.If(abort):
                     m.next = "WAIT"
@@ -531,9 +546,11 @@ class Npu(wiring.Component):
             with m.State("LAUNCH"):
                 m.d.comb += post.invalidate.eq(1)
                 if p.pool_on_array:
-                    m.d.comb += conv.start.eq((op == Op.CONV) | (op == Op.MAXPOOL))
+                    m.d.comb += conv.start.eq(is_conv | (op == Op.MAXPOOL))
                 elif conv is not None:
-                    m.d.comb += conv.start.eq(op == Op.CONV)
+                    m.d.comb += conv.start.eq(is_conv)
+                if wconv is not None:
+                    m.d.comb += wconv.start.eq((op == Op.CONV) & on_winograd)
                 if maxpool is not None:
                     m.d.comb += maxpool.start.eq(op == Op.MAXPOOL)
                 if avgpool is not None:

@@ -229,14 +229,16 @@ class Decoder(wiring.Component):
                    if not spec.built_in(p)]
         missing = Signal()
         lacking_op = sum(is_op[op] for op in lacking) != 0 if lacking else Const(0)
+        # a CONV for the Winograd engine in a build without one
+        no_winograd = is_op[Op.CONV] & conv.engine if p.winograd is None else Const(0)
         if p.requant_ort_only:
             # the requantizers round only as ort: CONV, AVGPOOL, SPFC in mode 1 or 2 lack it
             rounding = word[FIELD_BASE:FIELD_BASE + 2]
-            m.d.comb += missing.eq(lacking_op | ((is_op[Op.CONV] | is_op[Op.AVGPOOL]
-                                                  | is_op[Op.SPFC])
-                                                 & ((rounding == 1) | (rounding == 2))))
+            m.d.comb += missing.eq(lacking_op | no_winograd
+                                   | ((is_op[Op.CONV] | is_op[Op.AVGPOOL] | is_op[Op.SPFC])
+                                      & ((rounding == 1) | (rounding == 2))))
         else:
-            m.d.comb += missing.eq(lacking_op)
+            m.d.comb += missing.eq(lacking_op | no_winograd)
         # Past the engine check, a lacking opcode never reaches another check: its field
         # rules, constants and regions are left out of the build (CONV's and MAXPOOL's
         # are shared).
@@ -260,7 +262,13 @@ class Decoder(wiring.Component):
         pad = (win["pad_t"] >= win["kernel"]) | (win["pad_l"] >= win["kernel"])
         early_bad = Signal()  # a SHAPE error known in stage 1
         with m.If(is_op[Op.CONV]):
-            m.d.comb += early_bad.eq((conv.mode == 3) | zero | pad)
+            if p.winograd is None:
+                m.d.comb += early_bad.eq((conv.mode == 3) | zero | pad)
+            else:  # the Winograd engine: 3x3, stride 1, channels it holds
+                wg = p.winograd
+                m.d.comb += early_bad.eq((conv.mode == 3) | zero | pad | (conv.engine & (
+                    (conv.kernel != 3) | (conv.stride != 1) | (conv.cin > wg.c_max)
+                    | (conv.cout > wg.k_max))))
         with m.Elif(is_op[Op.MAXPOOL]):
             m.d.comb += early_bad.eq(zero | pad)
         if has[Op.AVGPOOL]:
@@ -316,7 +324,7 @@ class Decoder(wiring.Component):
             m.d.comb += first.eq(ErrorCode.OPCODE)
         with m.Elif(word[4:8] != ISA_VERSION):
             m.d.comb += first.eq(ErrorCode.VERSION)
-        if lacking or p.requant_ort_only:
+        if lacking or p.requant_ort_only or p.winograd is None:
             with m.Elif(missing):
                 m.d.comb += first.eq(ErrorCode.ENGINE)
         with m.Elif(is_op[Op.HEADER] & (head.params_hash != params_hash(p))):

@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 #: Bump on any change of an encoding, a field or a semantic rule.
-ISA_VERSION = 5
+ISA_VERSION = 6
 
 #: Width of one instruction word.
 INSN_BITS = 256
@@ -88,12 +88,14 @@ class ErrorCode(enum.IntEnum):
     VERSION = 2
     #: ``HEADER``'s ``params_hash`` is not this NPU's.
     PARAMS = 3
-    #: The instruction needs an engine this build does not have (or, with
+    #: The instruction needs an engine this build does not have (a CONV with ``engine`` 1:
+    #: the Winograd engine; or, with
     #: ``requant_ort_only``, a rounding mode its requantizers lack: 1 or 2).
     ENGINE = 4
     #: A size is zero, a kernel does not fit its padding, an output window reads nothing,
-    #: a rounding mode is unknown, or a CONV (with ``pool_on_array`` also a MAXPOOL) has
-    #: more output pixels than ``acc_words``.
+    #: a rounding mode is unknown, a CONV (with ``pool_on_array`` also a MAXPOOL) has
+    #: more output pixels than ``acc_words``, or a CONV on the Winograd engine has a kernel
+    #: other than 3, a stride other than 1, or more channels than the engine holds.
     SHAPE = 5
     #: A region runs past the end of its memory (or across the activation banks).
     ADDRESS = 6
@@ -181,9 +183,13 @@ OPCODES = (
                      _TAB, _IN_H, _IN_W, Field("cin", 10, help="input channels"),
                      Field("cout", 10, help="output channels"), _OUT_H, _OUT_W, _KERNEL,
                      _STRIDE, _PAD_T, _PAD_L,
-                     Field("zp_in", 8, signed=True, help="input zero point, fills padding")),
-           "systolic", "convolution or matrix product on the systolic array, im2col on the "
-           "fly; acc = bias + sum(x * w) (int32, wrapping), then requantization per channel"),
+                     Field("zp_in", 8, signed=True, help="input zero point, fills padding"),
+                     Field("engine", 1, help="0 the systolic array; 1 the Winograd engine "
+                                             "(kernel 3, stride 1, cin <= winograd.c_max, "
+                                             "cout <= winograd.k_max)")),
+           "systolic", "convolution or matrix product on the systolic array (im2col on the "
+           "fly) or, 3x3 stride 1, on the Winograd engine; acc = bias + sum(x * w) (int32, "
+           "wrapping), then requantization per channel"),
     OpSpec(Op.MAXPOOL, (_SRC, _DST, _IN_H, _IN_W, Field("channels", 10, help="channels"),
                         _OUT_H, _OUT_W, _KERNEL, _STRIDE, _PAD_T, _PAD_L),
            None, "max over each K x K window (padding ignored); no requantization"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..common.params import Params, flag, nested, param
 from ..sparse.params import SparseParams
 from ..systolic.params import Dataflow, Multiplier, SystolicParams
-from ..winograd.params import WinogradParams
+from ..winograd.params import FilterInput, WinogradParams
 
 __all__ = ["NpuParams", "params_hash"]
 
@@ -56,8 +56,11 @@ class NpuParams(Params, block="npu"):
         sp = self.sparse
         sp = (f"_sp{sp.n_pe}r{sp.rows_max}c{sp.cols_max}e{sp.entries_max}q{sp.queue_depth}"
               + ("x" if sp.primitives.value == "ecp5" else "")) if sp is not None else ""
+        wg = self.winograd
+        wg = (f"_wg{wg.c_max}k{wg.k_max}" + ("x" if wg.primitives.value == "ecp5" else "")
+              ) if wg is not None else ""
         return (f"npu_l{self.lanes}_{engine}_a{self.act_words}w{self.wgt_words}"
-                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}{sp}")
+                f"c{self.acc_words}t{self.tab_entries}i{self.imem_words}{rq}{ad}{sp}{wg}")
 
     @property
     def act_addr_bits(self):
@@ -127,8 +130,9 @@ class NpuParams(Params, block="npu"):
         SystolicParams, "systolic array for convolutions and matrix products (none: left out)",
         default=SystolicParams(rows=8, cols=8), optional=True)
     winograd: WinogradParams | None = nested(
-        WinogradParams, "Winograd layer for 3x3 stride-1 convolutions (not integrated yet: "
-        "must be none)", optional=True)
+        WinogradParams, "Winograd tile engine for 3x3 stride-1 convolutions (CONV with engine "
+        "1; in the NPU: data_width 8, acc_width 32, one engine, raw filters; h_max and w_max "
+        "unused; needs the systolic array)", optional=True)
     sparse: SparseParams | None = nested(
         SparseParams, "sparse engine for pruned, weight-shared fully connected layers (SPFC; "
         "in the NPU: act_width 16, acc_width 32, act_lanes = lanes, one accumulator bank, "
@@ -167,9 +171,26 @@ class NpuParams(Params, block="npu"):
 
         Without the systolic array the NPU still pools (a CONV stops with error ENGINE).
         """
-        if self.winograd is not None:
-            raise ValueError("winograd must be none: the winograd engine is not integrated "
-                             "into the NPU yet")
+        wg = self.winograd
+        if wg is not None:
+            # int8 operands, int32 sums; the unit feeds one tile engine raw filters
+            for name, want, why in (
+                    ("data_width", 8, "int8 inputs and weights"),
+                    ("acc_width", 32, "int32 sums, as the ONNX and TFLite operators"),
+                    ("engines", 1, "the NPU feeds one tile engine"),
+                    ("filter_input", FilterInput.RAW, "the weights are CONV's raw 3x3 taps")):
+                if getattr(wg, name) != want:
+                    shown = want.value if isinstance(want, FilterInput) else want
+                    got = getattr(wg, name)
+                    raise ValueError(f"winograd.{name} must be {shown} in the NPU ({why}), "
+                                     f"not {got.value if isinstance(got, FilterInput) else got}")
+            if self.systolic is None:
+                raise ValueError("winograd needs the systolic array (systolic none): CONV's "
+                                 "checks and every other convolution run on it")
+            if self.requant_serial:
+                raise ValueError("winograd needs the pipelined requantizers (requant_serial "
+                                 "false): the engine gives four output words per 2x2 tile "
+                                 "and channel group, faster than serial units take them")
         sp = self.sparse
         if sp is not None:
             # x - zp_in spans 9 bits; the requantization clamps (no engine relu); the unit

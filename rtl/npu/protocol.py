@@ -71,6 +71,7 @@ STATUS_FIELDS = (
     "busy_pool",    # cycles the pooling and ADD units were busy
     "params_hash",  # params_hash() of this NPU
     "busy_sparse",  # cycles the sparse engine's unit was busy
+    "busy_winograd",  # cycles the Winograd engine's unit was busy
 )
 STATUS_WORDS = len(STATUS_FIELDS)
 

@@ -128,7 +128,7 @@ async def test_demo(dut):
                   "cycles_per_second": rate})
 
 
-def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
+def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode, engine=0):
     out = (size + 2 * pad - k) // stride + 1
     x = nrng.integers(-128, 128, size=(size, size, cin))
     w = nrng.integers(-128, 128, size=(cout, cin, k, k))
@@ -138,9 +138,10 @@ def _conv_case(p, nrng, k, stride, pad, size, cin, cout, mode):
     if mode == 0:  # ort: a float32 scale's mantissa and exponent
         for e in table:
             e["multiplier"], e["shift"] = 12345678, -33
-    insn = assemble(Op.CONV, mode=mode, src=2, dst=p.act_words + 3, wgt=1, tab=1, in_h=size,
-                    in_w=size, cin=cin, cout=cout, out_h=out, out_w=out, kernel=k,
-                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(nrng.integers(-128, 128)))
+    insn = assemble(Op.CONV, mode=mode, src=2, dst=p.act_words + 3, wgt=1, tab=1,
+                    in_h=size, in_w=size, cin=cin, cout=cout, out_h=out, out_w=out, kernel=k,
+                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(nrng.integers(-128, 128)),
+                    engine=engine)
     program = Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
                       segments=[("act", 2, tensor_words(x, p.lanes)),
                                 ("wgt", 1, weight_words(w, p.lanes)),
@@ -226,6 +227,13 @@ async def test_programs(dut, traffic):
         programs += [_add_case(p, nrng, kernel) for kernel in ADD_KERNELS]
     if p.sparse is not None:
         programs += [_spfc_case(p, nrng, mode) for mode in range(3)]
+    if p.winograd is not None:  # 3x3 stride 1 on the Winograd engine, random shapes
+        wg = p.winograd
+        for mode in range(3):
+            size, cin, cout = (int(v) for v in nrng.integers(
+                (3, 1, 1), (9, wg.c_max + 1, min(wg.k_max, p.tab_entries - 1) + 1)))
+            programs.append(_conv_case(p, nrng, 3, 1, int(nrng.integers(2)), size, cin, cout,
+                                       mode, engine=1))
     for n, program in enumerate(programs):
         program.load_into(model)
         expected = model.run(0)
@@ -264,9 +272,15 @@ async def test_bad_programs(dut):
                                           rac=f32_bits(2.0 ** 30), rbc=f32_bits(0.5), fixed=0,
                                           shift_b=0, shift_out=0, zp_a=0, zp_b=0, lo=-128,
                                           hi=127)
+    # a CONV for the Winograd engine: without one ENGINE, with one a 2x2 kernel is SHAPE
+    wconv = assemble(Op.CONV, mode=0, src=0, dst=a, wgt=0, tab=0, in_h=2, in_w=2, cin=1,
+                     cout=1, out_h=1, out_w=1, kernel=2, stride=1, pad_t=0, pad_l=0, zp_in=0,
+                     engine=1)
+    cases = list(cases.items()) + [(ErrorCode.SHAPE if p.winograd else ErrorCode.ENGINE,
+                                    wconv)]
     model = NpuModel(p)
     model.write("act", 0, act)
-    for code, insn in cases.items():
+    for code, insn in cases:
         program = Program(params_hash=params_hash(p),
                           insns=[header_for(p), good, insn, assemble(Op.HALT)])
         await h.command(host.load_program(program, p.lanes))

@@ -34,11 +34,17 @@ __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 #: input's ``layout`` and ``quantize`` rule, the ``hwc`` and ``flat_hwc`` output layouts.
 #: 4: ISA version 3 (ADD mode 1, XNNPACK's add). 5: ISA version 4 (SPFC, the sparse
 #: engine; its layers' predicted cycles assume the matrix loaded and every input non-zero).
-PLAN_VERSION = 5
+#: 6: ISA version 6 (CONV's ``engine``: a layer's ``engine`` may be ``winograd``).
+PLAN_VERSION = 6
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
 _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add",
            Op.SPFC: "sparse"}
+
+
+def _engine(op, fields):
+    """Name the engine an instruction runs on (a CONV with ``engine`` 1: the Winograd one)."""
+    return "winograd" if op is Op.CONV and fields["engine"] else _ENGINE[op]
 
 
 @dataclass
@@ -83,7 +89,7 @@ def plan_of(network, lowered, p):
                else f"{network.mode} (TFLite's integer add)")
         rounding = {"MaxPool": None, "Add": add}
         layers.append({
-            "name": layer.name, "op": kind, "engine": _ENGINE[bands[-1][0]],
+            "name": layer.name, "op": kind, "engine": _engine(*bands[-1]),
             "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input
             "input": list(shapes[sources[0]]), "output": list(shapes[n + 1]),
             "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),

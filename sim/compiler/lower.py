@@ -27,6 +27,13 @@ naming the param to raise):
   subtracts ``zp_in``). ``engine_for`` forces a choice: ``{"fc": "sparse"}`` makes every
   fully connected layer an ``SPFC`` or fails naming why, ``{"fc": "systolic"}`` keeps them
   all on the array.
+  A 3x3 stride-1 convolution whose channels the Winograd engine holds (``winograd.c_max``,
+  ``winograd.k_max``) runs there (``CONV`` with ``engine`` 1: the same weights, table and
+  result) when the NPU has the engine and the cycle model predicts fewer cycles for the
+  layer than on the array; ``{"conv": "winograd"}`` puts every convolution there or
+  fails naming why, ``{"conv": "systolic"}`` keeps them all on the array (a fully
+  connected layer on a map, a CONV whose kernel covers its input, follows ``"fc"``
+  instead: ``"systolic"`` keeps it on the array).
 - instructions: ``HEADER``, the layers, ``HALT`` (``imem_words``).
 """
 
@@ -328,8 +335,8 @@ def _sparse_layers(network, p, engine_for, shapes):
             chosen[n] = beats
             continue
         cin, cout = in_shape[2], layer.weights.shape[0]
-        dense = assemble(Op.CONV, mode=0, src=0, dst=0, wgt=0, tab=0, in_h=1, in_w=1, cin=cin,
-                         cout=cout, out_h=1, out_w=1, kernel=1, stride=1, pad_t=0, pad_l=0,
+        dense = assemble(Op.CONV, engine=0, mode=0, src=0, dst=0, wgt=0, tab=0, in_h=1, in_w=1,
+                         cin=cin, cout=cout, out_h=1, out_w=1, kernel=1, stride=1, pad_t=0, pad_l=0,
                          zp_in=0)
         saving = cycles_of(p, *disassemble(dense)) - _spfc_cost(p, beats, cin, cout)
         words = sum(dense_words.values()) - dense_words[n] + len(beats) * cfg_words(p.lanes)
@@ -340,21 +347,58 @@ def _sparse_layers(network, p, engine_for, shapes):
     return chosen
 
 
+def _winograd_refusal(p, kernel, stride, cin, cout):
+    """Return why the Winograd engine cannot run this convolution, or None."""
+    wg = p.winograd
+    if wg is None:
+        return "the NPU was built without the Winograd engine (--winograd on)"
+    if kernel != 3 or stride != 1:
+        return (f"its kernel is {kernel}x{kernel} with stride {stride}; the Winograd engine "
+                f"takes 3x3 with stride 1")
+    if cin > wg.c_max or cout > wg.k_max:
+        return (f"it has {cin} input and {cout} output channels; the Winograd engine holds "
+                f"{wg.c_max} and {wg.k_max} (raise --winograd-c-max, --winograd-k-max)")
+    return None
+
+
+def _conv_engine(p, force, where, bands):
+    """Return the ``engine`` field of a convolution's bands: 1 (Winograd) or 0 (array).
+
+    Forced (``force``), or by the cycle model when both engines can run it.
+    """
+    f = bands[0]
+    why = _winograd_refusal(p, f["kernel"], f["stride"], f["cin"], f["cout"])
+    if force in ("sparse", "systolic"):  # (an SPFC-able layer forced: the array)
+        return 0
+    if force == "winograd":
+        if why is not None:
+            raise LowerError(f"{where}: --engine-for conv=winograd, but {why}")
+        return 1
+    if why is not None or p.systolic is None:
+        return 0
+    array = sum(cycles_of(p, Op.CONV, {**band, "engine": 0}) for band in bands)
+    winograd = sum(cycles_of(p, Op.CONV, {**band, "engine": 1}) for band in bands)
+    return int(winograd < array)
+
+
 def lower(network, p, engine_for=None):
     """Return the :class:`Lowered` program of ``network`` for NPU params ``p``.
 
-    ``engine_for``: ``{"fc": "sparse" | "systolic"}`` forces the engine of fully connected
-    layers (see the module text); ``{"conv": "systolic"}`` is accepted (the only choice).
+    ``engine_for``: ``{"fc": "sparse" | "systolic", "conv": "winograd" | "systolic"}``
+    forces the engine of fully connected layers or convolutions (see the module text).
     """
     engine_for = dict(engine_for or {})
     for kind, engine in engine_for.items():
-        valid = {"fc": ("sparse", "systolic"), "conv": ("systolic",)}.get(kind)
+        valid = {"fc": ("sparse", "systolic"), "conv": ("winograd", "systolic")}.get(kind)
         if valid is None or engine not in valid:
-            raise LowerError(f"engine_for must map conv to systolic and fc to sparse or "
-                             f"systolic, not {kind}={engine}")
+            raise LowerError(f"engine_for must map conv to winograd or systolic and fc to "
+                             f"sparse or systolic, not {kind}={engine}")
     if engine_for.get("fc") == "sparse" and p.sparse is None:
         raise LowerError("--engine-for fc=sparse: the NPU was built without the sparse "
                          "engine (--sparse on)")
+    if engine_for.get("conv") == "winograd" and p.winograd is None:
+        raise LowerError("--engine-for conv=winograd: the NPU was built without the "
+                         "Winograd engine (--winograd on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
     if p.requant_ort_only and network.mode != "ort" and any(
@@ -438,13 +482,17 @@ def lower(network, p, engine_for=None):
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {k}")
                 g_in, g_out = _groups(c, lanes), _groups(oc, lanes)
-                for r0, rows, y0, in_rows, top in _window_bands(
-                        p, where, h, w, oh, ow, k, s, pad_t, p.acc_words):
-                    insns.append(assemble(
-                        Op.CONV, mode=mode, src=src + y0 * w * g_in,
-                        dst=dst + r0 * ow * g_out, wgt=w0, tab=t0,
-                        in_h=in_rows, in_w=w, cin=c, cout=oc, out_h=rows, out_w=ow,
-                        kernel=k, stride=s, pad_t=top, pad_l=pad_l, zp_in=layer.zp_in))
+                bands = [{"mode": mode, "src": src + y0 * w * g_in,
+                          "dst": dst + r0 * ow * g_out, "wgt": w0, "tab": t0,
+                          "in_h": in_rows, "in_w": w, "cin": c, "cout": oc, "out_h": rows,
+                          "out_w": ow, "kernel": k, "stride": s, "pad_t": top,
+                          "pad_l": pad_l, "zp_in": layer.zp_in}
+                         for r0, rows, y0, in_rows, top in _window_bands(
+                             p, where, h, w, oh, ow, k, s, pad_t, p.acc_words)]
+                # (a fully connected layer on a map follows --engine-for fc, not conv)
+                kind = "fc" if _is_fc(layer, (h, w, c)) else "conv"
+                engine = _conv_engine(p, engine_for.get(kind), where, bands)
+                insns += [assemble(Op.CONV, engine=engine, **band) for band in bands]
             elif isinstance(layer, MaxPool):
                 if layer.pads[0] >= layer.kernel or layer.pads[1] >= layer.kernel:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "

@@ -117,7 +117,8 @@ def demo_program(p, rng, *, size=6, channels=3, features=4, classes=5, mode="ort
     """Return a small CNN for NPU ``p``: conv 3x3 (same), max-pool 2x2, fully connected.
 
     Random int8 input (``size x size x channels``), weights and requantization tables
-    (scales of a typical layer, ``mode`` rounding). Returns ``(program, act)``: the
+    (scales of a typical layer, ``mode`` rounding). The convolution runs on the Winograd
+    engine when the NPU has one that holds its channels. Returns ``(program, act)``: the
     :class:`~npugen.sim.formats.program.Program` and the activation words of the input
     (written at word 0 before the program runs). The output, ``classes`` int8 values, is at
     activation word ``p.act_words + 64``.
@@ -138,14 +139,17 @@ def demo_program(p, rng, *, size=6, channels=3, features=4, classes=5, mode="ort
                       "hi": 127})
     words1 = weight_words(w1, lanes)
     m = modes.index(mode)
+    wg = p.winograd
+    engine = int(wg is not None and channels <= wg.c_max and features <= wg.k_max)
     insns = [
         header_for(p),
-        assemble(Op.CONV, mode=m, src=0, dst=a, wgt=0, tab=0, in_h=size, in_w=size,
+        assemble(Op.CONV, engine=engine, mode=m, src=0, dst=a, wgt=0, tab=0, in_h=size,
+                 in_w=size,
                  cin=channels, cout=features, out_h=size, out_w=size, kernel=3, stride=1,
                  pad_t=1, pad_l=1, zp_in=int(rng.integers(-20, 20))),
         assemble(Op.MAXPOOL, src=a, dst=0, in_h=size, in_w=size, channels=features,
                  out_h=half, out_w=half, kernel=2, stride=2, pad_t=0, pad_l=0),
-        assemble(Op.CONV, mode=m, src=0, dst=a + 64, wgt=len(words1), tab=features,
+        assemble(Op.CONV, engine=0, mode=m, src=0, dst=a + 64, wgt=len(words1), tab=features,
                  in_h=half, in_w=half, cin=features, cout=classes, out_h=1, out_w=1,
                  kernel=half, stride=1, pad_t=0, pad_l=0, zp_in=int(rng.integers(-20, 20))),
         assemble(Op.HALT),

@@ -56,7 +56,8 @@ from .requant import requantize
 from .tfl_add import ROUNDINGS, tflite_add_int
 from .xnn_add import MULT_MAX, xnnpack_add_int
 
-__all__ = ["NpuModel", "NpuState", "SparseEngineModel", "Status", "cycles_of", "spfc_cycles"]
+__all__ = ["NpuModel", "NpuState", "SparseEngineModel", "Status", "cycles_of", "spfc_cycles",
+           "winograd_cycles", "winograd_schedule"]
 
 _MODES = ("ort", "tflite", "gemmlowp")
 _TABLE_FIELDS = tuple(TABLE_ENTRY.members)
@@ -79,7 +80,8 @@ class Status:
     error: ErrorCode = ErrorCode.NONE
     pc: int = 0
     cycles: int = 0
-    busy: dict = field(default_factory=lambda: {"systolic": 0, "pool": 0, "sparse": 0})
+    busy: dict = field(default_factory=lambda: {"systolic": 0, "pool": 0, "sparse": 0,
+                                                "winograd": 0})
     retired: int = 0
 
 
@@ -310,6 +312,8 @@ class NpuModel:
             raise _Stop(ErrorCode.VERSION)
         if not spec_of(op).built_in(self.p):
             raise _Stop(ErrorCode.ENGINE)
+        if op is Op.CONV and f["engine"] and self.p.winograd is None:
+            raise _Stop(ErrorCode.ENGINE)
         if self.p.requant_ort_only and op in (Op.CONV, Op.AVGPOOL, Op.SPFC) \
                 and f["mode"] in (1, 2):  # (the requantizers round only as ort)
             raise _Stop(ErrorCode.ENGINE)
@@ -320,6 +324,10 @@ class NpuModel:
         elif op is Op.CONV:
             self._check_mode(f)
             self._check_window(f, min(f["cin"], f["cout"]))
+            wg = self.p.winograd
+            if f["engine"] and (f["kernel"] != 3 or f["stride"] != 1 or f["cin"] > wg.c_max
+                                or f["cout"] > wg.k_max):
+                raise _Stop(ErrorCode.SHAPE)
             if f["out_h"] * f["out_w"] > self.p.acc_words:
                 raise _Stop(ErrorCode.SHAPE)
             g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
@@ -378,7 +386,9 @@ class NpuModel:
         self.status.cycles += cost
         if op is Op.SPFC:  # the unit's part: less the controller's and the PostUnit's tail
             self.status.busy["sparse"] += cost - insn_cycles(self.p) - _post_tail(self.p)
-        elif op in (Op.CONV,):
+        elif op is Op.CONV and f["engine"]:
+            self.status.busy["winograd"] += winograd_schedule(self.p, f)[1]
+        elif op is Op.CONV:
             self.status.busy["systolic"] += cost
         elif op in (Op.MAXPOOL, Op.AVGPOOL, Op.ADD):
             self.status.busy["pool"] += cost
@@ -674,6 +684,8 @@ def cycles_of(p, op, f):
       buffering and the write.
     """
     lanes = p.lanes
+    if op is Op.CONV and f.get("engine"):
+        return winograd_cycles(p, f)
     if op is Op.CONV:
         s = p.systolic
         drain = (ws_broadcast_pipeline_cycles(s) if p.array_broadcast
@@ -724,6 +736,103 @@ def cycles_of(p, op, f):
         return insn_cycles(p) + SETUP_CYCLES + (words - 1) * max(chunks, 2) + chunks \
             + ADD_LATENCY + 4
     return insn_cycles(p)
+
+
+#: The Winograd unit (:class:`npugen.rtl.npu.wconv.WinogradUnit`): cycles from the unit's
+#: first busy cycle to its first tile read, from the last filter taken to the engine's
+#: first issue, and from an issue of a filter's last channel to its 2x2 result taken.
+WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 3, 5, 9
+#: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
+WINOGRAD_SLOTS = 15
+
+
+def winograd_cycles(p, f):
+    """Predicted cycles of a ``CONV`` on the Winograd engine (``engine`` 1).
+
+    :func:`winograd_schedule`'s instruction total.
+    """
+    return winograd_schedule(p, f)[0]
+
+
+def winograd_schedule(p, f):
+    """Return ``(cycles, busy)`` of a ``CONV`` on the Winograd engine.
+
+    ``busy`` is the unit's part (its busy cycles). The model replays the unit's schedule
+    (:class:`npugen.rtl.npu.wconv.WinogradUnit`), event by event, in cycles from its first
+    busy cycle:
+
+    - filters: 9 weight reads each, ``cout * cin`` of them; the engine issues from
+      :data:`WINOGRAD_LOADED` cycles after the last is taken.
+    - tiles: per input group 16 reads, a cycle, then a beat per channel, 2 cycles to the
+      next group's first read; the first group's beats of tile ``i`` wait for the engine to
+      finish tile ``i - 2`` (two input banks).
+    - the engine: per tile, ``cout`` filters of ``cin`` cycles each, from the later of its
+      input complete and the tile before; a filter waits for one of
+      :data:`WINOGRAD_SLOTS` result slots (freed as results are taken); results
+      :data:`WINOGRAD_RESULT` cycles after its last issue.
+    - results: taken one per cycle; after each output-channel group's last, its pixels go
+      to the PostUnit one by one (the pipelined requantizers: a group other than the
+      cached one first loads the table, ``lanes + 2`` cycles; then ``lanes / post_lanes``
+      cycles a word), the results waiting meanwhile.
+    - the end: the last word through the requantizer (11 stages) and the write (2).
+    """
+    lanes = p.lanes
+    cin, cout = f["cin"], f["cout"]
+    out_h, out_w = f["out_h"], f["out_w"]
+    tiles_w = -(-out_w // 2)
+    tiles = -(-out_h // 2) * tiles_w
+    parts = lanes // p.post_lanes
+    loaded = 9 * cout * cin + WINOGRAD_LOADED + 1  # (the last filter taken, in cycles)
+    released = []  # per tile: the engine done with its input bank
+    mac_free = 0
+    taken = []     # per result: the cycle it is taken
+    collector = 0  # the first cycle a result can be taken
+    post_ready = 0
+    cached = None  # the output group whose table entries the PostUnit holds
+    b_busy = 0     # the unit's beat register is free from this cycle
+    last_word = 0
+    done = 0       # the unit's last cycle of work
+    read = WINOGRAD_FIRST_READ  # the next group's first read
+    for i in range(tiles):
+        ti, tj = divmod(i, tiles_w)
+        for g in range(_groups(cin, lanes)):
+            cnt = min(lanes, cin - g * lanes)
+            beats = read + 17
+            if g == 0 and i >= 2:
+                beats = max(beats, released[i - 2])
+            input_done = beats + cnt - 1
+            read = input_done + 2
+        for k in range(cout):
+            n = len(taken)
+            start = max(mac_free, loaded, input_done + 1 if k == 0 else 0,
+                        taken[n - WINOGRAD_SLOTS] + 1 if n >= WINOGRAD_SLOTS else 0)
+            mac_free = start + cin
+            take = max(start + cin + WINOGRAD_RESULT, collector)
+            taken.append(take)
+            collector = take + 1
+            j, lane = divmod(k, lanes)
+            count = min(lanes, cout - j * lanes)
+            if lane != count - 1:
+                continue
+            t = take + 1  # the group is collected: its four pixels, one a cycle at most
+            for e in range(4):
+                t = max(t, b_busy)
+                if 2 * ti + e // 2 < out_h and 2 * tj + e % 2 < out_w:
+                    if cached != j:
+                        feed = t + 1 + lanes + 2
+                        cached = j
+                    else:
+                        feed = max(t + 1, post_ready)
+                    last_word = b_busy = feed + parts - 1
+                    post_ready = b_busy + 1
+                t += 1
+            collector = max(collector, t)
+            # (busy until its last output group is through and the last word taken)
+            done = max(t, last_word + 1)
+        released.append(mac_free)
+    # (from the instruction's start: the fetch and checks, then SETUP and the busy cycles)
+    cycles = insn_cycles(p) + max(last_word + 13, collector) + 2
+    return cycles, done + 1
 
 
 def spfc_cycles(p, f, load_beats, walk):

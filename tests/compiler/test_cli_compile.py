@@ -194,7 +194,7 @@ def test_network_too_big_for_the_npu(tmp_path, capsys):
     _refused(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "out",
              "--wgt-words", "100", match="raise --wgt-words")
     _refused(capsys, "compile", network_path("digits_cnn"), "-o", tmp_path / "out",
-             "--engine-for", "conv=winograd", match="not integrated into the NPU yet")
+             "--engine-for", "conv=winograd", match="built without the Winograd engine")
     _refused(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "out",
              "--engine-for", "fc=sparse", match="built without the sparse engine")
     _refused(capsys, "compile", network_path("digits_mlp"), "-o", tmp_path / "out",

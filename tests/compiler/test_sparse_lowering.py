@@ -123,6 +123,8 @@ def test_the_engine_choice(seed):
     with pytest.raises(LowerError, match="exceeds the sparse engine's rows_max=64"):
         lower(network([fc(rng, 64, 65)], 64), p, {"fc": "sparse"})
     with pytest.raises(LowerError, match="engine_for must map"):
+        lower(network([shared], 64), p, {"conv": "sparse"})
+    with pytest.raises(LowerError, match="conv=winograd: the NPU was built without"):
         lower(network([shared], 64), p, {"conv": "winograd"})
 
 

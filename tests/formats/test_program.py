@@ -55,14 +55,14 @@ def test_assemble_round_trip(seed, spec):
 
 def test_fields_are_packed_in_spec_order():
     """Bit positions written out for CONV: mode at 8, src at 10, dst at 26, ..."""
-    word = assemble(Op.CONV, mode=2, src=0x1234, dst=0xABCD, wgt=0, tab=0, in_h=0, in_w=0,
-                    cin=0, cout=0, out_h=0, out_w=0, kernel=0, stride=0, pad_t=0, pad_l=0,
-                    zp_in=-1)
+    word = assemble(Op.CONV, engine=1, mode=2, src=0x1234, dst=0xABCD, wgt=0, tab=0, in_h=0,
+                    in_w=0, cin=0, cout=0, out_h=0, out_w=0, kernel=0, stride=0, pad_t=0,
+                    pad_l=0, zp_in=-1)
     assert (word >> 8) & 0x3 == 2
     assert (word >> 10) & 0xFFFF == 0x1234
     assert (word >> 26) & 0xFFFF == 0xABCD
-    offset = 8 + sum(f.width for f in OPCODES[Op.CONV].fields[:-1])
-    assert (word >> offset) & 0xFF == 0xFF and word >> (offset + 8) == 0
+    offset = 8 + sum(f.width for f in OPCODES[Op.CONV].fields[:-2])  # zp_in, then engine
+    assert (word >> offset) & 0xFF == 0xFF and word >> (offset + 8) == 1
     assert insn_layout(Op.CONV).size == INSN_BITS
 
 

@@ -148,8 +148,8 @@ def test_conv_random(seed, case):
     model.write("tab", tab, table_words(table))
     before = model.read("act", 0, 2 * p.act_words)
     status = run_one(model, assemble(
-        Op.CONV, mode=MODES.index(mode), src=src, dst=dst, wgt=wgt, tab=tab, in_h=h, in_w=wd,
-        cin=cin, cout=cout, out_h=out_h, out_w=out_w, kernel=k, stride=stride, pad_t=pad_t,
+        Op.CONV, engine=0, mode=MODES.index(mode), src=src, dst=dst, wgt=wgt, tab=tab, in_h=h,
+        in_w=wd, cin=cin, cout=cout, out_h=out_h, out_w=out_w, kernel=k, stride=stride, pad_t=pad_t,
         pad_l=pad_l, zp_in=zp))
     assert (status.state, status.error) == (NpuState.DONE, ErrorCode.NONE)
     expected = list(before)
@@ -171,7 +171,7 @@ def test_fully_connected_is_a_whole_input_kernel(seed):
     model.write("act", 0, tensor_words(x, 4))
     model.write("wgt", 0, weight_words(w, 4))
     model.write("tab", 0, table_words(table))
-    run_one(model, assemble(Op.CONV, mode=0, src=0, dst=p.act_words, wgt=0, tab=0, in_h=3,
+    run_one(model, assemble(Op.CONV, engine=0, mode=0, src=0, dst=p.act_words, wgt=0, tab=0, in_h=3,
                             in_w=3, cin=5, cout=7, out_h=1, out_w=1, kernel=3, stride=1,
                             pad_t=0, pad_l=0, zp_in=3))
     # No zero-point subtraction in the NPU (the compiler folds it into the bias).
@@ -250,13 +250,13 @@ def test_network_conv_pool_fc(seed):
     a = p.act_words
     words1 = weight_words(w1, 4)
     insns = [header_for(p),
-             assemble(Op.CONV, mode=0, src=0, dst=a, wgt=0, tab=0, in_h=6, in_w=6, cin=1,
+             assemble(Op.CONV, engine=0, mode=0, src=0, dst=a, wgt=0, tab=0, in_h=6, in_w=6, cin=1,
                       cout=6, out_h=4, out_w=4, kernel=3, stride=1, pad_t=0, pad_l=0,
                       zp_in=-5),
              assemble(Op.MAXPOOL, src=a, dst=0, in_h=4, in_w=4, channels=6, out_h=2, out_w=2,
                       kernel=2, stride=2, pad_t=0, pad_l=0),
-             assemble(Op.CONV, mode=0, src=0, dst=a, wgt=len(words1), tab=6, in_h=2, in_w=2,
-                      cin=6, cout=10, out_h=1, out_w=1, kernel=2, stride=1, pad_t=0,
+             assemble(Op.CONV, engine=0, mode=0, src=0, dst=a, wgt=len(words1), tab=6, in_h=2,
+                      in_w=2, cin=6, cout=10, out_h=1, out_w=1, kernel=2, stride=1, pad_t=0,
                       pad_l=0, zp_in=7),
              assemble(Op.HALT)]
     program = Program(params_hash=params_hash(p), insns=insns, segments=[
@@ -337,7 +337,7 @@ TADD = {**ADD, "mode": 2, "rac": 1 << 30, "rbc": (1 << 31) - 1, "fixed": 3 << 29
 
 GOOD = {"mode": 0, "src": 0, "dst": 256, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
-        "zp_in": 0}
+        "zp_in": 0, "engine": 0}
 
 BAD = [
     ("opcode", 0xF, ErrorCode.OPCODE),

@@ -82,7 +82,7 @@ class Bench:
 
     async def status(self, ctx):
         await self.send(ctx, host.status())
-        return host.status_of(await self.recv(ctx, 8))
+        return host.status_of(await self.recv(ctx, host.STATUS_WORDS))
 
     async def read(self, ctx, memory, address, count):
         await self.send(ctx, host.read(memory, address, count))
@@ -157,7 +157,7 @@ def check_program(p, program, seed, act=None):
     return st, expected
 
 
-def conv_program(p, rng, *, k, stride, pad, h, w, cin, cout, mode):
+def conv_program(p, rng, *, k, stride, pad, h, w, cin, cout, mode, engine=0):
     out_h = (h + 2 * pad - k) // stride + 1
     out_w = (w + 2 * pad - k) // stride + 1
     x = rng.integers(-128, 128, size=(h, w, cin))
@@ -165,7 +165,8 @@ def conv_program(p, rng, *, k, stride, pad, h, w, cin, cout, mode):
     table = random_table(rng, cout, mode)
     insn = assemble(Op.CONV, mode=MODES.index(mode), src=3, dst=p.act_words + 1, wgt=5, tab=2,
                     in_h=h, in_w=w, cin=cin, cout=cout, out_h=out_h, out_w=out_w, kernel=k,
-                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(rng.integers(-128, 128)))
+                    stride=stride, pad_t=pad, pad_l=pad, zp_in=int(rng.integers(-128, 128)),
+                    engine=engine)
     return Program(params_hash=params_hash(p), insns=[header_for(p), insn, assemble(Op.HALT)],
                    segments=[("act", 3, tensor_words(x, p.lanes)),
                              ("wgt", 5, weight_words(weights, p.lanes)),
@@ -895,3 +896,27 @@ def test_spfc_reloads_after_a_weight_write_and_an_abort(seed):
     assert seen[0][1] != seen[1][1]  # B's codebook gives other outputs
     assert seen[2][0]["cycles"] < seen[1][0]["cycles"]  # loaded: no reload
     run_steps(p, [program(beats_a), program(beats_b)], seed, abort_at=(1, 60))
+
+
+def winograd_build(lanes=4, **kw):
+    from npugen.rtl.winograd.params import WinogradParams
+
+    return small(lanes=lanes, act_words=96, wgt_words=400, acc_words=64,
+                 winograd=WinogradParams(c_max=8, k_max=8), **kw)
+
+
+@pytest.mark.parametrize(("h", "w", "pad", "cin", "cout"), [
+    (4, 4, 1, 3, 5), (5, 6, 0, 4, 2), (3, 5, 1, 8, 8), (6, 3, 2, 1, 1)])
+def test_conv_on_winograd(seed, h, w, pad, cin, cout):
+    """CONV with engine 1: the same words as the systolic array's, every output word."""
+    p = winograd_build()
+    rng = np.random.default_rng([seed, h, w, pad, cin, cout])
+    mode = MODES[int(rng.integers(3))]
+    kw = {"k": 3, "stride": 1, "pad": pad, "h": h, "w": w, "cin": cin, "cout": cout,
+          "mode": mode}
+    st, expected = check_program(p, conv_program(p, rng, engine=1, **kw), seed)
+    assert st["state"] is NpuState.DONE
+    print(f"cycles: RTL {st['cycles']}, model {expected.cycles}; busy winograd "
+          f"{st['busy_winograd']}")
+    # the Winograd unit's schedule model is exact
+    assert (st["cycles"], st["busy_winograd"]) == (expected.cycles, expected.busy["winograd"])

@@ -17,6 +17,7 @@ from npugen.rtl.npu.isa import ISA_VERSION, OPCODES, ErrorCode, Op, cfg_words
 from npugen.rtl.npu.params import NpuParams, params_hash
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.rtl.winograd.params import WinogradParams
 from npugen.sim.flow.pysim import recv, send
 from npugen.sim.formats.program import assemble
 from npugen.sim.models.npu import NpuModel
@@ -70,6 +71,8 @@ def random_word(rng, p):
             value = rng.choice([0, 1, 19, 20, 21, 29, 30, 31, rng.randint(lo, hi)])
         elif f.name == "mode":
             value = rng.choice([0, 1, 2, 3])
+        elif f.name == "engine":
+            value = rng.choice([0, 0, 1])
         elif f.signed:
             value = rng.randint(lo, hi)
         else:
@@ -111,7 +114,7 @@ def check(p, words, got):
 
 GOOD = {"mode": 0, "src": 0, "dst": 100, "wgt": 0, "tab": 0, "in_h": 4, "in_w": 4, "cin": 3,
         "cout": 2, "out_h": 2, "out_w": 2, "kernel": 3, "stride": 1, "pad_t": 0, "pad_l": 0,
-        "zp_in": 0}
+        "zp_in": 0, "engine": 0}
 
 
 #: A valid ADD for small(): 10 pixels x 4 channels = 20 words each, a and b in bank 0.
@@ -224,6 +227,22 @@ def test_missing_engine(seed, avgpool):
 
 
 @pytest.mark.parametrize("serial", [False, True], ids=["products", "serial_setup"])
+def test_winograd_rules(seed, serial):
+    """CONV with engine 1: ENGINE without the engine; SHAPE unless 3x3, stride 1, channels fit."""
+    wg = {"engine": 1, "kernel": 3, "stride": 1, "in_h": 4, "in_w": 4, "out_h": 2,
+          "out_w": 2}
+    words = [assemble(Op.CONV, **{**GOOD, **wg, **bad}) for bad in (
+        {}, {"kernel": 2, "out_h": 3, "out_w": 3}, {"stride": 2, "out_h": 1, "out_w": 1},
+        {"cin": 4}, {"cout": 6}, {"cin": 3, "cout": 5}, {"mode": 3}, {"src": 90})]
+    for p, expect in (
+            (small(serial_setup=serial), [ErrorCode.ENGINE] * 8),
+            (small(serial_setup=serial, winograd=WinogradParams(c_max=3, k_max=5)),
+             [ErrorCode.NONE] + [ErrorCode.SHAPE] * 4 + [ErrorCode.NONE, ErrorCode.SHAPE,
+                                                         ErrorCode.ADDRESS])):
+        assert check(p, words, run_decoder(p, words, seed)) == expect
+
+
+@pytest.mark.parametrize("serial", [False, True], ids=["products", "serial_setup"])
 def test_ort_only_modes(seed, serial):
     """``requant_ort_only``: CONV, AVGPOOL and SPFC in mode 1 or 2 stop with ENGINE."""
     p = small(serial_setup=serial, requant_ort_only=True)
@@ -238,12 +257,16 @@ def test_ort_only_modes(seed, serial):
 
 
 SMALL_FPGA = {"pool_on_array": True, "array_broadcast": True, "requant_ort_only": True}
+#: A Winograd engine that holds fewer channels than the random words ask for, often.
+WINOGRAD = {"winograd": WinogradParams(c_max=3, k_max=5)}
 
 
 @pytest.mark.parametrize(("lanes", "serial", "extra"),
                          [(1, False, {}), (3, False, {}), (8, False, {}), (2, True, {}),
-                          (3, True, {}), (4, True, {}), (4, True, SMALL_FPGA)],
-                         ids=["1", "3", "8", "2-serial", "3-serial", "4-serial", "4-small"])
+                          (3, True, {}), (4, True, {}), (4, True, SMALL_FPGA),
+                          (4, False, WINOGRAD), (2, True, WINOGRAD)],
+                         ids=["1", "3", "8", "2-serial", "3-serial", "4-serial", "4-small",
+                              "4-winograd", "2-serial-winograd"])
 def test_random_words_match_the_simulator(seed, lanes, serial, extra):
     """Random words against the simulator's checks, every word's code compared.
 
