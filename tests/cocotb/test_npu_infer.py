@@ -6,12 +6,14 @@ onnxruntime (LiteRT for the CNN's TFLite form), and the cycle counts with the pl
 prediction.
 """
 
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from npugen.rtl.winograd.params import WinogradParams
 from npugen.sim.blocks import NPU_DEMO, NPU_SPARSE_DEMO
 from npugen.sim.flow.digits import NETWORKS, held_out_split, network_path
 from npugen.sim.flow.digits_tflite import TFLITE_PATH
@@ -20,20 +22,26 @@ from npugen.sim.flow.infer import compile_model, infer
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("name", [*NETWORKS, "digits_cnn_tflite"])
+@pytest.mark.parametrize("name", [*NETWORKS, "digits_cnn_tflite", "digits_cnn_winograd"])
 def test_digits_in_verilator(tmp_path, seed, name):
     rng = np.random.default_rng(seed)
     x_te, y_te = held_out_split()
     pick = rng.choice(len(x_te), size=6, replace=False)
-    x = {"digits_cnn": x_te[pick], "digits_mlp": x_te[pick].reshape(6, -1),
-         "digits_cnn_tflite": x_te[pick].transpose(0, 2, 3, 1)}[name]
+    x = {"digits_mlp": x_te[pick].reshape(6, -1),
+         "digits_cnn_tflite": x_te[pick].transpose(0, 2, 3, 1)}.get(name, x_te[pick])
     # 4 lanes: the memories hold both networks; quick to build and run. The MLP's pruned
-    # hidden layer on the sparse engine (SPFC), its output layer on the array.
-    p = NPU_SPARSE_DEMO if name == "digits_mlp" else NPU_DEMO
-    plan = compile_model(TFLITE_PATH if name.endswith("tflite") else network_path(name),
-                         tmp_path / name, p)
+    # hidden layer on the sparse engine (SPFC), its output layer on the array; the CNN's
+    # two 3x3 convolutions on the Winograd engine.
+    p = {"digits_mlp": NPU_SPARSE_DEMO,
+         "digits_cnn_winograd": dataclasses.replace(NPU_DEMO, winograd=WinogradParams())
+         }.get(name, NPU_DEMO)
+    model = TFLITE_PATH if name.endswith("tflite") else network_path(
+        name.removesuffix("_winograd"))
+    winograd = name.endswith("winograd")
+    plan = compile_model(model, tmp_path / name, p, {"conv": "winograd"} if winograd else None)
     engines = [layer["engine"] for layer in plan["layers"]]
     assert ("sparse" in engines) == (name == "digits_mlp"), engines
+    assert engines.count("winograd") == (2 if winograd else 0), engines
     r = infer(tmp_path / name, x, engine="verilator", check=True,
               build_root=ROOT / "build" / "cocotb", seed=seed)
     assert r.checked and r.mismatches == [], r.mismatches[:10]

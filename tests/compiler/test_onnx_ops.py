@@ -16,6 +16,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.rtl.winograd.params import WinogradParams
 from npugen.sim.compiler.onnx_import import ModelError
 from npugen.sim.flow.infer import compile_model, infer, onnxruntime_outputs
 from npugen.sim.models.qladd import ort_kernel
@@ -31,9 +32,10 @@ SMALL = NpuParams(lanes=3, act_words=1024, wgt_words=4096, acc_words=16, tab_ent
 DEFAULT = NpuParams()
 
 
-def _check(tmp_path, q_path, input_shape, rng, p=DEFAULT, n=6, input_range=(-1.0, 1.0)):
+def _check(tmp_path, q_path, input_shape, rng, p=DEFAULT, n=6, input_range=(-1.0, 1.0),
+           engine_for=None):
     folder = tmp_path / "compiled"
-    compile_model(q_path, folder, p)
+    compile_model(q_path, folder, p, engine_for)
     lo, hi = input_range
     # beyond the calibration range too: saturation at both ends of the input quantizer
     x = rng.uniform(lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo),
@@ -64,6 +66,30 @@ def test_conv(tmp_path, seed, fmt, per_channel):
     if fmt == "QOperator":
         assert ops_of(q).count("QLinearConv") == 2, ops_of(q)
     _check(tmp_path, q, shape, rng, p=SMALL)
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
+    """3x3 stride-1 convolutions forced onto the Winograd engine: any padding, in bands.
+
+    SMALL's 16 accumulator words split each layer into bands of rows (the CONV's limit
+    holds for both engines), so the bands' top padding and odd heights are covered.
+    """
+    rng = np.random.default_rng([seed, 3])
+    p = dataclasses.replace(SMALL, winograd=WinogradParams(c_max=12, k_max=12))
+    shape = (int(rng.integers(1, 9)), int(rng.integers(3, 11)), int(rng.integers(3, 11)))
+    spec = [("conv", {"cout": int(rng.integers(1, 13)), "k": 3, "stride": 1,
+                      "pads": [int(v) for v in rng.integers(0, 3, size=4)],
+                      "act": str(rng.choice(["none", "relu", "relu6"]))}),
+            ("conv", {"cout": int(rng.integers(1, 13)), "k": 3, "stride": 1,
+                      "pads": [1, 1, 1, 1], "act": "none"})]
+    print(f"input {shape}, layers {spec}")
+    q, _ = build(tmp_path, rng, shape, spec, fmt=fmt, per_channel=per_channel)
+    r = _check(tmp_path, q, shape, rng, p=p, engine_for={"conv": "winograd"})
+    plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
+    assert [layer["engine"] for layer in plan["layers"]] == ["winograd"] * 2, plan["layers"]
+    assert r.cycles[0] == plan["predicted_cycles"]
 
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])

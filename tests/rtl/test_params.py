@@ -249,3 +249,25 @@ def test_npu_ort_only_serial_requantizers_at_most_19():
     assert NpuParams.from_leaves(wide).post_lanes == 20
     with pytest.raises(ValueError, match="at most 19 requantization units .* not 20"):
         NpuParams.from_leaves({**wide, "requant_ort_only": "true"})
+
+
+def test_npu_winograd_rules():
+    """The Winograd engine in the NPU: int8, int32, one engine, raw filters; with its array."""
+    from npugen.rtl.npu import NpuParams
+
+    base = {"winograd": "true"}
+    p = NpuParams.from_leaves(base)
+    assert (p.winograd.data_width, p.winograd.acc_width) == (8, 32)
+    assert p.slug.endswith("_wg16k16") and p.slug != NpuParams().slug
+    for name, value, message in (
+            ("data_width", 9, r"winograd.data_width must be 8 in the NPU .*not 9"),
+            ("acc_width", 24, r"winograd.acc_width must be 32 in the NPU .*not 24"),
+            ("engines", 2, r"winograd.engines must be 1 in the NPU .*not 2"),
+            ("filter_input", "transformed",
+             r"winograd.filter_input must be raw in the NPU .*not transformed")):
+        with pytest.raises(ValueError, match=message):
+            NpuParams.from_leaves({**base, f"winograd.{name}": value})
+    with pytest.raises(ValueError, match=r"winograd needs the systolic array"):
+        NpuParams.from_leaves({**base, "systolic": "false"})
+    with pytest.raises(ValueError, match=r"winograd needs the pipelined requantizers"):
+        NpuParams.from_leaves({**base, "requant_serial": "true"})
