@@ -27,10 +27,13 @@ class WinogradUnit(wiring.Component):
 
     Three processes run side by side:
 
-    - filters: the ``cout * cin`` raw 3x3 filters, ``k`` outer, ``c`` inner, into the
-      engine's filter store; filter ``(k, c)``'s tap ``(ky, kx)`` is lane ``k % lanes`` of
-      weight word ``wgt + ((k // lanes) * 9 + ky * 3 + kx) * G_in * lanes + c`` (CONV's
-      layout), one word read per tap: 9 cycles per filter.
+    - filters: the ``cout * cin`` raw 3x3 filters into the engine's filter store, each with
+      its place ``k * cin + c`` (the engine's ``addressed`` filters). Filter ``(k, c)``'s
+      tap ``(ky, kx)`` is lane ``k % lanes`` of weight word ``wgt + ((k // lanes) * 9 + ky
+      * 3 + kx) * G_in * lanes + c`` (CONV's layout), so the 9 words of one column
+      (output group ``j``, input channel ``c``) hold the filters of the group's ``lanes``
+      output channels: 9 reads, then one filter per lane (a byte of each word, shifted
+      out), ``11 + lanes`` cycles a column, ``G_out * cin`` columns.
     - tiles: for each 2x2 output tile (raster order over ``ceil(out_h / 2) x
       ceil(out_w / 2)``) and input-channel group ``g``, the 16 words of the 4x4 input
       window at ``(2 * ti - pad_t, 2 * tj - pad_l)`` (one read per cycle; outside the input
@@ -43,9 +46,9 @@ class WinogradUnit(wiring.Component):
       (``dst + (oy * out_w + ox) * G_out + j``), while the engine's results wait in its
       result buffer.
 
-    Cycles: ``9 * cin * cout`` for the filters (the first tile's reads overlap them), then
-    per tile the larger of the engine's ``cin * cout`` and the tile reads; :func:`~npugen.
-    sim.models.npu.cycles_of` has the model.
+    Cycles: about ``(11 + lanes) * G_out * cin`` for the filters (the first tiles' reads
+    overlap them), then per tile the larger of the engine's ``cin * cout`` and the tile
+    reads; :func:`~npugen.sim.models.npu.winograd_schedule` has the exact model.
 
     Members
     -------
@@ -80,7 +83,7 @@ class WinogradUnit(wiring.Component):
         lanes = p.lanes
         f = self.insn
         abits = p.act_addr_bits
-        m.submodules.engine = engine = WinogradF23(wp)
+        m.submodules.engine = engine = WinogradF23(wp, addressed=True)
         self._engine = engine
 
         # ---- per-instruction constants (SETUP)
@@ -95,57 +98,52 @@ class WinogradUnit(wiring.Component):
         tiles_all = Signal(16)      # tiles_h * tiles_w
         c_last = Signal(10)         # cin - 1
 
-        # ---- filters: k outer, c inner; tap t of filter (k, c) at
-        # wgt + j * 9 * gl + t * gl + c, lane k % lanes
-        f_left = Signal(20)          # filters still to read (all of them: cout * cin)
-        f_k_lane = Signal(range(lanes))
+        # ---- filters: per column (output group j, input channel c) the 9 tap words at
+        # wgt + (j * 9 + t) * gl + c (lane l: filter j * lanes + l), then one filter per
+        # lane, each with its place (j * lanes + l) * cin + c in the engine's store
+        f_left = Signal(20)          # columns still to read: G_out * cin
         f_c = Signal(10)
         f_base = Signal(16)          # wgt + j * 9 * gl + c
         f_jbase = Signal(16)         # wgt + j * 9 * gl
-        f_tap = Signal(range(_TAPS + 1))   # taps issued for the filter being read
-        f_off = Signal(16)           # f_tap * gl
+        f_n = Signal(range(_TAPS + 1))   # taps read for the column
+        f_off = Signal(16)           # f_n * gl
         f_pending = Signal()         # a tap's word is on wgt_data
-        f_lane = Signal(range(lanes))  # ... and its lane
-        f_got = Signal(range(_TAPS))  # taps in the shift register
-        taps = Signal(8 * (_TAPS - 1))
-        f_valid = Signal()
-        f_data = Signal(8 * _TAPS)
-        byte = Signal(8)
-        m.d.comb += byte.eq(self.wgt_data.word_select(f_lane, 8))
-        f_free = ~f_valid | engine.i_filter.ready
-        # the pending byte is taken this cycle: into the shift register, or, as the last
-        # tap, with the others into the output register
-        f_take = f_pending & ((f_got != _TAPS - 1) | f_free)
-        with m.If(engine.i_filter.ready):
-            m.d.sync += f_valid.eq(0)
-        with m.If(f_take):
-            with m.If(f_got == _TAPS - 1):
-                m.d.sync += [f_data.eq(Cat(taps, byte)), f_valid.eq(1), f_got.eq(0)]
-            with m.Else():
-                m.d.sync += [taps.eq(Cat(taps[8:], byte)), f_got.eq(f_got + 1)]
-        m.d.comb += [engine.i_filter.valid.eq(f_valid)]
-        for t in range(_TAPS):
-            m.d.comb += engine.i_filter.payload.g[t].eq(f_data[8 * t:8 * t + 8].as_signed())
-        # Issue a tap's read when the word before it is taken (or none is pending).
-        f_issue = (f_left != 0) & (~f_pending | f_take)
-        with m.If(f_take):
+        f_reading = Signal()
+        taps = [Signal(8 * lanes, name=f"tap{t}") for t in range(_TAPS)]
+        f_give = Signal(range(lanes + 1))  # filters of the column still to give
+        f_place = Signal(range(max(2, wp.k_max * wp.c_max)))  # the next one's store address
+        f_jplace = Signal(20)        # j * lanes * cin
+        f_j = Signal(10)
+        with m.If(f_pending):  # the word read last cycle, shifted in
+            m.d.sync += [t.eq(nxt) for t, nxt in zip(taps, taps[1:] + [self.wgt_data],
+                                                      strict=True)]
             m.d.sync += f_pending.eq(0)
-        with m.If(f_issue):
+        with m.If(f_reading & (f_n != _TAPS)):
             m.d.comb += [self.wgt_en.eq(1), self.wgt_addr.eq(f_base + f_off)]
-            m.d.sync += [f_pending.eq(1), f_lane.eq(f_k_lane)]
-            with m.If(f_tap == _TAPS - 1):  # the filter's last tap: the next filter
-                m.d.sync += [f_tap.eq(0), f_off.eq(0), f_left.eq(f_left - 1)]
+            m.d.sync += [f_pending.eq(1), f_n.eq(f_n + 1), f_off.eq(f_off + gl)]
+        rest_f = Signal(signed(12))
+        m.d.comb += rest_f.eq(f.cout - (f_j * lanes)[:11])
+        with m.If(f_reading & (f_n == _TAPS) & f_pending):
+            # the ninth word goes in: give the column's filters from the next cycle
+            m.d.sync += [f_reading.eq(0), f_give.eq(Mux(rest_f >= lanes, lanes, rest_f)),
+                         f_place.eq(f_jplace + f_c)]
+        filt = engine.i_filter
+        m.d.comb += [filt.valid.eq(f_give != 0), filt.payload.addr.eq(f_place)]
+        for t in range(_TAPS):
+            m.d.comb += filt.payload.g[t].eq(taps[t][:8].as_signed())
+        with m.If(filt.valid & filt.ready):
+            m.d.sync += [t.eq(t >> 8) for t in taps]
+            m.d.sync += [f_give.eq(f_give - 1), f_place.eq(f_place + f.cin)]
+            with m.If(f_give == 1):  # the column's last filter: the next column
+                m.d.sync += f_left.eq(f_left - 1)
                 with m.If(f_c == c_last):
-                    m.d.sync += f_c.eq(0)
-                    with m.If(f_k_lane == lanes - 1):
-                        m.d.sync += [f_k_lane.eq(0), f_jbase.eq(f_jbase + 9 * gl),
-                                     f_base.eq(f_jbase + 9 * gl)]
-                    with m.Else():
-                        m.d.sync += [f_k_lane.eq(f_k_lane + 1), f_base.eq(f_jbase)]
+                    m.d.sync += [f_c.eq(0), f_j.eq(f_j + 1), f_jbase.eq(f_jbase + 9 * gl),
+                                 f_base.eq(f_jbase + 9 * gl),
+                                 f_jplace.eq(f_jplace + f.cin * lanes)]
                 with m.Else():
                     m.d.sync += [f_c.eq(f_c + 1), f_base.eq(f_base + 1)]
-            with m.Else():
-                m.d.sync += [f_tap.eq(f_tap + 1), f_off.eq(f_off + gl)]
+        with m.If(~f_reading & (f_give == 0) & ~f_pending & (f_left != 0)):
+            m.d.sync += [f_reading.eq(1), f_n.eq(0), f_off.eq(0)]
 
         # ---- tiles: per tile and input group, 16 reads, then a beat per channel
         t_left = Signal(16)          # tiles still to read
@@ -310,8 +308,8 @@ class WinogradUnit(wiring.Component):
                 origin = f.src - f.pad_t * rowstride - f.pad_l * g_in
                 m.d.sync += [
                     cfg_valid.eq(1),
-                    f_left.eq(f.cout * f.cin), f_k_lane.eq(0), f_c.eq(0), f_tap.eq(0),
-                    f_off.eq(0), f_base.eq(f.wgt), f_jbase.eq(f.wgt), f_got.eq(0),
+                    f_left.eq(g_out * f.cin), f_c.eq(0), f_j.eq(0), f_jplace.eq(0),
+                    f_base.eq(f.wgt), f_jbase.eq(f.wgt), f_reading.eq(0), f_give.eq(0),
                     t_left.eq(tiles_all), t_tj.eq(0), t_g.eq(0), t_c0.eq(0),
                     t_y.eq(-f.pad_t), t_x.eq(-f.pad_l), e_chan.eq(0), e_left.eq(0),
                     t_org.eq(origin), t_row_org.eq(origin), reading.eq(0),

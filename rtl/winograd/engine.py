@@ -29,6 +29,8 @@ class WinogradF23(Validated, wiring.Component):
     Parameters
     ----------
     params : WinogradParams
+    addressed : bool
+        Filters carry their store address (see ``i_filter``).
 
     Members
     -------
@@ -39,7 +41,9 @@ class WinogradF23(Validated, wiring.Component):
     i_filter : In(stream.Signature(...))
         K*C beats, filter k outer, channel c inner. ``filter_input == raw``: ``g``, 9 lanes
         (3x3 row-major) of signed ``data_width``; ``transformed``: ``u``, 16 lanes (4x4
-        row-major) of signed ``u_width`` as produced by the host-side transform.
+        row-major) of signed ``u_width`` as produced by the host-side transform. With
+        ``addressed`` (a constructor argument, not a parameter: the NPU's loader) each beat
+        also carries ``addr`` = ``k * C + c`` and the K*C beats may come in any order.
     i_tile : In(stream.Signature(StructLayout({d, last, end})))
         One channel of a 4x4 input tile (16 lanes row-major, signed ``data_width``), channels
         0..C-1 in order; ``last`` on channel C-1 (a mismatch sets ``error``; writes stay in
@@ -61,14 +65,17 @@ class WinogradF23(Validated, wiring.Component):
     """
 
     @classmethod
-    def validate(cls, params):
+    def validate(cls, params, addressed=False):
         """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
         if not isinstance(params, WinogradParams):
             raise TypeError(f"params must be WinogradParams, not {params!r}")
+        if not isinstance(addressed, bool):
+            raise TypeError(f"addressed must be a bool, not {addressed!r}")
 
-    def __init__(self, params):
+    def __init__(self, params, addressed=False):
         self.params = params
-        super().__init__(engine_signature(params))
+        self.addressed = addressed
+        super().__init__(engine_signature(params, addressed))
 
     #: Result slots: the RAM holds 16 words either way (the next power of two above the
     #: depth), and the layer collects several engines' results in order (docs/design_notes.md).
@@ -113,7 +120,7 @@ class WinogradF23(Validated, wiring.Component):
         p = self.params
         m.submodules.results = results = ResultBuffer(
             engine_out_layout(p), depth=self.BUFFER_DEPTH, max_reserve=1)
-        m.submodules.filters = filters = FilterStore(p)
+        m.submodules.filters = filters = FilterStore(p, self.addressed)
         m.submodules.inputs = inputs = InputBanks(p)
         m.submodules.mac = mac = TileMac(p)
         wiring.connect(m, wiring.flipped(self.o), results.o)

@@ -46,7 +46,8 @@ class FilterStore(wiring.Component):
     Members
     -------
     i_filter : In(stream.Signature(filter_layout))
-        Taken while ``enable`` and fewer than K*C words have arrived, one per cycle.
+        Taken while ``enable`` and fewer than K*C words have arrived, one per cycle; stored
+        in arrival order, or with ``addressed`` at the beat's ``addr``.
     chan_last, filt_last : In
         C - 1 and K - 1 of the layer (registered by the engine: no subtraction here).
     enable : In(1)
@@ -67,11 +68,12 @@ class FilterStore(wiring.Component):
     written at the end of t+1).
     """
 
-    def __init__(self, params):
+    def __init__(self, params, addressed=False):
         self.params = p = params
+        self.addressed = addressed
         depth = max(2, p.k_max * p.c_max)  # a 1-word memory would get a 0-bit address
         super().__init__({
-            "i_filter": In(stream.Signature(filter_layout(p))),
+            "i_filter": In(stream.Signature(filter_layout(p, addressed))),
             "chan_last": In(range(max(2, p.c_max))), "filt_last": In(range(max(2, p.k_max))),
             "enable": In(1), "restart": In(1), "loaded": Out(1),
             "rd_addr": In(range(depth)), "rd_data": Out(_u_row(p)),
@@ -120,7 +122,8 @@ class FilterStore(wiring.Component):
         f_addr = Signal.like(u_wptr)
         f_final = Signal()
         f_last = (f_chan == self.chan_last) & (f_filt == self.filt_last)
-        w_ctl = delay(m, Cat(take, take & f_last, u_wptr), transform_latency, name="f_ctl")
+        place = self.i_filter.payload.addr if self.addressed else u_wptr
+        w_ctl = delay(m, Cat(take, take & f_last, place), transform_latency, name="f_ctl")
         m.d.sync += [f_wen.eq(w_ctl[0]), f_final.eq(w_ctl[1]), f_addr.eq(w_ctl[2:]),
                      f_word.eq(u_word)]
         m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]

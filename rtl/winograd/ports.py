@@ -43,11 +43,18 @@ def cfg_layout(p):
     })
 
 
-def filter_layout(p):
-    """``i_filter``: ``g`` (3x3 raw filter) or ``u`` (4x4 transformed U'), per ``filter_input``."""
-    if p.filter_input is FilterInput.RAW:
-        return data.StructLayout({"g": data.ArrayLayout(signed(p.data_width), 9)})
-    return data.StructLayout({"u": data.ArrayLayout(signed(p.u_width), 16)})
+def filter_layout(p, addressed=False):
+    """``i_filter``: ``g`` (3x3 raw filter) or ``u`` (4x4 transformed U'), per ``filter_input``.
+
+    ``addressed``: also ``addr``, the filter's place ``k * C + c`` in the store (the filters
+    may then come in any order).
+    """
+    word = ({"g": data.ArrayLayout(signed(p.data_width), 9)}
+            if p.filter_input is FilterInput.RAW
+            else {"u": data.ArrayLayout(signed(p.u_width), 16)})
+    if addressed:
+        word["addr"] = unsigned(max(1, (p.k_max * p.c_max - 1).bit_length()))
+    return data.StructLayout(word)
 
 
 def pixel_layout(p):
@@ -89,11 +96,11 @@ def engine_out_layout(p):
     return data.StructLayout({"y": data.ArrayLayout(signed(p.acc_width), 4), "last": 1})
 
 
-def engine_signature(p):
-    """Members of :class:`~.engine.WinogradF23`."""
+def engine_signature(p, addressed=False):
+    """Members of :class:`~.engine.WinogradF23` (``addressed``: see :func:`filter_layout`)."""
     return {
         "i_cfg": In(stream.Signature(engine_cfg_layout(p))),
-        "i_filter": In(stream.Signature(filter_layout(p))),
+        "i_filter": In(stream.Signature(filter_layout(p, addressed))),
         "i_tile": In(stream.Signature(tile_layout(p))),
         "o": Out(stream.Signature(engine_out_layout(p))),
         "error": Out(1),

@@ -322,34 +322,39 @@ async def test_reset_mid_program(dut, when):
 
 @cocotb.test()
 async def test_benchmark_layer(dut):
-    """Run one CONV layer named by ``NPUGEN_LAYER`` (``k,size,cin,cout``), checked.
+    """Run one CONV layer named by ``NPUGEN_LAYER`` (``k,size,cin,cout[,engine]``), checked.
 
     Default ``3,5,6,6``; same padding for odd k, none for even k (a kernel as large as the
-    input is a fully connected layer). Runs autonomously; metrics go to
-    ``NPUGEN_RESULT``: cycles of the whole program and of the CONV's unit, useful MACs.
+    input is a fully connected layer); ``engine`` 1 runs it on the Winograd engine. Runs
+    autonomously; metrics go to ``NPUGEN_RESULT``: cycles of the whole program and of the
+    CONV's unit, useful MACs, the engine's peak MACs per cycle (the Winograd engine: 36).
     """
-    k, size, cin, cout = (int(v) for v in os.environ.get("NPUGEN_LAYER", "3,5,6,6").split(","))
+    k, size, cin, cout, *rest = (int(v) for v in os.environ.get(
+        "NPUGEN_LAYER", "3,5,6,6").split(","))
+    engine = rest[0] if rest else 0
     h = NpuBench(dut)
     p, nrng = h.p, h.nrng
     await h.start()
     pad = k // 2 if k % 2 else 0  # same padding for odd kernels, none for even ones
-    program = _conv_case(p, nrng, k, 1, pad, size, cin, cout, 0)
+    program = _conv_case(p, nrng, k, 1, pad, size, cin, cout, 0, engine=engine)
     model = NpuModel(p)
     program.load_into(model)
     expected = model.run(0)
     await _load(h, None, program)
     st, seconds = await h.execute(timeout_us=1_000_000)
     assert expected.state is NpuState.DONE, f"the layer does not fit {p.slug}: {expected}"
-    await h.check_against(model, expected, f"layer {k},{size},{cin},{cout}")
+    await h.check_against(model, expected, f"layer {k},{size},{cin},{cout},{engine}")
     out = size + 2 * pad - k + 1
     macs = out * out * cout * cin * k * k
-    dut._log.info("layer k=%d %dx%dx%d -> %d: %d cycles (model %d), unit busy %d, "
+    busy = st["busy_winograd" if engine else "busy_systolic"]
+    assert busy == expected.busy["winograd"] if engine else True
+    peak = p.winograd.macs if engine else p.macs
+    dut._log.info("layer k=%d %dx%dx%d -> %d (%s): %d cycles (model %d), unit busy %d, "
                   "%.1f%% of %d MACs/cycle, Verilator %.0f cycles/s", k, size, size, cin, cout,
-                  st["cycles"], expected.cycles, st["busy_systolic"],
-                  100 * macs / (p.macs * st["busy_systolic"]), p.macs,
-                  st["cycles"] / seconds if seconds else 0)
+                  "winograd" if engine else "array", st["cycles"], expected.cycles, busy,
+                  100 * macs / (peak * busy), peak, st["cycles"] / seconds if seconds else 0)
     write_result({"cycles": st["cycles"], "model_cycles": expected.cycles,
-                  "busy": st["busy_systolic"], "macs": macs, "peak": p.macs,
+                  "busy": busy, "macs": macs, "peak": peak,
                   "cycles_per_second": st["cycles"] / seconds if seconds else 0.0})
 
 

@@ -11,7 +11,11 @@ spfc``): a random pruned, weight-shared matrix at several weight and input densi
 cycles with the matrix load and with the matrix loaded, and the engine's utilisation =
 useful MACs (non-zero weight x non-zero input) / (PEs x cycles the unit was busy).
 
-Run: ``python scripts/bench_npu.py [--lanes 8] [--quick]``.
+The 3x3 layers also run on the Winograd engine (``--winograd``: an NPU with the engine,
+``c_max`` = ``k_max`` = 64): utilisation = useful MACs / (36 x cycles its unit was busy),
+36 being the direct-convolution MACs of one 2x2 output tile and filter per cycle.
+
+Run: ``python scripts/bench_npu.py [--lanes 8] [--quick] [--winograd]``.
 """
 
 import argparse
@@ -19,6 +23,7 @@ import argparse
 from npugen.rtl.npu import NpuParams
 from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
+from npugen.rtl.winograd.params import WinogradParams
 
 from .build import run_metric
 
@@ -37,13 +42,17 @@ SPFC_LAYERS = [(64, 64, 0.1, 0.5), (64, 64, 0.1, 1.0), (64, 64, 0.2, 0.5), (64, 
                (64, 32, 0.2, 1.0), (64, 64, 1.0, 1.0)]
 
 
-def bench_params(lanes):
-    """Return the benchmarked NPU: a ``lanes x lanes`` array, memories for 16x16x64 layers."""
+def bench_params(lanes, winograd=False):
+    """Return the benchmarked NPU: a ``lanes x lanes`` array, memories for 16x16x64 layers.
+
+    ``winograd``: the Winograd engine for 64 channels instead of the sparse engine.
+    """
+    engines = {"winograd": WinogradParams(c_max=64, k_max=64)} if winograd else {
+        "sparse": SparseParams(n_pe=lanes, rows_max=64, cols_max=64, entries_max=1024,
+                               act_width=16, act_lanes=lanes)}
     return NpuParams(lanes=lanes, act_words=16 * 16 * 64 // lanes, wgt_words=65536 // lanes
                      * 9 // 8, acc_words=256, tab_entries=128, imem_words=8,
-                     systolic=SystolicParams(rows=lanes, cols=lanes),
-                     sparse=SparseParams(n_pe=lanes, rows_max=64, cols_max=64,
-                                         entries_max=1024, act_width=16, act_lanes=lanes))
+                     systolic=SystolicParams(rows=lanes, cols=lanes), **engines)
 
 
 def main(argv=None):
@@ -54,7 +63,11 @@ def main(argv=None):
     parser.add_argument("--build", default="build/bench")
     parser.add_argument("--quick", action="store_true", help="three layers only")
     parser.add_argument("--only", default=None, help="only layers whose label starts so")
+    parser.add_argument("--winograd", action="store_true",
+                        help="the 3x3 layers on the Winograd engine (an NPU with it)")
     args = parser.parse_args(argv)
+    if args.winograd:
+        return _winograd(args)
     p = bench_params(args.lanes)
     print(f"NPU {p.slug}: {p.macs} MACs/cycle peak\n")
     print("| layer | input | Cin -> Cout | MACs | cycles (program) | unit busy | model "
@@ -83,4 +96,24 @@ def main(argv=None):
               f"| {r['cycles_load']} ({r['model_load']}) | {r['cycles']} ({r['model_cycles']}) "
               f"| {r['busy']} | {100 * r['macs'] / (r['peak'] * r['busy']):.1f}% |",
               flush=True)
+    return 0
+
+
+def _winograd(args):
+    """Print the 3x3 layers on the Winograd engine and on the array of the same NPU."""
+    p = bench_params(args.lanes, winograd=True)
+    print(f"NPU {p.slug}: Winograd engine {p.winograd.macs} MACs/cycle, array {p.macs}\n")
+    print("| layer | input | Cin -> Cout | MACs | engine | cycles (program) | unit busy | model "
+          "| utilisation | Verilator cycles/s |\n"
+          "|---|---|---|---:|---|---:|---:|---:|---:|---:|", flush=True)
+    layers = [row for row in (QUICK if args.quick else LAYERS) if row[0] == "conv 3x3"]
+    for label, k, size, cin, cout in layers:
+        for engine in (1, 0):
+            r = run_metric(p, test="test_benchmark_layer", build_root=args.build,
+                           seed=args.seed, env={"NPUGEN_LAYER": f"{k},{size},{cin},{cout},"
+                                                                f"{engine}"})
+            print(f"| {label} | {size}x{size} | {cin} -> {cout} | {r['macs']} "
+                  f"| {'winograd' if engine else 'array'} | {r['cycles']} | {r['busy']} "
+                  f"| {r['model_cycles']} | {100 * r['macs'] / (r['peak'] * r['busy']):.1f}% "
+                  f"| {r['cycles_per_second']:,.0f} |", flush=True)
     return 0

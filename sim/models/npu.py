@@ -741,7 +741,7 @@ def cycles_of(p, op, f):
 #: The Winograd unit (:class:`npugen.rtl.npu.wconv.WinogradUnit`): cycles from the unit's
 #: first busy cycle to its first tile read, from the last filter taken to the engine's
 #: first issue, and from an issue of a filter's last channel to its 2x2 result taken.
-WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 3, 5, 9
+WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 3, 3, 9
 #: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
 WINOGRAD_SLOTS = 15
 
@@ -761,7 +761,8 @@ def winograd_schedule(p, f):
     (:class:`npugen.rtl.npu.wconv.WinogradUnit`), event by event, in cycles from its first
     busy cycle:
 
-    - filters: 9 weight reads each, ``cout * cin`` of them; the engine issues from
+    - filters: per column (output-channel group, input channel) 9 weight reads, 2 cycles,
+      one filter per output channel of the group, a cycle; the engine issues from
       :data:`WINOGRAD_LOADED` cycles after the last is taken.
     - tiles: per input group 16 reads, a cycle, then a beat per channel, 2 cycles to the
       next group's first read; the first group's beats of tile ``i`` wait for the engine to
@@ -782,7 +783,10 @@ def winograd_schedule(p, f):
     tiles_w = -(-out_w // 2)
     tiles = -(-out_h // 2) * tiles_w
     parts = lanes // p.post_lanes
-    loaded = 9 * cout * cin + WINOGRAD_LOADED + 1  # (the last filter taken, in cycles)
+    # filters: per column (output group, input channel) 9 reads, 2 cycles, a filter per
+    # lane of the group, a cycle; the engine issues WINOGRAD_LOADED cycles after the last
+    last_filter = WINOGRAD_FIRST_READ + 11 * _groups(cout, lanes) * cin + cout * cin - 2
+    loaded = last_filter + WINOGRAD_LOADED
     released = []  # per tile: the engine done with its input bank
     mac_free = 0
     taken = []     # per result: the cycle it is taken

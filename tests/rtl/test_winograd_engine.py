@@ -21,15 +21,20 @@ def expected_tiles(p, tiles, w):
     return out
 
 
-def run_engine(p, w, tiles, seed, idle=0.0, stall=0.0, cfg=None):
+def run_engine(p, w, tiles, seed, idle=0.0, stall=0.0, cfg=None, addressed=False):
+    """``addressed``: the filters with their store addresses, in a random order."""
     rng = random.Random(seed)
     k, c = w.shape[:2]
-    dut = WinogradF23(p)
+    dut = WinogradF23(p, addressed=addressed)
     got = []
+    beats = filter_beats(p, w)
+    if addressed:
+        beats = [{**beat, "addr": n} for n, beat in enumerate(beats)]
+        rng.shuffle(beats)
 
     async def setup(ctx):
         await send(ctx, dut.i_cfg, [cfg or engine_cfg_beat(p, c, k)])
-        await send(ctx, dut.i_filter, filter_beats(p, w), rng, idle)
+        await send(ctx, dut.i_filter, beats, rng, idle)
 
     async def feed(ctx):
         await send(ctx, dut.i_tile, tile_beats(p, tiles), rng, idle)
@@ -58,6 +63,19 @@ def test_engine_random(filter_input, c, k, traffic, seed):
     w = nrng.integers(-128, 128, (k, c, 3, 3))
     tiles = nrng.integers(-128, 128, (5, 4, 4, c))
     got, error = run_engine(p, w, tiles, seed, *traffic)
+    assert got == expected_tiles(p, tiles, w)
+    assert not error
+
+
+@pytest.mark.parametrize("filter_input", ["raw", "transformed"])
+@pytest.mark.parametrize(("c", "k"), [(3, 4), (16, 2), (1, 1)])
+def test_addressed_filters_in_any_order(filter_input, c, k, seed):
+    """``addressed``: each filter carries its place ``k * C + c`` (the NPU's loader)."""
+    p = WinogradParams(c_max=16, k_max=4, filter_input=filter_input)
+    nrng = np.random.default_rng([seed, c, k])
+    w = nrng.integers(-128, 128, (k, c, 3, 3))
+    tiles = nrng.integers(-128, 128, (3, 4, 4, c))
+    got, error = run_engine(p, w, tiles, seed, 0.3, 0.3, addressed=True)
     assert got == expected_tiles(p, tiles, w)
     assert not error
 
