@@ -316,6 +316,9 @@ async def test_reset_mid_program(dut, when):
     assert int(dut.running.value) == 0
     st = await h.status()
     assert st["state"] is NpuState.IDLE
+    # (the memories keep their contents across reset; the program's MAXPOOL may already
+    # have overwritten its input in bank 0: load it again)
+    await _load(h, act, program)
     await h.execute()
     await h.check_against(model, expected, f"after reset at {when}")
 
