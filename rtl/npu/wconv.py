@@ -96,6 +96,9 @@ class WinogradUnit(wiring.Component):
         tiles_h = Signal(8)         # ceil(out_h / 2)
         tiles_w = Signal(8)
         tiles_all = Signal(16)      # tiles_h * tiles_w
+        pad_rows = Signal(abits)    # pad_t * rowstride
+        pad_cols = Signal(abits)    # pad_l * G_in
+        columns = Signal(20)        # G_out * cin: filter columns
         c_last = Signal(10)         # cin - 1
 
         # ---- filters: per column (output group j, input channel c) the 9 tap words at
@@ -303,12 +306,17 @@ class WinogradUnit(wiring.Component):
                 m.d.sync += [rowstride.eq(f.in_w * g_in), orow.eq(f.out_w * g_out),
                              gl.eq(g_in * lanes), tiles_all.eq(tiles_h * tiles_w)]
                 m.next = "SETUP2"
-            with m.State("SETUP2"):
+            with m.State("SETUP2"):  # (the products registered: no multiplier before an add)
                 m.d.comb += self.busy.eq(1)
-                origin = f.src - f.pad_t * rowstride - f.pad_l * g_in
+                m.d.sync += [pad_rows.eq(f.pad_t * rowstride), pad_cols.eq(f.pad_l * g_in),
+                             columns.eq(g_out * f.cin)]
+                m.next = "SETUP3"
+            with m.State("SETUP3"):
+                m.d.comb += self.busy.eq(1)
+                origin = f.src - pad_rows - pad_cols
                 m.d.sync += [
                     cfg_valid.eq(1),
-                    f_left.eq(g_out * f.cin), f_c.eq(0), f_j.eq(0), f_jplace.eq(0),
+                    f_left.eq(columns), f_c.eq(0), f_j.eq(0), f_jplace.eq(0),
                     f_base.eq(f.wgt), f_jbase.eq(f.wgt), f_reading.eq(0), f_give.eq(0),
                     t_left.eq(tiles_all), t_tj.eq(0), t_g.eq(0), t_c0.eq(0),
                     t_y.eq(-f.pad_t), t_x.eq(-f.pad_l), e_chan.eq(0), e_left.eq(0),

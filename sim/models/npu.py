@@ -741,7 +741,7 @@ def cycles_of(p, op, f):
 #: The Winograd unit (:class:`npugen.rtl.npu.wconv.WinogradUnit`): cycles from the unit's
 #: first busy cycle to its first tile read, from the last filter taken to the engine's
 #: first issue, and from an issue of a filter's last channel to its 2x2 result taken.
-WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 3, 3, 9
+WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 4, 3, 9
 #: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
 WINOGRAD_SLOTS = 15
 
