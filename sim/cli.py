@@ -514,8 +514,10 @@ def main(argv=None):
             if extra:
                 raise UsageError(f"unrecognized arguments: {' '.join(extra)} "
                                  "(see 'npugen --help')")
-            return {"generate": _generate, "synth": _synth, "demo": _demo,
+            code = {"generate": _generate, "synth": _synth, "demo": _demo,
                     "run": _run, "compile": _compile, "infer": _infer}[args.command](args)
+            sys.stdout.flush()  # (a closed pipe shows here, not at the interpreter's exit)
+            return code
     except UsageError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 2
@@ -525,6 +527,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("npugen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout went away (`npugen ... | head`): stop quietly, as SIGPIPE
+        # would, and send the interpreter's final flush to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:
         print(f"npugen: error: {exc}", file=sys.stderr)
         return 1

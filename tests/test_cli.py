@@ -158,3 +158,17 @@ def test_npu_preset_errors_are_one_line(tmp_path):
                    str(tmp_path / "b"))
     assert proc.returncode == 2 and "systolic.rows must equal lanes (4), not 2" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "b").exists()
+
+
+def test_a_closed_stdout_pipe_ends_quietly(tmp_path):
+    """`npugen ... | head`: the reader goes away; no traceback, no error line, exit 141."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "npugen.sim.cli", "generate", "systolic",
+                             "-o", str(tmp_path / "out")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # before anything is written
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 141, (proc.returncode, err)
+    assert err == b"", err
