@@ -90,7 +90,9 @@ class Npu(wiring.Component):
             # the fetch (a read, then one chunk per cycle), the hand-over, the checker
             "latency": {"reset_to_ready": 0,
                         "instruction_overhead_cycles": IMEM_CHUNKS + 1 + 1 + Decoder.cycles(p)},
-            "throughput": {"macs_per_cycle": p.macs, "command_words_per_cycle": 1},
+            "throughput": {"macs_per_cycle": p.macs, "command_words_per_cycle": 1,
+                           **({"winograd_direct_macs_per_cycle": p.winograd.macs}
+                              if p.winograd is not None else {})},
             "protocol": [
                 ("Commands on i: a header word (bits 0-3 command, 4-7 memory, 8-31 count) and "
                 "an argument word; WRITE 1, READ 2, START 3, STATUS 4, ABORT 5 "
