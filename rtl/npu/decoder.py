@@ -340,7 +340,10 @@ class Decoder(wiring.Component):
                  **({} if serial else {"reach_h": reach_h, "reach_w": reach_w, "lim_h": lim_h,
                                        "lim_w": lim_w}),
                  "is_conv": is_window if p.pool_on_array else is_op[Op.CONV],
-                 "conv_pixels": conv_pixels}
+                 "conv_pixels": conv_pixels,
+                 # (a CONV on the Winograd engine keeps no accumulators: any output size)
+                 "on_array": ~(is_op[Op.CONV] & conv.engine) if p.winograd is not None
+                 else Const(1)}
 
         # Region operands, selected per opcode: src, dst, their heights, widths and channel
         # counts; weights and table (CONV, AVGPOOL).
@@ -509,7 +512,7 @@ class Decoder(wiring.Component):
         reach = reach_bad.any() if serial else \
             (s1["reach_h"] >= s1["lim_h"]) | (s1["reach_w"] >= s1["lim_w"])
         late_bad = (s1["windowed"] & reach) \
-            | (s1["is_conv"] & (s1["conv_pixels"] > p.acc_words))
+            | (s1["is_conv"] & s1["on_array"] & (s1["conv_pixels"] > p.acc_words))
         first2 = Signal(ErrorCode)
         m.d.comb += first2.eq(Mux((s1["first"] == ErrorCode.NONE) & late_bad, ErrorCode.SHAPE,
                                   s1["first"]))

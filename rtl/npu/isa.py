@@ -93,8 +93,9 @@ class ErrorCode(enum.IntEnum):
     #: ``requant_ort_only``, a rounding mode its requantizers lack: 1 or 2).
     ENGINE = 4
     #: A size is zero, a kernel does not fit its padding, an output window reads nothing,
-    #: a rounding mode is unknown, a CONV (with ``pool_on_array`` also a MAXPOOL) has
-    #: more output pixels than ``acc_words``, or a CONV on the Winograd engine has a kernel
+    #: a rounding mode is unknown, a CONV on the systolic array (with ``pool_on_array``
+    #: also a MAXPOOL) has more output pixels than ``acc_words``, or a CONV on the
+    #: Winograd engine (any output size) has a kernel
     #: other than 3, a stride other than 1, or more channels than the engine holds.
     SHAPE = 5
     #: A region runs past the end of its memory (or across the activation banks).

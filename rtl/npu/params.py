@@ -7,8 +7,9 @@ Memories, all sized here and all addressed in words:
   bank = ``address // act_words``. A layer reads one bank and writes the other.
 - weight scratchpad: ``wgt_words`` words of ``lanes`` int8 values.
 - accumulators: ``acc_words`` words of ``lanes`` int32 sums, one per output pixel of the
-  convolution in flight (a ``CONV`` has at most ``acc_words`` output pixels; the compiler
-  splits bigger layers into bands of output rows).
+  convolution in flight (a ``CONV`` on the systolic array has at most ``acc_words``
+  output pixels; the compiler splits bigger layers into bands of output rows; the Winograd
+  engine keeps none).
 - requantization table: ``tab_entries`` entries, one per output channel (bias, multiplier,
   shift, output zero point, clamp bounds).
 - instruction memory: ``imem_words`` instructions of :data:`~.isa.INSN_BITS` bits.
@@ -82,8 +83,8 @@ class NpuParams(Params, block="npu"):
     act_words: int = param(2048, "words per activation scratchpad bank (two banks)",
                            lo=16, hi=32768)
     wgt_words: int = param(4096, "words of the weight scratchpad", lo=16, hi=65536)
-    acc_words: int = param(1024, "accumulator words (output pixels of one CONV)", lo=2,
-                           hi=16384)
+    acc_words: int = param(1024, "accumulator words (output pixels of one CONV on the array)",
+                           lo=2, hi=16384)
     requant_lanes: int = param(0, "requantization units working in parallel (a divisor of "
                                   "lanes; 0 = lanes)", lo=0, hi=64)
     wgt_spram: bool = flag(False, "weight scratchpad in iCE40 UP5K SB_SPRAM256KA blocks (16384 "

@@ -14,9 +14,10 @@ naming the param to raise):
 - table: one entry per output channel of every CONV and AVGPOOL, in layer order
   (``tab_entries``); the entry's bias is the model's bias with ``-zp_in * sum(w)`` folded
   in (int32, wrapping: exact, since the NPU pads with ``zp_in``).
-- a CONV with more output pixels than ``acc_words`` is split into bands of output rows, one
-  instruction each (same weights and table entries); so is a MAXPOOL (the copies for ADD
-  included) when the NPU pools on its array (``pool_on_array``).
+- a CONV on the systolic array with more output pixels than ``acc_words`` is split into
+  bands of output rows, one instruction each (same weights and table entries); so is a
+  MAXPOOL (the copies for ADD included) when the NPU pools on its array
+  (``pool_on_array``). A CONV on the Winograd engine takes the whole map.
 - engines: a fully connected layer on a flat (1 x 1 x C) input can become an ``SPFC`` on
   the sparse engine when the NPU has one and its weights take at most 15 distinct non-zero
   values (the engine's codebook) and fit the engine. The engine holds one matrix, so by
@@ -38,6 +39,7 @@ naming the param to raise):
 """
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -361,24 +363,42 @@ def _winograd_refusal(p, kernel, stride, cin, cout):
     return None
 
 
-def _conv_engine(p, force, where, bands):
-    """Return the ``engine`` field of a convolution's bands: 1 (Winograd) or 0 (array).
+def _conv_fields(p, where, mode, layer, in_shape, out_shape, src, dst, wgt, tab, limit):
+    """Return the fields of a convolution's CONVs: bands of at most ``limit`` output pixels."""
+    (h, w, c), (oh, ow, oc) = in_shape, out_shape
+    k, s = layer.kernel, layer.stride
+    g_in, g_out = _groups(c, p.lanes), _groups(oc, p.lanes)
+    return [{"mode": mode, "src": src + y0 * w * g_in, "dst": dst + r0 * ow * g_out,
+             "wgt": wgt, "tab": tab, "in_h": in_rows, "in_w": w, "cin": c, "cout": oc,
+             "out_h": rows, "out_w": ow, "kernel": k, "stride": s, "pad_t": top,
+             "pad_l": layer.pads[1], "zp_in": layer.zp_in}
+            for r0, rows, y0, in_rows, top in _window_bands(
+                p, where, h, w, oh, ow, k, s, layer.pads[0], limit)]
 
-    Forced (``force``), or by the cycle model when both engines can run it.
+
+def _conv_plan(p, force, where, bands_of, pixels, why):
+    """Return ``(engine, bands)`` of a convolution: the ``engine`` field and its CONVs.
+
+    ``bands_of(limit)``: the CONVs' fields, bands of at most ``limit`` output pixels;
+    ``why``: why the Winograd engine cannot run it, or None. On the array a band holds at
+    most ``acc_words`` pixels; the Winograd engine takes the whole map in one CONV (no
+    accumulators, and its filters load once). Forced (``force``), or by the cycle model
+    when both engines can run it.
     """
-    f = bands[0]
-    why = _winograd_refusal(p, f["kernel"], f["stride"], f["cin"], f["cout"])
-    if force in ("sparse", "systolic"):  # (an SPFC-able layer forced: the array)
-        return 0
+    if force in ("sparse", "systolic") or (force != "winograd" and why is not None):
+        return 0, bands_of(p.acc_words)  # (an SPFC-able layer forced: the array)
     if force == "winograd":
         if why is not None:
             raise LowerError(f"{where}: --engine-for conv=winograd, but {why}")
-        return 1
-    if why is not None or p.systolic is None:
-        return 0
+        return 1, bands_of(pixels)
+    whole = bands_of(pixels)
+    winograd = sum(cycles_of(p, Op.CONV, {**band, "engine": 1}) for band in whole)
+    try:
+        bands = bands_of(p.acc_words)
+    except LowerError:  # (a row longer than acc_words: the array cannot take it)
+        return 1, whole
     array = sum(cycles_of(p, Op.CONV, {**band, "engine": 0}) for band in bands)
-    winograd = sum(cycles_of(p, Op.CONV, {**band, "engine": 1}) for band in bands)
-    return int(winograd < array)
+    return (1, whole) if winograd < array else (0, bands)
 
 
 def lower(network, p, engine_for=None):
@@ -481,17 +501,12 @@ def lower(network, p, engine_for=None):
                 if pad_t >= k or pad_l >= k:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {k}")
-                g_in, g_out = _groups(c, lanes), _groups(oc, lanes)
-                bands = [{"mode": mode, "src": src + y0 * w * g_in,
-                          "dst": dst + r0 * ow * g_out, "wgt": w0, "tab": t0,
-                          "in_h": in_rows, "in_w": w, "cin": c, "cout": oc, "out_h": rows,
-                          "out_w": ow, "kernel": k, "stride": s, "pad_t": top,
-                          "pad_l": pad_l, "zp_in": layer.zp_in}
-                         for r0, rows, y0, in_rows, top in _window_bands(
-                             p, where, h, w, oh, ow, k, s, pad_t, p.acc_words)]
+                bands_of = partial(_conv_fields, p, where, mode, layer, (h, w, c),
+                                   (oh, ow, oc), src, dst, w0, t0)
                 # (a fully connected layer on a map follows --engine-for fc, not conv)
                 kind = "fc" if _is_fc(layer, (h, w, c)) else "conv"
-                engine = _conv_engine(p, engine_for.get(kind), where, bands)
+                engine, bands = _conv_plan(p, engine_for.get(kind), where, bands_of,
+                                           oh * ow, _winograd_refusal(p, k, s, c, oc))
                 insns += [assemble(Op.CONV, engine=engine, **band) for band in bands]
             elif isinstance(layer, MaxPool):
                 if layer.pads[0] >= layer.kernel or layer.pads[1] >= layer.kernel:

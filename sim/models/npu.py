@@ -328,8 +328,8 @@ class NpuModel:
             if f["engine"] and (f["kernel"] != 3 or f["stride"] != 1 or f["cin"] > wg.c_max
                                 or f["cout"] > wg.k_max):
                 raise _Stop(ErrorCode.SHAPE)
-            if f["out_h"] * f["out_w"] > self.p.acc_words:
-                raise _Stop(ErrorCode.SHAPE)
+            if f["out_h"] * f["out_w"] > self.p.acc_words and not f["engine"]:
+                raise _Stop(ErrorCode.SHAPE)  # (the array's accumulators)
             g_in, g_out = _groups(f["cin"], lanes), _groups(f["cout"], lanes)
             self._check_regions(f["src"], f["in_h"] * f["in_w"] * g_in,
                                 f["dst"], f["out_h"] * f["out_w"] * g_out,

@@ -71,10 +71,10 @@ def test_conv(tmp_path, seed, fmt, per_channel):
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
 def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
-    """3x3 stride-1 convolutions forced onto the Winograd engine: any padding, in bands.
+    """3x3 stride-1 convolutions forced onto the Winograd engine: any padding, odd sizes.
 
-    SMALL's 16 accumulator words split each layer into bands of rows (the CONV's limit
-    holds for both engines), so the bands' top padding and odd heights are covered.
+    SMALL's 16 accumulator words would split each layer into bands of rows on the array;
+    the Winograd engine takes the whole map in one CONV.
     """
     rng = np.random.default_rng([seed, 3])
     p = dataclasses.replace(SMALL, winograd=WinogradParams(c_max=12, k_max=12))
@@ -89,6 +89,7 @@ def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
     r = _check(tmp_path, q, shape, rng, p=p, engine_for={"conv": "winograd"})
     plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
     assert [layer["engine"] for layer in plan["layers"]] == ["winograd"] * 2, plan["layers"]
+    assert [layer["tiles"] for layer in plan["layers"]] == [1, 1], plan["layers"]
     assert r.cycles[0] == plan["predicted_cycles"]
 
 

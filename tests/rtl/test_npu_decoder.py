@@ -233,12 +233,15 @@ def test_winograd_rules(seed, serial):
           "out_w": 2}
     words = [assemble(Op.CONV, **{**GOOD, **wg, **bad}) for bad in (
         {}, {"kernel": 2, "out_h": 3, "out_w": 3}, {"stride": 2, "out_h": 1, "out_w": 1},
-        {"cin": 4}, {"cout": 6}, {"cin": 3, "cout": 5}, {"mode": 3}, {"src": 90})]
+        {"cin": 4}, {"cout": 6}, {"cin": 3, "cout": 5}, {"mode": 3}, {"src": 90},
+        # more output pixels than acc_words (10): only the array's limit
+        {"in_h": 4, "in_w": 4, "out_h": 4, "out_w": 4, "pad_t": 1, "pad_l": 1, "dst": 180,
+         "cout": 1})]
     for p, expect in (
-            (small(serial_setup=serial), [ErrorCode.ENGINE] * 8),
+            (small(serial_setup=serial), [ErrorCode.ENGINE] * 9),
             (small(serial_setup=serial, winograd=WinogradParams(c_max=3, k_max=5)),
              [ErrorCode.NONE] + [ErrorCode.SHAPE] * 4 + [ErrorCode.NONE, ErrorCode.SHAPE,
-                                                         ErrorCode.ADDRESS])):
+                                                         ErrorCode.ADDRESS, ErrorCode.NONE])):
         assert check(p, words, run_decoder(p, words, seed)) == expect
 
 
