@@ -49,6 +49,7 @@ from npugen.rtl.systolic.ports import (
     ws_min_tile_vectors,
     ws_pipeline_cycles,
 )
+from npugen.rtl.winograd.ports import engine_product_cycles
 
 from .intmath import wrap
 from .qladd import avx2_add
@@ -739,9 +740,12 @@ def cycles_of(p, op, f):
 
 
 #: The Winograd unit (:class:`npugen.rtl.npu.wconv.WinogradUnit`): cycles from the unit's
-#: first busy cycle to its first tile read, from the last filter taken to the engine's
-#: first issue, and from an issue of a filter's last channel to its 2x2 result taken.
-WINOGRAD_FIRST_READ, WINOGRAD_LOADED, WINOGRAD_RESULT = 4, 3, 9
+#: first busy cycle to its first tile read, and from the last filter taken to the
+#: engine's first issue.
+WINOGRAD_FIRST_READ, WINOGRAD_LOADED = 4, 3
+#: ... and from a filter's last issue to its 2x2 result taken: the engine's product
+#: pipeline (``engine_product_cycles``: 3, or 5 with ``primitives=ecp5``) and 6 more.
+WINOGRAD_RESULT_AFTER_PRODUCT = 6
 #: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
 WINOGRAD_SLOTS = 15
 
@@ -770,7 +774,8 @@ def winograd_schedule(p, f):
     - the engine: per tile, ``cout`` filters of ``cin`` cycles each, from the later of its
       input complete and the tile before; a filter waits for one of
       :data:`WINOGRAD_SLOTS` result slots (freed as results are taken); results
-      :data:`WINOGRAD_RESULT` cycles after its last issue.
+      ``engine_product_cycles + WINOGRAD_RESULT_AFTER_PRODUCT`` cycles after its last
+      issue.
     - results: taken one per cycle; after each output-channel group's last, its pixels go
       to the PostUnit one by one (the pipelined requantizers: a group other than the
       cached one first loads the table, ``lanes + 2`` cycles; then ``lanes / post_lanes``
@@ -783,6 +788,7 @@ def winograd_schedule(p, f):
     tiles_w = -(-out_w // 2)
     tiles = -(-out_h // 2) * tiles_w
     parts = lanes // p.post_lanes
+    result = engine_product_cycles(p.winograd) + WINOGRAD_RESULT_AFTER_PRODUCT
     # filters: per column (output group, input channel) 9 reads, 2 cycles, a filter per
     # lane of the group, a cycle; the engine issues WINOGRAD_LOADED cycles after the last
     last_filter = WINOGRAD_FIRST_READ + 11 * _groups(cout, lanes) * cin + cout * cin - 2
@@ -811,7 +817,7 @@ def winograd_schedule(p, f):
             start = max(mac_free, loaded, input_done + 1 if k == 0 else 0,
                         taken[n - WINOGRAD_SLOTS] + 1 if n >= WINOGRAD_SLOTS else 0)
             mac_free = start + cin
-            take = max(start + cin + WINOGRAD_RESULT, collector)
+            take = max(start + cin + result, collector)
             taken.append(take)
             collector = take + 1
             j, lane = divmod(k, lanes)
