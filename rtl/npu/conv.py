@@ -1,17 +1,17 @@
 """CONV on the systolic array: im2col on the fly, accumulation after the array."""
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
 from ..common.pipeline import delay, next_wrapping
 from ..common.ram import disjoint_memory
 from ..systolic.ports import ws_broadcast_min_tile_vectors, ws_min_tile_vectors
 from ..systolic.weight_stationary import WsArray
-from .decoder import group_divider, unit_setup_layout
-from .isa import WINDOW_BASE_BITS, Op, insn_layout
+from .decoder import group_divider
+from .isa import WINDOW_BASE_BITS, Op
 from .params import NpuParams
-from .post import post_in_layout
+from .unit import unit_members
 
 __all__ = ["ConvUnit"]
 
@@ -70,17 +70,10 @@ class ConvUnit(wiring.Component):
         if not isinstance(p, NpuParams) or p.systolic is None:
             raise ValueError("p must be NpuParams with a systolic array")
         self.p = p
-        members = {
-            "start": In(1), "insn": In(insn_layout(Op.CONV)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "wgt_addr": Out(16), "wgt_en": Out(1), "wgt_data": In(8 * p.lanes),
-            "post": Out(stream.Signature(post_in_layout(p))),
-        }
-        if p.serial_setup:
-            members["setup"] = In(unit_setup_layout(p))
+        members = unit_members(p, Op.CONV, weights=True, post=True, write=p.pool_on_array,
+                               setup=p.serial_setup)
         if p.pool_on_array:
-            members |= {"pool": In(1), "wr_addr": Out(16), "wr_data": Out(8 * p.lanes),
-                        "wr_en": Out(1)}
+            members["pool"] = In(1)
         super().__init__(members)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)

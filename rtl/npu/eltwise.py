@@ -2,12 +2,12 @@
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from .decoder import group_divider
-from .isa import Op, insn_layout
+from .isa import Op
 from .params import NpuParams
 from .qladd import QLinearAdder
+from .unit import unit_members
 
 __all__ = ["AddUnit"]
 
@@ -43,11 +43,7 @@ class AddUnit(wiring.Component):
         if not p.add_units:
             raise ValueError("p.add_units must be at least 1 for an AddUnit")
         self.p = p
-        super().__init__({
-            "start": In(1), "insn": In(insn_layout(Op.ADD)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "wr_addr": Out(16), "wr_data": Out(8 * p.lanes), "wr_en": Out(1),
-        })
+        super().__init__(unit_members(p, Op.ADD, write=True))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()

@@ -1,13 +1,12 @@
 """MAXPOOL and AVGPOOL: one activation word per cycle through a lane-wise max or sum."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
-from .decoder import group_divider, unit_setup_layout
-from .isa import WINDOW_BASE_BITS, Op, insn_layout
+from .decoder import group_divider
+from .isa import WINDOW_BASE_BITS, Op
 from .params import NpuParams
-from .post import post_in_layout
+from .unit import unit_members
 
 __all__ = ["AvgPoolUnit", "MaxPoolUnit"]
 
@@ -39,14 +38,7 @@ class MaxPoolUnit(wiring.Component):
         if not isinstance(p, NpuParams):
             raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
         self.p = p
-        members = {
-            "start": In(1), "insn": In(insn_layout(Op.MAXPOOL)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "wr_addr": Out(16), "wr_data": Out(8 * p.lanes), "wr_en": Out(1),
-        }
-        if p.serial_setup:
-            members["setup"] = In(unit_setup_layout(p))
-        super().__init__(members)
+        super().__init__(unit_members(p, Op.MAXPOOL, write=True, setup=p.serial_setup))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -209,11 +201,7 @@ class AvgPoolUnit(wiring.Component):
         if not isinstance(p, NpuParams):
             raise TypeError(f"p must be NpuParams, not {type(p).__name__}")
         self.p = p
-        super().__init__({
-            "start": In(1), "insn": In(insn_layout(Op.AVGPOOL)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "post": Out(stream.Signature(post_in_layout(p))),
-        })
+        super().__init__(unit_members(p, Op.AVGPOOL, post=True))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()

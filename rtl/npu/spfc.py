@@ -1,15 +1,15 @@
 """SPFC: a pruned, weight-shared fully connected layer on the sparse engine."""
 
 from amaranth.hdl import Module, ResetInserter, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sparse.engine import SparseMatVec
 from ..sparse.ports import CfgOp
 from .decoder import group_divider
-from .isa import CFG_BITS, Op, cfg_words, insn_layout
+from .isa import CFG_BITS, Op, cfg_words
 from .params import NpuParams
-from .post import post_in_layout
+from .unit import unit_members
 
 __all__ = ["SparseFcUnit"]
 
@@ -61,13 +61,8 @@ class SparseFcUnit(wiring.Component):
         if p.sparse is None:
             raise ValueError("p.sparse must be set for a SparseFcUnit")
         self.p = p
-        super().__init__({
-            "start": In(1), "insn": In(insn_layout(Op.SPFC)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "wgt_addr": Out(16), "wgt_en": Out(1), "wgt_data": In(8 * p.lanes),
-            "post": Out(stream.Signature(post_in_layout(p))),
-            "invalidate": In(1), "failed": Out(1),
-        })
+        super().__init__(unit_members(p, Op.SPFC, weights=True, post=True)
+                         | {"invalidate": In(1), "failed": Out(1)})
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()

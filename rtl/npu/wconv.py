@@ -1,19 +1,28 @@
 """CONV on the Winograd F(2x2, 3x3) tile engine: 3x3 stride-1 convolutions."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import wiring
 
 from ..winograd.engine import WinogradF23
 from .decoder import group_divider
-from .isa import WINDOW_BASE_BITS, Op, insn_layout
+from .isa import WINDOW_BASE_BITS, Op
 from .params import NpuParams
-from .post import post_in_layout
+from .unit import unit_members
 
 __all__ = ["WinogradUnit"]
 
 #: Taps of a 3x3 filter, and pixels of a 4x4 input tile.
 _TAPS, _TILE = 9, 16
+
+
+def _shift_word_in(m, words, word):
+    """Shift ``word`` in behind ``words`` (a register file filled one read per cycle)."""
+    m.d.sync += [w.eq(nxt) for w, nxt in zip(words, [*words[1:], word], strict=True)]
+
+
+def _next_byte(m, words):
+    """Move every word's next byte to the bottom: lane ``l`` of the words, beat ``l``."""
+    m.d.sync += [w.eq(w >> 8) for w in words]
 
 
 class WinogradUnit(wiring.Component):
@@ -69,12 +78,7 @@ class WinogradUnit(wiring.Component):
         if not isinstance(p, NpuParams) or p.winograd is None:
             raise ValueError("p must be NpuParams with a winograd engine")
         self.p = p
-        super().__init__({
-            "start": In(1), "insn": In(insn_layout(Op.CONV)), "busy": Out(1),
-            "act_addr": Out(16), "act_en": Out(1), "act_data": In(8 * p.lanes),
-            "wgt_addr": Out(16), "wgt_en": Out(1), "wgt_data": In(8 * p.lanes),
-            "post": Out(stream.Signature(post_in_layout(p))),
-        })
+        super().__init__(unit_members(p, Op.CONV, weights=True, post=True))
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
@@ -118,8 +122,7 @@ class WinogradUnit(wiring.Component):
         f_jplace = Signal(20)        # j * lanes * cin
         f_j = Signal(10)
         with m.If(f_pending):  # the word read last cycle, shifted in
-            m.d.sync += [t.eq(nxt) for t, nxt in zip(taps, taps[1:] + [self.wgt_data],
-                                                      strict=True)]
+            _shift_word_in(m, taps, self.wgt_data)
             m.d.sync += f_pending.eq(0)
         with m.If(f_reading & (f_n != _TAPS)):
             m.d.comb += [self.wgt_en.eq(1), self.wgt_addr.eq(f_base + f_off)]
@@ -135,7 +138,7 @@ class WinogradUnit(wiring.Component):
         for t in range(_TAPS):
             m.d.comb += filt.payload.g[t].eq(taps[t][:8].as_signed())
         with m.If(filt.valid & filt.ready):
-            m.d.sync += [t.eq(t >> 8) for t in taps]
+            _next_byte(m, taps)
             m.d.sync += [f_give.eq(f_give - 1), f_place.eq(f_place + f.cin)]
             with m.If(f_give == 1):  # the column's last filter: the next column
                 m.d.sync += f_left.eq(f_left - 1)
@@ -154,7 +157,6 @@ class WinogradUnit(wiring.Component):
         t_y = Signal(signed(WINDOW_BASE_BITS + 1))  # 2 * ti - pad_t
         t_x = Signal(signed(WINDOW_BASE_BITS + 1))  # 2 * tj - pad_l
         t_g = Signal(10)
-        t_c0 = Signal(10)            # g * lanes: the group's first channel
         t_org = Signal(abits)        # src + t_y * rowstride + t_x * G_in
         t_row_org = Signal(abits)    # src + t_y * rowstride - pad_l * G_in
         r_n = Signal(range(_TILE + 1))   # reads issued for the group
@@ -167,15 +169,14 @@ class WinogradUnit(wiring.Component):
         win = [Signal(8 * lanes, name=f"win{n}") for n in range(_TILE)]
         inside = Signal(_TILE)
         e_left = Signal(range(lanes + 1))  # beats of the group still to give
-        e_chan = Signal(10)          # channel of the next beat
+        e_chan = Signal(10)          # channel of the next beat (the group's first while reading)
         reading = Signal()
         iy = Signal(signed(WINDOW_BASE_BITS + 2))
         ix = Signal(signed(WINDOW_BASE_BITS + 2))
         m.d.comb += [iy.eq(t_y + r_dy), ix.eq(t_x + r_dx)]
         in_map = (iy >= 0) & (iy < f.in_h) & (ix >= 0) & (ix < f.in_w)
         with m.If(r_pending):  # the word read last cycle into the window, shifted in
-            m.d.sync += [w.eq(nxt) for w, nxt in zip(win, win[1:] + [
-                Mux(r_inside, self.act_data, 0)], strict=True)]
+            _shift_word_in(m, win, Mux(r_inside, self.act_data, 0))
             m.d.sync += [inside.eq(Cat(inside[1:], r_inside)), r_pending.eq(0)]
         with m.If(reading & (r_n != _TILE)):
             m.d.comb += [self.act_en.eq(in_map), self.act_addr.eq(r_addr)]
@@ -196,10 +197,10 @@ class WinogradUnit(wiring.Component):
         giving = ~reading & (e_left != 0)
         m.d.comb += tile.valid.eq(giving)
         with m.If(giving & tile.ready):
-            m.d.sync += [w.eq(w >> 8) for w in win]
+            _next_byte(m, win)
             m.d.sync += [e_left.eq(e_left - 1), e_chan.eq(e_chan + 1)]
             with m.If(last_chan):  # the tile's last beat: the next tile
-                m.d.sync += [t_left.eq(t_left - 1), t_g.eq(0), t_c0.eq(0), e_chan.eq(0)]
+                m.d.sync += [t_left.eq(t_left - 1), t_g.eq(0), e_chan.eq(0)]
                 with m.If(t_tj == tiles_w - 1):
                     m.d.sync += [t_tj.eq(0), t_y.eq(t_y + 2), t_x.eq(-f.pad_l),
                                  t_row_org.eq(t_row_org + 2 * rowstride),
@@ -208,7 +209,7 @@ class WinogradUnit(wiring.Component):
                     m.d.sync += [t_tj.eq(t_tj + 1), t_x.eq(t_x + 2),
                                  t_org.eq(t_org + 2 * g_in)]
             with m.Elif(e_left == 1):  # the group's last beat: the next group
-                m.d.sync += [t_g.eq(t_g + 1), t_c0.eq(t_c0 + lanes)]
+                m.d.sync += t_g.eq(t_g + 1)
         # A group's reads start when its beats are given (and another tile is to come).
         e_done = ~reading & (e_left == 0) & ~r_pending
         tiles_on = Signal()  # the tile process runs
@@ -216,7 +217,7 @@ class WinogradUnit(wiring.Component):
             m.d.sync += [reading.eq(1), r_n.eq(0), r_dy.eq(0), r_dx.eq(0),
                          r_addr.eq(t_org + t_g), r_row.eq(t_org + t_g)]
         rest_in = Signal(signed(11))
-        m.d.comb += rest_in.eq(f.cin - t_c0)
+        m.d.comb += rest_in.eq(f.cin - e_chan)
         with m.If(reading & (r_n == _TILE) & r_pending):
             # the 16th word goes in: give the group's channels from the next cycle
             m.d.sync += [reading.eq(0), e_left.eq(Mux(rest_in >= lanes, lanes, rest_in))]
@@ -318,7 +319,7 @@ class WinogradUnit(wiring.Component):
                     cfg_valid.eq(1),
                     f_left.eq(columns), f_c.eq(0), f_j.eq(0), f_jplace.eq(0),
                     f_base.eq(f.wgt), f_jbase.eq(f.wgt), f_reading.eq(0), f_give.eq(0),
-                    t_left.eq(tiles_all), t_tj.eq(0), t_g.eq(0), t_c0.eq(0),
+                    t_left.eq(tiles_all), t_tj.eq(0), t_g.eq(0),
                     t_y.eq(-f.pad_t), t_x.eq(-f.pad_l), e_chan.eq(0), e_left.eq(0),
                     t_org.eq(origin), t_row_org.eq(origin), reading.eq(0),
                     o_lane.eq(0), o_j.eq(0), o_tj.eq(0), o_y.eq(0), o_x.eq(0),

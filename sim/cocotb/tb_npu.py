@@ -354,7 +354,8 @@ async def test_benchmark_layer(dut):
     out = size + 2 * pad - k + 1
     macs = out * out * cout * cin * k * k
     busy = st["busy_winograd" if engine else "busy_systolic"]
-    assert busy == expected.busy["winograd"] if engine else True
+    if engine:  # the engine's busy is modelled exactly
+        assert busy == expected.busy["winograd"], (busy, expected.busy["winograd"])
     peak = p.winograd.macs if engine else p.macs
     dut._log.info("layer k=%d %dx%dx%d -> %d (%s): %d cycles (model %d), unit busy %d, "
                   "%.1f%% of %d MACs/cycle, Verilator %.0f cycles/s", k, size, size, cin, cout,
