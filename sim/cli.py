@@ -281,6 +281,12 @@ def _synth(args):
     print()
     for key, value in rows:
         print(f"{key.ljust(width)}  {value}")
+    path = r.get("critical_path")
+    if path:
+        print(f"\ncritical path {path['ns']} ns (logic {path['logic_ns']}, routing "
+              f"{path['routing_ns']}): {path['from']} -> {path['to']}")
+        for step in path["through"]:
+            print(f"  through {step}")
     print(f"\nreport: {args.output}/{r['module']}.{r['device']}.report.json")
     return 0
 

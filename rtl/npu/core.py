@@ -169,14 +169,29 @@ class Npu(wiring.Component):
         act_wen = Signal()
         act_wdata = Signal(word_bits)
         r_bank = Signal()
+        if p.act_words & (p.act_words - 1) == 0:
+            # a power of two: the bank is an address bit (no comparison or subtraction
+            # between a unit's address adder and the block RAMs' enables)
+            log = p.act_words.bit_length() - 1
+
+            def bank_of(addr):
+                return addr[log]
+
+            def local(addr, k):
+                return addr[:log]
+        else:
+            def bank_of(addr):
+                return addr >= p.act_words
+
+            def local(addr, k):
+                return addr - k * p.act_words
         with m.If(act_ren):
-            m.d.sync += r_bank.eq(act_raddr >= p.act_words)
+            m.d.sync += r_bank.eq(bank_of(act_raddr))
         for k, (rd, wr) in enumerate(banks):
-            r_here = (act_raddr >= p.act_words) == k
-            w_here = (act_waddr >= p.act_words) == k
-            m.d.comb += [rd.addr.eq(act_raddr - k * p.act_words), rd.en.eq(act_ren & r_here),
-                         wr.addr.eq(act_waddr - k * p.act_words), wr.data.eq(act_wdata),
-                         wr.en.eq(act_wen & w_here)]
+            m.d.comb += [rd.addr.eq(local(act_raddr, k)),
+                         rd.en.eq(act_ren & (bank_of(act_raddr) == k)),
+                         wr.addr.eq(local(act_waddr, k)), wr.data.eq(act_wdata),
+                         wr.en.eq(act_wen & (bank_of(act_waddr) == k))]
         m.d.comb += act_rdata.eq(Mux(r_bank, banks[1][0].data, banks[0][0].data))
 
         # -- controller state -------------------------------------------------------------
@@ -275,9 +290,12 @@ class Npu(wiring.Component):
         # in chunk by chunk).
         wbuf_chunks = max(n_chunks[MemId.ACT], n_chunks[MemId.WGT])
         wbuf = Signal(32 * wbuf_chunks)
-        # A READ sends the chunks straight from the memory's read port, which holds its
-        # data until the next read (no unit reads while the host may: not while a program
-        # runs); a refused READ sends zeros.
+        # A READ takes each memory word into ``rdata`` the cycle after its read and sends
+        # its chunks from there; a refused READ sends zeros. The small-FPGA builds
+        # (``serial_setup``) send them straight from the memory's read port, which holds
+        # its data until the next read (no unit reads while the host may): the register
+        # costs 25 of the iCEBreaker build's last 31 logic cells, and at 12-20 MHz that
+        # path is not critical.
         rdata = Signal(32 * host_chunks)
         status_idx = Signal(range(STATUS_WORDS))
         size = Signal(range(max(sizes.values()) + 1))
@@ -372,20 +390,30 @@ class Npu(wiring.Component):
                         m.d.sync += [chunk.eq(0), addr.eq(addr + 1), left.eq(left - 1)]
                         with m.If(left == 1):
                             m.next = "HDR"
-            with m.State("RREAD"):
-                m.d.comb += host_read.eq(allowed)
-                m.next = "RSEND"
-            with m.State("RSEND"):  # the word read (an instruction: one chunk per read)
-                m.d.comb += self.o.valid.eq(1)
+            def take(domain):  # the word read
                 with m.Switch(mem_id):
                     with m.Case(MemId.ACT):
-                        m.d.comb += rdata.eq(act_rdata)
+                        domain += rdata.eq(act_rdata)
                     with m.Case(MemId.WGT):
-                        m.d.comb += rdata.eq(wgt_rd.data)
+                        domain += rdata.eq(wgt_rd.data)
                     with m.Case(MemId.TAB):
-                        m.d.comb += rdata.eq(tab_rd.data)
+                        domain += rdata.eq(tab_rd.data)
                     with m.Case(MemId.IMEM):
-                        m.d.comb += rdata.eq(imem_rd.data)
+                        domain += rdata.eq(imem_rd.data)
+
+            with m.State("RREAD"):
+                m.d.comb += host_read.eq(allowed)
+                m.next = "RSEND" if p.serial_setup else "RTAKE"
+            if not p.serial_setup:
+                with m.State("RTAKE"):  # the word read, into a register (block RAM outputs
+                    # carry no output register: their clock-to-out and the memories'
+                    # multiplexers then end here, not in the host's reply)
+                    take(m.d.sync)
+                    m.next = "RSEND"
+            with m.State("RSEND"):  # the word read (an instruction: one chunk per read)
+                m.d.comb += self.o.valid.eq(1)
+                if p.serial_setup:
+                    take(m.d.comb)
                 with m.If(allowed):
                     with m.If(is_imem):
                         m.d.comb += self.o.payload.eq(rdata[:32])

@@ -93,6 +93,71 @@ def group_divider(lanes, width):
     return multiplier, shift
 
 
+def _selections(m, v, is_op, has):
+    """Return ``(win, sel)``: the fields the checks read, selected per opcode.
+
+    ``v``: the word's view per opcode; ``is_op``: the opcode flags; ``has``: the opcodes
+    this build runs. ``win``: CONV's or MAXPOOL's window fields, and ``out_h1``, ``out_w1``
+    (the output size less one: ``0 - 1`` wraps, and SHAPE stops such a word first);
+    ``sel``: the regions' operands (src, dst, their heights, widths and channel counts;
+    weights and table).
+    """
+    conv, pool, avg, add, spfc = (v[op] for op in (Op.CONV, Op.MAXPOOL, Op.AVGPOOL, Op.ADD,
+                                                    Op.SPFC))
+    win = {name: Signal(len(getattr(conv, name)), name=f"win_{name}")
+           for name in ("in_h", "in_w", "out_h", "out_w", "kernel", "stride", "pad_t",
+                        "pad_l")}
+    for name, sig in win.items():
+        m.d.comb += sig.eq(Mux(is_op[Op.CONV], getattr(conv, name), getattr(pool, name)))
+    win |= {"out_h1": Signal(8, name="win_out_h1"), "out_w1": Signal(8, name="win_out_w1")}
+    m.d.comb += [win["out_h1"].eq(win["out_h"] - 1), win["out_w1"].eq(win["out_w"] - 1)]
+    # Region operands, selected per opcode: src, dst, their heights, widths and channel
+    # counts; weights and table (CONV, AVGPOOL).
+    sel = {"src": Signal(16), "dst": Signal(16), "src_h": Signal(8), "src_w": Signal(8),
+           "dst_h": Signal(8), "dst_w": Signal(8), "c_in": Signal(10), "c_out": Signal(10),
+           "wgt": Signal(16), "kernel": Signal(4), "tab": Signal(12),
+           "uses_wgt": Signal(), "uses_tab": Signal(), "checks": Signal(),
+           "src_b": Signal(16), "uses_b": Signal()}
+    with m.If(is_op[Op.CONV]):
+        m.d.comb += [sel["src"].eq(conv.src), sel["dst"].eq(conv.dst),
+                     sel["src_h"].eq(conv.in_h), sel["src_w"].eq(conv.in_w),
+                     sel["dst_h"].eq(conv.out_h), sel["dst_w"].eq(conv.out_w),
+                     sel["c_in"].eq(conv.cin), sel["c_out"].eq(conv.cout),
+                     sel["wgt"].eq(conv.wgt), sel["kernel"].eq(conv.kernel),
+                     sel["tab"].eq(conv.tab), sel["uses_wgt"].eq(1),
+                     sel["uses_tab"].eq(1), sel["checks"].eq(1)]
+    with m.Elif(is_op[Op.MAXPOOL]):
+        m.d.comb += [sel["src"].eq(pool.src), sel["dst"].eq(pool.dst),
+                     sel["src_h"].eq(pool.in_h), sel["src_w"].eq(pool.in_w),
+                     sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
+                     sel["c_in"].eq(pool.channels), sel["c_out"].eq(pool.channels),
+                     sel["checks"].eq(1)]
+    if has[Op.AVGPOOL]:
+        with m.Elif(is_op[Op.AVGPOOL]):
+            m.d.comb += [sel["src"].eq(avg.src), sel["dst"].eq(avg.dst),
+                         sel["src_h"].eq(avg.in_h), sel["src_w"].eq(avg.in_w),
+                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                         sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
+                         sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1),
+                         sel["checks"].eq(1)]
+    if has[Op.SPFC]:
+        with m.Elif(is_op[Op.SPFC]):
+            m.d.comb += [sel["src"].eq(spfc.src), sel["dst"].eq(spfc.dst),
+                         sel["src_h"].eq(1), sel["src_w"].eq(1),
+                         sel["dst_h"].eq(1), sel["dst_w"].eq(1),
+                         sel["c_in"].eq(spfc.cin), sel["c_out"].eq(spfc.cout),
+                         sel["wgt"].eq(spfc.wgt), sel["tab"].eq(spfc.tab),
+                         sel["uses_wgt"].eq(1), sel["uses_tab"].eq(1),
+                         sel["checks"].eq(1)]
+    if has[Op.ADD]:
+        with m.Elif(is_op[Op.ADD]):
+            m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
+                         sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
+                         sel["c_out"].eq(add.channels), sel["uses_b"].eq(1),
+                         sel["checks"].eq(1)]
+    return win, sel
+
+
 class _Handshake:
     """A stream's ``valid`` and ``ready`` between two parts of one component."""
 
@@ -134,9 +199,10 @@ class Decoder(wiring.Component):
     controller holds the fetched word until the next fetch, and the execution units view it
     with :func:`~.isa.insn_layout` of ``op``).
 
-    Region sizes need products such as ``groups(cout) * kernel**2 * groups(cin) * lanes``
-    (up to 34 bits); they are computed over three pipeline stages, and the comparisons
-    against the memories take a fourth.
+    A first stage registers the word, its opcode and the fields the checks read, selected
+    per opcode (so every product starts from flip-flops). Region sizes need products such
+    as ``groups(cout) * kernel**2 * groups(cin) * lanes`` (up to 34 bits); they are computed
+    over the next three stages, and the comparisons against the memories take a fifth.
 
     Members
     -------
@@ -148,12 +214,12 @@ class Decoder(wiring.Component):
     its last stage is empty or taken (``i.ready = ~o.valid | o.ready``), so ``o`` never
     depends combinationally on ``o.ready``. With ``p.serial_setup`` the products come from
     one shift-add multiplier (:class:`~.setup.ProductChain`) while the word waits on ``i``
-    (valid, unchanged); then all four stages' checks run in one cycle into the output
+    (valid, unchanged); then all the stages' checks run in one cycle into the output
     register (no stage registers): :meth:`cycles` from the word's arrival to its result,
     one word at a time.
     """
 
-    LATENCY = 4
+    LATENCY = 5
 
     @staticmethod
     def cycles(p):
@@ -206,7 +272,34 @@ class Decoder(wiring.Component):
             pipe = LockstepPipeline(m, inner, self.o, self.LATENCY)
         go, carry = pipe.go, pipe.carry
 
-        word = self.i.payload
+        # Stage 0 (the pipelined checker): the word, its opcode flags and the fields each
+        # check reads, selected per opcode, into registers, so that stage 1's products start
+        # from flip-flops, not from the instruction register through the selections. The
+        # serial checker holds the word on ``i`` and takes them as they are.
+        raw = self.i.payload
+        raw_view = {op: data.View(insn_layout(op), raw) for op in Op}
+        raw_is = {op: raw[:4] == op for op in Op}
+        # Opcodes whose engine this build lacks (none in most builds: then no check at all,
+        # rather than a constant-false one that lint flags as an overlapping case).
+        lacking = [spec.op for spec in (spec_of(op) for op in Op)
+                   if not spec.built_in(p)]
+        # Past the engine check, a lacking opcode never reaches another check: its field
+        # rules, constants and regions are left out of the build (CONV's and MAXPOOL's
+        # are shared).
+        has = {op: op not in lacking for op in Op}
+        win, sel = _selections(m, raw_view, raw_is, has)
+        if serial:
+            word = raw
+            is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
+            m.d.comb += [is_op[op].eq(raw_is[op]) for op in Op]
+        else:
+            word = pipe.stage(raw, "word", 0)
+            is_op = pipe.carry({f"is_{op.name.lower()}": raw_is[op] for op in Op}, 0)
+            is_op = {op: is_op[f"is_{op.name.lower()}"] for op in Op}
+            win = pipe.carry({f"win_{k}": v for k, v in win.items()}, 0)
+            win = {k[4:]: v for k, v in win.items()}
+            sel = pipe.carry({f"sel_{k}": v for k, v in sel.items()}, 0)
+            sel = {k[4:]: v for k, v in sel.items()}
         conv = data.View(insn_layout(Op.CONV), word)
         pool = data.View(insn_layout(Op.MAXPOOL), word)
         avg = data.View(insn_layout(Op.AVGPOOL), word)
@@ -214,19 +307,12 @@ class Decoder(wiring.Component):
         spfc = data.View(insn_layout(Op.SPFC), word)
         head = data.View(insn_layout(Op.HEADER), word)
         opcode = word[:4]
-        is_op = {op: Signal(name=f"is_{op.name.lower()}") for op in Op}
-        for op, sig in is_op.items():
-            m.d.comb += sig.eq(opcode == op)
 
         # Stage 1: the checks that need no products, and the first products.
         # Opcode, version, engine and header: a priority chain in the simulator's order.
         first = Signal(ErrorCode)  # the error known after stage 1 (or NONE)
         known = Signal()
         m.d.comb += known.eq(sum(is_op.values()) != 0)
-        # Opcodes whose engine this build lacks (none in most builds: then no check at all,
-        # rather than a constant-false one that lint flags as an overlapping case).
-        lacking = [spec.op for spec in (spec_of(op) for op in Op)
-                   if not spec.built_in(p)]
         missing = Signal()
         lacking_op = sum(is_op[op] for op in lacking) != 0 if lacking else Const(0)
         # a CONV for the Winograd engine in a build without one
@@ -239,20 +325,11 @@ class Decoder(wiring.Component):
                                       & ((rounding == 1) | (rounding == 2))))
         else:
             m.d.comb += missing.eq(lacking_op | no_winograd)
-        # Past the engine check, a lacking opcode never reaches another check: its field
-        # rules, constants and regions are left out of the build (CONV's and MAXPOOL's
-        # are shared).
-        has = {op: op not in lacking for op in Op}
 
         # Field rules per opcode (SHAPE). Stage 1 takes the flags that need no arithmetic
         # and the window products; stage 2 compares the products (so no stage holds a
         # multiply followed by a comparison).
         is_window = is_op[Op.CONV] | is_op[Op.MAXPOOL]
-        win = {name: Signal(len(getattr(conv, name)), name=f"win_{name}")
-               for name in ("in_h", "in_w", "out_h", "out_w", "kernel", "stride", "pad_t",
-                            "pad_l")}
-        for name, sig in win.items():
-            m.d.comb += sig.eq(Mux(is_op[Op.CONV], getattr(conv, name), getattr(pool, name)))
         conv_channels = Signal(10)
         m.d.comb += conv_channels.eq(Mux(conv.cin < conv.cout, conv.cin, conv.cout))
         win_channels = Mux(is_op[Op.CONV], conv_channels, pool.channels)
@@ -317,8 +394,8 @@ class Decoder(wiring.Component):
         conv_pixels = Signal(caps["pixels"])
         m.d.comb += [lim_h.eq(win["in_h"] + win["pad_t"]), lim_w.eq(win["in_w"] + win["pad_l"])]
         if not serial:
-            m.d.comb += [reach_h.eq(_capped((win["out_h"] - 1) * win["stride"], caps["reach"])),
-                         reach_w.eq(_capped((win["out_w"] - 1) * win["stride"], caps["reach"])),
+            m.d.comb += [reach_h.eq(_capped(win["out_h1"] * win["stride"], caps["reach"])),
+                         reach_w.eq(_capped(win["out_w1"] * win["stride"], caps["reach"])),
                          conv_pixels.eq(_capped(conv.out_h * conv.out_w, caps["pixels"]))]
         with m.If(~known):
             m.d.comb += first.eq(ErrorCode.OPCODE)
@@ -345,51 +422,7 @@ class Decoder(wiring.Component):
                  "on_array": ~(is_op[Op.CONV] & conv.engine) if p.winograd is not None
                  else Const(1)}
 
-        # Region operands, selected per opcode: src, dst, their heights, widths and channel
-        # counts; weights and table (CONV, AVGPOOL).
         mul, sh = group_divider(p.lanes, 10)
-        sel = {"src": Signal(16), "dst": Signal(16), "src_h": Signal(8), "src_w": Signal(8),
-               "dst_h": Signal(8), "dst_w": Signal(8), "c_in": Signal(10), "c_out": Signal(10),
-               "wgt": Signal(16), "kernel": Signal(4), "tab": Signal(12),
-               "uses_wgt": Signal(), "uses_tab": Signal(), "checks": Signal(),
-               "src_b": Signal(16), "uses_b": Signal()}
-        with m.If(is_op[Op.CONV]):
-            m.d.comb += [sel["src"].eq(conv.src), sel["dst"].eq(conv.dst),
-                         sel["src_h"].eq(conv.in_h), sel["src_w"].eq(conv.in_w),
-                         sel["dst_h"].eq(conv.out_h), sel["dst_w"].eq(conv.out_w),
-                         sel["c_in"].eq(conv.cin), sel["c_out"].eq(conv.cout),
-                         sel["wgt"].eq(conv.wgt), sel["kernel"].eq(conv.kernel),
-                         sel["tab"].eq(conv.tab), sel["uses_wgt"].eq(1),
-                         sel["uses_tab"].eq(1), sel["checks"].eq(1)]
-        with m.Elif(is_op[Op.MAXPOOL]):
-            m.d.comb += [sel["src"].eq(pool.src), sel["dst"].eq(pool.dst),
-                         sel["src_h"].eq(pool.in_h), sel["src_w"].eq(pool.in_w),
-                         sel["dst_h"].eq(pool.out_h), sel["dst_w"].eq(pool.out_w),
-                         sel["c_in"].eq(pool.channels), sel["c_out"].eq(pool.channels),
-                         sel["checks"].eq(1)]
-        if has[Op.AVGPOOL]:
-            with m.Elif(is_op[Op.AVGPOOL]):
-                m.d.comb += [sel["src"].eq(avg.src), sel["dst"].eq(avg.dst),
-                             sel["src_h"].eq(avg.in_h), sel["src_w"].eq(avg.in_w),
-                             sel["dst_h"].eq(1), sel["dst_w"].eq(1),
-                             sel["c_in"].eq(avg.channels), sel["c_out"].eq(avg.channels),
-                             sel["tab"].eq(avg.tab), sel["uses_tab"].eq(1),
-                             sel["checks"].eq(1)]
-        if has[Op.SPFC]:
-            with m.Elif(is_op[Op.SPFC]):
-                m.d.comb += [sel["src"].eq(spfc.src), sel["dst"].eq(spfc.dst),
-                             sel["src_h"].eq(1), sel["src_w"].eq(1),
-                             sel["dst_h"].eq(1), sel["dst_w"].eq(1),
-                             sel["c_in"].eq(spfc.cin), sel["c_out"].eq(spfc.cout),
-                             sel["wgt"].eq(spfc.wgt), sel["tab"].eq(spfc.tab),
-                             sel["uses_wgt"].eq(1), sel["uses_tab"].eq(1),
-                             sel["checks"].eq(1)]
-        if has[Op.ADD]:
-            with m.Elif(is_op[Op.ADD]):
-                m.d.comb += [sel["src"].eq(add.src), sel["dst"].eq(add.dst),
-                             sel["src_b"].eq(add.src_b), sel["c_in"].eq(add.channels),
-                             sel["c_out"].eq(add.channels), sel["uses_b"].eq(1),
-                             sel["checks"].eq(1)]
         g_in = Signal(10)
         g_out = Signal(10)
         m.d.comb += [g_in.eq(((sel["c_in"] + p.lanes - 1) * mul) >> sh),
@@ -431,8 +464,6 @@ class Decoder(wiring.Component):
         src_bad = Signal(2)  # (serial_setup) the regions at src and src_b out of range
         dst_bad = Signal()
         if serial:
-            out_h1, out_w1 = Signal(8), Signal(8)  # (0 - 1 wraps: then SHAPE stops it first)
-            m.d.comb += [out_h1.eq(win["out_h"] - 1), out_w1.eq(win["out_w"] - 1)]
             kg_out = Signal(w_cap)
 
             def cap(bits, shift=0):
@@ -448,8 +479,8 @@ class Decoder(wiring.Component):
                 return lambda prod: Cat(*(act_bad(st[:abits], st[:abits] + _capped(prod, a_cap))
                                           for st in starts))
 
-            steps = [Step(reach_bad[0], out_h1, win["stride"], reaches(lim_h)),
-                     Step(reach_bad[1], out_w1, win["stride"], reaches(lim_w)),
+            steps = [Step(reach_bad[0], win["out_h1"], win["stride"], reaches(lim_h)),
+                     Step(reach_bad[1], win["out_w1"], win["stride"], reaches(lim_w)),
                      Step(conv_pixels, *((win["out_h"], win["out_w"]) if p.pool_on_array
                                          else (conv.out_h, conv.out_w)), cap(caps["pixels"])),
                      Step(None, sel["src_h"], sel["src_w"], pixels_of),

@@ -165,15 +165,23 @@ class MaxPoolUnit(wiring.Component):
                     else:
                         m.next = "SETUP1"
             if not p.serial_setup:
+                # (a product per stage, its sum in the next: no multiplier before an adder)
+                km1_g = Signal(abits)   # (kernel - 1) * G
+                padl_g = Signal(abits)  # pad_l * G
+                padt_row = Signal(abits)  # pad_t * rowstride
                 with m.State("SETUP1"):
                     m.d.comb += self.busy.eq(1)
-                    m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups)]
+                    m.d.sync += [rowstride.eq(f.in_w * groups), s_col.eq(f.stride * groups),
+                                 km1_g.eq((f.kernel - 1) * groups), padl_g.eq(f.pad_l * groups)]
                     m.next = "SETUP2"
                 with m.State("SETUP2"):
                     m.d.comb += self.busy.eq(1)
-                    m.d.sync += [s_row.eq(f.stride * rowstride),
-                                 pad_off.eq(f.pad_t * rowstride + f.pad_l * groups),
-                                 win_wrap.eq(rowstride - (f.kernel - 1) * groups), *loops]
+                    m.d.sync += [s_row.eq(f.stride * rowstride), padt_row.eq(f.pad_t * rowstride),
+                                 win_wrap.eq(rowstride - km1_g)]
+                    m.next = "SETUP3"
+                with m.State("SETUP3"):
+                    m.d.comb += self.busy.eq(1)
+                    m.d.sync += [pad_off.eq(padt_row + padl_g), *loops]
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.busy.eq(1)

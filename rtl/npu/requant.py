@@ -203,7 +203,8 @@ class Requantizer(_RequantUnit):
 
     1. ``ort``: ``|acc|`` rounded half-even to 24 significant bits (float32(acc));
        ``gemmlowp``: ``acc << max(s, 0)`` wrapped to 32 bits; ``tflite``: ``acc``.
-    2. One 33 x 31-bit signed multiply by ``multiplier``.
+    2. One 33 x 31-bit signed multiply by ``multiplier`` (two stages: four DSP-sized
+       products, registered; their sum).
     3. ``ort``: the product rounded half-even to 24 significant bits (the float32
        multiply); ``tflite``: rounded half up by ``31 - s`` bits, done; ``gemmlowp``: rounded
        half up by 31 bits (SaturatingRoundingDoublingHighMul).
@@ -233,7 +234,7 @@ class Requantizer(_RequantUnit):
     """
 
     #: Cycles from an accepted input beat to its output.
-    LATENCY = 11
+    LATENCY = 12
 
     #: Width of the value between the two roundings (stage 3 -> 4), saturated.
     FIRST_BITS = 34
@@ -281,13 +282,24 @@ class Requantizer(_RequantUnit):
         s2 = carry({**{k: s1[k] for k in ctl}, "operand": operand, "neg": s1["neg"],
                     "shift_a": s1["shift_a"]}, 4)
 
-        # Stage 5: the multiply.
+        # Stages 5-6: the multiply, as four products that each fit one 18 x 18 DSP block
+        # (operand = oh * 2**17 + ol, mult = mh * 2**17 + ml; ol, ml unsigned), registered
+        # before any addition; then their sum: the two middle products' sum added to ll and
+        # hh side by side (ll < 2**34: a concatenation, no adder).
+        op, mu = s2["operand"], s2["mult"]
+        ol, oh, ml, mh = op[:17], op[17:].as_signed(), mu[:17], mu[17:]
+        keep = {**{k: s2[k] for k in ctl}, "neg": s2["neg"], "shift_a": s2["shift_a"]}
+        pp = carry({**keep, "ll": ol * ml, "lh": ol * mh, "hl": oh * ml, "hh": oh * mh}, 5)
+        keep = {k: pp[k] for k in keep}
+        mid = Signal(signed(35))
+        m.d.comb += mid.eq(pp["lh"] + pp["hl"])
+        outer = Signal(signed(64))
+        m.d.comb += outer.eq(Cat(pp["ll"][:34], pp["hh"]).as_signed())
         product = Signal(signed(64))
-        m.d.comb += product.eq(s2["operand"] * s2["mult"])
-        s3 = carry({**{k: s2[k] for k in ctl}, "product": product, "neg": s2["neg"],
-                    "shift_a": s2["shift_a"]}, 5)
+        m.d.comb += product.eq(outer + (mid << 17))
+        s3 = carry({**keep, "product": product}, 6)
 
-        # Stage 6: where the first rounding cuts (ort: 24 significant bits of the product),
+        # Stage 7: where the first rounding cuts (ort: 24 significant bits of the product),
         # and the exponent that the second rounding will use.
         x = s3["product"]
         blen_p = _bit_length(m, x[:63], "blen_p")  # ort: the product is non-negative
@@ -305,9 +317,9 @@ class Requantizer(_RequantUnit):
         exp = Signal(signed(10))
         m.d.comb += exp.eq(s3["shift_a"] + shift_p + s3["shift"])
         s4 = carry({**{k: s3[k] for k in ctl}, "product": x, "k1": k1, "exp": exp,
-                    "neg": s3["neg"]}, 6)
+                    "neg": s3["neg"]}, 8)
 
-        # Stage 7: the first rounding's shift (ort: half even; tflite, gemmlowp: half up);
+        # Stage 8: the first rounding's shift (ort: half even; tflite, gemmlowp: half up);
         # the second rounding's shift amount.
         q1e, up1e = _shift_parts(m, s4["product"], s4["k1"], "half_even", "fp")
         _, up1u = _shift_parts(m, s4["product"], s4["k1"], "half_up", "hu")  # same shift
@@ -324,9 +336,9 @@ class Requantizer(_RequantUnit):
             with m.Default():
                 m.d.comb += right.eq(Mux(s4["shift"] < 0, -s4["shift"], 0))
         s5 = carry({**{k: s4[k] for k in ctl}, "q1": q1e, "up1": up1, "exp": s4["exp"],
-                    "right": right, "neg": s4["neg"]}, 7)
+                    "right": right, "neg": s4["neg"]}, 9)
 
-        # Stage 8: the first rounding's increment; narrow to FIRST_BITS. ort's value has at
+        # Stage 9: the first rounding's increment; narrow to FIRST_BITS. ort's value has at
         # most 25 bits and gemmlowp's at most 32 (a doubling high multiply); only tflite's
         # can be wider, and any value that wide is beyond every clamp bound, so it
         # saturates without changing the output.
@@ -334,9 +346,9 @@ class Requantizer(_RequantUnit):
         m.d.comb += rounded.eq(s5["q1"] + s5["up1"])
         first = _saturate(m, rounded, self.FIRST_BITS, "first")
         s6 = carry({**{k: s5[k] for k in ctl}, "first": first, "exp": s5["exp"],
-                    "right": s5["right"], "neg": s5["neg"]}, 8)
+                    "right": s5["right"], "neg": s5["neg"]}, 10)
 
-        # Stage 9: the second rounding's shift (ort: to an integer, half even; gemmlowp:
+        # Stage 10: the second rounding's shift (ort: to an integer, half even; gemmlowp:
         # RoundingDivideByPOT, half away); ort with a non-negative exponent is already an
         # integer: any non-zero value shifted left by 9 or more is beyond every clamp bound,
         # so it saturates instead of shifting.
@@ -360,15 +372,15 @@ class Requantizer(_RequantUnit):
             with m.Default():
                 m.d.comb += [base.eq(q2e), up2.eq(up2a)]
         s7 = carry({"zp": s6["zp"], "lo": s6["lo"], "hi": s6["hi"], "base": base, "up2": up2,
-                    "negate": (s6["mode"] == Rounding.ORT) & s6["neg"]}, 9)
+                    "negate": (s6["mode"] == Rounding.ORT) & s6["neg"]}, 11)
 
-        # Stage 10: the second rounding's increment, and the sign (ort).
+        # Stage 11: the second rounding's increment, and the sign (ort).
         second = Signal(signed(self.FIRST_BITS + self.out_width + 3))
         m.d.comb += second.eq(s7["base"] + s7["up2"])
         s8 = carry({"zp": s7["zp"], "lo": s7["lo"], "hi": s7["hi"], "second": second,
-                    "negate": s7["negate"]}, 10)
+                    "negate": s7["negate"]}, 12)
 
-        # Stage 11: sign, zero point and clamp. ort clamps before the zero point (in float),
+        # Stage 12: sign, zero point and clamp. ort clamps before the zero point (in float),
         # the others after it; with integer bounds both are the same function.
         shifted = Signal(signed(self.FIRST_BITS + self.out_width + 5))
         m.d.comb += shifted.eq(Mux(s8["negate"], s8["zp"] - s8["second"],

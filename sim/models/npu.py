@@ -567,8 +567,8 @@ def _add_constants_ok(f):
 
 #: Cycles the controller spends on every instruction: the fetch (nine: the instruction
 #: memory holds 32-bit chunks, read one per cycle), one to hand the word to the decoder and
-#: its four stages (launch and retire fall into the unit's own cycles).
-INSN_CYCLES = 14
+#: its five stages (launch and retire fall into the unit's own cycles).
+INSN_CYCLES = 15
 
 
 def insn_cycles(p):
@@ -589,7 +589,7 @@ def insn_cycles(p):
     cfg = cfg_words(p.lanes)
     if p.sparse is not None and cfg & (cfg - 1):
         extra += cfg.bit_length() + 1
-    return INSN_CYCLES + extra + 1 - 3
+    return INSN_CYCLES + extra + 1 - 4
 
 
 #: A unit's set-up cycles after its launch.
@@ -604,6 +604,8 @@ ADD_LATENCY = 23
 POOL_COLUMN_EXTRA, POOL_TAIL = 3, 2
 
 
+#: The pipelined requantizer (:class:`npugen.rtl.npu.requant.Requantizer`): 12 stages.
+REQUANT_LATENCY = 12
 #: The serial requantizer (``requant_serial``): one value every 23 cycles, 24 cycles from
 #: its input to its output (:class:`npugen.rtl.npu.requant_serial.SerialRequantizer`);
 #: 22 and 23 with ``requant_ort_only``.
@@ -623,9 +625,9 @@ def _serial_interval(p):
 
 def _post_tail(p):
     """Cycles from the PostUnit's last feed to its last write (requantizer + packing)."""
-    # the requantizer's 11 stages (or the serial unit's interval + 1), the packing and write
+    # the requantizer's stages (or the serial unit's interval + 1), the packing and write
     # registers
-    return (_serial_interval(p) + 1 if p.requant_serial else 11) + 2
+    return (_serial_interval(p) + 1 if p.requant_serial else REQUANT_LATENCY) + 2
 
 
 def _post_feed(p, parts):
@@ -647,9 +649,11 @@ def _setup_cycles(p, op):
 
     With ``serial_setup`` CONV and MAXPOOL take their products from the instruction
     checker (:func:`insn_cycles` counts them), so their two set-up cycles of products go.
+    Otherwise the MAXPOOL unit takes one more (its products, then their sums).
     """
     if not p.serial_setup or op not in (Op.CONV, Op.MAXPOOL):
-        return SETUP_CYCLES
+        # (the MAXPOOL unit's three set-up stages: a product per stage, then its sums)
+        return SETUP_CYCLES + (op is Op.MAXPOOL and not p.pool_on_array)
     return SETUP_CYCLES - 2
 
 
@@ -780,7 +784,7 @@ def winograd_schedule(p, f):
       to the PostUnit one by one (the pipelined requantizers: a group other than the
       cached one first loads the table, ``lanes + 2`` cycles; then ``lanes / post_lanes``
       cycles a word), the results waiting meanwhile.
-    - the end: the last word through the requantizer (11 stages) and the write (2).
+    - the end: the last word through the requantizer (:data:`REQUANT_LATENCY`) and the write (2).
     """
     lanes = p.lanes
     cin, cout = f["cin"], f["cout"]
@@ -841,7 +845,7 @@ def winograd_schedule(p, f):
             done = max(t, last_word + 1)
         released.append(mac_free)
     # (from the instruction's start: the fetch and checks, then SETUP and the busy cycles)
-    cycles = insn_cycles(p) + max(last_word + 13, collector) + 2
+    cycles = insn_cycles(p) + max(last_word + _post_tail(p), collector) + 2
     return cycles, done + 1
 
 
