@@ -724,8 +724,9 @@ def cycles_of(p, op, f):
             + _groups(f["channels"], lanes) * column + POOL_TAIL
     if op is Op.MAXPOOL:
         g = _groups(f["channels"], lanes)
+        # (the reads, then the last window's read, compare, pack and write registers)
         return insn_cycles(p) + _setup_cycles(p, op) + f["out_h"] * f["out_w"] * g \
-            * f["kernel"] ** 2 + 4
+            * f["kernel"] ** 2 + 5
     if op is Op.AVGPOOL:
         g = _groups(f["channels"], lanes)
         serial = (lanes // p.post_lanes - 1) * _serial_interval(p) if p.requant_serial else 0

@@ -337,6 +337,29 @@ def test_maxpool_on_array(seed, lanes, shape):
     assert st["busy_pool"] > 0 and st["busy_systolic"] == 0
 
 
+@pytest.mark.parametrize("serial", [False, True], ids=["pipelined", "serial-setup"])
+@pytest.mark.parametrize("lanes", [4, 2])
+@pytest.mark.parametrize("shape", range(len(POOL_SHAPES)))
+def test_maxpool_unit_cycles_exact(seed, lanes, shape, serial):
+    """MAXPOOL on its own unit: every word, and the cycle model exact.
+
+    (It was a cycle short on every shape until 2026-12-06: the digits CNN's one MAXPOOL was
+    the cycle the Verilator runs counted beyond the plan.)
+    """
+    p = small(lanes=lanes, serial_setup=serial, act_words=160)
+    h, w, c, oh, ow, k, stride, pad_t, pad_l = POOL_SHAPES[shape]
+    rng = np.random.default_rng([seed, shape, 3])
+    x = rng.integers(-128, 128, size=(h, w, c))
+    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words + 3, in_h=h, in_w=w, channels=c,
+                    out_h=oh, out_w=ow, kernel=k, stride=stride, pad_t=pad_t, pad_l=pad_l)
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
+                                                         assemble(Op.HALT)])
+    st, expected = check_program(p, program, seed, act=tensor_words(x, lanes))
+    assert st["state"] is NpuState.DONE
+    assert st["cycles"] == expected.cycles
+    assert st["busy_pool"] > 0
+
+
 def test_maxpool_on_array_takes_more_beats_than_the_weights_hold(seed):
     """A MAXPOOL's identity beats do not count against the weight scratchpad.
 
