@@ -177,20 +177,20 @@ class Npu(wiring.Component):
             def bank_of(addr):
                 return addr[log]
 
-            def local(addr, k):
+            def bank_local(addr, k):
                 return addr[:log]
         else:
             def bank_of(addr):
                 return addr >= p.act_words
 
-            def local(addr, k):
+            def bank_local(addr, k):
                 return addr - k * p.act_words
         with m.If(act_ren):
             m.d.sync += r_bank.eq(bank_of(act_raddr))
         for k, (rd, wr) in enumerate(banks):
-            m.d.comb += [rd.addr.eq(local(act_raddr, k)),
+            m.d.comb += [rd.addr.eq(bank_local(act_raddr, k)),
                          rd.en.eq(act_ren & (bank_of(act_raddr) == k)),
-                         wr.addr.eq(local(act_waddr, k)), wr.data.eq(act_wdata),
+                         wr.addr.eq(bank_local(act_waddr, k)), wr.data.eq(act_wdata),
                          wr.en.eq(act_wen & (bank_of(act_waddr) == k))]
         m.d.comb += act_rdata.eq(Mux(r_bank, banks[1][0].data, banks[0][0].data))
 

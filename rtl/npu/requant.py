@@ -317,7 +317,7 @@ class Requantizer(_RequantUnit):
         exp = Signal(signed(10))
         m.d.comb += exp.eq(s3["shift_a"] + shift_p + s3["shift"])
         s4 = carry({**{k: s3[k] for k in ctl}, "product": x, "k1": k1, "exp": exp,
-                    "neg": s3["neg"]}, 8)
+                    "neg": s3["neg"]}, 7)
 
         # Stage 8: the first rounding's shift (ort: half even; tflite, gemmlowp: half up);
         # the second rounding's shift amount.
@@ -336,7 +336,7 @@ class Requantizer(_RequantUnit):
             with m.Default():
                 m.d.comb += right.eq(Mux(s4["shift"] < 0, -s4["shift"], 0))
         s5 = carry({**{k: s4[k] for k in ctl}, "q1": q1e, "up1": up1, "exp": s4["exp"],
-                    "right": right, "neg": s4["neg"]}, 9)
+                    "right": right, "neg": s4["neg"]}, 8)
 
         # Stage 9: the first rounding's increment; narrow to FIRST_BITS. ort's value has at
         # most 25 bits and gemmlowp's at most 32 (a doubling high multiply); only tflite's
@@ -346,7 +346,7 @@ class Requantizer(_RequantUnit):
         m.d.comb += rounded.eq(s5["q1"] + s5["up1"])
         first = _saturate(m, rounded, self.FIRST_BITS, "first")
         s6 = carry({**{k: s5[k] for k in ctl}, "first": first, "exp": s5["exp"],
-                    "right": s5["right"], "neg": s5["neg"]}, 10)
+                    "right": s5["right"], "neg": s5["neg"]}, 9)
 
         # Stage 10: the second rounding's shift (ort: to an integer, half even; gemmlowp:
         # RoundingDivideByPOT, half away); ort with a non-negative exponent is already an
@@ -372,13 +372,13 @@ class Requantizer(_RequantUnit):
             with m.Default():
                 m.d.comb += [base.eq(q2e), up2.eq(up2a)]
         s7 = carry({"zp": s6["zp"], "lo": s6["lo"], "hi": s6["hi"], "base": base, "up2": up2,
-                    "negate": (s6["mode"] == Rounding.ORT) & s6["neg"]}, 11)
+                    "negate": (s6["mode"] == Rounding.ORT) & s6["neg"]}, 10)
 
         # Stage 11: the second rounding's increment, and the sign (ort).
         second = Signal(signed(self.FIRST_BITS + self.out_width + 3))
         m.d.comb += second.eq(s7["base"] + s7["up2"])
         s8 = carry({"zp": s7["zp"], "lo": s7["lo"], "hi": s7["hi"], "second": second,
-                    "negate": s7["negate"]}, 12)
+                    "negate": s7["negate"]}, 11)
 
         # Stage 12: sign, zero point and clamp. ort clamps before the zero point (in float),
         # the others after it; with integer bounds both are the same function.

@@ -579,7 +579,7 @@ def insn_cycles(p):
     by ``lanes`` when that is not a power of two, and one by the sparse engine's words per
     beat when there is an engine and that is not a power of two; then the window units'
     set-up products, 28 bits in 6), a cycle to take the word in, and its checks in one stage
-    instead of four. Every instruction pays them, whatever its opcode.
+    instead of five. Every instruction pays them, whatever its opcode.
     """
     if not p.serial_setup:
         return INSN_CYCLES

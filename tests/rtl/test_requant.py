@@ -15,6 +15,7 @@ from npugen.rtl.npu.requant import Requantizer, Rounding
 from npugen.rtl.npu.requant_compact import CompactRequantizer
 from npugen.rtl.npu.requant_serial import SerialRequantizer
 from npugen.sim.flow.pysim import recv, reset_mid_stream, send
+from npugen.sim.models.npu import REQUANT_LATENCY
 from npugen.sim.models.requant import float32_scale, quantize_multiplier, requantize
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -314,3 +315,11 @@ def test_compact_interval_and_the_cycle_model():
 def test_ort_only_is_a_bool():
     with pytest.raises(TypeError, match="ort_only"):
         SerialRequantizer(8, ort_only=1)
+
+
+def test_the_cycle_model_knows_the_latency():
+    """The simulator's cycle model counts the pipelined requantizer's stages.
+
+    (A latency change must change both.)
+    """
+    assert REQUANT_LATENCY == Requantizer.LATENCY
