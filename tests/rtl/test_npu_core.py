@@ -313,6 +313,22 @@ POOL_SHAPES = [(5, 4, 3, 3, 2, 3, 2, 1, 1), (6, 6, 8, 3, 3, 2, 2, 0, 0),
                (7, 7, 3, 4, 4, 3, 2, 1, 1), (2, 2, 2, 1, 1, 2, 1, 0, 0)]
 
 
+def maxpool_alone(p, seed, shape, x):
+    """Run one MAXPOOL of ``POOL_SHAPES[shape]`` on ``x`` (RTL against the simulator).
+
+    Checks every word, a clean stop and the cycle model exact; returns the status.
+    """
+    h, w, c, oh, ow, k, stride, pad_t, pad_l = POOL_SHAPES[shape]
+    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words + 3, in_h=h, in_w=w, channels=c,
+                    out_h=oh, out_w=ow, kernel=k, stride=stride, pad_t=pad_t, pad_l=pad_l)
+    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
+                                                         assemble(Op.HALT)])
+    st, expected = check_program(p, program, seed, act=tensor_words(x, p.lanes))
+    assert st["state"] is NpuState.DONE
+    assert st["cycles"] == expected.cycles
+    return st
+
+
 @pytest.mark.parametrize("lanes", [4, 2])
 @pytest.mark.parametrize("shape", range(len(POOL_SHAPES)))
 def test_maxpool_on_array(seed, lanes, shape):
@@ -323,17 +339,11 @@ def test_maxpool_on_array(seed, lanes, shape):
     """
     p = small(lanes=lanes, requant_lanes=1, requant_serial=True, serial_setup=True,
               array_broadcast=True, pool_on_array=True, act_words=160)
-    h, w, c, oh, ow, k, stride, pad_t, pad_l = POOL_SHAPES[shape]
+    h, w, c = POOL_SHAPES[shape][:3]
     rng = np.random.default_rng([seed, shape])
     # (even shapes: mostly -128, so that windows over the padding show what it holds)
     x = rng.integers(-128, 128 if shape % 2 else -126, size=(h, w, c))
-    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words + 3, in_h=h, in_w=w, channels=c,
-                    out_h=oh, out_w=ow, kernel=k, stride=stride, pad_t=pad_t, pad_l=pad_l)
-    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
-                                                         assemble(Op.HALT)])
-    st, expected = check_program(p, program, seed, act=tensor_words(x, lanes))
-    assert st["state"] is NpuState.DONE
-    assert st["cycles"] == expected.cycles
+    st = maxpool_alone(p, seed, shape, x)
     assert st["busy_pool"] > 0 and st["busy_systolic"] == 0
 
 
@@ -347,17 +357,10 @@ def test_maxpool_unit_cycles_exact(seed, lanes, shape, serial):
     the cycle the Verilator runs counted beyond the plan.)
     """
     p = small(lanes=lanes, serial_setup=serial, act_words=160)
-    h, w, c, oh, ow, k, stride, pad_t, pad_l = POOL_SHAPES[shape]
+    h, w, c = POOL_SHAPES[shape][:3]
     rng = np.random.default_rng([seed, shape, 3])
     x = rng.integers(-128, 128, size=(h, w, c))
-    insn = assemble(Op.MAXPOOL, src=0, dst=p.act_words + 3, in_h=h, in_w=w, channels=c,
-                    out_h=oh, out_w=ow, kernel=k, stride=stride, pad_t=pad_t, pad_l=pad_l)
-    program = Program(params_hash=params_hash(p), insns=[header_for(p), insn,
-                                                         assemble(Op.HALT)])
-    st, expected = check_program(p, program, seed, act=tensor_words(x, lanes))
-    assert st["state"] is NpuState.DONE
-    assert st["cycles"] == expected.cycles
-    assert st["busy_pool"] > 0
+    assert maxpool_alone(p, seed, shape, x)["busy_pool"] > 0
 
 
 def test_maxpool_on_array_takes_more_beats_than_the_weights_hold(seed):
