@@ -87,9 +87,13 @@ def plan_of(network, lowered, p):
         add = ("xnnpack (LiteRT's int8 add)" if network.add_kernel == "xnnpack"
                else f"{network.mode} (AVX2 QLinearAdd kernel)" if network.mode == "ort"
                else f"{network.mode} (TFLite's integer add)")
+        if getattr(layer, "subtract", False):
+            add += ", b negated (SUB)"
         rounding = {"MaxPool": None, "Add": add}
+        # the source model's operator where the layer only implements it (AveragePool, Sub)
+        op = getattr(layer, "op", "") or ("Sub" if getattr(layer, "subtract", False) else kind)
         layers.append({
-            "name": layer.name, "op": kind, "engine": _engine(*bands[-1]),
+            "name": layer.name, "op": op, "engine": _engine(*bands[-1]),
             "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input
             "input": list(shapes[sources[0]]), "output": list(shapes[n + 1]),
             "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),

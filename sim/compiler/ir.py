@@ -71,7 +71,9 @@ class Conv:
     ``scales`` float32 ``(cout,)``: the requantization scale per output channel as the
     runtime computes it (``ort``: ``float32(float32(s_in * s_w) / s_out)``). ``lo``/``hi``
     clamp the int8 output (a fused ReLU shows as ``lo = zp_out``). A fully connected layer is
-    a Conv whose kernel covers its whole input.
+    a Conv whose kernel covers its whole input. ``op``: the source model's operator when it
+    is not a convolution (``"AveragePool"``: a window mean as a Conv of ones), shown in the
+    plan.
     """
 
     weights: np.ndarray
@@ -84,6 +86,7 @@ class Conv:
     lo: int = -128
     hi: int = 127
     name: str = ""
+    op: str = ""
 
     @property
     def kernel(self):
@@ -158,7 +161,8 @@ class Add:
     constants (``ort``: onnxruntime's AVX2 ``QLinearAdd`` kernel,
     :mod:`npugen.sim.models.qladd`; ``gemmlowp``/``tflite``: TFLite's reference add,
     :mod:`npugen.sim.models.tfl_add`; or XNNPACK's, by ``Network.add_kernel``). The result
-    is clamped to ``[lo, hi]`` (a fused activation).
+    is clamped to ``[lo, hi]`` (a fused activation). ``subtract``: ``c = a - b`` instead
+    (TFLite's ``SUB``; only XNNPACK's kernel, which subtracts by negating b's multiplier).
     """
 
     a_quant: TensorQuant
@@ -167,6 +171,7 @@ class Add:
     name: str = ""
     lo: int = -128  # the output clamp (a fused activation)
     hi: int = 127
+    subtract: bool = False
 
     def out_shape(self, in_shape):
         """Output ``(H, W, C)``: the inputs' shape."""

@@ -152,14 +152,17 @@ def _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, kernel, stride, pad_t, p
 ADD_KERNELS = {"avx2": 0, "xnnpack": 1, "gemmlowp": 2, "tflite": 3}
 
 
-def add_constants(kernel, a, b, out, lo=-128, hi=127):
+def add_constants(kernel, a, b, out, lo=-128, hi=127, subtract=False):
     """Return the ``ADD`` instruction's mode and constant fields for one layer.
 
     ``kernel``: ``avx2`` (mode 0, onnxruntime's ``QLinearAdd`` kernel: float32 constants as
     bit patterns), ``xnnpack`` (mode 1: XNNPACK's integer multipliers, bias and shift),
     ``gemmlowp`` or ``tflite`` (modes 2, 3: TFLite's reference add, rounded twice or once:
     three multipliers and shifts, the zero points). ``a``, ``b``, ``out``: the tensors'
-    :class:`~.ir.TensorQuant`; ``[lo, hi]`` the output clamp (a fused activation). Raises
+    :class:`~.ir.TensorQuant`; ``[lo, hi]`` the output clamp (a fused activation).
+    ``subtract``: ``a - b`` (``xnnpack`` only: XNNPACK subtracts with its add kernel and b's
+    multiplier negated, ``-rint(rb * 2**shift)``, and the bias from that multiplier; equal to
+    LiteRT's ``SUB`` on every input pair, ``tests/compiler/test_tflite_import.py``). Raises
     ValueError when the scales are outside the range the kernel (and the unit) takes.
     """
     # "tflite" is TFLite's add in a TFLITE_SINGLE_ROUNDING build; neither LiteRT path here
@@ -168,11 +171,16 @@ def add_constants(kernel, a, b, out, lo=-128, hi=127):
         raise ValueError(f"kernel must be one of {', '.join(ADD_KERNELS)}, not {kernel!r}")
     if not -128 <= lo <= hi <= 127:
         raise ValueError(f"the clamp [{lo}, {hi}] must satisfy -128 <= lo <= hi <= 127")
+    if subtract and kernel != "xnnpack":
+        raise ValueError(f"a subtraction runs only with XNNPACK's int8 kernel (TFLite "
+                         f"models), not {kernel!r}")
     fields = {"mode": ADD_KERNELS[kernel], "shift": 0, "zp_out": 0, "shift_b": 0,
               "shift_out": 0, "zp_a": 0, "zp_b": 0, "lo": lo, "hi": hi}
     if kernel == "xnnpack":
         ma, mb, bias, shift = xnnpack_add_params(a.scale, a.zero_point, b.scale, b.zero_point,
                                                  out.scale, out.zero_point)
+        if subtract:  # b's multiplier negated, and the bias's b term with it
+            mb, bias = -mb, bias + 2 * mb * b.zero_point
         u32 = (1 << 32) - 1
         return {**fields, "rac": ma & u32, "rbc": mb & u32, "fixed": bias & u32,
                 "shift": shift, "zp_out": out.zero_point}
@@ -202,7 +210,7 @@ def _add_constants(network, layer, where):
         {"ort": "avx2"}.get(network.mode, network.mode)
     try:
         return add_constants(kernel, layer.a_quant, layer.b_quant, layer.out_quant,
-                             layer.lo, layer.hi)
+                             layer.lo, layer.hi, layer.subtract)
     except ValueError as exc:
         raise LowerError(f"{where}: {exc}") from None
 

@@ -2,8 +2,9 @@
 
 The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
 ``CONV_2D`` and ``DEPTHWISE_CONV_2D`` (any dilation; a depthwise layer runs as a dense
-convolution with zero weights), ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``RESHAPE`` and
-``ADD`` (a tensor may feed several operators: residual connections), then ``DEQUANTIZE`` on
+convolution with zero weights), ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``AVERAGE_POOL_2D``,
+``RESHAPE``, ``ADD`` and ``SUB`` (a tensor may feed several operators: residual
+connections), then ``DEQUANTIZE`` on
 the output (what TFLite's converter writes for a fully int8 model with float input and
 output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
 
@@ -19,7 +20,16 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
 - a fused ReLU, ReLU6 or ReLU_N1_TO_1 clamps at ``rint(bound / s_out + zero_point)`` (in
   float32: the zero point is added before rounding);
 - ``ADD``: XNNPACK's integer add (:mod:`npugen.sim.models.xnn_add`), the NPU's ``ADD``
-  mode 1; a fused activation clamps its output as for the other operators;
+  mode 1; a fused activation clamps its output as for the other operators; ``SUB``: the
+  same kernel with b's multiplier negated (XNNPACK's own subtraction);
+- ``AVERAGE_POOL_2D`` (LiteRT runs int8 pooling on its built-in kernel, not XNNPACK's):
+  ``round(sum / count)`` half away from zero over each window's in-bounds inputs, the
+  output quantized as the input, a fused activation clamped at ``zp + round(bound / s)``
+  (half away from zero, the zero point added after rounding). Each window's sum runs as
+  a convolution of ones (or ``AVGPOOL`` when the window is the whole input), requantized
+  by a float32 scale chosen so that the ``ort`` requantization gives exactly that rounded
+  mean for every sum the window can hold (:func:`mean_scale`); windows that overhang the
+  input (SAME padding whose count differs by position) are refused;
 - ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
 
 Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
@@ -31,15 +41,42 @@ from pathlib import Path
 
 import numpy as np
 
-from .ir import Add, Conv, MaxPool, Network, TensorQuant, dense_weights
+from ..models.requant import float32_scale, requantize_ort
+from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant, dense_weights
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
-__all__ = ["load_tflite", "network_from_tflite"]
+__all__ = ["load_tflite", "mean_scale", "network_from_tflite"]
 
 _F32 = np.float32
 
 #: Scales accepted (LiteRT itself crashes on some beyond them, e.g. an input scale of 1e-38).
 SCALE_RANGE = (2.0 ** -32, 2.0 ** 32)
+
+
+def mean_scale(count):
+    """Return the float32 scale ``s`` that makes the ``ort`` requantization a rounded mean.
+
+    For every sum ``t`` of ``count`` int8 values, ``requantize_ort(t, s)`` (float32 of
+    ``t`` times ``s``, rounded half to even) equals ``t / count`` rounded half away from
+    zero, TFLite's int8 average. ``s`` is the first float32 at or above ``1 / count`` for
+    which that holds, checked on every such sum (at most a few ulps above: a tie
+    ``x.5`` needs the product a little beyond it, and a non-tie is at least
+    ``1 / (2 * count)`` from one). Raises ValueError if no scale within 4096 ulps does.
+    """
+    if not 1 <= count <= 1 << 16:
+        raise ValueError(f"count must be in [1, 65536], not {count}")
+    t = np.arange(-128 * count, 127 * count + 1, dtype=np.int64)
+    half = count // 2
+    want = np.where(t >= 0, (t + half) // count, -((half - t) // count))
+    s = _F32(1.0 / count)
+    if float(s) < 1.0 / count:
+        s = np.nextafter(s, _F32(np.inf))
+    for _ in range(4096):
+        mantissa, exponent = float32_scale(s)
+        if np.array_equal(requantize_ort(t, mantissa, exponent, 0, -128, 127), want):
+            return s
+        s = np.nextafter(s, _F32(np.inf))
+    raise ValueError(f"no float32 scale gives the rounded mean of {count} values")
 
 
 def _schema():
@@ -301,6 +338,70 @@ class _Importer:
         self.add(op, MaxPool(kernel=o.filterHeight, stride=o.strideH, pads=pads,
                              name=self.name(op.outputs[0])), x, yq, flat=x[2])
 
+    def builtin_range(self, act, yq, where):
+        """Return the clamp of LiteRT's built-in int8 kernels: ``zp + round(bound / s)``.
+
+        ``CalculateActivationRangeQuantized``: the float32 quotient rounded half away from
+        zero, then the zero point added (XNNPACK's rule, :meth:`range_of`, adds it first
+        and rounds half to even: the two differ on ties).
+        """
+        f = self.tfl.ActivationFunctionType
+        bounds = {f.NONE: (None, None), f.RELU: (0.0, None), f.RELU6: (0.0, 6.0),
+                  f.RELU_N1_TO_1: (-1.0, 1.0)}
+        if act not in bounds:
+            raise ModelError(f"{where}: fused activation {act} is not supported "
+                             "(NONE, RELU, RELU6, RELU_N1_TO_1)")
+        out = [-128, 127]
+        for k, bound in enumerate(bounds[act]):
+            if bound is None:
+                continue
+            r = float(_F32(bound) / _F32(yq.scale))
+            q = yq.zero_point + int(np.sign(r) * np.floor(abs(r) + 0.5))  # std::round
+            out[k] = max(out[k], q) if k == 0 else min(out[k], q)
+        lo, hi = out
+        return max(-128, min(lo, 127)), min(127, max(hi, -128))
+
+    def average_pool_2d(self, op, where):
+        """``AVERAGE_POOL_2D``: the rounded mean of each window (module text).
+
+        A window covering the whole input is an ``AVGPOOL`` (no multiplies); any other is
+        a convolution whose weights are 1 from each channel to itself (exact: the sum of
+        the window's int8 values; ``C`` times the adds of a depthwise pool on the array).
+        """
+        o = self.options(op, where)
+        x = self.value(op.inputs[0], where)
+        k = o.filterHeight
+        if k != o.filterWidth or o.strideH != o.strideW or o.strideH < 1 or k < 1:
+            raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} and strides "
+                             f"{o.strideH}x{o.strideW} must be square")
+        yq = self.act_quant(op.outputs[0])
+        if yq != x[1]:
+            raise ModelError(f"{where}: input and output quantization must be equal")
+        pads = self.pads(x[0], k, o.strideH, o.padding, where)
+        if any(pads):
+            raise ModelError(f"{where}: SAME padding here lets windows overhang the input "
+                             f"{x[0][0]}x{x[0][1]} (pads {pads}); TFLite then divides by a "
+                             "count that differs per position, which one per-channel "
+                             "requantization cannot do")
+        lo, hi = self.builtin_range(o.fusedActivationFunction, yq, where)
+        h, w, c = x[0]
+        try:
+            scale = mean_scale(k * k)
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}") from None
+        scales = np.full(c, scale, dtype=_F32)
+        name = self.name(op.outputs[0])
+        if (h, w) == (k, k):
+            layer = GlobalAvgPool(bias=np.zeros(c, dtype=np.int64), scales=scales, zp_out=0,
+                                  lo=lo, hi=hi, name=name)
+        else:
+            ones = np.zeros((c, c, k, k), dtype=np.int64)
+            ones[np.arange(c), np.arange(c)] = 1
+            layer = Conv(weights=ones, bias=np.zeros(c, dtype=np.int64), scales=scales,
+                         zp_in=0, zp_out=0, stride=o.strideH, lo=lo, hi=hi, name=name,
+                         op="AveragePool")
+        self.add(op, layer, x, yq, flat=x[2])
+
     def reshape(self, op, where):
         x = self.value(op.inputs[0], where)
         if self.act_quant(op.outputs[0]) != x[1]:
@@ -347,7 +448,11 @@ class _Importer:
         self.output_quant, self.output_value = x[1], x[3]
         self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
 
-    def add_op(self, op, where):
+    def sub_op(self, op, where):
+        """``SUB``: ``a - b``, XNNPACK's add with b's multiplier negated."""
+        self.add_op(op, where, subtract=True)
+
+    def add_op(self, op, where, subtract=False):
         """``ADD``: two int8 tensors of one shape, XNNPACK's integer add, a fused activation."""
         if len(op.inputs) != 2:
             raise ModelError(f"{where}: needs two inputs")
@@ -362,7 +467,7 @@ class _Importer:
         yq = self.act_quant(op.outputs[0])
         lo, hi = self.range_of(o.fusedActivationFunction if o is not None else 0, yq, where)
         layer = Add(a_quant=a[1], b_quant=b[1], out_quant=yq, name=self.name(op.outputs[0]),
-                    lo=lo, hi=hi)
+                    lo=lo, hi=hi, subtract=subtract)
         self.add(op, layer, a, yq, flat=a[2], sources=(a[3], b[3]))
 
     def add(self, op, layer, x, yq, flat, sources=None):
@@ -388,7 +493,8 @@ class _Importer:
     HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
                 "DEPTHWISE_CONV_2D": "depthwise_conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
-                "RESHAPE": "reshape", "DEQUANTIZE": "dequantize", "ADD": "add_op"}
+                "AVERAGE_POOL_2D": "average_pool_2d", "RESHAPE": "reshape",
+                "DEQUANTIZE": "dequantize", "ADD": "add_op", "SUB": "sub_op"}
 
     def run(self):
         codes = self.model.operatorCodes or []

@@ -14,7 +14,7 @@ __all__ = ["Graph", "schema"]
 #: Operator versions that cover int8 tensors (the interpreter looks kernels up by version).
 VERSIONS = {"CONV_2D": 3, "FULLY_CONNECTED": 4, "MAX_POOL_2D": 2, "AVERAGE_POOL_2D": 2,
             "RESHAPE": 1, "QUANTIZE": 2, "DEQUANTIZE": 2, "ADD": 2, "MEAN": 2,
-            "DEPTHWISE_CONV_2D": 3, "SOFTMAX": 2}
+            "DEPTHWISE_CONV_2D": 3, "SOFTMAX": 2, "SUB": 2}
 
 
 def schema():

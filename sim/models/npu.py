@@ -680,8 +680,9 @@ def cycles_of(p, op, f):
       with one group per tile, one write per pixel), and 2 once.
     - ``MAXPOOL``: one read per cycle, ``out_h * out_w * G * K * K``, plus 4 (the read,
       its register, the compare, the write).
-    - ``AVGPOOL``: per group ``in_h * in_w + 3`` reads and hand-over plus the table load
-      (``lanes + 2``); then the requantization tail.
+    - ``AVGPOOL``: per group ``in_h * in_w + 4`` reads and hand-over plus the table load
+      (``lanes + 2``); then the requantization tail less 2 (the last hand-over overlaps
+      it). Exact: ``test_avgpool_cycles_exact`` (1 to 5 groups, six unit configurations).
     - ``ADD``: ``words = pixels * G`` pairs of reads; a word every
       ``max(lanes / add_units, 2)`` cycles (the units take ``add_units`` lanes per cycle;
       the one read port reads two words per pair), the last one's ``lanes / add_units``
@@ -733,9 +734,11 @@ def cycles_of(p, op, f):
         # a serial unit still busy with the group before (small maps; the CONV model's wait)
         wait = max(0, _serial_interval(p) - f["in_h"] * f["in_w"] - 6 - _post_table(p)) \
             if p.requant_serial else 0
+        # (per group: the group's set-up, the reads, the read register's drain and the
+        # hand-over; the last group's hand-over overlaps the tail by 2)
         return insn_cycles(p) + SETUP_CYCLES + g * (
-            f["in_h"] * f["in_w"] + 3 + _post_table(p) + 2 + serial) + (g - 1) * wait \
-            + _post_tail(p)
+            f["in_h"] * f["in_w"] + 4 + _post_table(p) + 2 + serial) + (g - 1) * wait \
+            + _post_tail(p) - 2
     if op is Op.ADD:
         words = f["pixels"] * _groups(f["channels"], lanes)
         chunks = lanes // p.add_units

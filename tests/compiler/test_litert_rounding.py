@@ -9,7 +9,8 @@ in LiteRT and compares every output with both models: all must equal ``ort``, an
 differ from ``tflite`` (else the test could not tell the modes apart). A second test
 runs random weights and inputs (zero points included) through the same comparison. A
 third checks XNNPACK's int8 ADD formula (:mod:`npugen.sim.models.xnn_add`) on every input
-pair of random layers, a fourth LiteRT's reference ADD kernel against TFLite's integer add
+pair of random layers (and its SUB, the compiler's constants for ADD mode 1), a fourth
+LiteRT's reference ADD kernel against TFLite's integer add
 (:mod:`npugen.sim.models.tfl_add`, double rounding), on layers where the two roundings
 differ too.
 """
@@ -26,7 +27,7 @@ from npugen.sim.models.requant import (
     requantize_tflite,
 )
 from npugen.sim.models.tfl_add import tflite_add, tflite_add_int, tflite_add_params
-from npugen.sim.models.xnn_add import xnnpack_add
+from npugen.sim.models.xnn_add import xnnpack_add, xnnpack_add_int
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
@@ -113,12 +114,12 @@ def test_xnnpack_random_layers(seed, per_channel):
         assert np.array_equal(got, want), f"{int((got != want).sum())} of {got.size} differ"
 
 
-def _add_model(sa, za, sb, zb, sc, zc, n):
+def _add_model(sa, za, sb, zb, sc, zc, n, op="ADD"):
     g = Graph()
     a = g.tensor([1, n], np.int8, sa, za)
     b = g.tensor([1, n], np.int8, sb, zb)
     c = g.tensor([1, n], np.int8, sc, zc)
-    g.op("ADD", [a, b], [c], g.tfl.AddOptionsT())
+    g.op(op, [a, b], [c], g.tfl.AddOptionsT() if op == "ADD" else g.tfl.SubOptionsT())
     return g.model([a, b], [c])
 
 
@@ -151,6 +152,32 @@ def test_xnnpack_add_exhaustive(seed):
         differ_from_ort += int((ort_add("avx2", a, b, sa, za, sb, zb, sc, zc) != got).sum())
     print(f"seed {seed}: 4 x 65,536 pairs equal; onnxruntime's QLinearAdd (avx2) formula "
           f"differs on {differ_from_ort}")
+
+
+def test_xnnpack_sub_exhaustive(seed):
+    """Every int8 pair of random layers: LiteRT's SUB equals the compiler's ADD mode 1.
+
+    The constants are :func:`~npugen.sim.compiler.lower.add_constants`' for a subtraction
+    (b's multiplier negated), evaluated by :func:`xnnpack_add_int`, the NPU's mode-1 formula.
+    """
+    from npugen.sim.compiler.ir import TensorQuant  # noqa: PLC0415
+    from npugen.sim.compiler.lower import add_constants  # noqa: PLC0415
+
+    rng = np.random.default_rng([seed, 3])
+    a, b = (v.ravel().astype(np.int8) for v in np.meshgrid(np.arange(-128, 128),
+                                                           np.arange(-128, 128)))
+    for _ in range(4):
+        sa, sb, sc = (np.float32(v) for v in rng.uniform(0.005, 0.1, 3))
+        za, zb, zc = (int(v) for v in rng.integers(-128, 128, 3))
+        got = _run2(_add_model(sa, za, sb, zb, sc, zc, a.size, "SUB"), a, b)
+        f = add_constants("xnnpack", TensorQuant(sa, za), TensorQuant(sb, zb),
+                          TensorQuant(sc, zc), subtract=True)
+        ma, mb, bias = (int(np.uint32(f[k]).view(np.int32)) for k in ("rac", "rbc", "fixed"))
+        assert f["mode"] == 1 and mb < 0
+        want = xnnpack_add_int(a, b, ma, mb, bias, f["shift"], f["zp_out"])
+        bad = np.flatnonzero(got != want)
+        assert len(bad) == 0, (f"scales {sa, sb, sc}, zero points {za, zb, zc}: pairs "
+                               f"{list(zip(a[bad][:5], b[bad][:5], strict=True))} differ")
 
 
 def test_reference_add_is_double_rounding(seed):

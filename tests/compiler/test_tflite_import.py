@@ -136,8 +136,12 @@ def _network(rng, per_channel, tail):
     return g.model([xf], [out]), (h, w, c)
 
 
-def _residual(rng, per_channel):
-    """Return ``(model, input shape)``: two residual blocks, the first adding the input."""
+def _residual(rng, per_channel, op="ADD"):
+    """Return ``(model, input shape)``: two residual blocks, the first adding the input.
+
+    ``op``: ``ADD`` or ``SUB`` (the block's input minus its convolution, then two
+    convolutions' difference).
+    """
     g = Graph()
     h, w = (int(v) for v in rng.integers(3, 8, 2))
     c = int(rng.integers(1, 7))
@@ -152,9 +156,9 @@ def _residual(rng, per_channel):
             x = y2
         s_out, zp = _quant(rng)
         out = g.tensor([1, h, w, c], np.int8, s_out * 2, zp)
-        o = tfl.AddOptionsT()
+        o = tfl.AddOptionsT() if op == "ADD" else tfl.SubOptionsT()
         o.fusedActivationFunction = ACTS[rng.integers(len(ACTS))]
-        g.op("ADD", [x, y], [out], o)
+        g.op(op, [x, y], [out], o)
         x = out
     flat, features = _flatten(g, x, shape)
     y = _fc(g, rng, flat, features, int(rng.integers(2, 9)), per_channel,
@@ -492,3 +496,138 @@ def test_add_graph_refusals(tmp_path, capsys, kind, match):
     assert code == 2 and err.count("\n") == 1 and match in err, err
     assert not (tmp_path / "out").exists()
 
+
+
+def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
+    """Add ``AVERAGE_POOL_2D`` on ``x`` (output quantized as the input unless told)."""
+    q = g.tensors[x].quantization
+    h, w, c = shape
+    oh, ow = ((-(-h // stride), -(-w // stride)) if same
+              else ((h - k) // stride + 1, (w - k) // stride + 1))
+    scale, zp = out_quant or (q.scale[0], q.zeroPoint[0])
+    y = g.tensor([1, oh, ow, c], np.int8, scale, zp)
+    o = tfl.Pool2DOptionsT()
+    o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
+    o.strideH = o.strideW = stride
+    o.filterHeight = o.filterWidth = k
+    o.fusedActivationFunction = act
+    g.op("AVERAGE_POOL_2D", [x], [y], o)
+    return y, (oh, ow, c)
+
+
+def _pool_case(rng):
+    """Return ``(model, input shape, ops)``: QUANTIZE -> AVERAGE_POOL_2D [-> pool] -> out.
+
+    The pool reads the quantized input straight away, so its sums are uniform int8 sums:
+    a quarter of the 2 x 2 windows' means are ties, and as many of them negative.
+    """
+    k, stride = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+    same = bool(rng.integers(2)) and k <= stride  # SAME without overhang: k | size below
+    size = stride * int(rng.integers(2, 4)) if same else k + stride * int(rng.integers(0, 4))
+    c = int(rng.integers(1, 6))
+    g = Graph()
+    xf, x = _quantized_input(g, rng, (size, size, c))
+    y, shape = _avg_pool(g, x, (size, size, c), k, stride, same, ACTS[rng.integers(len(ACTS))])
+    ops = ["GlobalAvgPool" if shape[:2] == (1, 1) and k == size else "AveragePool"]
+    if shape[0] > 1 and rng.integers(2):  # then a global one over the whole map
+        y, shape = _avg_pool(g, y, shape, shape[0], 1, False, ACTS[rng.integers(len(ACTS))])
+        ops.append("GlobalAvgPool")
+    out = g.tensor([1, *shape], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    return g.model([xf], [out]), (size, size, c), ops
+
+
+def test_average_pool_matches_litert(tmp_path, seed):
+    """AVERAGE_POOL_2D: LiteRT's built-in int8 kernel, rounded mean, every window size.
+
+    The inputs span the whole int8 range (zero points at random), so ties of both signs
+    occur in every even-count window; fused activations use the built-in clamp rule.
+    """
+    rng = np.random.default_rng([seed, 21])
+    for n in range(6):
+        model, shape, ops = _pool_case(rng)
+        x = rng.uniform(-10, 10, (8, *shape)).astype(np.float32)
+        _, plan = _compare(tmp_path, f"p{n}", model, x)
+        assert [layer["op"] for layer in plan["layers"]] == ops
+
+
+@pytest.mark.parametrize("zp", [3, 4])
+def test_average_pool_clamp_on_a_rounding_tie(tmp_path, zp):
+    """RELU6 with scale 4: 6 / 4 = 1.5 is a tie; LiteRT's built-in kernel clamps at zp + 2.
+
+    XNNPACK's rule (zero point added before rounding half to even) gives zp + 1 for an odd
+    zero point: the two rules differ here, and the pool follows the built-in one.
+    """
+    g = Graph()
+    xf = g.tensor([1, 4, 4, 2], np.float32)
+    x = g.tensor([1, 4, 4, 2], np.int8, 4.0, zp)
+    g.op("QUANTIZE", [xf], [x])
+    y, shape = _avg_pool(g, x, (4, 4, 2), 2, 2, False, tfl.ActivationFunctionType.RELU6)
+    out = g.tensor([1, *shape], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    x = np.random.default_rng(zp).integers(-40, 40, (16, 4, 4, 2)).astype(np.float32)
+    r, plan = _compare(tmp_path, "tie", g.model([xf], [out]), x)
+    table = json.loads((tmp_path / "tie" / "plan.json").read_text())["layers"][0]
+    assert table["op"] == "AveragePool"
+    q = np.rint(r.outputs / 4.0 + zp).astype(int)
+    assert q.max() == zp + 2 and q.min() == zp  # the clamp is reached at both ends
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 9, 16, 25, 49, 100, 225])
+def test_mean_scale_gives_the_rounded_mean(count):
+    """Every sum of ``count`` int8 values: numpy float32, not the model's requantizer."""
+    from npugen.sim.compiler.tflite_import import mean_scale
+
+    s = mean_scale(count)
+    t = np.arange(-128 * count, 127 * count + 1)
+    got = np.rint(t.astype(np.float32) * np.float32(s)).astype(np.int64)
+    # half away from zero in exact integers: floor((2|t| + count) / (2 count)) with t's sign
+    want = np.sign(t) * ((2 * np.abs(t) + count) // (2 * count))
+    assert np.array_equal(got, want)
+    assert 1 / count <= float(s) < 1 / count * (1 + 2.0 ** -20)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("overhang", "SAME padding here lets windows overhang"),
+    ("quant", "input and output quantization must be equal"),
+    ("rect", "must be square"),
+])
+def test_average_pool_refusals(tmp_path, capsys, case, match):
+    g = Graph()
+    xf = g.tensor([1, 5, 5, 2], np.float32)
+    x = g.tensor([1, 5, 5, 2], np.int8, 0.05, 1)
+    g.op("QUANTIZE", [xf], [x])
+    y, shape = _avg_pool(g, x, (5, 5, 2), 2, 2, case == "overhang", 0,
+                         out_quant=(0.1, 1) if case == "quant" else None)
+    if case == "rect":
+        g.ops[-1].builtinOptions.filterWidth = 3
+    out = g.tensor([1, *shape], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.model([xf], [out]))
+    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_sub_networks_match_litert(tmp_path, seed, per_channel):
+    """SUB (XNNPACK's add with b's multiplier negated: ADD mode 1) in residual graphs."""
+    rng = np.random.default_rng([seed, per_channel, 11])
+    for n in range(3):
+        model, shape = _residual(rng, per_channel, op="SUB")
+        x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
+        _, plan = _compare(tmp_path, f"s{n}", model, x)
+        subs = [layer for layer in plan["layers"] if layer["op"] == "Sub"]
+        assert len(subs) == 2 and all("negated" in s["rounding"] for s in subs)
+
+
+def test_sub_needs_xnnpack_kernel():
+    from npugen.sim.compiler.lower import add_constants
+
+    q = TensorQuant(0.05, 1)
+    assert add_constants("xnnpack", q, q, q, subtract=True)["mode"] == 1
+    for kernel in ("avx2", "gemmlowp", "tflite"):
+        with pytest.raises(ValueError, match="subtraction runs only with XNNPACK"):
+            add_constants(kernel, q, q, q, subtract=True)

@@ -363,6 +363,43 @@ def test_maxpool_unit_cycles_exact(seed, lanes, shape, serial):
     assert maxpool_alone(p, seed, shape, x)["busy_pool"] > 0
 
 
+#: AVGPOOL unit configurations: lanes, and the requantizer options (``serial``: serial
+#: units with the small-FPGA set-up).
+_SERIAL = {"requant_serial": True, "serial_setup": True, "array_broadcast": True}
+_ORT = {"requant_lanes": 2, "requant_serial": True, "requant_ort_only": True}
+AVG_CONFIGS = {
+    "pipelined-2": (2, {}),
+    "pipelined-4": (4, {}),
+    "serial-2": (2, _SERIAL),
+    "serial-4parts": (4, {**_SERIAL, "requant_lanes": 1}),
+    "ort-only": (4, _ORT),
+    "compact": (4, {**_ORT, "requant_compact": True}),
+}
+
+
+@pytest.mark.parametrize("channels, hw", [(1, (3, 3)), (9, (1, 1)), (9, (6, 5))])
+@pytest.mark.parametrize("config", list(AVG_CONFIGS))
+def test_avgpool_cycles_exact(seed, config, channels, hw):
+    """AVGPOOL alone: every word, and the cycle model exact (1 to 5 channel groups).
+
+    (The model was a cycle over for one group and under by ``groups - 2`` beyond two until
+    2026-12-07; a TFLite network with a global average pool showed it in Verilator.)
+    """
+    lanes, options = AVG_CONFIGS[config]
+    p = small(lanes=lanes, act_words=256, **options)
+    rng = np.random.default_rng([seed, channels, 4])
+    (h, w), a = hw, p.act_words
+    x = rng.integers(-128, 128, size=(h, w, channels))
+    mode = "ort" if p.requant_ort_only else "tflite"
+    program = Program(params_hash=params_hash(p), insns=[
+        header_for(p), assemble(Op.AVGPOOL, mode=MODES.index(mode), src=0, dst=a + 20, tab=1,
+                                in_h=h, in_w=w, channels=channels), assemble(Op.HALT)],
+        segments=[("tab", 1, table_words(random_table(rng, channels, mode)))])
+    st, expected = check_program(p, program, seed, act=tensor_words(x, lanes))
+    assert st["state"] is NpuState.DONE and st["busy_pool"] > 0
+    assert st["cycles"] == expected.cycles
+
+
 def test_maxpool_on_array_takes_more_beats_than_the_weights_hold(seed):
     """A MAXPOOL's identity beats do not count against the weight scratchpad.
 
