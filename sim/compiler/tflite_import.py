@@ -3,8 +3,8 @@
 The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
 ``CONV_2D`` and ``DEPTHWISE_CONV_2D`` (any dilation; a depthwise layer runs as a dense
 convolution with zero weights), ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``AVERAGE_POOL_2D``,
-``RESHAPE``, ``ADD`` and ``SUB`` (a tensor may feed several operators: residual
-connections), then ``DEQUANTIZE`` on
+``MEAN`` over height and width, ``RESHAPE``, ``ADD`` and ``SUB`` (a tensor may feed several
+operators: residual connections), then ``DEQUANTIZE`` on
 the output (what TFLite's converter writes for a fully int8 model with float input and
 output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
 
@@ -30,6 +30,10 @@ Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measu
   by a float32 scale chosen so that the ``ort`` requantization gives exactly that rounded
   mean for every sum the window can hold (:func:`mean_scale`); windows that overhang the
   input (SAME padding whose count differs by position) are refused;
+- ``MEAN`` over height and width: XNNPACK's float32 formula with the zero points added
+  before rounding (:mod:`npugen.sim.models.xnn_mean`), run as an ``AVGPOOL`` whose bias,
+  scale and zero point :func:`mean_constants` finds equal on every possible sum (refused
+  when none is);
 - ``DEQUANTIZE``: ``float32(q - zero_point) * scale``.
 
 Reading needs LiteRT's schema classes (``ai-edge-litert``, in the ``tflite`` extra). An
@@ -42,10 +46,11 @@ from pathlib import Path
 import numpy as np
 
 from ..models.requant import float32_scale, requantize_ort
+from ..models.xnn_mean import xnnpack_mean, xnnpack_mean_params
 from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant, dense_weights
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
-__all__ = ["load_tflite", "mean_scale", "network_from_tflite"]
+__all__ = ["load_tflite", "mean_constants", "mean_scale", "network_from_tflite"]
 
 _F32 = np.float32
 
@@ -77,6 +82,42 @@ def mean_scale(count):
             return s
         s = np.nextafter(s, _F32(np.inf))
     raise ValueError(f"no float32 scale gives the rounded mean of {count} values")
+
+
+def mean_constants(s_in, zp_in, s_out, zp_out, n, ulps=16):
+    """Return ``AVGPOOL`` constants ``(bias, scale, zero_point)`` equal to XNNPACK's ``MEAN``.
+
+    XNNPACK adds the zero points in float32 before rounding
+    (:mod:`npugen.sim.models.xnn_mean`); the NPU's ``ort`` requantization rounds
+    ``float32(acc + bias) * scale`` and adds its zero point after. The two agree except near
+    ties, so the constants are searched: the zero point ``zp_out`` with
+    ``bias = -zp_in * n`` first, then ``zp_out +- 1``, ``+- 2`` and 0 with the bias that
+    carries the difference (when ``(zp_out - zp) / scale`` is an integer: a tie then rounds
+    the other way), each with the scales within ``ulps`` float32 steps of XNNPACK's; the
+    first set equal to XNNPACK's result on every sum of ``n`` int8 values is returned.
+    Raises ValueError if none is.
+    """
+    t = np.arange(-128 * n, 127 * n + 1, dtype=np.int64)
+    want = xnnpack_mean(t, s_in, zp_in, s_out, zp_out, n)
+    s0, _ = xnnpack_mean_params(s_in, zp_in, s_out, zp_out, n)
+    candidates = [(-zp_in * n, zp_out)]
+    for zp in (zp_out - 1, zp_out + 1, zp_out - 2, zp_out + 2, 0):
+        d = (zp_out - zp) / float(s0)
+        if -128 <= zp <= 127 and zp != zp_out and abs(d - round(d)) < 1e-3 \
+                and abs(d) < 1 << 24:
+            candidates.append((-zp_in * n + round(d), zp))
+    for bias, zp in candidates:
+        up = down = s0
+        for k in range(ulps + 1):
+            for scale in (up,) if k == 0 else (up, down):
+                mantissa, exponent = float32_scale(scale)
+                got = requantize_ort(t + bias, mantissa, exponent, zp, -128, 127)
+                if np.array_equal(got, want):
+                    return bias, scale, zp
+            up, down = np.nextafter(up, _F32(np.inf)), np.nextafter(down, _F32(0))
+    raise ValueError("no AVGPOOL constants reproduce XNNPACK's rounding of this mean on "
+                     "every input (its zero points enter before rounding; ties near these "
+                     "scales go both ways)")
 
 
 def _schema():
@@ -402,6 +443,34 @@ class _Importer:
                          op="AveragePool")
         self.add(op, layer, x, yq, flat=x[2])
 
+    def mean(self, op, where):
+        """``MEAN`` over height and width (a global average pool, Keras's form of it).
+
+        XNNPACK's arithmetic (:mod:`npugen.sim.models.xnn_mean`) on an ``AVGPOOL`` whose
+        constants :func:`mean_constants` finds; the output keeps or drops the 1 x 1 axes.
+        """
+        x = self.value(op.inputs[0], where)
+        if len(op.inputs) != 2:
+            raise ModelError(f"{where}: needs the input and its axes")
+        if x[2]:
+            raise ModelError(f"{where}: the input must be a map (N, H, W, C), not flattened")
+        axes = sorted(int(a) % 4 for a in self.data(op.inputs[1], np.int32).reshape(-1))
+        if axes != [1, 2]:
+            raise ModelError(f"{where}: only a mean over height and width (axes 1, 2) is "
+                             f"supported, not axes {axes}")
+        yq = self.act_quant(op.outputs[0])
+        h, w, c = x[0]
+        try:
+            bias, scale, zp = mean_constants(x[1].scale, x[1].zero_point, yq.scale,
+                                             yq.zero_point, h * w)
+        except ValueError as exc:
+            raise ModelError(f"{where}: {exc}") from None
+        keep = op.builtinOptions is not None and op.builtinOptions.keepDims
+        layer = GlobalAvgPool(bias=np.full(c, bias, dtype=np.int64),
+                              scales=np.full(c, scale, dtype=_F32), zp_out=zp,
+                              name=self.name(op.outputs[0]))
+        self.add(op, layer, x, yq, flat=not keep)
+
     def reshape(self, op, where):
         x = self.value(op.inputs[0], where)
         if self.act_quant(op.outputs[0]) != x[1]:
@@ -493,7 +562,7 @@ class _Importer:
     HANDLERS = {"QUANTIZE": "quantize", "CONV_2D": "conv_2d",
                 "DEPTHWISE_CONV_2D": "depthwise_conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
-                "AVERAGE_POOL_2D": "average_pool_2d", "RESHAPE": "reshape",
+                "AVERAGE_POOL_2D": "average_pool_2d", "MEAN": "mean", "RESHAPE": "reshape",
                 "DEQUANTIZE": "dequantize", "ADD": "add_op", "SUB": "sub_op"}
 
     def run(self):

@@ -9,8 +9,9 @@ in LiteRT and compares every output with both models: all must equal ``ort``, an
 differ from ``tflite`` (else the test could not tell the modes apart). A second test
 runs random weights and inputs (zero points included) through the same comparison. A
 third checks XNNPACK's int8 ADD formula (:mod:`npugen.sim.models.xnn_add`) on every input
-pair of random layers (and its SUB, the compiler's constants for ADD mode 1), a fourth
-LiteRT's reference ADD kernel against TFLite's integer add
+pair of random layers (and its SUB, the compiler's constants for ADD mode 1), another
+XNNPACK's int8 MEAN (:mod:`npugen.sim.models.xnn_mean`) on the sums where plausible formulas
+disagree, a fourth LiteRT's reference ADD kernel against TFLite's integer add
 (:mod:`npugen.sim.models.tfl_add`, double rounding), on layers where the two roundings
 differ too.
 """
@@ -28,6 +29,7 @@ from npugen.sim.models.requant import (
 )
 from npugen.sim.models.tfl_add import tflite_add, tflite_add_int, tflite_add_params
 from npugen.sim.models.xnn_add import xnnpack_add, xnnpack_add_int
+from npugen.sim.models.xnn_mean import xnnpack_mean
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
@@ -178,6 +180,65 @@ def test_xnnpack_sub_exhaustive(seed):
         bad = np.flatnonzero(got != want)
         assert len(bad) == 0, (f"scales {sa, sb, sc}, zero points {za, zb, zc}: pairs "
                                f"{list(zip(a[bad][:5], b[bad][:5], strict=True))} differ")
+
+
+def _mean_model(n, s_in, zp_in, s_out, zp_out, c):
+    g = Graph()
+    x = g.tensor([1, 1, n, c], np.int8, s_in, zp_in)
+    axes = g.tensor([2], np.int32, data=[1, 2])
+    y = g.tensor([1, 1, 1, c], np.int8, s_out, zp_out)
+    g.op("MEAN", [x, axes], [y], g.tfl.ReducerOptionsT(keepDims=True))
+    return g.model([x], [y])
+
+
+def test_xnnpack_mean_formula(seed):
+    """LiteRT's int8 MEAN equals :func:`xnnpack_mean` where the plausible formulas disagree.
+
+    Random layers (half with a scale ratio a float32 step or a few from ``k / 16``, where
+    sums land on or next to ties) are scanned for the sums on which :func:`xnnpack_mean`
+    and three alternatives differ (onnxruntime's order: the zero point after rounding; the
+    zero points subtracted in integers first; the scale as ``ratio / n``); one input per
+    such sum goes through LiteRT. Every output must equal :func:`xnnpack_mean`, and each
+    alternative must miss some (else the test could not tell them apart).
+    """
+    rng = np.random.default_rng([seed, 5])
+    f32 = np.float32
+    misses, layers = {"zp after": 0, "ints first": 0, "ratio / n": 0}, 0
+    for _ in range(4000):
+        n = int(rng.integers(2, 40))
+        s_out = f32(rng.uniform(0.005, 0.1))
+        s_in = f32(s_out * f32(int(rng.integers(1, 64)) / 16) * f32(1 + int(
+            rng.integers(-4, 5)) * 2.0 ** -23)) if rng.integers(2) else f32(rng.uniform(0.01,
+                                                                                        0.1))
+        zi, zo = (int(v) for v in rng.integers(-128, 128, 2))
+        t = np.arange(-128 * n, 127 * n + 1)
+        want = xnnpack_mean(t, s_in, zi, s_out, zo, n)
+        s = f32(f32(s_in / s_out) * f32(f32(1) / f32(n)))
+        d = (t - zi * n).astype(f32)
+        alt = {"zp after": np.rint((d * s).astype(f32)) + zo,
+               "ints first": np.rint((d * s).astype(f32) + f32(zo)),
+               "ratio / n": np.rint((t.astype(f32) * f32(f32(s_in / s_out) / f32(n))).astype(
+                   f32) + f32(f32(zo) - f32(f32(zi * n) * f32(f32(s_in / s_out) / f32(n)))))}
+        alt = {k: np.clip(v, -128, 127) for k, v in alt.items()}
+        differ = np.flatnonzero(np.any([v != want for v in alt.values()], axis=0))
+        if len(differ) == 0:
+            continue
+        sums = t[differ][:16]
+        x = np.zeros((1, n, len(sums)), dtype=np.int64)  # inputs summing to each sum
+        for j, total in enumerate(sums):
+            x[0, :, j] = total // n
+            x[0, : total - n * (total // n), j] += 1
+        got = run(_mean_model(n, s_in, zi, s_out, zo, len(sums)), x[None].astype(np.int8))
+        got = got.reshape(-1)
+        assert np.array_equal(got, want[differ][:16]), (n, s_in, zi, s_out, zo)
+        for k, v in alt.items():
+            misses[k] += int((v[differ][:16] != got).sum())
+        layers += 1
+        if layers == 40:
+            break
+    assert layers == 40 and all(misses.values()), (layers, misses)
+    print(f"seed {seed}: 40 layers with disagreeing sums, LiteRT equal to xnnpack_mean on "
+          f"all; the alternatives miss {misses}")
 
 
 def test_reference_add_is_double_rounding(seed):

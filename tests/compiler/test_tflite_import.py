@@ -631,3 +631,102 @@ def test_sub_needs_xnnpack_kernel():
     for kernel in ("avx2", "gemmlowp", "tflite"):
         with pytest.raises(ValueError, match="subtraction runs only with XNNPACK"):
             add_constants(kernel, q, q, q, subtract=True)
+
+
+def _mean(g, x, shape, keep, out_quant):
+    """Add ``MEAN`` over axes 1 and 2 of the map ``x``."""
+    c = shape[2]
+    axes = g.tensor([2], np.int32, data=[1, 2])
+    y = g.tensor([1, 1, 1, c] if keep else [1, c], np.int8, *out_quant)
+    o = tfl.ReducerOptionsT()
+    o.keepDims = keep
+    g.op("MEAN", [x, axes], [y], o)
+    return y, ((1, 1, c) if keep else (c,))
+
+
+@pytest.mark.parametrize("same_scale", [False, True], ids=["scales", "same_scale"])
+def test_mean_matches_litert(tmp_path, seed, same_scale):
+    """MEAN over H and W (Keras's global average pool) straight on the quantized input.
+
+    Uniform int8 sums make ties and near-ties common; ``same_scale`` (output quantized with
+    the input's scale, a zero point of the other parity) is where XNNPACK's zero points
+    before rounding differ most from the requantizer's, so the compiler's constants move.
+    """
+    rng = np.random.default_rng([seed, same_scale, 41])
+    done = refused = 0
+    while done < 4:
+        assert refused < 8, "too many layers refused"
+        h, w, c = (int(v) for v in rng.integers(1, 7, 3))
+        g = Graph()
+        xf, x = _quantized_input(g, rng, (h, w, c))
+        q = g.tensors[x].quantization
+        scale = q.scale[0] if same_scale else np.float32(rng.uniform(0.005, 0.05))
+        keep = bool(rng.integers(2))
+        y, shape = _mean(g, x, (h, w, c), keep, (scale, int(rng.integers(-128, 128))))
+        out = g.tensor([1, *shape], np.float32)
+        g.op("DEQUANTIZE", [y], [out])
+        x = rng.uniform(-10, 10, (16, h, w, c)).astype(np.float32)
+        try:
+            _, plan = _compare(tmp_path, f"mean{done}", g.model([xf], [out]), x)
+        except ModelError as exc:  # no exact constants for this layer: refused, not wrong
+            assert "no AVGPOOL constants reproduce XNNPACK's rounding" in str(exc)
+            refused += 1
+            continue
+        assert [layer["op"] for layer in plan["layers"]] == ["GlobalAvgPool"]
+        done += 1
+
+
+def test_mean_constants_move_where_the_zero_points_would_round_apart():
+    """Same scales, 4 elements, odd output zero point: the constants move.
+
+    Ties everywhere: XNNPACK rounds ``t / 4 - zp_in + zp_out`` half to even, which the
+    requantizer with ``zp_out`` as its zero point cannot (it adds it after rounding), so
+    the constants take a neighbouring zero point and a bias 4 apart.
+    """
+    from npugen.sim.compiler.tflite_import import mean_constants
+    from npugen.sim.models.requant import float32_scale, requantize_ort
+    from npugen.sim.models.xnn_mean import xnnpack_mean
+
+    bias, scale, zp = mean_constants(0.05, 3, 0.05, 7, 4)
+    assert (bias, zp) in ((-3 * 4 - 4, 8), (-3 * 4 + 4, 6))
+    t = np.arange(-512, 509)
+    want = xnnpack_mean(t, 0.05, 3, 0.05, 7, 4)
+    naive = requantize_ort(t - 12, *float32_scale(scale), 7, -128, 127)
+    assert np.array_equal(requantize_ort(t + bias, *float32_scale(scale), zp, -128, 127), want)
+    assert not np.array_equal(naive, want)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("axes", "only a mean over height and width"),
+    ("ties", "no AVGPOOL constants reproduce XNNPACK's rounding"),
+])
+def test_mean_refusals(tmp_path, capsys, case, match):
+    g = Graph()
+    h, w, s, zi, zo = (7, 8, 0.03199911117553711, -47, 38) if case == "ties" else \
+        (2, 2, 0.05, 0, 0)
+    xf = g.tensor([1, h, w, 3], np.float32)
+    x = g.tensor([1, h, w, 3], np.int8, s, zi)
+    g.op("QUANTIZE", [xf], [x])
+    axes = g.tensor([1], np.int32, data=[3]) if case == "axes" else \
+        g.tensor([2], np.int32, data=[1, 2])
+    y = g.tensor([1, h, w, 1] if case == "axes" else [1, 1, 1, 3], np.int8, s, zo)
+    g.op("MEAN", [x, axes], [y], tfl.ReducerOptionsT(keepDims=True))
+    out = g.tensor(g.tensors[y].shape, np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.model([xf], [out]))
+    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_mean_scan_counts_every_layer(capsys):
+    """``scripts/scan_mean.py``'s counts: every layer once, random scales all compiling."""
+    from npugen.sim.flow.mean_scan import KINDS, main, scan
+
+    counts = scan(6, 1)
+    assert set(counts) == set(KINDS) and all(sum(c.values()) == 6 for c in counts.values())
+    assert counts["random scales"]["refused"] == 0
+    assert main(["--layers", "2", "--seed", "1"]) == 0
+    assert capsys.readouterr().out.count("\n") == 2 + len(KINDS)
