@@ -101,7 +101,9 @@ class Conv:
                 out_size(w, self.kernel, self.stride, left, r), self.weights.shape[0])
 
     def macs(self, in_shape):
-        """Return the useful multiply-accumulates for input ``in_shape``."""
+        """Return the useful multiply-accumulates for input ``in_shape`` (0 for a pool)."""
+        if self.op == "AveragePool":  # sums only; the ones and zeros are the lowering's
+            return 0
         oh, ow, cout = self.out_shape(in_shape)
         return oh * ow * cout * self.weights.shape[1] * self.kernel ** 2
 

@@ -549,6 +549,7 @@ def test_average_pool_matches_litert(tmp_path, seed):
         x = rng.uniform(-10, 10, (8, *shape)).astype(np.float32)
         _, plan = _compare(tmp_path, f"p{n}", model, x)
         assert [layer["op"] for layer in plan["layers"]] == ops
+        assert plan["macs"] == 0  # pooling multiplies nothing (the CONV's ones are ours)
 
 
 @pytest.mark.parametrize("zp", [3, 4])
