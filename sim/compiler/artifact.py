@@ -89,9 +89,11 @@ def plan_of(network, lowered, p):
                else f"{network.mode} (TFLite's integer add)")
         if getattr(layer, "subtract", False):
             add += ", b negated (SUB)"
-        rounding = {"MaxPool": None, "Add": add}
         # the source model's operator where the layer only implements it (AveragePool, Sub)
         op = getattr(layer, "op", "") or ("Sub" if getattr(layer, "subtract", False) else kind)
+        rounding = {"MaxPool": None, "Add": add,
+                    "AveragePool": "TFLite's average (half away from zero), by ort constants",
+                    "Mean": "XNNPACK's mean, by ort constants"}
         layers.append({
             "name": layer.name, "op": op, "engine": _engine(*bands[-1]),
             "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input
@@ -100,7 +102,7 @@ def plan_of(network, lowered, p):
             "pads": list(getattr(layer, "pads", ())) or None,
             "tiles": len(bands), "macs": layer.macs(shapes[sources[0]]),
             "predicted_cycles": sum(lowered.cycles(p, i) for i in range(first, end)),
-            "rounding": rounding.get(kind, network.mode),
+            "rounding": rounding.get(op, rounding.get(kind, network.mode)),
         })
     return {
         "plan_version": PLAN_VERSION,

@@ -72,8 +72,8 @@ class Conv:
     runtime computes it (``ort``: ``float32(float32(s_in * s_w) / s_out)``). ``lo``/``hi``
     clamp the int8 output (a fused ReLU shows as ``lo = zp_out``). A fully connected layer is
     a Conv whose kernel covers its whole input. ``op``: the source model's operator when it
-    is not a convolution (``"AveragePool"``: a window mean as a Conv of ones), shown in the
-    plan.
+    is not a convolution (``"AveragePool"``: a window mean as a Conv of ones, with ``ort``
+    scales the frontend proved exact: other modes are refused), shown in the plan.
     """
 
     weights: np.ndarray
@@ -134,7 +134,9 @@ class GlobalAvgPool:
     """Mean over H x W per channel, requantized.
 
     ``bias`` int32 and ``scales`` float32 per channel as the runtime computes them (the
-    lowering adds nothing of its own).
+    lowering adds nothing of its own). ``op``: the source model's operator, shown in the
+    plan; ``"AveragePool"`` and ``"Mean"`` (TFLite) hold ``ort``-mode constants the
+    frontend proved exact, so :func:`~.lower.lower` refuses them in any other mode.
     """
 
     bias: np.ndarray
@@ -143,6 +145,7 @@ class GlobalAvgPool:
     lo: int = -128
     hi: int = 127
     name: str = ""
+    op: str = ""  # the source operator when it is not a global average pool ("Mean")
 
     def out_shape(self, in_shape):
         """Output ``(1, 1, C)``."""

@@ -429,6 +429,10 @@ def lower(network, p, engine_for=None):
                          "Winograd engine (--winograd on)")
     if network.mode not in MODES:
         raise LowerError(f"mode must be one of {', '.join(MODES)}, not {network.mode!r}")
+    proven = [x for x in network.layers if getattr(x, "op", "") in ("AveragePool", "Mean")]
+    if proven and network.mode != "ort":
+        raise LowerError(f"{proven[0].op} {proven[0].name!r} holds constants proven exact for "
+                         f"the ort rounding; the network rounds as {network.mode}")
     if p.requant_ort_only and network.mode != "ort" and any(
             isinstance(layer, (Conv, GlobalAvgPool)) for layer in network.layers):
         raise LowerError(f"the network rounds as {network.mode}; this NPU's requantizers "

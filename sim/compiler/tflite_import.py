@@ -230,7 +230,14 @@ class _Importer:
         return self.values[i]
 
     # -- operators -----------------------------------------------------------------------
-    def range_of(self, act, yq, where):
+    def range_of(self, act, yq, where, builtin=False):
+        """Return the int8 clamp ``(lo, hi)`` of a fused activation on output ``yq``.
+
+        XNNPACK (the default): ``rint(bound / s + zp)`` in float32, the zero point added
+        before rounding half to even. ``builtin``: LiteRT's built-in kernels
+        (``CalculateActivationRangeQuantized``), ``zp + round(bound / s)``, the float32
+        quotient rounded half away from zero, then the zero point. The two differ on ties.
+        """
         f = self.tfl.ActivationFunctionType
         bounds = {f.NONE: (None, None), f.RELU: (0.0, None), f.RELU6: (0.0, 6.0),
                   f.RELU_N1_TO_1: (-1.0, 1.0)}
@@ -241,9 +248,12 @@ class _Importer:
         for k, bound in enumerate(bounds[act]):
             if bound is None:
                 continue
-            # XNNPACK: the zero point is added before rounding, in float32
-            q = int(np.rint(np.clip(_F32(bound) / _F32(yq.scale) + _F32(yq.zero_point),
-                                    -128, 127)))
+            if builtin:
+                r = float(_F32(bound) / _F32(yq.scale))
+                q = yq.zero_point + int(np.sign(r) * np.floor(abs(r) + 0.5))  # std::round
+            else:
+                q = int(np.rint(np.clip(_F32(bound) / _F32(yq.scale) + _F32(yq.zero_point),
+                                        -128, 127)))
             lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
         return lo, hi
 
@@ -379,29 +389,6 @@ class _Importer:
         self.add(op, MaxPool(kernel=o.filterHeight, stride=o.strideH, pads=pads,
                              name=self.name(op.outputs[0])), x, yq, flat=x[2])
 
-    def builtin_range(self, act, yq, where):
-        """Return the clamp of LiteRT's built-in int8 kernels: ``zp + round(bound / s)``.
-
-        ``CalculateActivationRangeQuantized``: the float32 quotient rounded half away from
-        zero, then the zero point added (XNNPACK's rule, :meth:`range_of`, adds it first
-        and rounds half to even: the two differ on ties).
-        """
-        f = self.tfl.ActivationFunctionType
-        bounds = {f.NONE: (None, None), f.RELU: (0.0, None), f.RELU6: (0.0, 6.0),
-                  f.RELU_N1_TO_1: (-1.0, 1.0)}
-        if act not in bounds:
-            raise ModelError(f"{where}: fused activation {act} is not supported "
-                             "(NONE, RELU, RELU6, RELU_N1_TO_1)")
-        out = [-128, 127]
-        for k, bound in enumerate(bounds[act]):
-            if bound is None:
-                continue
-            r = float(_F32(bound) / _F32(yq.scale))
-            q = yq.zero_point + int(np.sign(r) * np.floor(abs(r) + 0.5))  # std::round
-            out[k] = max(out[k], q) if k == 0 else min(out[k], q)
-        lo, hi = out
-        return max(-128, min(lo, 127)), min(127, max(hi, -128))
-
     def average_pool_2d(self, op, where):
         """``AVERAGE_POOL_2D``: the rounded mean of each window (module text).
 
@@ -424,7 +411,7 @@ class _Importer:
                              f"{x[0][0]}x{x[0][1]} (pads {pads}); TFLite then divides by a "
                              "count that differs per position, which one per-channel "
                              "requantization cannot do")
-        lo, hi = self.builtin_range(o.fusedActivationFunction, yq, where)
+        lo, hi = self.range_of(o.fusedActivationFunction, yq, where, builtin=True)
         h, w, c = x[0]
         try:
             scale = mean_scale(k * k)
@@ -434,7 +421,7 @@ class _Importer:
         name = self.name(op.outputs[0])
         if (h, w) == (k, k):
             layer = GlobalAvgPool(bias=np.zeros(c, dtype=np.int64), scales=scales, zp_out=0,
-                                  lo=lo, hi=hi, name=name)
+                                  lo=lo, hi=hi, name=name, op="AveragePool")
         else:
             ones = np.zeros((c, c, k, k), dtype=np.int64)
             ones[np.arange(c), np.arange(c)] = 1
@@ -454,12 +441,15 @@ class _Importer:
             raise ModelError(f"{where}: needs the input and its axes")
         if x[2]:
             raise ModelError(f"{where}: the input must be a map (N, H, W, C), not flattened")
-        axes = sorted(int(a) % 4 for a in self.data(op.inputs[1], np.int32).reshape(-1))
-        if axes != [1, 2]:
+        given = [int(a) for a in self.data(op.inputs[1], np.int32).reshape(-1)]
+        # negative and reordered axes measured equal (LiteRT: the same XNNPACK formula)
+        if sorted(a % 4 if -4 <= a <= 3 else a for a in given) != [1, 2]:
             raise ModelError(f"{where}: only a mean over height and width (axes 1, 2) is "
-                             f"supported, not axes {axes}")
+                             f"supported, not axes {given}")
         yq = self.act_quant(op.outputs[0])
         h, w, c = x[0]
+        if max(h, w) > 255:  # AVGPOOL's in_h / in_w fields (checked before the search)
+            raise ModelError(f"{where}: a {h}x{w} map is larger than AVGPOOL's 255 x 255")
         try:
             bias, scale, zp = mean_constants(x[1].scale, x[1].zero_point, yq.scale,
                                              yq.zero_point, h * w)
@@ -468,7 +458,7 @@ class _Importer:
         keep = op.builtinOptions is not None and op.builtinOptions.keepDims
         layer = GlobalAvgPool(bias=np.full(c, bias, dtype=np.int64),
                               scales=np.full(c, scale, dtype=_F32), zp_out=zp,
-                              name=self.name(op.outputs[0]))
+                              name=self.name(op.outputs[0]), op="Mean")
         self.add(op, layer, x, yq, flat=not keep)
 
     def reshape(self, op, where):

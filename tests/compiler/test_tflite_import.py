@@ -515,8 +515,15 @@ def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
     return y, (oh, ow, c)
 
 
+def _int8_inputs(g, x, rng, shape):
+    """Float inputs that quantize to uniform int8 values of the quantized input ``x``."""
+    q = g.tensors[x].quantization
+    ints = rng.integers(-128, 128, shape)
+    return ((ints - q.zeroPoint[0]) * np.float32(q.scale[0])).astype(np.float32)
+
+
 def _pool_case(rng):
-    """Return ``(model, input shape, ops)``: QUANTIZE -> AVERAGE_POOL_2D [-> pool] -> out.
+    """Return ``(model, input shape, ops, x)``: QUANTIZE -> AVERAGE_POOL_2D [-> pool] -> out.
 
     The pool reads the quantized input straight away, so its sums are uniform int8 sums:
     a quarter of the 2 x 2 windows' means are ties, and as many of them negative.
@@ -528,13 +535,14 @@ def _pool_case(rng):
     g = Graph()
     xf, x = _quantized_input(g, rng, (size, size, c))
     y, shape = _avg_pool(g, x, (size, size, c), k, stride, same, ACTS[rng.integers(len(ACTS))])
-    ops = ["GlobalAvgPool" if shape[:2] == (1, 1) and k == size else "AveragePool"]
+    ops = ["AveragePool"]
     if shape[0] > 1 and rng.integers(2):  # then a global one over the whole map
         y, shape = _avg_pool(g, y, shape, shape[0], 1, False, ACTS[rng.integers(len(ACTS))])
-        ops.append("GlobalAvgPool")
+        ops.append("AveragePool")
     out = g.tensor([1, *shape], np.float32)
     g.op("DEQUANTIZE", [y], [out])
-    return g.model([xf], [out]), (size, size, c), ops
+    return g.model([xf], [out]), (size, size, c), ops, _int8_inputs(
+        g, x, rng, (8, size, size, c))
 
 
 def test_average_pool_matches_litert(tmp_path, seed):
@@ -545,8 +553,7 @@ def test_average_pool_matches_litert(tmp_path, seed):
     """
     rng = np.random.default_rng([seed, 21])
     for n in range(6):
-        model, shape, ops = _pool_case(rng)
-        x = rng.uniform(-10, 10, (8, *shape)).astype(np.float32)
+        model, _, ops, x = _pool_case(rng)
         _, plan = _compare(tmp_path, f"p{n}", model, x)
         assert [layer["op"] for layer in plan["layers"]] == ops
         assert plan["macs"] == 0  # pooling multiplies nothing (the CONV's ones are ours)
@@ -557,7 +564,8 @@ def test_average_pool_clamp_on_a_rounding_tie(tmp_path, zp):
     """RELU6 with scale 4: 6 / 4 = 1.5 is a tie; LiteRT's built-in kernel clamps at zp + 2.
 
     XNNPACK's rule (zero point added before rounding half to even) gives zp + 1 for an odd
-    zero point: the two rules differ here, and the pool follows the built-in one.
+    zero point: the two rules differ there (zp 3), and the pool follows the built-in one;
+    zp 4 is the control, where both rules give zp + 2.
     """
     g = Graph()
     xf = g.tensor([1, 4, 4, 2], np.float32)
@@ -634,10 +642,10 @@ def test_sub_needs_xnnpack_kernel():
             add_constants(kernel, q, q, q, subtract=True)
 
 
-def _mean(g, x, shape, keep, out_quant):
-    """Add ``MEAN`` over axes 1 and 2 of the map ``x``."""
+def _mean(g, x, shape, keep, out_quant, axes=(1, 2)):
+    """Add ``MEAN`` over ``axes`` (height and width) of the map ``x``."""
     c = shape[2]
-    axes = g.tensor([2], np.int32, data=[1, 2])
+    axes = g.tensor([len(axes)], np.int32, data=list(axes))
     y = g.tensor([1, 1, 1, c] if keep else [1, c], np.int8, *out_quant)
     o = tfl.ReducerOptionsT()
     o.keepDims = keep
@@ -650,8 +658,9 @@ def test_mean_matches_litert(tmp_path, seed, same_scale):
     """MEAN over H and W (Keras's global average pool) straight on the quantized input.
 
     Uniform int8 sums make ties and near-ties common; ``same_scale`` (output quantized with
-    the input's scale, a zero point of the other parity) is where XNNPACK's zero points
-    before rounding differ most from the requantizer's, so the compiler's constants move.
+    the input's scale) puts sums on ties, where XNNPACK's zero points before rounding differ
+    from the requantizer's, so the compiler's constants often move. Axes are given as
+    ``[1, 2]``, ``[-3, -2]`` or ``[2, 1]`` (LiteRT treats them alike).
     """
     rng = np.random.default_rng([seed, same_scale, 41])
     done = refused = 0
@@ -663,17 +672,18 @@ def test_mean_matches_litert(tmp_path, seed, same_scale):
         q = g.tensors[x].quantization
         scale = q.scale[0] if same_scale else np.float32(rng.uniform(0.005, 0.05))
         keep = bool(rng.integers(2))
-        y, shape = _mean(g, x, (h, w, c), keep, (scale, int(rng.integers(-128, 128))))
+        axes = [[1, 2], [-3, -2], [2, 1]][int(rng.integers(3))]
+        y, shape = _mean(g, x, (h, w, c), keep, (scale, int(rng.integers(-128, 128))), axes)
         out = g.tensor([1, *shape], np.float32)
         g.op("DEQUANTIZE", [y], [out])
-        x = rng.uniform(-10, 10, (16, h, w, c)).astype(np.float32)
+        x = _int8_inputs(g, x, rng, (16, h, w, c))
         try:
             _, plan = _compare(tmp_path, f"mean{done}", g.model([xf], [out]), x)
         except ModelError as exc:  # no exact constants for this layer: refused, not wrong
             assert "no AVGPOOL constants reproduce XNNPACK's rounding" in str(exc)
             refused += 1
             continue
-        assert [layer["op"] for layer in plan["layers"]] == ["GlobalAvgPool"]
+        assert [layer["op"] for layer in plan["layers"]] == ["Mean"]
         done += 1
 
 
@@ -699,6 +709,7 @@ def test_mean_constants_move_where_the_zero_points_would_round_apart():
 
 @pytest.mark.parametrize("case, match", [
     ("axes", "only a mean over height and width"),
+    ("axes_out_of_range", "only a mean over height and width"),
     ("ties", "no AVGPOOL constants reproduce XNNPACK's rounding"),
 ])
 def test_mean_refusals(tmp_path, capsys, case, match):
@@ -708,8 +719,8 @@ def test_mean_refusals(tmp_path, capsys, case, match):
     xf = g.tensor([1, h, w, 3], np.float32)
     x = g.tensor([1, h, w, 3], np.int8, s, zi)
     g.op("QUANTIZE", [xf], [x])
-    axes = g.tensor([1], np.int32, data=[3]) if case == "axes" else \
-        g.tensor([2], np.int32, data=[1, 2])
+    axes = {"axes": [3], "axes_out_of_range": [5, 6]}.get(case, [1, 2])
+    axes = g.tensor([len(axes)], np.int32, data=axes)
     y = g.tensor([1, h, w, 1] if case == "axes" else [1, 1, 1, 3], np.int8, s, zo)
     g.op("MEAN", [x, axes], [y], tfl.ReducerOptionsT(keepDims=True))
     out = g.tensor(g.tensors[y].shape, np.float32)
@@ -731,3 +742,31 @@ def test_mean_scan_counts_every_layer(capsys):
     assert counts["random scales"]["refused"] == 0
     assert main(["--layers", "2", "--seed", "1"]) == 0
     assert capsys.readouterr().out.count("\n") == 2 + len(KINDS)
+
+
+def test_proven_pool_constants_refuse_another_mode(tmp_path):
+    """AVERAGE_POOL_2D and MEAN constants hold for ``ort`` only; other modes are refused.
+
+    Lowering the same network in another rounding mode must fail, not be silently wrong.
+    """
+    import dataclasses
+
+    from npugen.sim.compiler.lower import LowerError, lower
+    from npugen.sim.compiler.tflite_import import load_tflite, network_from_tflite
+
+    for n, op in enumerate(("AveragePool", "Mean")):
+        g = Graph()
+        xf, x = _quantized_input(g, np.random.default_rng(n), (4, 4, 2))
+        if op == "Mean":
+            y, shape = _mean(g, x, (4, 4, 2), True, (0.03, 1))
+        else:
+            y, shape = _avg_pool(g, x, (4, 4, 2), 2, 2, False, 0)
+        out = g.tensor([1, *shape], np.float32)
+        g.op("DEQUANTIZE", [y], [out])
+        path = tmp_path / f"{op}.tflite"
+        path.write_bytes(g.model([xf], [out]))
+        network = network_from_tflite(load_tflite(path))
+        assert [layer.op for layer in network.layers] == [op]
+        lower(network, NPU)  # ort: fine
+        with pytest.raises(LowerError, match=f"{op} .* proven exact for the ort rounding"):
+            lower(dataclasses.replace(network, mode="tflite"), NPU)

@@ -377,7 +377,7 @@ AVG_CONFIGS = {
 }
 
 
-@pytest.mark.parametrize("channels, hw", [(1, (3, 3)), (9, (1, 1)), (9, (6, 5))])
+@pytest.mark.parametrize("channels, hw", [(1, (3, 3)), (5, (2, 3)), (9, (1, 1)), (9, (6, 5))])
 @pytest.mark.parametrize("config", list(AVG_CONFIGS))
 def test_avgpool_cycles_exact(seed, config, channels, hw):
     """AVGPOOL alone: every word, and the cycle model exact (1 to 5 channel groups).
