@@ -498,6 +498,16 @@ def test_add_graph_refusals(tmp_path, capsys, kind, match):
 
 
 
+def _assert_refused(tmp_path, capsys, model, match):
+    """``npugen compile`` refuses ``model``: exit 2, one line naming ``match``, no output."""
+    path = tmp_path / "m.tflite"
+    path.write_bytes(model)
+    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and match in err, err
+    assert not (tmp_path / "out").exists()
+
+
 def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
     """Add ``AVERAGE_POOL_2D`` on ``x`` (output quantized as the input unless told)."""
     q = g.tensors[x].quantization
@@ -612,12 +622,7 @@ def test_average_pool_refusals(tmp_path, capsys, case, match):
         g.ops[-1].builtinOptions.filterWidth = 3
     out = g.tensor([1, *shape], np.float32)
     g.op("DEQUANTIZE", [y], [out])
-    path = tmp_path / "m.tflite"
-    path.write_bytes(g.model([xf], [out]))
-    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and match in err, err
-    assert not (tmp_path / "out").exists()
+    _assert_refused(tmp_path, capsys, g.model([xf], [out]), match)
 
 
 @pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
@@ -725,12 +730,7 @@ def test_mean_refusals(tmp_path, capsys, case, match):
     g.op("MEAN", [x, axes], [y], tfl.ReducerOptionsT(keepDims=True))
     out = g.tensor(g.tensors[y].shape, np.float32)
     g.op("DEQUANTIZE", [y], [out])
-    path = tmp_path / "m.tflite"
-    path.write_bytes(g.model([xf], [out]))
-    code = main(["compile", str(path), "-o", str(tmp_path / "out")])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and match in err, err
-    assert not (tmp_path / "out").exists()
+    _assert_refused(tmp_path, capsys, g.model([xf], [out]), match)
 
 
 def test_mean_scan_counts_every_layer(capsys):
