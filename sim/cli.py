@@ -208,10 +208,10 @@ def _parser():
                                "there, it holds one matrix)")
     _add_params(compile_, BLOCKS["npu"])
     infer = sub.add_parser(
-        "infer", help="run a compiled network on a batch of float inputs",
+        "infer", help="run a compiled network on a batch of inputs",
         description="Run a compiled network: X.npy (N inputs stacked on axis 0, float32 as "
-                    "the model takes them) in, Y.npy out, quantized and dequantized exactly "
-                    "as the model does.")
+                    "the model takes them; int8 for a TFLite model whose input is int8) in, "
+                    "Y.npy out, quantized and dequantized exactly as the model does.")
     infer.add_argument("folder", metavar="DIR", help="folder written by 'npugen compile'")
     infer.add_argument("--input", required=True, metavar="X.npy", action=_Once)
     infer.add_argument("-o", "--output", required=True, metavar="Y.npy", action=_Once)
@@ -221,7 +221,9 @@ def _parser():
     infer.add_argument("--port", default=None, action=_Once,
                        help="serial device of the board (--engine board)")
     _add_common(infer, "baud")
-    infer.add_argument("--raw", action="store_true", help="write the int8 output instead")
+    infer.add_argument("--raw", action="store_true",
+                       help="write the int8 output instead (a model whose output is int8 "
+                            "writes it anyway)")
     infer.add_argument("--check", action="store_true",
                        help="also run onnxruntime (LiteRT for a .tflite model) and report "
                             "every mismatching element")

@@ -35,9 +35,12 @@ __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 #: 4: ISA version 3 (ADD mode 1, XNNPACK's add). 5: ISA version 4 (SPFC, the sparse
 #: engine; its layers' predicted cycles assume the matrix loaded and every input non-zero).
 #: 6: ISA version 6 (CONV's ``engine``: a layer's ``engine`` may be ``winograd``).
-PLAN_VERSION = 6
+#: 7: ``input.dtype`` and ``output.dtype`` (``int8``: a TFLite model's int8 graph edge).
+PLAN_VERSION = 7
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
+#: Valid ``input.dtype`` and ``output.dtype``: the model's float edge, or its int8 tensor.
+DTYPES = ("float32", "int8")
 _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: "add",
            Op.SPFC: "sparse"}
 
@@ -69,6 +72,16 @@ class Compiled:
     def quantize_rule(self):
         """How the float input is quantized (:data:`.quant.RULES`)."""
         return self.plan["input"]["quantize"]
+
+    @property
+    def input_dtype(self):
+        """``"float32"`` (quantized here) or ``"int8"`` (the model takes int8 as is)."""
+        return self.plan["input"]["dtype"]
+
+    @property
+    def output_dtype(self):
+        """``"float32"`` (dequantized here) or ``"int8"`` (the model returns int8)."""
+        return self.plan["output"]["dtype"]
 
     @property
     def output_quant(self):
@@ -111,9 +124,11 @@ def plan_of(network, lowered, p):
         "input": {"name": network.input_name, "model_shape": list(network.model_input_shape),
                   "shape_hwc": list(network.input_shape), "address": lowered.input_address,
                   "layout": network.input_layout, "quantize": network.quantize_rule,
+                  "dtype": network.input_dtype,
                   "quant": {"scale": network.input_quant.scale,
                             "zero_point": network.input_quant.zero_point}},
         "output": {"name": network.output_name, "layout": network.output_layout,
+                   "dtype": network.output_dtype,
                    "shape_hwc": list(lowered.output_shape),
                    "address": lowered.output_address,
                    "quant": {"scale": network.output_quant.scale,
@@ -173,7 +188,9 @@ def read_compiled(path):
         plan["input"]["model_shape"]  # noqa: B018
         checks = (("input.layout", plan["input"]["layout"], INPUT_LAYOUTS),
                   ("input.quantize", plan["input"]["quantize"], RULES),
-                  ("output.layout", plan["output"]["layout"], OUTPUT_LAYOUTS))
+                  ("output.layout", plan["output"]["layout"], OUTPUT_LAYOUTS),
+                  ("input.dtype", plan["input"]["dtype"], DTYPES),
+                  ("output.dtype", plan["output"]["dtype"], DTYPES))
         for name, value, valid in checks:
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, not {value!r}")

@@ -1,7 +1,7 @@
 """Run a compiled network: float in, float out, on the instruction-level simulator.
 
 :func:`input_words` quantizes a batch exactly as the model's first ``QuantizeLinear``
-(or TFLite ``QUANTIZE``)
+(or TFLite ``QUANTIZE``; a TFLite model whose graph input is int8 takes int8 as is)
 and lays each input out as activation words; :func:`outputs_of` turns output words back
 into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``).
 The same functions serve the Verilator and board engines (they only move words).
@@ -17,7 +17,11 @@ __all__ = ["check_batch", "input_words", "output_words_count", "outputs_of", "ru
 
 
 def check_batch(compiled, x):
-    """Return ``x`` as float32 after checking it is ``(N, *model_input_shape)``."""
+    """Return ``x`` after checking it is ``(N, *model_input_shape)`` of the model's type.
+
+    float32 for a model that quantizes its input; int64 for an int8 model input (any
+    integer array whose values are int8).
+    """
     x = np.asarray(x)
     want = tuple(compiled.plan["input"]["model_shape"])
     if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
@@ -25,15 +29,23 @@ def check_batch(compiled, x):
                          f"not {x.shape}")
     if len(x) == 0:
         raise ValueError("input holds no images (N = 0)")
+    if compiled.input_dtype == "int8":
+        if x.dtype.kind not in "iu":
+            raise ValueError(f"input must be int8 (the model takes int8), not {x.dtype}")
+        if x.min() < -128 or x.max() > 127:
+            raise ValueError(f"input values must be int8, in [-128, 127], not "
+                             f"[{x.min()}, {x.max()}]")
+        return x.astype(np.int64)
     if x.dtype.kind != "f":
         raise ValueError(f"input must be float (the model takes float32), not {x.dtype}")
     return x.astype(np.float32)
 
 
 def input_words(compiled, x):
-    """Activation words of each input of a float batch ``x``: a list of word lists."""
+    """Activation words of each input of a batch ``x``: a list of word lists."""
     x = check_batch(compiled, x)
-    q = quantize(x, compiled.input_quant, compiled.quantize_rule)
+    q = (x if compiled.input_dtype == "int8"
+         else quantize(x, compiled.input_quant, compiled.quantize_rule))
     h, w, c = compiled.plan["input"]["shape_hwc"]
     if compiled.input_layout == "hwc":
         q = q.reshape(len(q), h, w, c)
@@ -49,7 +61,10 @@ def output_words_count(compiled):
 
 
 def outputs_of(compiled, words_per_image, raw=False):
-    """Return the model's output batch from each image's output words (int8 if ``raw``)."""
+    """Return the model's output batch from each image's output words.
+
+    int8 if ``raw`` or if the model's output is int8; else dequantized to float32.
+    """
     shape, lanes = compiled.plan["output"]["shape_hwc"], compiled.params.lanes
     layout = compiled.plan["output"]["layout"]  # chw, flat (ONNX); hwc, flat_hwc (TFLite)
     q = np.stack([tensor_of(words, shape, lanes) if layout in ("hwc", "flat_hwc")
@@ -57,11 +72,13 @@ def outputs_of(compiled, words_per_image, raw=False):
                   for words in words_per_image])
     if layout.startswith("flat"):
         q = q.reshape(len(q), -1)
-    return q.astype(np.int8) if raw else dequantize(q, compiled.output_quant)
+    if raw or compiled.output_dtype == "int8":
+        return q.astype(np.int8)
+    return dequantize(q, compiled.output_quant)
 
 
 def run_isa(compiled, x, raw=False, progress=None):
-    """Run a float batch on the instruction-level simulator; return ``(y, cycles)``.
+    """Run a batch on the instruction-level simulator; return ``(y, cycles)``.
 
     ``cycles`` lists the simulator's cycle count per image. Raises RuntimeError if the
     program stops with an error.

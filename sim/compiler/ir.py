@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["MODES", "Add", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
-           "dense_weights", "out_size"]
+           "dense_weights", "out_size", "square_kernel"]
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -32,27 +32,49 @@ def out_size(size, kernel, stride, pad_begin, pad_end):
 def dense_weights(weights, groups=1, dilation=1):
     """Return a grouped and dilated convolution's weights as a dense, undilated one's.
 
-    ``weights`` ``(cout, cin / groups, k, k)``: output channel ``o`` reads the input
-    channels of its group ``o // (cout / groups)``. Returns ``(cout, cin, K, K)`` with
-    ``K = (k - 1) * dilation + 1``: each group's block on the diagonal, the taps ``dilation``
-    apart, zeros elsewhere. The sums are the same integers (a zero weight adds nothing, and
-    positions in the padding hold the input zero point, which adds nothing either), so the
-    result is exact; the cost is the dense layer's: ``groups`` times the MACs of each output
-    channel, and ``K * K / (k * k)`` times the window.
+    ``weights`` ``(cout, cin / groups, kh, kw)``: output channel ``o`` reads the input
+    channels of its group ``o // (cout / groups)``. Returns ``(cout, cin, KH, KW)`` with
+    ``KH = (kh - 1) * dilation + 1`` (``KW`` alike): each group's block on the diagonal, the
+    taps ``dilation`` apart, zeros elsewhere. The sums are the same integers (a zero weight
+    adds nothing, and positions in the padding hold the input zero point, which adds nothing
+    either), so the result is exact; the cost is the dense layer's: ``groups`` times the
+    MACs of each output channel, and ``KH * KW / (kh * kw)`` times the window.
     """
     weights = np.asarray(weights)
-    cout, per_group, k, _ = weights.shape
+    cout, per_group, kh, kw = weights.shape
     if groups < 1 or cout % groups:
         raise ValueError(f"groups must divide the output channels ({cout}), not {groups}")
     if dilation < 1:
         raise ValueError(f"dilation must be 1 or more, not {dilation}")
-    size = (k - 1) * dilation + 1
-    out = np.zeros((cout, per_group * groups, size, size), dtype=np.int64)
+    size_h, size_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    out = np.zeros((cout, per_group * groups, size_h, size_w), dtype=np.int64)
     per_out = cout // groups
     for o in range(cout):
         g = o // per_out
         out[o, g * per_group:(g + 1) * per_group, ::dilation, ::dilation] = weights[o]
     return out
+
+
+def square_kernel(weights, pads):
+    """Return ``(weights, pads)`` of a ``KH x KW`` window as a ``K x K`` one, ``K = max``.
+
+    ``weights`` ``(cout, cin, KH, KW)``, ``pads`` ``(top, left, bottom, right)``. The window
+    keeps its rows at the top and its columns at the left; the rows (columns) it gains hold
+    zero weights and read as many more rows (columns) of bottom (right) padding, which holds
+    the input zero point. Every output position sums the same products (exact), the output
+    size is unchanged (``K - KH`` more rows of window, ``K - KH`` more of padding), and the
+    new bottom/right pads stay below ``K`` when the old ones were below ``KH``/``KW``. The
+    cost: ``K * K / (KH * KW)`` times the window's MACs.
+    """
+    weights = np.asarray(weights)
+    cout, cin, kh, kw = weights.shape
+    k = max(kh, kw)
+    if kh == kw:
+        return weights, tuple(pads)
+    out = np.zeros((cout, cin, k, k), dtype=weights.dtype)
+    out[:, :, :kh, :kw] = weights
+    t, left, b, r = pads
+    return out, (t, left, b + k - kh, r + k - kw)
 
 
 @dataclass(frozen=True)
@@ -61,6 +83,10 @@ class TensorQuant:
 
     scale: float  # a float32 value
     zero_point: int
+
+
+#: Conv ``op`` values of pools run as a convolution of ones (they count no MACs).
+POOL_OPS = ("AveragePool", "GlobalAveragePool", "Mean")
 
 
 @dataclass
@@ -73,7 +99,10 @@ class Conv:
     clamp the int8 output (a fused ReLU shows as ``lo = zp_out``). A fully connected layer is
     a Conv whose kernel covers its whole input. ``op``: the source model's operator when it
     is not a convolution (``"AveragePool"``: a window mean as a Conv of ones, with ``ort``
-    scales the frontend proved exact: other modes are refused), shown in the plan.
+    scales the frontend proved exact: other modes are refused; :data:`POOL_OPS`: pools as
+    Convs of ones, 0 MACs), shown in the plan. ``taps``: the source layer's multiplies per
+    output value when the dense square window holds zeros it does not have (grouped,
+    dilated or rectangular windows); 0: every weight of the window counts.
     """
 
     weights: np.ndarray
@@ -87,6 +116,7 @@ class Conv:
     hi: int = 127
     name: str = ""
     op: str = ""
+    taps: int = 0
 
     @property
     def kernel(self):
@@ -102,10 +132,10 @@ class Conv:
 
     def macs(self, in_shape):
         """Return the useful multiply-accumulates for input ``in_shape`` (0 for a pool)."""
-        if self.op == "AveragePool":  # sums only; the ones and zeros are the lowering's
+        if self.op in POOL_OPS:  # sums only; the ones and zeros are the lowering's
             return 0
         oh, ow, cout = self.out_shape(in_shape)
-        return oh * ow * cout * self.weights.shape[1] * self.kernel ** 2
+        return oh * ow * cout * (self.taps or self.weights.shape[1] * self.kernel ** 2)
 
 
 @dataclass
@@ -203,6 +233,10 @@ class Network:
     ``"onnxruntime"`` (``QLinearAdd``, AVX2) or ``"xnnpack"`` (LiteRT's default).
     ``input_name``/``output_name`` and
     ``model_input_shape`` keep the source model's names and shape (without the batch axis).
+    ``input_dtype``/``output_dtype``: ``"float32"`` (the model quantizes its input and
+    dequantizes its output) or ``"int8"`` (a TFLite model whose graph input or output is
+    the int8 tensor itself: it is passed as is, ``input_quant``/``output_quant`` only
+    describe it).
     ``inputs[n]``: the values layer ``n`` reads (empty list: a chain, layer ``n`` reads value
     ``n``); ``output_value``: the value the network returns (None: the last layer's).
     """
@@ -222,6 +256,8 @@ class Network:
     input_layout: str = "chw"
     quantize_rule: str = "div"
     add_kernel: str = "onnxruntime"
+    input_dtype: str = "float32"
+    output_dtype: str = "float32"
 
     def sources(self, n):
         """Return the values layer ``n`` reads, as a tuple (value 0: the network input)."""

@@ -38,7 +38,7 @@ naming the param to raise):
 - instructions: ``HEADER``, the layers, ``HALT`` (``imem_words``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
@@ -63,7 +63,7 @@ from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
 from ..models.tfl_add import tflite_add_params
 from ..models.xnn_add import xnnpack_add_params
-from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool
+from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool, square_kernel
 
 __all__ = ["ADD_KERNELS", "Lowered", "LowerError", "add_constants", "lower"]
 
@@ -409,6 +409,28 @@ def _conv_plan(p, force, where, bands_of, pixels, why):
     return (1, whole) if winograd < array else (0, bands)
 
 
+def _pools_as_convolutions(network):
+    """Return ``network`` with each global average pool as a convolution of ones.
+
+    For an NPU without the AVGPOOL unit: an H x W map's pool is an H x W CONV from each
+    channel to itself with weight 1 (input zero point 0; a rectangular window as a square
+    one, :func:`~.ir.square_kernel`), with the pool's own bias, scales, zero point and clamp:
+    the same sum into the same requantization (``C`` times the adds on the array).
+    """
+    layers = list(network.layers)
+    for n, layer in enumerate(layers):
+        if not isinstance(layer, GlobalAvgPool):
+            continue
+        h, w, c = network.shapes()[network.sources(n)[0]]
+        ones = np.zeros((c, c, h, w), dtype=np.int64)
+        ones[np.arange(c), np.arange(c)] = 1
+        weights, pads = square_kernel(ones, (0, 0, 0, 0))
+        layers[n] = Conv(weights=weights, bias=layer.bias, scales=layer.scales, zp_in=0,
+                         zp_out=layer.zp_out, pads=pads, lo=layer.lo, hi=layer.hi,
+                         name=layer.name, op=layer.op or "GlobalAveragePool")
+    return replace(network, layers=layers)
+
+
 def lower(network, p, engine_for=None):
     """Return the :class:`Lowered` program of ``network`` for NPU params ``p``.
 
@@ -437,9 +459,8 @@ def lower(network, p, engine_for=None):
             isinstance(layer, (Conv, GlobalAvgPool)) for layer in network.layers):
         raise LowerError(f"the network rounds as {network.mode}; this NPU's requantizers "
                          "round only as onnxruntime (requant_ort_only)")
-    if not p.avgpool and any(isinstance(x, GlobalAvgPool) for x in network.layers):
-        raise LowerError("the network has a global average pool; the NPU was built without "
-                         "the AVGPOOL unit (--avgpool true)")
+    if not p.avgpool:
+        network = _pools_as_convolutions(network)
     if not p.add_units and any(isinstance(x, Add) for x in network.layers):
         raise LowerError("the network has element-wise adds; the NPU was built without ADD "
                          "units (--add-units 1)")

@@ -37,6 +37,7 @@ from .ir import (
     Network,
     TensorQuant,
     dense_weights,
+    square_kernel,
 )
 
 __all__ = ["ModelError", "check_graph", "load_onnx", "network_from_onnx"]
@@ -297,8 +298,12 @@ class _Importer:
         return b.astype(np.int64)
 
     @staticmethod
-    def window(node, kernel_shape, where_shape, dilated=False):
-        """Return ``(k, stride, pads, dilation)``; ``dilated``: the operator may dilate."""
+    def window(node, kernel_shape, where_shape, dilated=False, rectangular=False):
+        """Return ``(k, stride, pads, dilation)``; ``dilated``: the operator may dilate.
+
+        ``rectangular``: the window may be ``kh x kw`` (a convolution's); ``k`` is then the
+        pair ``(kh, kw)``, else one int.
+        """
         a = node.attrs
         ks = list(a.get("kernel_shape", kernel_shape))
         strides = list(a.get("strides", [1, 1]))
@@ -306,7 +311,7 @@ class _Importer:
         dil = list(a.get("dilations", [1, 1]))
         auto_pad = a.get("auto_pad", b"NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
-        if len(ks) != 2 or ks[0] != ks[1]:
+        if len(ks) != 2 or min(ks) < 1 or (ks[0] != ks[1] and not rectangular):
             raise ModelError(f"{node.where()}: kernel must be square 2-D, not {ks}")
         if len(strides) != 2 or strides[0] != strides[1]:
             raise ModelError(f"{node.where()}: strides must be equal, not {strides}")
@@ -321,12 +326,16 @@ class _Importer:
                              "(NOTSET or VALID)")
         if auto_pad == "VALID":
             pads = [0, 0, 0, 0]
-        span = (ks[0] - 1) * dil[0] + 1  # the dilated window
-        if len(pads) != 4 or min(pads) < 0 or max(pads) >= span:
-            raise ModelError(f"{node.where()}: pads must be 4 values in 0..{span - 1} (the "
+        span = [(k - 1) * dil[0] + 1 for k in ks]  # the dilated window, rows and columns
+        if len(pads) != 4 or min(pads) < 0 or max(pads[0], pads[2]) >= span[0] \
+                or max(pads[1], pads[3]) >= span[1]:
+            limits = (f"0..{span[0] - 1}" if span[0] == span[1] else
+                      f"0..{span[0] - 1} (top, bottom) and 0..{span[1] - 1} (left, right)")
+            raise ModelError(f"{node.where()}: pads must be 4 values in {limits} (the "
                              f"window's size less 1), not {pads}")
         t, left, b, r = pads[0], pads[1], pads[2], pads[3]
-        return ks[0], strides[0], (t, left, b, r), dil[0]
+        k = (ks[0], ks[1]) if rectangular else ks[0]
+        return k, strides[0], (t, left, b, r), dil[0]
 
     # -- operators -------------------------------------------------------------------
     def quantize_input(self, node):
@@ -370,15 +379,19 @@ class _Importer:
         if w.ndim != 4 or w.shape[1] != cin // groups:
             raise ModelError(f"{node.where()}: weights {w.shape} do not fit input channels "
                              f"{cin} in {groups} group(s)")
-        k, stride, pads, dilation = self.window(node, w.shape[2:], x.shape, dilated=True)
-        if w.shape[2] != w.shape[3] or k != w.shape[2]:
-            raise ModelError(f"{node.where()}: kernel must be square and match the weights")
+        ks, stride, pads, dilation = self.window(node, w.shape[2:], x.shape, dilated=True,
+                                                 rectangular=True)
+        if ks != tuple(w.shape[2:]):
+            raise ModelError(f"{node.where()}: kernel_shape {list(ks)} does not match the "
+                             f"weights {list(w.shape[2:])}")
         yq = self.quant(node, i[6], i[7], "y")
-        # grouped (depthwise) and dilated: one dense convolution with zero weights, exact
-        w = dense_weights(w, groups, dilation)
+        # grouped (depthwise), dilated, rectangular: one dense square convolution with zero
+        # weights, exact
+        w, pads = square_kernel(dense_weights(w, groups, dilation), pads)
         layer = Conv(weights=w, bias=self.bias(node, i[8], w.shape[0]),
                      scales=self.requant_scales(xq.scale, ws, yq.scale), zp_in=xq.zero_point,
-                     zp_out=yq.zero_point, stride=stride, pads=pads, name=node.name)
+                     zp_out=yq.zero_point, stride=stride, pads=pads, name=node.name,
+                     taps=cin // groups * ks[0] * ks[1])
         self.add(node, layer, x, yq)
 
     def dense(self, node, x, w, ws, bias, yq):
@@ -390,14 +403,11 @@ class _Importer:
             raise ModelError(f"{node.where()}: weights take {w.shape[1]} inputs, the input "
                              f"has {h * wd * c}")
         # ONNX flattens N x C x H x W in C, H, W order. A rectangular input runs as one
-        # max(H, W) square window whose extra positions (beyond the input: padding, filled
-        # with zp_in) have zero weights, so they add nothing.
-        k = max(h, wd)
-        weights = np.zeros((w.shape[0], c, k, k), dtype=np.int64)
-        weights[:, :, :h, :wd] = w.reshape(w.shape[0], c, h, wd)
+        # max(H, W) square window (square_kernel).
+        weights, pads = square_kernel(w.reshape(w.shape[0], c, h, wd), (0, 0, 0, 0))
         layer = Conv(weights=weights, bias=bias, scales=self.requant_scales(
             x.quant.scale, ws, yq.scale), zp_in=x.quant.zero_point, zp_out=yq.zero_point,
-            pads=(0, 0, k - h, k - wd), name=node.name)
+            pads=pads, name=node.name, taps=h * wd * c)
         self.add(node, layer, _Value(x.shape, x.quant, vid=x.vid), yq, flat=True)
 
     def qgemm(self, node):

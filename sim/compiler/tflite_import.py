@@ -47,7 +47,16 @@ import numpy as np
 
 from ..models.requant import float32_scale, requantize_ort
 from ..models.xnn_mean import xnnpack_mean, xnnpack_mean_params
-from .ir import Add, Conv, GlobalAvgPool, MaxPool, Network, TensorQuant, dense_weights
+from .ir import (
+    Add,
+    Conv,
+    GlobalAvgPool,
+    MaxPool,
+    Network,
+    TensorQuant,
+    dense_weights,
+    square_kernel,
+)
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
 __all__ = ["load_tflite", "mean_constants", "mean_scale", "network_from_tflite"]
@@ -161,6 +170,7 @@ class _Importer:
         # values: tensor index -> (shape, quant, flat, the Network's value id)
         self.layers, self.values, self.inputs, self.wheres = [], {}, [], []
         self.input_quant = self.output_quant = self.output_value = None
+        self.input_dtype = self.output_dtype = "float32"
 
     # -- tensors -------------------------------------------------------------------------
     def tensor(self, i):
@@ -257,7 +267,7 @@ class _Importer:
             lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
         return lo, hi
 
-    def conv_layer(self, op, where, weights, stride, pads, act, flat=False, w_axis=0):
+    def conv_layer(self, op, where, weights, stride, pads, act, flat=False, w_axis=0, taps=0):
         x, yq = self.value(op.inputs[0], where), self.act_quant(op.outputs[0])
         xq = x[1]
         if self.tensor(op.inputs[1]).type != self.tfl.TensorType.INT8:
@@ -284,7 +294,7 @@ class _Importer:
         lo, hi = self.range_of(act, yq, where)
         layer = Conv(weights=weights, bias=bias, scales=scales.astype(_F32),
                      zp_in=xq.zero_point, zp_out=yq.zero_point, stride=stride, pads=pads,
-                     lo=lo, hi=hi, name=self.name(op.outputs[0]))
+                     lo=lo, hi=hi, name=self.name(op.outputs[0]), taps=taps)
         self.add(op, layer, x, yq, flat=flat)
 
     def options(self, op, where):
@@ -299,16 +309,16 @@ class _Importer:
         if w.ndim != 4:
             raise ModelError(f"{where}: the filter must be 4-D (O, H, W, I)")
         cout, kh, kw, cin = w.shape
-        if kh != kw:
-            raise ModelError(f"{where}: kernel {kh}x{kw} is not square")
         if cin != shape[2]:
             raise ModelError(f"{where}: filter has {cin} input channels, input has {shape[2]}")
         if o.strideH != o.strideW or o.strideH < 1:
             raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
         dilation = self.dilation(o, where)
-        pads = self.pads(shape, (kh - 1) * dilation + 1, o.strideH, o.padding, where)
-        self.conv_layer(op, where, dense_weights(w.transpose(0, 3, 1, 2), 1, dilation),
-                        o.strideH, pads, o.fusedActivationFunction)
+        reach = ((kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
+        pads = self.pads(shape, reach, o.strideH, o.padding, where)
+        weights, pads = square_kernel(dense_weights(w.transpose(0, 3, 1, 2), 1, dilation), pads)
+        self.conv_layer(op, where, weights, o.strideH, pads, o.fusedActivationFunction,
+                        taps=cin * kh * kw)
 
     def depthwise_conv_2d(self, op, where):
         """Depthwise: output channel ``c * m + j`` filters input channel ``c`` alone.
@@ -323,19 +333,19 @@ class _Importer:
             raise ModelError(f"{where}: the filter must be 4-D (1, H, W, C * multiplier)")
         _, kh, kw, cout = w.shape
         cin, m = shape[2], o.depthMultiplier
-        if kh != kw:
-            raise ModelError(f"{where}: kernel {kh}x{kw} is not square")
         if m < 1 or cout != cin * m:
             raise ModelError(f"{where}: the filter has {cout} channels, not the input's "
                              f"{cin} times the depth multiplier {m}")
         if o.strideH != o.strideW or o.strideH < 1:
             raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
         dilation = self.dilation(o, where)
-        pads = self.pads(shape, (kh - 1) * dilation + 1, o.strideH, o.padding, where)
-        # (cout, 1, k, k): output channel c * m + j is group c's (one input channel each)
+        reach = ((kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
+        pads = self.pads(shape, reach, o.strideH, o.padding, where)
+        # (cout, 1, kh, kw): output channel c * m + j is group c's (one input channel each)
         grouped = w[0].transpose(2, 0, 1)[:, None]
-        self.conv_layer(op, where, dense_weights(grouped, cin, dilation), o.strideH, pads,
-                        o.fusedActivationFunction, w_axis=3)
+        weights, pads = square_kernel(dense_weights(grouped, cin, dilation), pads)
+        self.conv_layer(op, where, weights, o.strideH, pads, o.fusedActivationFunction,
+                        w_axis=3, taps=kh * kw)
 
     @staticmethod
     def dilation(o, where):
@@ -345,13 +355,14 @@ class _Importer:
         return d[0]
 
     def pads(self, shape, k, stride, padding, where):
+        """``(top, left, bottom, right)`` of a window ``k`` (or ``(kh, kw)``) at ``stride``."""
         if padding == self.tfl.Padding.VALID:
             return (0, 0, 0, 0)
         if padding != self.tfl.Padding.SAME:
             raise ModelError(f"{where}: padding {padding} is not supported")
         out = []
-        for size in shape[:2]:
-            total = max((-(-size // stride) - 1) * stride + k - size, 0)
+        for size, reach in zip(shape[:2], k if isinstance(k, tuple) else (k, k), strict=True):
+            total = max((-(-size // stride) - 1) * stride + reach - size, 0)
             out.append((total // 2, total - total // 2))
         (t, b), (left, r) = out
         return (t, left, b, r)
@@ -366,13 +377,11 @@ class _Importer:
         if o is not None and (o.keepNumDims or o.weightsFormat != 0):
             raise ModelError(f"{where}: keep_num_dims and shuffled weights are not supported")
         # TFLite flattens NHWC: column (y * W + x) * C + c. A rectangular map runs as one
-        # max(H, W) square window whose extra positions (padding, filled with zp_in) have
-        # zero weights.
-        k = max(h, wd)
-        weights = np.zeros((w.shape[0], c, k, k), dtype=np.int64)
-        weights[:, :, :h, :wd] = w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2)
+        # max(H, W) square window (square_kernel).
+        weights, pads = square_kernel(w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2),
+                                      (0, 0, 0, 0))
         act = o.fusedActivationFunction if o is not None else 0
-        self.conv_layer(op, where, weights, 1, (0, 0, k - h, k - wd), act, flat=True)
+        self.conv_layer(op, where, weights, 1, pads, act, flat=True, taps=h * wd * c)
 
     def max_pool_2d(self, op, where):
         o = self.options(op, where)
@@ -398,28 +407,32 @@ class _Importer:
         """
         o = self.options(op, where)
         x = self.value(op.inputs[0], where)
-        k = o.filterHeight
-        if k != o.filterWidth or o.strideH != o.strideW or o.strideH < 1 or k < 1:
-            raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} and strides "
-                             f"{o.strideH}x{o.strideW} must be square")
+        h, w, c = x[0]
+        kh, kw = o.filterHeight, o.filterWidth
+        # the whole map, rectangular or not: one window (any strides: one output)
+        whole = (kh, kw) == (h, w) and min(o.strideH, o.strideW) >= 1 and (
+            o.padding == self.tfl.Padding.VALID or (o.strideH >= h and o.strideW >= w))
+        if not whole and (kh != kw or o.strideH != o.strideW or o.strideH < 1 or kh < 1):
+            raise ModelError(f"{where}: window {kh}x{kw} and strides {o.strideH}x{o.strideW} "
+                             f"must be square (or the window the whole {h}x{w} map)")
         yq = self.act_quant(op.outputs[0])
         if yq != x[1]:
             raise ModelError(f"{where}: input and output quantization must be equal")
-        pads = self.pads(x[0], k, o.strideH, o.padding, where)
+        pads = (0, 0, 0, 0) if whole else self.pads(x[0], kh, o.strideH, o.padding, where)
         if any(pads):
             raise ModelError(f"{where}: SAME padding here lets windows overhang the input "
                              f"{x[0][0]}x{x[0][1]} (pads {pads}); TFLite then divides by a "
                              "count that differs per position, which one per-channel "
                              "requantization cannot do")
         lo, hi = self.range_of(o.fusedActivationFunction, yq, where, builtin=True)
-        h, w, c = x[0]
         try:
-            scale = mean_scale(k * k)
+            scale = mean_scale(kh * kw)
         except ValueError as exc:
             raise ModelError(f"{where}: {exc}") from None
         scales = np.full(c, scale, dtype=_F32)
         name = self.name(op.outputs[0])
-        if (h, w) == (k, k):
+        k = kh
+        if whole:
             layer = GlobalAvgPool(bias=np.zeros(c, dtype=np.int64), scales=scales, zp_out=0,
                                   lo=lo, hi=hi, name=name, op="AveragePool")
         else:
@@ -482,6 +495,10 @@ class _Importer:
             raise ModelError(f"{where}: only the graph's float input may be quantized")
         if self.tensor(i).type != self.tfl.TensorType.FLOAT32:
             raise ModelError(f"{where}: the graph input must be float32")
+        self.graph_input(i, op.outputs[0], where)
+
+    def graph_input(self, i, q, where):
+        """Register graph input ``i`` (float32 or int8) as value 0, quantized as ``q``."""
         shape = self.shape(i)
         if not shape or shape[0] != 1:
             raise ModelError(f"{where}: the input's batch axis must be 1, not {shape[:1]}")
@@ -493,10 +510,10 @@ class _Importer:
             raise ModelError(f"{where}: input shape {shape} is not (N, H, W, C) or (N, F)")
         if min(hwc) < 1:
             raise ModelError(f"{where}: input shape {shape} has an empty or dynamic axis")
-        self.input_quant = self.act_quant(op.outputs[0])
+        self.input_quant = self.act_quant(q)
         self.input_shape, self.model_input_shape = tuple(hwc), tuple(shape[1:])
         self.input_name = self.name(i)
-        self.values[op.outputs[0]] = (tuple(hwc), self.input_quant, len(shape) == 2, 0)
+        self.values[q] = (tuple(hwc), self.input_quant, len(shape) == 2, 0)
 
     def dequantize(self, op, where):
         x = self.value(op.inputs[0], where)
@@ -562,9 +579,14 @@ class _Importer:
         graph.outputs = [int(v) for v in (graph.outputs if graph.outputs is not None else [])]
         if len(graph.inputs) != 1 or len(graph.outputs) != 1:
             raise ModelError("the model must have exactly one input and one output")
-        if self.tensor(graph.inputs[0]).type != self.tfl.TensorType.FLOAT32:
-            raise ModelError("the model's input must be float32 and quantized by QUANTIZE "
-                             "(int8 model inputs are not supported yet)")
+        kind = self.tensor(graph.inputs[0]).type
+        if kind == self.tfl.TensorType.INT8:  # no QUANTIZE: the model takes int8
+            self.input_dtype = "int8"
+            self.graph_input(graph.inputs[0], graph.inputs[0],
+                             f"the graph input {self.name(graph.inputs[0])!r}")
+        elif kind != self.tfl.TensorType.FLOAT32:
+            raise ModelError(f"the model's input must be float32 (quantized by QUANTIZE) or "
+                             f"int8, not {self.type_name(kind)}")
         for op in graph.operators or []:
             if not 0 <= op.opcodeIndex < len(codes):
                 raise ModelError(f"operator code index {op.opcodeIndex} is out of range")
@@ -580,7 +602,18 @@ class _Importer:
                 raise ModelError(f"operator {name}: needs {self.MIN_INPUTS.get(name, 1)} "
                                  "or more inputs and one output")
             getattr(self, self.HANDLERS[name])(op, self.where(op))
+        out = graph.outputs[0]
+        if self.output_quant is None and self.tensor(out).type == self.tfl.TensorType.INT8:
+            # no DEQUANTIZE: the model returns the int8 tensor itself
+            x = self.value(out, f"the graph output {self.name(out)!r}")
+            self.output_dtype = "int8"
+            self.output_quant, self.output_value = x[1], x[3]
+            self.output_flat, self.output_name = x[2], self.name(out)
         check_graph(self, self.output_value, "QUANTIZE", "DEQUANTIZE")
+
+    def type_name(self, kind):
+        names = {v: k for k, v in vars(self.tfl.TensorType).items() if not k.startswith("_")}
+        return names.get(kind, str(kind)).lower()
 
 
 def network_from_tflite(model):
@@ -597,4 +630,5 @@ def network_from_tflite(model):
                    input_name=importer.input_name, output_name=importer.output_name,
                    model_input_shape=importer.model_input_shape, input_layout="hwc",
                    quantize_rule="mul_inverse", add_kernel="xnnpack", inputs=importer.inputs,
-                   output_value=importer.output_value)
+                   output_value=importer.output_value, input_dtype=importer.input_dtype,
+                   output_dtype=importer.output_dtype)

@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime
 
 from ..compiler.artifact import read_compiled, write_compiled
-from ..compiler.execute import input_words, outputs_of, run_isa
+from ..compiler.execute import check_batch, input_words, outputs_of, run_isa
 from ..compiler.lower import lower
 from ..compiler.onnx_import import load_onnx, network_from_onnx
 from ..compiler.quant import dequantize
@@ -74,7 +74,9 @@ def onnxruntime_outputs(model_path, x):
 
 
 def litert_outputs(model_path, x):
-    """LiteRT's output of ``.tflite`` ``model_path`` for float batch ``x``, one item at a time.
+    """LiteRT's output of ``.tflite`` ``model_path`` for batch ``x``, one item at a time.
+
+    ``x`` is cast to the model's input type (float32, or int8 for an int8 graph input).
 
     The interpreter's default resolver: XNNPACK on x86-64, the path the compiler follows.
     """
@@ -85,7 +87,7 @@ def litert_outputs(model_path, x):
     (i,), (o,) = interp.get_input_details(), interp.get_output_details()
     out = []
     for item in x:
-        interp.set_tensor(i["index"], item[None].astype(np.float32))
+        interp.set_tensor(i["index"], item[None].astype(i["dtype"]))
         interp.invoke()
         out.append(interp.get_tensor(o["index"])[0].copy())
     return np.stack(out)
@@ -115,7 +117,7 @@ def _verilator(compiled, folder, x, build_dir, seed, cxx_opt):
 
 def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=None,
           build_root="build/infer", seed=1, progress=None, cxx_opt=RUN_FAST, build_dir=None):
-    """Run float batch ``x`` through the compiled network in ``folder``.
+    """Run batch ``x`` (float32, or int8 for an int8 model input) through ``folder``'s network.
 
     ``client_session(compiled, words) -> (outputs, cycles)`` runs the board engine (the
     CLI opens the serial port). ``cxx_opt`` is the Verilator model's C++ optimisation
@@ -147,16 +149,23 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
             raise ValueError(f"{str(folder)!r} has no model.onnx or model.tflite to check "
                              "against")
         try:
-            ref = run(model, np.asarray(x, dtype=np.float32))
+            ref = run(model, check_batch(compiled, x))
         except Exception as exc:  # the runtimes' errors derive from Exception only
             raise RuntimeError(f"{runtime} could not run {model}: {exc}") from None
-        ours = dequantize(y, compiled.output_quant) if raw else y
+        int8_out = compiled.output_dtype == "int8"
+        ours = dequantize(y, compiled.output_quant) if raw and not int8_out else y
         if ref.shape != ours.shape:
             raise RuntimeError(f"{runtime}'s output has shape {ref.shape}, ours "
                                f"{ours.shape}")
-        bad = np.argwhere(ref.view(np.uint32) != ours.astype(np.float32).view(np.uint32))
-        result.mismatches = [(tuple(int(i) for i in idx), float(ours[tuple(idx)]),
-                              float(ref[tuple(idx)])) for idx in bad]
+        if int8_out:
+            if ref.dtype != np.int8:
+                raise RuntimeError(f"{runtime}'s output is {ref.dtype}, the plan says int8")
+            bad = np.argwhere(ref != ours)
+        else:  # float32: bit for bit (-0.0 is not 0.0)
+            bad = np.argwhere(ref.view(np.uint32) != ours.astype(np.float32).view(np.uint32))
+        kind = int if int8_out else float
+        result.mismatches = [(tuple(int(i) for i in idx), kind(ours[tuple(idx)]),
+                              kind(ref[tuple(idx)])) for idx in bad]
         result.checked, result.runtime = True, runtime
         if any(layer["op"] == "Add" for layer in compiled.plan["layers"]):
             result.kernel = ort_kernel() or "unknown"

@@ -133,3 +133,38 @@ def test_tflite_sub_and_average_pools_in_verilator(tmp_path, seed, tail):
     assert all(c == plan["predicted_cycles"] for c in r.cycles), (r.cycles, plan["layers"])
     print(f"SUB + pools ({tail}): {r.cycles[0]} cycles/image (plan "
           f"{plan['predicted_cycles']})")
+
+
+def test_tflite_rectangular_int8_network_in_verilator(tmp_path, seed):
+    """A keyword-spotter-shaped TFLite network with int8 graph edges on the Verilator NPU.
+
+    int8 input (taken as is) -> CONV_2D 5x3 stride 2 SAME -> DEPTHWISE 1x3 -> whole-map
+    AVERAGE_POOL_2D over a rectangular map (AVGPOOL) -> FULLY_CONNECTED -> int8 output
+    (returned as is): the rectangular windows run as square CONVs with zero weights.
+    Every output word against LiteRT, the cycles exactly the plan's.
+    """
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
+    from ..compiler import test_tflite_import as t  # the TFLite tests' model builders
+
+    rng = np.random.default_rng([seed, 61])
+    g = t.Graph()
+    _, x = t._quantized_input(g, rng, (12, 6, 1), int8=True)
+    inp = x
+    x, shape = t._conv(g, rng, x, (12, 6, 1), 4, (5, 3), 2, True, True, t.ACTS[1])
+    x, shape = t._depthwise(g, rng, x, shape, 1, (1, 3), 1, 1, True, True, t.ACTS[2])
+    x, shape = t._avg_pool(g, x, shape, shape[:2], 1, False, t.ACTS[0])
+    flat, features = t._flatten(g, x, shape)
+    z = t._fc(g, rng, flat, features, 5, True, t.ACTS[0])
+    path = tmp_path / "kws.tflite"
+    path.write_bytes(g.model([inp], [z]))
+    plan = compile_model(path, tmp_path / "kws", NPU_DEMO)
+    assert plan["input"]["dtype"] == plan["output"]["dtype"] == "int8"
+    assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv", "AveragePool", "Conv"]
+    xs = rng.integers(-128, 128, (4, 12, 6, 1)).astype(np.int8)
+    r = infer(tmp_path / "kws", xs, engine="verilator", check=True,
+              build_root=ROOT / "build" / "cocotb", seed=seed)
+    assert r.checked and r.runtime == "LiteRT" and r.mismatches == [], r.mismatches[:10]
+    assert r.outputs.dtype == np.int8 and r.outputs.shape == (4, 5)
+    assert all(c == plan["predicted_cycles"] for c in r.cycles), (r.cycles, plan["layers"])
+    print(f"rectangular int8 network: {r.cycles[0]} cycles/image (plan "
+          f"{plan['predicted_cycles']})")

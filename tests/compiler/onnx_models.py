@@ -16,7 +16,8 @@ from npugen.sim.flow.digits import quantize
 def float_model(rng, input_shape, spec):
     """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
 
-    ops: ``conv`` (cout, k, stride, pads, group, dilation, act: none|relu|relu6),
+    ops: ``conv`` (cout, k: an int or ``(kh, kw)``, stride, pads, group, dilation, act:
+    none|relu|relu6),
     ``maxpool`` (k, stride, pads), ``avgpool`` (k, stride, pads), ``gap``, ``flatten``,
     ``gemm`` (cout, bias), ``matmul`` (cout), ``mark`` (as: remember the current tensor under
     a name), ``add`` (with: add the tensor remembered under that name, a residual
@@ -38,16 +39,17 @@ def float_model(rng, input_shape, spec):
         if op == "conv":
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
+            kh, kwd = k if isinstance(k, tuple) else (k, k)  # (kh, kw) or one int
             g, d = kw.get("group", 1), kw.get("dilation", 1)
-            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c // g * k * k),
-                                            (kw["cout"], c // g, k, k)))
+            wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c // g * kh * kwd),
+                                            (kw["cout"], c // g, kh, kwd)))
             b = init(new("B"), rng.normal(0, 0.2, kw["cout"]))
             nodes.append(helper.make_node("Conv", [name, wgt, b], [out], pads=pads,
-                                          strides=[s, s], kernel_shape=[k, k], group=g,
+                                          strides=[s, s], kernel_shape=[kh, kwd], group=g,
                                           dilations=[d, d]))
-            span = (k - 1) * d + 1
-            shape = [kw["cout"], (h + pads[0] + pads[2] - span) // s + 1,
-                     (w + pads[1] + pads[3] - span) // s + 1]
+            span_h, span_w = (kh - 1) * d + 1, (kwd - 1) * d + 1
+            shape = [kw["cout"], (h + pads[0] + pads[2] - span_h) // s + 1,
+                     (w + pads[1] + pads[3] - span_w) // s + 1]
             act = kw.get("act", "none")
             if act != "none":
                 after = new("act")

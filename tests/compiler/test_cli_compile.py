@@ -121,6 +121,9 @@ def _conv(**attrs):
     ({"pads": [0, 0, 3, 0]}, "pads must be 4 values in 0..2 (the window's size less 1)"),
     ({"dilations": [2, 2], "pads": [0, 0, 5, 0]}, "pads must be 4 values in 0..4"),
     ({"strides": [1, 2]}, "strides must be equal"),
+    ({"kernel_shape": [3, 2]}, "kernel_shape [3, 2] does not match the weights [3, 3]"),
+    ({"kernel_shape": [3, 1], "pads": [0, 1, 0, 0]},
+     "pads must be 4 values in 0..2 (top, bottom) and 0..0 (left, right)"),
     ({"auto_pad": "SAME_UPPER"}, "auto_pad SAME_UPPER is not supported"),
 ])
 def test_unsupported_attributes(tmp_path, capsys, attrs, match):

@@ -95,26 +95,34 @@ def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
-@pytest.mark.parametrize("kind", ["depthwise", "grouped", "dilated"])
+@pytest.mark.parametrize("kind", ["depthwise", "grouped", "dilated", "rectangular"])
 def test_grouped_and_dilated_conv(tmp_path, seed, fmt, per_channel, kind):
-    """Depthwise, grouped and dilated convolutions, every output exact.
+    """Depthwise, grouped, dilated and rectangular (kh != kw) convolutions, every output exact.
 
-    Depthwise: group = channels, a channel multiplier of 1 or 2. The NPU runs each as a
-    dense convolution with zero weights.
+    Depthwise: group = channels, a channel multiplier of 1 or 2; rectangular: windows
+    1..5 x 1..5, dilation 1 or 2. The NPU runs each as a dense square convolution with zero
+    weights; the plan counts the source layer's MACs.
     """
     rng = np.random.default_rng([seed, len(kind)])
     groups = int(rng.integers(2, 4))
     c = groups * int(rng.integers(1, 3))
-    shape = (c, int(rng.integers(6, 10)), int(rng.integers(6, 10)))
-    k = int(rng.choice([1, 3])) if kind != "dilated" else 3
-    d = int(rng.integers(2, 4)) if kind == "dilated" else 1
-    span = (k - 1) * d + 1
-    first = {"k": k, "stride": int(rng.integers(1, 3)), "dilation": d,
-             "pads": [int(v) for v in rng.integers(0, span, size=4)],
+    shape = (c, int(rng.integers(9, 12)), int(rng.integers(9, 12)))
+    if kind == "rectangular":
+        kh, kw = (int(v) for v in rng.choice(np.arange(1, 6), 2, replace=False))
+        d = int(rng.integers(1, 3))
+    else:
+        kh = kw = int(rng.choice([1, 3])) if kind != "dilated" else 3
+        d = int(rng.integers(2, 4)) if kind == "dilated" else 1
+    span_h, span_w = (kh - 1) * d + 1, (kw - 1) * d + 1
+    first = {"k": (kh, kw), "stride": int(rng.integers(1, 3)), "dilation": d,
+             "pads": [int(rng.integers(0, span)) for span in (span_h, span_w, span_h, span_w)],
              "act": str(rng.choice(["none", "relu", "relu6"]))}
+    group = 1
     if kind == "depthwise":
+        group = c
         first.update(group=c, cout=c * int(rng.integers(1, 3)))
     elif kind == "grouped":
+        group = groups
         first.update(group=groups, cout=groups * int(rng.integers(1, 3)))
     else:
         first.update(cout=int(rng.integers(1, 6)))
@@ -124,6 +132,10 @@ def test_grouped_and_dilated_conv(tmp_path, seed, fmt, per_channel, kind):
     if fmt == "QOperator":
         assert ops_of(q).count("QLinearConv") == 2, ops_of(q)
     _check(tmp_path, q, shape, rng, p=SMALL)
+    layer = json.loads((tmp_path / "compiled" / "plan.json").read_text())["layers"][0]
+    oh, ow, oc = layer["output"]
+    assert layer["kernel"] == max(span_h, span_w)
+    assert layer["macs"] == oh * ow * oc * (c // group) * kh * kw, layer
 
 
 @pytest.mark.parametrize("input_range", [(0.0, 2.0), (-2.0, 0.0)], ids=["zp_min", "zp_max"])
@@ -206,13 +218,27 @@ def test_global_average_pool(tmp_path, seed):
     q, _ = build(tmp_path, rng, shape, spec)
     assert "QLinearGlobalAveragePool" in ops_of(q), ops_of(q)
     _check(tmp_path, q, shape, rng, n=10)
-    # an NPU built without the AVGPOOL unit: the one-line error, nothing written
-    folder = tmp_path / "refused"
-    with pytest.raises(ValueError, match="^the network has a global average pool; the NPU "
-                                         r"was built without the AVGPOOL unit \(--avgpool "
-                                         r"true\)$"):
-        compile_model(q, folder, NpuParams(avgpool=False))
-    assert not folder.exists()
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+def test_global_average_pool_without_the_unit(tmp_path, seed, fmt):
+    """No AVGPOOL unit: a global average pool runs as a CONV of ones (square or not)."""
+    rng = np.random.default_rng([seed, 29])
+    side = int(rng.integers(2, 7))
+    shape = (int(rng.integers(1, 5)), side, side)
+    spec = [("conv", {"cout": int(rng.integers(2, 9)), "k": 3, "pads": [1, 1, 1, 1],
+                      "act": "relu"}), ("gap", {}), ("flatten", {}), ("gemm", {"cout": 5})]
+    q, _ = build(tmp_path, rng, shape, spec, fmt=fmt)
+    _check(tmp_path, q, shape, rng, p=dataclasses.replace(SMALL, avgpool=False), n=10)
+    plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
+    pool = plan["layers"][1]
+    assert (pool["op"], pool["engine"], pool["macs"]) == ("GlobalAvgPool", "systolic", 0), pool
+    assert pool["output"] == [1, 1, spec[0][1]["cout"]]
+    # a 4x5 map: a 5x5 window with a row of padding and zero weights
+    q, _ = build(tmp_path, rng, (2, 4, 5), spec)
+    _check(tmp_path, q, (2, 4, 5), rng, p=dataclasses.replace(SMALL, avgpool=False), n=10)
+    plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
+    assert plan["layers"][1]["engine"] == "systolic"
 
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])

@@ -9,6 +9,7 @@ RELU6), ``MAX_POOL_2D``, a flatten ``RESHAPE``, ``FULLY_CONNECTED``, ``DEQUANTIZ
 seed is pytest's ``--seed``.
 """
 
+import dataclasses
 import json
 
 import numpy as np
@@ -24,7 +25,7 @@ from npugen.sim.flow.infer import compile_model, infer
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
-from .tflite_models import Graph, run, tfl  # noqa: E402
+from .tflite_models import Graph, fc_model, run, tfl  # noqa: E402
 
 # Odd lanes and a small array: convolutions run as bands, channels split across words.
 NPU = NpuParams(lanes=3, act_words=2048, wgt_words=8192, acc_words=32, tab_entries=64,
@@ -37,20 +38,27 @@ def _quant(rng):
     return np.float32(rng.uniform(0.01, 0.08)), int(rng.integers(-128, 128))
 
 
+def _window(k, dilation, shape, stride, same):
+    """``((kh, kw), output (oh, ow))`` of window ``k`` (int or ``(kh, kw)``)."""
+    kh, kw = k if isinstance(k, tuple) else (k, k)
+    h, w = shape[:2]
+    if same:
+        return (kh, kw), (-(-h // stride), -(-w // stride))
+    reach_h, reach_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
+    return (kh, kw), ((h - reach_h) // stride + 1, (w - reach_w) // stride + 1)
+
+
 def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act, dilation=1):
-    h, w, cin = shape
-    reach = (k - 1) * dilation + 1
+    """Add a CONV_2D with window ``k`` (int or ``(kh, kw)``); return it and its shape."""
+    cin = shape[2]
+    (kh, kw), (oh, ow) = _window(k, dilation, shape, stride, same)
     s_in = g.tensors[x].quantization.scale[0]
     s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
-    weights = rng.integers(-127, 128, (cout, k, k, cin))
+    weights = rng.integers(-127, 128, (cout, kh, kw, cin))
     bias = rng.integers(-3000, 3000, cout)
-    wt = g.tensor([cout, k, k, cin], np.int8, s_w, 0, data=weights)
+    wt = g.tensor([cout, kh, kw, cin], np.int8, s_w, 0, data=weights)
     bt = g.tensor([cout], np.int32, np.float32(s_in) * s_w, 0,
                   data=bias)
-    if same:
-        oh, ow = -(-h // stride), -(-w // stride)
-    else:
-        oh, ow = (h - reach) // stride + 1, (w - reach) // stride + 1
     s_out, zp = _quant(rng)
     y = g.tensor([1, oh, ow, cout], np.int8, s_out * 4, zp)
     o = tfl.Conv2DOptionsT()
@@ -62,10 +70,16 @@ def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act, dilation=1)
     return y, (oh, ow, cout)
 
 
-def _quantized_input(g, rng, shape):
-    """Add the float input ``(1, *shape)`` and its QUANTIZE; return both tensors."""
-    xf = g.tensor([1, *shape], np.float32, name="image")
+def _quantized_input(g, rng, shape, int8=False):
+    """Add the float input ``(1, *shape)`` and its QUANTIZE; return both tensors.
+
+    ``int8``: the graph input is the int8 tensor itself (returned twice).
+    """
     s, zp = _quant(rng)
+    if int8:
+        x = g.tensor([1, *shape], np.int8, s, zp, name="image")
+        return x, x
+    xf = g.tensor([1, *shape], np.float32, name="image")
     x = g.tensor([1, *shape], np.int8, s, zp)
     g.op("QUANTIZE", [xf], [x])
     return xf, x
@@ -96,18 +110,19 @@ def _fc(g, rng, x, features, n, per_channel, act, out_scale=None, out_zp=None):
     return y
 
 
-def _network(rng, per_channel, tail):
+def _network(rng, per_channel, tail, int8_in=False, int8_out=False):
     """Return ``(model, input shape)``: a random chain.
 
     conv -> (conv stride 2 | max-pool) -> tail; ``tail``: ``fc`` (flatten, then a fully
     connected layer; the map may be rectangular), ``fc4d`` (fully connected straight on
     the map), ``map`` (the map is the output, NHWC) or ``flat`` (the flattened map is the
-    output).
+    output). ``int8_in``/``int8_out``: the graph's input/output is the int8 tensor (no
+    QUANTIZE/DEQUANTIZE), as the converter writes with ``inference_input_type=tf.int8``.
     """
     g = Graph()
     h, w = (int(v) for v in rng.integers(5, 10, 2))
     c = int(rng.integers(1, 6))
-    xf, x = _quantized_input(g, rng, (h, w, c))
+    xf, x = _quantized_input(g, rng, (h, w, c), int8=int8_in)
     x, shape = _conv(g, rng, x, (h, w, c), int(rng.integers(1, 9)), 3, 1,
                      bool(rng.integers(2)), per_channel, ACTS[rng.integers(len(ACTS))])
     if rng.integers(2):
@@ -131,6 +146,8 @@ def _network(rng, per_channel, tail):
         x = _fc(g, rng, x, int(np.prod(shape)), n, per_channel,
                 ACTS[rng.integers(len(ACTS))])
         out_shape = [1, n]
+    if int8_out:
+        return g.model([xf], [x]), (h, w, c)
     out = g.tensor(out_shape, np.float32, name="out")
     g.op("DEQUANTIZE", [x], [out])
     return g.model([xf], [out]), (h, w, c)
@@ -201,10 +218,10 @@ def test_add_refusals(tmp_path):
         compile_model(path, tmp_path / "out", NPU)
 
 
-def _compare(tmp_path, name, model, x):
+def _compare(tmp_path, name, model, x, p=NPU):
     path = tmp_path / f"{name}.tflite"
     path.write_bytes(model)
-    plan = compile_model(path, tmp_path / name, NPU)
+    plan = compile_model(path, tmp_path / name, p)
     # XNNPACK's arithmetic (test_litert_rounding.py and test_quantize_follows_xnnpack
     # measure it; random layers rarely tell the roundings apart)
     assert plan["mode"] == "ort" and plan["input"]["quantize"] == "mul_inverse"
@@ -229,19 +246,15 @@ def test_random_chains_match_litert(tmp_path, seed, per_channel, tail):
 
 
 def _depthwise(g, rng, x, shape, multiplier, k, stride, dilation, same, per_channel, act):
-    h, w, cin = shape
+    cin = shape[2]
     cout = cin * multiplier
     s_in = g.tensors[x].quantization.scale[0]
     s_w = rng.uniform(0.002, 0.02, cout if per_channel else 1).astype(np.float32)
-    wt = g.tensor([1, k, k, cout], np.int8, s_w, 0, data=rng.integers(-127, 128, (1, k, k, cout)),
-                  axis=3)
+    (kh, kw), (oh, ow) = _window(k, dilation, shape, stride, same)
+    wt = g.tensor([1, kh, kw, cout], np.int8, s_w, 0,
+                  data=rng.integers(-127, 128, (1, kh, kw, cout)), axis=3)
     bt = g.tensor([cout], np.int32, np.float32(s_in) * s_w, 0,
                   data=rng.integers(-3000, 3000, cout))
-    span = (k - 1) * dilation + 1
-    if same:
-        oh, ow = -(-h // stride), -(-w // stride)
-    else:
-        oh, ow = (h - span) // stride + 1, (w - span) // stride + 1
     s_out, zp = _quant(rng)
     y = g.tensor([1, oh, ow, cout], np.int8, s_out * 2, zp)
     o = tfl.DepthwiseConv2DOptionsT()
@@ -281,6 +294,67 @@ def test_depthwise_and_dilated_match_litert(tmp_path, seed, per_channel):
         g.op("DEQUANTIZE", [x], [out])
         _compare(tmp_path, f"dw{n}", g.model([xf], [out]),
                  rng.uniform(-2.5, 2.5, (6, h, w, c)).astype(np.float32))
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_rectangular_kernels_match_litert(tmp_path, seed, per_channel):
+    """CONV_2D and DEPTHWISE_CONV_2D with kh != kw: square windows with zero weights.
+
+    Windows 1..5 x 1..5 (never square), SAME/VALID, stride 1/2, dilation 1/2; the plan
+    counts the source layer's MACs, not the square window's.
+    """
+    rng = np.random.default_rng([seed, per_channel, 53])
+    for n in range(3):
+        g = Graph()
+        h, w = (int(v) for v in rng.integers(9, 13, 2))  # a VALID 5 x 5 at dilation 2 fits
+        c = int(rng.integers(1, 5))
+        xf, x = _quantized_input(g, rng, (h, w, c))
+        kh, kw = (int(v) for v in rng.choice(np.arange(1, 6), 2, replace=False))
+        dilation, same, stride = int(rng.integers(1, 3)), bool(rng.integers(2)), int(
+            rng.integers(1, 3))
+        cout = int(rng.integers(1, 7))
+        x, shape = _conv(g, rng, x, (h, w, c), cout, (kh, kw), stride, same, per_channel,
+                         ACTS[rng.integers(len(ACTS))], dilation=dilation)
+        dk = (kw, kh)  # the depthwise window the other way round
+        x, shape2 = _depthwise(g, rng, x, shape, int(rng.integers(1, 3)), dk, 1, 1, True,
+                               per_channel, ACTS[rng.integers(len(ACTS))])
+        print(f"model {n}: input {(h, w, c)}, conv {kh}x{kw} stride {stride} dilation "
+              f"{dilation} same {same} -> {shape}, depthwise {dk} -> {shape2}")
+        out = g.tensor([1, *shape2], np.float32)
+        g.op("DEQUANTIZE", [x], [out])
+        _, plan = _compare(tmp_path, f"rect{n}", g.model([xf], [out]),
+                           rng.uniform(-2.5, 2.5, (6, h, w, c)).astype(np.float32))
+        conv, dw = plan["layers"]
+        assert conv["kernel"] == (max(kh, kw) - 1) * dilation + 1  # dilated, then square
+        assert dw["kernel"] == max(kh, kw)
+        assert conv["macs"] == shape[0] * shape[1] * cout * c * kh * kw
+        assert dw["macs"] == shape2[0] * shape2[1] * shape2[2] * kh * kw
+
+
+def test_keyword_spotting_network_matches_litert(tmp_path, seed):
+    """A DS-CNN keyword spotter's shape (MLPerf Tiny's KWS, narrowed): 49 x 10 MFCCs.
+
+    CONV_2D 10x4 stride 2 SAME -> DEPTHWISE 3x3 -> CONV 1x1 -> AVERAGE_POOL_2D over the
+    whole 25 x 5 map (a rectangular window) -> RESHAPE -> FULLY_CONNECTED 12.
+    """
+    rng = np.random.default_rng([seed, 59])
+    g = Graph()
+    xf, x = _quantized_input(g, rng, (49, 10, 1))
+    relu = tfl.ActivationFunctionType.RELU
+    x, shape = _conv(g, rng, x, (49, 10, 1), 8, (10, 4), 2, True, True, relu)
+    x, shape = _depthwise(g, rng, x, shape, 1, 3, 1, 1, True, True, relu)
+    x, shape = _conv(g, rng, x, shape, 8, 1, 1, True, True, relu)
+    assert shape == (25, 5, 8)
+    x, shape = _avg_pool(g, x, shape, (25, 5), 1, False, tfl.ActivationFunctionType.NONE)
+    x, features = _flatten(g, x, shape)
+    x = _fc(g, rng, x, features, 12, True, tfl.ActivationFunctionType.NONE)
+    out = g.tensor([1, 12], np.float32)
+    g.op("DEQUANTIZE", [x], [out])
+    _, plan = _compare(tmp_path, "kws", g.model([xf], [out]),
+                       rng.uniform(-2.5, 2.5, (6, 49, 10, 1)).astype(np.float32))
+    assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv", "Conv",
+                                                         "AveragePool", "Conv"]
+    assert plan["layers"][0]["kernel"] == 10 and plan["layers"][3]["engine"] == "pool"
 
 
 def test_mlp_on_a_flat_input(tmp_path, seed):
@@ -392,14 +466,83 @@ def test_cli_compile_and_check(tmp_path, capsys, seed):
     assert np.load(tmp_path / "y.npy").shape == (4, n)
 
 
+@pytest.mark.parametrize("int8_in, int8_out", [(True, False), (False, True), (True, True)],
+                         ids=["int8_in", "int8_out", "int8_both"])
+def test_int8_graph_edges_match_litert(tmp_path, seed, int8_in, int8_out):
+    """A model whose input or output is the int8 tensor: taken and returned as int8."""
+    rng = np.random.default_rng([seed, int8_in, int8_out])
+    for n, tail in enumerate(["fc", "map"]):
+        model, shape = _network(rng, True, tail, int8_in=int8_in, int8_out=int8_out)
+        x = (rng.integers(-128, 128, (5, *shape)).astype(np.int8) if int8_in
+             else rng.uniform(-2.5, 2.5, (5, *shape)).astype(np.float32))
+        r, plan = _compare(tmp_path, f"m{n}", model, x)
+        assert plan["input"]["dtype"] == ("int8" if int8_in else "float32")
+        assert plan["output"]["dtype"] == ("int8" if int8_out else "float32")
+        ref = run(model, x)  # the test's own LiteRT run: int64 for an int8 output
+        assert r.outputs.dtype == (np.int8 if int8_out else np.float32)
+        assert r.outputs.shape == ref.shape
+        if int8_out:
+            np.testing.assert_array_equal(r.outputs.astype(np.int64), ref)
+        else:
+            assert (r.outputs.view(np.uint32) == ref.view(np.uint32)).all()
+        raw = infer(tmp_path / f"m{n}", x, raw=True).outputs
+        assert raw.dtype == np.int8
+        if int8_out:
+            np.testing.assert_array_equal(raw, r.outputs)
+
+
+def test_fc_model_of_the_rounding_tests_runs_as_int8(tmp_path, seed):
+    """The rounding tests' one-layer model (int8 in, int8 out) compiles and runs exactly."""
+    rng = np.random.default_rng(seed)
+    weights = rng.integers(-127, 128, (5, 12))
+    model = fc_model(weights, rng.integers(-5000, 5000, 5), 0.03, -7,
+                     rng.uniform(0.002, 0.02, 5), 0.07, 11)
+    x = rng.integers(-128, 128, (20, 12)).astype(np.int8)
+    r, plan = _compare(tmp_path, "fc", model, x)
+    assert plan["input"]["dtype"] == plan["output"]["dtype"] == "int8"
+    np.testing.assert_array_equal(r.outputs.astype(np.int64), run(model, x))
+
+
+def test_cli_int8_model_input_checks(tmp_path, capsys, seed):
+    rng = np.random.default_rng(seed)
+    model, shape = _network(rng, False, "fc", int8_in=True, int8_out=True)
+    path = tmp_path / "net.tflite"
+    path.write_bytes(model)
+    folder = tmp_path / "net"
+    assert main(["compile", str(path), "-o", str(folder), "--lanes", "4", "--systolic-rows", "4",
+                 "--systolic-cols", "4"]) == 0
+    cases = {"float.npy": (np.zeros((2, *shape), np.float32),
+                           "input must be int8 (the model takes int8), not float32"),
+             "wide.npy": (np.full((2, *shape), 200, np.int16),
+                          "input values must be int8, in [-128, 127], not [200, 200]")}
+    for name, (data, match) in cases.items():
+        np.save(tmp_path / name, data)
+        capsys.readouterr()
+        code = main(["infer", str(folder), "--input", str(tmp_path / name), "-o",
+                     str(tmp_path / "y.npy")])
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and match in err, err
+        assert not (tmp_path / "y.npy").exists()
+    x = rng.integers(-128, 128, (3, *shape)).astype(np.int16)  # any integer type of int8 values
+    np.save(tmp_path / "x.npy", x)
+    code = main(["infer", str(folder), "--input", str(tmp_path / "x.npy"), "-o",
+                 str(tmp_path / "y.npy"), "--check"])
+    out = capsys.readouterr().out
+    assert code == 0 and "(bit-exact)" in out, out
+    y = np.load(tmp_path / "y.npy")
+    assert y.dtype == np.int8
+    np.testing.assert_array_equal(y.astype(np.int64), run(model, x.astype(np.int8)))
+
+
 def _fc_graph(**change):
     """Return a QUANTIZE -> FULLY_CONNECTED -> DEQUANTIZE model with one thing broken."""
     g = Graph()
     batch = change.get("batch", 1)
-    xf = g.tensor([batch, 8], np.int8 if change.get("int8_input") else np.float32)
+    xf = g.tensor([batch, 8], np.float32)
     x = g.tensor([batch, 8], np.int8, 0.05, 0)
-    if not change.get("int8_input"):
-        g.op("QUANTIZE", [xf], [x])
+    g.op("QUANTIZE", [xf], [x])
+    if change.get("uint8_input"):
+        g.tensors[xf].type = tfl.TensorType.UINT8
     s_w = np.float32(change.get("w_scale", 0.01))
     wt = g.tensor([4, 8], np.int8, s_w, 0, data=np.ones((4, 8)))
     bt = g.tensor([4], np.int32, np.float32(0.05) * s_w, 0, data=np.zeros(4))
@@ -422,12 +565,12 @@ def _fc_graph(**change):
 
 @pytest.mark.parametrize("change, match", [
     ({"inputs": 1}, "operator FULLY_CONNECTED: needs 2 or more inputs"),
-    ({"int8_input": True}, "input must be float32"),
+    ({"uint8_input": True}, "input must be float32 (quantized by QUANTIZE) or int8, not uint8"),
     ({"batch": 4}, "batch axis must be 1"),
     ({"bad_reshape": True}, "only a flatten to (1, features)"),
     ({"no_zero_point": True}, "1 scales but 0 zero points"),
     ({"w_scale": 1e-38}, "scales must be in [2**-32, 2**32]"),
-], ids=["one_input", "int8_input", "batch4", "reshape", "zero_points", "tiny_scale"])
+], ids=["one_input", "uint8_input", "batch4", "reshape", "zero_points", "tiny_scale"])
 def test_malformed_models_get_one_line(tmp_path, capsys, change, match):
     path = tmp_path / "m.tflite"
     path.write_bytes(_fc_graph(**change))
@@ -509,17 +652,19 @@ def _assert_refused(tmp_path, capsys, model, match):
 
 
 def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
-    """Add ``AVERAGE_POOL_2D`` on ``x`` (output quantized as the input unless told)."""
+    """Add ``AVERAGE_POOL_2D`` on ``x`` (output quantized as the input unless told).
+
+    ``k``: the window, an int or ``(kh, kw)``.
+    """
     q = g.tensors[x].quantization
-    h, w, c = shape
-    oh, ow = ((-(-h // stride), -(-w // stride)) if same
-              else ((h - k) // stride + 1, (w - k) // stride + 1))
+    c = shape[2]
+    (kh, kw), (oh, ow) = _window(k, 1, shape, stride, same)
     scale, zp = out_quant or (q.scale[0], q.zeroPoint[0])
     y = g.tensor([1, oh, ow, c], np.int8, scale, zp)
     o = tfl.Pool2DOptionsT()
     o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
     o.strideH = o.strideW = stride
-    o.filterHeight = o.filterWidth = k
+    o.filterHeight, o.filterWidth = kh, kw
     o.fusedActivationFunction = act
     g.op("AVERAGE_POOL_2D", [x], [y], o)
     return y, (oh, ow, c)
@@ -692,6 +837,31 @@ def test_mean_matches_litert(tmp_path, seed, same_scale):
         done += 1
 
 
+def test_global_pools_without_the_avgpool_unit(tmp_path, seed):
+    """MEAN and a whole-map AVERAGE_POOL_2D on an NPU without AVGPOOL: CONVs of ones.
+
+    int8 graph input and output, so the pool reads exactly the drawn words.
+    """
+    rng = np.random.default_rng([seed, 43])
+    p = dataclasses.replace(NPU, avgpool=False)
+    for kind in ("Mean", "AveragePool", "Mean", "AveragePool"):
+        side, c = int(rng.integers(2, 6)), int(rng.integers(1, 6))
+        g = Graph()
+        _, x = _quantized_input(g, rng, (side, side, c), int8=True)
+        if kind == "Mean":  # random scales: the constant search finds them (scan_mean.py)
+            y, _ = _mean(g, x, (side, side, c), True,
+                         (np.float32(rng.uniform(0.005, 0.05)), int(rng.integers(-128, 128))))
+        else:
+            y, _ = _avg_pool(g, x, (side, side, c), side, 1, False,
+                             ACTS[int(rng.integers(len(ACTS)))])
+        inputs = rng.integers(-128, 128, (16, side, side, c)).astype(np.int8)
+        name = f"{kind}{side}x{c}"
+        _, plan = _compare(tmp_path, name, g.model([x], [y]), inputs, p=p)
+        (layer,) = plan["layers"]
+        assert (layer["op"], layer["engine"], layer["macs"]) == (kind, "systolic", 0), layer
+        assert layer["kernel"] is None and layer["output"] == [1, 1, c]
+
+
 def test_mean_constants_move_where_the_zero_points_would_round_apart():
     """Same scales, 4 elements, odd output zero point: the constants move.
 
@@ -749,8 +919,6 @@ def test_proven_pool_constants_refuse_another_mode(tmp_path):
 
     Lowering the same network in another rounding mode must fail, not be silently wrong.
     """
-    import dataclasses
-
     from npugen.sim.compiler.lower import LowerError, lower
     from npugen.sim.compiler.tflite_import import load_tflite, network_from_tflite
 
