@@ -530,10 +530,11 @@ def lower(network, p, engine_for=None):
                                 layer.hi, where)
                 wgt += weight_words(layer.weights, lanes)
                 k, s = layer.kernel, layer.stride
-                pad_t, pad_l = layer.pads[0], layer.pads[1]
-                if pad_t >= k or pad_l >= k:
+                # (bottom, right: else the last windows would start in the padding; a PAD
+                # folded into the layer's own can get there)
+                if max(layer.pads) >= k:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
-                                     f"kernel {k}")
+                                     f"kernel {k} on every side")
                 bands_of = partial(_conv_fields, p, where, mode, layer, (h, w, c),
                                    (oh, ow, oc), src, dst, w0, t0)
                 # (a fully connected layer on a map follows --engine-for fc, not conv)

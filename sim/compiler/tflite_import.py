@@ -171,6 +171,9 @@ class _Importer:
         self.layers, self.values, self.inputs, self.wheres = [], {}, [], []
         self.input_quant = self.output_quant = self.output_value = None
         self.input_dtype = self.output_dtype = "float32"
+        # PAD outputs: tensor -> (the padded tensor, (top, left, bottom, right)); only a
+        # convolution reads one (the padding folds into its own)
+        self.padded = {}
 
     # -- tensors -------------------------------------------------------------------------
     def tensor(self, i):
@@ -234,6 +237,10 @@ class _Importer:
         return TensorQuant(float(scale[0]), int(zp[0]))
 
     def value(self, i, where):
+        if i in self.padded:
+            raise ModelError(f"{where}: reads the output of PAD {self.name(i)!r}; only "
+                             "CONV_2D and DEPTHWISE_CONV_2D take a padded tensor (the padding "
+                             "folds into theirs)")
         if i not in self.values:
             raise ModelError(f"{where}: reads tensor {self.name(i)!r}, which no earlier "
                              "operator writes")
@@ -267,8 +274,21 @@ class _Importer:
             lo, hi = (max(lo, min(q, 127)), hi) if k == 0 else (lo, min(hi, max(q, -128)))
         return lo, hi
 
+    def conv_input(self, i, where):
+        """Return ``(value, shape, pads)``: what a convolution reads at tensor ``i``.
+
+        A PAD's output is its input with ``pads`` (top, left, bottom, right) rows and
+        columns of the zero point around it, ``shape`` the padded map's.
+        """
+        source, pads = self.padded.get(i, (i, (0, 0, 0, 0)))
+        x = self.value(source, where)
+        h, w, c = x[0]
+        return x, (h + pads[0] + pads[2], w + pads[1] + pads[3], c), pads
+
     def conv_layer(self, op, where, weights, stride, pads, act, flat=False, w_axis=0, taps=0):
-        x, yq = self.value(op.inputs[0], where), self.act_quant(op.outputs[0])
+        x, _, before = self.conv_input(op.inputs[0], where)
+        pads = tuple(a + b for a, b in zip(pads, before, strict=True))
+        yq = self.act_quant(op.outputs[0])
         xq = x[1]
         if self.tensor(op.inputs[1]).type != self.tfl.TensorType.INT8:
             raise ModelError(f"{where}: the weights must be int8")
@@ -304,7 +324,7 @@ class _Importer:
 
     def conv_2d(self, op, where):
         o = self.options(op, where)
-        shape = self.value(op.inputs[0], where)[0]
+        shape = self.conv_input(op.inputs[0], where)[1]
         w = self.data(op.inputs[1], np.int8)  # (cout, kh, kw, cin)
         if w.ndim != 4:
             raise ModelError(f"{where}: the filter must be 4-D (O, H, W, I)")
@@ -327,7 +347,7 @@ class _Importer:
         MACs of each output channel).
         """
         o = self.options(op, where)
-        shape = self.value(op.inputs[0], where)[0]
+        shape = self.conv_input(op.inputs[0], where)[1]
         w = self.data(op.inputs[1], np.int8)  # (1, kh, kw, cin * m)
         if w.ndim != 4 or w.shape[0] != 1:
             raise ModelError(f"{where}: the filter must be 4-D (1, H, W, C * multiplier)")
@@ -474,6 +494,43 @@ class _Importer:
                               name=self.name(op.outputs[0]), op="Mean")
         self.add(op, layer, x, yq, flat=not keep)
 
+    def pad(self, op, where):
+        """``PAD``/``PADV2`` of a map's height and width with its zero point.
+
+        Nothing runs: the padding joins the next convolution's (whose padding holds the
+        input zero point too), so only a ``CONV_2D`` or ``DEPTHWISE_CONV_2D`` may read it.
+        """
+        if len(op.inputs) not in (2, 3):
+            raise ModelError(f"{where}: needs the input, the paddings and at most a value")
+        x = self.value(op.inputs[0], where)
+        if x[2]:
+            raise ModelError(f"{where}: the input must be a map (N, H, W, C), not flattened")
+        if self.act_quant(op.outputs[0]) != x[1]:
+            raise ModelError(f"{where}: input and output quantization must be equal")
+        kind = self.tensor(op.inputs[1]).type
+        dtype = {self.tfl.TensorType.INT32: np.int32, self.tfl.TensorType.INT64: np.int64}
+        if kind not in dtype:
+            raise ModelError(f"{where}: the paddings must be int32 or int64")
+        pads = self.data(op.inputs[1], dtype[kind])
+        if pads.shape != (4, 2) or (pads < 0).any() or pads[0].any() or pads[3].any():
+            raise ModelError(f"{where}: only non-negative padding of height and width is "
+                             f"supported, not {pads.tolist()}")
+        if len(op.inputs) == 3 and op.inputs[2] >= 0:
+            if self.tensor(op.inputs[2]).type != self.tfl.TensorType.INT8:
+                raise ModelError(f"{where}: the padding value must be int8")
+            value = self.data(op.inputs[2], np.int8).reshape(-1)
+            if value.size != 1 or int(value[0]) != x[1].zero_point:
+                raise ModelError(f"{where}: padding value {value.tolist()} is not the zero "
+                                 f"point {x[1].zero_point} (only zero padding folds into a "
+                                 "convolution)")
+        (t, b), (left, r) = (int(v) for v in pads[1]), (int(v) for v in pads[2])
+        h, w, c = x[0]
+        want = self.shape(op.outputs[0])
+        if want and tuple(want) != (1, h + t + b, w + left + r, c):
+            raise ModelError(f"{where}: output shape {want}, the padding gives "
+                             f"{(1, h + t + b, w + left + r, c)}")
+        self.padded[op.outputs[0]] = (op.inputs[0], (t, left, b, r))
+
     def reshape(self, op, where):
         x = self.value(op.inputs[0], where)
         if self.act_quant(op.outputs[0]) != x[1]:
@@ -570,7 +627,8 @@ class _Importer:
                 "DEPTHWISE_CONV_2D": "depthwise_conv_2d",
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
                 "AVERAGE_POOL_2D": "average_pool_2d", "MEAN": "mean", "RESHAPE": "reshape",
-                "DEQUANTIZE": "dequantize", "ADD": "add_op", "SUB": "sub_op"}
+                "DEQUANTIZE": "dequantize", "ADD": "add_op", "SUB": "sub_op",
+                "PAD": "pad", "PADV2": "pad"}
 
     def run(self):
         codes = self.model.operatorCodes or []

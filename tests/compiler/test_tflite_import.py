@@ -357,6 +357,95 @@ def test_keyword_spotting_network_matches_litert(tmp_path, seed):
     assert plan["layers"][0]["kernel"] == 10 and plan["layers"][3]["engine"] == "pool"
 
 
+def _pad(g, x, shape, pads, value=None):
+    """Add ``PAD`` (or ``PADV2`` with int8 ``value``) of ``(top, left, bottom, right)``."""
+    q = g.tensors[x].quantization
+    t, left, b, r = pads
+    h, w, c = shape
+    y = g.tensor([1, h + t + b, w + left + r, c], np.int8, q.scale[0], q.zeroPoint[0])
+    paddings = g.tensor([4, 2], np.int32, data=[[0, 0], [t, b], [left, r], [0, 0]])
+    if value is None:
+        g.op("PAD", [x, paddings], [y], tfl.PadOptionsT())
+    else:
+        v = g.tensor([1], np.int8, q.scale[0], q.zeroPoint[0], data=[value])
+        g.op("PADV2", [x, paddings, v], [y], tfl.PadV2OptionsT())
+    return y, (h + t + b, w + left + r, c)
+
+
+def test_pad_folds_into_convolutions(tmp_path, seed):
+    """PAD/PADV2 (zero point) before CONV_2D and DEPTHWISE_CONV_2D: one padding, exact.
+
+    Keras's ZeroPadding2D before a VALID stride-2 depthwise convolution (MobileNet's
+    pattern: pads (0, 0, 1, 1)), random pads before SAME or VALID convolutions, PADV2 with
+    the zero point as its value. Compared with LiteRT on uniform int8 inputs.
+    """
+    rng = np.random.default_rng([seed, 67])
+    for n in range(4):
+        g = Graph()
+        h, w = (int(v) for v in rng.integers(5, 10, 2))
+        c = int(rng.integers(1, 5))
+        xf, x = _quantized_input(g, rng, (h, w, c))
+        x0, zp = x, int(g.tensors[x].quantization.zeroPoint[0])
+        x, shape = _pad(g, x, (h, w, c), (0, 0, 1, 1), value=zp if n % 2 else None)
+        x, shape = _depthwise(g, rng, x, shape, 1, 3, 2, 1, False, True, ACTS[1])
+        same = bool(rng.integers(2))  # SAME pads 0..1 per side: with PAD's, below 3
+        pads = tuple(int(v) for v in rng.integers(0, 2 if same else 3, 4))
+        x, shape = _pad(g, x, shape, pads)
+        x, shape = _conv(g, rng, x, shape, int(rng.integers(1, 6)), 3, int(rng.integers(1, 3)),
+                         same, True, ACTS[0])
+        out = g.tensor([1, *shape], np.float32)
+        g.op("DEQUANTIZE", [x], [out])
+        _, plan = _compare(tmp_path, f"pad{n}", g.model([xf], [out]),
+                           _int8_inputs(g, x0, rng, (8, h, w, c)))
+        assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv"]
+        assert plan["layers"][0]["pads"] == [0, 0, 1, 1]
+
+
+def test_pad_beyond_the_window_is_refused(tmp_path):
+    """A PAD that, with the convolution's own padding, reaches the window's size: refused.
+
+    The last windows would start in the padding (the NPU checks every window starts inside
+    the input), so the compiler names the layer instead of writing a failing program.
+    """
+    rng = np.random.default_rng(5)
+    g = Graph()
+    xf, x = _quantized_input(g, rng, (5, 5, 2))
+    x, shape = _pad(g, x, (5, 5, 2), (0, 0, 3, 0))
+    x, shape = _conv(g, rng, x, shape, 2, 3, 1, False, False, ACTS[0])
+    out = g.tensor([1, *shape], np.float32)
+    g.op("DEQUANTIZE", [x], [out])
+    path = tmp_path / "m.tflite"
+    path.write_bytes(g.model([xf], [out]))
+    with pytest.raises(ValueError, match=r"padding \(0, 0, 3, 0\) must be smaller than the "
+                                         "kernel 3 on every side"):
+        compile_model(path, tmp_path / "out", NPU)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("case, match", [
+    ("pool", "reads the output of PAD"),
+    ("channels", "only non-negative padding of height and width"),
+    ("value", "is not the zero point"),
+])
+def test_pad_refusals(tmp_path, capsys, case, match):
+    g = Graph()
+    xf = g.tensor([1, 4, 4, 2], np.float32)
+    x = g.tensor([1, 4, 4, 2], np.int8, 0.05, 3)
+    g.op("QUANTIZE", [xf], [x])
+    y, shape = _pad(g, x, (4, 4, 2), (1, 1, 1, 1), value=4 if case == "value" else None)
+    if case == "channels":
+        buf = g.buffers[g.tensors[g.ops[-1].inputs[1]].buffer]
+        buf.data = list(np.array([[0, 0], [1, 1], [1, 1], [0, 1]], np.int32).tobytes())
+    o = tfl.Pool2DOptionsT()
+    o.padding, o.strideH, o.strideW, o.filterHeight, o.filterWidth = (
+        tfl.Padding.VALID, 1, 1, 2, 2)
+    z = g.tensor([1, shape[0] - 1, shape[1] - 1, 2], np.int8, 0.05, 3)
+    g.op("MAX_POOL_2D", [y], [z], o)
+    out = g.tensor([1, shape[0] - 1, shape[1] - 1, 2], np.float32)
+    g.op("DEQUANTIZE", [z], [out])
+    _assert_refused(tmp_path, capsys, g.model([xf], [out]), match)
+
+
 def test_mlp_on_a_flat_input(tmp_path, seed):
     """A 2-D ``(N, F)`` input through two fully connected layers."""
     rng = np.random.default_rng(seed)
