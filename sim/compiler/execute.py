@@ -1,4 +1,4 @@
-"""Run a compiled network: float in, float out, on the instruction-level simulator.
+"""Run a compiled network on the instruction-level simulator: float (or int8) in and out.
 
 :func:`input_words` quantizes a batch exactly as the model's first ``QuantizeLinear``
 (or TFLite ``QUANTIZE``; a TFLite model whose graph input is int8 takes int8 as is)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["MODES", "Add", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
-           "dense_weights", "out_size", "square_kernel"]
+           "dense_weights", "ones_kernel", "out_size", "square_kernel"]
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -53,6 +53,13 @@ def dense_weights(weights, groups=1, dilation=1):
         g = o // per_out
         out[o, g * per_group:(g + 1) * per_group, ::dilation, ::dilation] = weights[o]
     return out
+
+
+def ones_kernel(channels, h, w):
+    """Weights ``(C, C, h, w)``: 1 from each channel to itself, 0 elsewhere (a window sum)."""
+    ones = np.zeros((channels, channels, h, w), dtype=np.int64)
+    ones[np.arange(channels), np.arange(channels)] = 1
+    return ones
 
 
 def square_kernel(weights, pads):

@@ -63,7 +63,7 @@ from ..models.qladd import avx2_constants, f32_bits
 from ..models.requant import float32_scale, quantize_multiplier
 from ..models.tfl_add import tflite_add_params
 from ..models.xnn_add import xnnpack_add_params
-from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool, square_kernel
+from .ir import MODES, Add, Conv, GlobalAvgPool, MaxPool, ones_kernel, square_kernel
 
 __all__ = ["ADD_KERNELS", "Lowered", "LowerError", "add_constants", "lower"]
 
@@ -415,16 +415,20 @@ def _pools_as_convolutions(network):
     For an NPU without the AVGPOOL unit: an H x W map's pool is an H x W CONV from each
     channel to itself with weight 1 (input zero point 0; a rectangular window as a square
     one, :func:`~.ir.square_kernel`), with the pool's own bias, scales, zero point and clamp:
-    the same sum into the same requantization (``C`` times the adds on the array).
+    the same sum into the same requantization (``C`` times the adds on the array). A map
+    wider than CONV's largest window is refused, naming the AVGPOOL unit.
     """
-    layers = list(network.layers)
+    layers, shapes = list(network.layers), network.shapes()
+    k_max = (1 << next(f.width for f in spec_of(Op.CONV).fields if f.name == "kernel")) - 1
     for n, layer in enumerate(layers):
         if not isinstance(layer, GlobalAvgPool):
             continue
-        h, w, c = network.shapes()[network.sources(n)[0]]
-        ones = np.zeros((c, c, h, w), dtype=np.int64)
-        ones[np.arange(c), np.arange(c)] = 1
-        weights, pads = square_kernel(ones, (0, 0, 0, 0))
+        h, w, c = shapes[network.sources(n)[0]]
+        if max(h, w) > k_max:
+            raise LowerError(f"{_where(n, layer)}: a global average pool over a {h}x{w} map "
+                             f"needs the AVGPOOL unit (--avgpool true): without it, it runs as "
+                             f"a CONV of ones, whose window is at most {k_max}x{k_max}")
+        weights, pads = square_kernel(ones_kernel(c, h, w), (0, 0, 0, 0))
         layers[n] = Conv(weights=weights, bias=layer.bias, scales=layer.scales, zp_in=0,
                          zp_out=layer.zp_out, pads=pads, lo=layer.lo, hi=layer.hi,
                          name=layer.name, op=layer.op or "GlobalAveragePool")
@@ -533,8 +537,10 @@ def lower(network, p, engine_for=None):
                 # (bottom, right: else the last windows would start in the padding; a PAD
                 # folded into the layer's own can get there)
                 if max(layer.pads) >= k:
-                    raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
-                                     f"kernel {k} on every side")
+                    raise LowerError(f"{where}: padding {layer.pads} (top, left, bottom, "
+                                     f"right; a PAD before it and a rectangular window's "
+                                     f"squaring included) must be smaller than the kernel {k} "
+                                     "on every side")
                 bands_of = partial(_conv_fields, p, where, mode, layer, (h, w, c),
                                    (oh, ow, oc), src, dst, w0, t0)
                 # (a fully connected layer on a map follows --engine-for fc, not conv)

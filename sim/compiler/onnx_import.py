@@ -312,7 +312,8 @@ class _Importer:
         auto_pad = a.get("auto_pad", b"NOTSET")
         auto_pad = auto_pad.decode() if isinstance(auto_pad, bytes) else auto_pad
         if len(ks) != 2 or min(ks) < 1 or (ks[0] != ks[1] and not rectangular):
-            raise ModelError(f"{node.where()}: kernel must be square 2-D, not {ks}")
+            what = "2-D with sizes of 1 or more" if rectangular else "square 2-D"
+            raise ModelError(f"{node.where()}: kernel must be {what}, not {ks}")
         if len(strides) != 2 or strides[0] != strides[1]:
             raise ModelError(f"{node.where()}: strides must be equal, not {strides}")
         if dilated:

@@ -1,12 +1,14 @@
 """Read an int8 ``.tflite`` model into a :class:`Network`, bit-exact with LiteRT's default path.
 
-The model is one subgraph in execution order: ``QUANTIZE`` on the float input, then int8
-``CONV_2D`` and ``DEPTHWISE_CONV_2D`` (any dilation; a depthwise layer runs as a dense
-convolution with zero weights), ``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``AVERAGE_POOL_2D``,
-``MEAN`` over height and width, ``RESHAPE``, ``ADD`` and ``SUB`` (a tensor may feed several
-operators: residual connections), then ``DEQUANTIZE`` on
-the output (what TFLite's converter writes for a fully int8 model with float input and
-output). Tensors are NHWC, so the network's input and output keep TFLite's axis order.
+The model is one subgraph in execution order: ``QUANTIZE`` on the float input (or an int8
+graph input, taken as is), then int8 ``CONV_2D`` and ``DEPTHWISE_CONV_2D`` (any dilation,
+kh x kw windows; a depthwise, dilated or rectangular layer runs as a dense square
+convolution with zero weights), ``PAD``/``PADV2`` before one (folded into its padding),
+``FULLY_CONNECTED``, ``MAX_POOL_2D``, ``AVERAGE_POOL_2D``, ``MEAN`` over height and width,
+``RESHAPE``, ``ADD`` and ``SUB`` (a tensor may feed several operators: residual
+connections), then ``DEQUANTIZE`` on the output (or an int8 graph output, returned as is):
+what TFLite's converter writes for a fully int8 model with float or int8 input and
+output. Tensors are NHWC, so the network's input and output keep TFLite's axis order.
 
 Arithmetic follows LiteRT 2.3 on x86-64 with its default XNNPACK delegate, measured (see
 ``docs/compiler.md`` and ``tests/compiler/test_litert_rounding.py``):
@@ -55,6 +57,7 @@ from .ir import (
     Network,
     TensorQuant,
     dense_weights,
+    ones_kernel,
     square_kernel,
 )
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
@@ -173,7 +176,7 @@ class _Importer:
         self.input_dtype = self.output_dtype = "float32"
         # PAD outputs: tensor -> (the padded tensor, (top, left, bottom, right)); only a
         # convolution reads one (the padding folds into its own)
-        self.padded = {}
+        self.padded, self.pads_read = {}, set()
 
     # -- tensors -------------------------------------------------------------------------
     def tensor(self, i):
@@ -281,6 +284,8 @@ class _Importer:
         columns of the zero point around it, ``shape`` the padded map's.
         """
         source, pads = self.padded.get(i, (i, (0, 0, 0, 0)))
+        if i in self.padded:
+            self.pads_read.add(i)
         x = self.value(source, where)
         h, w, c = x[0]
         return x, (h + pads[0] + pads[2], w + pads[1] + pads[3], c), pads
@@ -456,11 +461,9 @@ class _Importer:
             layer = GlobalAvgPool(bias=np.zeros(c, dtype=np.int64), scales=scales, zp_out=0,
                                   lo=lo, hi=hi, name=name, op="AveragePool")
         else:
-            ones = np.zeros((c, c, k, k), dtype=np.int64)
-            ones[np.arange(c), np.arange(c)] = 1
-            layer = Conv(weights=ones, bias=np.zeros(c, dtype=np.int64), scales=scales,
-                         zp_in=0, zp_out=0, stride=o.strideH, lo=lo, hi=hi, name=name,
-                         op="AveragePool")
+            layer = Conv(weights=ones_kernel(c, k, k), bias=np.zeros(c, dtype=np.int64),
+                         scales=scales, zp_in=0, zp_out=0, stride=o.strideH, lo=lo, hi=hi,
+                         name=name, op="AveragePool")
         self.add(op, layer, x, yq, flat=x[2])
 
     def mean(self, op, where):
@@ -510,7 +513,8 @@ class _Importer:
         kind = self.tensor(op.inputs[1]).type
         dtype = {self.tfl.TensorType.INT32: np.int32, self.tfl.TensorType.INT64: np.int64}
         if kind not in dtype:
-            raise ModelError(f"{where}: the paddings must be int32 or int64")
+            raise ModelError(f"{where}: the paddings must be int32 or int64, not "
+                             f"{self.type_name(kind)}")
         pads = self.data(op.inputs[1], dtype[kind])
         if pads.shape != (4, 2) or (pads < 0).any() or pads[0].any() or pads[3].any():
             raise ModelError(f"{where}: only non-negative padding of height and width is "
@@ -578,8 +582,12 @@ class _Importer:
             raise ModelError(f"{where}: only the graph's output may be dequantized")
         if self.tensor(op.outputs[0]).type != self.tfl.TensorType.FLOAT32:
             raise ModelError(f"{where}: the output must be float32")
+        self.graph_output(x, op.outputs[0])
+
+    def graph_output(self, x, i):
+        """Make value ``x`` the network's output, named as tensor ``i``."""
         self.output_quant, self.output_value = x[1], x[3]
-        self.output_flat, self.output_name = x[2], self.name(op.outputs[0])
+        self.output_flat, self.output_name = x[2], self.name(i)
 
     def sub_op(self, op, where):
         """``SUB``: ``a - b``, XNNPACK's add with b's multiplier negated."""
@@ -661,12 +669,19 @@ class _Importer:
                                  "or more inputs and one output")
             getattr(self, self.HANDLERS[name])(op, self.where(op))
         out = graph.outputs[0]
-        if self.output_quant is None and self.tensor(out).type == self.tfl.TensorType.INT8:
+        kind = self.tensor(out).type
+        if self.output_quant is None and kind == self.tfl.TensorType.INT8:
             # no DEQUANTIZE: the model returns the int8 tensor itself
-            x = self.value(out, f"the graph output {self.name(out)!r}")
             self.output_dtype = "int8"
-            self.output_quant, self.output_value = x[1], x[3]
-            self.output_flat, self.output_name = x[2], self.name(out)
+            self.graph_output(self.value(out, f"the graph output {self.name(out)!r}"), out)
+        elif self.output_quant is None:
+            raise ModelError(f"the graph output {self.name(out)!r} must be int8 or float32 "
+                             f"written by DEQUANTIZE, not {self.type_name(kind)}"
+                             + (" (no DEQUANTIZE writes it)"
+                                if kind == self.tfl.TensorType.FLOAT32 else ""))
+        unread = [i for i in self.padded if i not in self.pads_read]
+        if unread:
+            raise ModelError(f"the output of PAD {self.name(unread[0])!r} is never used")
         check_graph(self, self.output_value, "QUANTIZE", "DEQUANTIZE")
 
     def type_name(self, kind):

@@ -239,6 +239,13 @@ def test_global_average_pool_without_the_unit(tmp_path, seed, fmt):
     _check(tmp_path, q, (2, 4, 5), rng, p=dataclasses.replace(SMALL, avgpool=False), n=10)
     plan = json.loads((tmp_path / "compiled" / "plan.json").read_text())
     assert plan["layers"][1]["engine"] == "systolic"
+    # a 16x16 map: wider than CONV's 15 x 15 window; one line naming --avgpool true
+    q, _ = build(tmp_path, rng, (1, 16, 16), spec[:2])
+    with pytest.raises(ValueError, match=r"^layer 1 \(GlobalAvgPool.*\): a global average "
+                                         r"pool over a 16x16 map needs the AVGPOOL unit "
+                                         r"\(--avgpool true\)"):
+        compile_model(q, tmp_path / "refused", NpuParams(avgpool=False))
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
