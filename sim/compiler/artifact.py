@@ -16,6 +16,7 @@ leaves nothing behind and an existing folder is replaced only whole.
 """
 
 import json
+import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 #: 4: ISA version 3 (ADD mode 1, XNNPACK's add). 5: ISA version 4 (SPFC, the sparse
 #: engine; its layers' predicted cycles assume the matrix loaded and every input non-zero).
 #: 6: ISA version 6 (CONV's ``engine``: a layer's ``engine`` may be ``winograd``).
-#: 7: ``input.dtype`` and ``output.dtype`` (``int8``: a TFLite model's int8 graph edge).
+#: 7: ``input.dtype`` and ``output.dtype`` (``int8``: a TFLite model's int8 graph edge),
+#: ``output.softmax`` (None, or the host's int8 softmax after the NPU: beta, input scale).
 PLAN_VERSION = 7
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
@@ -84,6 +86,11 @@ class Compiled:
         return self.plan["output"]["dtype"]
 
     @property
+    def output_softmax(self):
+        """None, or ``{"beta", "input_scale"}`` of the softmax the host computes last."""
+        return self.plan["output"].get("softmax")
+
+    @property
     def output_quant(self):
         """The output's :class:`~.ir.TensorQuant`."""
         return TensorQuant(**self.plan["output"]["quant"])
@@ -128,7 +135,7 @@ def plan_of(network, lowered, p):
                   "quant": {"scale": network.input_quant.scale,
                             "zero_point": network.input_quant.zero_point}},
         "output": {"name": network.output_name, "layout": network.output_layout,
-                   "dtype": network.output_dtype,
+                   "dtype": network.output_dtype, "softmax": network.output_softmax,
                    "shape_hwc": list(lowered.output_shape),
                    "address": lowered.output_address,
                    "quant": {"scale": network.output_quant.scale,
@@ -194,6 +201,13 @@ def read_compiled(path):
         for name, value, valid in checks:
             if value not in valid:
                 raise ValueError(f"{name} must be one of {', '.join(valid)}, not {value!r}")
+        softmax = plan["output"].get("softmax")
+        if softmax is not None:
+            for key in ("beta", "input_scale"):
+                value = softmax[key]
+                if not (isinstance(value, float) and math.isfinite(value) and value > 0):
+                    raise ValueError(f"output.softmax.{key} must be a positive float, not "
+                                     f"{value!r}")
     except (ValueError, KeyError, TypeError) as exc:
         raise ValueError(f"{str(plan_path)!r} is malformed: {exc}") from None
     program = from_bytes(program_path.read_bytes(), p.lanes)

@@ -3,7 +3,8 @@
 :func:`input_words` quantizes a batch exactly as the model's first ``QuantizeLinear``
 (or TFLite ``QUANTIZE``; a TFLite model whose graph input is int8 takes int8 as is)
 and lays each input out as activation words; :func:`outputs_of` turns output words back
-into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``).
+into the model's output tensor (int8, or dequantized as its last ``DequantizeLinear``),
+after the int8 softmax the host computes when the model ends in one (TFLite ``SOFTMAX``).
 The same functions serve the Verilator and board engines (they only move words).
 """
 
@@ -11,6 +12,7 @@ import numpy as np
 
 from ..formats.program import tensor_of, tensor_words
 from ..models.npu import NpuModel, NpuState
+from ..models.tfl_softmax import softmax_int8
 from .quant import dequantize, quantize
 
 __all__ = ["check_batch", "input_words", "output_words_count", "outputs_of", "run_isa"]
@@ -72,6 +74,10 @@ def outputs_of(compiled, words_per_image, raw=False):
                   for words in words_per_image])
     if layout.startswith("flat"):
         q = q.reshape(len(q), -1)
+    softmax = compiled.output_softmax
+    if softmax is not None:  # the host's part of the model: its last operator
+        out = compiled.output_quant
+        q = softmax_int8(q, softmax["input_scale"], softmax["beta"], out.scale, out.zero_point)
     if raw or compiled.output_dtype == "int8":
         return q.astype(np.int8)
     return dequantize(q, compiled.output_quant)

@@ -243,7 +243,10 @@ class Network:
     ``input_dtype``/``output_dtype``: ``"float32"`` (the model quantizes its input and
     dequantizes its output) or ``"int8"`` (a TFLite model whose graph input or output is
     the int8 tensor itself: it is passed as is, ``input_quant``/``output_quant`` only
-    describe it).
+    describe it). ``output_softmax``: ``{"beta", "input_scale"}`` when the model ends in an
+    int8 softmax that the host computes on the NPU's output (its last axis,
+    :func:`~npugen.sim.models.tfl_softmax.softmax_int8`); ``output_quant`` is then the
+    softmax's output quantization.
     ``inputs[n]``: the values layer ``n`` reads (empty list: a chain, layer ``n`` reads value
     ``n``); ``output_value``: the value the network returns (None: the last layer's).
     """
@@ -265,6 +268,7 @@ class Network:
     add_kernel: str = "onnxruntime"
     input_dtype: str = "float32"
     output_dtype: str = "float32"
+    output_softmax: dict | None = None
 
     def sources(self, n):
         """Return the values layer ``n`` reads, as a tuple (value 0: the network input)."""

@@ -177,6 +177,9 @@ class _Importer:
         # PAD outputs: tensor -> (the padded tensor, (top, left, bottom, right)); only a
         # convolution reads one (the padding folds into its own)
         self.padded, self.pads_read = {}, set()
+        # SOFTMAX: its output tensor, the value it reads, its output quantization; the host
+        # computes it after the NPU, so only DEQUANTIZE or the graph output may read it
+        self.softmax, self.softmax_tensor, self.softmax_read = None, None, False
 
     # -- tensors -------------------------------------------------------------------------
     def tensor(self, i):
@@ -240,6 +243,10 @@ class _Importer:
         return TensorQuant(float(scale[0]), int(zp[0]))
 
     def value(self, i, where):
+        if i == self.softmax_tensor:
+            raise ModelError(f"{where}: reads the output of SOFTMAX {self.name(i)!r}, which "
+                             "the host computes after the NPU: only DEQUANTIZE or the graph "
+                             "output may follow it")
         if i in self.padded:
             raise ModelError(f"{where}: reads the output of PAD {self.name(i)!r}; only "
                              "CONV_2D and DEPTHWISE_CONV_2D take a padded tensor (the padding "
@@ -535,6 +542,31 @@ class _Importer:
                              f"{(1, h + t + b, w + left + r, c)}")
         self.padded[op.outputs[0]] = (op.inputs[0], (t, left, b, r))
 
+    def softmax_op(self, op, where):
+        """``SOFTMAX`` at the output: the NPU computes its input, the host the softmax.
+
+        Over the last axis (the channels of a map, the features of a flat vector), LiteRT's
+        int8 kernel (:mod:`npugen.sim.models.tfl_softmax`).
+        """
+        if self.softmax is not None:
+            raise ModelError(f"{where}: only one SOFTMAX, at the output, is supported")
+        o = self.options(op, where)
+        x = self.value(op.inputs[0], where)
+        beta = float(_F32(o.beta))
+        if not (np.isfinite(beta) and beta > 0):
+            raise ModelError(f"{where}: beta must be a positive float32, not {o.beta}")
+        yq = self.act_quant(op.outputs[0])
+        self.softmax = {"beta": beta, "input_scale": float(x[1].scale)}
+        self.softmax_tensor = op.outputs[0]
+        self.values[op.outputs[0]] = (x[0], yq, x[2], x[3])
+
+    def output_of(self, i, where):
+        """Return the value at tensor ``i`` for the graph's output (a SOFTMAX's too)."""
+        if i == self.softmax_tensor:
+            self.softmax_read = True
+            return self.values[i]
+        return self.value(i, where)
+
     def reshape(self, op, where):
         x = self.value(op.inputs[0], where)
         if self.act_quant(op.outputs[0]) != x[1]:
@@ -577,7 +609,7 @@ class _Importer:
         self.values[q] = (tuple(hwc), self.input_quant, len(shape) == 2, 0)
 
     def dequantize(self, op, where):
-        x = self.value(op.inputs[0], where)
+        x = self.output_of(op.inputs[0], where)
         if list(self.graph.outputs) != [op.outputs[0]]:
             raise ModelError(f"{where}: only the graph's output may be dequantized")
         if self.tensor(op.outputs[0]).type != self.tfl.TensorType.FLOAT32:
@@ -636,7 +668,7 @@ class _Importer:
                 "FULLY_CONNECTED": "fully_connected", "MAX_POOL_2D": "max_pool_2d",
                 "AVERAGE_POOL_2D": "average_pool_2d", "MEAN": "mean", "RESHAPE": "reshape",
                 "DEQUANTIZE": "dequantize", "ADD": "add_op", "SUB": "sub_op",
-                "PAD": "pad", "PADV2": "pad"}
+                "PAD": "pad", "PADV2": "pad", "SOFTMAX": "softmax_op"}
 
     def run(self):
         codes = self.model.operatorCodes or []
@@ -673,12 +705,15 @@ class _Importer:
         if self.output_quant is None and kind == self.tfl.TensorType.INT8:
             # no DEQUANTIZE: the model returns the int8 tensor itself
             self.output_dtype = "int8"
-            self.graph_output(self.value(out, f"the graph output {self.name(out)!r}"), out)
+            self.graph_output(self.output_of(out, f"the graph output {self.name(out)!r}"), out)
         elif self.output_quant is None:
             raise ModelError(f"the graph output {self.name(out)!r} must be int8 or float32 "
                              f"written by DEQUANTIZE, not {self.type_name(kind)}"
                              + (" (no DEQUANTIZE writes it)"
                                 if kind == self.tfl.TensorType.FLOAT32 else ""))
+        if self.softmax is not None and not self.softmax_read:
+            raise ModelError(f"the output of SOFTMAX {self.name(self.softmax_tensor)!r} is "
+                             "not the graph's output (the host computes it after the NPU)")
         unread = [i for i in self.padded if i not in self.pads_read]
         if unread:
             raise ModelError(f"the output of PAD {self.name(unread[0])!r} is never used")
@@ -704,4 +739,4 @@ def network_from_tflite(model):
                    model_input_shape=importer.model_input_shape, input_layout="hwc",
                    quantize_rule="mul_inverse", add_kernel="xnnpack", inputs=importer.inputs,
                    output_value=importer.output_value, input_dtype=importer.input_dtype,
-                   output_dtype=importer.output_dtype)
+                   output_dtype=importer.output_dtype, output_softmax=importer.softmax)

@@ -28,12 +28,13 @@ from npugen.sim.models.requant import (
     requantize_tflite,
 )
 from npugen.sim.models.tfl_add import tflite_add, tflite_add_int, tflite_add_params
+from npugen.sim.models.tfl_softmax import softmax_int8, softmax_table
 from npugen.sim.models.xnn_add import xnnpack_add, xnnpack_add_int
 from npugen.sim.models.xnn_mean import xnnpack_mean
 
 pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
 
-from .tflite_models import OpResolverType, fc_model, run  # noqa: E402 (after the import check)
+from .tflite_models import OpResolverType, fc_model, run, tfl  # noqa: E402 (after the import check)
 
 
 def _scales(s_in, s_w, s_out):
@@ -280,3 +281,89 @@ def test_reference_add_is_double_rounding(seed):
         told_apart += int((tflite_add(a, b, sa, za, sb, zb, sc, zc, "tflite") != got).sum())
     print(f"seed {seed}: {len(layers)} x 65,536 pairs equal the gemmlowp form; the single "
           f"rounding differs on {told_apart}")
+
+
+def _softmax_model(n, s_in, zp_in, beta):
+    """int8 ``(1, n)`` -> ``SOFTMAX(beta)`` -> int8 at LiteRT's required (1/256, -128)."""
+    g = Graph()
+    x = g.tensor([1, n], np.int8, s_in, zp_in)
+    y = g.tensor([1, n], np.int8, 1 / 256, -128)
+    o = tfl.SoftmaxOptionsT()
+    o.beta = beta
+    g.op("SOFTMAX", [x], [y], o)
+    return g.model([x], [y])
+
+
+def test_softmax_follows_litert(seed):
+    """LiteRT's int8 SOFTMAX is :func:`softmax_int8`, on its default and built-in paths.
+
+    Per run 24 layers: 1..300 elements, input scales 0.001..2, beta 1 or random, a quarter
+    of the rows all equal, 30 rows each. (The reference kernels, ``BUILTIN_REF``, compute
+    it otherwise: 1 of 8,790 words differed on one layer of one run.)
+    """
+    rng = np.random.default_rng([seed, 71])
+    for n_layer in range(24):
+        n = int(rng.integers(1, 300)) if n_layer % 3 else int(rng.integers(1, 6))
+        s_in = float(np.float32(rng.uniform(0.001, 2.0)))
+        beta = float(np.float32(1.0 if n_layer % 2 else rng.uniform(0.1, 3.0)))
+        model = _softmax_model(n, s_in, int(rng.integers(-128, 128)), beta)
+        x = rng.integers(-128, 128, (30, n))
+        x[::4] = x[::4, :1]  # all equal
+        want = softmax_int8(x, s_in, beta, 1 / 256, -128)
+        for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+            got = run(model, x, resolver)
+            assert np.array_equal(got, want), (
+                f"layer {n_layer} (n {n}, s_in {s_in}, beta {beta}), {resolver}: "
+                f"{int((got != want).sum())} of {want.size} differ")
+
+
+def _softmax_alternative(q, s_in, kind):
+    """Return a plausible other int8 softmax (output 1/256, -128) of ``q``.
+
+    The test shows LiteRT is not it.
+
+    ``pairwise``: numpy's pairwise float32 sum; ``f64``: float64 arithmetic after the
+    table; ``even``: probabilities rounded half to even.
+    """
+    e = softmax_table(s_in, 1.0)[255 - q.max(-1, keepdims=True) + q]
+    if kind == "pairwise":
+        total = e.sum(-1, dtype=np.float32)
+    else:
+        total = np.zeros(e.shape[:-1], np.float32)
+        for j in range(e.shape[-1]):
+            total = (total + e[..., j]).astype(np.float32)
+    if kind == "f64":
+        p = e * (1 / (total.astype(np.float64) * (1 / 256)))[..., None]
+    else:
+        inv = (np.float32(1) / (total * np.float32(1 / 256)).astype(np.float32))
+        p = (e * inv.astype(np.float32)[..., None]).astype(np.float32).astype(np.float64)
+    r = np.rint(p) if kind == "even" else np.sign(p) * np.floor(np.abs(p) + 0.5)
+    return np.clip(r.astype(np.int64) - 128, -128, 127)
+
+
+def test_softmax_where_the_alternatives_differ():
+    """LiteRT gives :func:`softmax_int8`'s words where plausible alternatives differ.
+
+    Rows on which a pairwise sum, float64 arithmetic or half-to-even rounding would give
+    other words (searched among random rows, fixed seed; and a 512-element row of equal
+    values, whose probabilities 0.5 are ties).
+    """
+    rng = np.random.default_rng(7)
+    cases = [(512, 0.1, np.zeros((1, 512), np.int64), "even")]
+    wanted = {"pairwise", "f64"}
+    for _ in range(200):
+        if not wanted:
+            break
+        n, s_in = int(rng.integers(2, 300)), float(np.float32(rng.uniform(0.001, 2)))
+        x = rng.integers(-128, 128, (3000, n))
+        golden = softmax_int8(x, s_in, 1.0, 1 / 256, -128)
+        for kind in sorted(wanted):
+            rows = np.nonzero((_softmax_alternative(x, s_in, kind) != golden).any(-1))[0]
+            if len(rows):
+                cases.append((n, s_in, x[rows[:1]], kind))
+                wanted.discard(kind)
+    assert not wanted, f"no row found where {wanted} differ"
+    for n, s_in, rows, kind in cases:
+        got = run(_softmax_model(n, s_in, 0, 1.0), rows)
+        assert np.array_equal(got, softmax_int8(rows, s_in, 1.0, 1 / 256, -128)), (n, s_in)
+        assert not np.array_equal(got, _softmax_alternative(rows, s_in, kind)), kind

@@ -110,14 +110,24 @@ def _fc(g, rng, x, features, n, per_channel, act, out_scale=None, out_zp=None):
     return y
 
 
-def _network(rng, per_channel, tail, int8_in=False, int8_out=False):
+def _softmax(g, x, shape, beta=1.0):
+    """Add ``SOFTMAX`` on ``x`` (int8 output at LiteRT's required 1/256, -128)."""
+    y = g.tensor([1, *shape], np.int8, 1 / 256, -128)
+    o = tfl.SoftmaxOptionsT()
+    o.beta = beta
+    g.op("SOFTMAX", [x], [y], o)
+    return y
+
+
+def _network(rng, per_channel, tail, int8_in=False, int8_out=False, softmax=False):
     """Return ``(model, input shape)``: a random chain.
 
     conv -> (conv stride 2 | max-pool) -> tail; ``tail``: ``fc`` (flatten, then a fully
     connected layer; the map may be rectangular), ``fc4d`` (fully connected straight on
     the map), ``map`` (the map is the output, NHWC) or ``flat`` (the flattened map is the
     output). ``int8_in``/``int8_out``: the graph's input/output is the int8 tensor (no
-    QUANTIZE/DEQUANTIZE), as the converter writes with ``inference_input_type=tf.int8``.
+    QUANTIZE/DEQUANTIZE), as the converter writes with ``inference_input_type=tf.int8``;
+    ``softmax``: a SOFTMAX (random beta) ends the network.
     """
     g = Graph()
     h, w = (int(v) for v in rng.integers(5, 10, 2))
@@ -146,6 +156,8 @@ def _network(rng, per_channel, tail, int8_in=False, int8_out=False):
         x = _fc(g, rng, x, int(np.prod(shape)), n, per_channel,
                 ACTS[rng.integers(len(ACTS))])
         out_shape = [1, n]
+    if softmax:
+        x = _softmax(g, x, out_shape[1:], float(rng.choice([1.0, rng.uniform(0.2, 2.0)])))
     if int8_out:
         return g.model([xf], [x]), (h, w, c)
     out = g.tensor(out_shape, np.float32, name="out")
@@ -335,7 +347,8 @@ def test_keyword_spotting_network_matches_litert(tmp_path, seed):
     """A DS-CNN keyword spotter's shape (MLPerf Tiny's KWS, narrowed): 49 x 10 MFCCs.
 
     CONV_2D 10x4 stride 2 SAME -> DEPTHWISE 3x3 -> CONV 1x1 -> AVERAGE_POOL_2D over the
-    whole 25 x 5 map (a rectangular window) -> RESHAPE -> FULLY_CONNECTED 12.
+    whole 25 x 5 map (a rectangular window) -> RESHAPE -> FULLY_CONNECTED 12 -> SOFTMAX
+    (on the host).
     """
     rng = np.random.default_rng([seed, 59])
     g = Graph()
@@ -348,6 +361,7 @@ def test_keyword_spotting_network_matches_litert(tmp_path, seed):
     x, shape = _avg_pool(g, x, shape, (25, 5), 1, False, tfl.ActivationFunctionType.NONE)
     x, features = _flatten(g, x, shape)
     x = _fc(g, rng, x, features, 12, True, tfl.ActivationFunctionType.NONE)
+    x = _softmax(g, x, (12,))
     out = g.tensor([1, 12], np.float32)
     g.op("DEQUANTIZE", [x], [out])
     _, plan = _compare(tmp_path, "kws", g.model([xf], [out]),
@@ -520,10 +534,10 @@ def test_unsupported_operator_is_named(tmp_path):
     b = g.tensor([1, 4], np.int8, 0.1, 0)
     c = g.tensor([1, 4], np.int8, 0.1, 0)
     g.op("QUANTIZE", [a], [b])
-    g.op("SOFTMAX", [b], [c], tfl.SoftmaxOptionsT())
+    g.op("TANH", [b], [c])
     path = tmp_path / "m.tflite"
     path.write_bytes(g.model([a], [c]))
-    with pytest.raises(ModelError, match="operator SOFTMAX is not supported"):
+    with pytest.raises(ModelError, match="operator TANH is not supported"):
         compile_model(path, tmp_path / "out", NPU)
     assert not (tmp_path / "out").exists()
 
@@ -585,6 +599,45 @@ def test_int8_graph_edges_match_litert(tmp_path, seed, int8_in, int8_out):
         assert raw.dtype == np.int8
         if int8_out:
             np.testing.assert_array_equal(raw, r.outputs)
+
+
+@pytest.mark.parametrize("tail", ["fc", "map"])
+@pytest.mark.parametrize("int8_out", [False, True], ids=["float_out", "int8_out"])
+def test_softmax_output_matches_litert(tmp_path, seed, tail, int8_out):
+    """A network ending in SOFTMAX: the NPU computes the logits, the host the softmax.
+
+    Over the features of a fully connected layer's output, or the channels of each pixel
+    of a map (``map``); float (DEQUANTIZE) or int8 output. Every word equal to LiteRT's.
+    """
+    rng = np.random.default_rng([seed, int8_out, len(tail), 73])
+    for n in range(2):
+        model, shape = _network(rng, True, tail, int8_out=int8_out, softmax=True)
+        x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
+        r, plan = _compare(tmp_path, f"sm{n}", model, x)
+        assert plan["output"]["softmax"]["input_scale"] > 0
+        assert plan["output"]["quant"] == {"scale": 1 / 256, "zero_point": -128}
+        probs = r.outputs.astype(np.float64) if not int8_out else (
+            (r.outputs.astype(np.float64) + 128) / 256)
+        assert np.all(np.abs(probs.sum(-1) - 1) < 0.1 * probs.shape[-1] / 256 + 0.05)
+
+
+@pytest.mark.parametrize("case, match", [
+    ("inner", "reads the output of SOFTMAX"),
+    ("twice", "only one SOFTMAX, at the output"),
+])
+def test_softmax_refusals(tmp_path, capsys, case, match):
+    g = Graph()
+    xf = g.tensor([1, 6], np.float32)
+    x = g.tensor([1, 6], np.int8, 0.05, 3)
+    g.op("QUANTIZE", [xf], [x])
+    y = _softmax(g, x, (6,))
+    if case == "inner":  # a layer after the softmax
+        y = _fc(g, np.random.default_rng(1), y, 6, 4, False, ACTS[0])
+    else:
+        _softmax(g, x, (6,))
+    out = g.tensor([1, 4 if case == "inner" else 6], np.float32)
+    g.op("DEQUANTIZE", [y], [out])
+    _assert_refused(tmp_path, capsys, g.model([xf], [out]), match)
 
 
 def test_fc_model_of_the_rounding_tests_runs_as_int8(tmp_path, seed):
