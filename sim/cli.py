@@ -223,7 +223,7 @@ def _parser():
     _add_common(infer, "baud")
     infer.add_argument("--raw", action="store_true",
                        help="write the int8 output instead (a model whose output is int8 "
-                            "writes it anyway)")
+                            "writes it anyway; after a SOFTMAX: the softmax's int8 words)")
     infer.add_argument("--check", action="store_true",
                        help="also run onnxruntime (LiteRT for a .tflite model) and report "
                             "every mismatching element")

@@ -556,6 +556,10 @@ class _Importer:
         if not (np.isfinite(beta) and beta > 0):
             raise ModelError(f"{where}: beta must be a positive float32, not {o.beta}")
         yq = self.act_quant(op.outputs[0])
+        # LiteRT's own rule (it refuses to run any other): zero point -128, scale 1/256
+        if yq.zero_point != -128 or abs(yq.scale - 1 / 256) > 0.001 / 256:
+            raise ModelError(f"{where}: the output must be quantized with scale 1/256 and zero "
+                             f"point -128 (LiteRT's rule), not {yq.scale} and {yq.zero_point}")
         self.softmax = {"beta": beta, "input_scale": float(x[1].scale)}
         self.softmax_tensor = op.outputs[0]
         self.values[op.outputs[0]] = (x[0], yq, x[2], x[3])
@@ -568,7 +572,8 @@ class _Importer:
         return self.value(i, where)
 
     def reshape(self, op, where):
-        x = self.value(op.inputs[0], where)
+        softmax = op.inputs[0] == self.softmax_tensor  # (a flatten after it: it moves along)
+        x = self.values[op.inputs[0]] if softmax else self.value(op.inputs[0], where)
         if self.act_quant(op.outputs[0]) != x[1]:
             raise ModelError(f"{where}: input and output quantization must be equal")
         out = self.shape(op.outputs[0])
@@ -581,6 +586,12 @@ class _Importer:
         else:
             raise ModelError(f"{where}: only a flatten to (1, features) is supported, not "
                              f"{out}")
+        if softmax:
+            last = int(np.prod(x[0])) if x[2] else x[0][2]
+            if int(out[-1]) != last:
+                raise ModelError(f"{where}: a RESHAPE after SOFTMAX must keep its last axis "
+                                 f"({last}), not make it {int(out[-1])}")
+            self.softmax_tensor = op.outputs[0]
 
     def quantize(self, op, where):
         i = op.inputs[0]

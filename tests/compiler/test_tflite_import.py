@@ -110,9 +110,9 @@ def _fc(g, rng, x, features, n, per_channel, act, out_scale=None, out_zp=None):
     return y
 
 
-def _softmax(g, x, shape, beta=1.0):
+def _softmax(g, x, shape, beta=1.0, quant=(1 / 256, -128)):
     """Add ``SOFTMAX`` on ``x`` (int8 output at LiteRT's required 1/256, -128)."""
-    y = g.tensor([1, *shape], np.int8, 1 / 256, -128)
+    y = g.tensor([1, *shape], np.int8, *quant)
     o = tfl.SoftmaxOptionsT()
     o.beta = beta
     g.op("SOFTMAX", [x], [y], o)
@@ -601,16 +601,17 @@ def test_int8_graph_edges_match_litert(tmp_path, seed, int8_in, int8_out):
             np.testing.assert_array_equal(raw, r.outputs)
 
 
-@pytest.mark.parametrize("tail", ["fc", "map"])
+@pytest.mark.parametrize("tail", ["fc", "fc4d", "map", "flat"])
 @pytest.mark.parametrize("int8_out", [False, True], ids=["float_out", "int8_out"])
 def test_softmax_output_matches_litert(tmp_path, seed, tail, int8_out):
     """A network ending in SOFTMAX: the NPU computes the logits, the host the softmax.
 
-    Over the features of a fully connected layer's output, or the channels of each pixel
-    of a map (``map``); float (DEQUANTIZE) or int8 output. Every word equal to LiteRT's.
+    Over the features of a flat output, or the channels of each pixel of a map (``map``);
+    float (DEQUANTIZE) or int8 output. Every word equal to LiteRT's; ``--raw`` gives the
+    softmax's int8 words.
     """
     rng = np.random.default_rng([seed, int8_out, len(tail), 73])
-    for n in range(2):
+    for n in range(1):
         model, shape = _network(rng, True, tail, int8_out=int8_out, softmax=True)
         x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
         r, plan = _compare(tmp_path, f"sm{n}", model, x)
@@ -619,22 +620,56 @@ def test_softmax_output_matches_litert(tmp_path, seed, tail, int8_out):
         probs = r.outputs.astype(np.float64) if not int8_out else (
             (r.outputs.astype(np.float64) + 128) / 256)
         assert np.all(np.abs(probs.sum(-1) - 1) < 0.1 * probs.shape[-1] / 256 + 0.05)
+        raw = infer(tmp_path / f"sm{n}", x, raw=True).outputs
+        assert raw.dtype == np.int8
+        if int8_out:
+            np.testing.assert_array_equal(raw, r.outputs)
+        else:  # the softmax's words, dequantized: the float output
+            np.testing.assert_array_equal(
+                (raw.astype(np.float32) + 128) * np.float32(1 / 256), r.outputs)
+
+
+def test_softmax_then_flatten_matches_litert(tmp_path, seed):
+    """Keras's softmax on a (1, 1, 1, C) map, then a flatten to (1, C): the host's too."""
+    rng = np.random.default_rng([seed, 79])
+    g = Graph()
+    xf, x = _quantized_input(g, rng, (3, 3, 4))
+    x, shape = _conv(g, rng, x, (3, 3, 4), 6, 3, 1, False, True, ACTS[0])
+    assert shape == (1, 1, 6)
+    y = _softmax(g, x, shape)
+    flat, _ = _flatten(g, y, shape)
+    out = g.tensor([1, 6], np.float32)
+    g.op("DEQUANTIZE", [flat], [out])
+    _, plan = _compare(tmp_path, "smflat", g.model([xf], [out]),
+                       rng.uniform(-2, 2, (8, 3, 3, 4)).astype(np.float32))
+    assert plan["output"]["layout"] == "flat_hwc" and plan["output"]["softmax"]
+    # a plan whose softmax is malformed is refused before anything runs
+    plan["output"]["softmax"]["beta"] = -1.0
+    (tmp_path / "smflat" / "plan.json").write_text(json.dumps(plan))
+    with pytest.raises(ValueError, match="output.softmax.beta must be a positive float"):
+        infer(tmp_path / "smflat", rng.uniform(-2, 2, (1, 3, 3, 4)).astype(np.float32))
 
 
 @pytest.mark.parametrize("case, match", [
     ("inner", "reads the output of SOFTMAX"),
     ("twice", "only one SOFTMAX, at the output"),
+    ("dead", "is not the graph's output"),
+    ("quant", "must be quantized with scale 1/256 and zero point -128"),
+    ("beta", "beta must be a positive float32, not 0.0"),
 ])
 def test_softmax_refusals(tmp_path, capsys, case, match):
     g = Graph()
     xf = g.tensor([1, 6], np.float32)
     x = g.tensor([1, 6], np.int8, 0.05, 3)
     g.op("QUANTIZE", [xf], [x])
-    y = _softmax(g, x, (6,))
+    y = _softmax(g, x, (6,), beta=0.0 if case == "beta" else 1.0,
+                 quant=(0.1, 0) if case == "quant" else (1 / 256, -128))
     if case == "inner":  # a layer after the softmax
         y = _fc(g, np.random.default_rng(1), y, 6, 4, False, ACTS[0])
-    else:
+    elif case == "twice":
         _softmax(g, x, (6,))
+    elif case == "dead":  # the logits are the output; the softmax is left over
+        y = _fc(g, np.random.default_rng(1), x, 6, 6, False, ACTS[0])
     out = g.tensor([1, 4 if case == "inner" else 6], np.float32)
     g.op("DEQUANTIZE", [y], [out])
     _assert_refused(tmp_path, capsys, g.model([xf], [out]), match)
