@@ -619,7 +619,8 @@ def test_softmax_output_matches_litert(tmp_path, seed, tail, int8_out):
         assert plan["output"]["quant"] == {"scale": 1 / 256, "zero_point": -128}
         probs = r.outputs.astype(np.float64) if not int8_out else (
             (r.outputs.astype(np.float64) + 128) / 256)
-        assert np.all(np.abs(probs.sum(-1) - 1) < 0.1 * probs.shape[-1] / 256 + 0.05)
+        # each word rounds by at most half a step of 1/256 (a sanity check; LiteRT decides)
+        assert np.all(np.abs(probs.sum(-1) - 1) <= probs.shape[-1] / 512 + 1 / 256)
         raw = infer(tmp_path / f"sm{n}", x, raw=True).outputs
         assert raw.dtype == np.int8
         if int8_out:
