@@ -177,8 +177,9 @@ class _Importer:
         # PAD outputs: tensor -> (the padded tensor, (top, left, bottom, right)); only a
         # convolution reads one (the padding folds into its own)
         self.padded, self.pads_read = {}, set()
-        # SOFTMAX: its output tensor, the value it reads, its output quantization; the host
-        # computes it after the NPU, so only DEQUANTIZE or the graph output may read it
+        # SOFTMAX: its beta and input scale, the tensor that holds its output (a flatten
+        # after it moves it), whether the graph's output reads it; the host computes it after
+        # the NPU, so only DEQUANTIZE or the graph output may read it
         self.softmax, self.softmax_tensor, self.softmax_read = None, None, False
 
     # -- tensors -------------------------------------------------------------------------
@@ -463,12 +464,11 @@ class _Importer:
             raise ModelError(f"{where}: {exc}") from None
         scales = np.full(c, scale, dtype=_F32)
         name = self.name(op.outputs[0])
-        k = kh
         if whole:
             layer = GlobalAvgPool(bias=np.zeros(c, dtype=np.int64), scales=scales, zp_out=0,
                                   lo=lo, hi=hi, name=name, op="AveragePool")
         else:
-            layer = Conv(weights=ones_kernel(c, k, k), bias=np.zeros(c, dtype=np.int64),
+            layer = Conv(weights=ones_kernel(c, kh, kh), bias=np.zeros(c, dtype=np.int64),
                          scales=scales, zp_in=0, zp_out=0, stride=o.strideH, lo=lo, hi=hi,
                          name=name, op="AveragePool")
         self.add(op, layer, x, yq, flat=x[2])

@@ -611,23 +611,22 @@ def test_softmax_output_matches_litert(tmp_path, seed, tail, int8_out):
     softmax's int8 words.
     """
     rng = np.random.default_rng([seed, int8_out, len(tail), 73])
-    for n in range(1):
-        model, shape = _network(rng, True, tail, int8_out=int8_out, softmax=True)
-        x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
-        r, plan = _compare(tmp_path, f"sm{n}", model, x)
-        assert plan["output"]["softmax"]["input_scale"] > 0
-        assert plan["output"]["quant"] == {"scale": 1 / 256, "zero_point": -128}
-        probs = r.outputs.astype(np.float64) if not int8_out else (
-            (r.outputs.astype(np.float64) + 128) / 256)
-        # each word rounds by at most half a step of 1/256 (a sanity check; LiteRT decides)
-        assert np.all(np.abs(probs.sum(-1) - 1) <= probs.shape[-1] / 512 + 1 / 256)
-        raw = infer(tmp_path / f"sm{n}", x, raw=True).outputs
-        assert raw.dtype == np.int8
-        if int8_out:
-            np.testing.assert_array_equal(raw, r.outputs)
-        else:  # the softmax's words, dequantized: the float output
-            np.testing.assert_array_equal(
-                (raw.astype(np.float32) + 128) * np.float32(1 / 256), r.outputs)
+    model, shape = _network(rng, True, tail, int8_out=int8_out, softmax=True)
+    x = rng.uniform(-2.5, 2.5, (8, *shape)).astype(np.float32)
+    r, plan = _compare(tmp_path, "sm", model, x)
+    assert plan["output"]["softmax"]["input_scale"] > 0
+    assert plan["output"]["quant"] == {"scale": 1 / 256, "zero_point": -128}
+    probs = r.outputs.astype(np.float64) if not int8_out else (
+        (r.outputs.astype(np.float64) + 128) / 256)
+    # each word rounds by at most half a step of 1/256 (a sanity check; LiteRT decides)
+    assert np.all(np.abs(probs.sum(-1) - 1) <= probs.shape[-1] / 512 + 1 / 256)
+    raw = infer(tmp_path / "sm", x, raw=True).outputs
+    assert raw.dtype == np.int8
+    if int8_out:
+        np.testing.assert_array_equal(raw, r.outputs)
+    else:  # the softmax's words, dequantized: the float output
+        np.testing.assert_array_equal(
+            (raw.astype(np.float32) + 128) * np.float32(1 / 256), r.outputs)
 
 
 def test_softmax_then_flatten_matches_litert(tmp_path, seed):
