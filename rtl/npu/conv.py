@@ -131,11 +131,19 @@ class ConvUnit(wiring.Component):
         oy = Signal(8)
         ox = Signal(8)
         pix = Signal(pix_range)   # oy * out_w + ox
-        y_base = Signal(WINDOW_BASE_BITS)  # oy * stride
-        x_base = Signal(WINDOW_BASE_BITS)  # ox * stride
-        pix_row = Signal(abits)   # oy * s_row
-        pix_col = Signal(abits)   # ox * s_col
-        tile_off = Signal(abits)  # ky * rowstride + kx * G_in + g - pad_off
+        # The window's input position and word address, kept as registers that step with
+        # the loops (no adder between them and the activation port): the input row
+        # ``iy = oy * stride + ky - pad_t`` and column ``ix``, whether each lies inside the
+        # input, and the im2col word ``src + tile_off + oy * s_row + ox * s_col`` with
+        # ``tile_off = ky * rowstride + kx * G_in + g - pad_off``; ``tile_base`` and
+        # ``row_base`` hold that sum at ``ox = oy = 0`` and at ``ox = 0``.
+        iy = Signal(signed(WINDOW_BASE_BITS + 1))
+        ix = Signal(signed(WINDOW_BASE_BITS + 1))
+        y_in = Signal()
+        x_in = Signal()
+        address = Signal(abits)
+        row_base = Signal(abits)
+        tile_base = Signal(abits)
         issuing = Signal()  # this column tile's vectors are not all issued
         # Vectors issued whose accumulator read (``early``) has not come: at most the one in
         # a_valid and the array's latency less one.
@@ -171,12 +179,6 @@ class ConvUnit(wiring.Component):
         a_inside = Signal()
         a_last = Signal()
         a_go = ~a_valid | array.i_act.ready
-        iy = Signal(signed(WINDOW_BASE_BITS + 1))
-        ix = Signal(signed(WINDOW_BASE_BITS + 1))
-        m.d.comb += [iy.eq(y_base + ky - fw.pad_t), ix.eq(x_base + kx - fw.pad_l)]
-        inside = (iy >= 0) & (iy < fw.in_h) & (ix >= 0) & (ix < fw.in_w)
-        address = Signal(abits)
-        m.d.comb += address.eq(fw.src + tile_off + pix_row + pix_col)
         # The tile step: the next input group (CONV), the next kx (MAXPOOL: G words on).
         g_last = (g == g_in - 1) | is_pool
         kx_step = Mux(is_pool, g_in, 1) if p.pool_on_array else 1
@@ -184,34 +186,61 @@ class ConvUnit(wiring.Component):
         can_issue = phase_a & issuing
         last_vector = (pix == pixels - 1) & g_last & (kx == fw.kernel - 1) \
             & (ky == fw.kernel - 1)
+        col_wrap = ox == fw.out_w - 1
+        row_wrap = oy == fw.out_h - 1
+        kx_wrap = kx == fw.kernel - 1
+
+        def inside(pos, size):
+            return (pos >= 0) & (pos < size)
+
+        # The next vector's window (computed from registers only, taken with the issue).
+        tile_step = Signal(abits)
+        ky_n = Signal(4)
+        kx_n = Signal(4)
+        iy_n = Signal.like(iy)
+        ix_n = Signal.like(ix)
+        address_n = Signal(abits)
+        m.d.comb += [ky_n.eq(ky), kx_n.eq(kx), tile_step.eq(1)]
+        with m.If(g_last):
+            with m.If(kx_wrap):
+                m.d.comb += [ky_n.eq(ky + 1), kx_n.eq(0), tile_step.eq(tile_wrap)]
+            with m.Else():
+                m.d.comb += [kx_n.eq(kx + 1), tile_step.eq(kx_step)]
+        tile_next = Signal(abits)
+        m.d.comb += tile_next.eq(tile_base + tile_step)
+        with m.If(~col_wrap):
+            m.d.comb += [iy_n.eq(iy), ix_n.eq(ix + fw.stride), address_n.eq(address + s_col)]
+        with m.Elif(~row_wrap):
+            m.d.comb += [iy_n.eq(iy + fw.stride), ix_n.eq(kx - fw.pad_l),
+                         address_n.eq(row_base + s_row)]
+        with m.Else():
+            m.d.comb += [iy_n.eq(ky_n - fw.pad_t), ix_n.eq(kx_n - fw.pad_l),
+                         address_n.eq(tile_next)]
         with m.If(a_go):
             m.d.sync += a_valid.eq(0)
             with m.If(can_issue):
-                m.d.comb += [self.act_en.eq(inside), self.act_addr.eq(address)]
-                m.d.sync += [a_valid.eq(1), a_inside.eq(inside),
-                             a_last.eq(pix == pixels - 1)]
+                m.d.comb += [self.act_en.eq(y_in & x_in), self.act_addr.eq(address)]
+                m.d.sync += [a_valid.eq(1), a_inside.eq(y_in & x_in),
+                             a_last.eq(pix == pixels - 1),
+                             iy.eq(iy_n), ix.eq(ix_n), y_in.eq(inside(iy_n, fw.in_h)),
+                             x_in.eq(inside(ix_n, fw.in_w)), address.eq(address_n)]
                 with m.If(last_vector):
                     m.d.sync += issuing.eq(0)
                 # Next pixel; at the last pixel, the next tile.
-                with m.If(ox == fw.out_w - 1):
-                    m.d.sync += [ox.eq(0), x_base.eq(0), pix_col.eq(0)]
-                    with m.If(oy == fw.out_h - 1):
-                        m.d.sync += [oy.eq(0), y_base.eq(0), pix_row.eq(0), pix.eq(0)]
+                with m.If(col_wrap):
+                    m.d.sync += ox.eq(0)
+                    with m.If(row_wrap):
+                        m.d.sync += [oy.eq(0), pix.eq(0), ky.eq(ky_n), kx.eq(kx_n),
+                                     tile_base.eq(tile_next), row_base.eq(tile_next)]
                         with m.If(g_last):
                             m.d.sync += g.eq(0)
-                            with m.If(kx == fw.kernel - 1):
-                                m.d.sync += [kx.eq(0), ky.eq(ky + 1),
-                                             tile_off.eq(tile_off + tile_wrap)]
-                            with m.Else():
-                                m.d.sync += [kx.eq(kx + 1), tile_off.eq(tile_off + kx_step)]
                         with m.Else():
-                            m.d.sync += [g.eq(g + 1), tile_off.eq(tile_off + 1)]
+                            m.d.sync += g.eq(g + 1)
                     with m.Else():
-                        m.d.sync += [oy.eq(oy + 1), y_base.eq(y_base + fw.stride),
-                                     pix_row.eq(pix_row + s_row), pix.eq(pix + 1)]
+                        m.d.sync += [oy.eq(oy + 1), row_base.eq(row_base + s_row),
+                                     pix.eq(pix + 1)]
                 with m.Else():
-                    m.d.sync += [ox.eq(ox + 1), x_base.eq(x_base + fw.stride),
-                                 pix_col.eq(pix_col + s_col), pix.eq(pix + 1)]
+                    m.d.sync += [ox.eq(ox + 1), pix.eq(pix + 1)]
         # Outside the input: the zero point (CONV), or -128 (MAXPOOL: below every value).
         pad = Mux(is_pool, -128, f.zp_in) if p.pool_on_array else f.zp_in
         zp_word = Cat(*[pad[:8]] * lanes)
@@ -269,6 +298,8 @@ class ConvUnit(wiring.Component):
         # The column tile's channels (set as phase B begins: no path from the instruction's
         # fields through the checker's multiplexers into the write data)
         count = Signal(range(lanes + 1))
+        chan = Signal(12)  # the group's first table entry (registered: no adder before
+        # the PostUnit's cache check, whose answer enables the accumulator reads)
         rest = Signal(signed(12))
         m.d.comb += rest.eq(cout - (j * lanes)[:11])
         if p.pool_on_array:
@@ -278,7 +309,7 @@ class ConvUnit(wiring.Component):
                                                for lane in range(lanes)]))]
         m.d.comb += [self.post.valid.eq(b_valid & ~is_pool),
                      self.post.payload.acc.eq(acc_rd.data),
-                     self.post.payload.chan.eq(f.tab + (j * lanes)[:12]),
+                     self.post.payload.chan.eq(chan),
                      self.post.payload.count.eq(count)]
 
         if p.serial_setup:
@@ -328,9 +359,13 @@ class ConvUnit(wiring.Component):
                     m.next = "TILE"
             with m.State("TILE"):  # a new column tile: reset the loops
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0),
-                             pix.eq(0), y_base.eq(0), x_base.eq(0), pix_row.eq(0),
-                             pix_col.eq(0), tile_off.eq(Mux(is_pool, j, 0) - pad_off),
+                start_word = fw.src + Mux(is_pool, j, 0) - pad_off
+                m.d.sync += [ky.eq(0), kx.eq(0), g.eq(0), oy.eq(0), ox.eq(0), pix.eq(0),
+                             iy.eq(-fw.pad_t), ix.eq(-fw.pad_l),
+                             y_in.eq(inside(-fw.pad_t, fw.in_h)),
+                             x_in.eq(inside(-fw.pad_l, fw.in_w)),
+                             address.eq(start_word), row_base.eq(start_word),
+                             tile_base.eq(start_word),
                              issuing.eq(1), first_left.eq(pixels), wr_pix.eq(0),
                              phase_a.eq(1)]
                 m.next = "PHASE_A"
@@ -340,7 +375,7 @@ class ConvUnit(wiring.Component):
                 # phase B's first read.
                 with m.If(~issuing & (outstanding == 0)):
                     m.d.sync += [phase_a.eq(0), phase_b.eq(1), b_left.eq(pixels), b_pix.eq(0),
-                                 b_addr.eq(fw.dst + j),
+                                 b_addr.eq(fw.dst + j), chan.eq(f.tab + (j * lanes)[:12]),
                                  count.eq(Mux(rest >= lanes, lanes, rest))]
                     m.next = "PHASE_B"
             with m.State("PHASE_B"):

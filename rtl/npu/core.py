@@ -215,7 +215,14 @@ class Npu(wiring.Component):
                      self.running.eq(running)]
 
         # -- units (cleared by ABORT) -------------------------------------------------------
-        clear = ResetInserter(abort)
+        # A cycle after the command, from a register: the reset reaches every flip-flop of
+        # every unit, and from the host command decoder it was the ECP5 build's longest
+        # route (19.4 ns). The controller stops at once; a new START comes two cycles after
+        # ABORT at the earliest (a command header, then its argument), and a unit starts
+        # only after the fetch and the checks.
+        abort_units = Signal()
+        m.d.sync += abort_units.eq(abort)
+        clear = ResetInserter(abort_units)
         m.submodules.decoder = decoder = clear(Decoder(p))
         m.submodules.post = post = clear(PostUnit(p))
         maxpool = None  # (pool_on_array: MAXPOOL runs on the CONV unit)

@@ -231,9 +231,12 @@ class AvgPoolUnit(wiring.Component):
                 m.d.sync += s.eq(Mux(r_first, value, s + value))
         rest = Signal(signed(12))
         m.d.comb += rest.eq(f.channels - (g * lanes)[:11])
-        m.d.comb += [self.post.payload.addr.eq(f.dst + g),
-                     self.post.payload.chan.eq(f.tab + (g * lanes)[:12]),
-                     self.post.payload.count.eq(Mux(rest >= lanes, lanes, rest))]
+        # The group's first table entry and channel count, registered (no adder before the
+        # PostUnit's cache check).
+        chan = Signal(12)
+        count = Signal(range(lanes + 1))
+        m.d.comb += [self.post.payload.addr.eq(f.dst + g), self.post.payload.chan.eq(chan),
+                     self.post.payload.count.eq(count)]
         m.d.comb += [self.post.payload.acc[i].eq(s) for i, s in enumerate(sums)]
 
         with m.FSM(name="avgpool"):
@@ -244,7 +247,9 @@ class AvgPoolUnit(wiring.Component):
                     m.next = "GROUP"
             with m.State("GROUP"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [left.eq(pixels), addr.eq(f.src + g)]
+                m.d.sync += [left.eq(pixels), addr.eq(f.src + g),
+                             chan.eq(f.tab + (g * lanes)[:12]),
+                             count.eq(Mux(rest >= lanes, lanes, rest))]
                 m.next = "SUM"
             with m.State("SUM"):
                 m.d.comb += self.busy.eq(1)

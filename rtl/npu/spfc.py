@@ -138,16 +138,18 @@ class SparseFcUnit(wiring.Component):
         acc = [Signal(signed(32), name=f"y_{n}") for n in range(lanes)]
         lane = Signal(range(lanes + 1))
         g = Signal(10)
+        chan = Signal(12)  # f.tab + g * lanes, kept as a register (no adder before
+        # the PostUnit's cache check)
         pending = Signal()
         dropping = Signal()
         out_done = Signal()
         post = self.post.payload
         m.d.comb += [self.post.valid.eq(pending),
-                     post.addr.eq(f.dst + g), post.chan.eq(f.tab + (g * lanes)[:12]),
+                     post.addr.eq(f.dst + g), post.chan.eq(chan),
                      post.count.eq(lane)]
         m.d.comb += [post.acc[n].eq(a) for n, a in enumerate(acc)]
         with m.If(self.post.valid & self.post.ready):
-            m.d.sync += [pending.eq(0), g.eq(g + 1), lane.eq(0)]
+            m.d.sync += [pending.eq(0), g.eq(g + 1), lane.eq(0), chan.eq(chan + lanes)]
         collecting = Signal()
         m.d.comb += eng.o.ready.eq(collecting & ~pending)
         with m.If(eng.o.valid & eng.o.ready):
@@ -207,7 +209,7 @@ class SparseFcUnit(wiring.Component):
                         m.next = "SHAPE"
             with m.State("SHAPE"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [a_addr.eq(f.src), issued.eq(0), sent.eq(0), g.eq(0),
+                m.d.sync += [a_addr.eq(f.src), issued.eq(0), sent.eq(0), g.eq(0), chan.eq(f.tab),
                              lane.eq(0), dropping.eq(0), out_done.eq(0)]
                 with m.If((rows != f.cout) | (cols != f.cin)):
                     m.d.sync += failed.eq(1)
