@@ -10,7 +10,8 @@ Every command is two words, a header and an argument::
 - ``READ``: the reply is ``count`` memory words, each as :func:`chunks` words.
 - ``START``: run from instruction ``argument``. No reply.
 - ``STATUS``: the reply is :data:`STATUS_WORDS` words (:data:`STATUS_FIELDS`).
-- ``ABORT``: stop a running program (state IDLE, error cleared). No reply.
+- ``ABORT``: stop a running program (state IDLE, error cleared; the units are cleared a
+  cycle later, before any next command takes effect). No reply.
 
 A command the NPU cannot carry out (unknown command or memory, a region outside its memory,
 a WRITE/READ/START while a program runs, a start address outside the instruction memory)
