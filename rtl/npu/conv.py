@@ -184,11 +184,10 @@ class ConvUnit(wiring.Component):
         kx_step = Mux(is_pool, g_in, 1) if p.pool_on_array else 1
         phase_a = Signal()
         can_issue = phase_a & issuing
-        last_vector = (pix == pixels - 1) & g_last & (kx == fw.kernel - 1) \
-            & (ky == fw.kernel - 1)
         col_wrap = ox == fw.out_w - 1
         row_wrap = oy == fw.out_h - 1
         kx_wrap = kx == fw.kernel - 1
+        last_vector = (pix == pixels - 1) & g_last & kx_wrap & (ky == fw.kernel - 1)
 
         def inside(pos, size):
             return (pos >= 0) & (pos < size)
@@ -298,8 +297,9 @@ class ConvUnit(wiring.Component):
         # The column tile's channels (set as phase B begins: no path from the instruction's
         # fields through the checker's multiplexers into the write data)
         count = Signal(range(lanes + 1))
-        chan = Signal(12)  # the group's first table entry (registered: no adder before
-        # the PostUnit's cache check, whose answer enables the accumulator reads)
+        # The group's first table entry, registered: no adder before the PostUnit's cache
+        # check, whose answer enables the accumulator reads.
+        chan = Signal(12)
         rest = Signal(signed(12))
         m.d.comb += rest.eq(cout - (j * lanes)[:11])
         if p.pool_on_array:

@@ -138,8 +138,8 @@ class SparseFcUnit(wiring.Component):
         acc = [Signal(signed(32), name=f"y_{n}") for n in range(lanes)]
         lane = Signal(range(lanes + 1))
         g = Signal(10)
-        chan = Signal(12)  # f.tab + g * lanes, kept as a register (no adder before
-        # the PostUnit's cache check)
+        # f.tab + g * lanes, kept as a register: no adder before the PostUnit's cache check.
+        chan = Signal(12)
         pending = Signal()
         dropping = Signal()
         out_done = Signal()
