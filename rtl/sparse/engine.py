@@ -125,7 +125,7 @@ class SparseMatVec(Validated, wiring.Component):
             config.cfg.eq(self.i_cfg.payload),
             config.fire.eq(self.i_cfg.valid & self.i_cfg.ready),
             config.codebook.ready.eq(1),  # the decoders take every codebook write
-            acts.cols.eq(config.cols),
+            acts.cols.eq(config.cols), acts.col_flags.eq(config.col_flags),
             readout.rows.eq(config.rows),
             self.pe_active.eq(Cat(pe.active for pe in pes)),
             self.error.eq(config.error | acts.error | Cat(pe.error for pe in pes).any()),

@@ -17,7 +17,7 @@ from ..common.result_buffer import ResultBuffer
 from .params import ENTRY_BITS, Primitives
 from .ports import CFG_LAYOUT, CfgOp, act_item_layout, act_layout, codebook_layout, out_layout
 
-__all__ = ["OUT_DEPTH", "ActivationInput", "ConfigWriter", "Readout"]
+__all__ = ["OUT_DEPTH", "ActivationInput", "ConfigWriter", "Readout", "col_flags_layout"]
 
 #: Output words buffered so that readout runs at one word per cycle: the reserve-to-offer
 #: loop (three cycles to the buffer's write, its read latency of four) plus the slack of
@@ -35,6 +35,30 @@ def _at_most(value, k):
     return Const(1) if k >= (1 << len(value)) - 1 else value <= k
 
 
+def col_flags_layout(lanes):
+    """Return the layout of the lane flags of a vector's first three beats.
+
+    For beat b (0, 1, 2: ``first``, ``second``, ``third``): ``<b>_mask`` bit k = lane k of
+    beat b is below ``cols`` (``cols > k + b * lanes``), ``<b>_last`` = beat b is the
+    vector's last or past it (``cols <= (b + 1) * lanes``).
+    """
+    return data.StructLayout({f"{b}_{kind}": lanes if kind == "mask" else 1
+                              for b in ("first", "second", "third") for kind in ("mask", "last")})
+
+
+def _col_flags(cols, lanes):
+    """Return the :func:`col_flags_layout` fields of ``cols`` (a value, or an int: the init)."""
+    flags = {}
+    for b, name in enumerate(("first", "second", "third")):
+        if isinstance(cols, int):
+            flags[f"{name}_mask"] = sum(1 << k for k in range(lanes) if cols > k + b * lanes)
+            flags[f"{name}_last"] = int(cols <= (b + 1) * lanes)
+        else:
+            flags[f"{name}_mask"] = Cat(_above(cols, k + b * lanes) for k in range(lanes))
+            flags[f"{name}_last"] = _at_most(cols, (b + 1) * lanes)
+    return flags
+
+
 def _write_layout(addr_shape, data_shape):
     return data.StructLayout({"en": 1, "addr": addr_shape, "data": data_shape})
 
@@ -49,6 +73,9 @@ class ConfigWriter(wiring.Component):
     rows, cols : Out
         The loaded shape (kept across reset, like the memories; initially the maxima); a
         SHAPE beat's values from the ``LATENCY``-th cycle after it.
+    col_flags : Out(col_flags_layout(act_lanes))
+        The lane masks and "last beat" flags of ``cols``'s first three beats, registered
+        with it (so the activation input's handshake starts at registers).
     ptr_en, entry_en : Out(n_pe)
         Bit p: write PE p's pointer / entry memory at ``addr`` with ``data`` this cycle
         (registered: ``LATENCY`` cycles after the beat's; not cleared by reset).
@@ -75,6 +102,8 @@ class ConfigWriter(wiring.Component):
             "cfg": In(CFG_LAYOUT), "fire": In(1),
             "rows": Out(range(p.rows_max + 1), init=p.rows_max),
             "cols": Out(range(p.cols_max + 1), init=p.cols_max),
+            "col_flags": Out(col_flags_layout(p.act_lanes),
+                             init=_col_flags(p.cols_max, p.act_lanes)),
             "ptr_en": Out(p.n_pe), "entry_en": Out(p.n_pe),
             "addr": Out(16), "data": Out(16),
             "codebook": Out(stream.Signature(codebook_layout())),
@@ -114,9 +143,13 @@ class ConfigWriter(wiring.Component):
         # The shape survives reset: a register without one drives each output.
         rows = Signal(range(p.rows_max + 1), init=p.rows_max, reset_less=True)
         cols = Signal(range(p.cols_max + 1), init=p.cols_max, reset_less=True)
-        m.d.comb += [self.rows.eq(rows), self.cols.eq(cols)]
+        flags = Signal(col_flags_layout(p.act_lanes), reset_less=True,
+                       init=_col_flags(p.cols_max, p.act_lanes))
+        m.d.comb += [self.rows.eq(rows), self.cols.eq(cols), self.col_flags.eq(flags)]
         with m.If(b_kind[0] & b_ok[0]):
             m.d.sync += [rows.eq(b_cfg.addr), cols.eq(b_cfg.data)]
+            m.d.sync += [getattr(flags, name).eq(value) for name, value
+                         in _col_flags(b_cfg.data[:len(cols)], p.act_lanes).items()]
         with m.If((b_kind & ~b_ok) != 0):
             m.d.sync += self.error.eq(1)
         ptr_en = Signal(p.n_pe, reset_less=True)
@@ -153,10 +186,11 @@ class ActivationInput(wiring.Component):
     i_act : In(stream.Signature(act_layout))
         Into a three-beat FIFO (``ready`` is its registered "not full", with ``accept``); a
         beat leaves it while ``enable`` and stage A is free (or frees this cycle).
-    cols : In
+    cols : In, col_flags : In(col_flags_layout(act_lanes))
         Columns of the loaded matrix: the vector ends with beat ``ceil(cols / act_lanes) -
-        1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``). It must hold for a
-        cycle before a vector's first beat (the lane masks are registered).
+        1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``); and its first three
+        beats' lane flags (:class:`ConfigWriter`'s). They must hold for a cycle before a
+        vector's first beat (the lane masks are registered).
     enable : In(1)
         The engine takes activations.
     queues_ready : In(1), item : Out(stream.Signature(act_item_layout))
@@ -182,7 +216,8 @@ class ActivationInput(wiring.Component):
         self.params = p = params
         super().__init__({
             "i_act": In(stream.Signature(act_layout(p))),
-            "cols": In(range(p.cols_max + 1)), "enable": In(1),
+            "cols": In(range(p.cols_max + 1)), "col_flags": In(col_flags_layout(p.act_lanes)),
+            "enable": In(1),
             "queues_ready": In(1), "item": Out(stream.Signature(act_item_layout(p))),
             "accept": In(1), "taken": Out(1), "done": Out(1), "empty": Out(1),
             "pending": Out(1),
@@ -218,24 +253,21 @@ class ActivationInput(wiring.Component):
         ]
         act = head.beat
         col_base = Signal(range(p.cols_max + lanes + 1))
-        # The lane mask (lane k is below cols) and "last beat" of the beat on offer are
-        # registers: between vectors worked out from ``cols`` every cycle (so ``cols`` must
-        # have settled for a cycle: the engine takes no beat until a cycle after the
-        # configuration writer's latency), within one from the columns left (a
-        # down-counter), so they are compares of a register with constants, not sums, and
-        # the handshake below starts at them (no multiplexer on "a vector is under way").
+        # The lane mask (lane k is below cols) and "last beat" of the beat on offer, and of
+        # the beat after it, are registers, so the handshake below and the flags' own
+        # updates start at registers (no multiplexer on "a vector is under way", no compare
+        # between a register and the flags). The vector's first three beats' flags come
+        # from the configuration writer, registered with ``cols`` (so they have settled:
+        # the engine takes no beat until a cycle after its latency); within a vector the
+        # flags of the beat after next are compares of the columns left (a down-counter)
+        # with constants: left - 2 * lanes > k is left > k + 2 * lanes.
         mid = Signal()  # a beat of the vector was taken, its last not yet
         left_q = Signal(range(p.cols_max + 1))
         cur_mask = Signal(lanes)
         cur_last = Signal()
-        # The second beat's, so the next beat's flags compare a register with constants
-        # (left - lanes > k is left > k + lanes) instead of following a subtraction.
-        second_mask = Signal(lanes)
-        second_last = Signal()
-        m.d.sync += [second_mask.eq(Cat(_above(self.cols, k + lanes) for k in range(lanes))),
-                     second_last.eq(_at_most(self.cols, 2 * lanes))]
-        first_mask = Cat(_above(self.cols, k) for k in range(lanes))
-        first_last = _at_most(self.cols, lanes)
+        nxt_mask = Signal(lanes)  # the next beat's (while ``mid``)
+        nxt_last = Signal()
+        flags = self.col_flags
         left = Mux(mid, left_q, self.cols)
         left_next = Signal(range(p.cols_max + 1))
         m.d.comb += left_next.eq(left - lanes)
@@ -298,15 +330,20 @@ class ActivationInput(wiring.Component):
             m.d.sync += [col_base.eq(Mux(beat_last, 0, col_base + lanes)),
                          left_q.eq(left_next), mid.eq(~beat_last)]
             with m.If(beat_last):
-                m.d.sync += [self.done.eq(1), cur_mask.eq(first_mask), cur_last.eq(first_last)]
+                m.d.sync += [self.done.eq(1), cur_mask.eq(flags.first_mask),
+                             cur_last.eq(flags.first_last)]
             with m.Else():
-                m.d.sync += [cur_mask.eq(Mux(mid, Cat(_above(left_q, k + lanes)
-                                                      for k in range(lanes)), second_mask)),
-                             cur_last.eq(Mux(mid, _at_most(left_q, 2 * lanes), second_last))]
+                m.d.sync += [
+                    cur_mask.eq(Mux(mid, nxt_mask, flags.second_mask)),
+                    cur_last.eq(Mux(mid, nxt_last, flags.second_last)),
+                    nxt_mask.eq(Mux(mid, Cat(_above(left_q, k + 2 * lanes) for k in range(lanes)),
+                                    flags.third_mask)),
+                    nxt_last.eq(Mux(mid, _at_most(left_q, 3 * lanes), flags.third_last)),
+                ]
             with m.If(act.last != beat_last):
                 m.d.sync += self.error.eq(1)
         with m.Elif(~mid):
-            m.d.sync += [cur_mask.eq(first_mask), cur_last.eq(first_last)]
+            m.d.sync += [cur_mask.eq(flags.first_mask), cur_last.eq(flags.first_last)]
 
         with m.If(self.restart):
             m.d.sync += self.done.eq(0)

@@ -18,6 +18,7 @@ from amaranth.hdl import C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.carry import Ecp5MuxAdd
 from ..common.pipeline import delay, in_range
 from ..common.ram import BufferRam, pipelined_ram
 from ..systolic.mul import Ecp5Multiplier
@@ -372,7 +373,8 @@ class Accumulator(wiring.Component):
     With the ECP5 primitives (``deep``) two more registers keep logic away from the block
     RAM's pins: at t+2 the value to add to (all cases but the previous pair's hit) is
     registered, the sum is made at t+3 and written from a register at t+4 (the multiplier,
-    a ``MULT18X18D``, then has latency 3).
+    a ``MULT18X18D``, then has latency 3), and the add with its forwarding multiplexer is
+    one chain of carry cells (:class:`~npugen.rtl.common.carry.Ecp5MuxAdd`).
 
     A read issued at cycle t sees the writes made before the end of cycle t - 1, so the
     sums of the pairs of the last ``LATENCY`` cycles are not in it: when one of them hit the
@@ -478,7 +480,11 @@ class Accumulator(wiring.Component):
                 pre = Mux(hit[2][k], sums[k - 1], pre)
             pre_q = Signal(signed(p.acc_width))
             m.d.sync += pre_q.eq(pre)
-            m.d.comb += total.eq(Mux(hit[add][0], sums[0], pre_q) + mul.p)
+            # The accumulate loop (sums[0] -> total -> sums[0]) on the carry cells alone: the
+            # forwarding multiplexer is made in the cells' own LUTs.
+            m.submodules.add = adder = Ecp5MuxAdd(p.acc_width, len(mul.p))
+            m.d.comb += [adder.sel.eq(hit[add][0]), adder.a.eq(sums[0]), adder.b.eq(pre_q),
+                         adder.c.eq(mul.p), total.eq(adder.y)]
         else:
             base = mac_data
             for k in reversed(range(depth)):

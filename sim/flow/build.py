@@ -183,6 +183,7 @@ def _yosys_ice40_model(name, build_dir):
 PRIMITIVE_MODELS = {
     "MULT18X18D": Path(__file__).parent / "verilog" / "MULT18X18D.v",
     "DP16KD": Path(__file__).parent / "verilog" / "DP16KD.v",
+    "CCU2C": Path(__file__).parent / "verilog" / "CCU2C.v",
     "SB_MAC16": partial(_yosys_ice40_model, "SB_MAC16"),
     "SB_SPRAM256KA": partial(_yosys_ice40_model, "SB_SPRAM256KA"),
 }

@@ -37,7 +37,14 @@ def test_config_writer_routes_writes_and_rejects_fields():
         (_cfg(CfgOp.SHAPE, 0, 1, 0), "bad"),
     ]
 
+    def flags(ctx):
+        f = dut.col_flags
+        return tuple(ctx.get(getattr(f, f"{b}_{k}")) for b in ("first", "second", "third")
+                     for k in ("mask", "last"))
+
     async def bench(ctx):
+        # Lane flags of the maximum, 10 columns in beats of 4: lanes 0-3 | 4-7 | 8-9, last.
+        assert flags(ctx) == (0b1111, 0, 0b1111, 0, 0b0011, 1)
         for beat, kind in beats:
             ctx.set(dut.cfg, beat)
             ctx.set(dut.fire, 1)
@@ -53,6 +60,8 @@ def test_config_writer_routes_writes_and_rejects_fields():
             assert (ctx.get(dut.ptr_en), ctx.get(dut.entry_en),
                     ctx.get(dut.codebook.valid)) == (0, 0, 0)
             log.append((kind, strobes, ctx.get(dut.error), ctx.get(dut.rows), ctx.get(dut.cols)))
+            # 7 columns: lanes 0-3 | 4-6, last | none (past the end); kept by bad beats.
+            assert flags(ctx) == (0b1111, 0, 0b0111, 1, 0, 1), kind
 
     simulate(dut, bench)
     assert log[0] == ("shape", (0, 0, 0), 0, 12, 7)
@@ -74,6 +83,11 @@ def test_activation_input_sends_each_nonzero_once_in_order(lanes, seed):
 
     async def bench(ctx):
         ctx.set(dut.cols, 17)
+        # The configuration writer's flags for 17 columns, from the definition.
+        for b, name in enumerate(("first", "second", "third")):
+            ctx.set(getattr(dut.col_flags, f"{name}_mask"),
+                    sum(1 << k for k in range(lanes) if 17 > k + b * lanes))
+            ctx.set(getattr(dut.col_flags, f"{name}_last"), int(17 <= (b + 1) * lanes))
         await ctx.tick()  # cols settles a cycle before a vector (the engine sees to it)
         ctx.set(dut.enable, 1)
         ctx.set(dut.accept, 1)
