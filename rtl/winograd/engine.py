@@ -148,6 +148,12 @@ class WinogradF23(Validated, wiring.Component):
                 m.d.sync += [chan_last.eq(cfg.channels - 1), filt_last.eq(cfg.filters - 1),
                              configured.eq(1)]
         restart = take & ok
+        # The tile MAC restarts a cycle later, from a register (the shape's range checks
+        # reached its counters' resets through a carry chain): no pair issues before the
+        # second cycle after the restart (the banks are empty when a layer is taken; a bank
+        # fills a cycle after its last tile at the earliest).
+        restart_q = Signal()
+        m.d.sync += restart_q.eq(restart)
         m.d.comb += [
             filters.chan_last.eq(chan_last), filters.filt_last.eq(filt_last),
             filters.enable.eq(configured), filters.restart.eq(restart),
@@ -156,7 +162,7 @@ class WinogradF23(Validated, wiring.Component):
             inputs.release.eq(mac.release),
             inputs.rd_bank.eq(mac.v_bank), inputs.rd_chan.eq(mac.v_chan),
             mac.chan_last.eq(chan_last), mac.filt_last.eq(filt_last),
-            mac.start_layer.eq(restart), mac.filters_loaded.eq(filters.loaded),
+            mac.start_layer.eq(restart_q), mac.filters_loaded.eq(filters.loaded),
             mac.full.eq(inputs.full), mac.u_data.eq(filters.rd_data),
             mac.v_data.eq(inputs.rd_data),
             mac.can_start.eq(results.free != 0), results.reserve.eq(mac.reserve),

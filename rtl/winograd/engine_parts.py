@@ -15,6 +15,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..common.carry import Ecp5MuxAdd
 from ..common.pipeline import delay
 from ..common.ram import Ecp5BlockRam
 from ..systolic.mul import Ecp5Multiplier
@@ -268,7 +269,8 @@ class TileMac(wiring.Component):
     chan_last, filt_last : In
         C - 1 and K - 1 of the layer.
     start_layer : In(1)
-        A new layer: the counters restart at (k, c) = (0, 0), bank 0.
+        A new layer: the counters restart at (k, c) = (0, 0), bank 0. ``chan_last`` and
+        ``filt_last`` hold the new layer's shape in that cycle, and no pair issues in it.
     filters_loaded : In(1)
         The filter store is complete.
     full : In(2), release : Out(2)
@@ -305,9 +307,28 @@ class TileMac(wiring.Component):
         c_cnt = self.v_chan
         u_rptr = self.u_addr
         issue = Signal()
-        first_c = c_cnt == 0
-        last_c = c_cnt == self.chan_last
-        last_k = k_cnt == self.filt_last
+        # "c = 0", "c = C - 1" and "k = K - 1" as registers stepping with the counters, so the
+        # issue loop (issue -> the counters and the V read address) holds no compare. On an
+        # issue they take the next pair's values (c + 1 = C - 1 is c = C - 2: a register of
+        # its own), on ``start_layer`` those of (0, 0) (the layer's shape is in place by
+        # then); otherwise they are worked out again from the counters.
+        first_c = Signal(init=1)
+        last_c = Signal()
+        last_k = Signal()
+        chan_m1 = Signal.like(self.chan_last)  # C - 2 and K - 2 (wrapping when C = 1, unused)
+        filt_m1 = Signal.like(self.filt_last)
+        m.d.sync += [chan_m1.eq(self.chan_last - 1), filt_m1.eq(self.filt_last - 1)]
+        with m.If(issue):
+            m.d.sync += [first_c.eq(last_c),
+                         last_c.eq(Mux(last_c, self.chan_last == 0, c_cnt == chan_m1))]
+            with m.If(last_c):
+                m.d.sync += last_k.eq(Mux(last_k, self.filt_last == 0, k_cnt == filt_m1))
+        with m.Elif(self.start_layer):
+            m.d.sync += [first_c.eq(1), last_c.eq(self.chan_last == 0),
+                         last_k.eq(self.filt_last == 0)]
+        with m.Else():
+            m.d.sync += [first_c.eq(c_cnt == 0), last_c.eq(c_cnt == self.chan_last),
+                         last_k.eq(k_cnt == self.filt_last)]
         m.d.comb += [
             issue.eq(self.full.bit_select(c_bank, 1) & self.filters_loaded &
                      (~first_c | self.can_start)),
@@ -346,8 +367,18 @@ class TileMac(wiring.Component):
                 m.d.sync += prod[n].eq(u_q[n] * v_q[n])
         # Next cycle: channel sums (wrapping to m_width; see params).
         acc = Signal(data.ArrayLayout(signed(p.m_width), 16), reset_less=True)
-        for n in range(16):
-            m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
+        if p.primitives is Primitives.ECP5:
+            # Each sum on the carry cells alone (the "first channel" select made in the
+            # cells' own LUTs), from a register of its own holding "not the first channel".
+            more = delay(m, ~(issue & first_c), engine_product_cycles(p), name="more")
+            for n in range(16):
+                m.submodules[f"sum{n}"] = add = Ecp5MuxAdd(p.m_width, p.product_width)
+                m.d.comb += [add.sel.eq(more), add.a.eq(acc[n]), add.b.eq(0),
+                             add.c.eq(prod[n])]
+                m.d.sync += acc[n].eq(add.y)
+        else:
+            for n in range(16):
+                m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
         # Cycle t+5: A^T M (registered inside the transform); t+6: (A^T M) A (registered);
         # t+7: >> 2 into the result buffer.
         m.submodules.output_transform = ot = OutputTransform2D(p.m_width, registered=True)

@@ -1,8 +1,10 @@
 """The ECP5 carry-cell adder: its cell contents, its checks, and where the engines use it.
 
-Its arithmetic is checked in Verilator, inside the sparse engine's ECP5 benches
-(``tests/cocotb/test_sparse.py``: every accumulator sum against numpy), with npugen's
-``CCU2C`` model (``sim/flow/verilog/CCU2C.v``).
+Its arithmetic is checked in Verilator, inside the ECP5 benches of the sparse engine
+(``tests/cocotb/test_sparse.py``: every accumulator sum against numpy) and of the Winograd
+engine (``tests/cocotb/test_winograd_engine.py``, and the NPU's in ``test_npu.py``: every
+output against direct convolution), with npugen's ``CCU2C`` model
+(``sim/flow/verilog/CCU2C.v``).
 """
 
 import pytest
@@ -11,6 +13,8 @@ from amaranth.back import rtlil
 from npugen.rtl.common.carry import Ecp5MuxAdd, mux_add_init
 from npugen.rtl.sparse import SparseParams
 from npugen.rtl.sparse.pe_parts import Accumulator
+from npugen.rtl.winograd import WinogradParams
+from npugen.rtl.winograd.engine_parts import TileMac
 
 
 def test_cell_contents_make_mux_then_add():
@@ -38,3 +42,10 @@ def test_chain_of_cells_in_the_ecp5_accumulator_only():
     assert "cell \\CCU2C " not in rtlil.convert(Accumulator(SparseParams()))
     odd = rtlil.convert(Ecp5MuxAdd(width=5, c_width=9))
     assert odd.count("cell \\CCU2C ") == 3
+
+
+def test_winograd_channel_sums_on_carry_cells_with_ecp5_primitives():
+    """16 channel sums of ``m_width`` bits, two bits per cell; portable builds infer."""
+    p = WinogradParams(primitives="ecp5")
+    assert rtlil.convert(TileMac(p)).count("cell \\CCU2C ") == 16 * ((p.m_width + 1) // 2)
+    assert "cell \\CCU2C " not in rtlil.convert(TileMac(WinogradParams()))
