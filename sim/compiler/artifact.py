@@ -38,7 +38,8 @@ __all__ = ["Compiled", "PLAN_VERSION", "read_compiled", "write_compiled"]
 #: 6: ISA version 6 (CONV's ``engine``: a layer's ``engine`` may be ``winograd``).
 #: 7: ``input.dtype`` and ``output.dtype`` (``int8``: a TFLite model's int8 graph edge),
 #: ``output.softmax`` (None, or the host's int8 softmax after the NPU: beta, input scale).
-PLAN_VERSION = 7
+#: 8: a layer's ``stride`` is ``[rows, columns]`` where they differ.
+PLAN_VERSION = 8
 #: Valid ``input.layout``, ``input.quantize`` and ``output.layout`` values.
 INPUT_LAYOUTS, OUTPUT_LAYOUTS = ("chw", "hwc"), ("chw", "flat", "hwc", "flat_hwc")
 #: Valid ``input.dtype`` and ``output.dtype``: the model's float edge, or its int8 tensor.
@@ -50,6 +51,14 @@ _ENGINE = {Op.CONV: "systolic", Op.MAXPOOL: "pool", Op.AVGPOOL: "pool", Op.ADD: 
 def _engine(op, fields):
     """Name the engine an instruction runs on (a CONV with ``engine`` 1: the Winograd one)."""
     return "winograd" if op is Op.CONV and fields["engine"] else _ENGINE[op]
+
+
+def _stride(layer):
+    """Return a layer's stride for the plan: an int, ``[rows, columns]`` if unequal, or None."""
+    strides = getattr(layer, "strides", None)
+    if strides is None:
+        return None
+    return strides[0] if strides[0] == strides[1] else list(strides)
 
 
 @dataclass
@@ -118,7 +127,7 @@ def plan_of(network, lowered, p):
             "name": layer.name, "op": op, "engine": _engine(*bands[-1]),
             "reads": [v - 1 for v in sources],  # layer indices; -1 is the network input
             "input": list(shapes[sources[0]]), "output": list(shapes[n + 1]),
-            "kernel": getattr(layer, "kernel", None), "stride": getattr(layer, "stride", None),
+            "kernel": getattr(layer, "kernel", None), "stride": _stride(layer),
             "pads": list(getattr(layer, "pads", ())) or None,
             "tiles": len(bands), "macs": layer.macs(shapes[sources[0]]),
             "predicted_cycles": sum(lowered.cycles(p, i) for i in range(first, end)),

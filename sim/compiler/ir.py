@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["MODES", "Add", "Conv", "GlobalAvgPool", "MaxPool", "Network", "TensorQuant",
-           "dense_weights", "ones_kernel", "out_size", "square_kernel"]
+           "dense_weights", "ones_kernel", "out_size", "square_kernel", "stride_fields"]
 
 MODES = ("ort", "tflite", "gemmlowp")
 
@@ -27,6 +27,12 @@ MODES = ("ort", "tflite", "gemmlowp")
 def out_size(size, kernel, stride, pad_begin, pad_end):
     """Output length of a window of ``kernel`` at ``stride`` over a padded axis (floor)."""
     return (size + pad_begin + pad_end - kernel) // stride + 1
+
+
+def stride_fields(strides):
+    """``stride`` and ``stride_h`` of a :class:`Conv` or :class:`MaxPool` at ``(rows, cols)``."""
+    rows, cols = strides
+    return {"stride": cols, "stride_h": None if rows == cols else rows}
 
 
 def dense_weights(weights, groups=1, dilation=1):
@@ -109,7 +115,8 @@ class Conv:
     scales the frontend proved exact: other modes are refused; :data:`POOL_OPS`: pools as
     Convs of ones, 0 MACs), shown in the plan. ``taps``: the source layer's multiplies per
     output value when the dense square window holds zeros it does not have (grouped,
-    dilated or rectangular windows); 0: every weight of the window counts.
+    dilated or rectangular windows); 0: every weight of the window counts. ``stride_h``:
+    the rows' stride where it is not ``stride`` (the columns').
     """
 
     weights: np.ndarray
@@ -124,17 +131,23 @@ class Conv:
     name: str = ""
     op: str = ""
     taps: int = 0
+    stride_h: int | None = None
 
     @property
     def kernel(self):
         """Window size K (K x K)."""
         return self.weights.shape[2]
 
+    @property
+    def strides(self):
+        """``(rows, columns)`` stride."""
+        return (self.stride if self.stride_h is None else self.stride_h, self.stride)
+
     def out_shape(self, in_shape):
         """Output ``(H, W, C)`` for input ``in_shape``."""
         h, w, _ = in_shape
         t, left, b, r = self.pads
-        return (out_size(h, self.kernel, self.stride, t, b),
+        return (out_size(h, self.kernel, self.strides[0], t, b),
                 out_size(w, self.kernel, self.stride, left, r), self.weights.shape[0])
 
     def macs(self, in_shape):
@@ -147,18 +160,27 @@ class Conv:
 
 @dataclass
 class MaxPool:
-    """Max over K x K windows at ``stride``; padding never wins (as ONNX's -inf)."""
+    """Max over K x K windows at ``stride``; padding never wins (as ONNX's -inf).
+
+    ``stride_h``: the rows' stride where it is not ``stride`` (the columns').
+    """
 
     kernel: int
     stride: int
     pads: tuple = (0, 0, 0, 0)
     name: str = ""
+    stride_h: int | None = None
+
+    @property
+    def strides(self):
+        """``(rows, columns)`` stride."""
+        return (self.stride if self.stride_h is None else self.stride_h, self.stride)
 
     def out_shape(self, in_shape):
         """Output ``(H, W, C)`` for input ``in_shape``."""
         h, w, c = in_shape
         t, left, b, r = self.pads
-        return (out_size(h, self.kernel, self.stride, t, b),
+        return (out_size(h, self.kernel, self.strides[0], t, b),
                 out_size(w, self.kernel, self.stride, left, r), c)
 
     def macs(self, in_shape):

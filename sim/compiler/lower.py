@@ -18,6 +18,10 @@ naming the param to raise):
   bands of output rows, one instruction each (same weights and table entries); so is a
   MAXPOOL (the copies for ADD included) when the NPU pools on its array
   (``pool_on_array``). A CONV on the Winograd engine takes the whole map.
+- unequal strides (rows, columns): the instructions have one stride, so such a CONV or
+  MAXPOOL is one instruction per output row, each reading its window's rows (the rows'
+  stride is in the instructions' addresses, the columns' in their ``stride``). Exact; the
+  cost is each instruction's start and drain (the cycle model's, in the plan).
 - engines: a fully connected layer on a flat (1 x 1 x C) input can become an ``SPFC`` on
   the sparse engine when the NPU has one and its weights take at most 15 distinct non-zero
   values (the engine's codebook) and fit the engine. The engine holds one matrix, so by
@@ -114,15 +118,22 @@ def _conv_bands(out_h, out_w, acc_words):
     return [(r, min(rows, out_h - r)) for r in range(0, out_h, rows)]
 
 
-def _window_bands(p, where, h, w, oh, ow, kernel, stride, pad_t, limit):
+def _window_bands(p, where, h, w, oh, ow, kernel, strides, pad_t, limit):
     """Split a window layer's output into bands of at most ``limit`` pixels (whole rows).
 
     Yields ``(r0, rows, y0, in_rows, top)``: the band's first output row and row count,
     its first input row, input rows and top padding (the rows above the input it covers).
+    ``strides``: ``(rows, columns)``. The instructions have one stride for both: where
+    they differ, each band is one output row (its window's rows are the band's input, so
+    the rows' stride is in the bands' addresses and the instruction's stride is the
+    columns').
     """
     if ow > limit:
         raise LowerError(f"{where}: an output row has {ow} pixels; acc_words is "
                          f"{p.acc_words} (raise --acc-words)")
+    stride = strides[0]
+    if strides[0] != strides[1]:
+        limit = ow
     for r0, rows in _conv_bands(oh, ow, limit):
         y0 = r0 * stride - pad_t  # first input row the band reads
         top = max(0, -y0)
@@ -131,21 +142,23 @@ def _window_bands(p, where, h, w, oh, ow, kernel, stride, pad_t, limit):
         yield r0, rows, y0, min(h - y0, need), top
 
 
-def _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, kernel, stride, pad_t, pad_l):
-    """Return the ``MAXPOOL`` instructions of one layer.
+def _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, kernel, strides, pad_t, pad_l):
+    """Return the ``MAXPOOL`` instructions of one layer (``strides``: rows, columns).
 
     One, or with ``pool_on_array`` (the output in the accumulators) bands of at most
-    ``acc_words`` output pixels.
+    ``acc_words`` output pixels; one per output row where the strides differ.
     """
-    if not p.pool_on_array:
+    if not p.pool_on_array and strides[0] == strides[1]:
         return [assemble(Op.MAXPOOL, src=src, dst=dst, in_h=h, in_w=w, channels=c, out_h=oh,
-                         out_w=ow, kernel=kernel, stride=stride, pad_t=pad_t, pad_l=pad_l)]
+                         out_w=ow, kernel=kernel, stride=strides[1], pad_t=pad_t,
+                         pad_l=pad_l)]
     g = _groups(c, p.lanes)
+    limit = p.acc_words if p.pool_on_array else oh * ow
     return [assemble(Op.MAXPOOL, src=src + y0 * w * g, dst=dst + r0 * ow * g,
                      in_h=in_rows, in_w=w, channels=c, out_h=rows, out_w=ow, kernel=kernel,
-                     stride=stride, pad_t=top, pad_l=pad_l)
+                     stride=strides[1], pad_t=top, pad_l=pad_l)
             for r0, rows, y0, in_rows, top in _window_bands(
-                p, where, h, w, oh, ow, kernel, stride, pad_t, p.acc_words)]
+                p, where, h, w, oh, ow, kernel, strides, pad_t, limit)]
 
 
 #: The ``ADD`` instruction's mode per kernel (:func:`add_constants`).
@@ -252,7 +265,7 @@ class _Banks:
 def _flat_fc(layer, in_shape):
     """Whether ``layer`` is a fully connected layer on a 1 x 1 x C input."""
     return isinstance(layer, Conv) and in_shape[:2] == (1, 1) and layer.kernel == 1 \
-        and layer.stride == 1 and not any(layer.pads)
+        and layer.strides == (1, 1) and not any(layer.pads)
 
 
 def _is_fc(layer, in_shape):
@@ -357,12 +370,13 @@ def _sparse_layers(network, p, engine_for, shapes):
     return chosen
 
 
-def _winograd_refusal(p, kernel, stride, cin, cout):
+def _winograd_refusal(p, kernel, strides, cin, cout):
     """Return why the Winograd engine cannot run this convolution, or None."""
     wg = p.winograd
     if wg is None:
         return "the NPU was built without the Winograd engine (--winograd on)"
-    if kernel != 3 or stride != 1:
+    if kernel != 3 or strides != (1, 1):
+        stride = strides[0] if strides[0] == strides[1] else "x".join(map(str, strides))
         return (f"its kernel is {kernel}x{kernel} with stride {stride}; the Winograd engine "
                 f"takes 3x3 with stride 1")
     if cin > wg.c_max or cout > wg.k_max:
@@ -374,14 +388,14 @@ def _winograd_refusal(p, kernel, stride, cin, cout):
 def _conv_fields(p, where, mode, layer, in_shape, out_shape, src, dst, wgt, tab, limit):
     """Return the fields of a convolution's CONVs: bands of at most ``limit`` output pixels."""
     (h, w, c), (oh, ow, oc) = in_shape, out_shape
-    k, s = layer.kernel, layer.stride
+    k = layer.kernel
     g_in, g_out = _groups(c, p.lanes), _groups(oc, p.lanes)
     return [{"mode": mode, "src": src + y0 * w * g_in, "dst": dst + r0 * ow * g_out,
              "wgt": wgt, "tab": tab, "in_h": in_rows, "in_w": w, "cin": c, "cout": oc,
-             "out_h": rows, "out_w": ow, "kernel": k, "stride": s, "pad_t": top,
+             "out_h": rows, "out_w": ow, "kernel": k, "stride": layer.stride, "pad_t": top,
              "pad_l": layer.pads[1], "zp_in": layer.zp_in}
             for r0, rows, y0, in_rows, top in _window_bands(
-                p, where, h, w, oh, ow, k, s, layer.pads[0], limit)]
+                p, where, h, w, oh, ow, k, layer.strides, layer.pads[0], limit)]
 
 
 def _conv_plan(p, force, where, bands_of, pixels, why):
@@ -510,7 +524,8 @@ def lower(network, p, engine_for=None):
             to = banks.place(copy, banks.bank(sources[0]), words_of[sources[1]], n,
                              f"{where}: the copy of its second input")
             insns += _maxpool_insns(p, f"{where}: the copy of its second input",
-                                    banks.address(sources[1]), to, h, w, c, h, w, 1, 1, 0, 0)
+                                    banks.address(sources[1]), to, h, w, c, h, w, 1, (1, 1),
+                                    0, 0)
             sources = (sources[0], copy)
         dst = banks.place(n + 1, 1 - banks.bank(sources[0]), words_of[n + 1], n,
                           f"{where}'s output ({oh}x{ow}x{oc})")
@@ -533,7 +548,7 @@ def lower(network, p, engine_for=None):
                 tab += _entries(network.mode, bias, layer.scales, layer.zp_out, layer.lo,
                                 layer.hi, where)
                 wgt += weight_words(layer.weights, lanes)
-                k, s = layer.kernel, layer.stride
+                k = layer.kernel
                 # (bottom, right: else the last windows would start in the padding; a PAD
                 # folded into the layer's own can get there)
                 if max(layer.pads) >= k:
@@ -545,15 +560,16 @@ def lower(network, p, engine_for=None):
                                    (oh, ow, oc), src, dst, w0, t0)
                 # (a fully connected layer on a map follows --engine-for fc, not conv)
                 kind = "fc" if _is_fc(layer, (h, w, c)) else "conv"
-                engine, bands = _conv_plan(p, engine_for.get(kind), where, bands_of,
-                                           oh * ow, _winograd_refusal(p, k, s, c, oc))
+                why = _winograd_refusal(p, k, layer.strides, c, oc)
+                engine, bands = _conv_plan(p, engine_for.get(kind), where, bands_of, oh * ow,
+                                           why)
                 insns += [assemble(Op.CONV, engine=engine, **band) for band in bands]
             elif isinstance(layer, MaxPool):
                 if layer.pads[0] >= layer.kernel or layer.pads[1] >= layer.kernel:
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {layer.kernel}")
                 insns += _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, layer.kernel,
-                                        layer.stride, layer.pads[0], layer.pads[1])
+                                        layer.strides, layer.pads[0], layer.pads[1])
             elif isinstance(layer, Add):
                 insns.append(assemble(Op.ADD, src=src, src_b=banks.address(sources[1]),
                                       dst=dst, pixels=h * w, channels=c,

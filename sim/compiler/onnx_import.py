@@ -38,6 +38,7 @@ from .ir import (
     TensorQuant,
     dense_weights,
     square_kernel,
+    stride_fields,
 )
 
 __all__ = ["ModelError", "check_graph", "load_onnx", "network_from_onnx"]
@@ -299,10 +300,10 @@ class _Importer:
 
     @staticmethod
     def window(node, kernel_shape, where_shape, dilated=False, rectangular=False):
-        """Return ``(k, stride, pads, dilation)``; ``dilated``: the operator may dilate.
+        """Return ``(k, strides, pads, dilation)``; ``dilated``: the operator may dilate.
 
         ``rectangular``: the window may be ``kh x kw`` (a convolution's); ``k`` is then the
-        pair ``(kh, kw)``, else one int.
+        pair ``(kh, kw)``, else one int. ``strides``: ``(rows, columns)``, equal or not.
         """
         a = node.attrs
         ks = list(a.get("kernel_shape", kernel_shape))
@@ -314,8 +315,9 @@ class _Importer:
         if len(ks) != 2 or min(ks) < 1 or (ks[0] != ks[1] and not rectangular):
             what = "2-D with sizes of 1 or more" if rectangular else "square 2-D"
             raise ModelError(f"{node.where()}: kernel must be {what}, not {ks}")
-        if len(strides) != 2 or strides[0] != strides[1]:
-            raise ModelError(f"{node.where()}: strides must be equal, not {strides}")
+        if len(strides) != 2 or min(strides) < 1:
+            raise ModelError(f"{node.where()}: strides must be two values of 1 or more, not "
+                             f"{strides}")
         if dilated:
             if len(dil) != 2 or dil[0] != dil[1] or dil[0] < 1:
                 raise ModelError(f"{node.where()}: dilations must be two equal values of 1 or "
@@ -336,7 +338,7 @@ class _Importer:
                              f"window's size less 1), not {pads}")
         t, left, b, r = pads[0], pads[1], pads[2], pads[3]
         k = (ks[0], ks[1]) if rectangular else ks[0]
-        return k, strides[0], (t, left, b, r), dil[0]
+        return k, (strides[0], strides[1]), (t, left, b, r), dil[0]
 
     # -- operators -------------------------------------------------------------------
     def quantize_input(self, node):
@@ -380,8 +382,8 @@ class _Importer:
         if w.ndim != 4 or w.shape[1] != cin // groups:
             raise ModelError(f"{node.where()}: weights {w.shape} do not fit input channels "
                              f"{cin} in {groups} group(s)")
-        ks, stride, pads, dilation = self.window(node, w.shape[2:], x.shape, dilated=True,
-                                                 rectangular=True)
+        ks, strides, pads, dilation = self.window(node, w.shape[2:], x.shape, dilated=True,
+                                                  rectangular=True)
         if ks != tuple(w.shape[2:]):
             raise ModelError(f"{node.where()}: kernel_shape {list(ks)} does not match the "
                              f"weights {list(w.shape[2:])}")
@@ -391,8 +393,8 @@ class _Importer:
         w, pads = square_kernel(dense_weights(w, groups, dilation), pads)
         layer = Conv(weights=w, bias=self.bias(node, i[8], w.shape[0]),
                      scales=self.requant_scales(xq.scale, ws, yq.scale), zp_in=xq.zero_point,
-                     zp_out=yq.zero_point, stride=stride, pads=pads, name=node.name,
-                     taps=cin // groups * ks[0] * ks[1])
+                     zp_out=yq.zero_point, pads=pads, name=node.name,
+                     taps=cin // groups * ks[0] * ks[1], **stride_fields(strides))
         self.add(node, layer, x, yq)
 
     def dense(self, node, x, w, ws, bias, yq):
@@ -451,9 +453,9 @@ class _Importer:
         x = self.value(node, node.inputs[0])
         if x.flat:
             raise ModelError(f"{node.where()}: pooling of a flattened tensor")
-        k, stride, pads, _ = self.window(node, a.get("kernel_shape", []), x.shape)
-        self.add(node, MaxPool(kernel=k, stride=stride, pads=pads, name=node.name), x,
-                 x.quant)
+        k, strides, pads, _ = self.window(node, a.get("kernel_shape", []), x.shape)
+        self.add(node, MaxPool(kernel=k, pads=pads, name=node.name, **stride_fields(strides)),
+                 x, x.quant)
 
     def global_avgpool(self, node):
         i = node.inputs + [""] * (5 - len(node.inputs))

@@ -59,6 +59,7 @@ from .ir import (
     dense_weights,
     ones_kernel,
     square_kernel,
+    stride_fields,
 )
 from .onnx_import import MAX_MODEL_BYTES, ModelError, check_graph
 
@@ -298,7 +299,8 @@ class _Importer:
         h, w, c = x[0]
         return x, (h + pads[0] + pads[2], w + pads[1] + pads[3], c), pads
 
-    def conv_layer(self, op, where, weights, stride, pads, act, flat=False, w_axis=0, taps=0):
+    def conv_layer(self, op, where, weights, strides, pads, act, flat=False, w_axis=0,
+                   taps=0):
         x, _, before = self.conv_input(op.inputs[0], where)
         pads = tuple(a + b for a, b in zip(pads, before, strict=True))
         yq = self.act_quant(op.outputs[0])
@@ -326,8 +328,8 @@ class _Importer:
             raise ModelError(f"{where}: the requantization scale is not a positive float32")
         lo, hi = self.range_of(act, yq, where)
         layer = Conv(weights=weights, bias=bias, scales=scales.astype(_F32),
-                     zp_in=xq.zero_point, zp_out=yq.zero_point, stride=stride, pads=pads,
-                     lo=lo, hi=hi, name=self.name(op.outputs[0]), taps=taps)
+                     zp_in=xq.zero_point, zp_out=yq.zero_point, pads=pads, lo=lo, hi=hi,
+                     name=self.name(op.outputs[0]), taps=taps, **stride_fields(strides))
         self.add(op, layer, x, yq, flat=flat)
 
     def options(self, op, where):
@@ -344,13 +346,12 @@ class _Importer:
         cout, kh, kw, cin = w.shape
         if cin != shape[2]:
             raise ModelError(f"{where}: filter has {cin} input channels, input has {shape[2]}")
-        if o.strideH != o.strideW or o.strideH < 1:
-            raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
+        strides = self.strides(o, where)
         dilation = self.dilation(o, where)
         reach = ((kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
-        pads = self.pads(shape, reach, o.strideH, o.padding, where)
+        pads = self.pads(shape, reach, strides, o.padding, where)
         weights, pads = square_kernel(dense_weights(w.transpose(0, 3, 1, 2), 1, dilation), pads)
-        self.conv_layer(op, where, weights, o.strideH, pads, o.fusedActivationFunction,
+        self.conv_layer(op, where, weights, strides, pads, o.fusedActivationFunction,
                         taps=cin * kh * kw)
 
     def depthwise_conv_2d(self, op, where):
@@ -369,16 +370,22 @@ class _Importer:
         if m < 1 or cout != cin * m:
             raise ModelError(f"{where}: the filter has {cout} channels, not the input's "
                              f"{cin} times the depth multiplier {m}")
-        if o.strideH != o.strideW or o.strideH < 1:
-            raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be equal")
+        strides = self.strides(o, where)
         dilation = self.dilation(o, where)
         reach = ((kh - 1) * dilation + 1, (kw - 1) * dilation + 1)
-        pads = self.pads(shape, reach, o.strideH, o.padding, where)
+        pads = self.pads(shape, reach, strides, o.padding, where)
         # (cout, 1, kh, kw): output channel c * m + j is group c's (one input channel each)
         grouped = w[0].transpose(2, 0, 1)[:, None]
         weights, pads = square_kernel(dense_weights(grouped, cin, dilation), pads)
-        self.conv_layer(op, where, weights, o.strideH, pads, o.fusedActivationFunction,
+        self.conv_layer(op, where, weights, strides, pads, o.fusedActivationFunction,
                         w_axis=3, taps=kh * kw)
+
+    @staticmethod
+    def strides(o, where):
+        """``(rows, columns)`` stride of a window operator, equal or not."""
+        if min(o.strideH, o.strideW) < 1:
+            raise ModelError(f"{where}: strides {o.strideH}x{o.strideW} must be 1 or more")
+        return (o.strideH, o.strideW)
 
     @staticmethod
     def dilation(o, where):
@@ -387,14 +394,18 @@ class _Importer:
             raise ModelError(f"{where}: dilations {d[0]}x{d[1]} must be equal and 1 or more")
         return d[0]
 
-    def pads(self, shape, k, stride, padding, where):
-        """``(top, left, bottom, right)`` of a window ``k`` (or ``(kh, kw)``) at ``stride``."""
+    def pads(self, shape, k, strides, padding, where):
+        """``(top, left, bottom, right)`` of a window ``k`` (or ``(kh, kw)``) at ``strides``.
+
+        ``strides``: ``(rows, columns)``.
+        """
         if padding == self.tfl.Padding.VALID:
             return (0, 0, 0, 0)
         if padding != self.tfl.Padding.SAME:
             raise ModelError(f"{where}: padding {padding} is not supported")
         out = []
-        for size, reach in zip(shape[:2], k if isinstance(k, tuple) else (k, k), strict=True):
+        for size, reach, stride in zip(shape[:2], k if isinstance(k, tuple) else (k, k),
+                                       strides, strict=True):
             total = max((-(-size // stride) - 1) * stride + reach - size, 0)
             out.append((total // 2, total - total // 2))
         (t, b), (left, r) = out
@@ -414,22 +425,23 @@ class _Importer:
         weights, pads = square_kernel(w.reshape(w.shape[0], h, wd, c).transpose(0, 3, 1, 2),
                                       (0, 0, 0, 0))
         act = o.fusedActivationFunction if o is not None else 0
-        self.conv_layer(op, where, weights, 1, pads, act, flat=True, taps=h * wd * c)
+        self.conv_layer(op, where, weights, (1, 1), pads, act, flat=True, taps=h * wd * c)
 
     def max_pool_2d(self, op, where):
         o = self.options(op, where)
         x = self.value(op.inputs[0], where)
-        if o.filterHeight != o.filterWidth or o.strideH != o.strideW or o.strideH < 1:
-            raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} and strides "
-                             f"{o.strideH}x{o.strideW} must be square")
+        strides = self.strides(o, where)
+        if o.filterHeight != o.filterWidth or o.filterHeight < 1:
+            raise ModelError(f"{where}: window {o.filterHeight}x{o.filterWidth} must be "
+                             "square")
         if o.fusedActivationFunction != self.tfl.ActivationFunctionType.NONE:
             raise ModelError(f"{where}: a fused activation on max-pool is not supported")
         yq = self.act_quant(op.outputs[0])
         if yq != x[1]:
             raise ModelError(f"{where}: input and output quantization must be equal")
-        pads = self.pads(x[0], o.filterHeight, o.strideH, o.padding, where)
-        self.add(op, MaxPool(kernel=o.filterHeight, stride=o.strideH, pads=pads,
-                             name=self.name(op.outputs[0])), x, yq, flat=x[2])
+        pads = self.pads(x[0], o.filterHeight, strides, o.padding, where)
+        self.add(op, MaxPool(kernel=o.filterHeight, pads=pads, name=self.name(op.outputs[0]),
+                             **stride_fields(strides)), x, yq, flat=x[2])
 
     def average_pool_2d(self, op, where):
         """``AVERAGE_POOL_2D``: the rounded mean of each window (module text).
@@ -445,13 +457,15 @@ class _Importer:
         # the whole map, rectangular or not: one window (any strides: one output)
         whole = (kh, kw) == (h, w) and min(o.strideH, o.strideW) >= 1 and (
             o.padding == self.tfl.Padding.VALID or (o.strideH >= h and o.strideW >= w))
-        if not whole and (kh != kw or o.strideH != o.strideW or o.strideH < 1 or kh < 1):
-            raise ModelError(f"{where}: window {kh}x{kw} and strides {o.strideH}x{o.strideW} "
-                             f"must be square (or the window the whole {h}x{w} map)")
+        if not whole and (kh != kw or min(o.strideH, o.strideW) < 1 or kh < 1):
+            raise ModelError(f"{where}: window {kh}x{kw} must be square with strides of 1 "
+                             f"or more, not {o.strideH}x{o.strideW} (or the window the "
+                             f"whole {h}x{w} map)")
         yq = self.act_quant(op.outputs[0])
         if yq != x[1]:
             raise ModelError(f"{where}: input and output quantization must be equal")
-        pads = (0, 0, 0, 0) if whole else self.pads(x[0], kh, o.strideH, o.padding, where)
+        strides = (o.strideH, o.strideW)
+        pads = (0, 0, 0, 0) if whole else self.pads(x[0], kh, strides, o.padding, where)
         if any(pads):
             raise ModelError(f"{where}: SAME padding here lets windows overhang the input "
                              f"{x[0][0]}x{x[0][1]} (pads {pads}); TFLite then divides by a "
@@ -469,8 +483,8 @@ class _Importer:
                                   lo=lo, hi=hi, name=name, op="AveragePool")
         else:
             layer = Conv(weights=ones_kernel(c, kh, kh), bias=np.zeros(c, dtype=np.int64),
-                         scales=scales, zp_in=0, zp_out=0, stride=o.strideH, lo=lo, hi=hi,
-                         name=name, op="AveragePool")
+                         scales=scales, zp_in=0, zp_out=0, lo=lo, hi=hi, name=name,
+                         op="AveragePool", **stride_fields(strides))
         self.add(op, layer, x, yq, flat=x[2])
 
     def mean(self, op, where):

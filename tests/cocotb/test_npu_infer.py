@@ -138,10 +138,10 @@ def test_tflite_sub_and_average_pools_in_verilator(tmp_path, seed, tail):
 def test_tflite_rectangular_int8_network_in_verilator(tmp_path, seed):
     """A keyword-spotter-shaped TFLite network with int8 graph edges on the Verilator NPU.
 
-    int8 input (taken as is) -> CONV_2D 5x3 stride 2 SAME -> DEPTHWISE 1x3 -> whole-map
-    AVERAGE_POOL_2D over a rectangular map (AVGPOOL) -> FULLY_CONNECTED -> SOFTMAX (the
-    host's) -> int8 output (returned as is): the rectangular windows run as square CONVs
-    with zero weights.
+    int8 input (taken as is) -> CONV_2D 5x3 stride 2 SAME -> DEPTHWISE 1x3 with strides
+    (1, 2) -> whole-map AVERAGE_POOL_2D over a rectangular map (AVGPOOL) -> FULLY_CONNECTED
+    -> SOFTMAX (the host's) -> int8 output (returned as is): the rectangular windows run as
+    square CONVs with zero weights, the unequal strides as a CONV per output row.
     Every output word against LiteRT, the cycles exactly the plan's.
     """
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is in the dev install")
@@ -152,7 +152,8 @@ def test_tflite_rectangular_int8_network_in_verilator(tmp_path, seed):
     _, x = t._quantized_input(g, rng, (12, 6, 1), int8=True)
     inp = x
     x, shape = t._conv(g, rng, x, (12, 6, 1), 4, (5, 3), 2, True, True, t.ACTS[1])
-    x, shape = t._depthwise(g, rng, x, shape, 1, (1, 3), 1, 1, True, True, t.ACTS[2])
+    x, shape = t._depthwise(g, rng, x, shape, 1, (1, 3), (1, 2), 1, True, True, t.ACTS[2])
+    assert shape == (6, 2, 4)
     x, shape = t._avg_pool(g, x, shape, shape[:2], 1, False, t.ACTS[0])
     flat, features = t._flatten(g, x, shape)
     z = t._softmax(g, t._fc(g, rng, flat, features, 5, True, t.ACTS[0]), (5,))
@@ -162,6 +163,7 @@ def test_tflite_rectangular_int8_network_in_verilator(tmp_path, seed):
     assert plan["input"]["dtype"] == plan["output"]["dtype"] == "int8"
     assert plan["output"]["softmax"] is not None
     assert [layer["op"] for layer in plan["layers"]] == ["Conv", "Conv", "AveragePool", "Conv"]
+    assert plan["layers"][1]["stride"] == [1, 2] and plan["layers"][1]["tiles"] == 6
     xs = rng.integers(-128, 128, (4, 12, 6, 1)).astype(np.int8)
     r = infer(tmp_path / "kws", xs, engine="verilator", check=True,
               build_root=ROOT / "build" / "cocotb", seed=seed)

@@ -16,9 +16,9 @@ from npugen.sim.flow.digits import quantize
 def float_model(rng, input_shape, spec):
     """Return ``(model, output_rank)``; ``spec``: list of ``(op, kwargs)``.
 
-    ops: ``conv`` (cout, k: an int or ``(kh, kw)``, stride, pads, group, dilation, act:
-    none|relu|relu6),
-    ``maxpool`` (k, stride, pads), ``avgpool`` (k, stride, pads), ``gap``, ``flatten``,
+    ops: ``conv`` (cout, k: an int or ``(kh, kw)``, stride: an int or ``(rows, columns)``,
+    pads, group, dilation, act: none|relu|relu6),
+    ``maxpool`` (k, stride: as conv's, pads), ``avgpool`` (k, stride, pads), ``gap``, ``flatten``,
     ``gemm`` (cout, bias), ``matmul`` (cout), ``mark`` (as: remember the current tensor under
     a name), ``add`` (with: add the tensor remembered under that name, a residual
     connection; act as for conv).
@@ -40,16 +40,17 @@ def float_model(rng, input_shape, spec):
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
             kh, kwd = k if isinstance(k, tuple) else (k, k)  # (kh, kw) or one int
+            sh, sw = s if isinstance(s, tuple) else (s, s)
             g, d = kw.get("group", 1), kw.get("dilation", 1)
             wgt = init(new("W"), rng.normal(0, 1 / np.sqrt(c // g * kh * kwd),
                                             (kw["cout"], c // g, kh, kwd)))
             b = init(new("B"), rng.normal(0, 0.2, kw["cout"]))
             nodes.append(helper.make_node("Conv", [name, wgt, b], [out], pads=pads,
-                                          strides=[s, s], kernel_shape=[kh, kwd], group=g,
+                                          strides=[sh, sw], kernel_shape=[kh, kwd], group=g,
                                           dilations=[d, d]))
             span_h, span_w = (kh - 1) * d + 1, (kwd - 1) * d + 1
-            shape = [kw["cout"], (h + pads[0] + pads[2] - span_h) // s + 1,
-                     (w + pads[1] + pads[3] - span_w) // s + 1]
+            shape = [kw["cout"], (h + pads[0] + pads[2] - span_h) // sh + 1,
+                     (w + pads[1] + pads[3] - span_w) // sw + 1]
             act = kw.get("act", "none")
             if act != "none":
                 after = new("act")
@@ -63,9 +64,11 @@ def float_model(rng, input_shape, spec):
         elif op == "maxpool":
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", 1), list(kw.get("pads", [0] * 4))
+            sh, sw = s if isinstance(s, tuple) else (s, s)
             nodes.append(helper.make_node("MaxPool", [name], [out], kernel_shape=[k, k],
-                                          strides=[s, s], pads=pads))
-            shape = [c, (h + pads[0] + pads[2] - k) // s + 1, (w + pads[1] + pads[3] - k) // s + 1]
+                                          strides=[sh, sw], pads=pads))
+            shape = [c, (h + pads[0] + pads[2] - k) // sh + 1,
+                     (w + pads[1] + pads[3] - k) // sw + 1]
         elif op == "avgpool":
             c, h, w = shape
             k, s, pads = kw["k"], kw.get("stride", kw["k"]), list(kw.get("pads", [0] * 4))

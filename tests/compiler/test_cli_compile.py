@@ -120,7 +120,7 @@ def _conv(**attrs):
     ({"dilations": [1, 2]}, "dilations must be two equal values of 1 or more"),
     ({"pads": [0, 0, 3, 0]}, "pads must be 4 values in 0..2 (the window's size less 1)"),
     ({"dilations": [2, 2], "pads": [0, 0, 5, 0]}, "pads must be 4 values in 0..4"),
-    ({"strides": [1, 2]}, "strides must be equal"),
+    ({"strides": [0, 2]}, "strides must be two values of 1 or more, not [0, 2]"),
     ({"kernel_shape": [3, 2]}, "kernel_shape [3, 2] does not match the weights [3, 3]"),
     ({"kernel_shape": [3, 1], "pads": [0, 1, 0, 0]},
      "pads must be 4 values in 0..2 (top, bottom) and 0..0 (left, right)"),

@@ -95,6 +95,37 @@ def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
+def test_unequal_strides(tmp_path, seed, fmt, per_channel):
+    """Convolution and max-pool strides (rows, columns) that differ, every output exact.
+
+    Two different strides of 1..3 per layer, windows 1..5 x 1..5 (the convolution's),
+    random pads; the NPU runs each such layer as one instruction per output row.
+    """
+    rng = np.random.default_rng([seed, 67])
+    shape = (int(rng.integers(1, 5)), int(rng.integers(11, 16)), int(rng.integers(11, 16)))
+
+    def strides():
+        return tuple(int(v) for v in rng.choice(np.arange(1, 4), 2, replace=False))
+
+    kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+    conv = {"cout": int(rng.integers(1, 7)), "k": (kh, kw), "stride": strides(),
+            "pads": [int(rng.integers(0, span)) for span in (kh, kw, kh, kw)],
+            "act": str(rng.choice(["none", "relu", "relu6"]))}
+    k = int(rng.integers(2, 4))
+    pool = {"k": k, "stride": strides(), "pads": [int(v) for v in rng.integers(0, k, 4)]}
+    spec = [("conv", conv), ("maxpool", pool), ("conv", {"cout": 3, "k": 3, "pads": [1] * 4})]
+    print(f"input {shape}, {conv}, {pool}")
+    q, _ = build(tmp_path, rng, shape, spec, fmt=fmt, per_channel=per_channel)
+    # (rows of up to 19 pixels; an instruction per row)
+    _check(tmp_path, q, shape, rng, p=dataclasses.replace(SMALL, acc_words=32, imem_words=64))
+    layers = json.loads((tmp_path / "compiled" / "plan.json").read_text())["layers"]
+    for layer, drawn in zip(layers, (conv, pool), strict=False):
+        assert layer["stride"] == list(drawn["stride"]), layer
+        assert layer["tiles"] == layer["output"][0], layer  # one instruction per row
+
+
+@pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
+@pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
 @pytest.mark.parametrize("kind", ["depthwise", "grouped", "dilated", "rectangular"])
 def test_grouped_and_dilated_conv(tmp_path, seed, fmt, per_channel, kind):
     """Depthwise, grouped, dilated and rectangular (kh != kw) convolutions, every output exact.

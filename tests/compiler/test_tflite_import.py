@@ -38,18 +38,22 @@ def _quant(rng):
     return np.float32(rng.uniform(0.01, 0.08)), int(rng.integers(-128, 128))
 
 
+def _pair(v):
+    return v if isinstance(v, tuple) else (v, v)
+
+
 def _window(k, dilation, shape, stride, same):
-    """``((kh, kw), output (oh, ow))`` of window ``k`` (int or ``(kh, kw)``)."""
-    kh, kw = k if isinstance(k, tuple) else (k, k)
+    """``((kh, kw), output (oh, ow))`` of window ``k`` at ``stride`` (ints or pairs)."""
+    (kh, kw), (sh, sw) = _pair(k), _pair(stride)
     h, w = shape[:2]
     if same:
-        return (kh, kw), (-(-h // stride), -(-w // stride))
+        return (kh, kw), (-(-h // sh), -(-w // sw))
     reach_h, reach_w = (kh - 1) * dilation + 1, (kw - 1) * dilation + 1
-    return (kh, kw), ((h - reach_h) // stride + 1, (w - reach_w) // stride + 1)
+    return (kh, kw), ((h - reach_h) // sh + 1, (w - reach_w) // sw + 1)
 
 
 def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act, dilation=1):
-    """Add a CONV_2D with window ``k`` (int or ``(kh, kw)``); return it and its shape."""
+    """Add a CONV_2D with window ``k`` and ``stride`` (ints or pairs); return it and its shape."""
     cin = shape[2]
     (kh, kw), (oh, ow) = _window(k, dilation, shape, stride, same)
     s_in = g.tensors[x].quantization.scale[0]
@@ -63,7 +67,7 @@ def _conv(g, rng, x, shape, cout, k, stride, same, per_channel, act, dilation=1)
     y = g.tensor([1, oh, ow, cout], np.int8, s_out * 4, zp)
     o = tfl.Conv2DOptionsT()
     o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
-    o.strideH = o.strideW = stride
+    o.strideH, o.strideW = _pair(stride)
     o.dilationHFactor = o.dilationWFactor = dilation
     o.fusedActivationFunction = act
     g.op("CONV_2D", [x, wt, bt], [y], o)
@@ -271,7 +275,7 @@ def _depthwise(g, rng, x, shape, multiplier, k, stride, dilation, same, per_chan
     y = g.tensor([1, oh, ow, cout], np.int8, s_out * 2, zp)
     o = tfl.DepthwiseConv2DOptionsT()
     o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
-    o.strideH = o.strideW = stride
+    o.strideH, o.strideW = _pair(stride)
     o.depthMultiplier = multiplier
     o.dilationHFactor = o.dilationWFactor = dilation
     o.fusedActivationFunction = act
@@ -341,6 +345,59 @@ def test_rectangular_kernels_match_litert(tmp_path, seed, per_channel):
         assert dw["kernel"] == max(kh, kw)
         assert conv["macs"] == shape[0] * shape[1] * cout * c * kh * kw
         assert dw["macs"] == shape2[0] * shape2[1] * shape2[2] * kh * kw
+
+
+def _max_pool(g, x, shape, k, stride, same):
+    """Add ``MAX_POOL_2D`` (window ``k`` x ``k``, ``stride`` an int or a pair) on ``x``."""
+    q = g.tensors[x].quantization
+    _, (oh, ow) = _window(k, 1, shape, stride, same)
+    y = g.tensor([1, oh, ow, shape[2]], np.int8, q.scale[0], q.zeroPoint[0])
+    o = tfl.Pool2DOptionsT()
+    o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
+    o.strideH, o.strideW = _pair(stride)
+    o.filterHeight = o.filterWidth = k
+    g.op("MAX_POOL_2D", [x], [y], o)
+    return y, (oh, ow, shape[2])
+
+
+@pytest.mark.parametrize("per_channel", [False, True], ids=["per_tensor", "per_channel"])
+def test_unequal_strides_match_litert(tmp_path, seed, per_channel):
+    """Strides (rows, columns) that differ: CONV_2D, then DEPTHWISE, MAX_POOL or AVERAGE_POOL.
+
+    Every layer's strides are two different values of 1..3 (SAME or VALID, windows 1..5 x
+    1..5 for the CONV_2D); the NPU runs each such layer as one instruction per output row.
+    """
+    rng = np.random.default_rng([seed, per_channel, 61])
+    for n, kind in enumerate(("depthwise", "maxpool", "avgpool")):
+        g = Graph()
+        h, w = (int(v) for v in rng.integers(10, 17, 2))
+        c = int(rng.integers(1, 5))
+        xf, x = _quantized_input(g, rng, (h, w, c))
+
+        def strides():
+            return tuple(int(v) for v in rng.choice(np.arange(1, 4), 2, replace=False))
+
+        k, s1, same = tuple(int(v) for v in rng.integers(1, 6, 2)), strides(), bool(
+            rng.integers(2))
+        x, shape = _conv(g, rng, x, (h, w, c), int(rng.integers(1, 7)), k, s1, same,
+                         per_channel, ACTS[rng.integers(len(ACTS))])
+        s2, k2 = strides(), int(rng.integers(2, 4))
+        if kind == "depthwise":
+            x, shape2 = _depthwise(g, rng, x, shape, int(rng.integers(1, 3)), 3, s2, 1,
+                                   True, per_channel, ACTS[rng.integers(len(ACTS))])
+        elif kind == "maxpool":
+            x, shape2 = _max_pool(g, x, shape, k2, s2, bool(rng.integers(2)))
+        else:  # VALID: no window overhangs the map
+            x, shape2 = _avg_pool(g, x, shape, k2, s2, False, ACTS[rng.integers(len(ACTS))])
+        print(f"model {n}: input {(h, w, c)}, conv {k} strides {s1} same {same} -> {shape}, "
+              f"{kind} strides {s2} -> {shape2}")
+        out = g.tensor([1, *shape2], np.float32)
+        g.op("DEQUANTIZE", [x], [out])
+        _, plan = _compare(tmp_path, f"strides{n}", g.model([xf], [out]),
+                           rng.uniform(-2.5, 2.5, (6, h, w, c)).astype(np.float32))
+        conv, second = plan["layers"]
+        assert conv["stride"] == list(s1) and conv["tiles"] == shape[0], conv
+        assert second["stride"] == list(s2) and second["tiles"] == shape2[0], second
 
 
 def test_keyword_spotting_network_matches_litert(tmp_path, seed):
@@ -868,7 +925,7 @@ def _assert_refused(tmp_path, capsys, model, match):
 def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
     """Add ``AVERAGE_POOL_2D`` on ``x`` (output quantized as the input unless told).
 
-    ``k``: the window, an int or ``(kh, kw)``.
+    ``k``: the window, an int or ``(kh, kw)``; ``stride`` an int or ``(rows, columns)``.
     """
     q = g.tensors[x].quantization
     c = shape[2]
@@ -877,7 +934,7 @@ def _avg_pool(g, x, shape, k, stride, same, act, out_quant=None):
     y = g.tensor([1, oh, ow, c], np.int8, scale, zp)
     o = tfl.Pool2DOptionsT()
     o.padding = tfl.Padding.SAME if same else tfl.Padding.VALID
-    o.strideH = o.strideW = stride
+    o.strideH, o.strideW = _pair(stride)
     o.filterHeight, o.filterWidth = kh, kw
     o.fusedActivationFunction = act
     g.op("AVERAGE_POOL_2D", [x], [y], o)
