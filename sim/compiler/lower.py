@@ -565,7 +565,7 @@ def lower(network, p, engine_for=None):
                                            why)
                 insns += [assemble(Op.CONV, engine=engine, **band) for band in bands]
             elif isinstance(layer, MaxPool):
-                if layer.pads[0] >= layer.kernel or layer.pads[1] >= layer.kernel:
+                if max(layer.pads) >= layer.kernel:  # (bottom, right: as a CONV's)
                     raise LowerError(f"{where}: padding {layer.pads} must be smaller than the "
                                      f"kernel {layer.kernel}")
                 insns += _maxpool_insns(p, where, src, dst, h, w, c, oh, ow, layer.kernel,

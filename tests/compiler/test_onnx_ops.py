@@ -95,11 +95,13 @@ def test_conv_on_the_winograd_engine(tmp_path, seed, fmt, per_channel):
 
 @pytest.mark.parametrize("fmt", ["QOperator", "QDQ"])
 @pytest.mark.parametrize("per_channel", [True, False], ids=["per_channel", "per_tensor"])
-def test_unequal_strides(tmp_path, seed, fmt, per_channel):
+@pytest.mark.parametrize("pool_on_array", [False, True], ids=["pool_unit", "pool_on_array"])
+def test_unequal_strides(tmp_path, seed, fmt, per_channel, pool_on_array):
     """Convolution and max-pool strides (rows, columns) that differ, every output exact.
 
-    Two different strides of 1..3 per layer, windows 1..5 x 1..5 (the convolution's),
-    random pads; the NPU runs each such layer as one instruction per output row.
+    The first two layers: two different strides of 1..3 each, windows 1..5 x 1..5 (the
+    convolution's), random pads; the NPU runs each as one instruction per output row
+    (MAXPOOL on its own unit, or on the array with ``pool_on_array``).
     """
     rng = np.random.default_rng([seed, 67])
     shape = (int(rng.integers(1, 5)), int(rng.integers(11, 16)), int(rng.integers(11, 16)))
@@ -117,7 +119,10 @@ def test_unequal_strides(tmp_path, seed, fmt, per_channel):
     print(f"input {shape}, {conv}, {pool}")
     q, _ = build(tmp_path, rng, shape, spec, fmt=fmt, per_channel=per_channel)
     # (rows of up to 19 pixels; an instruction per row)
-    _check(tmp_path, q, shape, rng, p=dataclasses.replace(SMALL, acc_words=32, imem_words=64))
+    p = dataclasses.replace(SMALL, acc_words=32, imem_words=64)
+    if pool_on_array:
+        p = dataclasses.replace(p, serial_setup=True, array_broadcast=True, pool_on_array=True)
+    _check(tmp_path, q, shape, rng, p=p)
     layers = json.loads((tmp_path / "compiled" / "plan.json").read_text())["layers"]
     for layer, drawn in zip(layers, (conv, pool), strict=False):
         assert layer["stride"] == list(drawn["stride"]), layer
