@@ -190,8 +190,8 @@ async def test_client_resynchronises(dut):
     await _workload(dut, client, params, seed)
 
 
-def _bad_frame(rng, client):
-    """One malformed input and the error code expected for it (None: no reply at all)."""
+def _bad_frame(rng, client, kind):
+    """One malformed input of ``kind`` (0..7) and its expected error code (None: no reply)."""
     port, width, _ = max(client.inputs.values(), key=lambda v: v[0])
     nb = -(-width // 8)
     seq = rng.randrange(P.SEQ_MAX + 1)
@@ -199,7 +199,6 @@ def _bad_frame(rng, client):
         # 0x80 | seq (kind 7, or kind 1 flipping bit 7) would be the sync byte itself: the
         # link then rightly resynchronises there, and no reply carries that number.
         seq ^= 1
-    kind = rng.randrange(8)
     if kind == 0:  # line noise without a sync byte
         return bytes(rng.choice([b for b in range(256) if b != P.SYNC])
                      for _ in range(rng.randrange(1, 30))), None, None
@@ -235,16 +234,18 @@ async def test_fuzz(dut):
     Each round: RESET, a random malformed input (noise, bit flips, bad command, port or
     length, a frame cut short, a corrupted length, a bad sequence number), its error reply
     (when it is a frame), STATUS showing that no beat reached the block, then a workload
-    whose every word must be exact. ``NPUGEN_FUZZ_ROUNDS`` rounds (default 16).
+    whose every word must be exact. ``NPUGEN_FUZZ_ROUNDS`` rounds (default 16); the eight
+    kinds of malformed input in a shuffled order, each once in every eight rounds.
     """
     import random
 
     params, seed, uart, client = await _setup(dut)
     rng = random.Random(seed)
     rounds = int(os.environ.get("NPUGEN_FUZZ_ROUNDS", "16"))
+    kinds = [k for _ in range(-(-rounds // 8)) for k in rng.sample(range(8), 8)]
     for r in range(rounds):
         await client.reset()
-        data, code, seq = _bad_frame(rng, client)
+        data, code, seq = _bad_frame(rng, client, kinds[r])
         await uart.send(data)
         if code is not None:
             while True:

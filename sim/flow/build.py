@@ -6,6 +6,7 @@ a block's top, or one of its parts (:class:`~npugen.sim.blocks.Part`), built fro
 """
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -32,7 +33,8 @@ from .verilator import use_verilator
 from .waves import wave_build_args, waves_format
 
 __all__ = [
-    "BUILD_FAST", "LINT_PRAGMAS", "PRIMITIVE_MODELS", "RUN_FAST", "core_files", "lint",
+    "BUILD_FAST", "LINT_PRAGMAS", "PRIMITIVE_MODELS", "RUN_FAST", "build_lock", "core_files",
+    "lint",
     "module_name", "read_results",
     "run_bench", "run_checked", "run_metric", "sim_sources", "write_core",
 ]
@@ -93,6 +95,22 @@ def _with_pragmas(text, name, params):
     head += [f"/* verilator lint_off {rule} */" for rule in LINT_PRAGMAS]
     tail = [f"/* verilator lint_on {rule} */" for rule in LINT_PRAGMAS]
     return "\n".join(head) + "\n" + text + "\n".join(tail) + "\n"
+
+
+@contextlib.contextmanager
+def build_lock(build_dir):
+    """Hold ``build_dir`` (created if missing) for one bench at a time, across processes.
+
+    Benches of one configuration that share a build folder (``npugen infer``'s model, the NPU
+    bench of the same parameters) take this lock around :func:`run_bench`: the first builds,
+    the others wait and run the same model (:func:`_build_stamp`) instead of building their
+    own. An advisory ``flock`` on ``build_dir/.lock``, released when the holder exits.
+    """
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield build_dir
 
 
 def module_name(params, part=None):

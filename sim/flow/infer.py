@@ -7,7 +7,6 @@ with ``npugen board --block npu`` behind its UART link). ``check`` runs onnxrunt
 default delegate (XNNPACK) for a ``.tflite`` model - and lists every mismatching element.
 """
 
-import fcntl
 import json
 import tempfile
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from ..compiler.onnx_import import load_onnx, network_from_onnx
 from ..compiler.quant import dequantize
 from ..compiler.tflite_import import load_tflite, network_from_tflite
 from ..models.qladd import ort_kernel
-from .build import RUN_FAST, module_name, run_bench
+from .build import RUN_FAST, build_lock, module_name, run_bench
 
 __all__ = ["ENGINES", "InferResult", "compile_model", "infer", "litert_outputs",
            "onnxruntime_outputs"]
@@ -96,11 +95,8 @@ def litert_outputs(model_path, x):
 def _verilator(compiled, folder, x, build_dir, seed, cxx_opt):
     p = compiled.params
     build_dir = Path(build_dir).resolve()
-    build_dir.mkdir(parents=True, exist_ok=True)
     # one Verilator build per NPU, shared: a second run waits for the first
-    with open(build_dir / ".lock", "w") as lock, \
-            tempfile.TemporaryDirectory(dir=build_dir) as tmp:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with build_lock(build_dir), tempfile.TemporaryDirectory(dir=build_dir) as tmp:
         spec, result = Path(tmp, "infer.json"), Path(tmp, "result.json")
         spec.write_text(json.dumps({"compiled": str(Path(folder).resolve()),
                                     "inputs": input_words(compiled, x),

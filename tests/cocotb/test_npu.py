@@ -9,7 +9,7 @@ from npugen.rtl.sparse.params import SparseParams
 from npugen.rtl.systolic.params import SystolicParams
 from npugen.rtl.winograd.params import WinogradParams
 from npugen.sim.blocks import NPU_DEMO, NPU_UP5K
-from npugen.sim.flow.build import run_checked
+from npugen.sim.flow.build import build_lock, run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,6 +37,10 @@ CONFIGS = [
 def test_npu(params, seed):
     # demo, programs x4, bad programs, reset x2, benchmark layer (+ the SPFC benchmark)
     sparse = params.sparse is not None
-    names = run_checked(params, build_dir=ROOT / "build" / "cocotb" / params.slug, seed=seed,
-                        test_filter=None if sparse else r"^(?!.*test_benchmark_spfc$)")
+    # The demo NPU's model is the one test_npu_infer.py's networks run on (npugen infer's
+    # folder and flags): built once for both, whichever comes first.
+    name = params.slug + ("_infer" if params == NPU_DEMO else "")
+    with build_lock(ROOT / "build" / "cocotb" / name) as build_dir:
+        names = run_checked(params, build_dir=build_dir, seed=seed,
+                            test_filter=None if sparse else r"^(?!.*test_benchmark_spfc$)")
     assert len(names) == 9 + sparse, names

@@ -6,7 +6,7 @@ import pytest
 
 from npugen.rtl.winograd import WinogradParams
 from npugen.sim.blocks import BLOCKS
-from npugen.sim.flow.build import run_checked
+from npugen.sim.flow.build import BUILD_FAST, run_checked
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,6 +22,8 @@ CONFIGS = [
 
 @pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.slug)
 def test_winograd(params, seed):
+    # simulations of under a second: the model is compiled at -O0 (the build is the time)
     names = run_checked(params, part=BLOCKS["winograd"].part("engine"), seed=seed,
-                        build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine")
+                        build_dir=ROOT / "build" / "cocotb" / f"{params.slug}_engine",
+                        cxx_opt=BUILD_FAST)
     assert len(names) == 9, names  # layers x4, reset x2, malformed, timing, demo
