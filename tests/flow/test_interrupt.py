@@ -40,12 +40,21 @@ def _compilers(pids):
     return names & {"make", "cc1plus", "g++", "c++", "ld", "verilator_bin"}
 
 
+def _default_signals():
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_killing_the_demo_ends_its_builds(sig, tmp_path):
     out = tmp_path / "demo"
+    # The signal's default disposition in the CLI, whatever this test inherited: a shell
+    # without job control starts a background job with SIGINT ignored, Python then leaves it
+    # ignored, and Ctrl-C would not reach the demo (a fresh-clone CI started as `... &` from
+    # a script failed here so: the demo went on for 60 s after the signal).
     cli = subprocess.Popen([sys.executable, "-m", "npugen.sim.cli", "demo", "--seed", "1",
                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           text=True)
+                           text=True, preexec_fn=_default_signals)
     deadline = time.monotonic() + 120
     try:
         while not _compilers(_under(out)):

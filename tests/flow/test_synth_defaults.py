@@ -23,7 +23,12 @@ from npugen.sim.cli import main
 @pytest.mark.parametrize("block", [name for name in BLOCKS if name != "npu"])
 def test_default_configuration_places_on_ecp5_85k(block, tmp_path, capsys):
     out = tmp_path / "out"
-    assert main(["synth", block, "--device", "ecp5-85k", "--jobs", "1", "-o", str(out)]) == 0
+    # The sparse engine at nextpnr seed 2: at the default seed 1 its router1 takes 173 s
+    # (10 s at seed 2; 2026-12-07), which routes too, three minutes of CI for nothing more.
+    # Synthesis, what once failed here, does not depend on the seed.
+    seed = ["--seed", "2"] if block == "sparse" else []
+    assert main(["synth", block, "--device", "ecp5-85k", "--jobs", "1", *seed,
+                 "-o", str(out)]) == 0
     (path,) = out.glob("*.ecp5-85k.report.json")
     report = json.loads(path.read_text())
     assert report["module"] == BLOCKS[block].params().slug, report["module"]
