@@ -4,12 +4,16 @@ The wheel test builds a wheel from the files a fresh clone would have (tracked, 
 not ignored), installs it (not editable) in a fresh virtual environment, checks that every
 file of ``rtl/``, ``sim/`` and ``boards/`` is in it byte for byte (a module or data file
 missing from the package fails), and runs the CLI from there, in a folder outside the source
-tree: ``npugen generate`` for every block, then ``npugen compile`` of the wheel's own digits
-CNN and ``npugen infer --check`` on held-out images it ships (bit-exact vs onnxruntime).
-``npugen demo`` is CI's main job (``.ci/run``, the README's install); running it here as
-well doubled its 2 to 3 minutes of Verilator builds for nothing the file check misses.
+tree: ``npugen generate`` for every block; ``npugen compile`` of the wheel's own digits CNN and
+``npugen infer --check`` on 50 held-out images it ships (ISA simulator); and the digits MLP
+compiled for the demo NPU with the sparse engine (``NPU_SPARSE_DEMO``) through ``npugen infer
+--engine verilator --check`` (Verilator, cocotb and the primitive models found from the
+installed package; the MLP's hidden layer on the sparse engine). Every output element is
+compared with onnxruntime. ``npugen demo`` is CI's main job (``.ci/run``); this test ran it
+too before, two to three minutes of Verilator builds again.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -18,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from npugen.sim.blocks import BLOCKS
+from npugen.sim.blocks import BLOCKS, NPU_SPARSE_DEMO
 
 try:
     import tomllib
@@ -109,4 +113,25 @@ def test_wheel_from_a_clean_tree_installs_and_runs(tmp_path, seed):
                            "--check"], cwd=work, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "check: 0 of 500 elements differ from onnxruntime (bit-exact)" in proc.stdout, \
+        proc.stdout[-3000:]
+    # the MLP on the sparse demo NPU, in Verilator
+    sparse = [f"--sparse-{name.replace('_', '-')}={value}"
+              for name, value in dataclasses.asdict(NPU_SPARSE_DEMO.sparse).items()
+              if value != getattr(type(NPU_SPARSE_DEMO.sparse)(), name)]
+    model = site / "sim" / "flow" / "networks" / "digits_mlp_int8.onnx"
+    proc = subprocess.run([npugen, "compile", str(model), "-o", "mlp", "--preset", "demo",
+                           "--sparse", "on", *sparse], cwd=work, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # for the sparse demo NPU, its hidden layer on the sparse engine
+    assert f"for {NPU_SPARSE_DEMO.slug}:" in proc.stdout, proc.stdout
+    assert " sparse " in proc.stdout.splitlines()[1], proc.stdout
+    pick = ("import numpy as np; from npugen.sim.flow.digits import held_out_split; "
+            f"x, _ = held_out_split(); np.save('x3.npy', x[{seed % 400}:][:3].reshape(3, -1))")
+    subprocess.run([str(venv / "bin" / "python"), "-c", pick], cwd=work, env=env, check=True)
+    proc = subprocess.run([npugen, "infer", "mlp", "--input", "x3.npy", "-o", "y3.npy",
+                           "--engine", "verilator", "--check"], cwd=work, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "check: 0 of 30 elements differ from onnxruntime (bit-exact)" in proc.stdout, \
         proc.stdout[-3000:]

@@ -34,9 +34,8 @@ from .waves import wave_build_args, waves_format
 
 __all__ = [
     "BUILD_FAST", "LINT_PRAGMAS", "PRIMITIVE_MODELS", "RUN_FAST", "build_lock", "core_files",
-    "lint",
-    "module_name", "read_results",
-    "run_bench", "run_checked", "run_metric", "sim_sources", "write_core",
+    "lint", "module_name", "read_results", "run_bench", "run_checked", "run_metric",
+    "sim_sources", "write_core",
 ]
 
 #: Verilator warnings waived inside every generated file, each a property of Amaranth's

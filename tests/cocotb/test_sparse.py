@@ -21,9 +21,10 @@ CONFIGS = [
                  acc_banks=2, primitives="ecp5"),
     SparseParams(n_pe=4, rows_max=37, cols_max=64, act_width=16, acc_width=16,
                  primitives="ecp5"),
-    # 450 x 17 dense: 57 x 17 = 969 entries in the fullest PE's 1024 (the 900 x 18 in 2048
-    # of before took twice the simulation for nothing more)
-    SparseParams(n_pe=8, rows_max=450, cols_max=17, entries_max=1024, act_lanes=8,
+    # 2048 entries: the only run of the 2048 x 9 DP16KD shape. 450 x 17 (dense: 969 entries
+    # in the fullest PE) since 2026-12-07: 900 x 18 filled it to 2034 with twice the
+    # simulation time (112 s in CI).
+    SparseParams(n_pe=8, rows_max=450, cols_max=17, entries_max=2048, act_lanes=8,
                  queue_depth=4, acc_banks=2, primitives="ecp5"),
 ]
 
