@@ -13,7 +13,6 @@ compared with onnxruntime. ``npugen demo`` is CI's main job (``.ci/run``); this 
 too before, two to three minutes of Verilator builds again.
 """
 
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -101,37 +100,32 @@ def test_wheel_from_a_clean_tree_installs_and_runs(tmp_path, seed):
                               capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr
         assert len(list(out.glob("*.v"))) == 1 and len(list(out.glob("*.json"))) == 1
-    # the end-to-end step, from the wheel's own network and held-out images
-    model = site / "sim" / "flow" / "networks" / "digits_cnn_int8.onnx"
-    proc = subprocess.run([npugen, "compile", str(model), "-o", "cnn", "--preset", "demo"],
-                          cwd=work, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    pick = ("import numpy as np; from npugen.sim.flow.digits import held_out_split; "
-            f"x, _ = held_out_split(); np.save('x.npy', x[{seed % 400}:][:50])")
-    subprocess.run([str(venv / "bin" / "python"), "-c", pick], cwd=work, env=env, check=True)
-    proc = subprocess.run([npugen, "infer", "cnn", "--input", "x.npy", "-o", "y.npy",
-                           "--check"], cwd=work, env=env, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "check: 0 of 500 elements differ from onnxruntime (bit-exact)" in proc.stdout, \
-        proc.stdout[-3000:]
-    # the MLP on the sparse demo NPU, in Verilator
-    sparse = [f"--sparse-{name.replace('_', '-')}={value}"
-              for name, value in dataclasses.asdict(NPU_SPARSE_DEMO.sparse).items()
-              if value != getattr(type(NPU_SPARSE_DEMO.sparse)(), name)]
-    model = site / "sim" / "flow" / "networks" / "digits_mlp_int8.onnx"
-    proc = subprocess.run([npugen, "compile", str(model), "-o", "mlp", "--preset", "demo",
-                           "--sparse", "on", *sparse], cwd=work, env=env, capture_output=True,
-                          text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    # for the sparse demo NPU, its hidden layer on the sparse engine
-    assert f"for {NPU_SPARSE_DEMO.slug}:" in proc.stdout, proc.stdout
-    assert " sparse " in proc.stdout.splitlines()[1], proc.stdout
-    pick = ("import numpy as np; from npugen.sim.flow.digits import held_out_split; "
-            f"x, _ = held_out_split(); np.save('x3.npy', x[{seed % 400}:][:3].reshape(3, -1))")
-    subprocess.run([str(venv / "bin" / "python"), "-c", pick], cwd=work, env=env, check=True)
-    proc = subprocess.run([npugen, "infer", "mlp", "--input", "x3.npy", "-o", "y3.npy",
-                           "--engine", "verilator", "--check"], cwd=work, env=env,
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "check: 0 of 30 elements differ from onnxruntime (bit-exact)" in proc.stdout, \
-        proc.stdout[-3000:]
+    def cli(*args):
+        proc = subprocess.run([npugen, *args], cwd=work, env=env, capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc.stdout
+
+    def held_out(name, count, shape):  # the wheel's own held-out images, into name
+        code = ("import numpy as np; from npugen.sim.flow.digits import held_out_split; "
+                f"x, _ = held_out_split(); np.save({name!r}, "
+                f"x[{seed % 400}:][:{count}].reshape({count}, *{shape}))")
+        subprocess.run([str(venv / "bin" / "python"), "-c", code], cwd=work, env=env,
+                       check=True)
+
+    # the end-to-end steps, from the wheel's own networks and held-out images: the CNN on
+    # the ISA simulator, the MLP on the sparse demo NPU in Verilator
+    networks = site / "sim" / "flow" / "networks"
+    cli("compile", str(networks / "digits_cnn_int8.onnx"), "-o", "cnn", "--preset", "demo")
+    held_out("x.npy", 50, (1, 8, 8))
+    out = cli("infer", "cnn", "--input", "x.npy", "-o", "y.npy", "--check")
+    assert "check: 0 of 500 elements differ from onnxruntime (bit-exact)" in out, out[-3000:]
+    out = cli("compile", str(networks / "digits_mlp_int8.onnx"), "-o", "mlp", "--preset",
+              "demo", "--sparse", "on", "--sparse-entries-max", "256",
+              "--sparse-act-width", "16")
+    assert f"for {NPU_SPARSE_DEMO.slug}:" in out, out  # exactly that NPU
+    assert " sparse " in out.splitlines()[1], out  # the hidden layer on the sparse engine
+    held_out("x3.npy", 3, (64,))
+    out = cli("infer", "mlp", "--input", "x3.npy", "-o", "y3.npy", "--engine", "verilator",
+              "--check")
+    assert "check: 0 of 30 elements differ from onnxruntime (bit-exact)" in out, out[-3000:]

@@ -25,7 +25,7 @@ from ..models.qladd import ort_kernel
 from .build import RUN_FAST, build_lock, module_name, run_bench
 
 __all__ = ["ENGINES", "InferResult", "compile_model", "infer", "litert_outputs",
-           "onnxruntime_outputs"]
+           "model_dir", "onnxruntime_outputs"]
 
 ENGINES = ("isa", "verilator", "board")
 
@@ -111,6 +111,11 @@ def _verilator(compiled, folder, x, build_dir, seed, cxx_opt):
     return r["outputs"], r["cycles"], r["seconds"]
 
 
+def model_dir(params, build_root="build/infer"):
+    """Return the folder of ``params``' Verilator model for ``npugen infer`` (one per NPU)."""
+    return Path(build_root, module_name(params) + "_infer")
+
+
 def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=None,
           build_root="build/infer", seed=1, progress=None, cxx_opt=RUN_FAST, build_dir=None):
     """Run batch ``x`` (float32, or int8 for an int8 model input) through ``folder``'s network.
@@ -118,7 +123,7 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
     ``client_session(compiled, words) -> (outputs, cycles)`` runs the board engine (the
     CLI opens the serial port). ``cxx_opt`` is the Verilator model's C++ optimisation
     (:data:`~.build.BUILD_FAST` when a few images take less time than the build). The model
-    is built in ``build_dir``, by default ``<build_root>/<module>_infer``; a model built there
+    is built in ``build_dir``, by default :func:`model_dir` in ``build_root``; a model built there
     before from the same sources and flags is reused. Returns an :class:`InferResult`.
     """
     compiled = read_compiled(folder)
@@ -130,7 +135,7 @@ def infer(folder, x, *, engine="isa", raw=False, check=False, client_session=Non
     else:
         if engine == "verilator":
             if build_dir is None:
-                build_dir = Path(build_root, module_name(compiled.params) + "_infer")
+                build_dir = model_dir(compiled.params, build_root)
             words, cycles, seconds = _verilator(compiled, folder, x, build_dir, seed, cxx_opt)
         else:
             words, cycles = client_session(compiled, input_words(compiled, x))

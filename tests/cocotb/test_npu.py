@@ -10,6 +10,7 @@ from npugen.rtl.systolic.params import SystolicParams
 from npugen.rtl.winograd.params import WinogradParams
 from npugen.sim.blocks import NPU_DEMO, NPU_UP5K
 from npugen.sim.flow.build import build_lock, run_checked
+from npugen.sim.flow.infer import model_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,8 +40,9 @@ def test_npu(params, seed):
     sparse = params.sparse is not None
     # The demo NPU's model is the one test_npu_infer.py's networks run on (npugen infer's
     # folder and flags): built once for both, whichever comes first.
-    name = params.slug + ("_infer" if params == NPU_DEMO else "")
-    with build_lock(ROOT / "build" / "cocotb" / name) as build_dir:
+    root = ROOT / "build" / "cocotb"
+    folder = model_dir(params, root) if params == NPU_DEMO else root / params.slug
+    with build_lock(folder) as build_dir:
         names = run_checked(params, build_dir=build_dir, seed=seed,
                             test_filter=None if sparse else r"^(?!.*test_benchmark_spfc$)")
     assert len(names) == 9 + sparse, names
