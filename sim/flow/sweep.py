@@ -6,14 +6,16 @@ with and without the ECP5 primitives, the sizes that fit the iCE40 UP5K, the Win
 engine, sparse engines with 1 to 8 PEs), with the median Fmax of three placement seeds, and
 writes ``docs/synth_sweep.md`` plus ``docs/synth_sweep_*.png``.
 
-Finished points are reused from the build folder (same parameters, seeds and target), so
-a sweep can be extended or resumed; ``--report-only`` writes the table from the finished
+Finished points are reused from the build folder (same parameters, seeds and target, and
+the same netlist: a report whose placed Verilog differs from what the RTL now generates is
+rerun), so a sweep can be extended or resumed; ``--report-only`` writes the table from the finished
 points alone, and ``--keep`` fills the rows not run from the previous table's JSON. Run:
 ``python scripts/synth_sweep.py [--quick] [--blocks B,...] [--match TEXT] [--report-only]
 [--keep]``.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from ..blocks import BLOCKS
 from .build import module_name
-from .synth import synth_report
+from .synth import boxed_verilog, synth_report
 from .tools import ToolError
 
 __all__ = ["grid", "logic_luts", "main"]
@@ -151,6 +153,11 @@ def main(argv=None):
                                   or r.get("router", "router1") != point.router
                                   or (r.get("seeds") != SEEDS and not report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
+            if r is not None and not report_only and r.get("box_sha256") != hashlib.sha256(
+                    boxed_verilog(params, part).encode()).hexdigest():
+                print(f"   {cached.name}: another netlist (the design changed): rerun",
+                      flush=True)
+                r = None
             if r is not None:
                 print(f"   reusing {cached}", flush=True)
             elif report_only:

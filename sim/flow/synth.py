@@ -5,6 +5,7 @@ happens inside its build folder with relative file names. Used by the benchmarks
 ``npugen synth`` flow (place and route, Fmax) builds on it.
 """
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ from ..blocks import block_of
 from .build import module_name, write_core
 from .tools import ToolError, find_tool, run_tool, run_tools
 
-__all__ = ["DEVICES", "critical_path", "multiply_driven", "synth_report", "yosys_stat"]
+__all__ = [
+    "DEVICES", "boxed_verilog", "critical_path", "multiply_driven", "synth_report", "yosys_stat",
+]
 
 #: yosys script per target: (synthesis command, cells that are multipliers / DSP blocks).
 TARGETS = {
@@ -199,6 +202,13 @@ def _synth(out, synth, top, tail, log, what, stage, retries):
         run_tool([_yosys(), "-p", script(" -dff")], out, retry_log, f"{what}, -dff")
 
 
+def boxed_verilog(params, part=None):
+    """Return the Verilog :func:`synth_report` places: the core in its I/O box, no sources."""
+    core = (part.build if part else block_of(params).component)(params)
+    return verilog.convert(IoBox(core), name=f"box_{module_name(params, part)}",
+                           emit_src=False)
+
+
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
                  jobs=1, part=None, router="router1"):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
@@ -227,9 +237,8 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
     stage(f"generating {name}.v and the I/O box")
     write_core(params, out, part)
     box_name = f"box_{name}"
-    core = (part.build if part else block_of(params).component)(params)
-    (out / f"{box_name}.v").write_text(verilog.convert(IoBox(core), name=box_name,
-                                                       emit_src=False))
+    box_verilog = boxed_verilog(params, part)
+    (out / f"{box_name}.v").write_text(box_verilog)
     synth = {"ice40": "synth_ice40 -dsp", "ecp5": "synth_ecp5"}[family]
     retries = []
     stage(f"yosys: {synth} on the core alone (resources)")
@@ -274,6 +283,8 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
         "seeds": list(per_seed), "target_mhz": freq_mhz, "router": router,
         "resources": {key: sum(cells.get(c, 0) for c in types[family])
                       for key, types in _RESOURCES.items()},
+        # the design placed: a finished report stands for this netlist only (synth_sweep)
+        "box_sha256": hashlib.sha256(box_verilog.encode()).hexdigest(),
         "fmax_mhz": sorted(per_seed.values())[len(per_seed) // 2],  # median over seeds
         "fmax_mhz_by_seed": per_seed,
         # the worst path of the median seed's run, in words (critical_path)

@@ -49,7 +49,7 @@ from npugen.rtl.systolic.ports import (
     ws_min_tile_vectors,
     ws_pipeline_cycles,
 )
-from npugen.rtl.winograd.ports import engine_product_cycles
+from npugen.rtl.winograd.ports import engine_drain_cycles, engine_product_cycles
 
 from .intmath import wrap
 from .qladd import avx2_add
@@ -752,8 +752,9 @@ def cycles_of(p, op, f):
 #: engine's first issue.
 WINOGRAD_FIRST_READ, WINOGRAD_LOADED = 4, 3
 #: ... and from a filter's last issue to its 2x2 result taken: the engine's product
-#: pipeline (``engine_product_cycles``: 3, or 5 with ``primitives=ecp5``) and 6 more.
-WINOGRAD_RESULT_AFTER_PRODUCT = 6
+#: pipeline and drain (``engine_product_cycles`` + ``engine_drain_cycles``: 3 + 4, or
+#: 5 + 6 with ``primitives=ecp5``) and 2 more (the result slot's read, the take).
+WINOGRAD_RESULT_AFTER_DRAIN = 2
 #: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
 WINOGRAD_SLOTS = 15
 
@@ -782,8 +783,8 @@ def winograd_schedule(p, f):
     - the engine: per tile, ``cout`` filters of ``cin`` cycles each, from the later of its
       input complete and the tile before; a filter waits for one of
       :data:`WINOGRAD_SLOTS` result slots (freed as results are taken); results
-      ``engine_product_cycles + WINOGRAD_RESULT_AFTER_PRODUCT`` cycles after its last
-      issue.
+      ``engine_product_cycles + engine_drain_cycles + WINOGRAD_RESULT_AFTER_DRAIN``
+      cycles after its last issue.
     - results: taken one per cycle; after each output-channel group's last, its pixels go
       to the PostUnit one by one (the pipelined requantizers: a group other than the
       cached one first loads the table, ``lanes + 2`` cycles; then ``lanes / post_lanes``
@@ -796,7 +797,8 @@ def winograd_schedule(p, f):
     tiles_w = -(-out_w // 2)
     tiles = -(-out_h // 2) * tiles_w
     parts = lanes // p.post_lanes
-    result = engine_product_cycles(p.winograd) + WINOGRAD_RESULT_AFTER_PRODUCT
+    result = (engine_product_cycles(p.winograd) + engine_drain_cycles(p.winograd)
+              + WINOGRAD_RESULT_AFTER_DRAIN)
     # filters: per column (output group, input channel) 9 reads, 2 cycles, a filter per
     # lane of the group, a cycle; the engine issues WINOGRAD_LOADED cycles after the last
     last_filter = WINOGRAD_FIRST_READ + 11 * _groups(cout, lanes) * cin + cout * cin - 2

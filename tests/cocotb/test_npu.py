@@ -26,7 +26,8 @@ CONFIGS = [
               sparse=SparseParams(n_pe=2, rows_max=16, cols_max=14, entries_max=64,
                                   act_width=16, act_lanes=3, queue_depth=4)),
     # with the Winograd engine (CONV with engine 1) on its ECP5 primitives (DP16KD filter
-    # store, MULT18X18D: two cycles more per result than the Amaranth tests' inferred ones),
+    # store, MULT18X18D, the output transform in four steps: four cycles more per result
+    # than the Amaranth tests' inferred ones),
     # two requantizers
     NpuParams(lanes=4, act_words=256, wgt_words=512, acc_words=64, tab_entries=16,
               imem_words=8, requant_lanes=2, systolic=SystolicParams(rows=4, cols=4),

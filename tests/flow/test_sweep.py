@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from npugen.sim.blocks import BLOCKS
 from npugen.sim.flow import sweep
 
@@ -114,3 +116,44 @@ def test_a_fresh_point_goes_into_the_table(tmp_path, monkeypatch):
     table = (tmp_path / "docs" / "synth_sweep.md").read_text()
     assert ("| sparse n_pe=1 256x256 ecp5 | ecp5-85k | 10 | 5 | 0 | 50 | 1 | 4 "
             "| **150.0** (149.0/150.0/151.0) |") in table
+
+
+@pytest.mark.parametrize("same_netlist", [True, False])
+def test_a_finished_point_is_reused_only_for_the_same_netlist(tmp_path, monkeypatch,
+                                                                same_netlist):
+    """A report stands only for the netlist it placed.
+
+    Same parameters, seeds and target: after an RTL change (another ``box_sha256``) the
+    point runs again.
+    """
+    import hashlib
+
+    from npugen.sim.flow.build import module_name
+    from npugen.sim.flow.synth import boxed_verilog
+
+    point = sweep.grid(quick=True)[0]
+    out = tmp_path / "b" / point.device
+    out.mkdir(parents=True)
+    digest = hashlib.sha256(boxed_verilog(point.params, point.part).encode()).hexdigest()
+    report = {"params": point.params.to_dict(), "target_mhz": 200, "seeds": list(sweep.SEEDS),
+              "router": point.router, "fmax_mhz": 123.4,
+              "box_sha256": digest if same_netlist else "0" * 64,
+              "fmax_mhz_by_seed": {str(s): 123.4 for s in sweep.SEEDS}, "macs_per_cycle": 4,
+              "peak_gops": 0.99, "resources": {"luts": 10, "carry_cells": 5, "lut_rams": 0,
+                                               "flip_flops": 50, "dsps": 4, "block_rams": 2}}
+    name = module_name(point.params, point.part)
+    (out / f"{name}.{point.device}.report.json").write_text(json.dumps(report))
+    runs = []
+
+    def fake_report(params, device, **kwargs):
+        runs.append(params)
+        return {**report, "fmax_mhz": 150.0,
+                "fmax_mhz_by_seed": dict.fromkeys(sweep.SEEDS, 150.0)}
+
+    monkeypatch.setattr(sweep, "synth_report", fake_report)
+    assert sweep.main(["--quick", "--match", point.label, "--build", str(tmp_path / "b"),
+                       "--docs", str(tmp_path / "docs")]) == 0
+    table = (tmp_path / "docs" / "synth_sweep.md").read_text()
+    assert len(runs) == (0 if same_netlist else 1)
+    assert f"| {point.label} | {point.device} |" in table
+    assert ("**123.4**" if same_netlist else "**150.0**") in table

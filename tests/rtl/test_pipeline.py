@@ -1,4 +1,4 @@
-"""Pipeline helpers in the Amaranth simulator: the memory-backed delay line."""
+"""Pipeline helpers in the Amaranth simulator: the memory-backed delay line, ``in_range``."""
 
 import random
 import re
@@ -6,8 +6,9 @@ import re
 import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
 
-from npugen.rtl.common.pipeline import ram_delay
+from npugen.rtl.common.pipeline import in_range, ram_delay
 from npugen.rtl.common.ram import BufferRam
 from npugen.rtl.systolic import WsArray
 from npugen.rtl.systolic.params import SystolicParams
@@ -54,3 +55,28 @@ def test_ws_partial_sums_wait_in_memory_except_on_ice40():
     assert delay_line.count("cell \\DP16KD ") == 8  # 256 bits in 512 x 36 blocks
     ice40 = WsArray(SystolicParams(rows=4, cols=4, multiplier="ice40"))
     assert not any(n.endswith("psum_delay") for n in _memories(ice40))
+
+
+@pytest.mark.parametrize("table", [False, True], ids=["compare", "table"])
+@pytest.mark.parametrize(("width", "lo", "hi"), [(5, 1, 16), (5, 0, 31), (3, 2, 5), (4, 1, 15),
+                                                 (6, 7, 7), (7, 1, 64)])
+def test_in_range_every_value(width, lo, hi, table):
+    """``lo <= v <= hi`` for every value of the field, as comparisons and as a lookup.
+
+    The lookup is for fields of up to 6 bits: a 7-bit one falls back to comparisons.
+    """
+    m = Module()
+    field = Signal(width)
+    ok = Signal()
+    m.d.comb += ok.eq(in_range(field, lo, hi, table=table))
+    got = []
+
+    async def bench(ctx):
+        for v in range(1 << width):
+            ctx.set(field, v)
+            got.append(ctx.get(ok))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == [int(lo <= v <= hi) for v in range(1 << width)]

@@ -160,6 +160,44 @@ def test_registered_output_transform_one_cycle_late(seed):
                           lambda mm: [wrap(v) for v in (wg.AT @ mm @ wg.AT.T).flatten()])
 
 
+def test_split_output_transform_three_cycles_late(seed):
+    """``split``: a new tile every cycle, each one's 4Y modulo 2**width three cycles later.
+
+    Full-range inputs, so every step's partial sums overflow; a different tile in every
+    cycle, so an output one cycle early or late would show the wrong tile's result.
+    """
+    rng = np.random.default_rng(seed)
+    width = 20
+    lo, hi = signed_range(width)
+
+    def wrap(v):
+        return int(((v - lo) % (1 << width)) + lo)
+
+    dut = OutputTransform2D(width, registered=True, split=True)
+    assert dut.latency == 3
+    tiles = _stack(rng, 500, (4, 4), lo, hi)
+    want = [[wrap(v) for v in (wg.AT @ mm @ wg.AT.T).flatten()] for mm in tiles]
+    seen = []
+
+    async def bench(ctx):
+        for x in [*tiles, *tiles[:3]]:  # three more to flush the pipeline
+            ctx.set(dut.i, [int(v) for v in x.flatten()])
+            await ctx.tick()
+            seen.append([ctx.get(dut.o[n]) for n in range(4)])
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    # After the edge ending cycle t, o shows tile t - 2 (tile t - 3 relative to the next
+    # edge's inputs): three registers.
+    assert seen[2:2 + len(tiles)] == want
+
+
+def test_split_needs_registered():
+    with pytest.raises(ValueError, match="split=True needs registered=True"):
+        OutputTransform2D(20, split=True)
+
+
 @pytest.mark.parametrize("data_width", [8, 12])
 def test_registered_filter_transform_one_cycle_late(data_width, seed):
     """U' of the previous cycle's g, extremes included."""
