@@ -149,8 +149,14 @@ class WinogradF23(Validated, wiring.Component):
         if p.primitives is Primitives.ECP5:
             restart = Signal()
             settling = restart  # the cycle between the take and the parts' restart
-            idle = idle & ~settling
             enable = enable & ~settling
+            # ``i_cfg.ready`` from a register: "idle" a cycle late. The input banks become
+            # busy only through a restart (tiles are taken only while the layer is open), so
+            # a late "idle" is safe when it rises (a cycle after the banks go idle: +1 cycle
+            # when a layer waits for the previous one) and a take, the settling cycle and
+            # the cycle after it are covered by its own terms.
+            idle = Signal(init=1)
+            m.d.sync += idle.eq(~inputs.busy & ~settling & ~take)
         m.d.comb += [self.i_cfg.ready.eq(idle), take.eq(self.i_cfg.valid & idle)]
         ecp5 = p.primitives is Primitives.ECP5  # the checks as lookups: no carry chains
         ok = (in_range(cfg.channels, 1, p.c_max, table=ecp5)

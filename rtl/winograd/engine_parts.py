@@ -57,8 +57,8 @@ class FilterStore(wiring.Component):
         A new layer: the next word is word 0. With ``primitives=ecp5`` no word is taken in
         that cycle (the engine holds ``enable`` low).
     loaded : Out(1)
-        All K*C words are written (two cycles after the last is taken; one with
-        ``filter_input=transformed``).
+        All K*C words are written (``filter_transform_cycles`` + 1 cycles after the last
+        is taken: 2, 4 with ``primitives=ecp5``, 1 with ``filter_input=transformed``).
     rd_addr : In(range(K*C)), rd_data : Out(ArrayLayout(signed(u_width), 16))
         Word ``rd_addr`` of the previous cycle (registered read), or with
         ``primitives=ecp5`` of two cycles before (``DP16KD`` blocks with their output
@@ -67,7 +67,8 @@ class FilterStore(wiring.Component):
     The write is registered: a raw filter taken in cycle t has its column pass G' g
     registered at the end of t, the row pass and the word registered at the end of t+1, and
     is written on the edge that ends t+2 (a transformed word: registered at the end of t,
-    written at the end of t+1).
+    written at the end of t+1); with ``primitives=ecp5`` each pass takes two registered
+    steps, and the word is written on the edge that ends t+4.
     """
 
     def __init__(self, params, addressed=False):
@@ -106,7 +107,9 @@ class FilterStore(wiring.Component):
         f_filt = Signal(range(max(2, p.k_max)))
         f_all = Signal()        # all K*C filter words taken
         if p.filter_input is FilterInput.RAW:
-            m.submodules.filter_transform = ft = FilterTransform2D(p, registered=True)
+            # With primitives=ecp5 each pass in two steps (no path with two carry chains).
+            m.submodules.filter_transform = ft = FilterTransform2D(
+                p, registered=True, split=p.primitives is Primitives.ECP5)
             m.d.comb += ft.i.eq(self.i_filter.payload.g)
             u_word, transform_latency = ft.o, ft.latency
         else:
@@ -201,7 +204,8 @@ class InputBanks(wiring.Component):
     runs from the stream into the memory. ``full`` is set at the end of t as before, so a
     read of the last channel may come in the cycle of its write: that read takes the word
     being written (a registered address compare and a 2:1 multiplexer on ``rd_data``), and
-    K*C = 1 layers keep one tile per cycle.
+    K*C = 1 layers keep one tile per cycle. With ``primitives=ecp5`` each bank is a memory
+    of its own with a registered write enable (same timing).
     """
 
     def __init__(self, params):
@@ -220,11 +224,29 @@ class InputBanks(wiring.Component):
         m.submodules.input_transform = it = InputTransform2D(p, registered=True)
         # Address = (bank, channel): the bank is the top bit, no adder on the address.
         chan_bits = len(self.rd_chan)
-        m.submodules.v_store = v_store = Memory(shape=_v_row(p), depth=2 << chan_bits, init=[])
-        v_wr = v_store.write_port()
-        v_rd = v_store.read_port(transparent_for=())
         rd_addr = Cat(self.rd_chan, self.rd_bank)
-        m.d.comb += v_rd.addr.eq(rd_addr)
+        ecp5 = p.primitives is Primitives.ECP5
+        if ecp5:
+            # A memory per bank, each with a registered write enable of its own (one memory
+            # of both banks had a LUT decoding its address between the write-enable register
+            # and some 80 LUT RAM slices); the read selects the bank after the registers.
+            banks = []
+            for b in range(2):
+                m.submodules[f"v_store{b}"] = store = Memory(shape=_v_row(p),
+                                                             depth=1 << chan_bits, init=[])
+                banks.append((store.write_port(), store.read_port(transparent_for=())))
+                m.d.comb += banks[b][1].addr.eq(self.rd_chan)
+            bank_wr_en = Signal(2)
+            rd_bank_q = Signal()
+            m.d.sync += rd_bank_q.eq(self.rd_bank)
+            v_rd_data = Mux(rd_bank_q, banks[1][1].data, banks[0][1].data)
+        else:
+            m.submodules.v_store = v_store = Memory(shape=_v_row(p), depth=2 << chan_bits,
+                                                    init=[])
+            v_wr = v_store.write_port()
+            v_rd = v_store.read_port(transparent_for=())
+            m.d.comb += v_rd.addr.eq(rd_addr)
+            v_rd_data = v_rd.data
         tiles_open = Signal()   # tiles of the current layer may still come (until `end`)
         w_bank = Signal()
         w_chan = Signal(range(max(2, p.c_max)))  # never zero-width
@@ -237,17 +259,23 @@ class InputBanks(wiring.Component):
         last_chan = w_chan == self.chan_last
         # The write waits a cycle for the transform's row pass (it.o is one cycle late).
         wr_en = Signal()
-        wr_addr = Signal.like(v_wr.addr)
+        wr_addr = Signal(chan_bits + 1)
         m.d.sync += [wr_en.eq(take), wr_addr.eq(Cat(w_chan, w_bank))]
+        if ecp5:
+            m.d.sync += bank_wr_en.eq(Mux(take, Mux(w_bank, 2, 1), 0))
+            for b, (wr, _) in enumerate(banks):
+                m.d.comb += [wr.en.eq(bank_wr_en[b]), wr.data.eq(it.o),
+                             wr.addr.eq(wr_addr[:chan_bits])]
+        else:
+            m.d.comb += [v_wr.en.eq(wr_en), v_wr.data.eq(it.o), v_wr.addr.eq(wr_addr)]
         m.d.comb += [
-            v_wr.en.eq(wr_en), v_wr.data.eq(it.o), v_wr.addr.eq(wr_addr),
             self.busy.eq(tiles_open | (self.full != 0) | (w_chan != 0) | wr_en),
         ]
         # A read in the cycle of the write to its address returns the word being written.
         fwd = Signal()
         fwd_word = Signal(_v_row(p), reset_less=True)
         m.d.sync += [fwd.eq(wr_en & (wr_addr == rd_addr)), fwd_word.eq(it.o)]
-        m.d.comb += self.rd_data.eq(Mux(fwd, fwd_word, v_rd.data))
+        m.d.comb += self.rd_data.eq(Mux(fwd, fwd_word, v_rd_data))
         with m.If(take):
             m.d.sync += w_chan.eq(Mux(last_chan, 0, w_chan + 1))
             with m.If((self.i_tile.payload.last != last_chan) |

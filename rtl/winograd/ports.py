@@ -13,7 +13,7 @@ from .params import FilterInput, Primitives
 __all__ = [
     "cfg_layout", "engine_cfg_layout", "engine_drain_cycles", "engine_product_cycles",
     "engine_latency", "engine_out_layout", "engine_signature", "filter_layout",
-    "out_layout", "pixel_layout", "signature", "tile_layout",
+    "filter_transform_cycles", "out_layout", "pixel_layout", "signature", "tile_layout",
 ]
 
 
@@ -26,6 +26,17 @@ def engine_product_cycles(p):
     registers and a fabric register (5).
     """
     return 5 if p.primitives is Primitives.ECP5 else 3
+
+def filter_transform_cycles(p):
+    """Tile engine: the filter transform's register stages for a raw filter.
+
+    Between a filter taken and its word written: 1, or 3 with ``primitives=ecp5`` (each pass
+    in two steps); 0 for ``filter_input=transformed``.
+    """
+    if p.filter_input is not FilterInput.RAW:
+        return 0
+    return 3 if p.primitives is Primitives.ECP5 else 1
+
 
 def engine_drain_cycles(p):
     """Tile engine: cycles from a product to the output written.

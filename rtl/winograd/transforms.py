@@ -39,6 +39,16 @@ def output_1d(m):
     return [m[0] + m[1] + m[2], m[1] - m[2] - m[3]]
 
 
+def _filter_1d_start(g):
+    """:func:`filter_1d`'s first step: ``(g0, g0 + g2, g1, g2)``."""
+    return [g[0], g[0] + g[2], g[1], g[2]]
+
+
+def _filter_1d_finish(w):
+    """... and its second: ``(2 w0, w1 + w2, w1 - w2, 2 w3)``."""
+    return [w[0] << 1, w[1] + w[2], w[1] - w[2], w[3] << 1]
+
+
 def _output_1d_start(m):
     """:func:`output_1d`'s first step: ``(m0 + m1, m2, m1 - m2, m3)``."""
     return [m[0] + m[1], m[2], m[1] - m[2], m[3]]
@@ -135,12 +145,15 @@ class InputTransform2D(_Transform):
         return m
 
 
-class FilterTransform2D(_Transform):
+class FilterTransform2D(Validated, _Transform):
     """``U' = G' g G'^T`` (= 4U) of a 3x3 filter.
 
     Combinational, or with ``registered`` the column pass ``G' g`` (12 values, each |.| <=
     3 * 2**(data_width-1), held in ``u_width`` bits) in a register: ``o`` is the transform of
-    ``i`` of the previous cycle.
+    ``i`` of the previous cycle. With ``split`` as well, each pass is two steps with a
+    register between them (``(g0, g0 + g2, g1, g2)``, then ``(2 w0, w1 + w2, w1 - w2,
+    2 w3)``: one adder per output and step; every partial value within the bound above):
+    ``o`` is the transform of ``i`` three cycles before (``latency`` 3).
 
     Members
     -------
@@ -148,14 +161,29 @@ class FilterTransform2D(_Transform):
     o : Out(ArrayLayout(signed(u_width), 16)), |U'| <= 9 * 2**(data_width-1).
     """
 
-    def __init__(self, params, *, registered=False):
+    @classmethod
+    def validate(cls, params, *, registered=False, split=False):
+        """Check the arguments (see :class:`~npugen.rtl.common.params.Validated`)."""
+        if split and not registered:
+            raise ValueError("FilterTransform2D: split=True needs registered=True")
+
+    def __init__(self, params, *, registered=False, split=False):
         self.u_width = params.u_width
+        self.split = split
         super().__init__(signed(params.data_width), 9, signed(params.u_width), 16, registered)
+
+    @property
+    def latency(self):
+        """Cycles from ``i`` to ``o``: 0, 1 with ``registered``, 3 with ``split``."""
+        return 3 if self.split else int(self.registered)
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
         m = Module()
         tile = [self.i[n] for n in range(9)]
-        if self.registered:
+        if self.split:
+            out = _separable_split(m, [_filter_1d_start, _filter_1d_finish], tile, 3, 3,
+                                   signed(self.u_width))
+        elif self.registered:
             out = _separable_registered(m, filter_1d, tile, 3, 3, signed(self.u_width))
         else:
             out = _separable(filter_1d, tile, 3, 3)

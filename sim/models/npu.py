@@ -49,7 +49,11 @@ from npugen.rtl.systolic.ports import (
     ws_min_tile_vectors,
     ws_pipeline_cycles,
 )
-from npugen.rtl.winograd.ports import engine_drain_cycles, engine_product_cycles
+from npugen.rtl.winograd.ports import (
+    engine_drain_cycles,
+    engine_product_cycles,
+    filter_transform_cycles,
+)
 
 from .intmath import wrap
 from .qladd import avx2_add
@@ -749,8 +753,9 @@ def cycles_of(p, op, f):
 
 #: The Winograd unit (:class:`npugen.rtl.npu.wconv.WinogradUnit`): cycles from the unit's
 #: first busy cycle to its first tile read, and from the last filter taken to the
-#: engine's first issue.
-WINOGRAD_FIRST_READ, WINOGRAD_LOADED = 4, 3
+#: engine's first issue besides the filter transform's stages (``filter_transform_cycles``:
+#: 1, or 3 with ``primitives=ecp5``).
+WINOGRAD_FIRST_READ, WINOGRAD_LOADED = 4, 2
 #: ... and from a filter's last issue to its 2x2 result taken: the engine's product
 #: pipeline and drain (``engine_product_cycles`` + ``engine_drain_cycles``: 3 + 4, or
 #: 5 + 6 with ``primitives=ecp5``) and 2 more (the result slot's read, the take).
@@ -776,7 +781,8 @@ def winograd_schedule(p, f):
 
     - filters: per column (output-channel group, input channel) 9 weight reads, 2 cycles,
       one filter per output channel of the group, a cycle; the engine issues from
-      :data:`WINOGRAD_LOADED` cycles after the last is taken.
+      :data:`WINOGRAD_LOADED` + ``filter_transform_cycles`` cycles after the last is
+      taken.
     - tiles: per input group 16 reads, a cycle, then a beat per channel, 2 cycles to the
       next group's first read; the first group's beats of tile ``i`` wait for the engine to
       finish tile ``i - 2`` (two input banks).
@@ -802,7 +808,7 @@ def winograd_schedule(p, f):
     # filters: per column (output group, input channel) 9 reads, 2 cycles, a filter per
     # lane of the group, a cycle; the engine issues WINOGRAD_LOADED cycles after the last
     last_filter = WINOGRAD_FIRST_READ + 11 * _groups(cout, lanes) * cin + cout * cin - 2
-    loaded = last_filter + WINOGRAD_LOADED
+    loaded = last_filter + WINOGRAD_LOADED + filter_transform_cycles(p.winograd)
     released = []  # per tile: the engine done with its input bank
     mac_free = 0
     taken = []     # per result: the cycle it is taken

@@ -13,6 +13,7 @@ from npugen.rtl.winograd import (
     OutputTransform2D,
     WinogradParams,
 )
+from npugen.rtl.winograd.ports import filter_transform_cycles
 from npugen.rtl.winograd.transforms import filter_1d, input_1d, output_1d
 from npugen.sim.models import winograd as wg
 from npugen.sim.models.intmath import signed_range
@@ -193,9 +194,35 @@ def test_split_output_transform_three_cycles_late(seed):
     assert seen[2:2 + len(tiles)] == want
 
 
+@pytest.mark.parametrize("data_width", [8, 12])
+def test_split_filter_transform_three_cycles_late(data_width, seed):
+    """``split``: a new filter every cycle, each one's U' three cycles later, extremes in."""
+    rng = np.random.default_rng(seed)
+    p = WinogradParams(data_width=data_width)
+    lo, hi = signed_range(data_width)
+    dut = FilterTransform2D(p, registered=True, split=True)
+    assert dut.latency == 3 == filter_transform_cycles(WinogradParams(primitives="ecp5"))
+    filters = [np.full((3, 3), lo), np.full((3, 3), hi), *_stack(rng, 500, (3, 3), lo, hi)]
+    want = [wg.filter_transform(p, g).flatten().tolist() for g in filters]
+    seen = []
+
+    async def bench(ctx):
+        for g in [*filters, *filters[:3]]:
+            ctx.set(dut.i, [int(v) for v in g.flatten()])
+            await ctx.tick()
+            seen.append([ctx.get(dut.o[n]) for n in range(16)])
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+    assert seen[2:2 + len(filters)] == want
+
+
 def test_split_needs_registered():
     with pytest.raises(ValueError, match="split=True needs registered=True"):
         OutputTransform2D(20, split=True)
+    with pytest.raises(ValueError, match="split=True needs registered=True"):
+        FilterTransform2D(WinogradParams(), split=True)
 
 
 @pytest.mark.parametrize("data_width", [8, 12])
