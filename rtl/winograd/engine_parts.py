@@ -129,8 +129,9 @@ class FilterStore(wiring.Component):
         if p.primitives is Primitives.ECP5:
             # "c = C - 1" and "k = K - 1" as registers stepping with the counters (as in
             # TileMac), so no compare lies between the layer's shape and the counters'
-            # enables. The first take comes two cycles after ``restart`` at the earliest
-            # (the engine's settling cycle), when C - 2 and K - 2 are registered.
+            # enables. The first take comes in the cycle after ``restart`` (the engine's
+            # settling cycle; two after the configuration is taken) at the earliest, when
+            # C - 2 and K - 2 are registered.
             chan_is_last = Signal()
             filt_is_last = Signal()
             chan_m1 = Signal.like(self.chan_last)  # C - 2, K - 2 (wrapping when 1: unused)

@@ -27,6 +27,7 @@ def engine_product_cycles(p):
     """
     return 5 if p.primitives is Primitives.ECP5 else 3
 
+
 def filter_transform_cycles(p):
     """Tile engine: the filter transform's register stages for a raw filter.
 

@@ -152,7 +152,7 @@ class FilterTransform2D(Validated, _Transform):
     3 * 2**(data_width-1), held in ``u_width`` bits) in a register: ``o`` is the transform of
     ``i`` of the previous cycle. With ``split`` as well, each pass is two steps with a
     register between them (``(g0, g0 + g2, g1, g2)``, then ``(2 w0, w1 + w2, w1 - w2,
-    2 w3)``: one adder per output and step; every partial value within the bound above):
+    2 w3)``: one adder per output and step; every partial value within |U'|'s bound below):
     ``o`` is the transform of ``i`` three cycles before (``latency`` 3).
 
     Members

@@ -15,7 +15,6 @@ points alone, and ``--keep`` fills the rows not run from the previous table's JS
 """
 
 import argparse
-import hashlib
 import json
 import os
 import shlex
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from ..blocks import BLOCKS
 from .build import module_name
-from .synth import boxed_verilog, synth_report
+from .synth import box_sha256, synth_report
 from .tools import ToolError
 
 __all__ = ["grid", "logic_luts", "main"]
@@ -153,8 +152,8 @@ def main(argv=None):
                                   or r.get("router", "router1") != point.router
                                   or (r.get("seeds") != SEEDS and not report_only)):
                 r = None  # --report-only also shows a point placed with other seeds
-            if r is not None and not report_only and r.get("box_sha256") != hashlib.sha256(
-                    boxed_verilog(params, part).encode()).hexdigest():
+            if r is not None and not report_only and r.get("box_sha256") != box_sha256(
+                    params, part):
                 print(f"   {cached.name}: another netlist (the design changed): rerun",
                       flush=True)
                 r = None

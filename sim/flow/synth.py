@@ -19,7 +19,8 @@ from .build import module_name, write_core
 from .tools import ToolError, find_tool, run_tool, run_tools
 
 __all__ = [
-    "DEVICES", "boxed_verilog", "critical_path", "multiply_driven", "synth_report", "yosys_stat",
+    "DEVICES", "box_sha256", "boxed_verilog", "critical_path", "multiply_driven", "synth_report",
+    "yosys_stat",
 ]
 
 #: yosys script per target: (synthesis command, cells that are multipliers / DSP blocks).
@@ -209,6 +210,15 @@ def boxed_verilog(params, part=None):
                            emit_src=False)
 
 
+def box_sha256(params, part=None, verilog_text=None):
+    """Return the SHA-256 of :func:`boxed_verilog` (or of ``verilog_text``, made already).
+
+    A report's ``box_sha256``: the sweep compares it before it reuses the report.
+    """
+    text = boxed_verilog(params, part) if verilog_text is None else verilog_text
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, seeds=None,
                  jobs=1, part=None, router="router1"):
     """Synthesize and place-and-route ``params``' core for ``device``; return the report.
@@ -284,7 +294,7 @@ def synth_report(params, device, *, freq_mhz, seed, out_dir, progress=print, see
         "resources": {key: sum(cells.get(c, 0) for c in types[family])
                       for key, types in _RESOURCES.items()},
         # the design placed: a finished report stands for this netlist only (synth_sweep)
-        "box_sha256": hashlib.sha256(box_verilog.encode()).hexdigest(),
+        "box_sha256": box_sha256(params, part, box_verilog),
         "fmax_mhz": sorted(per_seed.values())[len(per_seed) // 2],  # median over seeds
         "fmax_mhz_by_seed": per_seed,
         # the worst path of the median seed's run, in words (critical_path)

@@ -758,7 +758,8 @@ def cycles_of(p, op, f):
 WINOGRAD_FIRST_READ, WINOGRAD_LOADED = 4, 2
 #: ... and from a filter's last issue to its 2x2 result taken: the engine's product
 #: pipeline and drain (``engine_product_cycles`` + ``engine_drain_cycles``: 3 + 4, or
-#: 5 + 6 with ``primitives=ecp5``) and 2 more (the result slot's read, the take).
+#: 5 + 6 with ``primitives=ecp5``) and 2 more (in the model's events: from the result
+#: written into its slot to the unit taking it, which is ``engine_latency`` - 2).
 WINOGRAD_RESULT_AFTER_DRAIN = 2
 #: The engine's result slots (:attr:`npugen.rtl.winograd.engine.WinogradF23.BUFFER_DEPTH`).
 WINOGRAD_SLOTS = 15
@@ -806,7 +807,8 @@ def winograd_schedule(p, f):
     result = (engine_product_cycles(p.winograd) + engine_drain_cycles(p.winograd)
               + WINOGRAD_RESULT_AFTER_DRAIN)
     # filters: per column (output group, input channel) 9 reads, 2 cycles, a filter per
-    # lane of the group, a cycle; the engine issues WINOGRAD_LOADED cycles after the last
+    # lane of the group, a cycle; the engine issues WINOGRAD_LOADED +
+    # filter_transform_cycles cycles after the last
     last_filter = WINOGRAD_FIRST_READ + 11 * _groups(cout, lanes) * cin + cout * cin - 2
     loaded = last_filter + WINOGRAD_LOADED + filter_transform_cycles(p.winograd)
     released = []  # per tile: the engine done with its input bank

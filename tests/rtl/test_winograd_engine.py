@@ -4,9 +4,15 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Fragment
 from amaranth.sim import Simulator
 
-from npugen.rtl.winograd import WinogradF23, WinogradParams
+from npugen.rtl.winograd import FilterTransform2D, OutputTransform2D, WinogradF23, WinogradParams
+from npugen.rtl.winograd.ports import (
+    engine_drain_cycles,
+    engine_latency,
+    filter_transform_cycles,
+)
 from npugen.sim.flow.pysim import cycles_until, recv, send, simulate
 from npugen.sim.formats.winograd import engine_cfg_beat, filter_beats, tile_beats
 from npugen.sim.models.winograd import conv2d_direct
@@ -165,3 +171,26 @@ def test_latency_pinned(c, seed):
 
     simulate(dut, bench)
     assert measured == [c + 9]
+
+
+@pytest.mark.parametrize("primitives", ["inferred", "ecp5"])
+@pytest.mark.parametrize("filter_input", ["raw", "transformed"])
+def test_published_cycles_follow_the_transforms(primitives, filter_input):
+    """The cycle counts in ``ports`` (the NPU's cycle model reads them) track the transforms.
+
+    The filter store writes a raw filter ``FilterTransform2D.latency`` cycles after taking
+    it, and the tile MAC drains a product through the channel sum, the output transform
+    and the output register; with ``primitives=ecp5`` both transforms are split. The
+    result slots must also cover the results in flight (a guard: with fewer, K*C = 1
+    layers would lose throughput).
+    """
+    p = WinogradParams(primitives=primitives, filter_input=filter_input)
+    split = primitives == "ecp5"
+    ft = FilterTransform2D(p, registered=True, split=split)
+    ot = OutputTransform2D(p.m_width, registered=True, split=split)
+    for dut in (ft, ot):
+        Fragment.get(dut, None)  # elaborated: only their latencies are needed here
+    assert filter_transform_cycles(p) == (ft.latency if filter_input == "raw" else 0)
+    # the channel sum, the transform, its last pass's register, the write into a slot
+    assert engine_drain_cycles(p) == 1 + ot.latency + 1 + 1
+    assert engine_latency(p) <= WinogradF23.BUFFER_DEPTH
