@@ -31,8 +31,10 @@ def ram_delay(m, value, cycles, *, name, block_ram=None):
     register: on ECP5 the words go into LUT RAM (``TRELLIS_DPR16X4``), so a ``w``-bit line
     costs ``w`` flip-flops instead of ``w * cycles``. With ``block_ram`` (a
     :class:`~.ram.BufferRam`, e.g. ``BufferRam.ECP5`` for ``DP16KD`` with its output
-    register) the words go into that RAM (read two cycles after the address, the oldest
-    word, one ahead of the write) and cost no fabric but the pointers. Devices without LUT
+    register) the words go into that RAM (read two cycles after the address, one ahead of
+    the write) and cost no fabric but the pointers; from 4 cycles on the read runs two
+    ahead and a fabric register follows the RAM's output (the same delay, so the route from
+    a block RAM to the logic after it is a path of its own). Devices without LUT
     RAM (iCE40) would build the default memory from flip-flops and a read multiplexer: use
     :func:`delay` there. The data carries no reset (qualify it elsewhere); the pointers
     reset, which does not change the delay. Fewer than three cycles: plain registers.
@@ -52,13 +54,18 @@ def ram_delay(m, value, cycles, *, name, block_ram=None):
     if block_ram is not None:
         from .ram import pipelined_ram
 
-        # The read address runs one ahead of the write address, in a register of its own:
-        # no adder between a flip-flop and the block RAMs' address pins.
-        rd_ptr = counter("rd_ptr", init=1)
+        # The read address runs one (or two) ahead of the write address, in a register of
+        # its own: no adder between a flip-flop and the block RAMs' address pins. Two
+        # ahead, the word read is one cycle younger and waits a cycle in ``out``.
+        ahead = 2 if depth >= 3 else 1
+        rd_ptr = counter("rd_ptr", init=ahead)
         m.submodules[name] = ram = pipelined_ram(block_ram, len(value), depth)
         m.d.comb += [ram.w_en.eq(1), ram.w_addr.eq(ptr), ram.w_data.eq(value),
-                     ram.r_en.eq(1), ram.o_en.eq(1), ram.r_addr.eq(rd_ptr),
-                     out.eq(ram.r_data)]
+                     ram.r_en.eq(1), ram.o_en.eq(1), ram.r_addr.eq(rd_ptr)]
+        if ahead == 2:
+            m.d.sync += out.eq(ram.r_data)
+        else:
+            m.d.comb += out.eq(ram.r_data)
         return out
     m.submodules[name] = mem = Memory(shape=unsigned(len(value)), depth=depth, init=[])
     wr = mem.write_port()
