@@ -178,20 +178,27 @@ def test_split_output_transform_three_cycles_late(seed):
     assert dut.latency == 3
     tiles = _stack(rng, 500, (4, 4), lo, hi)
     want = [[wrap(v) for v in (wg.AT @ mm @ wg.AT.T).flatten()] for mm in tiles]
+    assert _stream_three_late(dut, tiles, 4) == want
+
+
+def _stream_three_late(dut, inputs, lanes):
+    """Drive a new input every cycle; return ``o`` three registers after each input.
+
+    After the edge ending cycle t, ``o`` shows input t - 2 (t - 3 relative to the next
+    edge's inputs); three more inputs flush the pipeline.
+    """
     seen = []
 
     async def bench(ctx):
-        for x in [*tiles, *tiles[:3]]:  # three more to flush the pipeline
+        for x in [*inputs, *inputs[:3]]:
             ctx.set(dut.i, [int(v) for v in x.flatten()])
             await ctx.tick()
-            seen.append([ctx.get(dut.o[n]) for n in range(4)])
+            seen.append([ctx.get(dut.o[n]) for n in range(lanes)])
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     sim.add_testbench(bench)
     sim.run()
-    # After the edge ending cycle t, o shows tile t - 2 (tile t - 3 relative to the next
-    # edge's inputs): three registers.
-    assert seen[2:2 + len(tiles)] == want
+    return seen[2:2 + len(inputs)]
 
 
 @pytest.mark.parametrize("data_width", [8, 12])
@@ -204,18 +211,7 @@ def test_split_filter_transform_three_cycles_late(data_width, seed):
     assert dut.latency == 3 == filter_transform_cycles(WinogradParams(primitives="ecp5"))
     filters = [np.full((3, 3), lo), np.full((3, 3), hi), *_stack(rng, 500, (3, 3), lo, hi)]
     want = [wg.filter_transform(p, g).flatten().tolist() for g in filters]
-    seen = []
-
-    async def bench(ctx):
-        for g in [*filters, *filters[:3]]:
-            ctx.set(dut.i, [int(v) for v in g.flatten()])
-            await ctx.tick()
-            seen.append([ctx.get(dut.o[n]) for n in range(16)])
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert seen[2:2 + len(filters)] == want
+    assert _stream_three_late(dut, filters, 16) == want
 
 
 def test_split_needs_registered():
