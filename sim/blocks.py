@@ -111,6 +111,9 @@ class Block:
     presets : dict
         Named configurations (``--preset NAME`` on the command line; flags given with it
         override its values).
+    router : str
+        nextpnr's router for ``npugen synth`` unless ``--router`` names one: router1
+        (nextpnr's default), or router2 where router1 does not route the block's builds.
     """
 
     name: str
@@ -129,6 +132,7 @@ class Block:
     parts: tuple = field(default=())
     stall: Callable | None = None
     presets: dict = field(default_factory=dict)
+    router: str = "router1"
 
     def part(self, name):
         """Return the :class:`Part` called ``name``."""
@@ -341,6 +345,9 @@ _BLOCKS = [
         # STATUS commands whose replies nobody reads: the command port waits on its output.
         stall=lambda p, beats: [int(npu.protocol.Command.STATUS), 0] * (beats // 2),
         presets={"demo": NPU_DEMO, "up5k": NPU_UP5K, "icebreaker": NPU_ICEBREAKER},
+        # router1 oscillates on the default build (ECP5-85F: 4000 arcs left after 23
+        # minutes) and on the full UP5K ones; router2 routes them (docs/npu.md)
+        router="router2",
     ),
 ]
 

@@ -128,10 +128,11 @@ _COMMON = {
     "jobs": (("--jobs",), {"type": _value, "default": None, "metavar": "N",
                            "help": "place-and-route runs at once (default: one per CPU core, "
                                    "at most one per seed)"}),
-    "router": (("--router",), {"choices": ("router1", "router2"), "default": "router1",
-                               "help": "nextpnr's router (default: router1, nextpnr's own "
-                                       "default; router2 routes congested designs such as "
-                                       "the 8x8 NPU far sooner)"}),
+    "router": (("--router",), {"choices": ("auto", "router1", "router2"), "default": "auto",
+                               "help": "nextpnr's router (default: auto, the block's own: "
+                                       "router2 for npu, whose builds router1 does not route "
+                                       "(it oscillates), router1, nextpnr's default, for the "
+                                       "others)"}),
     "port": (("--port",), {"required": True, "help": "serial device, e.g. /dev/ttyUSB1"}),
     "baud": (("--baud",), {"type": _value, "default": 115200,
                            "help": "UART baud (default 115200)"}),
@@ -263,9 +264,10 @@ def _synth(args):
     problem = params.device_problem(family)
     if problem:
         raise UsageError(f"{problem}, not for device {args.device}")
+    router = block.router if args.router == "auto" else args.router
     try:
         r = synth_report(params, args.device, freq_mhz=args.freq, seed=seeds[0], seeds=seeds,
-                         jobs=jobs, router=args.router, out_dir=args.output,
+                         jobs=jobs, router=router, out_dir=args.output,
                          progress=lambda line: print(line, flush=True))
     except ToolError as exc:
         raise _RunFailed(str(exc)) from None

