@@ -1,6 +1,6 @@
 """Output FIFO with credit accounting, so a pipeline can run without internal stalls."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -160,8 +160,11 @@ class ResultBuffer(Validated, wiring.Component):
             & (nonempty == (stored != 0)) & (many == (stored > 1))
             & (stored == (w_ptr - r_ptr)[:ptr_bits])
             & (w_count == (w_ptr + w_en)[:ptr_bits]))
+        # The counts' adds work from registers; ``fetch`` and ``popped`` (which follow
+        # ``o.ready``) only choose between two sums, not feed a carry chain.
+        stored_in = stored + w_en
         m.d.sync += [
-            stored.eq(stored + w_en - fetch),
+            stored.eq(Mux(fetch, stored_in - 1, stored_in)),
             nonempty.eq(w_en | (nonempty & ~fetch) | many),
         ]
         with m.If(w_en & ~fetch):
@@ -180,7 +183,8 @@ class ResultBuffer(Validated, wiring.Component):
             m.d.sync += self.o.valid.eq(1)
         with m.Elif(popped):
             m.d.sync += self.o.valid.eq(0)
-        m.d.sync += self.free.eq(self.free - self.reserve + popped)
+        free_left = self.free - self.reserve
+        m.d.sync += self.free.eq(Mux(popped, free_left + 1, free_left))
         # lagging follows reserve one cycle late and pops two cycles late, through registers
         # (the pops happen at the output, the reservations at the producer, which may be far
         # apart), so lagging(n) <= free(n-1). free falls by at most max_reserve per cycle, so
