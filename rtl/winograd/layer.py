@@ -126,7 +126,7 @@ class WinogradConv(Validated, wiring.Component):
             shape.finish.eq(finish),
             lines.height.eq(s.height), lines.width.eq(s.width),
             lines.accept.eq(shape.active & shape.engines_ready),
-            lines.free_below.eq(former.free_below), lines.clear.eq(finish),
+            lines.free_limit.eq(former.free_limit), lines.clear.eq(finish),
             lines.rd_addr.eq(former.rd_addr), lines.rd_base.eq(former.rd_base),
             former.shape.eq(s), former.in_row.eq(lines.in_row),
             former.rd_rows.eq(lines.rd_rows), former.active.eq(shape.active),

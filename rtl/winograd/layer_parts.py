@@ -134,13 +134,17 @@ class LineBuffer(wiring.Component):
     i_pixel : In(stream.Signature(pixel_layout))
         Pixels in raster order. Taken (one per cycle) while ``accept``, fewer than ``height``
         rows have arrived, and the slot of the next row is free (its row is below
-        ``free_below`` + 6). A ``last`` that disagrees with the pixel's place sets ``error``.
+        ``free_limit``). A ``last`` that disagrees with the pixel's place sets ``error``.
+        A pixel is written into its slot the cycle after it is taken (from registers: the
+        handshake drives no LUT RAM write enable), in time for any read of its row, which
+        ``in_row`` allows from the cycle after.
     height, width : In
-        The layer's input shape.
+        The layer's input shape. Set a cycle or more before ``accept`` rises.
     accept : In(1)
         A layer is active and its engines are configured.
-    free_below : In(signed)
-        Rows below this are no longer needed (the first row of the current window).
+    free_limit : In(signed)
+        Rows below this may be written: the first row still needed (the current window's)
+        plus the 6 slots.
     in_row : Out
         Rows received completely.
     all_in : Out(1)
@@ -162,7 +166,7 @@ class LineBuffer(wiring.Component):
         super().__init__({
             "i_pixel": In(stream.Signature(pixel_layout(p))),
             "height": In(range(p.h_max + 1)), "width": In(range(p.w_max + 1)),
-            "accept": In(1), "free_below": In(signed(len(Signal(row)) + 2)),
+            "accept": In(1), "free_limit": In(signed(len(Signal(row)) + 3), init=ROW_SLOTS),
             "in_row": Out(row), "all_in": Out(1), "clear": In(1),
             "rd_addr": In(range(p.w_max)), "rd_base": In(range(ROW_SLOTS)),
             "rd_rows": Out(data.ArrayLayout(_row_layout(p), 4)),
@@ -179,27 +183,48 @@ class LineBuffer(wiring.Component):
             slots.append((mem.write_port(), mem.read_port(transparent_for=())))
         in_col = Signal(range(p.w_max))
         in_slot = Signal(range(ROW_SLOTS))
-        room = self.in_row < self.free_below + ROW_SLOTS
+        room = self.in_row < self.free_limit
         take = Signal()
+        # Flags of the place the next pixel goes to, in registers: worked out for the next
+        # place when a pixel is taken, else again for the current one (so a new ``height``
+        # or ``width`` shows a cycle after it is set; the layer sets them a cycle or more
+        # before ``accept`` rises, as LayerShape configures the engines first). The compares
+        # were between the pixel handshake and the write side (the error flag, the column
+        # counter), 9.7 ns on the ECP5-85F.
+        more = Signal()      # in_row < height
+        last_col = Signal()  # in_col == width - 1
+        last_row = Signal()  # in_row == height - 1
         m.d.comb += [
-            self.i_pixel.ready.eq(self.accept & (self.in_row < self.height) & room),
+            self.i_pixel.ready.eq(self.accept & more & room),
             take.eq(self.i_pixel.valid & self.i_pixel.ready),
             self.all_in.eq(self.in_row == self.height),
         ]
+        w_en = Signal(ROW_SLOTS)
+        w_addr = Signal.like(in_col)
+        w_data = Signal(_row_layout(p), reset_less=True)
+        m.d.sync += [w_en.eq(Cat(take & (in_slot == s) for s in range(ROW_SLOTS))),
+                     w_addr.eq(in_col), w_data.eq(self.i_pixel.payload.x)]
         for s, (wr, rd) in enumerate(slots):
-            m.d.comb += [wr.en.eq(take & (in_slot == s)), wr.addr.eq(in_col),
-                         wr.data.eq(self.i_pixel.payload.x), rd.addr.eq(self.rd_addr)]
-        last_col = in_col == self.width - 1
-        last_pixel = last_col & (self.in_row == self.height - 1)
+            m.d.comb += [wr.en.eq(w_en[s]), wr.addr.eq(w_addr), wr.data.eq(w_data),
+                         rd.addr.eq(self.rd_addr)]
+        col_next = Mux(last_col, 0, in_col + 1)
+        row_step = take & last_col
+        h, w = self.height, self.width
+        m.d.sync += [
+            more.eq(Mux(row_step, self.in_row + 1 < h, self.in_row < h)),
+            last_row.eq(Mux(row_step, self.in_row + 1 == h - 1, self.in_row == h - 1)),
+            last_col.eq(Mux(take, col_next == w - 1, in_col == w - 1)),
+        ]
         with m.If(take):
-            with m.If(self.i_pixel.payload.last != last_pixel):
+            with m.If(self.i_pixel.payload.last != (last_col & last_row)):
                 m.d.sync += self.error.eq(1)
-            m.d.sync += in_col.eq(Mux(last_col, 0, in_col + 1))
+            m.d.sync += in_col.eq(col_next)
             with m.If(last_col):
                 m.d.sync += [self.in_row.eq(self.in_row + 1),
                              in_slot.eq(next_wrapping(in_slot, ROW_SLOTS))]
         with m.If(self.clear):
-            m.d.sync += [self.in_row.eq(0), in_col.eq(0), in_slot.eq(0)]
+            m.d.sync += [self.in_row.eq(0), in_col.eq(0), in_slot.eq(0),
+                         more.eq(h != 0), last_row.eq(h == 1), last_col.eq(w == 1)]
         read_data = [rd.data.as_value() for _, rd in slots]
         for rr in range(4):
             slot = Signal(range(ROW_SLOTS), name=f"slot{rr}")
@@ -226,8 +251,9 @@ class TileFormer(wiring.Component):
         The layer is not finished (the former waits for that after its last tile).
     in_row : In
         Rows the line buffer holds completely.
-    free_below, rd_addr, rd_base : Out
-        To the line buffer: rows no longer needed, column to read, slot of the first row.
+    free_limit, rd_addr, rd_base : Out
+        To the line buffer: rows below this may be written (the window's first row + 6),
+        column to read, slot of the first row. Registers.
     rd_rows : In(ArrayLayout(row, 4))
         From the line buffer, one cycle after ``rd_addr``.
     tile : Out(stream.Signature(tile_layout))
@@ -244,7 +270,7 @@ class TileFormer(wiring.Component):
         super().__init__({
             "shape": In(shape_layout(p)), "start": In(1), "active": In(1),
             "in_row": In(range(p.h_max + 1)),
-            "free_below": Out(signed(len(Signal(range(p.h_max + 1))) + 2)),
+            "free_limit": Out(signed(len(Signal(range(p.h_max + 1))) + 3), init=ROW_SLOTS),
             "rd_addr": Out(range(p.w_max)), "rd_base": Out(range(ROW_SLOTS)),
             "rd_rows": In(data.ArrayLayout(_row_layout(p), 4)),
             "tile": Out(stream.Signature(tile_layout(p))),
@@ -266,52 +292,75 @@ class TileFormer(wiring.Component):
         cap_en = Signal()
         window = Signal(data.ArrayLayout(_row_layout(p), 16))
         chan = Signal(range(max(2, p.c_max)))
-        # The beat on offer: channel ``chan`` of the window, in a register loaded a cycle
-        # ahead (channel 0 at capture, channel chan + 1 when a beat is taken), so that the
-        # channel select is not on the path into the engines' input transforms.
-        beat = Signal(data.ArrayLayout(signed(p.data_width), 16))
+        # chan + 1 (wrapping) and "chan is the last channel", registers stepping with chan,
+        # so the handshake's "last" starts at a flip-flop.
+        chan_nx = Signal.like(chan, init=1)
+        chan_last = Signal()
+
+        def first_channel(m):
+            m.d.sync += [chan.eq(0), chan_nx.eq(1), chan_last.eq(s.channels == 1)]
+        # The beat on offer is channel 0 of the window's registers: each take shifts every
+        # window place down a channel, so no channel multiplexer sits between the window
+        # and the engines' input transforms (a 16:1 multiplexer per bit, selected by the
+        # channel count, was the path after the line buffer's: 9.5 ns, and its wide select
+        # nets were the layer's routing congestion; the shift is a neighbour's register).
         last_tile = (ti == s.tiles_h - 1) & (tj == s.tiles_w - 1)
 
-        # Rows the current tile row needs: row0 .. row0+3, the ones that exist.
-        need = Mux(row0 + 4 > s.height, s.height, row0 + 4)
-        m.d.comb += self.free_below.eq(row0)
-        col_addr = col0 + rd_col
+        # What the window's place implies is kept in registers that step with it, so the
+        # column read, the capture and the row wait start at flip-flops (the column's add
+        # and bounds compare in front of the line buffer's LUT RAM address were the
+        # default layer's critical path, 11.7 ns on the ECP5-85F): ``need`` (rows the tile
+        # row needs: row0 .. row0+3, the ones that exist), ``row_ok`` (window row rr is
+        # inside the map), and the column being read (``col_at`` = col0 + rd_col while
+        # reading), with its "inside the map" flag and its line-buffer address.
+        need = Signal.like(self.in_row)
+        row_ok = Signal(4)
+        col_at = Signal.like(col0)
         col_ok = Signal()
-        m.d.comb += [col_ok.eq((col_addr >= 0) & (col_addr < s.width)),
-                     self.rd_addr.eq(Mux(col_ok, col_addr[:len(self.rd_addr)], 0))]
+
+        def place_rows(m, first):  # the window's first row becomes ``first``
+            m.d.sync += [row0.eq(first), self.free_limit.eq(first + ROW_SLOTS),
+                         need.eq(Mux(first + 4 > s.height, s.height, first + 4)),
+                         row_ok.eq(Cat((first + rr >= 0) & (first + rr < s.height)
+                                       for rr in range(4)))]
+
+        def read_column(m, col):  # the next column read is of column ``col``
+            inside = (col >= 0) & (col < s.width)
+            m.d.sync += [col_at.eq(col), col_ok.eq(inside),
+                         self.rd_addr.eq(Mux(inside, col[:len(self.rd_addr)], 0))]
+
         # One cycle after issuing a column read, capture the four rows of that column.
         cap_ok = Signal()
         m.d.sync += [cap_en.eq(0), cap_ok.eq(col_ok)]
         for rr in range(4):
-            row_ok = (row0 + rr >= 0) & (row0 + rr < s.height)
-            value = Mux(row_ok & cap_ok, self.rd_rows[rr], 0)
+            value = Mux(row_ok[rr] & cap_ok, self.rd_rows[rr], 0)
             with m.If(cap_en):
                 for cc in range(4):
                     with m.If(cap_col == cc):
-                        m.d.sync += [window[rr * 4 + cc].eq(value),
-                                     beat[rr * 4 + cc].eq(value[:p.data_width])]
+                        m.d.sync += window[rr * 4 + cc].eq(value)
 
         # Round-robin over the engines; the padding tiles close the last round.
         round_base = Signal(range(_max_tiles(p) + n_eng + 1))
-        final_round = Signal()
+        final_round = Signal()  # s.total - round_base <= n_eng, stepping with round_base
         padding = Signal()      # emitting padding tiles after the last real one
         emit = Signal()
-        m.d.comb += final_round.eq(s.total - round_base <= n_eng)
         for n in range(16):
-            m.d.comb += self.tile.payload.d[n].eq(Mux(padding, 0, beat[n]))
+            m.d.comb += self.tile.payload.d[n].eq(Mux(padding, 0, window[n][0]))
         with m.If(emit & self.tile.ready):
-            # After the last channel the next capture reloads the register.
-            m.d.sync += [beat[n].eq(select(list(window[n]), chan + 1)) for n in range(16)]
+            # After the last channel the next capture reloads the window.
+            m.d.sync += [window[n][c].eq(window[n][c + 1])
+                         for n in range(16) for c in range(p.c_max - 1)]
         m.d.comb += [
             self.tile.valid.eq(emit),
-            self.tile.payload.last.eq(chan == s.channels - 1),
-            self.tile.payload.end.eq((chan == s.channels - 1) & final_round),
+            self.tile.payload.last.eq(chan_last),
+            self.tile.payload.end.eq(chan_last & final_round),
         ]
         tgt_wraps = self.target == n_eng - 1
-        with m.If(emit & self.tile.ready & (chan == s.channels - 1)):
+        with m.If(emit & self.tile.ready & chan_last):
             m.d.sync += self.target.eq(Mux(tgt_wraps, 0, self.target + 1))
             with m.If(tgt_wraps):
-                m.d.sync += round_base.eq(round_base + n_eng)
+                m.d.sync += [round_base.eq(round_base + n_eng),
+                             final_round.eq(s.total - (round_base + n_eng) <= n_eng)]
 
         # States; DRAIN is the Default arm, so every encoding is covered.
         idle_s, wait_s, read_s, emit_s, drain_s = range(5)
@@ -319,38 +368,46 @@ class TileFormer(wiring.Component):
         with m.Switch(state):
             with m.Case(idle_s):
                 with m.If(self.start):
-                    m.d.sync += [ti.eq(0), tj.eq(0), row0.eq(Mux(s.same, -1, 0)),
+                    place_rows(m, Mux(s.same, -1, 0))
+                    m.d.sync += [ti.eq(0), tj.eq(0), final_round.eq(s.total <= n_eng),
                                  self.target.eq(0), round_base.eq(0), padding.eq(0),
                                  col0.eq(Mux(s.same, -1, 0)),
                                  base_slot.eq(Mux(s.same, ROW_SLOTS - 1, 0)), state.eq(wait_s)]
             with m.Case(wait_s):
                 with m.If(self.in_row >= need):
+                    read_column(m, col0)
                     m.d.sync += [rd_col.eq(0), state.eq(read_s)]
             with m.Case(read_s):
                 # Cycles 0..3 issue column reads; captures land one cycle later.
                 with m.If(rd_col != 4):
+                    read_column(m, col_at + 1)
                     m.d.sync += [rd_col.eq(rd_col + 1), cap_en.eq(1), cap_col.eq(rd_col)]
                 with m.Else():
-                    m.d.sync += [chan.eq(0), state.eq(emit_s)]
+                    first_channel(m)
+                    m.d.sync += state.eq(emit_s)
             with m.Case(emit_s):
                 m.d.comb += emit.eq(1)
                 with m.If(self.tile.ready):
-                    m.d.sync += chan.eq(chan + 1)
-                    with m.If(chan == s.channels - 1):
+                    m.d.sync += [chan.eq(chan_nx), chan_nx.eq(chan_nx + 1),
+                                 chan_last.eq(chan_nx == s.channels - 1)]
+                    with m.If(chan_last):
                         with m.If(padding | last_tile):
                             # After the last real tile, pad the round with zero tiles.
-                            m.d.sync += [padding.eq(1), chan.eq(0)]
+                            first_channel(m)
+                            m.d.sync += padding.eq(1)
                             with m.If(tgt_wraps):
                                 m.d.sync += state.eq(drain_s)
                         with m.Elif(tj == s.tiles_w - 1):
+                            place_rows(m, row0 + 2)
                             m.d.sync += [
-                                tj.eq(0), ti.eq(ti + 1), row0.eq(row0 + 2),
+                                tj.eq(0), ti.eq(ti + 1),
                                 col0.eq(Mux(s.same, -1, 0)),
                                 base_slot.eq(Mux(base_slot >= ROW_SLOTS - 2,
                                                  base_slot + 2 - ROW_SLOTS, base_slot + 2)),
                                 state.eq(wait_s),
                             ]
                         with m.Else():
+                            read_column(m, col0 + 2)
                             m.d.sync += [tj.eq(tj + 1), col0.eq(col0 + 2), rd_col.eq(0),
                                          state.eq(read_s)]
             with m.Default():

@@ -77,7 +77,7 @@ def test_line_buffer_holds_six_rows_and_reads_columns(seed):
         ctx.set(dut.height, 9)
         ctx.set(dut.width, 5)
         ctx.set(dut.accept, 1)
-        ctx.set(dut.free_below, 0)
+        ctx.set(dut.free_limit, ROW_SLOTS)  # the window at row 0
         beats = pixel_beats(p, x)
 
         async def feed(ctx):
@@ -88,7 +88,7 @@ def test_line_buffer_holds_six_rows_and_reads_columns(seed):
             await send(ctx, dut.i_pixel, [beat])
         await ctx.tick().repeat(3)
         got["full"] = (ctx.get(dut.in_row), ctx.get(dut.i_pixel.ready))
-        ctx.set(dut.free_below, 3)  # rows 0..2 done: three more rows fit
+        ctx.set(dut.free_limit, 3 + ROW_SLOTS)  # rows 0..2 done: three more rows fit
         await send(ctx, dut.i_pixel, beats[6 * 5:])
         await ctx.tick()
         got["all_in"] = ctx.get(dut.all_in)
@@ -129,6 +129,51 @@ def test_line_buffer_flags_a_misplaced_last():
     assert flags == [0, 1]
 
 
+@pytest.mark.parametrize("bad", [None, 1, 2])
+def test_line_buffer_one_column_rows_back_to_back(bad):
+    # Width 1: every pixel ends a row, so the row flags step on every beat (each taken the
+    # cycle after the one before); a ``last`` anywhere but on the final pixel is an error.
+    p = WinogradParams(c_max=1, k_max=1, h_max=6, w_max=4)
+    dut = LineBuffer(p)
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(dut.height, 4)
+        ctx.set(dut.width, 1)
+        await ctx.tick()
+        ctx.set(dut.accept, 1)
+        beats = [{"x": [k + 1], "last": int(k == (3 if bad is None else bad))}
+                 for k in range(4)]
+        edges = 0
+        for beat in beats:
+            ctx.set(dut.i_pixel.payload, beat)
+            ctx.set(dut.i_pixel.valid, 1)
+            while True:
+                edges += 1
+                _, _, ready = await ctx.tick().sample(dut.i_pixel.ready)
+                if ready:
+                    break
+        # A fifth pixel right behind the fourth: the map is in, it waits.
+        ctx.set(dut.i_pixel.payload, {"x": [9], "last": 1})
+        readies = []
+        for _ in range(3):
+            _, _, ready = await ctx.tick().sample(dut.i_pixel.ready)
+            readies.append(ready)
+        ctx.set(dut.i_pixel.valid, 0)
+        seen["edges"] = edges
+        seen["error"] = ctx.get(dut.error)
+        seen["all_in"] = ctx.get(dut.all_in)
+        seen["fifth_ready"] = readies
+        ctx.set(dut.rd_base, 0)
+        ctx.set(dut.rd_addr, 0)
+        await ctx.tick()
+        seen["column"] = [int(ctx.get(dut.rd_rows[r])[0]) for r in range(4)]
+
+    simulate(dut, bench)
+    assert seen == {"edges": 4, "error": int(bad is not None), "all_in": 1,
+                    "fifth_ready": [0, 0, 0], "column": [1, 2, 3, 4]}
+
+
 class _Windows(wiring.Component):
     """LayerShape, LineBuffer and TileFormer wired as in the layer, engines left out."""
 
@@ -154,7 +199,7 @@ class _Windows(wiring.Component):
             shape.engine_cfg_ready.eq(shape.engine_cfg), self.target.eq(former.target),
             lines.height.eq(s.height), lines.width.eq(s.width),
             lines.accept.eq(shape.active & shape.engines_ready),
-            lines.free_below.eq(former.free_below), lines.rd_addr.eq(former.rd_addr),
+            lines.free_limit.eq(former.free_limit), lines.rd_addr.eq(former.rd_addr),
             lines.rd_base.eq(former.rd_base), former.shape.eq(s),
             former.in_row.eq(lines.in_row), former.rd_rows.eq(lines.rd_rows),
             former.active.eq(shape.active),
