@@ -136,8 +136,9 @@ class LineBuffer(wiring.Component):
         rows have arrived, and the slot of the next row is free (its row is below
         ``free_limit``). A ``last`` that disagrees with the pixel's place sets ``error``.
         A pixel is written into its slot the cycle after it is taken (from registers: the
-        handshake drives no LUT RAM write enable), in time for any read of its row, which
-        ``in_row`` allows from the cycle after.
+        handshake drives no LUT RAM write enable): a read of its row issued from the cycle
+        after ``in_row`` counts the row sees it (the tile former's first read comes then at
+        the earliest).
     height, width : In
         The layer's input shape. Set a cycle or more before ``accept`` rises.
     accept : In(1)
@@ -411,8 +412,13 @@ class TileFormer(wiring.Component):
                             m.d.sync += [tj.eq(tj + 1), col0.eq(col0 + 2), rd_col.eq(0),
                                          state.eq(read_s)]
             with m.Default():
-                # DRAIN: wait until the layer's last output has left.
+                # DRAIN: wait until the layer's last output has left. Then the window goes
+                # back to row 0, so the next layer's line buffer has the room of a window
+                # there: its pixels come in while its tiles are still counted (before
+                # ``start``), and with the last window's room (row0 + 6 far down the map)
+                # a newer row overwrote the map's first rows.
                 with m.If(~self.active):
+                    place_rows(m, 0)
                     m.d.sync += state.eq(idle_s)
         return m
 

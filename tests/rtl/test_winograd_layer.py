@@ -68,6 +68,20 @@ def test_layer_sequence(engines, traffic, seed):
     assert not error
 
 
+def test_a_tall_narrow_layer_after_a_tall_one(seed):
+    """The next layer's pixels stream in while its tiles are still being counted.
+
+    Counting takes about H'/2 cycles after the configuration, and pixels are taken from
+    when the engines are configured; a 64 x 3 map brings more than six rows in that time.
+    The line buffer's room must then be that of a window at row 0, not the last window of
+    the layer before (row 61 here: a newer row overwrote row 0 of the map).
+    """
+    p = WinogradParams(c_max=1, k_max=1, h_max=64, w_max=4)
+    received, expected, error = run_layers(p, [(64, 3, 1, 1, "same")] * 2, seed, 0.0, 0.0)
+    assert received == expected
+    assert not error
+
+
 @pytest.mark.parametrize("value", [-128, 127])
 def test_extremes_with_wrapping_output(value, seed):
     """Constant -128 / 127 maps and filters, 16-bit outputs that really wrap."""
