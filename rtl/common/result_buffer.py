@@ -161,10 +161,11 @@ class ResultBuffer(Validated, wiring.Component):
             & (stored == (w_ptr - r_ptr)[:ptr_bits])
             & (w_count == (w_ptr + w_en)[:ptr_bits]))
         # The counts' adds work from registers; ``fetch`` and ``popped`` (which follow
-        # ``o.ready``) only choose between two sums, not feed a carry chain.
-        stored_in = stored + w_en
+        # ``o.ready``) only choose between two sums, not feed a carry chain. Each sum is
+        # one carry chain (``stored + w_en - 1`` as ``stored - ~w_en``: written as two
+        # operations it was two chains in series, the sparse engine's critical path).
         m.d.sync += [
-            stored.eq(Mux(fetch, stored_in - 1, stored_in)),
+            stored.eq(Mux(fetch, stored - ~w_en, stored + w_en)),
             nonempty.eq(w_en | (nonempty & ~fetch) | many),
         ]
         with m.If(w_en & ~fetch):
