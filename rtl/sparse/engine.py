@@ -1,8 +1,9 @@
 """EIE-style sparse matrix-vector engine: y = W_q . x on a pruned, weight-shared matrix."""
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import data, fifo, wiring
+from amaranth.lib import wiring
 
+from ..common.head_fifo import HeadFifo
 from ..common.params import Validated
 from .engine_parts import ActivationInput, ConfigWriter, Readout
 from .params import Primitives, SparseParams
@@ -90,10 +91,11 @@ class SparseMatVec(Validated, wiring.Component):
         bc_valid = Signal()
         all_ready = Signal(init=1)
         if deep:
-            m.submodules.broadcast = bc = fifo.SyncFIFOBuffered(
-                width=data.Layout.cast(item_layout).size, depth=3)
-            bc_item = data.View(item_layout, bc.r_data)
-            bc_empty = bc.level == 0
+            # Its "not full" and its head are flip-flops (HeadFifo): the detector's handshake
+            # starts at the register ``queues_ready``.
+            m.submodules.broadcast = bc = HeadFifo(item_layout)
+            bc_item = bc.r_data
+            bc_empty = ~bc.pending
             m.d.comb += [
                 acts.queues_ready.eq(bc.w_rdy), acts.item.ready.eq(bc.w_rdy),
                 bc.w_en.eq(acts.item.valid), bc.w_data.eq(acts.item.payload.as_value()),
@@ -145,9 +147,24 @@ class SparseMatVec(Validated, wiring.Component):
         # configuration writer's stages (a beat taken just before a reset is still written,
         # and the vector after it must still wait for it).
         cfg_fired = Signal(config.LATENCY, reset_less=True)
-        m.d.sync += cfg_fired.eq(Cat(self.i_cfg.valid & self.i_cfg.ready, cfg_fired[:-1]))
+        cfg_fire = self.i_cfg.valid & self.i_cfg.ready
+        m.d.sync += cfg_fired.eq(Cat(cfg_fire, cfg_fired[:-1]))
+        # ``cfg_fired == 0`` in the next cycle.
+        cfg_quiet_next = ~cfg_fire & (cfg_fired[:-1] == 0)
+        # The activation input takes beats in RUN and in IDLE without a configuration beat
+        # in the last LATENCY cycles (and not after the vector's last beat: its own rule).
+        # That is a register, ``enable``, so the input's handshake starts at flip-flops: the
+        # FSM below sets its next value, ``enable_next``, with each transition (reset: CLEAR,
+        # 0).
+        enable = Signal()
+        enable_next = Signal()
+        m.d.comb += [enable_next.eq(enable), acts.enable.eq(enable)]
+        m.d.sync += enable.eq(enable_next)
         clear_addr = Signal(range(max(2, p.rows_pe_max)))
-        clearing = Signal()  # the clear after reset (the FSM's CLEAR state)
+        # The clear after reset (the FSM's CLEAR state), as a register of its own: it gates
+        # ``i_act.ready``, whose fan-out (the input FIFO's write enables) should start at a
+        # flip-flop, not at the FSM's state decode.
+        clearing = Signal(init=1)
         m.d.comb += [readout.clear_addr.eq(clear_addr), acts.accept.eq(~clearing)]
         banked = p.acc_banks == 2
         bank = Signal()   # two banks: the one the MACs add into
@@ -182,8 +199,9 @@ class SparseMatVec(Validated, wiring.Component):
                 for pe in pes:
                     m.d.comb += pe.readout.eq(1)
                 m.d.sync += clear_addr.eq(clear_addr + 1)
-                m.d.comb += clearing.eq(1)
                 with m.If(clear_addr == max(2, p.rows_pe_max) - 1):
+                    m.d.comb += enable_next.eq(cfg_quiet_next)
+                    m.d.sync += clearing.eq(0)
                     m.next = "IDLE"
             with m.State("IDLE"):
                 # A vector waiting in the activation input's FIFO goes first, then
@@ -194,21 +212,23 @@ class SparseMatVec(Validated, wiring.Component):
                 # beat a cycle late (``started``); no configuration beat is taken in that
                 # cycle either. With two banks, configuration also waits for a running
                 # readout (its row count is the vector's).
-                m.d.comb += [self.i_cfg.ready.eq(~started & ~acts.pending & readout_idle),
-                             acts.enable.eq((cfg_fired == 0) & ~acts.done)]
+                m.d.comb += self.i_cfg.ready.eq(~started & ~acts.pending & readout_idle)
                 m.d.sync += started.eq(acts.taken | started)
+                m.d.comb += enable_next.eq(cfg_quiet_next)
                 with m.If(started):
                     m.d.sync += started.eq(0)
+                    m.d.comb += enable_next.eq(1)
                     m.next = "RUN"
             with m.State("RUN"):
-                m.d.comb += acts.enable.eq(~acts.done)
                 with m.If(drained):
                     if banked:  # the readout runs beside the next vector
                         with m.If(readout_idle):
                             m.d.comb += swap.eq(1)
                             m.d.sync += bank.eq(~bank)
+                            m.d.comb += enable_next.eq(cfg_quiet_next)
                             m.next = "IDLE"
                     else:
+                        m.d.comb += enable_next.eq(0)
                         m.next = "READ"
             if not banked:
                 with m.State("READ"):
@@ -216,6 +236,7 @@ class SparseMatVec(Validated, wiring.Component):
                         m.d.comb += pe.readout.eq(1)
                     m.d.comb += readout.read.eq(1)
                     with m.If(readout.last_issued):
+                        m.d.comb += enable_next.eq(cfg_quiet_next)
                         m.next = "IDLE"
         return m
 

@@ -8,10 +8,11 @@
     PEs' accumulators --> Readout: y[0..rows-1], row i from PE i % n_pe --> o
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..common.head_fifo import HeadFifo
 from ..common.pipeline import delay, in_range, select
 from ..common.result_buffer import ResultBuffer
 from .params import ENTRY_BITS, Primitives
@@ -23,6 +24,17 @@ __all__ = ["OUT_DEPTH", "ActivationInput", "ConfigWriter", "Readout", "col_flags
 #: loop (three cycles to the buffer's write, its read latency of four) plus the slack of
 #: reserving through the registered ``can_reserve``.
 OUT_DEPTH = 12
+
+
+def _lowest(value):
+    """One-hot: ``value``'s lowest set bit (0 when none is set)."""
+    return Cat(value[k] & ~value[:k].any() if k else value[0] for k in range(len(value)))
+
+
+def _flags_agree(word):
+    """``word``'s ``rest``, ``low1`` and ``low2`` agree with its ``nonzero`` lanes."""
+    return ((word.low1 == _lowest(word.nonzero)) & (word.rest == word.nonzero & ~word.low1)
+            & (word.low2 == _lowest(word.rest)))
 
 
 def _above(value, k):
@@ -185,14 +197,16 @@ class ActivationInput(wiring.Component):
     -------
     i_act : In(stream.Signature(act_layout))
         Into a three-beat FIFO (``ready`` is its registered "not full", with ``accept``); a
-        beat leaves it while ``enable`` and stage A is free (or frees this cycle).
+        beat leaves it while ``enable`` and stage A is free (or frees this cycle), or at
+        once when it has no non-zero lane.
     cols : In, col_flags : In(col_flags_layout(act_lanes))
         Columns of the loaded matrix: the vector ends with beat ``ceil(cols / act_lanes) -
         1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``); and its first three
         beats' lane flags (:class:`ConfigWriter`'s). They must hold for a cycle before a
         vector's first beat (the lane masks are registered).
     enable : In(1)
-        The engine takes activations.
+        The engine takes activations (a register of the engine's, so the handshake starts
+        at flip-flops). No beat is taken after the vector's last (``done``) either.
     queues_ready : In(1), item : Out(stream.Signature(act_item_layout))
         Broadcast to the PE queues: ``item.valid`` rises with ``queues_ready``.
     taken : Out(1)
@@ -210,6 +224,12 @@ class ActivationInput(wiring.Component):
         The vector has been read out: the next one may come.
     error : Out(1)
         Sticky: a misplaced ``last``.
+    consistent : Out(1)
+        Always 1 in a working design (for the formal tier, unused in synthesis): the
+        handshake's registered flags agree with what they stand for (the head's "no
+        non-zero lane under the mask"; "the head holds a beat and the vector's last is not
+        yet taken"), the lane masks are prefixes, and each stage's lane flags (rest,
+        lowest and second-lowest lane) agree with its lanes.
     """
 
     def __init__(self, params):
@@ -222,7 +242,7 @@ class ActivationInput(wiring.Component):
             "accept": In(1), "taken": Out(1), "done": Out(1), "empty": Out(1),
             "pending": Out(1),
             "restart": In(1),
-            "error": Out(1),
+            "error": Out(1), "consistent": Out(1),
         })
 
     def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
@@ -233,24 +253,37 @@ class ActivationInput(wiring.Component):
         # does not wait on the zero-skipping logic behind it); each lane's "non-zero" is
         # worked out on the way in and stored with the beat, so the handshake below starts
         # at registers (without it, the port's data -> the lanes' zero tests -> the handshake
-        # -> the stages' enables was the UP5K's critical path, 20.5 ns). (Depth 3:
-        # SyncFIFOBuffered's depth-2 form has zero-width address wires, which Verilator
-        # rejects.)
+        # -> the stages' enables was the UP5K's critical path, 20.5 ns). On the way into
+        # the FIFO's head the beat gets, from those flags, the same without the lowest
+        # non-zero lane (``rest``) and the lowest and second-lowest non-zero lanes, one-hot
+        # (``low1``, ``low2``). The lane mask is a prefix (lanes below the columns left), so
+        # a masked beat's are these ANDed with the mask: stages A and B need no subtraction
+        # or priority select behind the head. The FIFO shows the beat its head loads next,
+        # so "the head has no non-zero lane under its mask" is a register too (below).
         in_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes})
-        in_data = Cat(self.i_act.payload.as_value(), Cat(a != 0 for a in self.i_act.payload.a))
-        beat_ready = Signal()
-        m.submodules.in_fifo = in_fifo = fifo.SyncFIFOBuffered(
-            width=data.Layout.cast(in_layout).size, depth=3)
-        head = data.View(in_layout, in_fifo.r_data)
-        beat_valid = in_fifo.r_rdy
+        head_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes,
+                                         "rest": lanes, "low1": lanes, "low2": lanes})
+
+        def to_head(word):
+            nonzero = word.nonzero
+            rest = nonzero & ~_lowest(nonzero)
+            return Cat(word.beat.as_value(), nonzero, rest, _lowest(nonzero), _lowest(rest))
+
+        m.submodules.in_fifo = in_fifo = HeadFifo(in_layout, head_layout, to_head)
         m.d.comb += [
-            in_fifo.w_en.eq(self.i_act.valid & self.i_act.ready),
             self.i_act.ready.eq(in_fifo.w_rdy & self.accept),
-            in_fifo.w_data.eq(in_data), in_fifo.r_en.eq(beat_ready),
-            # Any beat inside, also one not yet at the output register (a beat written
-            # in cycle x is offered from x + 2).
-            self.pending.eq(in_fifo.level != 0),
+            in_fifo.w_en.eq(self.i_act.valid & self.i_act.ready),
+            in_fifo.w_data.beat.eq(self.i_act.payload),
+            in_fifo.w_data.nonzero.eq(Cat(a != 0 for a in self.i_act.payload.a)),
+            in_fifo.r_en.eq(self.taken),
+            # Any beat inside, also one not yet in the head (a beat written in cycle x is
+            # offered from x + 2).
+            self.pending.eq(in_fifo.pending),
         ]
+        head = in_fifo.r_data
+        inner = in_fifo.next_data
+        beat_valid = in_fifo.r_rdy
+        load = in_fifo.next_valid & in_fifo.head_free
         act = head.beat
         col_base = Signal(range(p.cols_max + lanes + 1))
         # The lane mask (lane k is below cols) and "last beat" of the beat on offer, and of
@@ -274,57 +307,119 @@ class ActivationInput(wiring.Component):
         nz = Signal(lanes)
         beat_last = cur_last
         m.d.comb += nz.eq(head.nonzero & cur_mask)
+        # ``head_zero`` is ``nz == 0`` for the beat in the head, kept in step with both: the
+        # lane mask's next value when a beat is taken (``mask_taken``) or not
+        # (``mask_kept``), the head's next word (the stored one it loads, or itself), and
+        # ``taken`` choosing between the two in the last LUT.
+        head_zero = Signal()
+        mask_taken = Mux(beat_last, flags.first_mask, Mux(mid, nxt_mask, flags.second_mask))
+        mask_kept = Mux(mid, cur_mask, flags.first_mask)
+        zero_next = Signal()
+        m.d.comb += zero_next.eq(Mux(
+            self.taken, (inner.nonzero & mask_taken) == 0,
+            Mux(beat_valid, (head.nonzero & mask_kept) == 0,
+                (inner.nonzero & mask_kept) == 0)))
+        m.d.sync += head_zero.eq(zero_next)
 
         a_valid = Signal()
-        a_mask = Signal(lanes)
+        a_sel = Signal(lanes)  # stage A's lowest lane, one-hot
+        a_sel2 = Signal(lanes)  # and its second-lowest
         a_vals = Signal(data.ArrayLayout(signed(p.act_width), lanes))
         a_base = Signal.like(col_base)
-        b_mask = Signal(lanes)
         b_vals = Signal(data.ArrayLayout(signed(p.act_width), lanes))
         b_base = Signal.like(col_base)
+        # The item on offer (the lowest lane of stage B's beat still to send) is a register
+        # pair, worked out when the beat moves in or an item leaves: the broadcast takes
+        # ``item`` from flip-flops, with no priority select and add in front of it.
+        b_col = Signal.like(self.item.payload.col)
+        b_act = Signal.like(self.item.payload.act)
 
-        sel = Signal(range(max(2, lanes)))
-        for k in reversed(range(lanes)):  # lowest set bit wins (assigned last)
-            with m.If(b_mask[k]):
-                m.d.comb += sel.eq(k)
+        def item_of(base, vals, sel):
+            """Load the item of lane ``sel`` (one-hot) of a beat at column ``base``."""
+            act = 0
+            for k in range(lanes):
+                act = act | Mux(sel[k], vals[k].as_unsigned(), 0)
+            index = 0
+            for k in range(1, lanes):
+                index = index | Mux(sel[k], k, 0)
+            # The bases are multiples of ``lanes``: with a power of two the column is the
+            # lane index next to the base's upper bits, no carry chain (yosys shared one
+            # adder between the two sums, behind the late "stage A moves" select).
+            bits = (lanes - 1).bit_length()
+            index = Value.cast(index)
+            col = Cat(index[:bits], base[bits:]) if lanes == 1 << bits else base + index
+            return [b_col.eq(col), b_act.eq(act)]
+
+        b_sel = Signal(lanes)  # the lane of the item after the one on offer, one-hot
         bcast = Signal()
-        # b_rest = b_mask without its lowest set bit, kept in a register (as is a_mask's) so
-        # the handshakes below see no subtraction.
+        # b_rest = stage B's lanes still to send after the one on offer, kept in a register
+        # (as is a_rest) so the handshakes below see no subtraction.
         b_rest = Signal(lanes)
         a_rest = Signal(lanes)
-        # ... and "b_mask != 0", "b_rest == 0" (and a_rest's) as flags of their own, so
+        # ... and "B holds an item", "b_rest == 0" (and a_rest's) as flags of their own, so
         # stage A's move, the handshake and the stages' enables are one LUT from registers.
         b_any = Signal()
         b_one = Signal()
-        a_one = Signal()
+        a_one = Signal(init=1)  # a_rest == 0 (also after reset)
         m.d.comb += [
             bcast.eq(b_any & self.queues_ready),
             self.item.valid.eq(bcast),
-            self.item.payload.col.eq(b_base + sel),
-            self.item.payload.act.eq(Array(b_vals[k] for k in range(lanes))[sel]
-                                     if lanes > 1 else b_vals[0]),
+            self.item.payload.col.eq(b_col),
+            self.item.payload.act.eq(b_act),
             self.empty.eq(~a_valid & ~b_any),
         ]
+        rest2 = b_rest & ~b_sel  # stage B's lanes after the next item
         b_next_empty = ~b_any | (self.queues_ready & b_one)
         a_move = a_valid & b_next_empty
-        with m.If(a_move):
-            # Stage A holds a beat only with a non-zero lane: b_mask != 0 after the move.
-            m.d.sync += [b_mask.eq(a_mask), b_rest.eq(a_rest), b_vals.eq(a_vals),
-                         b_base.eq(a_base), a_valid.eq(0), b_any.eq(1), b_one.eq(a_one)]
-        with m.Elif(bcast):
-            m.d.sync += [b_mask.eq(b_rest), b_rest.eq(b_rest & (b_rest - 1)),
-                         b_any.eq(b_rest != 0), b_one.eq((b_rest & (b_rest - 1)) == 0)]
-
+        # Stage B loads (stage A's beat moves in, or an item leaves) when ``a_move |
+        # bcast``, which is ``b_load``: one LUT of three registers (when B holds an item,
+        # exactly when it leaves; when not, when A holds a beat). Whether the beat comes
+        # from A is, in those cycles, a function of registers alone (``from_a``).
+        b_load = Signal()
+        from_a = Signal()
+        m.d.comb += [b_load.eq(Mux(b_any, self.queues_ready, a_valid)),
+                     from_a.eq(a_valid & (~b_any | b_one))]
+        with m.If(b_load):
+            with m.If(from_a):
+                # Stage A holds a beat only with a non-zero lane: B holds an item after
+                # the move.
+                m.d.sync += [b_rest.eq(a_rest), b_vals.eq(a_vals), b_base.eq(a_base),
+                             b_sel.eq(a_sel2), *item_of(a_base, a_vals, a_sel),
+                             b_any.eq(1), b_one.eq(a_one)]
+            with m.Else():
+                m.d.sync += [b_rest.eq(rest2), b_sel.eq(_lowest(rest2)),
+                             *item_of(b_base, b_vals, b_sel),
+                             b_any.eq(b_rest != 0), b_one.eq(rest2 == 0)]
         a_free = ~a_valid | a_move
-        m.d.comb += [
-            beat_ready.eq(self.enable & ((nz == 0) | a_free)),
-            self.taken.eq(beat_valid & beat_ready),
-        ]
-        # Stage A loads whenever it is free (its data registers' enable does not wait on
-        # the handshake); it holds a beat when one with a non-zero lane was taken.
+
+        # The handshake is two LUT levels from flip-flops: "the head has no non-zero lane
+        # under its mask" is a register (``head_zero``), and so is "the head holds a beat
+        # and the vector's last beat has not been taken" (``go``, set from the next cycle's
+        # values of the two), as is the engine's ``enable``.
+        go = Signal()
+        m.d.comb += self.taken.eq(self.enable & go & (head_zero | a_free))
+        done_next = ~self.restart & (self.done | (self.taken & beat_last))
+        valid_next = load | (beat_valid & ~self.taken)
+        m.d.sync += go.eq(valid_next & ~done_next)
+        # Stage A loads whenever it is free; it holds a beat when one with a non-zero lane
+        # was taken.
         with m.If(a_free):
-            m.d.sync += [a_valid.eq(self.taken & (nz != 0)), a_mask.eq(nz),
-                         a_rest.eq(nz & (nz - 1)), a_one.eq((nz & (nz - 1)) == 0),
+            m.d.sync += a_valid.eq(self.taken & ~head_zero)
+        m.d.comb += self.consistent.eq(
+            (~beat_valid | (head_zero == (nz == 0)))
+            & (~go | (beat_valid & ~self.done))
+            & (b_sel == _lowest(b_rest))
+            & (a_sel2 == _lowest(a_rest)) & (a_one == (a_rest == 0))
+            # The lane masks are prefixes (so a masked beat's flags are its flags, masked).
+            & ((cur_mask & (cur_mask + 1)) == 0) & ((nxt_mask & (nxt_mask + 1)) == 0)
+            # The head's lane flags agree with each other.
+            & _flags_agree(head))
+        # Stage A's data registers load whenever it is free (their enable does not wait on
+        # the handshake).
+        with m.If(a_free):
+            m.d.sync += [a_sel.eq(head.low1 & cur_mask), a_sel2.eq(head.low2 & cur_mask),
+                         a_rest.eq(head.rest & cur_mask),
+                         a_one.eq((head.rest & cur_mask) == 0),
                          a_vals.eq(act.a), a_base.eq(col_base)]
         with m.If(self.taken):
             m.d.sync += [col_base.eq(Mux(beat_last, 0, col_base + lanes)),

@@ -12,9 +12,10 @@ from npugen.rtl.common.result_buffer import ResultBuffer
 from npugen.rtl.link import protocol as P
 from npugen.rtl.link.link_parts import FrameReceiver
 from npugen.rtl.sparse.decoder import RelIndexDecoder
+from npugen.rtl.sparse.engine_parts import ActivationInput
 
-__all__ = ["CreditRules", "DecoderRows", "FrameRules", "StreamRules", "after_reset",
-           "crc16_residue", "stream_ports"]
+__all__ = ["ActivationRules", "CreditRules", "DecoderRows", "FrameRules", "StreamRules",
+           "after_reset", "crc16_residue", "stream_ports"]
 
 
 def stream_ports(component):
@@ -153,6 +154,29 @@ class DecoderRows(StreamRules):
             Assert(~self.o.valid | (self.o.payload.row * p.n_pe + dut.pe < self.rows),
                    "no row at or past rows"),
         ]
+        return m
+
+
+class ActivationRules(StreamRules):
+    """The sparse engine's :class:`ActivationInput` (any beats, flags and enables).
+
+    Asserted with the stream rules: the input's ``consistent`` invariant (its registered
+    handshake flags agree with what they stand for), whatever ``cols``, the lane flags
+    (prefix masks, as the configuration writer makes them), ``enable``, ``accept``,
+    ``queues_ready`` and ``restart`` do.
+    """
+
+    def __init__(self, params):
+        # ``item`` is a broadcast whose ``valid`` follows ``queues_ready`` (documented).
+        super().__init__(ActivationInput(params), exempt=("item",))
+
+    def elaborate(self, platform):  # noqa: D102 (Amaranth's elaboration hook)
+        m = super().elaborate(platform)
+        # The configuration writer's lane masks are prefixes (lanes below the columns).
+        for name in ("first", "second", "third"):
+            mask = getattr(self.col_flags, f"{name}_mask")
+            m.d.comb += Assume((mask & (mask + 1)) == 0, f"{name} mask is a prefix")
+        m.d.comb += Assert(self.dut.consistent, "handshake flags consistent")
         return m
 
 

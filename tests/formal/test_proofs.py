@@ -25,6 +25,7 @@ from npugen.rtl.winograd import WinogradF23
 from npugen.sim.blocks import BLOCKS
 from npugen.sim.flow.formal import ProofError, combinational_paths, prove
 from npugen.sim.flow.properties import (
+    ActivationRules,
     CreditRules,
     DecoderRows,
     FrameRules,
@@ -198,6 +199,18 @@ def test_decoder_rows(n_pe, rows_max, pe, primitives, tmp_path):
                           primitives=primitives)
     _check(prove(DecoderRows(params, pe), f"decoder_{n_pe}_{rows_max}_{pe}_{primitives}",
                  tmp_path, depth=4))
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+def test_activation_input_zero_flag(lanes, tmp_path):
+    """The activation input's registered zero flag agrees with the beat it offers.
+
+    The handshake uses the register (``head_zero``) instead of the head's lanes under the
+    mask; the invariant makes every beat's fate (dropped or staged) the same as with the
+    comparison. 30 columns: the vector's last beat has a partial mask.
+    """
+    params = SparseParams(cols_max=30, act_lanes=lanes)
+    _check(prove(ActivationRules(params), f"activation_{lanes}", tmp_path, depth=2))
 
 
 @pytest.mark.parametrize("idle_cycles", [1, 3, 6])
