@@ -11,8 +11,8 @@ class HeadFifo(wiring.Component):
     """Two storage slots and a head register, all flip-flops.
 
     The cycles of ``SyncFIFOBuffered(depth=3)``: a beat written in cycle x is offered from
-    x + 2, three beats fit, and a beat is written and one read in the same cycle at any
-    level. What differs is where each signal starts: ``w_rdy`` is a flip-flop of its own
+    x + 2, three beats fit, and at levels 1 and 2 a beat is written and one read in the
+    same cycle. What differs is where each signal starts: ``w_rdy`` is a flip-flop of its own
     (not a compare of the level), the storage is flip-flops rather than LUT RAM (its read
     is a 2:1 multiplexer), and the stored beat the head loads next is a port, so a user
     can work out, a cycle ahead, flags of the beat that is offered next.

@@ -197,8 +197,8 @@ class ActivationInput(wiring.Component):
     -------
     i_act : In(stream.Signature(act_layout))
         Into a three-beat FIFO (``ready`` is its registered "not full", with ``accept``); a
-        beat leaves it while ``enable`` and stage A is free (or frees this cycle), or at
-        once when it has no non-zero lane.
+        beat leaves it while ``enable`` and stage A is free (or frees this cycle); one
+        with no non-zero lane leaves while ``enable`` whatever stage A does.
     cols : In, col_flags : In(col_flags_layout(act_lanes))
         Columns of the loaded matrix: the vector ends with beat ``ceil(cols / act_lanes) -
         1`` whatever ``last`` says (a ``last`` elsewhere sets ``error``); and its first three
@@ -257,8 +257,9 @@ class ActivationInput(wiring.Component):
         # the FIFO's head the beat gets, from those flags, the same without the lowest
         # non-zero lane (``rest``) and the lowest and second-lowest non-zero lanes, one-hot
         # (``low1``, ``low2``). The lane mask is a prefix (lanes below the columns left), so
-        # a masked beat's are these ANDed with the mask: stages A and B need no subtraction
-        # or priority select behind the head. The FIFO shows the beat its head loads next,
+        # a masked beat's are these ANDed with the mask: no subtraction or priority select
+        # behind the head or in front of the item (stage B still finds the lane after next,
+        # off the handshake). The FIFO shows the beat its head loads next,
         # so "the head has no non-zero lane under its mask" is a register too (below).
         in_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes})
         head_layout = data.StructLayout({"beat": act_layout(p), "nonzero": lanes,
@@ -407,7 +408,7 @@ class ActivationInput(wiring.Component):
             m.d.sync += a_valid.eq(self.taken & ~head_zero)
         m.d.comb += self.consistent.eq(
             (~beat_valid | (head_zero == (nz == 0)))
-            & (~go | (beat_valid & ~self.done))
+            & (go == (beat_valid & ~self.done))
             & (b_sel == _lowest(b_rest))
             & (a_sel2 == _lowest(a_rest)) & (a_one == (a_rest == 0))
             # The lane masks are prefixes (so a masked beat's flags are its flags, masked).
